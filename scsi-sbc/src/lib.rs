@@ -1,0 +1,30 @@
+//! Sans-IO SCSI block device: SPC/SBC command dispatch for an iSCSI target.
+//!
+//! This crate performs no I/O. A target hands it a CDB and the logical unit's
+//! configuration; it answers with a [`Plan`]: either a finished [`Outcome`]
+//! (status, data-in, sense) or a [`BlockOp`] for the caller to run against the
+//! backing store. When the block operation completes the caller feeds the
+//! result to [`complete`] and gets the [`Outcome`] to send.
+//!
+//! Flow for one command:
+//! 1. [`prepare`] checks the CDB before any data is solicited and tells how many
+//!    data-out bytes the command needs (so the transport can send R2Ts).
+//! 2. [`execute`] runs the command with the collected data-out bytes.
+//! 3. For [`Plan::Io`], [`complete`] turns the store's result into the outcome.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod block_op;
+pub mod cdb;
+pub mod dispatch;
+pub mod inquiry;
+pub mod lu;
+pub mod mode;
+pub mod sense;
+pub mod store;
+
+pub use block_op::{BlockOp, IoErrorKind};
+pub use dispatch::{complete, execute, prepare, Outcome, Plan, Prepared, ScsiStatus};
+pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity};
+pub use sense::{Sense, SenseKey};
+pub use store::BlockStore;

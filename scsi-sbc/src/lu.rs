@@ -1,0 +1,57 @@
+//! Logical unit configuration: what the SCSI layer needs to know about a LUN.
+
+/// The SCSI peripheral device type a LUN presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceType {
+    /// Direct-access block device (type 0x00), backed by a store.
+    Disk,
+    /// Storage array controller (type 0x0c): tgt's LUN 0, no medium.
+    Controller,
+}
+
+/// Identity strings reported by INQUIRY and the VPD pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuIdentity {
+    /// T10 vendor identification (8 bytes, space padded on the wire). tgt: "IET".
+    pub vendor_id: String,
+    /// Product identification (16 bytes, space padded). tgt: "VIRTUAL-DISK" / "Controller".
+    pub product_id: String,
+    /// Product revision level (4 bytes, space padded). tgt: "0001".
+    pub product_rev: String,
+    /// SCSI ID used in the device identification VPD page (0x83). tgt: "IET     000TTLLL"-style.
+    pub scsi_id: String,
+    /// Unit serial number (VPD 0x80). tgt: "beaf" + tid + lun.
+    pub scsi_sn: String,
+}
+
+/// Static configuration of one logical unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuConfig {
+    /// What kind of device this LUN is.
+    pub device_type: DeviceType,
+    /// Logical block size in bytes (512 or 4096).
+    pub block_size: u32,
+    /// Number of logical blocks (store size / block size); 0 for a controller.
+    pub num_blocks: u64,
+    /// INQUIRY identity.
+    pub identity: LuIdentity,
+    /// Writes are refused with DATA PROTECT.
+    pub readonly: bool,
+    /// The RMB bit in standard INQUIRY.
+    pub removable: bool,
+    /// Write cache enabled (WCE in the caching mode page).
+    pub write_cache: bool,
+}
+
+/// Where a command runs: facts about the nexus and target that some commands report.
+#[derive(Debug, Clone, Copy)]
+pub struct LuContext<'a> {
+    /// The LUN number the command was addressed to.
+    pub lun: u64,
+    /// Every LUN of the target, ascending (REPORT LUNS).
+    pub luns: &'a [u64],
+    /// The target's iSCSI name (target port designator in VPD 0x83).
+    pub target_name: &'a str,
+    /// Target portal group tag (relative target port identifier in VPD 0x83).
+    pub tpgt: u16,
+}

@@ -1,0 +1,15 @@
+//! The interface a backing store offers. Defined here (not in `backends`) so that the
+//! sans-IO target core can hold a store handle without depending on any I/O crate.
+
+use crate::block_op::{BlockOp, IoErrorKind};
+use bytes::Bytes;
+
+/// A backing store. Implementations do blocking I/O and are called from worker
+/// threads only, never from an event loop.
+pub trait BlockStore: Send + Sync + std::fmt::Debug {
+    /// Size of the store in bytes.
+    fn size(&self) -> u64;
+    /// Run one block operation. A read returns exactly `len` bytes; writes and
+    /// flushes return empty bytes.
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind>;
+}
