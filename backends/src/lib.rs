@@ -1,1 +1,68 @@
-//! placeholder
+//! Backing stores and the worker pool that runs their I/O.
+//!
+//! This is the I/O side of the target: the sans-IO cores (`target-core`, `scsi-sbc`)
+//! describe block operations as [`BlockOp`] values; this crate opens the stores that
+//! execute them and owns the threads that run them off the event loop.
+//!
+//! - [`open_store`] opens a store the way `tgtadm --mode logicalunit --op new
+//!   --bstype T --backing-store PATH` names it ([`BsType`]).
+//! - [`FileStore`] (`rdwr`): a regular file or block device, `pread`/`pwrite`.
+//! - [`MemoryStore`] (`memory`): sparse RAM, for demos and tests.
+//! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
+//! - [`WorkerPool`]: named threads that run [`BlockStore::execute`] and hand each
+//!   result to a callback, which is how every runtime routes completions home
+//!   (mio: queue + `Waker`; tokio: channel).
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use backends::{open_store, BsType, OpenOptions, WorkerPool};
+//! use scsi_sbc::BlockOp;
+//!
+//! let store = open_store(BsType::Memory, "16M", &OpenOptions::default()).unwrap();
+//! let pool = WorkerPool::new(2);
+//! let (tx, rx) = mpsc::channel();
+//! let op = BlockOp::Read { offset: 4096, len: 512 };
+//! pool.submit(store, op, Box::new(move |result| tx.send(result).unwrap()));
+//! assert_eq!(rx.recv().unwrap().unwrap(), vec![0u8; 512]);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+// This crate is the one place in the workspace allowed to own threads (the worker
+// pool); the workspace clippy.toml bans `std::thread::spawn` for the sans-IO cores.
+// We spawn through `std::thread::Builder` anyway (named threads, spawn errors
+// reported), so this allow only guards against future uses.
+#![allow(clippy::disallowed_methods)]
+
+mod error;
+mod file;
+mod memory;
+mod null;
+mod open;
+mod pool;
+
+pub use error::BackendError;
+pub use file::FileStore;
+pub use memory::MemoryStore;
+pub use null::NullStore;
+pub use open::{open_store, parse_size, BsType, OpenOptions};
+pub use pool::{Completion, WorkerPool};
+
+/// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
+pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+
+use bytes::{Bytes, BytesMut};
+
+/// Length of the shared all-zero buffer. Zero-initialised statics live in `.bss`,
+/// so this costs no file size and, until read, no memory.
+const ZEROS_LEN: usize = 1 << 20;
+static ZEROS: [u8; ZEROS_LEN] = [0; ZEROS_LEN];
+
+/// `len` zero bytes. Up to 1 MiB this is a slice of a shared static buffer (no
+/// allocation), which makes reads of unwritten space and of the null store free.
+pub(crate) fn zeros(len: usize) -> Bytes {
+    if len <= ZEROS_LEN {
+        Bytes::from_static(&ZEROS[..len])
+    } else {
+        BytesMut::zeroed(len).freeze()
+    }
+}

@@ -11,9 +11,13 @@
 //!    data-out bytes the command needs (so the transport can send R2Ts).
 //! 2. [`execute`] runs the command with the collected data-out bytes.
 //! 3. For [`Plan::Io`], [`complete`] turns the store's result into the outcome.
+//!
+//! Raw CDB bytes are parsed once into a typed [`Cdb`] ([`cdb`] module); a malformed
+//! CDB becomes a [`CdbError`], which converts into the [`Sense`] to report.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod asc;
 pub mod block_op;
 pub mod cdb;
 pub mod dispatch;
@@ -23,8 +27,19 @@ pub mod mode;
 pub mod sense;
 pub mod store;
 
+mod capacity;
+mod report_luns;
+mod rw;
+mod vpd;
+
+#[cfg(test)]
+mod test_util;
+
 pub use block_op::{BlockOp, IoErrorKind};
-pub use dispatch::{complete, execute, prepare, Outcome, Plan, Prepared, ScsiStatus};
+pub use cdb::{Cdb, CdbError};
+pub use dispatch::{
+    complete, execute, prepare, Outcome, Plan, Prepared, ScsiStatus, MAX_TRANSFER_BYTES,
+};
 pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity};
 pub use sense::{Sense, SenseKey};
 pub use store::BlockStore;

@@ -1,0 +1,72 @@
+//! Errors from opening a backing store or starting the worker pool.
+//!
+//! These are setup errors, reported to the storage admin (through `tgtadm`), so each
+//! message names the store and says what to fix. Errors of individual operations are
+//! [`IoErrorKind`](scsi_sbc::IoErrorKind) values instead: they become SCSI sense data.
+
+use std::io;
+
+/// Why a backing store could not be opened (or the worker pool could not start).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The OS refused to open the path (missing file, permissions, ...): the LUN cannot
+    /// be created until the path is fixed.
+    #[error("cannot open backing store {path}: {source}")]
+    Open {
+        /// The backing-store path as given.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The path exists but is a directory, socket, character device, ...: only regular
+    /// files and block devices can back a disk LUN.
+    #[error("backing store {path} is neither a regular file nor a block device")]
+    NotAFileOrDevice {
+        /// The backing-store path as given.
+        path: String,
+    },
+    /// The size of an opened store could not be read (a block device that refuses to
+    /// report its size): without a size there is no READ CAPACITY answer.
+    #[error("cannot determine the size of backing store {path}: {source}")]
+    Size {
+        /// The backing-store path as given.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The store holds 0 bytes; a LUN needs at least one block, and READ CAPACITY
+    /// cannot describe an empty disk.
+    #[error(
+        "backing store {path} is empty (0 bytes); grow it first, e.g. `truncate -s 1G {path}`"
+    )]
+    Empty {
+        /// The backing-store path as given.
+        path: String,
+    },
+    /// A size (the "path" of a `memory` store) did not parse, or was zero.
+    #[error(
+        "invalid size '{text}': expected a positive number of bytes with an optional \
+         K, M, G or T suffix (powers of 1024), e.g. 512M or 1G"
+    )]
+    BadSize {
+        /// The text as given.
+        text: String,
+    },
+    /// `--bstype` named a backing-store type this target does not implement.
+    #[error("unknown backing store type '{name}': expected rdwr (or aio), memory or null")]
+    UnknownBsType {
+        /// The type name as given.
+        name: String,
+    },
+    /// The OS refused to start an I/O worker thread (thread or memory limits); without
+    /// workers no I/O can complete.
+    #[error("cannot start I/O worker thread: {source}")]
+    Spawn {
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+}

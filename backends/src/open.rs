@@ -1,0 +1,262 @@
+//! Choosing and opening a backing store by tgt's names: `--bstype` and `--backing-store`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+
+use crate::{BackendError, FileStore, MemoryStore, NullStore};
+
+/// A backing-store type, as named by `tgtadm --bstype`.
+///
+/// Parsing (case-insensitive):
+/// - `rdwr` → [`BsType::Rdwr`]. `aio` is accepted as an alias: tgt's `aio` store does
+///   the same reads and writes through Linux AIO; here every store runs on the worker
+///   pool, so the two are the same thing and configs written for tgt keep working.
+///   `sync` is *not* a type: in tgt it is a `--bsoflags` value (O_SYNC), and reading
+///   it as a type would hide that the flag was meant.
+/// - `memory` or `mem` → [`BsType::Memory`] (not in tgt; the backing store is a size).
+/// - `null` → [`BsType::Null`].
+///
+/// [`Display`](fmt::Display) gives the canonical names `rdwr`, `memory`, `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BsType {
+    /// A regular file or block device, read and written with `pread`/`pwrite`
+    /// ([`FileStore`]); tgt's default.
+    #[default]
+    Rdwr,
+    /// Sparse RAM of a given size ([`MemoryStore`]); contents are lost on exit.
+    Memory,
+    /// Reads return zeros, writes are dropped ([`NullStore`]); for benchmarks.
+    Null,
+}
+
+impl BsType {
+    /// The canonical name, as `tgtadm --bstype` takes it and `tgtadm --op show` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BsType::Rdwr => "rdwr",
+            BsType::Memory => "memory",
+            BsType::Null => "null",
+        }
+    }
+}
+
+impl fmt::Display for BsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BsType {
+    type Err = BackendError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rdwr" | "aio" => Ok(BsType::Rdwr),
+            "memory" | "mem" => Ok(BsType::Memory),
+            "null" => Ok(BsType::Null),
+            _ => Err(BackendError::UnknownBsType { name: s.to_owned() }),
+        }
+    }
+}
+
+/// How to open a backing store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Open read-only: writes fail with [`IoErrorKind::ReadOnly`] (tgt's
+    /// `--params readonly=1`). A file that cannot be opened for writing is opened
+    /// read-only even without this, as tgt does; see [`FileStore::is_readonly`].
+    pub readonly: bool,
+}
+
+/// Open a backing store.
+///
+/// `path` means what tgt's `--backing-store` means for the type:
+/// - [`BsType::Rdwr`]: a regular file or block device. If it cannot be opened for
+///   writing (EACCES, EROFS) it is opened read-only, as tgt does, and writes fail
+///   with [`IoErrorKind::ReadOnly`] (DATA PROTECT). Use [`FileStore::open`] to learn
+///   whether that happened.
+/// - [`BsType::Memory`]: a size for [`parse_size`], e.g. `1G`; a bad size is
+///   [`BackendError::BadSize`].
+/// - [`BsType::Null`]: a size if `path` parses as one, else 1 TiB, tgt's fixed null
+///   size (so `--backing-store None` or `/dev/null` work as in tgt).
+pub fn open_store(
+    bstype: BsType,
+    path: &str,
+    opts: &OpenOptions,
+) -> Result<Arc<dyn BlockStore>, BackendError> {
+    let store: Arc<dyn BlockStore> = match bstype {
+        BsType::Rdwr => return Ok(Arc::new(FileStore::open(path, opts)?)),
+        BsType::Memory => Arc::new(MemoryStore::new(parse_size(path)?)),
+        BsType::Null => Arc::new(NullStore::new(
+            parse_size(path).unwrap_or(NullStore::DEFAULT_SIZE),
+        )),
+    };
+    Ok(if opts.readonly {
+        Arc::new(ReadOnlyStore(store))
+    } else {
+        store
+    })
+}
+
+/// Parse a size: plain bytes (`1048576`) or a number with a binary suffix `K`, `M`,
+/// `G`, `T` (case-insensitive, optionally followed by `B` or `iB`: `4096K`, `512M`,
+/// `1G`, `1GiB`). Zero, fractions, and sizes over `u64::MAX` are
+/// [`BackendError::BadSize`].
+pub fn parse_size(text: &str) -> Result<u64, BackendError> {
+    let bad = || BackendError::BadSize {
+        text: text.to_owned(),
+    };
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits_end);
+    if number.is_empty() {
+        return Err(bad());
+    }
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let suffix = suffix.to_ascii_lowercase();
+    let unit_name = suffix
+        .strip_suffix("ib")
+        .or_else(|| suffix.strip_suffix('b'))
+        .unwrap_or(&suffix);
+    let shift = match unit_name {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(bad()),
+    };
+    // "B" and "iB" alone would make "512b" bytes and "512ib" nonsense; only allow
+    // them after a unit letter, except a bare "B".
+    if unit_name.is_empty() && suffix == "ib" {
+        return Err(bad());
+    }
+    let size = number.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if size == 0 {
+        return Err(bad());
+    }
+    Ok(size)
+}
+
+/// Refuses writes to a store opened with [`OpenOptions::readonly`] whose type has no
+/// read-only mode of its own (memory, null).
+#[derive(Debug)]
+struct ReadOnlyStore(Arc<dyn BlockStore>);
+
+impl BlockStore for ReadOnlyStore {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        match op {
+            BlockOp::Write { .. } => Err(IoErrorKind::ReadOnly),
+            // Nothing was written, so nothing needs to become durable.
+            BlockOp::Flush => Ok(Bytes::new()),
+            BlockOp::Read { .. } => self.0.execute(op),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bstype_names_round_trip() {
+        for t in [BsType::Rdwr, BsType::Memory, BsType::Null] {
+            assert_eq!(t.to_string().parse::<BsType>().unwrap(), t);
+        }
+        assert_eq!("aio".parse::<BsType>().unwrap(), BsType::Rdwr);
+        assert_eq!("MEM".parse::<BsType>().unwrap(), BsType::Memory);
+        assert!(matches!(
+            "sync".parse::<BsType>(),
+            Err(BackendError::UnknownBsType { name }) if name == "sync"
+        ));
+        assert_eq!(BsType::default(), BsType::Rdwr);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("4096K").unwrap(), 4096 << 10);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1gb").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1T").unwrap(), 1 << 40);
+        assert_eq!(parse_size(" 2T ").unwrap(), 2 << 40);
+        assert_eq!(parse_size("100B").unwrap(), 100);
+    }
+
+    #[test]
+    fn bad_sizes_are_rejected() {
+        for text in [
+            "",
+            "G",
+            "0",
+            "0M",
+            "1.5G",
+            "-1",
+            "1X",
+            "1 G",
+            "12ib",
+            "1GG",
+            "abc",
+            "99999999999T",
+            "18446744073709551616",
+        ] {
+            match parse_size(text) {
+                Err(BackendError::BadSize { text: t }) => assert_eq!(t, text),
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn memory_store_takes_size_from_path() {
+        let s = open_store(BsType::Memory, "8M", &OpenOptions::default()).unwrap();
+        assert_eq!(s.size(), 8 << 20);
+        assert!(matches!(
+            open_store(BsType::Memory, "lots", &OpenOptions::default()),
+            Err(BackendError::BadSize { .. })
+        ));
+    }
+
+    #[test]
+    fn null_store_size_defaults_to_one_tib() {
+        let opts = OpenOptions::default();
+        assert_eq!(
+            open_store(BsType::Null, "None", &opts).unwrap().size(),
+            1 << 40
+        );
+        assert_eq!(
+            open_store(BsType::Null, "/dev/null", &opts).unwrap().size(),
+            1 << 40
+        );
+        assert_eq!(
+            open_store(BsType::Null, "2G", &opts).unwrap().size(),
+            2 << 30
+        );
+    }
+
+    #[test]
+    fn readonly_memory_store_refuses_writes() {
+        let opts = OpenOptions { readonly: true };
+        let s = open_store(BsType::Memory, "1M", &opts).unwrap();
+        let write = BlockOp::Write {
+            offset: 0,
+            data: Bytes::from_static(b"x"),
+            fua: false,
+        };
+        assert_eq!(s.execute(&write), Err(IoErrorKind::ReadOnly));
+        assert_eq!(s.execute(&BlockOp::Flush), Ok(Bytes::new()));
+        let read = BlockOp::Read { offset: 0, len: 1 };
+        assert_eq!(s.execute(&read).unwrap(), vec![0u8]);
+    }
+}

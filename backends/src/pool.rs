@@ -1,0 +1,357 @@
+//! Worker threads that run block operations off the event loop.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use bytes::Bytes;
+use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+
+use crate::BackendError;
+
+/// What a worker hands back when an operation finishes. It runs on the worker thread,
+/// so it should only route the result (push + wake, send on a channel) and return.
+pub type Completion = Box<dyn FnOnce(Result<Bytes, IoErrorKind>) + Send>;
+
+/// A fixed set of named threads (`tgtd-io-0`, `tgtd-io-1`, ...) that run
+/// [`BlockStore::execute`] for submitted operations, first come first served.
+///
+/// The pool knows nothing of runtimes: each job carries a [`Completion`] callback,
+/// called on the worker with the result. A mio loop pushes to a queue and pokes its
+/// `Waker`; a tokio task sends on a channel.
+///
+/// A panic inside a store completes the job with [`IoErrorKind::Other`] (HARDWARE
+/// ERROR to the initiator) and the worker carries on; a panic inside a completion is
+/// logged and the worker carries on.
+///
+/// Dropping the pool stops it: no new jobs can be submitted (drop needs ownership),
+/// every queued job still runs and completes, and the threads are joined.
+#[derive(Debug)]
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("jobs", &self.jobs.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+struct Job {
+    store: Arc<dyn BlockStore>,
+    op: BlockOp,
+    done: Completion,
+}
+
+impl WorkerPool {
+    /// Start `threads` workers (at least one; tgt runs 16 per LUN).
+    ///
+    /// # Panics
+    /// If the OS refuses to start a thread, as [`std::thread::spawn`] does; use
+    /// [`try_new`](Self::try_new) to get an error instead.
+    pub fn new(threads: usize) -> Self {
+        Self::try_new(threads).expect("the OS refused to start an I/O worker thread")
+    }
+
+    /// Start `threads` workers (at least one), or report why the OS would not.
+    pub fn try_new(threads: usize) -> Result<Self, BackendError> {
+        let mut pool = WorkerPool {
+            shared: Arc::default(),
+            threads: Vec::with_capacity(threads.max(1)),
+        };
+        for n in 0..threads.max(1) {
+            let shared = Arc::clone(&pool.shared);
+            let handle = thread::Builder::new()
+                .name(format!("tgtd-io-{n}"))
+                .spawn(move || worker(&shared))
+                // Dropping `pool` here joins the workers already started.
+                .map_err(|source| BackendError::Spawn { source })?;
+            pool.threads.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Queue `op` on `store`; a worker runs `store.execute(&op)` and then calls
+    /// `done(result)` on its own thread. Never blocks on I/O.
+    pub fn submit(&self, store: Arc<dyn BlockStore>, op: BlockOp, done: Completion) {
+        let mut queue = self.lock();
+        queue.jobs.push_back(Job { store, op, done });
+        drop(queue);
+        self.shared.ready.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        lock(&self.shared)
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.lock().closed = true;
+        self.shared.ready.notify_all();
+        for handle in self.threads.drain(..) {
+            // Workers catch every panic of a job, so a join error cannot carry
+            // anything worth re-raising during drop.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The queue holds only plain data, and no code that can panic runs under its lock;
+/// a poisoned lock is still a consistent queue.
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Queue> {
+    shared.queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let job = {
+            let mut queue = lock(shared);
+            loop {
+                if let Some(job) = queue.jobs.pop_front() {
+                    break job;
+                }
+                if queue.closed {
+                    return;
+                }
+                queue = shared
+                    .ready
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        run(job);
+    }
+}
+
+fn run(Job { store, op, done }: Job) {
+    let result =
+        panic::catch_unwind(AssertUnwindSafe(|| store.execute(&op))).unwrap_or_else(|_| {
+            tracing::error!(
+                ?store,
+                ?op,
+                "backing store panicked; completing with a hardware error"
+            );
+            Err(IoErrorKind::Other)
+        });
+    if panic::catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
+        tracing::error!(?op, "I/O completion callback panicked; completion lost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Barrier};
+    use std::time::Duration;
+
+    /// Answers a read with the offset's bytes, so each completion names its job.
+    #[derive(Debug)]
+    struct Echo;
+
+    impl BlockStore for Echo {
+        fn size(&self) -> u64 {
+            u64::MAX
+        }
+        fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            match op {
+                BlockOp::Read { offset, .. } => Ok(Bytes::copy_from_slice(&offset.to_be_bytes())),
+                _ => Ok(Bytes::new()),
+            }
+        }
+    }
+
+    /// Every call waits at a barrier: only completes if that many run at once.
+    #[derive(Debug)]
+    struct Rendezvous(Barrier);
+
+    impl BlockStore for Rendezvous {
+        fn size(&self) -> u64 {
+            0
+        }
+        fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            self.0.wait();
+            Ok(Bytes::new())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Slow;
+
+    impl BlockStore for Slow {
+        fn size(&self) -> u64 {
+            0
+        }
+        fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            thread::sleep(Duration::from_millis(5));
+            Ok(Bytes::new())
+        }
+    }
+
+    #[derive(Debug)]
+    struct Panics;
+
+    impl BlockStore for Panics {
+        fn size(&self) -> u64 {
+            0
+        }
+        fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            panic!("store bug");
+        }
+    }
+
+    fn read(offset: u64) -> BlockOp {
+        BlockOp::Read { offset, len: 8 }
+    }
+
+    #[test]
+    fn thousand_jobs_complete_exactly_once() {
+        let pool = WorkerPool::new(4);
+        assert_eq!(pool.threads(), 4);
+        let store: Arc<dyn BlockStore> = Arc::new(Echo);
+        let (tx, rx) = mpsc::channel();
+        for i in 0..1000u64 {
+            let tx = tx.clone();
+            pool.submit(
+                Arc::clone(&store),
+                read(i),
+                Box::new(move |r| {
+                    let name = thread::current().name().map(str::to_owned);
+                    tx.send((r, name)).unwrap();
+                }),
+            );
+        }
+        drop(tx);
+        let mut seen = HashSet::new();
+        for (result, name) in rx.iter() {
+            let bytes = result.unwrap();
+            let id = u64::from_be_bytes(bytes[..].try_into().unwrap());
+            assert!(seen.insert(id), "job {id} completed twice");
+            assert!(name.unwrap().starts_with("tgtd-io-"));
+        }
+        assert_eq!(seen, (0..1000).collect::<HashSet<_>>());
+    }
+
+    #[test]
+    fn jobs_run_in_parallel_on_every_worker() {
+        let pool = WorkerPool::new(4);
+        let store: Arc<dyn BlockStore> = Arc::new(Rendezvous(Barrier::new(4)));
+        let (tx, rx) = mpsc::channel();
+        for i in 0..4 {
+            let tx = tx.clone();
+            pool.submit(
+                Arc::clone(&store),
+                read(i),
+                Box::new(move |r| {
+                    tx.send((r, thread::current().name().unwrap().to_owned()))
+                        .unwrap();
+                }),
+            );
+        }
+        let names: HashSet<String> = (0..4)
+            .map(|_| {
+                let (r, name) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                r.unwrap();
+                name
+            })
+            .collect();
+        let want: HashSet<String> = (0..4).map(|n| format!("tgtd-io-{n}")).collect();
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn drop_finishes_queued_jobs_and_joins() {
+        let pool = WorkerPool::new(2);
+        let done = Arc::new(AtomicUsize::new(0));
+        let store: Arc<dyn BlockStore> = Arc::new(Slow);
+        for i in 0..40 {
+            let done = Arc::clone(&done);
+            pool.submit(
+                Arc::clone(&store),
+                read(i),
+                Box::new(move |r| {
+                    r.unwrap();
+                    done.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
+        }
+        drop(pool);
+        assert_eq!(done.load(Ordering::SeqCst), 40);
+        // Every worker has let go of the store: the threads are gone.
+        assert_eq!(Arc::strong_count(&store), 1);
+    }
+
+    #[test]
+    fn store_panic_completes_with_other_and_worker_survives() {
+        let pool = WorkerPool::new(1);
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        pool.submit(
+            Arc::new(Panics),
+            read(0),
+            Box::new(move |r| tx.send(r).unwrap()),
+        );
+        pool.submit(
+            Arc::new(Echo),
+            read(7),
+            Box::new(move |r| tx2.send(r).unwrap()),
+        );
+        assert_eq!(rx.recv().unwrap(), Err(IoErrorKind::Other));
+        assert_eq!(rx.recv().unwrap().unwrap(), 7u64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn completion_panic_does_not_kill_the_worker() {
+        let pool = WorkerPool::new(1);
+        let (tx, rx) = mpsc::channel();
+        pool.submit(
+            Arc::new(Echo),
+            read(1),
+            Box::new(|_| panic!("callback bug")),
+        );
+        pool.submit(
+            Arc::new(Echo),
+            read(2),
+            Box::new(move |r| tx.send(r).unwrap()),
+        );
+        assert_eq!(rx.recv().unwrap().unwrap(), 2u64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn zero_threads_means_one() {
+        let pool = WorkerPool::new(0);
+        assert_eq!(pool.threads(), 1);
+        let (tx, rx) = mpsc::channel();
+        pool.submit(
+            Arc::new(Echo),
+            read(3),
+            Box::new(move |r| tx.send(r).unwrap()),
+        );
+        assert!(rx.recv().unwrap().is_ok());
+    }
+}
