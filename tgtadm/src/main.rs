@@ -1,1 +1,51 @@
-fn main() {}
+//! `tgtadm`: tgt's admin command line, for tgtd-mio and tgtd-tokio.
+//!
+//! Same options, same checks, same messages and exit statuses as tgt's `tgtadm`
+//! (`usr/tgtadm.c`), so scripts written for tgt keep working. The request itself
+//! travels as a typed value ([`target_core::mgmt::wire`]) instead of tgt's C struct.
+
+mod cli;
+mod client;
+mod getopt;
+mod number;
+mod usage;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Run one command line; returns the exit status.
+fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = cli::parse(args).and_then(|inv| {
+        let path = client::socket_path(&inv);
+        client::send(&path, &inv.request)
+    });
+    // Write failures (a closed pipe) leave nothing better to do than exit.
+    match result {
+        Ok(resp) => {
+            if let Some(text) = resp.output {
+                let _ = out.write_all(text.as_bytes());
+            }
+            0
+        }
+        Err(exit) => {
+            let _ = out.write_all(exit.stdout.as_bytes());
+            let _ = err.write_all(exit.stderr.as_bytes());
+            exit.code
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // tgt takes bytes; a non-UTF-8 word can only be a path or name, kept lossily.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let code = run(
+        &args,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    let _ = std::io::stdout().flush();
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

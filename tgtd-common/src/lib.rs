@@ -1,1 +1,109 @@
-//! placeholder
+//! Daemon plumbing shared by `tgtd-mio` and `tgtd-tokio`: the command line, the control
+//! socket, opening stores, the demo target, going to the background and start-up.
+//!
+//! Both adapters call [`start`] and then run their own event loops over the returned
+//! [`Daemon`]; nothing protocol-related lives here (that is `target-core`).
+
+pub mod daemonize;
+pub mod demo;
+pub mod mgmt_server;
+pub mod opener;
+pub mod options;
+pub mod txqueue;
+
+pub use opener::BackendsOpener;
+pub use options::Options;
+
+use backends::WorkerPool;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use target_core::connection::ConnConfig;
+use target_core::Core;
+
+/// Everything a running daemon shares between its event loops.
+pub struct Daemon {
+    /// Targets, LUNs, sessions.
+    pub core: Arc<Core>,
+    /// Backing-store workers.
+    pub pool: Arc<WorkerPool>,
+    /// Settings for new connections.
+    pub conn_config: ConnConfig,
+    /// Portals to listen on.
+    pub portals: Vec<SocketAddr>,
+    /// The management server (kept alive; removes its socket on drop).
+    pub mgmt: mgmt_server::MgmtServer,
+    /// Where the management socket is.
+    pub socket_path: PathBuf,
+    /// Event-loop threads wanted.
+    pub threads: usize,
+}
+
+/// Set up logging to stderr at the `-d` level (`RUST_LOG` overrides).
+pub fn init_logging(debug: u8) {
+    let level = match debug {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parse the command line, daemonize unless `-f`, and start the management server and
+/// the I/O workers. On error the message is ready to print as is.
+pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
+    let portals = opts.portals().map_err(|e| format!("tgtd: {e}"))?;
+    let socket_path = opts.control_socket_path();
+    let readiness = if opts.foreground {
+        daemonize::Readiness::foreground()
+    } else {
+        daemonize::daemonize().map_err(|e| format!("tgtd: cannot daemonize: {e}"))?
+    };
+    init_logging(opts.debug);
+    let core = Arc::new(Core::new());
+    let opener = Arc::new(BackendsOpener);
+    if opts.demo {
+        demo::setup(&core, opener.as_ref()).map_err(|e| format!("tgtd: demo target: {e}"))?;
+    }
+    let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
+        .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
+    let pool =
+        Arc::new(WorkerPool::try_new(opts.io_threads.max(1)).map_err(|e| format!("tgtd: {e}"))?);
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    Ok((
+        Daemon {
+            core,
+            pool,
+            conn_config: ConnConfig::default(),
+            portals,
+            mgmt,
+            socket_path,
+            threads,
+        },
+        readiness,
+    ))
+}
+
+/// The line printed once the daemon serves, so a user knows where to point tgtadm.
+pub fn banner(d: &Daemon, flavour: &str) -> String {
+    let portals: Vec<String> = d.portals.iter().map(|p| p.to_string()).collect();
+    format!(
+        "{flavour}: serving iSCSI on {} ; management socket {} (tgtadm --control-socket {})",
+        portals.join(", "),
+        d.socket_path.display(),
+        d.socket_path.display()
+    )
+}

@@ -1,1 +1,36 @@
-fn main() {}
+//! `tgtd-mio`: the iSCSI target daemon on mio event loops.
+//!
+//! One thread accepts; N event-loop threads each own a share of the connections; the
+//! backing-store worker pool runs I/O and wakes the owning loop with its completions.
+#![allow(clippy::disallowed_methods)] // an adapter owns clocks and threads
+
+mod conn;
+mod event_loop;
+
+use clap::Parser;
+use std::process::ExitCode;
+use tgtd_common::{banner, start, Options};
+
+fn main() -> ExitCode {
+    let opts = Options::parse();
+    let (daemon, mut readiness) = match start(&opts) {
+        Ok(d) => d,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match event_loop::run(daemon, &mut readiness) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            readiness.fail(&msg);
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _banner_is_used(d: &tgtd_common::Daemon) -> String {
+    banner(d, "tgtd-mio")
+}

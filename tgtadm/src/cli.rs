@@ -1,0 +1,626 @@
+//! tgt's `tgtadm` command line: options, per-mode checks, and the [`Request`] it
+//! becomes.
+//!
+//! The checks, their order, their texts and exit codes follow `main()` in tgt's
+//! `usr/tgtadm.c`: options are handled in command-line order (so `--mode bogus`
+//! fails before a later bad option is seen), a getopt error or a bad number exits 22
+//! (EINVAL) after "Try `tgtadm --help'", an unknown mode or operation exits 1, and
+//! every per-mode check exits 22.
+
+use crate::getopt::{GetOpt, LongOpt, Spec};
+use crate::number::{parse_arg, ArgError, ArgKind};
+use std::path::PathBuf;
+use target_core::mgmt::{Mode, Op, Request};
+
+/// EINVAL, tgtadm's exit status for a refused command line and a refused request.
+pub(crate) const EXIT_EINVAL: i32 = 22;
+
+/// Key of our `--control-socket`, which has no short form.
+const CONTROL_SOCKET: char = '@';
+
+const LONG_OPTIONS: &[LongOpt] = &[
+    LongOpt {
+        name: "debug",
+        has_arg: false,
+        key: 'd',
+    },
+    LongOpt {
+        name: "help",
+        has_arg: false,
+        key: 'h',
+    },
+    LongOpt {
+        name: "version",
+        has_arg: false,
+        key: 'V',
+    },
+    LongOpt {
+        name: "lld",
+        has_arg: true,
+        key: 'L',
+    },
+    LongOpt {
+        name: "op",
+        has_arg: true,
+        key: 'o',
+    },
+    LongOpt {
+        name: "mode",
+        has_arg: true,
+        key: 'm',
+    },
+    LongOpt {
+        name: "tid",
+        has_arg: true,
+        key: 't',
+    },
+    LongOpt {
+        name: "sid",
+        has_arg: true,
+        key: 's',
+    },
+    LongOpt {
+        name: "cid",
+        has_arg: true,
+        key: 'c',
+    },
+    LongOpt {
+        name: "lun",
+        has_arg: true,
+        key: 'l',
+    },
+    LongOpt {
+        name: "name",
+        has_arg: true,
+        key: 'n',
+    },
+    LongOpt {
+        name: "value",
+        has_arg: true,
+        key: 'v',
+    },
+    LongOpt {
+        name: "backing-store",
+        has_arg: true,
+        key: 'b',
+    },
+    LongOpt {
+        name: "bstype",
+        has_arg: true,
+        key: 'E',
+    },
+    LongOpt {
+        name: "bsopts",
+        has_arg: true,
+        key: 'S',
+    },
+    LongOpt {
+        name: "bsoflags",
+        has_arg: true,
+        key: 'f',
+    },
+    LongOpt {
+        name: "blocksize",
+        has_arg: true,
+        key: 'y',
+    },
+    LongOpt {
+        name: "targetname",
+        has_arg: true,
+        key: 'T',
+    },
+    LongOpt {
+        name: "initiator-address",
+        has_arg: true,
+        key: 'I',
+    },
+    LongOpt {
+        name: "initiator-name",
+        has_arg: true,
+        key: 'Q',
+    },
+    LongOpt {
+        name: "user",
+        has_arg: true,
+        key: 'u',
+    },
+    LongOpt {
+        name: "password",
+        has_arg: true,
+        key: 'p',
+    },
+    LongOpt {
+        name: "host",
+        has_arg: true,
+        key: 'H',
+    },
+    LongOpt {
+        name: "force",
+        has_arg: false,
+        key: 'F',
+    },
+    LongOpt {
+        name: "params",
+        has_arg: true,
+        key: 'P',
+    },
+    LongOpt {
+        name: "bus",
+        has_arg: true,
+        key: 'B',
+    },
+    LongOpt {
+        name: "device-type",
+        has_arg: true,
+        key: 'Y',
+    },
+    LongOpt {
+        name: "outgoing",
+        has_arg: false,
+        key: 'O',
+    },
+    LongOpt {
+        name: "control-port",
+        has_arg: true,
+        key: 'C',
+    },
+    LongOpt {
+        name: "control-socket",
+        has_arg: true,
+        key: CONTROL_SOCKET,
+    },
+];
+
+/// tgt's short option string, quirks included: `-F` and `-O` take an argument in
+/// short form although `--force` and `--outgoing` do not.
+const SPEC: Spec = Spec {
+    short: "dhVL:o:m:t:s:c:l:n:v:b:E:f:y:T:I:Q:u:p:H:F:P:B:Y:O:C:S:",
+    long: LONG_OPTIONS,
+};
+
+/// What to run: the request and where to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invocation {
+    pub(crate) request: Request,
+    /// `-C`/`--control-port`, the N of `socket.N`.
+    pub(crate) control_port: u16,
+    /// `--control-socket`: the socket path, overriding every default.
+    pub(crate) control_socket: Option<PathBuf>,
+}
+
+/// The end of the program without talking to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) code: i32,
+}
+
+impl Exit {
+    /// `tgtadm: <msg>` on stderr.
+    pub(crate) fn error(msg: &str, code: i32) -> Exit {
+        Exit {
+            stdout: String::new(),
+            stderr: format!("tgtadm: {msg}\n"),
+            code,
+        }
+    }
+
+    /// tgt's `usage(1)`: the reason, then the hint, exit 22.
+    fn usage(reason: &str) -> Exit {
+        Exit {
+            stdout: String::new(),
+            stderr: format!("{reason}\nTry `tgtadm --help' for more information.\n"),
+            code: EXIT_EINVAL,
+        }
+    }
+
+    fn einval(msg: &str) -> Exit {
+        Exit::error(msg, EXIT_EINVAL)
+    }
+
+    /// A request tgt accepts that this daemon does not implement yet.
+    fn unsupported() -> Exit {
+        Exit::einval("this operation isn't supported")
+    }
+}
+
+/// Device types `-Y` names (tgt's `str_to_device_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DevType {
+    Disk,
+    Tape,
+    Cd,
+    Changer,
+    Osd,
+    Passthrough,
+}
+
+/// The option values, as tgt's `main()` keeps them.
+#[derive(Debug, Default)]
+struct Opts {
+    lld: Option<String>,
+    op: Option<(Op, String)>,
+    mode: Option<Mode>,
+    /// -1 when not given, as in tgt.
+    tid: i64,
+    lun: Option<u64>,
+    name: Option<String>,
+    value: Option<String>,
+    path: Option<String>,
+    targetname: Option<String>,
+    address: Option<String>,
+    iqnname: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    host: bool,
+    force: bool,
+    bsoflags: Option<String>,
+    bsopts: Option<String>,
+    blocksize: Option<String>,
+    bstype: Option<String>,
+    dev_type: Option<DevType>,
+    portal_ops: Option<String>,
+    target_ops: Option<String>,
+    control_port: u16,
+    control_socket: Option<PathBuf>,
+    /// Every option key in order, for tgt's `verify_mode_params`.
+    seen: Vec<char>,
+}
+
+/// Parse the command line (without the program name).
+pub(crate) fn parse(args: &[String]) -> Result<Invocation, Exit> {
+    let mut o = Opts {
+        tid: -1,
+        ..Opts::default()
+    };
+    let mut getopt = GetOpt::new(SPEC, "tgtadm", args);
+    for item in getopt.by_ref() {
+        let (key, arg) = item.map_err(|msg| Exit::usage(&msg))?;
+        o.seen.push(key);
+        take_option(&mut o, key, arg.unwrap_or_default())?;
+    }
+    if let Some(first) = getopt.operands().first() {
+        return Err(Exit::usage(&format!(
+            "tgtadm: unrecognized option '{first}'"
+        )));
+    }
+    let Some((op, op_name)) = o.op.clone() else {
+        return Err(Exit::einval("specify the operation type"));
+    };
+    let Some(mode) = o.mode else {
+        return Err(Exit::einval("specify the mode"));
+    };
+    check_mode(&o, mode, op, &op_name)?;
+    // tgt resolves --lld in the daemon ("can't find the driver"); iscsi is the only
+    // driver here, so the answer is known without asking.
+    if o.lld
+        .as_deref()
+        .is_some_and(|l| !l.is_empty() && l != "iscsi")
+    {
+        return Err(Exit::einval("can't find the driver"));
+    }
+    let request = to_request(&o, mode, op)?;
+    Ok(Invocation {
+        request,
+        control_port: o.control_port,
+        control_socket: o.control_socket,
+    })
+}
+
+fn bad_arg(key: char, arg: &str, e: ArgError) -> Exit {
+    let what = match e {
+        ArgError::Invalid => "invalid",
+        ArgError::OutOfRange => "out of range",
+    };
+    Exit::usage(&format!("-{key} argument value '{arg}' {what}"))
+}
+
+fn take_option(o: &mut Opts, key: char, arg: String) -> Result<(), Exit> {
+    let num = |kind| parse_arg(&arg, kind).map_err(|e| bad_arg(key, &arg, e));
+    match key {
+        'L' => o.lld = Some(arg),
+        'o' => match Op::parse(&arg) {
+            Some(op) => o.op = Some((op, arg)),
+            None => return Err(Exit::error(&format!("unknown operation: {arg}"), 1)),
+        },
+        'm' => match Mode::parse(&arg) {
+            Some(m) => o.mode = Some(m),
+            None => return Err(Exit::error(&format!("unknown mode: {arg}"), 1)),
+        },
+        't' => o.tid = num(ArgKind::NonNegativeInt)? as i64,
+        // Sessions and connections are not managed yet; the values are still checked.
+        's' => {
+            num(ArgKind::U64)?;
+        }
+        'c' => {
+            num(ArgKind::U32)?;
+        }
+        'l' => o.lun = Some(num(ArgKind::U64)?),
+        'P' if o.mode == Some(Mode::Portal) => o.portal_ops = Some(arg),
+        'P' => o.target_ops = Some(arg),
+        'n' => o.name = Some(arg),
+        'v' => o.value = Some(arg),
+        'b' => o.path = Some(arg),
+        'T' => o.targetname = Some(arg),
+        'I' => o.address = Some(arg),
+        'Q' => o.iqnname = Some(arg),
+        'u' => o.user = Some(arg),
+        'p' => o.password = Some(arg),
+        'B' => o.host = true,
+        'H' => o.host = num(ArgKind::NonNegativeInt)? != 0,
+        'F' => o.force = true,
+        'f' => o.bsoflags = Some(arg),
+        'y' => o.blocksize = Some(arg),
+        'E' => o.bstype = Some(arg),
+        'S' => o.bsopts = Some(arg),
+        'Y' => o.dev_type = Some(dev_type(&arg)?),
+        'O' => {}
+        'C' => o.control_port = num(ArgKind::NonNegativeShort)? as u16,
+        CONTROL_SOCKET => o.control_socket = Some(PathBuf::from(arg)),
+        'V' => {
+            return Err(Exit {
+                stdout: format!("{}\n", env!("CARGO_PKG_VERSION")),
+                stderr: String::new(),
+                code: 0,
+            })
+        }
+        'h' => {
+            return Err(Exit {
+                stdout: crate::usage::text(),
+                stderr: String::new(),
+                code: 0,
+            })
+        }
+        _ => {} // 'd': debug output of the client; nothing to show.
+    }
+    Ok(())
+}
+
+fn dev_type(s: &str) -> Result<DevType, Exit> {
+    Ok(match s {
+        "disk" => DevType::Disk,
+        "tape" | "ssc" => DevType::Tape,
+        "cd" => DevType::Cd,
+        "changer" => DevType::Changer,
+        "osd" => DevType::Osd,
+        "pt" => DevType::Passthrough,
+        _ => return Err(Exit::einval(&format!("unknown target type: {s}"))),
+    })
+}
+
+/// tgt's `verify_mode_params`: the first option given that `allowed` does not list.
+/// `-d` and our `--control-socket` are always allowed.
+fn verify(o: &Opts, allowed: &str) -> Option<char> {
+    o.seen
+        .iter()
+        .copied()
+        .find(|&k| !allowed.contains(k) && k != 'd' && k != CONTROL_SOCKET)
+}
+
+/// `verify`, failing with `<mode> mode: option '-X' is not allowed/supported`.
+fn allow(o: &Opts, mode_name: &str, allowed: &str) -> Result<(), Exit> {
+    match verify(o, allowed) {
+        Some(k) => Err(Exit::einval(&format!(
+            "{mode_name} mode: option '-{k}' is not allowed/supported"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The same check where tgt words the refusal the other way round.
+fn allow_alt(o: &Opts, mode_name: &str, allowed: &str) -> Result<(), Exit> {
+    match verify(o, allowed) {
+        Some(k) => Err(Exit::einval(&format!(
+            "option '-{k}' not supported in {mode_name} mode"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn require(cond: bool, msg: &str) -> Result<(), Exit> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Exit::einval(msg))
+    }
+}
+
+fn not_in_mode(op_name: &str, mode_name: &str) -> Exit {
+    Exit::einval(&format!(
+        "operation {op_name} not supported in {mode_name} mode"
+    ))
+}
+
+/// The per-mode checks of tgt's `main()`, in its order and with its texts.
+fn check_mode(o: &Opts, mode: Mode, op: Op, op_name: &str) -> Result<(), Exit> {
+    let name_value = "update operation requires 'name' and 'value' options";
+    match mode {
+        Mode::System => match op {
+            Op::Update => {
+                allow(o, "system", "LmonvC")?;
+                require(o.name.is_some() && o.value.is_some(), name_value)
+            }
+            Op::Show | Op::Delete | Op::Stat => Ok(()),
+            _ => Err(not_in_mode(op_name, "system")),
+        },
+        Mode::Target => {
+            if o.tid <= 0 && op != Op::Show {
+                let msg = if o.tid == 0 {
+                    "'tid' cannot be 0"
+                } else {
+                    "'tid' option is necessary"
+                };
+                return Err(Exit::einval(msg));
+            }
+            match op {
+                Op::New => {
+                    allow(o, "target", "LmotTC")?;
+                    require(
+                        o.targetname.is_some(),
+                        "creating new target requires a name, use --targetname",
+                    )
+                }
+                Op::Delete => allow(o, "target", "LmotCF"),
+                Op::Show | Op::Stat => allow(o, "target", "LmotC"),
+                Op::Bind | Op::Unbind => {
+                    allow(o, "target", "LmotIQBHC")?;
+                    // tgt's text really lacks the space before "or".
+                    let msg = format!(
+                        "{op_name} operation requires initiator-address, initiator-nameor bus"
+                    );
+                    require(o.address.is_some() || o.iqnname.is_some() || o.host, &msg)
+                }
+                Op::Update => {
+                    allow(o, "target", "LmotnvC")?;
+                    require(o.name.is_some() && o.value.is_some(), name_value)
+                }
+                _ => Err(not_in_mode(op_name, "target")),
+            }
+        }
+        Mode::Account => match op {
+            Op::New => {
+                allow(o, "account", "LmoupfC")?;
+                require(
+                    o.user.is_some() && o.password.is_some(),
+                    "'user' and 'password' options are required",
+                )
+            }
+            Op::Show => allow(o, "account", "LmoC"),
+            Op::Delete => allow(o, "account", "LmouC"),
+            Op::Bind | Op::Unbind => {
+                allow(o, "account", "LmotuOC")?;
+                require(o.user.is_some(), "'user' option is necessary")
+            }
+            _ => Err(not_in_mode(op_name, "account")),
+        },
+        Mode::LogicalUnit => {
+            if o.tid <= 0 {
+                let msg = if o.tid == 0 {
+                    "'tid' must not be 0"
+                } else {
+                    "'tid' option is necessary"
+                };
+                return Err(Exit::einval(msg));
+            }
+            require(o.lun.is_some(), "'lun' option is necessary")?;
+            match op {
+                Op::New => allow(o, "logicalunit", "LmofytlbEYCS"),
+                Op::Delete | Op::Stat => allow(o, "logicalunit", "LmotlC"),
+                Op::Update => allow_alt(o, "logicalunit", "LmofytlPC"),
+                _ => Err(not_in_mode(op_name, "logicalunit")),
+            }
+        }
+        Mode::Portal => match op {
+            Op::New | Op::Delete => {
+                allow(o, "portal", "LmoCP")?;
+                require(
+                    o.portal_ops.is_some(),
+                    "you must specify --param portal=<portal>",
+                )
+            }
+            Op::Show => allow_alt(o, "portal", "LmoC"),
+            _ => Err(not_in_mode(op_name, "portal")),
+        },
+        Mode::Lld => match op {
+            Op::Start | Op::Stop | Op::Show => allow(o, "lld", "LmoC"),
+            // tgt prints the operation's enum number here, not its name.
+            _ => Err(Exit::einval(&format!(
+                "option {} not supported in lld mode",
+                op_number(op)
+            ))),
+        },
+        // tgt does no client-side checks for session and connection modes.
+        _ => Ok(()),
+    }
+}
+
+/// tgt's `enum tgtadm_op` value of an operation.
+fn op_number(op: Op) -> u8 {
+    match op {
+        Op::New => 0,
+        Op::Delete => 1,
+        Op::Show => 2,
+        Op::Bind => 3,
+        Op::Unbind => 4,
+        Op::Update => 5,
+        Op::Stat => 6,
+        Op::Start => 7,
+        Op::Stop => 8,
+        _ => u8::MAX,
+    }
+}
+
+/// The request for a command line that passed tgt's checks, or why this daemon
+/// cannot do it yet.
+fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
+    // Checked positive (target mode except show, logicalunit mode) and int-sized.
+    let tid = u32::try_from(o.tid).unwrap_or(0);
+    Ok(match (mode, op) {
+        (Mode::System, Op::Show) => Request::SystemShow,
+        (Mode::System, Op::Delete) => Request::SystemDelete,
+        (Mode::Target, Op::New) => Request::TargetNew {
+            tid,
+            name: o.targetname.clone().unwrap_or_default(),
+        },
+        (Mode::Target, Op::Delete) => Request::TargetDelete {
+            tid,
+            force: o.force,
+        },
+        // With --tid, tgt shows the driver's per-target parameters: not yet.
+        (Mode::Target, Op::Show) if o.tid < 0 => Request::TargetShow,
+        (Mode::Target, Op::Bind | Op::Unbind) if o.address.is_some() || o.iqnname.is_some() => {
+            let (address, initiator_name) = (o.address.clone(), o.iqnname.clone());
+            if op == Op::Bind {
+                Request::TargetBind {
+                    tid,
+                    address,
+                    initiator_name,
+                }
+            } else {
+                Request::TargetUnbind {
+                    tid,
+                    address,
+                    initiator_name,
+                }
+            }
+        }
+        (Mode::LogicalUnit, Op::New) => {
+            if o.dev_type.is_some_and(|d| d != DevType::Disk)
+                || o.bsoflags.is_some()
+                || o.bsopts.is_some()
+            {
+                return Err(Exit::unsupported());
+            }
+            // tgt creates an empty, offline removable disk without one; we need a store.
+            let Some(path) = o.path.clone() else {
+                return Err(Exit::einval("'backing-store' option is necessary"));
+            };
+            // tgt sends the text and the daemon reads it with strtoul; a bad value
+            // becomes 0, which the daemon refuses.
+            let blocksize = o.blocksize.as_deref().map(|b| {
+                parse_arg(b, ArgKind::U64)
+                    .ok()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or(0)
+            });
+            Request::LuNew {
+                tid,
+                lun: o.lun.unwrap_or(0),
+                backing_store: path,
+                bstype: o.bstype.clone(),
+                blocksize,
+                params: None,
+            }
+        }
+        (Mode::LogicalUnit, Op::Delete) => Request::LuDelete {
+            tid,
+            lun: o.lun.unwrap_or(0),
+        },
+        _ => return Err(Exit::unsupported()),
+    })
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

@@ -1,0 +1,202 @@
+//! The daemon command line: tgt's `tgtd` flags plus ours.
+
+use clap::Parser;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use target_core::mgmt::path::{resolve_socket_path, SocketEnv};
+
+/// Default iSCSI portal, as tgtd: every IPv4 address, port 3260.
+pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
+/// The portal `--demo` listens on unless one is given.
+pub const DEMO_PORTAL: &str = "127.0.0.1:3260";
+
+/// Userspace iSCSI target daemon, command-line compatible with tgtd.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Options {
+    /// Stay in the foreground (do not daemonize).
+    #[arg(short = 'f', long = "foreground")]
+    pub foreground: bool,
+    /// Control port N: the management socket is /var/run/tgtd/socket.N.
+    #[arg(short = 'C', long = "control-port", default_value_t = 0)]
+    pub control_port: u16,
+    /// Put the management socket at PATH (overrides -C's path).
+    #[arg(long = "control-socket", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+    /// Low-level driver options, tgt style: `--iscsi portal=HOST:PORT[,portal=...]`.
+    #[arg(long = "iscsi", value_name = "portal=HOST:PORT")]
+    pub iscsi: Vec<String>,
+    /// Debug level (0 off, 1 on; higher is more verbose).
+    #[arg(short = 'd', long = "debug", default_value_t = 0)]
+    pub debug: u8,
+    /// Start with a ready demo target (iqn.2026-11.org.example:demo, 1 GiB memory LUN 1,
+    /// bound to 127.0.0.1) on 127.0.0.1:3260 unless a portal is given.
+    #[arg(long = "demo")]
+    pub demo: bool,
+    /// Worker threads for backing-store I/O (tgt runs 16 per LUN).
+    #[arg(long = "io-threads", default_value_t = 16)]
+    pub io_threads: usize,
+    /// Event-loop threads for iSCSI connections (default: one per CPU).
+    #[arg(long = "threads")]
+    pub threads: Option<usize>,
+}
+
+/// Why the command line could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// An `--iscsi` option other than `portal=`.
+    #[error("unknown iscsi option '{0}' (expected portal=HOST:PORT)")]
+    UnknownIscsiOption(String),
+    /// A portal that is not HOST:PORT.
+    #[error("invalid portal '{0}': expected HOST:PORT, e.g. 127.0.0.1:3260 or [::1]:3260")]
+    BadPortal(String),
+}
+
+impl Options {
+    /// The portals to listen on.
+    pub fn portals(&self) -> Result<Vec<SocketAddr>, OptionsError> {
+        let mut out = Vec::new();
+        for opt in &self.iscsi {
+            for part in opt.split(',').filter(|p| !p.is_empty()) {
+                let Some(addr) = part.strip_prefix("portal=") else {
+                    return Err(OptionsError::UnknownIscsiOption(part.to_string()));
+                };
+                out.push(parse_portal(addr)?);
+            }
+        }
+        if out.is_empty() {
+            let def = if self.demo {
+                DEMO_PORTAL
+            } else {
+                DEFAULT_PORTAL
+            };
+            out.push(parse_portal(def)?);
+        }
+        Ok(out)
+    }
+
+    /// Where the management socket goes: `--control-socket`, else the environment, else
+    /// `/var/run/tgtd/socket.N` when we may create it, else a per-user directory.
+    pub fn control_socket_path(&self) -> PathBuf {
+        let env = SocketEnv {
+            control_socket: std::env::var_os("TGTD_CONTROL_SOCKET")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            tgt_ipc_socket: std::env::var("TGT_IPC_SOCKET")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+            // SAFETY-free: getuid cannot fail.
+            uid: current_uid(),
+        };
+        resolve_socket_path(
+            self.control_socket.as_deref(),
+            &env,
+            self.control_port,
+            can_create,
+        )
+    }
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Whether we could create the socket at `path` (its directory is writable or creatable).
+fn can_create(path: &Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    if dir.exists() {
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        // SAFETY: c is a valid NUL-terminated string.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    } else {
+        dir.parent().is_some_and(can_create_dir)
+    }
+}
+
+fn can_create_dir(parent: &Path) -> bool {
+    let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: c is a valid NUL-terminated string.
+    parent.exists() && unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// `HOST:PORT`, `[v6]:PORT`, or a bare host (port 3260).
+pub fn parse_portal(s: &str) -> Result<SocketAddr, OptionsError> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, 3260));
+    }
+    let with_port = if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("{s}:3260")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| OptionsError::BadPortal(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("tgtd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn tgt_flags() {
+        let o = opts(&[
+            "-f",
+            "-C",
+            "7",
+            "--iscsi",
+            "portal=127.0.0.1:3261",
+            "-d",
+            "1",
+        ]);
+        assert!(o.foreground);
+        assert_eq!(o.control_port, 7);
+        assert_eq!(
+            o.portals().unwrap(),
+            vec!["127.0.0.1:3261".parse().unwrap()]
+        );
+        assert_eq!(
+            opts(&[]).portals().unwrap(),
+            vec!["0.0.0.0:3260".parse().unwrap()]
+        );
+        assert_eq!(
+            opts(&["--demo"]).portals().unwrap(),
+            vec!["127.0.0.1:3260".parse().unwrap()]
+        );
+        assert_eq!(
+            opts(&["--iscsi", "portal=[::1]:3262,portal=127.0.0.1"])
+                .portals()
+                .unwrap(),
+            vec![
+                "[::1]:3262".parse().unwrap(),
+                "127.0.0.1:3260".parse().unwrap()
+            ]
+        );
+        assert!(matches!(
+            opts(&["--iscsi", "nop_interval=3"]).portals(),
+            Err(OptionsError::UnknownIscsiOption(_))
+        ));
+        assert!(matches!(
+            opts(&["--iscsi", "portal=no such host:x"]).portals(),
+            Err(OptionsError::BadPortal(_))
+        ));
+        let o = opts(&["--control-socket", "/tmp/x.sock"]);
+        assert_eq!(o.control_socket_path(), PathBuf::from("/tmp/x.sock"));
+    }
+}

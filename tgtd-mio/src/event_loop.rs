@@ -1,0 +1,324 @@
+//! The mio event loops: accept, read, feed, drain, write, sleep until the next
+//! readiness, deadline or completion.
+
+use crate::conn::Conn;
+use backends::WorkerPool;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
+use target_core::Core;
+use tgtd_common::daemonize::Readiness;
+use tgtd_common::{banner, Daemon};
+
+const WAKER: Token = Token(0);
+const FIRST_LISTENER: usize = 1;
+const FIRST_CONN: usize = 1 << 20;
+
+/// What other threads hand a loop: new sockets and finished I/O.
+struct Inbox {
+    conns: Mutex<Vec<(TcpStream, SocketAddr)>>,
+    completions: Mutex<Vec<(Token, IoCompletion)>>,
+    waker: Waker,
+}
+
+/// Run the daemon until `system delete` (or a fatal error).
+pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut listeners = Vec::new();
+    for p in &d.portals {
+        let l = std::net::TcpListener::bind(p)
+            .map_err(|e| format!("tgtd-mio: cannot listen on {p}: {e}"))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        listeners.push(TcpListener::from_std(l));
+    }
+    let mut loops = Vec::new();
+    let mut inboxes = Vec::new();
+    let mut polls = Vec::new();
+    for _ in 0..d.threads {
+        let poll = Poll::new().map_err(|e| e.to_string())?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?;
+        let inbox = Arc::new(Inbox {
+            conns: Mutex::new(Vec::new()),
+            completions: Mutex::new(Vec::new()),
+            waker,
+        });
+        inboxes.push(inbox.clone());
+        polls.push((poll, inbox));
+    }
+    {
+        let inboxes = inboxes.clone();
+        let stop = stop.clone();
+        d.mgmt.on_shutdown(move || {
+            stop.store(true, Ordering::SeqCst);
+            for i in &inboxes {
+                let _ = i.waker.wake();
+            }
+        });
+    }
+    eprintln!("{}", banner(&d, "tgtd-mio"));
+    readiness.ready();
+    let (done_tx, done_rx): (Sender<()>, Receiver<()>) = channel();
+    for (i, (poll, inbox)) in polls.into_iter().enumerate() {
+        let mut lp = Loop {
+            poll,
+            inbox,
+            peers: inboxes.clone(),
+            listeners: if i == 0 {
+                std::mem::take(&mut listeners)
+            } else {
+                Vec::new()
+            },
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            next_peer: 0,
+            core: d.core.clone(),
+            pool: d.pool.clone(),
+            config: d.conn_config.clone(),
+            stop: stop.clone(),
+        };
+        let done = done_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("tgtd-loop-{i}"))
+            .spawn(move || {
+                if let Err(e) = lp.run() {
+                    tracing::error!("event loop failed: {e}");
+                }
+                let _ = done.send(());
+            })
+            .map_err(|e| e.to_string())?;
+        loops.push(h);
+    }
+    drop(done_tx);
+    // The first loop to end (shutdown or failure) stops them all.
+    let _ = done_rx.recv();
+    stop.store(true, Ordering::SeqCst);
+    for i in &inboxes {
+        let _ = i.waker.wake();
+    }
+    for h in loops {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+struct Loop {
+    poll: Poll,
+    inbox: Arc<Inbox>,
+    peers: Vec<Arc<Inbox>>,
+    listeners: Vec<TcpListener>,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    next_peer: usize,
+    core: Arc<Core>,
+    pool: Arc<WorkerPool>,
+    config: ConnConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl Loop {
+    fn run(&mut self) -> std::io::Result<()> {
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            self.poll
+                .registry()
+                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+        }
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    t if t.0 >= FIRST_LISTENER && t.0 < FIRST_CONN => {
+                        self.accept(t.0 - FIRST_LISTENER)
+                    }
+                    t => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.readable(t, now);
+                        }
+                        if ev.is_writable() {
+                            self.service(t);
+                        }
+                    }
+                }
+            }
+            self.take_inbox(now);
+            self.expire(now);
+        }
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .filter_map(|c| c.conn.poll_timeout())
+            .min()
+    }
+
+    fn accept(&mut self, idx: usize) {
+        loop {
+            let Some(l) = self.listeners.get(idx) else {
+                return;
+            };
+            match l.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    // Spread connections over the loops round-robin.
+                    let target = self.next_peer % self.peers.len();
+                    self.next_peer += 1;
+                    let inbox = &self.peers[target];
+                    inbox.conns.lock().expect("inbox lock").push((stream, peer));
+                    let _ = inbox.waker.wake();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn take_inbox(&mut self, now: Instant) {
+        let new: Vec<_> = std::mem::take(&mut *self.inbox.conns.lock().expect("inbox lock"));
+        for (mut stream, peer) in new {
+            let local = stream.local_addr().unwrap_or(peer);
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
+                tracing::warn!("cannot register connection from {peer}: {e}");
+                continue;
+            }
+            tracing::info!("connection from {peer}");
+            let conn = Connection::new(
+                self.core.clone(),
+                PeerInfo { peer, local },
+                self.config.clone(),
+                now,
+            );
+            self.conns.insert(token, Conn::new(stream, conn));
+            // Data may already be waiting (edge-triggered readiness).
+            self.readable(token, now);
+        }
+        let done: Vec<_> = std::mem::take(&mut *self.inbox.completions.lock().expect("inbox lock"));
+        let mut touched = Vec::new();
+        for (token, c) in done {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.conn.handle_io_completion(c, now);
+                touched.push(token);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for t in touched {
+            self.service(t);
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let due: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.conn.poll_timeout().is_some_and(|at| at <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            if let Some(c) = self.conns.get_mut(&t) {
+                c.conn.handle_timeout(now);
+            }
+            self.service(t);
+        }
+    }
+
+    fn readable(&mut self, token: Token, now: Instant) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match c.read_ready(now) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => c.conn.handle_close(),
+        }
+        self.service(token);
+    }
+
+    /// Drain the connection's outputs: I/O to the pool, PDUs to the socket, events to
+    /// the log; then close it if it is done.
+    fn service(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        while let Some(req) = c.conn.poll_io() {
+            let inbox = self.inbox.clone();
+            let tag = req.tag;
+            self.pool.submit(
+                req.store,
+                req.op,
+                Box::new(move |result| {
+                    inbox
+                        .completions
+                        .lock()
+                        .expect("inbox lock")
+                        .push((token, IoCompletion { tag, result }));
+                    let _ = inbox.waker.wake();
+                }),
+            );
+        }
+        let flushed = match c.flush() {
+            Ok(done) => done,
+            Err(_) => {
+                c.conn.handle_close();
+                true
+            }
+        };
+        while let Some(ev) = c.conn.poll_event() {
+            match ev {
+                ConnEvent::LoggedIn {
+                    initiator, target, ..
+                } => {
+                    tracing::info!("{initiator} logged in to {target:?}")
+                }
+                ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+            }
+        }
+        if c.conn.is_closed() && (flushed || c.tx.is_empty()) {
+            let mut c = self.conns.remove(&token).expect("present");
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            return;
+        }
+        let want_write = !flushed;
+        if want_write != c.writable_registered {
+            let interest = if want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ = reregister(self.poll.registry(), &mut c.stream, token, interest);
+            c.writable_registered = want_write;
+        }
+    }
+}
+
+fn reregister(r: &Registry, s: &mut TcpStream, t: Token, i: Interest) -> std::io::Result<()> {
+    r.reregister(s, t, i)
+}
+
+#[allow(dead_code)]
+fn _unused(_: Duration) {}
