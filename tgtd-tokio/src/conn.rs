@@ -1,0 +1,130 @@
+//! One connection as a tokio task: wait for one input, feed it, drain the outputs.
+
+use backends::WorkerPool;
+use bytes::BytesMut;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Instant;
+use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
+use target_core::Core;
+use tgtd_common::txqueue::TxQueue;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub(crate) core: Arc<Core>,
+    pub(crate) pool: Arc<WorkerPool>,
+    pub(crate) config: ConnConfig,
+    pub(crate) shutdown: Arc<Notify>,
+}
+
+pub(crate) async fn accept_loop(l: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match l.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tracing::info!("connection from {peer}");
+                tokio::spawn(serve(stream, shared.clone()));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Least free space to offer a read.
+const READ_RESERVE: usize = 64 * 1024;
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let (ctx, mut crx) = mpsc::unbounded_channel::<IoCompletion>();
+    let mut conn = Connection::new(
+        shared.core.clone(),
+        PeerInfo { peer, local },
+        shared.config.clone(),
+        Instant::now(),
+    );
+    let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
+    let mut tx = TxQueue::new();
+    loop {
+        // Drain, in the order the Connection documents.
+        while let Some(req) = conn.poll_io() {
+            let ctx = ctx.clone();
+            let tag = req.tag;
+            shared.pool.submit(
+                req.store,
+                req.op,
+                Box::new(move |result| {
+                    let _ = ctx.send(IoCompletion { tag, result });
+                }),
+            );
+        }
+        tx.fill_from(&mut conn);
+        if write_all(&mut wr, &mut tx).await.is_err() {
+            conn.handle_close();
+        }
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                ConnEvent::LoggedIn {
+                    initiator, target, ..
+                } => {
+                    tracing::info!("{initiator} logged in to {target:?}")
+                }
+                ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+            }
+        }
+        if conn.is_closed() {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        let deadline = conn.poll_timeout();
+        if rbuf.capacity() - rbuf.len() < READ_RESERVE / 4 {
+            rbuf.reserve(READ_RESERVE);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => conn.handle_close(),
+                Ok(_) => conn.handle_input(&mut rbuf, Instant::now()),
+            },
+            Some(c) = crx.recv() => {
+                let now = Instant::now();
+                conn.handle_io_completion(c, now);
+                // Completions come in bursts: take every one that is ready.
+                while let Ok(c) = crx.try_recv() {
+                    conn.handle_io_completion(c, now);
+                }
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(Instant::now()),
+            _ = shared.shutdown.notified() => conn.handle_close(),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+async fn write_all(wr: &mut OwnedWriteHalf, tx: &mut TxQueue) -> std::io::Result<()> {
+    while !tx.is_empty() {
+        let n = {
+            let mut iov = [IoSlice::new(&[]); 64];
+            let k = tx.iovecs(&mut iov);
+            wr.write_vectored(&iov[..k]).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        tx.advance(n);
+    }
+    Ok(())
+}
