@@ -18,14 +18,14 @@ impl SerialNumber {
 
     /// `self + n`, wrapping.
     #[must_use]
-    pub fn add(self, n: u32) -> Self {
+    pub fn plus(self, n: u32) -> Self {
         SerialNumber(self.0.wrapping_add(n))
     }
 
     /// `self + 1`, wrapping.
     #[must_use]
     pub fn next(self) -> Self {
-        self.add(1)
+        self.plus(1)
     }
 
     /// Serial comparison. `None` when the two are exactly 2^31 apart (undefined by RFC 1982).

@@ -97,9 +97,10 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     ))
 }
 
-/// The line printed once the daemon serves, so a user knows where to point tgtadm.
-pub fn banner(d: &Daemon, flavour: &str) -> String {
-    let portals: Vec<String> = d.portals.iter().map(|p| p.to_string()).collect();
+/// The line printed once the daemon serves, so a user (or a test harness) knows the
+/// bound portals (a port of 0 is resolved) and where to point tgtadm.
+pub fn banner(d: &Daemon, flavour: &str, bound: &[SocketAddr]) -> String {
+    let portals: Vec<String> = bound.iter().map(|p| p.to_string()).collect();
     format!(
         "{flavour}: serving iSCSI on {} ; management socket {} (tgtadm --control-socket {})",
         portals.join(", "),

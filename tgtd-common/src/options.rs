@@ -2,8 +2,7 @@
 
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use target_core::mgmt::path::{resolve_socket_path, SocketEnv};
+use std::path::PathBuf;
 
 /// Default iSCSI portal, as tgtd: every IPv4 address, port 3260.
 pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
@@ -76,51 +75,11 @@ impl Options {
     }
 
     /// Where the management socket goes: `--control-socket`, else the environment, else
-    /// `/var/run/tgtd/socket.N` when we may create it, else a per-user directory.
+    /// `/var/run/tgtd/socket.N` when we may create it, else a per-user directory (the
+    /// same rule `tgtadm` follows to find it).
     pub fn control_socket_path(&self) -> PathBuf {
-        let env = SocketEnv {
-            control_socket: std::env::var_os("TGTD_CONTROL_SOCKET")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-            tgt_ipc_socket: std::env::var("TGT_IPC_SOCKET")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-            // SAFETY-free: getuid cannot fail.
-            uid: current_uid(),
-        };
-        resolve_socket_path(
-            self.control_socket.as_deref(),
-            &env,
-            self.control_port,
-            can_create,
-        )
+        crate::mgmt_server::default_socket_path(self.control_socket.as_deref(), self.control_port)
     }
-}
-
-fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
-}
-
-/// Whether we could create the socket at `path` (its directory is writable or creatable).
-fn can_create(path: &Path) -> bool {
-    let Some(dir) = path.parent() else {
-        return false;
-    };
-    if dir.exists() {
-        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        // SAFETY: c is a valid NUL-terminated string.
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-    } else {
-        dir.parent().is_some_and(can_create_dir)
-    }
-}
-
-fn can_create_dir(parent: &Path) -> bool {
-    let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    // SAFETY: c is a valid NUL-terminated string.
-    parent.exists() && unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// `HOST:PORT`, `[v6]:PORT`, or a bare host (port 3260).

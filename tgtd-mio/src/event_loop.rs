@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
@@ -61,7 +61,11 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             }
         });
     }
-    eprintln!("{}", banner(&d, "tgtd-mio"));
+    let bound: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    eprintln!("{}", banner(&d, "tgtd-mio", &bound));
     readiness.ready();
     let (done_tx, done_rx): (Sender<()>, Receiver<()>) = channel();
     for (i, (poll, inbox)) in polls.into_iter().enumerate() {
@@ -319,6 +323,3 @@ impl Loop {
 fn reregister(r: &Registry, s: &mut TcpStream, t: Token, i: Interest) -> std::io::Result<()> {
     r.reregister(s, t, i)
 }
-
-#[allow(dead_code)]
-fn _unused(_: Duration) {}

@@ -9,7 +9,7 @@ mod event_loop;
 
 use clap::Parser;
 use std::process::ExitCode;
-use tgtd_common::{banner, start, Options};
+use tgtd_common::{start, Options};
 
 fn main() -> ExitCode {
     let opts = Options::parse();
@@ -28,9 +28,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-#[allow(dead_code)]
-fn _banner_is_used(d: &tgtd_common::Daemon) -> String {
-    banner(d, "tgtd-mio")
 }

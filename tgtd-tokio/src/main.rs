@@ -51,7 +51,11 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("tgtd-tokio: cannot listen on {p}: {e}"))?;
             listeners.push(l);
         }
-        eprintln!("{}", banner(&daemon, "tgtd-tokio"));
+        let bound: Vec<_> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        eprintln!("{}", banner(&daemon, "tgtd-tokio", &bound));
         ready.ready();
         let shared = Arc::new(conn::Shared {
             core: daemon.core.clone(),
