@@ -1,1 +1,273 @@
-//! placeholder
+#![allow(clippy::disallowed_methods)] // the harness owns processes, threads and clocks
+//! Test harness: start either daemon on loopback with its own port and control socket,
+//! configure it with the real `tgtadm`, and drive it with libiscsi's tools or the
+//! in-process [`client::Client`].
+//!
+//! Every scenario is written once as `fn(Flavour)` and instantiated for `tgtd-mio` and
+//! `tgtd-tokio` with [`both_flavours!`].
+
+pub mod client;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Which daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// `tgtd-mio`.
+    Mio,
+    /// `tgtd-tokio`.
+    Tokio,
+}
+
+impl Flavour {
+    /// The binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Flavour::Mio => "tgtd-mio",
+            Flavour::Tokio => "tgtd-tokio",
+        }
+    }
+}
+
+/// Instantiate a scenario `fn name(f: Flavour)` as one test per daemon.
+#[macro_export]
+macro_rules! both_flavours {
+    ($($name:ident),* $(,)?) => {
+        mod mio { $( #[test] fn $name() { super::$name($crate::Flavour::Mio) } )* }
+        mod tokio { $( #[test] fn $name() { super::$name($crate::Flavour::Tokio) } )* }
+    };
+}
+
+/// The workspace's `target/<profile>` directory, where cargo put the binaries.
+pub fn bin_dir() -> PathBuf {
+    // Test executables live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// A binary of the workspace; panics with the fix when it has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` (the README's test command does)", p.display());
+    p
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// `../shared/tools/NAME` beside the workspace.
+pub fn shared_tool(name: &str) -> PathBuf {
+    let p = workspace().parent().expect("parent").join("shared/tools").join(name);
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
+/// Require a libiscsi tool: a missing initiator is a failure, not a skip.
+pub fn require_tool(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run ../shared/tools/install-initiators.sh (apt-get install libiscsi-bin)");
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("tgtd-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("mkdir");
+        TempDir(p)
+    }
+
+    /// A path inside.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon; killed (by its PID) on drop.
+pub struct Daemon {
+    child: Child,
+    /// The portal it listens on.
+    pub portal: SocketAddr,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Its scratch directory (backing files go here).
+    pub dir: TempDir,
+    /// Which daemon.
+    pub flavour: Flavour,
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            code: o.status.code().unwrap_or(-1),
+        }
+    }
+}
+
+impl Daemon {
+    /// Start `flavour` on 127.0.0.1 with a kernel-chosen port and its own socket.
+    pub fn start(flavour: Flavour, extra: &[&str]) -> Daemon {
+        let dir = TempDir::new(flavour.binary());
+        let socket = dir.path("tgtd.sock");
+        let mut child = Command::new(bin(flavour.binary()))
+            .args(["-f", "--iscsi", "portal=127.0.0.1:0", "--control-socket"])
+            .arg(&socket)
+            .args(["--io-threads", "4"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn daemon");
+        // The banner line names the bound portal; read it, then keep draining stderr.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("serving iSCSI on ") {
+                    let _ = tx.send(line.clone());
+                    sent = true;
+                }
+                if std::env::var_os("TGTD_TEST_LOG").is_some() {
+                    eprintln!("[daemon] {line}");
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("{} did not start", flavour.binary())
+        });
+        let portal: SocketAddr = line
+            .split("serving iSCSI on ")
+            .nth(1)
+            .and_then(|r| r.split([' ', ',', ';']).next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse banner: {line}"));
+        Daemon { child, portal, socket, dir, flavour }
+    }
+
+    /// `host:port` for URLs.
+    pub fn portal_str(&self) -> String {
+        self.portal.to_string()
+    }
+
+    /// Run the real `tgtadm` against this daemon.
+    pub fn tgtadm(&self, args: &[&str]) -> Run {
+        Command::new(bin("tgtadm"))
+            .arg("--control-socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tgtadm")
+            .into()
+    }
+
+    /// Run `tgtadm` and require success.
+    pub fn tgtadm_ok(&self, args: &[&str]) -> String {
+        let r = self.tgtadm(args);
+        assert_eq!(r.code, 0, "tgtadm {args:?} failed: {r:?}");
+        r.stdout
+    }
+
+    /// Create tid `tid` named `iqn` with LUN 1 on a sparse file of `size` bytes, bound
+    /// to ALL; returns the file's path.
+    pub fn setup_file_target(&self, tid: u32, iqn: &str, size: u64) -> PathBuf {
+        let file = self.dir.path(&format!("lun-{tid}.img"));
+        let f = std::fs::File::create(&file).expect("create backing file");
+        f.set_len(size).expect("size backing file");
+        let tid_s = tid.to_string();
+        self.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "new", "--tid", &tid_s, "--targetname", iqn]);
+        self.tgtadm_ok(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            &tid_s,
+            "--lun",
+            "1",
+            "--backing-store",
+            file.to_str().expect("utf-8 path"),
+        ]);
+        self.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid_s, "-I", "ALL"]);
+        file
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a command with a time limit; a command that hangs is killed and fails the test.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output").into();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("{cmd:?} hung for {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,326 @@
+//! A small blocking iSCSI initiator over TCP, built on `iscsi-proto`, for tests that
+//! need exact bytes, exact login statuses or deliberately bad input.
+
+use bytes::{Bytes, BytesMut};
+use iscsi_proto::framing::PduDecoder;
+use iscsi_proto::pdu::{
+    DataOut, Digests, LoginRequest, LogoutRequest, Pdu, ScsiCommand, Stage, TaskAttr, TextRequest,
+};
+use iscsi_proto::text;
+use iscsi_proto::{Isid, Itt, LunField, SerialNumber, Tsih, Ttt};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// The initiator name the client logs in with.
+pub const INITIATOR: &str = "iqn.2026-11.org.example:test-client";
+
+/// The answer to a SCSI command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiResult {
+    /// SCSI status byte.
+    pub status: u8,
+    /// Data-In, concatenated.
+    pub data: Vec<u8>,
+    /// Sense data (fixed format), when present.
+    pub sense: Vec<u8>,
+    /// Residual count and its kind (U or O bit).
+    pub residual: u32,
+    /// Underflow bit.
+    pub underflow: bool,
+    /// Overflow bit.
+    pub overflow: bool,
+}
+
+impl ScsiResult {
+    /// (sense key, ASC, ASCQ) of fixed-format sense data.
+    pub fn sense_key_asc(&self) -> Option<(u8, u8, u8)> {
+        (self.sense.len() >= 14).then(|| (self.sense[2] & 0x0f, self.sense[12], self.sense[13]))
+    }
+}
+
+/// A connection from the test to a target.
+pub struct Client {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    decoder: PduDecoder,
+    cmd_sn: u32,
+    exp_stat_sn: u32,
+    itt: u32,
+    max_burst: u32,
+}
+
+impl Client {
+    /// Connect (no login yet).
+    pub fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            rbuf: BytesMut::new(),
+            decoder: PduDecoder::new(1 << 24),
+            cmd_sn: 1,
+            exp_stat_sn: 0,
+            itt: 1,
+            max_burst: 262_144,
+        })
+    }
+
+    /// Send one PDU.
+    pub fn send(&mut self, pdu: &Pdu) -> io::Result<()> {
+        self.stream.write_all(&pdu.encode(Digests::default()).to_vec())
+    }
+
+    /// Send raw bytes (malformed input tests).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Receive one PDU; `Ok(None)` when the target closed the connection.
+    pub fn recv(&mut self) -> io::Result<Option<Pdu>> {
+        loop {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(p)) => {
+                    self.track(&p);
+                    return Ok(Some(p));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+            let mut tmp = [0u8; 65536];
+            let n = self.stream.read(&mut tmp)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.rbuf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    fn track(&mut self, p: &Pdu) {
+        let sn = match p {
+            Pdu::ScsiResponse(r) => Some(r.stat_sn),
+            Pdu::LoginResponse(r) => Some(r.stat_sn),
+            Pdu::TextResponse(r) => Some(r.stat_sn),
+            Pdu::LogoutResponse(r) => Some(r.stat_sn),
+            Pdu::NopIn(r) if r.itt != Itt::RESERVED => Some(r.stat_sn),
+            Pdu::DataIn(r) if r.status_present => Some(r.stat_sn),
+            Pdu::Reject(r) => Some(r.stat_sn),
+            _ => None,
+        };
+        if let Some(sn) = sn {
+            self.exp_stat_sn = sn.get().wrapping_add(1);
+        }
+    }
+
+    fn next_itt(&mut self) -> Itt {
+        self.itt += 1;
+        Itt(self.itt)
+    }
+
+    /// One login request/response exchange; returns (status class, detail, keys, T bit).
+    pub fn login_step(
+        &mut self,
+        csg: Stage,
+        nsg: Stage,
+        transit: bool,
+        keys: &[(&str, &str)],
+    ) -> io::Result<(u8, u8, Vec<(String, String)>, bool)> {
+        let req = Pdu::LoginRequest(LoginRequest {
+            transit,
+            continue_bit: false,
+            csg,
+            nsg,
+            version_max: 0,
+            version_min: 0,
+            isid: Isid([0x80, 0, 0x23, 0x45, 0, 1]),
+            tsih: Tsih(0),
+            itt: Itt(0),
+            cid: 0,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            data: text::encode(keys),
+        });
+        self.send(&req)?;
+        match self.recv()? {
+            Some(Pdu::LoginResponse(r)) => {
+                let pairs = text::parse(&r.data).unwrap_or_default();
+                Ok((r.status_class, r.status_detail, pairs, r.transit))
+            }
+            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a login response, got {other:?}"))),
+        }
+    }
+
+    /// A whole login to `target` (or a discovery session when `None`), operational keys
+    /// offered in one step. Returns the login status of the first failure, or (0, 0).
+    pub fn login(&mut self, target: Option<&str>) -> io::Result<(u8, u8)> {
+        let mut keys = vec![("InitiatorName", INITIATOR), ("AuthMethod", "None")];
+        match target {
+            Some(t) => {
+                keys.push(("SessionType", "Normal"));
+                keys.push(("TargetName", t));
+            }
+            None => keys.push(("SessionType", "Discovery")),
+        }
+        let (c, d, _, _) = self.login_step(Stage::Security, Stage::Operational, true, &keys)?;
+        if (c, d) != (0, 0) {
+            return Ok((c, d));
+        }
+        let ops: &[(&str, &str)] = if target.is_some() {
+            &[
+                ("HeaderDigest", "None"),
+                ("DataDigest", "None"),
+                ("InitialR2T", "Yes"),
+                ("ImmediateData", "Yes"),
+                ("MaxRecvDataSegmentLength", "65536"),
+                ("MaxBurstLength", "262144"),
+                ("FirstBurstLength", "65536"),
+            ]
+        } else {
+            &[("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxRecvDataSegmentLength", "65536")]
+        };
+        let (c, d, pairs, _) = self.login_step(Stage::Operational, Stage::FullFeature, true, ops)?;
+        for (k, v) in &pairs {
+            if k == "MaxBurstLength" {
+                self.max_burst = v.parse().unwrap_or(262_144);
+            }
+        }
+        Ok((c, d))
+    }
+
+    /// SendTargets=All; the pairs of the answer.
+    pub fn send_targets(&mut self) -> io::Result<Vec<(String, String)>> {
+        let itt = self.next_itt();
+        let req = Pdu::TextRequest(TextRequest {
+            immediate: true,
+            final_bit: true,
+            continue_bit: false,
+            lun: LunField::default(),
+            itt,
+            ttt: Ttt::RESERVED,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            data: text::encode(&[("SendTargets", "All")]),
+        });
+        self.send(&req)?;
+        match self.recv()? {
+            Some(Pdu::TextResponse(r)) => Ok(text::parse(&r.data).unwrap_or_default()),
+            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}"))),
+        }
+    }
+
+    /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
+    /// on R2T), `read_len` expected data-in.
+    pub fn scsi(&mut self, lun: u64, cdb: &[u8], data_out: &[u8], read_len: u32) -> io::Result<ScsiResult> {
+        let itt = self.next_itt();
+        let mut cdb16 = cdb.to_vec();
+        cdb16.resize(cdb.len().max(16), 0);
+        let write = !data_out.is_empty();
+        let imm = data_out.len().min(65536);
+        let edtl = if write { data_out.len() as u32 } else { read_len };
+        let cmd = Pdu::ScsiCommand(ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: read_len > 0,
+            write,
+            attr: TaskAttr::Simple,
+            lun: LunField::from_lun(lun),
+            itt,
+            expected_data_transfer_length: edtl,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            cdb: Bytes::from(cdb16),
+            data: Bytes::copy_from_slice(&data_out[..imm]),
+        });
+        self.cmd_sn += 1;
+        self.send(&cmd)?;
+        let mut res = ScsiResult { status: 0xff, data: Vec::new(), sense: Vec::new(), residual: 0, underflow: false, overflow: false };
+        loop {
+            match self.recv()? {
+                Some(Pdu::R2t(r)) => {
+                    // Answer with Data-Out PDUs of at most 64 KiB.
+                    let mut off = r.buffer_offset as usize;
+                    let end = off + r.desired_data_transfer_length as usize;
+                    let mut data_sn = 0;
+                    while off < end {
+                        let chunk_end = (off + 65536).min(end);
+                        let d = Pdu::DataOut(DataOut {
+                            final_bit: chunk_end == end,
+                            lun: LunField::from_lun(lun),
+                            itt: r.itt,
+                            ttt: r.ttt,
+                            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+                            data_sn,
+                            buffer_offset: off as u32,
+                            data: Bytes::copy_from_slice(&data_out[off.min(data_out.len())..chunk_end.min(data_out.len())]),
+                        });
+                        self.send(&d)?;
+                        data_sn += 1;
+                        off = chunk_end;
+                    }
+                }
+                Some(Pdu::DataIn(d)) => {
+                    res.data.extend_from_slice(&d.data);
+                    if d.status_present {
+                        res.status = d.status;
+                        res.residual = d.residual_count;
+                        res.underflow = d.underflow;
+                        res.overflow = d.overflow;
+                        return Ok(res);
+                    }
+                }
+                Some(Pdu::ScsiResponse(r)) => {
+                    res.status = r.status;
+                    res.residual = r.residual_count;
+                    res.underflow = r.underflow;
+                    res.overflow = r.overflow;
+                    if r.data.len() >= 2 {
+                        let n = u16::from_be_bytes([r.data[0], r.data[1]]) as usize;
+                        res.sense = r.data[2..(2 + n).min(r.data.len())].to_vec();
+                    }
+                    return Ok(res);
+                }
+                other => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {other:?}")))
+                }
+            }
+        }
+    }
+
+    /// Logout (close the session); true when the target answered "closed".
+    pub fn logout(&mut self) -> io::Result<bool> {
+        let itt = self.next_itt();
+        let req = Pdu::LogoutRequest(LogoutRequest {
+            immediate: true,
+            reason: 0,
+            itt,
+            cid: 0,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+        });
+        self.send(&req)?;
+        Ok(matches!(self.recv()?, Some(Pdu::LogoutResponse(r)) if r.response == 0))
+    }
+
+    /// The negotiated MaxBurstLength.
+    pub fn max_burst(&self) -> u32 {
+        self.max_burst
+    }
+}
+
+/// READ(10) CDB.
+pub fn read10(lba: u32, blocks: u16) -> Vec<u8> {
+    let mut c = vec![0x28, 0];
+    c.extend_from_slice(&lba.to_be_bytes());
+    c.push(0);
+    c.extend_from_slice(&blocks.to_be_bytes());
+    c.push(0);
+    c
+}
+
+/// WRITE(10) CDB.
+pub fn write10(lba: u32, blocks: u16) -> Vec<u8> {
+    let mut c = read10(lba, blocks);
+    c[0] = 0x2a;
+    c
+}
