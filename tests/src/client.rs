@@ -69,7 +69,8 @@ impl Client {
 
     /// Send one PDU.
     pub fn send(&mut self, pdu: &Pdu) -> io::Result<()> {
-        self.stream.write_all(&pdu.encode(Digests::default()).to_vec())
+        self.stream
+            .write_all(&pdu.encode(Digests::default()).to_vec())
     }
 
     /// Send raw bytes (malformed input tests).
@@ -147,7 +148,10 @@ impl Client {
                 let pairs = text::parse(&r.data).unwrap_or_default();
                 Ok((r.status_class, r.status_detail, pairs, r.transit))
             }
-            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a login response, got {other:?}"))),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected a login response, got {other:?}"),
+            )),
         }
     }
 
@@ -177,9 +181,14 @@ impl Client {
                 ("FirstBurstLength", "65536"),
             ]
         } else {
-            &[("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxRecvDataSegmentLength", "65536")]
+            &[
+                ("HeaderDigest", "None"),
+                ("DataDigest", "None"),
+                ("MaxRecvDataSegmentLength", "65536"),
+            ]
         };
-        let (c, d, pairs, _) = self.login_step(Stage::Operational, Stage::FullFeature, true, ops)?;
+        let (c, d, pairs, _) =
+            self.login_step(Stage::Operational, Stage::FullFeature, true, ops)?;
         for (k, v) in &pairs {
             if k == "MaxBurstLength" {
                 self.max_burst = v.parse().unwrap_or(262_144);
@@ -205,19 +214,32 @@ impl Client {
         self.send(&req)?;
         match self.recv()? {
             Some(Pdu::TextResponse(r)) => Ok(text::parse(&r.data).unwrap_or_default()),
-            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}"))),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{other:?}"),
+            )),
         }
     }
 
     /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
     /// on R2T), `read_len` expected data-in.
-    pub fn scsi(&mut self, lun: u64, cdb: &[u8], data_out: &[u8], read_len: u32) -> io::Result<ScsiResult> {
+    pub fn scsi(
+        &mut self,
+        lun: u64,
+        cdb: &[u8],
+        data_out: &[u8],
+        read_len: u32,
+    ) -> io::Result<ScsiResult> {
         let itt = self.next_itt();
         let mut cdb16 = cdb.to_vec();
         cdb16.resize(cdb.len().max(16), 0);
         let write = !data_out.is_empty();
         let imm = data_out.len().min(65536);
-        let edtl = if write { data_out.len() as u32 } else { read_len };
+        let edtl = if write {
+            data_out.len() as u32
+        } else {
+            read_len
+        };
         let cmd = Pdu::ScsiCommand(ScsiCommand {
             immediate: false,
             final_bit: true,
@@ -234,7 +256,14 @@ impl Client {
         });
         self.cmd_sn += 1;
         self.send(&cmd)?;
-        let mut res = ScsiResult { status: 0xff, data: Vec::new(), sense: Vec::new(), residual: 0, underflow: false, overflow: false };
+        let mut res = ScsiResult {
+            status: 0xff,
+            data: Vec::new(),
+            sense: Vec::new(),
+            residual: 0,
+            underflow: false,
+            overflow: false,
+        };
         loop {
             match self.recv()? {
                 Some(Pdu::R2t(r)) => {
@@ -252,7 +281,9 @@ impl Client {
                             exp_stat_sn: SerialNumber(self.exp_stat_sn),
                             data_sn,
                             buffer_offset: off as u32,
-                            data: Bytes::copy_from_slice(&data_out[off.min(data_out.len())..chunk_end.min(data_out.len())]),
+                            data: Bytes::copy_from_slice(
+                                &data_out[off.min(data_out.len())..chunk_end.min(data_out.len())],
+                            ),
                         });
                         self.send(&d)?;
                         data_sn += 1;
@@ -281,7 +312,10 @@ impl Client {
                     return Ok(res);
                 }
                 other => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {other:?}")))
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected {other:?}"),
+                    ))
                 }
             }
         }

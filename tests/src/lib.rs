@@ -47,24 +47,38 @@ macro_rules! both_flavours {
 pub fn bin_dir() -> PathBuf {
     // Test executables live in target/<profile>/deps.
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// A binary of the workspace; panics with the fix when it has not been built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` (the README's test command does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` (the README's test command does)",
+        p.display()
+    );
     p
 }
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// `../shared/tools/NAME` beside the workspace.
 pub fn shared_tool(name: &str) -> PathBuf {
-    let p = workspace().parent().expect("parent").join("shared/tools").join(name);
+    let p = workspace()
+        .parent()
+        .expect("parent")
+        .join("shared/tools")
+        .join(name);
     assert!(p.exists(), "{} is missing", p.display());
     p
 }
@@ -170,17 +184,25 @@ impl Daemon {
                 }
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("{} did not start", flavour.binary())
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("{} did not start", flavour.binary())
+            });
         let portal: SocketAddr = line
             .split("serving iSCSI on ")
             .nth(1)
             .and_then(|r| r.split([' ', ',', ';']).next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("cannot parse banner: {line}"));
-        Daemon { child, portal, socket, dir, flavour }
+        Daemon {
+            child,
+            portal,
+            socket,
+            dir,
+            flavour,
+        }
     }
 
     /// `host:port` for URLs.
@@ -213,7 +235,18 @@ impl Daemon {
         let f = std::fs::File::create(&file).expect("create backing file");
         f.set_len(size).expect("size backing file");
         let tid_s = tid.to_string();
-        self.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "new", "--tid", &tid_s, "--targetname", iqn]);
+        self.tgtadm_ok(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "target",
+            "--op",
+            "new",
+            "--tid",
+            &tid_s,
+            "--targetname",
+            iqn,
+        ]);
         self.tgtadm_ok(&[
             "--lld",
             "iscsi",
@@ -228,7 +261,9 @@ impl Daemon {
             "--backing-store",
             file.to_str().expect("utf-8 path"),
         ]);
-        self.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid_s, "-I", "ALL"]);
+        self.tgtadm_ok(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid_s, "-I", "ALL",
+        ]);
         file
     }
 
@@ -257,7 +292,12 @@ impl Drop for Daemon {
 
 /// Run a command with a time limit; a command that hangs is killed and fails the test.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let start = std::time::Instant::now();
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -266,7 +306,10 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
-            panic!("{cmd:?} hung for {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{cmd:?} hung for {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

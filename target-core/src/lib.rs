@@ -1,0 +1,17 @@
+//! Sans-IO iSCSI target core: the registry of targets and LUNs, the management model,
+//! and the connection state machine that glues iSCSI to SCSI.
+//!
+//! Nothing here touches a socket, a file, a thread or a clock: adapters feed bytes,
+//! completions and the current time in, and drain what to send, what I/O to run and
+//! when to wake up.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod core;
+pub mod mgmt;
+pub mod registry;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use crate::core::Core;
+pub mod connection;

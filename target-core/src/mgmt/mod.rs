@@ -1,0 +1,54 @@
+//! The management model: every tgtadm request as a value, applied to the registry.
+//!
+//! - [`Request`] / [`Response`] / [`MgmtError`]: what `tgtadm` asks and what it gets.
+//! - [`apply()`]: runs a request against a [`Core`](crate::Core). Opening a backing
+//!   store is I/O, so it goes through the caller's [`StoreOpener`].
+//! - [`show`]: tgt's `show` text, byte for byte.
+//! - [`wire`]: the framing used on the control socket, sans-IO.
+//! - [`path`]: where the control socket lives, decided the same way by daemon and CLI.
+
+mod apply;
+mod error;
+pub mod path;
+mod request;
+mod response;
+pub mod show;
+pub mod wire;
+
+pub use apply::apply;
+pub use error::MgmtError;
+pub use request::{Mode, Op, Request};
+pub use response::Response;
+
+use scsi_sbc::BlockStore;
+use std::sync::Arc;
+
+/// A backing store type the daemon can open, as `system show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingStoreType {
+    /// `--bstype` name (`rdwr`, `null`, ...).
+    pub name: String,
+    /// `--bsoflags` it supports, tgt's spelling (`sync:direct`), empty when none.
+    pub oflags: String,
+}
+
+/// Opens backing stores for [`apply()`]. The daemon implements it with the
+/// `backends` crate; tests use an in-memory fake. Keeping it a trait keeps the core
+/// free of files.
+pub trait StoreOpener {
+    /// Open the store `path` of type `bstype` (already defaulted to `rdwr`).
+    /// The error text is reported to `tgtadm` after "invalid request: ".
+    fn open(&self, bstype: &str, path: &str, readonly: bool)
+        -> Result<Arc<dyn BlockStore>, String>;
+
+    /// The types [`open`](StoreOpener::open) accepts, for `system show`.
+    fn backing_stores(&self) -> Vec<BackingStoreType> {
+        ["rdwr", "memory", "null"]
+            .into_iter()
+            .map(|name| BackingStoreType {
+                name: name.into(),
+                oflags: String::new(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,230 @@
+//! One target: name, LUNs, ACL and its live sessions.
+
+use super::{AclEntry, Lun};
+use crate::mgmt::MgmtError;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// A connection of a session, for show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Connection ID chosen by the initiator.
+    pub cid: u16,
+    /// The initiator's address.
+    pub peer: SocketAddr,
+}
+
+/// A logged-in session (I_T nexus), for show and for forced logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session id as tgt shows it (the I_T nexus number); we use a daemon-wide counter.
+    pub sid: u64,
+    /// TSIH given to the session.
+    pub tsih: u16,
+    /// InitiatorName.
+    pub initiator: String,
+    /// InitiatorAlias, when sent.
+    pub alias: Option<String>,
+    /// The session's connections.
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// A target (`tgtadm --mode target`).
+#[derive(Debug)]
+pub struct Target {
+    /// Target ID.
+    pub tid: u32,
+    /// iSCSI qualified name.
+    pub name: String,
+    luns: RwLock<BTreeMap<u64, Arc<Lun>>>,
+    acl: RwLock<Vec<AclEntry>>,
+    name_acl: RwLock<Vec<String>>,
+    sessions: RwLock<BTreeMap<u64, SessionInfo>>,
+    deleted: AtomicBool,
+}
+
+impl Target {
+    pub(crate) fn new(tid: u32, name: String) -> Self {
+        let mut luns = BTreeMap::new();
+        luns.insert(0, Arc::new(Lun::controller(tid)));
+        Target {
+            tid,
+            name,
+            luns: RwLock::new(luns),
+            acl: RwLock::new(Vec::new()),
+            name_acl: RwLock::new(Vec::new()),
+            sessions: RwLock::new(BTreeMap::new()),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// The LUN with this number.
+    pub fn lun(&self, lun: u64) -> Option<Arc<Lun>> {
+        self.luns
+            .read()
+            .expect("lun lock poisoned")
+            .get(&lun)
+            .cloned()
+    }
+
+    /// Every LUN, ascending.
+    pub fn luns(&self) -> Vec<Arc<Lun>> {
+        self.luns
+            .read()
+            .expect("lun lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every LUN number, ascending (REPORT LUNS).
+    pub fn lun_numbers(&self) -> Vec<u64> {
+        self.luns
+            .read()
+            .expect("lun lock poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Add a LUN; refused when the number is taken.
+    pub fn add_lun(&self, lun: Lun) -> Result<(), MgmtError> {
+        let mut luns = self.luns.write().expect("lun lock poisoned");
+        if luns.contains_key(&lun.lun) {
+            return Err(MgmtError::LunExists);
+        }
+        luns.insert(lun.lun, Arc::new(lun));
+        Ok(())
+    }
+
+    /// Replace an existing LUN with an updated one (online changes).
+    pub fn replace_lun(&self, lun: Lun) -> Result<(), MgmtError> {
+        let mut luns = self.luns.write().expect("lun lock poisoned");
+        let slot = luns.get_mut(&lun.lun).ok_or(MgmtError::NoLun)?;
+        *slot = Arc::new(lun);
+        Ok(())
+    }
+
+    /// Remove a LUN. LUN 0, the controller, cannot be removed (tgt refuses it too).
+    pub fn remove_lun(&self, lun: u64) -> Result<Arc<Lun>, MgmtError> {
+        let mut luns = self.luns.write().expect("lun lock poisoned");
+        if lun == 0 {
+            return Err(MgmtError::InvalidRequest);
+        }
+        luns.remove(&lun).ok_or(MgmtError::NoLun)
+    }
+
+    /// Bind an ACL entry; refused when already bound.
+    pub fn bind(&self, entry: AclEntry) -> Result<(), MgmtError> {
+        let mut acl = self.acl.write().expect("acl lock poisoned");
+        if acl.contains(&entry) {
+            return Err(MgmtError::AclExists);
+        }
+        acl.push(entry);
+        Ok(())
+    }
+
+    /// Unbind an ACL entry; refused when not bound.
+    pub fn unbind(&self, entry: &AclEntry) -> Result<(), MgmtError> {
+        let mut acl = self.acl.write().expect("acl lock poisoned");
+        let pos = acl
+            .iter()
+            .position(|e| e == entry)
+            .ok_or(MgmtError::AclNoExist)?;
+        acl.remove(pos);
+        Ok(())
+    }
+
+    /// The bound ACL entries, in bind order.
+    pub fn acl(&self) -> Vec<AclEntry> {
+        self.acl.read().expect("acl lock poisoned").clone()
+    }
+
+    /// Whether an initiator at `addr` may see and log in to this target.
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        self.acl
+            .read()
+            .expect("acl lock poisoned")
+            .iter()
+            .any(|e| e.matches(addr))
+    }
+
+    /// Bind an initiator name (`tgtadm --op bind --initiator-name`); refused when
+    /// already bound. tgt compares names byte for byte (`iqn_acl_add`).
+    pub fn bind_initiator_name(&self, name: &str) -> Result<(), MgmtError> {
+        let mut names = self.name_acl.write().expect("acl lock poisoned");
+        if names.iter().any(|n| n == name) {
+            return Err(MgmtError::AclExists);
+        }
+        names.push(name.to_string());
+        Ok(())
+    }
+
+    /// Unbind an initiator name; refused when not bound.
+    pub fn unbind_initiator_name(&self, name: &str) -> Result<(), MgmtError> {
+        let mut names = self.name_acl.write().expect("acl lock poisoned");
+        let pos = names
+            .iter()
+            .position(|n| n == name)
+            .ok_or(MgmtError::AclNoExist)?;
+        names.remove(pos);
+        Ok(())
+    }
+
+    /// The bound initiator names, in bind order.
+    pub fn initiator_name_acl(&self) -> Vec<String> {
+        self.name_acl.read().expect("acl lock poisoned").clone()
+    }
+
+    /// Whether an initiator named `name` at `addr` may see and log in to this target.
+    ///
+    /// tgt admits an initiator when its address matches an address rule *or* its
+    /// name matches a name rule (`iscsid.c`: refused only if `ip_acl` and `iqn_acl`
+    /// both fail), so this is the check login and SendTargets should use.
+    pub fn allows_initiator(&self, addr: IpAddr, name: &str) -> bool {
+        self.allows(addr)
+            || self
+                .name_acl
+                .read()
+                .expect("acl lock poisoned")
+                .iter()
+                .any(|n| n == name)
+    }
+
+    /// Record a new session.
+    pub fn add_session(&self, info: SessionInfo) {
+        self.sessions
+            .write()
+            .expect("session lock poisoned")
+            .insert(info.sid, info);
+    }
+
+    /// Forget a session.
+    pub fn remove_session(&self, sid: u64) {
+        self.sessions
+            .write()
+            .expect("session lock poisoned")
+            .remove(&sid);
+    }
+
+    /// The live sessions, by sid.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions
+            .read()
+            .expect("session lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the target was deleted; its connections then close.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+}

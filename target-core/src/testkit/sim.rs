@@ -1,0 +1,284 @@
+//! [`Sim`]: one [`Connection`] and one [`Initiator`] on a fake clock, stepped
+//! deterministically like quinn-proto's test `Pair`.
+
+use super::{Initiator, Rng};
+use crate::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, IoRequest, PeerInfo};
+use crate::Core;
+use bytes::BytesMut;
+use iscsi_proto::pdu::{LoginResponse, Pdu, Stage};
+use iscsi_proto::text::Pair;
+use scsi_sbc::BlockOp;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// When the simulated workers run the storage requests the connection asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// In the step they are polled, in order.
+    Immediate,
+    /// Only when the test calls [`Sim::complete_io`] or [`Sim::complete_all_io`].
+    Hold,
+    /// A seeded random non-empty subset per step, in seeded random order.
+    Random,
+}
+
+/// A connection, its initiator and a fake clock.
+pub struct Sim {
+    /// The target side.
+    pub conn: Connection,
+    /// The initiator side.
+    pub ini: Initiator,
+    /// The core the connection belongs to.
+    pub core: Arc<Core>,
+    /// When storage requests run.
+    pub io_mode: IoMode,
+    /// Largest chunk moved per direction per step (`None`: everything pending); chunk
+    /// sizes are drawn from the seed.
+    pub max_chunk: Option<usize>,
+    /// Every event the connection emitted.
+    pub events: Vec<ConnEvent>,
+    /// Every storage operation the connection asked for, in order.
+    pub ops: Vec<BlockOp>,
+    base: Instant,
+    elapsed: Duration,
+    rng: Rng,
+    pending_io: Vec<IoRequest>,
+    to_initiator: BytesMut,
+    target_in: BytesMut,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("conn", &self.conn)
+            .field("elapsed", &self.elapsed)
+            .field("pending_io", &self.pending_io.len())
+            .finish()
+    }
+}
+
+impl Sim {
+    /// A connection from `peer` into `core`, created at `base` (the fake clock's zero),
+    /// with an [`Initiator`] named [`super::fixture::INITIATOR`]. Storage runs
+    /// immediately and bytes move whole until told otherwise.
+    pub fn new(
+        core: Arc<Core>,
+        peer: PeerInfo,
+        config: ConnConfig,
+        seed: u64,
+        base: Instant,
+    ) -> Self {
+        Sim {
+            conn: Connection::new(core.clone(), peer, config, base),
+            ini: Initiator::new(super::fixture::INITIATOR),
+            core,
+            io_mode: IoMode::Immediate,
+            max_chunk: None,
+            events: Vec::new(),
+            ops: Vec::new(),
+            base,
+            elapsed: Duration::ZERO,
+            rng: Rng::new(seed),
+            pending_io: Vec::new(),
+            to_initiator: BytesMut::new(),
+            target_in: BytesMut::new(),
+        }
+    }
+
+    // ----- clock -----
+
+    /// The fake clock's current time.
+    pub fn now(&self) -> Instant {
+        self.base + self.elapsed
+    }
+
+    /// Move the clock forward by `d` and fire the connection's timers that are due.
+    pub fn advance(&mut self, d: Duration) {
+        self.elapsed += d;
+        let now = self.now();
+        if self.conn.poll_timeout().is_some_and(|t| t <= now) {
+            self.conn.handle_timeout(now);
+        }
+    }
+
+    /// Jump to the connection's next deadline and fire it. False when none is armed.
+    pub fn fire_timeout(&mut self) -> bool {
+        let Some(at) = self.conn.poll_timeout() else {
+            return false;
+        };
+        if at > self.now() {
+            self.elapsed = at - self.base;
+        }
+        self.conn.handle_timeout(self.now());
+        true
+    }
+
+    // ----- storage -----
+
+    /// Storage requests polled but not yet completed.
+    pub fn pending_io(&self) -> usize {
+        self.pending_io.len()
+    }
+
+    /// Run the `i`th pending storage request against its store and report it.
+    pub fn complete_io(&mut self, i: usize) {
+        let req = self.pending_io.remove(i);
+        let result = req.store.execute(&req.op);
+        let now = self.now();
+        self.conn.handle_io_completion(
+            IoCompletion {
+                tag: req.tag,
+                result,
+            },
+            now,
+        );
+    }
+
+    /// Run every pending storage request, in order.
+    pub fn complete_all_io(&mut self) {
+        while !self.pending_io.is_empty() {
+            self.complete_io(0);
+        }
+    }
+
+    // ----- stepping -----
+
+    fn chunk_len(&mut self, available: usize) -> usize {
+        match self.max_chunk {
+            None => available,
+            Some(max) => self.rng.range(1, max.max(1)).min(available),
+        }
+    }
+
+    /// One round: drain the connection's outputs, deliver one chunk each way, run
+    /// storage per [`Sim::io_mode`]. Returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let mut progress = false;
+        while let Some(io) = self.conn.poll_io() {
+            self.ops.push(io.op.clone());
+            self.pending_io.push(io);
+            progress = true;
+        }
+        while let Some(t) = self.conn.poll_transmit() {
+            self.to_initiator.extend_from_slice(&t.header);
+            self.to_initiator.extend_from_slice(&t.data);
+            self.to_initiator.extend_from_slice(&t.trailer);
+        }
+        while let Some(e) = self.conn.poll_event() {
+            self.events.push(e);
+            progress = true;
+        }
+        if !self.to_initiator.is_empty() {
+            let n = self.chunk_len(self.to_initiator.len());
+            let chunk = self.to_initiator.split_to(n);
+            self.ini.receive(&chunk);
+            progress = true;
+        }
+        if !self.conn.is_closed() && self.ini.outgoing_len() > 0 {
+            let n = self.chunk_len(self.ini.outgoing_len());
+            let chunk = self.ini.take_outgoing(n);
+            self.target_in.extend_from_slice(&chunk);
+            let now = self.now();
+            self.conn.handle_input(&mut self.target_in, now);
+            progress = true;
+        }
+        match self.io_mode {
+            IoMode::Hold => {}
+            IoMode::Immediate => {
+                if !self.pending_io.is_empty() {
+                    self.complete_all_io();
+                    progress = true;
+                }
+            }
+            IoMode::Random => {
+                if !self.pending_io.is_empty() {
+                    self.rng.shuffle(&mut self.pending_io);
+                    let k = self.rng.range(1, self.pending_io.len());
+                    for _ in 0..k {
+                        self.complete_io(0);
+                    }
+                    progress = true;
+                }
+            }
+        }
+        progress
+    }
+
+    /// Step until nothing happens, at most `max_steps` times. Returns whether it went idle.
+    pub fn drive_bounded(&mut self, max_steps: usize) -> bool {
+        for _ in 0..max_steps {
+            if !self.step() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Step until nothing happens (panics after 100 000 steps: a livelock).
+    pub fn drive(&mut self) {
+        assert!(self.drive_bounded(100_000), "simulation did not settle");
+    }
+
+    // ----- login helpers -----
+
+    /// Send one login request and drive; returns the last login response received.
+    pub fn login_step(
+        &mut self,
+        csg: Stage,
+        nsg: Stage,
+        transit: bool,
+        pairs: &[Pair],
+    ) -> Option<LoginResponse> {
+        let req = self.ini.login_request(csg, nsg, transit, pairs);
+        self.ini.send(&Pdu::LoginRequest(req));
+        self.drive();
+        self.ini.last_login_response().cloned()
+    }
+
+    /// A normal-session login to `target`: security stage with `AuthMethod=None`, then
+    /// the operational stage with [`Initiator::offer`]. Panics unless it succeeds;
+    /// returns the final login response.
+    pub fn login_normal(&mut self, target: &str) -> LoginResponse {
+        let mut keys = self.ini.identity_keys(target);
+        keys.push(("AuthMethod".into(), "None".into()));
+        let r = self
+            .login_step(Stage::Security, Stage::Operational, true, &keys)
+            .expect("a login response");
+        assert_eq!((r.status_class, r.status_detail), (0, 0), "security stage");
+        let offer = self.ini.offer.pairs(false);
+        let r = self
+            .login_step(Stage::Operational, Stage::FullFeature, true, &offer)
+            .expect("a login response");
+        assert_eq!(
+            (r.status_class, r.status_detail),
+            (0, 0),
+            "operational stage"
+        );
+        assert!(
+            self.ini.full_feature,
+            "login did not reach full feature phase"
+        );
+        r
+    }
+
+    /// A discovery-session login in one operational-stage request. Panics unless it
+    /// succeeds.
+    pub fn login_discovery(&mut self) -> LoginResponse {
+        let mut keys: Vec<Pair> = vec![
+            ("InitiatorName".into(), self.ini.name.clone()),
+            ("SessionType".into(), "Discovery".into()),
+        ];
+        keys.extend(self.ini.offer.pairs(true));
+        let r = self
+            .login_step(Stage::Operational, Stage::FullFeature, true, &keys)
+            .expect("a login response");
+        assert_eq!((r.status_class, r.status_detail), (0, 0), "discovery login");
+        r
+    }
+
+    /// Send a PDU from the initiator and drive.
+    pub fn send(&mut self, pdu: Pdu) {
+        self.ini.send(&pdu);
+        self.drive();
+    }
+}
