@@ -15,6 +15,9 @@ use std::time::Duration;
 /// The initiator name the client logs in with.
 pub const INITIATOR: &str = "iqn.2026-11.org.example:test-client";
 
+/// One login exchange's answer: status class, status detail, keys, T bit.
+pub type LoginStep = (u8, u8, Vec<(String, String)>, bool);
+
 /// The answer to a SCSI command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScsiResult {
@@ -126,7 +129,7 @@ impl Client {
         nsg: Stage,
         transit: bool,
         keys: &[(&str, &str)],
-    ) -> io::Result<(u8, u8, Vec<(String, String)>, bool)> {
+    ) -> io::Result<LoginStep> {
         let req = Pdu::LoginRequest(LoginRequest {
             transit,
             continue_bit: false,
