@@ -4,11 +4,19 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use bytes::{Bytes, BytesMut};
+use rustix::fs::{FallocateFlags, SeekFrom as RawSeek};
+use scsi_sbc::block_op::Extent;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
+use crate::compound::{self, Primitives};
 use crate::{BackendError, OpenOptions};
+
+/// At most this many extents answer one allocation-map query (GET LBA STATUS returns
+/// a bounded list; the initiator asks again from where it ended).
+const MAX_EXTENTS: usize = 64;
 
 /// A backing store on a regular file or a block device (tgt's `rdwr`).
 ///
@@ -21,6 +29,8 @@ pub struct FileStore {
     path: PathBuf,
     size: u64,
     readonly: bool,
+    /// Orders plain writes against COMPARE AND WRITE / ORWRITE (see `compound`).
+    rmw: RwLock<()>,
 }
 
 impl FileStore {
@@ -82,6 +92,7 @@ impl FileStore {
             path: path.to_owned(),
             size,
             readonly,
+            rmw: RwLock::new(()),
         })
     }
 
@@ -116,30 +127,64 @@ impl FileStore {
         Ok(buf.freeze())
     }
 
-    fn write(&self, offset: u64, data: &Bytes, fua: bool) -> Result<Bytes, IoErrorKind> {
+    fn write_bytes(&self, offset: u64, data: &[u8]) -> Result<(), IoErrorKind> {
         if self.readonly {
             return Err(IoErrorKind::ReadOnly);
         }
         self.file
             .write_all_at(data, offset)
-            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))?;
-        if fua {
-            self.flush()?;
-        }
-        Ok(Bytes::new())
+            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))
     }
 
-    fn flush(&self) -> Result<Bytes, IoErrorKind> {
+    fn sync(&self) -> Result<(), IoErrorKind> {
         if self.readonly {
             // Nothing was written through this handle.
-            return Ok(Bytes::new());
+            return Ok(());
         }
         // fdatasync: the data and the metadata needed to read it back (the size), not
         // the timestamps.
         self.file
             .sync_data()
-            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))?;
-        Ok(Bytes::new())
+            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))
+    }
+
+    /// Allocation map from SEEK_DATA / SEEK_HOLE, clipped to the range.
+    fn holes(&self, offset: u64, len: u64) -> Result<Vec<Extent>, IoErrorKind> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = offset;
+        while pos < end && out.len() < MAX_EXTENTS {
+            let data = match rustix::fs::seek(&self.file, RawSeek::Data(pos)) {
+                Ok(d) => d.min(end),
+                // ENXIO: no data at or after pos.
+                Err(e) if e == rustix::io::Errno::NXIO => end,
+                // No SEEK_DATA (old file system, block device): all mapped.
+                Err(_) => {
+                    out.push(Extent {
+                        offset: pos,
+                        len: end - pos,
+                        mapped: true,
+                    });
+                    break;
+                }
+            };
+            let (next, mapped) = if data > pos {
+                (data, false)
+            } else {
+                let hole = rustix::fs::seek(&self.file, RawSeek::Hole(pos)).unwrap_or(end);
+                (hole.min(end).max(pos + 1), true)
+            };
+            match out.last_mut() {
+                Some(last) if last.mapped == mapped => last.len += next - pos,
+                _ => out.push(Extent {
+                    offset: pos,
+                    len: next - pos,
+                    mapped,
+                }),
+            }
+            pos = next;
+        }
+        Ok(out)
     }
 
     /// Reduce an OS error to what decides the sense data; `otherwise` is the medium
@@ -160,11 +205,55 @@ impl BlockStore for FileStore {
     }
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        match op {
-            BlockOp::Read { offset, len } => self.read(*offset, *len),
-            BlockOp::Write { offset, data, fua } => self.write(*offset, data, *fua),
-            BlockOp::Flush => self.flush(),
+        compound::run(self, op)
+    }
+}
+
+impl Primitives for FileStore {
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        FileStore::read(self, offset, len)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), IoErrorKind> {
+        self.write_bytes(offset, data)
+    }
+
+    fn flush(&self) -> Result<(), IoErrorKind> {
+        self.sync()
+    }
+
+    /// fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros and frees its
+    /// space; where the file system or device cannot punch, zeros are written.
+    fn punch(&self, offset: u64, len: u64) -> Result<(), IoErrorKind> {
+        if self.readonly {
+            return Err(IoErrorKind::ReadOnly);
         }
+        let len = len.min(self.size.saturating_sub(offset));
+        if len == 0 {
+            return Ok(());
+        }
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&self.file, flags, offset, len) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let zeros = crate::zeros(1 << 20);
+                let mut pos = 0;
+                while pos < len {
+                    let n = (len - pos).min(zeros.len() as u64) as usize;
+                    self.write_bytes(offset + pos, &zeros[..n])?;
+                    pos += n as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>, IoErrorKind> {
+        self.holes(offset, len)
+    }
+
+    fn rmw_lock(&self) -> &RwLock<()> {
+        &self.rmw
     }
 }
 

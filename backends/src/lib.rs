@@ -33,6 +33,7 @@
 // reported), so this allow only guards against future uses.
 #![allow(clippy::disallowed_methods)]
 
+mod compound;
 mod error;
 mod file;
 mod memory;

@@ -3,6 +3,9 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::sync::{PoisonError, RwLock};
 
+use crate::compound::{self, Primitives};
+use scsi_sbc::block_op::Extent;
+
 use bytes::{Bytes, BytesMut};
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
@@ -29,6 +32,8 @@ const CHUNK: usize = 1 << 20;
 pub struct MemoryStore {
     size: u64,
     shards: Box<[Shard]>,
+    /// Orders plain writes against COMPARE AND WRITE / ORWRITE (see `compound`).
+    rmw: RwLock<()>,
 }
 
 /// One lock's worth of chunks: chunk index → its bytes (allocated chunks only).
@@ -44,6 +49,7 @@ impl MemoryStore {
         MemoryStore {
             size,
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            rmw: RwLock::new(()),
         }
     }
 
@@ -133,12 +139,66 @@ impl BlockStore for MemoryStore {
     }
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        match op {
-            BlockOp::Read { offset, len } => self.read(*offset, *len),
-            BlockOp::Write { offset, data, .. } => self.write(*offset, data),
-            // RAM is as durable as this store gets.
-            BlockOp::Flush => Ok(Bytes::new()),
+        compound::run(self, op)
+    }
+}
+
+impl Primitives for MemoryStore {
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        MemoryStore::read(self, offset, len)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), IoErrorKind> {
+        MemoryStore::write(self, offset, data).map(|_| ())
+    }
+
+    /// RAM is as durable as this store gets.
+    fn flush(&self) -> Result<(), IoErrorKind> {
+        Ok(())
+    }
+
+    /// Whole chunks are freed; partly covered ones get zeros.
+    fn punch(&self, offset: u64, len: u64) -> Result<(), IoErrorKind> {
+        let len = usize::try_from(len.min(self.size.saturating_sub(offset)))
+            .map_err(|_| IoErrorKind::Other)?;
+        for (index, in_chunk, _, n) in self.pieces(offset, len) {
+            let mut map = self
+                .shard(index)
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if n == self.chunk_len(index) {
+                map.remove(&index);
+            } else if let Some(c) = map.get_mut(&index) {
+                c[in_chunk..in_chunk + n].fill(0);
+            }
         }
+        Ok(())
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>, IoErrorKind> {
+        let len = usize::try_from(len.min(self.size.saturating_sub(offset)))
+            .map_err(|_| IoErrorKind::Other)?;
+        let mut out: Vec<Extent> = Vec::new();
+        for (index, _, in_buf, n) in self.pieces(offset, len) {
+            let mapped = self
+                .shard(index)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&index);
+            match out.last_mut() {
+                Some(last) if last.mapped == mapped => last.len += n as u64,
+                _ => out.push(Extent {
+                    offset: offset + in_buf as u64,
+                    len: n as u64,
+                    mapped,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn rmw_lock(&self) -> &RwLock<()> {
+        &self.rmw
     }
 }
 

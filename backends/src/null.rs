@@ -34,7 +34,25 @@ impl BlockStore for NullStore {
                 let len = usize::try_from(*len).map_err(|_| IoErrorKind::ReadError)?;
                 Ok(zeros(len))
             }
-            BlockOp::Write { .. } | BlockOp::Flush => Ok(Bytes::new()),
+            // Every byte reads as zero, so a compare is against zeros.
+            BlockOp::Compare { data, .. } | BlockOp::CompareAndWrite { compare: data, .. } => {
+                match data.iter().position(|&b| b != 0) {
+                    Some(at) => Err(IoErrorKind::Miscompare { offset: at as u64 }),
+                    None => Ok(Bytes::new()),
+                }
+            }
+            BlockOp::Provisioning { offset, len } => Ok(scsi_sbc::block_op::encode_extents(&[
+                scsi_sbc::block_op::Extent {
+                    offset: *offset,
+                    len: *len,
+                    mapped: false,
+                },
+            ])),
+            BlockOp::Write { .. }
+            | BlockOp::Flush
+            | BlockOp::WriteSame { .. }
+            | BlockOp::Unmap { .. }
+            | BlockOp::OrWrite { .. } => Ok(Bytes::new()),
         }
     }
 }

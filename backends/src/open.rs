@@ -154,10 +154,16 @@ impl BlockStore for ReadOnlyStore {
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         match op {
-            BlockOp::Write { .. } => Err(IoErrorKind::ReadOnly),
+            BlockOp::Write { .. }
+            | BlockOp::WriteSame { .. }
+            | BlockOp::Unmap { .. }
+            | BlockOp::CompareAndWrite { .. }
+            | BlockOp::OrWrite { .. } => Err(IoErrorKind::ReadOnly),
             // Nothing was written, so nothing needs to become durable.
             BlockOp::Flush => Ok(Bytes::new()),
-            BlockOp::Read { .. } => self.0.execute(op),
+            BlockOp::Read { .. } | BlockOp::Compare { .. } | BlockOp::Provisioning { .. } => {
+                self.0.execute(op)
+            }
         }
     }
 }

@@ -1,21 +1,36 @@
-//! `scsi_sbc::prepare` / `execute` / `complete` on arbitrary CDBs and data against small
-//! LU configurations. Invariants: nothing panics; block operations stay inside the LU; a
-//! write never carries more than the CDB asked for; a read completes with what it asked.
+//! A sequence of arbitrary CDBs with data, from two I_T nexuses, through
+//! `scsi_sbc::prepare_in` / `execute_in` / `complete_in` against one small LU and its
+//! state (reservations, unit attentions, mode pages). Invariants: nothing panics; block
+//! operations stay inside the LU; a write never carries more than the initiator sent or
+//! the CDB asked for; a read completes with exactly what it asked for.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use scsi_sbc::{BlockOp, DeviceType, IoErrorKind, LuConfig, LuContext, LuIdentity, Plan};
+use scsi_sbc::block_op::{encode_extents, Extent};
+use scsi_sbc::state::LuState;
+use scsi_sbc::{BlockOp, DeviceType, IoErrorKind, LuConfig, LuContext, LuIdentity, Nexus, Plan};
 
 #[derive(Debug, Arbitrary)]
 struct Input {
-    cdb: Vec<u8>,
-    data: Vec<u8>,
     controller: bool,
     big_blocks: bool,
     readonly: bool,
+    thin: bool,
+    descriptor_sense: bool,
     num_blocks: u16,
+    cmds: Vec<Cmd>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Cmd {
+    second_nexus: bool,
+    cdb: Vec<u8>,
+    data: Vec<u8>,
+    /// Run it even when `prepare_in` refused it (a transport bug must not panic us).
+    ignore_prepare: bool,
+    io_fails: bool,
 }
 
 fuzz_target!(|input: Input| {
@@ -38,37 +53,113 @@ fuzz_target!(|input: Input| {
         readonly: input.readonly,
         removable: false,
         write_cache: true,
+        thin_provisioning: input.thin,
+        descriptor_sense: input.descriptor_sense,
     };
-    let ctx = LuContext {
-        lun: 1,
-        luns: &[0, 1],
-        target_name: "iqn.2024-01.com.example:fuzz",
-        tpgt: 1,
-    };
-    let prepared = scsi_sbc::prepare(&input.cdb, &lu);
-    let data = Bytes::from(input.data);
     let size = lu.num_blocks * u64::from(block_size);
-    match scsi_sbc::execute(&input.cdb, &lu, &ctx, data.clone()) {
-        Plan::Done(_) => {}
-        Plan::Io(op) => {
-            match &op {
-                BlockOp::Read { offset, len } => {
-                    assert!(offset + len <= size, "read inside the LU");
-                    let back = Bytes::from(vec![0u8; *len as usize]);
-                    let o = scsi_sbc::complete(&op, Ok(back));
-                    assert_eq!(o.data.len() as u64, *len);
-                }
-                BlockOp::Write { offset, data: w, .. } => {
-                    assert!(offset + w.len() as u64 <= size, "write inside the LU");
-                    assert!(w.len() <= data.len());
-                    let p = prepared.expect("an executed write was prepared");
-                    assert!(w.len() as u64 <= p.data_out_len);
-                    assert!(!lu.readonly);
-                    let _ = scsi_sbc::complete(&op, Ok(Bytes::new()));
-                }
-                BlockOp::Flush => {}
+    let mut state = LuState::new();
+    for cmd in input.cmds.into_iter().take(64) {
+        let ctx = LuContext {
+            lun: 1,
+            luns: &[0, 1],
+            target_name: "iqn.2024-01.com.example:fuzz",
+            tpgt: 1,
+            nexus: Nexus {
+                id: if cmd.second_nexus { 2 } else { 1 },
+                initiator: if cmd.second_nexus {
+                    "iqn.2024-01.com.example:b"
+                } else {
+                    "iqn.2024-01.com.example:a"
+                },
+            },
+        };
+        let prepared = scsi_sbc::prepare_in(&cmd.cdb, &lu, &ctx, &mut state);
+        if prepared.is_err() && !cmd.ignore_prepare {
+            continue;
+        }
+        let data = Bytes::from(cmd.data);
+        let op = match scsi_sbc::execute_in(&cmd.cdb, &lu, &ctx, &mut state, data.clone()) {
+            Plan::Done(_) => continue,
+            Plan::Io(op) => op,
+        };
+        // Every byte range an operation touches lies inside the LU.
+        let inside = |offset: u64, len: u64| {
+            assert!(
+                offset.checked_add(len).is_some_and(|e| e <= size),
+                "{op:?} outside an LU of {size} bytes"
+            )
+        };
+        let result = match &op {
+            BlockOp::Read { offset, len } => {
+                inside(*offset, *len);
+                Bytes::from(vec![0u8; *len as usize])
             }
-            let _ = scsi_sbc::complete(&op, Err(IoErrorKind::Other));
+            BlockOp::Provisioning { offset, len } => {
+                inside(*offset, *len);
+                encode_extents(&[Extent {
+                    offset: *offset,
+                    len: *len,
+                    mapped: true,
+                }])
+            }
+            BlockOp::Write {
+                offset, data: w, ..
+            } => {
+                inside(*offset, w.len() as u64);
+                assert!(w.len() <= data.len(), "a write carries only data received");
+                if let Ok(p) = &prepared {
+                    assert!(w.len() as u64 <= p.data_out_len);
+                }
+                Bytes::new()
+            }
+            BlockOp::WriteSame {
+                offset,
+                len,
+                pattern,
+                ..
+            } => {
+                inside(*offset, *len);
+                assert!(!pattern.is_empty() && len % pattern.len() as u64 == 0);
+                Bytes::new()
+            }
+            BlockOp::Unmap { ranges } => {
+                for (o, l) in ranges {
+                    inside(*o, *l);
+                }
+                Bytes::new()
+            }
+            BlockOp::Compare { offset, data: d }
+            | BlockOp::OrWrite {
+                offset, data: d, ..
+            } => {
+                inside(*offset, d.len() as u64);
+                Bytes::new()
+            }
+            BlockOp::CompareAndWrite {
+                offset,
+                compare,
+                data: d,
+                ..
+            } => {
+                inside(*offset, compare.len() as u64);
+                assert_eq!(compare.len(), d.len());
+                Bytes::new()
+            }
+            BlockOp::Flush => Bytes::new(),
+        };
+        let outcome = if cmd.io_fails {
+            scsi_sbc::complete_in(
+                &cmd.cdb,
+                &lu,
+                &state,
+                &op,
+                Err(IoErrorKind::Miscompare { offset: 1 }),
+            )
+        } else {
+            scsi_sbc::complete_in(&cmd.cdb, &lu, &state, &op, Ok(result))
+        };
+        if let (BlockOp::Read { len, .. }, false) = (&op, cmd.io_fails) {
+            assert_eq!(outcome.data.len() as u64, *len);
         }
     }
 });

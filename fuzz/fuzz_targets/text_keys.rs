@@ -12,7 +12,9 @@ fuzz_target!(|input: (u8, &[u8])| {
     // Continuation assembly: any split gives the same text.
     let cut = usize::from(split).min(data.len());
     let mut asm = TextAssembler::default();
-    if let (Ok(None), Ok(Some(whole))) = (asm.push(&data[..cut], true), asm.push(&data[cut..], false)) {
+    if let (Ok(None), Ok(Some(whole))) =
+        (asm.push(&data[..cut], true), asm.push(&data[cut..], false))
+    {
         assert_eq!(&whole[..], data);
     }
     let Ok(pairs) = text::parse(data) else {
@@ -29,7 +31,10 @@ fuzz_target!(|input: (u8, &[u8])| {
         assert!(p.first_burst_length <= p.max_burst_length);
         if let Ok(answers) = answered {
             for (k, _) in &answers {
-                assert!(pairs.iter().any(|(o, _)| o == k), "answers only offered keys");
+                assert!(
+                    pairs.iter().any(|(o, _)| o == k),
+                    "answers only offered keys"
+                );
             }
             assert!(p.max_burst_length <= limits.max_burst_length);
             assert!(p.first_burst_length <= limits.first_burst_length);

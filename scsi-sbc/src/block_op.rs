@@ -4,6 +4,10 @@ use bytes::Bytes;
 
 /// One operation on a backing store, in bytes (not blocks): the store knows nothing of
 /// block sizes.
+///
+/// `Read`, `Write` and `Flush` are the primitives every store has. The others carry a
+/// whole SCSI command's worth of work so a store can do it in one go and, where SBC asks
+/// for it, atomically against concurrent writes (COMPARE AND WRITE, ORWRITE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockOp {
     /// Read `len` bytes at `offset`.
@@ -24,6 +28,62 @@ pub enum BlockOp {
     },
     /// Make every completed write durable (SYNCHRONIZE CACHE).
     Flush,
+    /// Write `pattern` over and over to fill `len` bytes at `offset` (WRITE SAME).
+    /// `len` is a multiple of `pattern.len()`, which is never empty.
+    WriteSame {
+        /// Byte offset into the store.
+        offset: u64,
+        /// Number of bytes to fill.
+        len: u64,
+        /// One logical block.
+        pattern: Bytes,
+        /// Force unit access.
+        fua: bool,
+    },
+    /// Deallocate byte ranges `(offset, len)`: afterwards they read as zeros (UNMAP,
+    /// WRITE SAME with UNMAP). A store that cannot deallocate writes zeros.
+    Unmap {
+        /// The ranges, in any order.
+        ranges: Vec<(u64, u64)>,
+    },
+    /// Compare `data` with the store's bytes at `offset` (VERIFY with BYTCHK);
+    /// a difference fails with [`IoErrorKind::Miscompare`].
+    Compare {
+        /// Byte offset into the store.
+        offset: u64,
+        /// The expected bytes.
+        data: Bytes,
+    },
+    /// Atomically: compare `compare` with the bytes at `offset` and, only if equal,
+    /// write `data` there (COMPARE AND WRITE). No other write to the range may land in
+    /// between.
+    CompareAndWrite {
+        /// Byte offset into the store.
+        offset: u64,
+        /// The expected bytes.
+        compare: Bytes,
+        /// The bytes to write on a match; the same length as `compare`.
+        data: Bytes,
+        /// Force unit access.
+        fua: bool,
+    },
+    /// Atomically OR `data` into the bytes at `offset` (ORWRITE).
+    OrWrite {
+        /// Byte offset into the store.
+        offset: u64,
+        /// The bytes to OR in.
+        data: Bytes,
+        /// Force unit access.
+        fua: bool,
+    },
+    /// Report which bytes of `offset .. offset + len` are allocated (GET LBA STATUS).
+    /// The result is an extent list encoded by [`encode_extents`].
+    Provisioning {
+        /// Byte offset into the store.
+        offset: u64,
+        /// Number of bytes to describe (the store may describe fewer).
+        len: u64,
+    },
 }
 
 /// Why a store operation failed, reduced to what decides the SCSI sense.
@@ -39,4 +99,84 @@ pub enum IoErrorKind {
     ReadOnly,
     /// Anything else (HARDWARE ERROR).
     Other,
+    /// A compare found a difference `offset` bytes into the compared data
+    /// (MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION).
+    Miscompare {
+        /// Offset of the first differing byte from the start of the compared range.
+        offset: u64,
+    },
+}
+
+/// One extent of a [`BlockOp::Provisioning`] answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Byte offset into the store.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Whether the bytes are allocated (`false`: a hole that reads as zeros).
+    pub mapped: bool,
+}
+
+/// Encode extents as the result bytes of [`BlockOp::Provisioning`]: 17 bytes each,
+/// offset and length big-endian, then 1 for mapped or 0 for a hole.
+pub fn encode_extents(extents: &[Extent]) -> Bytes {
+    let mut out = Vec::with_capacity(extents.len() * 17);
+    for e in extents {
+        out.extend_from_slice(&e.offset.to_be_bytes());
+        out.extend_from_slice(&e.len.to_be_bytes());
+        out.push(u8::from(e.mapped));
+    }
+    Bytes::from(out)
+}
+
+/// Decode [`encode_extents`]' bytes; a trailing partial record is ignored.
+pub fn decode_extents(b: &[u8]) -> Vec<Extent> {
+    b.chunks_exact(17)
+        .map(|c| {
+            let mut o = [0u8; 8];
+            let mut l = [0u8; 8];
+            o.copy_from_slice(&c[0..8]);
+            l.copy_from_slice(&c[8..16]);
+            Extent {
+                offset: u64::from_be_bytes(o),
+                len: u64::from_be_bytes(l),
+                mapped: c[16] != 0,
+            }
+        })
+        .collect()
+}
+
+/// Offset of the first byte where `a` and `b` differ, comparing the common length.
+pub fn first_difference(a: &[u8], b: &[u8]) -> Option<u64> {
+    a.iter().zip(b).position(|(x, y)| x != y).map(|p| p as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extents_round_trip() {
+        let e = [
+            Extent {
+                offset: 0,
+                len: 4096,
+                mapped: true,
+            },
+            Extent {
+                offset: 4096,
+                len: 1 << 40,
+                mapped: false,
+            },
+        ];
+        assert_eq!(decode_extents(&encode_extents(&e)), e.to_vec());
+        assert_eq!(decode_extents(&[0u8; 16]), vec![]);
+    }
+
+    #[test]
+    fn difference() {
+        assert_eq!(first_difference(b"abc", b"abc"), None);
+        assert_eq!(first_difference(b"abc", b"abd"), Some(2));
+    }
 }

@@ -26,6 +26,10 @@ pub(crate) fn read_capacity16(lu: &LuConfig) -> Vec<u8> {
     let mut d = vec![0u8; 32];
     d[0..8].copy_from_slice(&last_lba(lu).to_be_bytes());
     d[8..12].copy_from_slice(&lu.block_size.to_be_bytes());
+    // Byte 14: LBPME (bit 7) and LBPRZ (bit 6): deallocated blocks read as zeros.
+    if lu.thin_provisioning {
+        d[14] = 0xc0;
+    }
     d
 }
 

@@ -111,6 +111,8 @@ pub enum Cdb {
         /// Number of blocks; 0 means through the last block.
         blocks: u32,
     },
+    /// Commands parsed in `cdb_ext`: the rest of SPC/SBC.
+    Ext(crate::cdb_ext::ExtCdb),
 }
 
 /// Why a CDB was refused before looking at the logical unit.
@@ -165,7 +167,7 @@ impl From<CdbError> for Sense {
 }
 
 /// The longest CDB this crate parses.
-const MAX_CDB: usize = 16;
+pub(crate) const MAX_CDB: usize = 16;
 
 /// CDB length by operation code group (SPC-4 4.3.2); `None` for groups we never support.
 fn group_len(opcode: u8) -> Option<usize> {
@@ -179,36 +181,37 @@ fn group_len(opcode: u8) -> Option<usize> {
 }
 
 fn is_supported(opcode: u8) -> bool {
-    matches!(
-        opcode,
-        0x00 | 0x03
-            | 0x08
-            | 0x0a
-            | 0x12
-            | 0x1a
-            | 0x25
-            | 0x28
-            | 0x2a
-            | 0x35
-            | 0x5a
-            | 0x88
-            | 0x8a
-            | 0x91
-            | 0x9e
-            | 0xa0
-            | 0xa8
-            | 0xaa
-    )
+    crate::cdb_ext::is_ext_opcode(opcode)
+        || matches!(
+            opcode,
+            0x00 | 0x03
+                | 0x08
+                | 0x0a
+                | 0x12
+                | 0x1a
+                | 0x25
+                | 0x28
+                | 0x2a
+                | 0x35
+                | 0x5a
+                | 0x88
+                | 0x8a
+                | 0x91
+                | 0x9e
+                | 0xa0
+                | 0xa8
+                | 0xaa
+        )
 }
 
-fn be16(b: [u8; 2]) -> u16 {
+pub(crate) fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
-fn be32(b: [u8; 4]) -> u32 {
+pub(crate) fn be32(b: [u8; 4]) -> u32 {
     u32::from_be_bytes(b)
 }
 
-fn invalid(byte: u8, bit: u8) -> CdbError {
+pub(crate) fn invalid(byte: u8, bit: u8) -> CdbError {
     CdbError::InvalidField { byte, bit }
 }
 
@@ -216,7 +219,7 @@ fn invalid(byte: u8, bit: u8) -> CdbError {
 /// Protection information is not supported (INQUIRY PROTECT=0), so a nonzero
 /// xxPROTECT field is an invalid field (SBC-3 table 50). FUA_NV (bit 1) and the
 /// obsolete bit 0 are accepted and ignored.
-fn transfer_flags(b1: u8, lba: u64, blocks: u32) -> Result<Transfer, CdbError> {
+pub(crate) fn transfer_flags(b1: u8, lba: u64, blocks: u32) -> Result<Transfer, CdbError> {
     if b1 & 0xe0 != 0 {
         return Err(invalid(1, 7));
     }
@@ -336,6 +339,7 @@ impl Cdb {
                 0x10 => Cdb::ReadCapacity16 {
                     alloc_len: be32([c[10], c[11], c[12], c[13]]),
                 },
+                0x12 => Cdb::Ext(crate::cdb_ext::parse(c)?),
                 sa => {
                     return Err(CdbError::UnknownServiceAction {
                         opcode: 0x9e,
@@ -402,20 +406,21 @@ impl Cdb {
                 lba: u64::from_be_bytes([c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]]),
                 blocks: be32([c[10], c[11], c[12], c[13]]),
             },
-            other => return Err(CdbError::UnknownOpcode(other)),
+            _ => Cdb::Ext(crate::cdb_ext::parse(c)?),
         })
     }
 
     /// Whether the command needs a medium (a direct-access LU); a controller LU
     /// answers such commands with INVALID COMMAND OPERATION CODE, as tgt's LUN 0 does.
     pub fn needs_medium(&self) -> bool {
-        !matches!(
-            self,
+        match self {
             Cdb::TestUnitReady
-                | Cdb::RequestSense { .. }
-                | Cdb::Inquiry { .. }
-                | Cdb::ReportLuns { .. }
-        )
+            | Cdb::RequestSense { .. }
+            | Cdb::Inquiry { .. }
+            | Cdb::ReportLuns { .. } => false,
+            Cdb::Ext(e) => e.needs_medium(),
+            _ => true,
+        }
     }
 }
 

@@ -7,9 +7,12 @@ use crate::cdb::Cdb;
 use crate::inquiry::inquiry;
 use crate::lu::{DeviceType, LuConfig, LuContext};
 use crate::mode::mode_sense;
+use crate::pr::Access;
 use crate::report_luns::report_luns;
 use crate::rw;
+use crate::sbc_ext;
 use crate::sense::{Sense, SenseKey};
+use crate::state::{LuState, ModeValues};
 use bytes::Bytes;
 
 /// The most data one READ or WRITE may move, in bytes. It bounds the buffer a single
@@ -52,8 +55,10 @@ pub struct Outcome {
     pub status: ScsiStatus,
     /// Data-in for the initiator, already cut to the CDB's allocation length.
     pub data: Bytes,
-    /// Sense data (fixed format bytes) when `status` is CHECK CONDITION.
+    /// Sense data when `status` is CHECK CONDITION.
     pub sense: Option<Sense>,
+    /// Send the sense in descriptor format (the control mode page's D_SENSE).
+    pub descriptor_sense: bool,
 }
 
 impl Outcome {
@@ -63,7 +68,29 @@ impl Outcome {
             status: ScsiStatus::Good,
             data,
             sense: None,
+            descriptor_sense: false,
         }
+    }
+
+    /// A status without sense or data (RESERVATION CONFLICT, BUSY, ...).
+    pub fn status(status: ScsiStatus) -> Self {
+        Outcome {
+            status,
+            data: Bytes::new(),
+            sense: None,
+            descriptor_sense: false,
+        }
+    }
+
+    /// The sense bytes to send (fixed or descriptor format), if any.
+    pub fn sense_bytes(&self) -> Option<Vec<u8>> {
+        self.sense.map(|s| {
+            if self.descriptor_sense {
+                s.to_descriptor()
+            } else {
+                s.to_fixed().to_vec()
+            }
+        })
     }
 
     /// CHECK CONDITION with `sense`, no data-in.
@@ -72,6 +99,7 @@ impl Outcome {
             status: ScsiStatus::CheckCondition,
             data: Bytes::new(),
             sense: Some(sense),
+            descriptor_sense: false,
         }
     }
 }
@@ -102,47 +130,198 @@ fn parse_for(cdb: &[u8], lu: &LuConfig) -> Result<Cdb, Sense> {
     Ok(c)
 }
 
-/// Check a CDB before the transport solicits data for it.
-///
-/// Everything a WRITE can be refused for is checked here (opcode, fields, LBA range,
-/// transfer limit, write protection), so no data-out is solicited for a command that
-/// would fail; other commands are fully checked by [`execute`].
+/// Check a CDB before the transport solicits data for it, without LU state (no unit
+/// attentions or reservations): see [`prepare_in`].
 pub fn prepare(cdb: &[u8], lu: &LuConfig) -> Result<Prepared, Sense> {
-    let data_out_len = match parse_for(cdb, lu)? {
-        Cdb::Write(t) => rw::prepare_write(lu, &t)?,
+    let c = parse_for(cdb, lu)?;
+    data_out_len(&c, lu, &ModeValues::default())
+}
+
+/// Bytes of data-out a parsed command carries, after the checks that can be made
+/// before the data arrives.
+fn data_out_len(c: &Cdb, lu: &LuConfig, mode: &ModeValues) -> Result<Prepared, Sense> {
+    let data_out_len = match c {
+        Cdb::Write(t) => {
+            check_writable(lu, mode)?;
+            rw::prepare_write(lu, t)?
+        }
         Cdb::Read(t) => {
-            rw::prepare_read(lu, &t)?;
+            rw::prepare_read(lu, t)?;
             0
         }
+        Cdb::Ext(e) => sbc_ext::prepare(e, lu, mode)?,
         _ => 0,
     };
     Ok(Prepared { data_out_len })
 }
 
-/// Run a command whose data-out (if any) has been collected.
+/// Refuse a write to a read-only or software write-protected LU.
+pub(crate) fn check_writable(lu: &LuConfig, mode: &ModeValues) -> Result<(), Sense> {
+    if lu.readonly {
+        return Err(Sense::write_protected());
+    }
+    if mode.swp {
+        return Err(Sense::new(
+            SenseKey::DataProtect,
+            asc::SOFTWARE_WRITE_PROTECTED,
+        ));
+    }
+    Ok(())
+}
+
+/// Commands a unit attention is not reported on (SAM-5 5.14): INQUIRY, REPORT LUNS,
+/// and REQUEST SENSE, which returns it as its data.
+fn ua_exempt(c: &Cdb) -> bool {
+    matches!(
+        c,
+        Cdb::Inquiry { .. } | Cdb::ReportLuns { .. } | Cdb::RequestSense { .. }
+    )
+}
+
+/// How a command touches the medium, for reservation conflicts.
+fn access(c: &Cdb) -> Access {
+    use crate::cdb_ext::ExtCdb as E;
+    match c {
+        Cdb::Read(_) | Cdb::ModeSense(_) => Access::Read,
+        Cdb::Write(_) | Cdb::SynchronizeCache { .. } => Access::Write,
+        Cdb::TestUnitReady
+        | Cdb::ReadCapacity10
+        | Cdb::ReadCapacity16 { .. }
+        | Cdb::Inquiry { .. }
+        | Cdb::ReportLuns { .. }
+        | Cdb::RequestSense { .. } => Access::Any,
+        Cdb::Ext(e) => match e {
+            E::Verify { .. }
+            | E::PreFetch { .. }
+            | E::GetLbaStatus { .. }
+            | E::ReadDefectData { .. }
+            | E::LogSense { .. }
+            | E::ReceiveCopyResults { .. } => Access::Read,
+            E::PrIn { .. }
+            | E::PrOut { .. }
+            | E::ReportOpcodes { .. }
+            | E::ReportTmf { .. }
+            | E::Release => Access::Any,
+            E::Reserve => Access::Spc2,
+            _ => Access::Write,
+        },
+    }
+}
+
+/// While an SPC-2 reservation is held by another nexus only these run (SPC-2 table 8);
+/// RELEASE answers GOOD without releasing.
+fn spc2_allowed(c: &Cdb) -> bool {
+    use crate::cdb_ext::ExtCdb as E;
+    matches!(
+        c,
+        Cdb::Inquiry { .. }
+            | Cdb::ReportLuns { .. }
+            | Cdb::RequestSense { .. }
+            | Cdb::Ext(E::Release | E::ReportOpcodes { .. } | E::ReportTmf { .. } | E::PrIn { .. })
+    )
+}
+
+/// An answer with the LU's sense format applied.
+fn check_outcome(sense: Sense, lu: &LuConfig, state: &LuState) -> Outcome {
+    let mut o = Outcome::check(sense);
+    o.descriptor_sense = state.mode.d_sense(lu);
+    o
+}
+
+/// The checks every command goes through before its own: parse, unit attention,
+/// reservation conflict (SAM-5 5.14, SPC-4 5.13).
+fn admit(
+    cdb: &[u8],
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &mut LuState,
+) -> Result<Cdb, Outcome> {
+    let nexus = ctx.nexus.id;
+    state.ua.see(nexus);
+    let c = parse_for(cdb, lu).map_err(|s| check_outcome(s, lu, state))?;
+    if !ua_exempt(&c) {
+        if let Some(ua) = state.ua.take(nexus) {
+            return Err(check_outcome(ua, lu, state));
+        }
+    }
+    let spc2_conflict = state.res.spc2.is_some_and(|o| o != nexus) && !spc2_allowed(&c);
+    if spc2_conflict || state.res.check(nexus, access(&c)).is_err() {
+        return Err(Outcome::status(ScsiStatus::ReservationConflict));
+    }
+    Ok(c)
+}
+
+/// Check a CDB before the transport solicits data for it: unit attentions,
+/// reservations, and everything a data-out command can be refused for (opcode,
+/// fields, LBA range, transfer limit, write protection), so that no data-out is
+/// solicited for a command that would fail. `Err` is the answer to send.
+pub fn prepare_in(
+    cdb: &[u8],
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &mut LuState,
+) -> Result<Prepared, Outcome> {
+    let c = admit(cdb, lu, ctx, state)?;
+    data_out_len(&c, lu, &state.mode).map_err(|s| check_outcome(s, lu, state))
+}
+
+/// Run a command whose data-out has been collected, without LU state (a fresh state is
+/// used): see [`execute_in`].
+pub fn execute(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Plan {
+    execute_in(cdb, lu, ctx, &mut LuState::new(), data_out)
+}
+
+/// Run a command whose data-out (if any) has been collected and that passed
+/// [`prepare_in`] (its unit attention and reservation checks are not repeated).
 ///
 /// `data_out` may be shorter than [`Prepared::data_out_len`] (the initiator's expected
 /// data transfer length was smaller): a WRITE then writes exactly the bytes received,
 /// from its LBA on, as SAM-5 5.4.2 / FCP-4 overflow handling allows; see `rw::write`.
-pub fn execute(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Plan {
-    match plan(cdb, lu, ctx, data_out) {
+pub fn execute_in(
+    cdb: &[u8],
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &mut LuState,
+    data_out: Bytes,
+) -> Plan {
+    match plan(cdb, lu, ctx, state, data_out) {
         Ok(p) => p,
-        Err(sense) => Plan::Done(Outcome::check(sense)),
+        Err(sense) => Plan::Done(check_outcome(sense, lu, state)),
     }
 }
 
 /// GOOD with `data` cut to the allocation length (SPC-4 4.2.5.6).
-fn respond(mut data: Vec<u8>, alloc_len: impl TryInto<usize>) -> Result<Plan, Sense> {
+pub(crate) fn respond(mut data: Vec<u8>, alloc_len: impl TryInto<usize>) -> Result<Plan, Sense> {
     data.truncate(alloc_len.try_into().unwrap_or(usize::MAX));
     Ok(Plan::Done(Outcome::good(Bytes::from(data))))
 }
 
-fn plan(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Result<Plan, Sense> {
-    match parse_for(cdb, lu)? {
+fn plan(
+    cdb: &[u8],
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &mut LuState,
+    data_out: Bytes,
+) -> Result<Plan, Sense> {
+    let c = parse_for(cdb, lu)?;
+    if state.ejected
+        && c.needs_medium()
+        && !matches!(
+            c,
+            Cdb::Ext(crate::cdb_ext::ExtCdb::StartStopUnit { .. })
+                | Cdb::Ext(crate::cdb_ext::ExtCdb::PreventAllow { .. })
+        )
+    {
+        return Err(Sense::new(SenseKey::NotReady, asc::MEDIUM_NOT_PRESENT));
+    }
+    match c {
         Cdb::TestUnitReady => respond(Vec::new(), 0usize),
-        // SPC-4 6.39: no pending condition, so NO SENSE, in the format DESC asks for.
+        // SPC-4 6.39: a pending unit attention, else NO SENSE, in the format DESC asks for.
         Cdb::RequestSense { desc, alloc_len } => {
-            let s = Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE);
+            let s = state
+                .ua
+                .take(ctx.nexus.id)
+                .unwrap_or(Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE));
             let data = if desc {
                 s.to_descriptor()
             } else {
@@ -155,7 +334,7 @@ fn plan(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Resu
             page_code,
             alloc_len,
         } => respond(inquiry(lu, ctx, evpd, page_code)?, alloc_len),
-        Cdb::ModeSense(ms) => respond(mode_sense(lu, &ms)?, ms.alloc_len),
+        Cdb::ModeSense(ms) => respond(mode_sense(lu, state, &ms)?, ms.alloc_len),
         Cdb::ReportLuns {
             select_report,
             alloc_len,
@@ -163,8 +342,15 @@ fn plan(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Resu
         Cdb::ReadCapacity10 => respond(read_capacity10(lu), 8usize),
         Cdb::ReadCapacity16 { alloc_len } => respond(read_capacity16(lu), alloc_len),
         Cdb::Read(t) => rw::read(lu, &t),
-        Cdb::Write(t) => rw::write(lu, &t, data_out),
+        Cdb::Write(t) => {
+            check_writable(lu, &state.mode)?;
+            let mut t = t;
+            // Write-through while the write cache is disabled (WCE=0).
+            t.fua |= !state.mode.wce(lu);
+            rw::write(lu, &t, data_out)
+        }
         Cdb::SynchronizeCache { lba, blocks } => rw::synchronize_cache(lu, lba, blocks),
+        Cdb::Ext(e) => sbc_ext::plan(&e, lu, ctx, state, data_out),
     }
 }
 
@@ -179,6 +365,10 @@ fn io_error_sense(kind: IoErrorKind) -> Sense {
         ),
         IoErrorKind::ReadOnly => Sense::write_protected(),
         IoErrorKind::Other => Sense::new(SenseKey::HardwareError, asc::INTERNAL_TARGET_FAILURE),
+        IoErrorKind::Miscompare { offset } => Sense {
+            info: Some(offset),
+            ..Sense::new(SenseKey::Miscompare, asc::MISCOMPARE_DURING_VERIFY)
+        },
     }
 }
 
@@ -191,9 +381,27 @@ pub fn complete(op: &BlockOp, result: Result<Bytes, IoErrorKind>) -> Outcome {
             data.truncate(usize::try_from(*len).unwrap_or(usize::MAX));
             Outcome::good(data)
         }
-        (BlockOp::Write { .. } | BlockOp::Flush, Ok(_)) => Outcome::good(Bytes::new()),
+        (_, Ok(_)) => Outcome::good(Bytes::new()),
         (_, Err(kind)) => Outcome::check(io_error_sense(kind)),
     }
+}
+
+/// [`complete`] for a command that needs its CDB and LU to build the answer (GET LBA
+/// STATUS turns the store's extent map into LBA status descriptors) and the LU's
+/// sense format.
+pub fn complete_in(
+    cdb: &[u8],
+    lu: &LuConfig,
+    state: &LuState,
+    op: &BlockOp,
+    result: Result<Bytes, IoErrorKind>,
+) -> Outcome {
+    let mut o = match (op, result) {
+        (BlockOp::Provisioning { .. }, Ok(extents)) => sbc_ext::lba_status(cdb, lu, &extents),
+        (op, result) => complete(op, result),
+    };
+    o.descriptor_sense = state.mode.d_sense(lu);
+    o
 }
 
 #[cfg(test)]

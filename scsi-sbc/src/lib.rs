@@ -20,16 +20,22 @@
 pub mod asc;
 pub mod block_op;
 pub mod cdb;
+pub mod cdb_ext;
 pub mod dispatch;
 pub mod inquiry;
 pub mod lu;
 pub mod mode;
+pub mod pr;
 pub mod sense;
+pub mod state;
 pub mod store;
+pub mod ua;
 
 mod capacity;
+mod opcodes;
 mod report_luns;
 mod rw;
+mod sbc_ext;
 mod vpd;
 
 #[cfg(test)]
@@ -38,8 +44,10 @@ mod test_util;
 pub use block_op::{BlockOp, IoErrorKind};
 pub use cdb::{Cdb, CdbError};
 pub use dispatch::{
-    complete, execute, prepare, Outcome, Plan, Prepared, ScsiStatus, MAX_TRANSFER_BYTES,
+    complete, complete_in, execute, execute_in, prepare, prepare_in, Outcome, Plan, Prepared,
+    ScsiStatus, MAX_TRANSFER_BYTES,
 };
-pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity};
+pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity, Nexus};
 pub use sense::{Sense, SenseKey};
+pub use state::LuState;
 pub use store::BlockStore;

@@ -39,8 +39,31 @@ pub struct LuConfig {
     pub readonly: bool,
     /// The RMB bit in standard INQUIRY.
     pub removable: bool,
-    /// Write cache enabled (WCE in the caching mode page).
+    /// Write cache enabled (WCE in the caching mode page) by default; MODE SELECT may
+    /// change it. `--params write_cache=0|1`.
     pub write_cache: bool,
+    /// Logical block provisioning (tgt `--params thin_provisioning=1`): UNMAP, WRITE SAME
+    /// with UNMAP and GET LBA STATUS are offered, LBPME/LBPRZ set in READ CAPACITY (16).
+    pub thin_provisioning: bool,
+    /// Descriptor-format sense by default (D_SENSE=1; tgt `--params sense_format=1`).
+    pub descriptor_sense: bool,
+}
+
+impl LuConfig {
+    /// Whether the LU is a direct-access block device with a medium.
+    pub fn is_disk(&self) -> bool {
+        self.device_type == DeviceType::Disk
+    }
+}
+
+/// The I_T nexus a command arrived on (SAM-5 4.6.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nexus<'a> {
+    /// Unique while the nexus exists; unit attentions and reservations are keyed by it.
+    pub id: u64,
+    /// The initiator's iSCSI name (TransportID in PERSISTENT RESERVE IN READ FULL
+    /// STATUS).
+    pub initiator: &'a str,
 }
 
 /// Where a command runs: facts about the nexus and target that some commands report.
@@ -54,4 +77,6 @@ pub struct LuContext<'a> {
     pub target_name: &'a str,
     /// Target portal group tag (relative target port identifier in VPD 0x83).
     pub tpgt: u16,
+    /// Who sent the command.
+    pub nexus: Nexus<'a>,
 }

@@ -1,64 +1,124 @@
-//! MODE SENSE (6)/(10) parameter data (SPC-4 7.5): header, block descriptor, mode pages.
+//! MODE SENSE / MODE SELECT (SPC-4 6.9-6.12, 7.5): header, block descriptor, mode pages.
 //!
-//! MODE SELECT is not supported, so nothing is changeable: changeable values are all
-//! zero, default values equal current ones, and saved values do not exist.
+//! Changeable: WCE and RCD of the caching page, D_SENSE and SWP of the control page.
+//! Saved values are those of the last MODE SELECT with SP=1 (defaults until then).
 
 use crate::asc;
 use crate::cdb::{ModeSense, PageControl};
-use crate::lu::LuConfig;
+use crate::cdb_ext::ExtCdb;
+use crate::lu::{LuConfig, LuContext};
 use crate::sense::Sense;
+use crate::state::{LuState, ModeValues};
 
+const RW_ERROR_RECOVERY: u8 = 0x01;
+const DISCONNECT_RECONNECT: u8 = 0x02;
+const FORMAT: u8 = 0x03;
+const RIGID_DISK: u8 = 0x04;
 /// Caching mode page (SBC-3 6.4.5).
 const CACHING: u8 = 0x08;
 /// Control mode page (SPC-4 7.5.8).
 const CONTROL: u8 = 0x0a;
+const POWER_CONDITION: u8 = 0x1a;
+const INFORMATIONAL_EXCEPTIONS: u8 = 0x1c;
 /// Page code asking for every page.
 const ALL_PAGES: u8 = 0x3f;
 /// Subpage code asking for every subpage.
 const ALL_SUBPAGES: u8 = 0xff;
 
-/// One page in page_0 format: page code, page length, then parameters.
-fn page(lu: &LuConfig, code: u8, pc: PageControl) -> Vec<u8> {
-    let mut p = match code {
-        // SBC-3 table 183, 20 bytes: byte 2 bit 2 WCE; read cache enabled (RCD=0).
-        CACHING => {
-            let mut p = vec![0u8; 20];
-            p[2] = if lu.write_cache { 0x04 } else { 0 };
-            p
+const PAGES: [u8; 8] = [
+    RW_ERROR_RECOVERY,
+    DISCONNECT_RECONNECT,
+    FORMAT,
+    RIGID_DISK,
+    CACHING,
+    CONTROL,
+    POWER_CONDITION,
+    INFORMATIONAL_EXCEPTIONS,
+];
+
+/// Page length (bytes after the 2-byte header).
+fn page_len(code: u8) -> usize {
+    match code {
+        RW_ERROR_RECOVERY | CONTROL | INFORMATIONAL_EXCEPTIONS => 10,
+        DISCONNECT_RECONNECT => 14,
+        FORMAT | RIGID_DISK => 22,
+        CACHING => 18,
+        _ => 38, // power condition
+    }
+}
+
+/// One page with `v`'s values (page_0 format).
+fn page_values(lu: &LuConfig, code: u8, v: &ModeValues) -> Vec<u8> {
+    let mut p = vec![0u8; page_len(code) + 2];
+    p[0] = code;
+    p[1] = page_len(code) as u8;
+    match code {
+        // SBC-3 table 188: DATA BYTES PER PHYSICAL SECTOR (12-13).
+        FORMAT => {
+            p[10..12].copy_from_slice(&64u16.to_be_bytes());
+            p[12..14].copy_from_slice(&(lu.block_size.min(0xffff) as u16).to_be_bytes());
         }
-        // SPC-4 table 456, 12 bytes: TST 000b, D_SENSE 0 (fixed sense), QUEUE ALGORITHM
-        // MODIFIER 1 (unrestricted reordering: the store's workers may reorder), QERR 00b,
-        // BUSY TIMEOUT PERIOD FFFFh (unlimited).
-        _ => {
-            let mut p = vec![0u8; 12];
+        // SBC-3 table 190: cylinders (2-4) of 64 heads × 64 sectors, rotation rate 7200.
+        RIGID_DISK => {
+            let cyl = (lu.num_blocks / (64 * 64)).min(0xff_ffff) as u32;
+            p[2..5].copy_from_slice(&cyl.to_be_bytes()[1..]);
+            p[5] = 64;
+            p[20..22].copy_from_slice(&7200u16.to_be_bytes());
+        }
+        CACHING => {
+            p[2] = if v.wce(lu) { 0x04 } else { 0 } | u8::from(v.rcd);
+        }
+        // SPC-4 table 456: D_SENSE (byte 2 bit 2), QUEUE ALGORITHM MODIFIER 1, SWP
+        // (byte 4 bit 3), BUSY TIMEOUT PERIOD FFFFh.
+        CONTROL => {
+            p[2] = if v.d_sense(lu) { 0x04 } else { 0 };
             p[3] = 0x10;
+            p[4] = if v.swp { 0x08 } else { 0 };
             p[8] = 0xff;
             p[9] = 0xff;
-            p
         }
-    };
-    if pc == PageControl::Changeable {
-        p.iter_mut().for_each(|b| *b = 0);
+        _ => {}
     }
-    p[0] = code;
-    p[1] = (p.len() - 2) as u8;
     p
 }
 
+/// The changeable-values mask of a page.
+fn page_mask(code: u8) -> Vec<u8> {
+    let mut p = vec![0u8; page_len(code) + 2];
+    p[0] = code;
+    p[1] = page_len(code) as u8;
+    match code {
+        CACHING => p[2] = 0x05,
+        CONTROL => {
+            p[2] = 0x04;
+            p[4] = 0x08;
+        }
+        _ => {}
+    }
+    p
+}
+
+fn page(lu: &LuConfig, state: &LuState, code: u8, pc: PageControl) -> Vec<u8> {
+    match pc {
+        PageControl::Current => page_values(lu, code, &state.mode),
+        PageControl::Changeable => page_mask(code),
+        PageControl::Default => page_values(lu, code, &ModeValues::default()),
+        PageControl::Saved => page_values(lu, code, &state.saved),
+    }
+}
+
 /// The pages a request names, or INVALID FIELD IN CDB.
-fn selected(ms: &ModeSense) -> Result<&'static [u8], Sense> {
+fn selected(ms: &ModeSense) -> Result<Vec<u8>, Sense> {
     match (ms.page_code, ms.subpage_code) {
         // We have no subpages, so "all subpages" returns just the subpage-0 pages.
-        (ALL_PAGES, 0 | ALL_SUBPAGES) => Ok(&[CACHING, CONTROL]),
-        (CACHING, 0 | ALL_SUBPAGES) => Ok(&[CACHING]),
-        (CONTROL, 0 | ALL_SUBPAGES) => Ok(&[CONTROL]),
+        (ALL_PAGES, 0 | ALL_SUBPAGES) => Ok(PAGES.to_vec()),
+        (c, 0 | ALL_SUBPAGES) if PAGES.contains(&c) => Ok(vec![c]),
         _ => Err(Sense::invalid_field_in_cdb()),
     }
 }
 
-/// Block descriptor for a direct-access device: short (SBC-3 table 178, 8 bytes: NUMBER
-/// OF LOGICAL BLOCKS clamped to FFFFFFFFh, LOGICAL BLOCK LENGTH in bytes 5-7) or long
-/// (table 179, 16 bytes). Changeable values: all zero.
+/// Block descriptor for a direct-access device: short (SBC-3 table 178) or long
+/// (table 179). Changeable values: all zero.
 fn block_descriptor(lu: &LuConfig, long: bool, pc: PageControl) -> Vec<u8> {
     let (blocks, len) = match pc {
         PageControl::Changeable => (0, 0),
@@ -80,10 +140,7 @@ fn block_descriptor(lu: &LuConfig, long: bool, pc: PageControl) -> Vec<u8> {
 }
 
 /// MODE SENSE parameter data, untruncated.
-pub(crate) fn mode_sense(lu: &LuConfig, ms: &ModeSense) -> Result<Vec<u8>, Sense> {
-    if ms.pc == PageControl::Saved {
-        return Err(Sense::illegal_request(asc::SAVING_PARAMETERS_NOT_SUPPORTED));
-    }
+pub(crate) fn mode_sense(lu: &LuConfig, state: &LuState, ms: &ModeSense) -> Result<Vec<u8>, Sense> {
     let codes = selected(ms)?;
     let long = ms.ten && ms.llbaa;
     let desc = if ms.dbd {
@@ -91,134 +148,115 @@ pub(crate) fn mode_sense(lu: &LuConfig, ms: &ModeSense) -> Result<Vec<u8>, Sense
     } else {
         block_descriptor(lu, long, ms.pc)
     };
-    // SBC-3 table 177 DEVICE-SPECIFIC PARAMETER: WP (bit 7), DPOFUA (bit 4): DPO and
-    // FUA are accepted in READ/WRITE.
-    let dsp = if lu.readonly { 0x80 } else { 0 } | 0x10;
+    // SBC-3 table 177 DEVICE-SPECIFIC PARAMETER: WP (bit 7), DPOFUA (bit 4).
+    let wp = lu.readonly || state.mode.swp;
+    let dsp = if wp { 0x80 } else { 0 } | 0x10;
     let mut d = if ms.ten {
-        // SPC-4 table 453: MODE DATA LENGTH (2), MEDIUM TYPE, DSP, LONGLBA, reserved,
-        // BLOCK DESCRIPTOR LENGTH (2).
         let longlba = u8::from(long && !desc.is_empty());
         vec![0, 0, 0, dsp, longlba, 0, 0, desc.len() as u8]
     } else {
-        // SPC-4 table 452: MODE DATA LENGTH, MEDIUM TYPE, DSP, BLOCK DESCRIPTOR LENGTH.
         vec![0, 0, dsp, desc.len() as u8]
     };
     d.extend_from_slice(&desc);
-    for &c in codes {
-        d.extend_from_slice(&page(lu, c, ms.pc));
+    for c in codes {
+        d.extend_from_slice(&page(lu, state, c, ms.pc));
     }
-    // MODE DATA LENGTH excludes itself. Our data is < 100 bytes, so both forms fit.
+    // MODE DATA LENGTH excludes itself; our data is < 256 bytes.
     if ms.ten {
         let n = (d.len() - 2) as u16;
         d[0..2].copy_from_slice(&n.to_be_bytes());
     } else {
-        d[0] = (d.len() - 1) as u8;
+        d[0] = (d.len() - 1).min(255) as u8;
     }
     Ok(d)
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::asc;
-    use crate::test_util::{controller, disk, run_check, run_good, CTX};
-    use crate::Sense;
+fn param_error() -> Sense {
+    Sense::illegal_request(asc::INVALID_FIELD_IN_PARAMETER_LIST)
+}
 
-    const CACHING_WCE: [u8; 20] = [
-        0x08, 0x12, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    const CONTROL: [u8; 12] = [0x0a, 0x0a, 0, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0];
-
-    fn sense6(dbd: bool, pc: u8, page: u8, sub: u8, alloc: u8) -> [u8; 6] {
-        [
-            0x1a,
-            if dbd { 0x08 } else { 0 },
-            pc << 6 | page,
-            sub,
-            alloc,
-            0,
-        ]
+/// MODE SELECT (6)/(10): validate every page against the changeable mask, then apply.
+/// Other nexuses get MODE PARAMETERS CHANGED.
+pub(crate) fn mode_select(
+    e: &ExtCdb,
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &mut LuState,
+    data: &[u8],
+) -> Result<(), Sense> {
+    let ExtCdb::ModeSelect {
+        ten, sp, param_len, ..
+    } = *e
+    else {
+        return Err(Sense::invalid_field_in_cdb());
+    };
+    let data = data.get(..usize::from(param_len)).unwrap_or(data);
+    if data.is_empty() {
+        return Ok(());
     }
-
-    #[test]
-    fn mode_sense6_all_pages() {
-        let d = run_good(&disk(), &CTX, &sense6(false, 0, 0x3f, 0, 255));
-        // Header (SPC-4 table 452), short block descriptor: 1000 blocks of 512.
-        let mut want = vec![4 + 8 + 20 + 12 - 1, 0, 0x10, 8];
-        want.extend_from_slice(&[0, 0, 0x03, 0xe8, 0, 0, 0x02, 0x00]);
-        want.extend_from_slice(&CACHING_WCE);
-        want.extend_from_slice(&CONTROL);
-        assert_eq!(d, want);
+    let hdr = if ten { 8 } else { 4 };
+    if data.len() < hdr {
+        return Err(Sense::illegal_request(asc::PARAMETER_LIST_LENGTH_ERROR));
     }
-
-    #[test]
-    fn mode_sense6_dbd_readonly_single_page() {
-        let mut lu = disk();
-        lu.readonly = true;
-        lu.write_cache = false;
-        let d = run_good(&lu, &CTX, &sense6(true, 0, 0x08, 0, 255));
-        let mut want = vec![23, 0, 0x90, 0];
-        want.extend_from_slice(&CACHING_WCE);
-        want[6] = 0;
-        assert_eq!(d, want);
-        let d = run_good(&lu, &CTX, &sense6(true, 0, 0x0a, 0xff, 255));
-        assert_eq!(&d[4..], &CONTROL);
+    let bdl = if ten {
+        usize::from(u16::from_be_bytes([data[6], data[7]]))
+    } else {
+        usize::from(data[3])
+    };
+    let mut pos = hdr + bdl;
+    if pos > data.len() {
+        return Err(Sense::illegal_request(asc::PARAMETER_LIST_LENGTH_ERROR));
     }
-
-    #[test]
-    fn changeable_values_are_zero() {
-        let d = run_good(&disk(), &CTX, &sense6(true, 1, 0x08, 0, 255));
-        let mut want = vec![23, 0, 0x10, 0, 0x08, 0x12];
-        want.resize(24, 0);
-        assert_eq!(d, want);
-        let d = run_good(&disk(), &CTX, &sense6(true, 2, 0x08, 0, 255));
-        assert_eq!(&d[4..], &CACHING_WCE);
-    }
-
-    #[test]
-    fn saved_values_not_supported() {
-        let s = run_check(&disk(), &CTX, &sense6(false, 3, 0x3f, 0, 255));
-        assert_eq!(
-            s,
-            Sense::illegal_request(asc::SAVING_PARAMETERS_NOT_SUPPORTED)
-        );
-    }
-
-    #[test]
-    fn unknown_page_or_subpage() {
-        for (page, sub) in [(0x01, 0), (0x1c, 0), (0x08, 1), (0x3f, 1)] {
-            let s = run_check(&disk(), &CTX, &sense6(false, 0, page, sub, 255));
-            assert_eq!(s, Sense::invalid_field_in_cdb(), "page {page:#x}/{sub:#x}");
+    // A block descriptor may restate the block length, not change it.
+    if bdl == 8 {
+        let len = u32::from_be_bytes([0, data[hdr + 5], data[hdr + 6], data[hdr + 7]]);
+        if len != 0 && len != lu.block_size {
+            return Err(param_error());
         }
     }
-
-    #[test]
-    fn mode_sense6_truncates() {
-        // libiscsi modesense6_residuals: allocation length 4 returns 4 bytes.
-        let d = run_good(&disk(), &CTX, &sense6(false, 0, 0x3f, 0, 4));
-        assert_eq!(d, vec![43, 0, 0x10, 8]);
+    let mut next = state.mode;
+    while pos < data.len() {
+        let code = data[pos] & 0x3f;
+        if data[pos] & 0x40 != 0 || !PAGES.contains(&code) {
+            return Err(param_error());
+        }
+        let len = usize::from(*data.get(pos + 1).ok_or_else(param_error)?);
+        if len != page_len(code) || pos + 2 + len > data.len() {
+            return Err(param_error());
+        }
+        let new = &data[pos..pos + 2 + len];
+        let cur = page_values(lu, code, &state.mode);
+        let mask = page_mask(code);
+        for i in 2..new.len() {
+            if (new[i] ^ cur[i]) & !mask[i] != 0 {
+                return Err(param_error());
+            }
+        }
+        match code {
+            CACHING => {
+                next.wce = Some(new[2] & 0x04 != 0);
+                next.rcd = new[2] & 0x01 != 0;
+            }
+            CONTROL => {
+                next.d_sense = Some(new[2] & 0x04 != 0);
+                next.swp = new[4] & 0x08 != 0;
+            }
+            _ => {}
+        }
+        pos += 2 + len;
     }
-
-    #[test]
-    fn mode_sense10_long_lba() {
-        let mut lu = disk();
-        lu.num_blocks = 1 << 33;
-        // SPC-4 table 164: byte 1 LLBAA (bit 4), bytes 7-8 ALLOCATION LENGTH.
-        let d = run_good(&lu, &CTX, &[0x5a, 0x10, 0x0a, 0, 0, 0, 0, 0, 0xff, 0]);
-        let mut want = vec![0, 8 + 16 + 12 - 2, 0, 0x10, 0x01, 0, 0, 16];
-        want.extend_from_slice(&[0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0]);
-        want.extend_from_slice(&CONTROL);
-        assert_eq!(d, want);
-        // Without LLBAA: short descriptor, block count clamped.
-        let d = run_good(&lu, &CTX, &[0x5a, 0, 0x0a, 0, 0, 0, 0, 0, 0xff, 0]);
-        assert_eq!(
-            &d[..16],
-            &[0, 26, 0, 0x10, 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0, 0, 2, 0]
-        );
+    if next != state.mode {
+        state
+            .ua
+            .broadcast(asc::MODE_PARAMETERS_CHANGED, Some(ctx.nexus.id));
     }
-
-    #[test]
-    fn controller_rejects_mode_sense() {
-        let s = run_check(&controller(), &CTX, &sense6(false, 0, 0x3f, 0, 255));
-        assert_eq!(s, Sense::invalid_opcode());
+    state.mode = next;
+    if sp {
+        state.saved = next;
     }
+    Ok(())
 }
+
+#[cfg(test)]
+#[path = "mode_tests.rs"]
+mod tests;

@@ -11,6 +11,10 @@ pub(crate) const CTX: LuContext<'static> = LuContext {
     luns: &[0, 1],
     target_name: "iqn.2001-04.com.example:t1",
     tpgt: 1,
+    nexus: crate::lu::Nexus {
+        id: 1,
+        initiator: "iqn.2001-04.com.example:i1",
+    },
 };
 
 /// tgt's LUN 1 of tid 1: 1000 blocks of 512 bytes, identity as tgt builds it.
@@ -29,6 +33,8 @@ pub(crate) fn disk() -> LuConfig {
         readonly: false,
         removable: false,
         write_cache: true,
+        thin_provisioning: true,
+        descriptor_sense: false,
     }
 }
 

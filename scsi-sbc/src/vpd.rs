@@ -15,14 +15,28 @@ const DEVICE_ID: u8 = 0x83;
 const BLOCK_LIMITS: u8 = 0xb0;
 /// BLOCK DEVICE CHARACTERISTICS (B1h), SBC-3 6.5.2.
 const BLOCK_DEVICE_CHARACTERISTICS: u8 = 0xb1;
+/// EXTENDED INQUIRY DATA (86h), SPC-4 7.8.7.
+const EXTENDED_INQUIRY: u8 = 0x86;
+/// LOGICAL BLOCK PROVISIONING (B2h), SBC-3 6.6.4.
+const LOGICAL_BLOCK_PROVISIONING: u8 = 0xb2;
 
 /// Page codes we return, ascending (SPC-4 7.8.14 requires ascending order).
 fn supported(lu: &LuConfig) -> &'static [u8] {
     match lu.device_type {
+        DeviceType::Disk if lu.thin_provisioning => &[
+            SUPPORTED,
+            UNIT_SERIAL,
+            DEVICE_ID,
+            EXTENDED_INQUIRY,
+            BLOCK_LIMITS,
+            BLOCK_DEVICE_CHARACTERISTICS,
+            LOGICAL_BLOCK_PROVISIONING,
+        ],
         DeviceType::Disk => &[
             SUPPORTED,
             UNIT_SERIAL,
             DEVICE_ID,
+            EXTENDED_INQUIRY,
             BLOCK_LIMITS,
             BLOCK_DEVICE_CHARACTERISTICS,
         ],
@@ -44,7 +58,22 @@ pub(crate) fn page(lu: &LuConfig, ctx: &LuContext<'_>, code: u8) -> Result<Vec<u
         }
         DEVICE_ID => device_identification(lu, ctx),
         BLOCK_LIMITS => block_limits(lu),
-        _ => vec![0u8; 0x3c], // B1h: rotation rate and form factor not reported.
+        // SPC-4 table 502: HEADSUP/ORDSUP/SIMPSUP (byte 5 of the page), V_SUP NV_SUP
+        // (byte 6) off; nothing else applies without protection information.
+        EXTENDED_INQUIRY => {
+            let mut b = vec![0u8; 0x3c];
+            b[1] = 0x07;
+            b
+        }
+        // SBC-3 table 209: THRESHOLD EXPONENT 0, LBPU (bit 7), LBPWS (6), LBPWS10 (5),
+        // LBPRZ (byte 1 bit 2), PROVISIONING TYPE 2 (thin).
+        LOGICAL_BLOCK_PROVISIONING => vec![0, 0xe0, 0x04, 0x02],
+        // B1h: MEDIUM ROTATION RATE 1 (non-rotating), form factor not reported.
+        _ => {
+            let mut b = vec![0u8; 0x3c];
+            b[1] = 0x01;
+            b
+        }
     };
     // SPC-4 table 480: byte 0 peripheral, byte 1 page code, bytes 2-3 PAGE LENGTH.
     let len = u16::try_from(body.len()).unwrap_or(u16::MAX);
@@ -137,7 +166,26 @@ fn block_limits(lu: &LuConfig) -> Vec<u8> {
     b[2..4].copy_from_slice(&1u16.to_be_bytes());
     // MAXIMUM TRANSFER LENGTH (page bytes 8-11), in blocks; bounds one command's buffer.
     b[4..8].copy_from_slice(&max_transfer_blocks(lu).to_be_bytes());
-    // MAXIMUM UNMAP LBA COUNT / BLOCK DESCRIPTOR COUNT stay 0: no UNMAP (LBPU=0).
+    // WSNZ (page byte 4 bit 0): WRITE SAME of zero blocks is refused.
+    b[0] = 0x01;
+    // MAXIMUM COMPARE AND WRITE LENGTH (page byte 5).
+    b[1] = crate::sbc_ext::MAX_CAW_BLOCKS;
+    if lu.thin_provisioning {
+        // MAXIMUM UNMAP LBA COUNT (page 20-23), MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+        // (24-27), OPTIMAL UNMAP GRANULARITY (28-31): a file system page.
+        b[16..20].copy_from_slice(&crate::sbc_ext::MAX_UNMAP_BLOCKS.to_be_bytes());
+        b[20..24].copy_from_slice(&crate::sbc_ext::MAX_UNMAP_DESCRIPTORS.to_be_bytes());
+        let gran = (4096 / lu.block_size.max(1)).max(1);
+        b[24..28].copy_from_slice(&gran.to_be_bytes());
+    }
+    // MAXIMUM WRITE SAME LENGTH (page 36-43).
+    b[32..40].copy_from_slice(&crate::sbc_ext::max_write_same_blocks(lu).to_be_bytes());
+    // MAXIMUM ATOMIC TRANSFER LENGTH (44-47), ATOMIC ALIGNMENT (48-51), ATOMIC TRANSFER
+    // LENGTH GRANULARITY (52-55): WRITE ATOMIC takes any aligned length up to the
+    // transfer limit.
+    b[40..44].copy_from_slice(&max_transfer_blocks(lu).to_be_bytes());
+    b[44..48].copy_from_slice(&1u32.to_be_bytes());
+    b[48..52].copy_from_slice(&1u32.to_be_bytes());
     b
 }
 

@@ -7,9 +7,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
 mod core;
 pub mod mgmt;
 pub mod registry;
+pub mod session;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 

@@ -1,7 +1,7 @@
 //! tgt's per-mode checks of a parsed command line (`main()` in `usr/tgtadm.c`), in
 //! its order and with its texts; all of them exit 22.
 
-use super::{Exit, Opts, CONTROL_SOCKET};
+use super::{Exit, Opts, CONTROL_SOCKET, JSON};
 use target_core::mgmt::{Mode, Op};
 
 /// tgt's `verify_mode_params`: the first option given that `allowed` does not list.
@@ -10,7 +10,7 @@ fn verify(o: &Opts, allowed: &str) -> Option<char> {
     o.seen
         .iter()
         .copied()
-        .find(|&k| !allowed.contains(k) && k != 'd' && k != CONTROL_SOCKET)
+        .find(|&k| !allowed.contains(k) && k != 'd' && k != CONTROL_SOCKET && k != JSON)
 }
 
 /// `verify`, failing with `<mode> mode: option '-X' is not allowed/supported`.

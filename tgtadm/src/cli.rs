@@ -17,6 +17,8 @@ pub(crate) const EXIT_EINVAL: i32 = 22;
 
 /// Key of our `--control-socket`, which has no short form.
 const CONTROL_SOCKET: char = '@';
+/// Key of our `--json`, which has no short form.
+const JSON: char = '%';
 
 const LONG_OPTIONS: &[LongOpt] = &[
     LongOpt {
@@ -169,11 +171,16 @@ const LONG_OPTIONS: &[LongOpt] = &[
         has_arg: true,
         key: CONTROL_SOCKET,
     },
+    LongOpt {
+        name: "json",
+        has_arg: false,
+        key: JSON,
+    },
 ];
 
 /// tgt's short option string, quirks included: `-F` and `-O` take an argument in
 /// short form although `--force` and `--outgoing` do not.
-const SPEC: Spec = Spec {
+pub(crate) const SPEC: Spec = Spec {
     short: "dhVL:o:m:t:s:c:l:n:v:b:E:f:y:T:I:Q:u:p:H:F:P:B:Y:O:C:S:",
     long: LONG_OPTIONS,
 };
@@ -186,6 +193,10 @@ pub(crate) struct Invocation {
     pub(crate) control_port: u16,
     /// `--control-socket`: the socket path, overriding every default.
     pub(crate) control_socket: Option<PathBuf>,
+    /// `--json`: print a `show`'s structured form instead of tgt's text.
+    pub(crate) json: bool,
+    /// Warnings to print on stderr before running (typographic dashes read).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The end of the program without talking to the daemon.
@@ -199,6 +210,10 @@ pub(crate) struct Exit {
 impl Exit {
     /// `tgtadm: <msg>` on stderr.
     pub(crate) fn error(msg: &str, code: i32) -> Exit {
+        Exit::error_with(msg, code)
+    }
+
+    fn error_with(msg: &str, code: i32) -> Exit {
         Exit {
             stdout: String::new(),
             stderr: format!("tgtadm: {msg}\n"),
@@ -225,17 +240,6 @@ impl Exit {
     }
 }
 
-/// Device types `-Y` names (tgt's `str_to_device_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DevType {
-    Disk,
-    Tape,
-    Cd,
-    Changer,
-    Osd,
-    Passthrough,
-}
-
 /// The option values, as tgt's `main()` keeps them.
 #[derive(Debug, Default)]
 struct Opts {
@@ -259,7 +263,11 @@ struct Opts {
     bsopts: Option<String>,
     blocksize: Option<String>,
     bstype: Option<String>,
-    dev_type: Option<DevType>,
+    dev_type: Option<String>,
+    sid: Option<u64>,
+    cid: Option<u32>,
+    outgoing: bool,
+    json: bool,
     portal_ops: Option<String>,
     target_ops: Option<String>,
     control_port: u16,
@@ -274,7 +282,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Invocation, Exit> {
         tid: -1,
         ..Opts::default()
     };
-    let mut getopt = GetOpt::new(SPEC, "tgtadm", args);
+    let (args, warnings) = crate::dashes::normalize(args, SPEC)?;
+    let mut getopt = GetOpt::new(SPEC, "tgtadm", &args);
     for item in getopt.by_ref() {
         let (key, arg) = item.map_err(|msg| Exit::usage(&msg))?;
         o.seen.push(key);
@@ -305,6 +314,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Invocation, Exit> {
         request,
         control_port: o.control_port,
         control_socket: o.control_socket,
+        json: o.json,
+        warnings,
     })
 }
 
@@ -329,13 +340,8 @@ fn take_option(o: &mut Opts, key: char, arg: String) -> Result<(), Exit> {
             None => return Err(Exit::error(&format!("unknown mode: {arg}"), 1)),
         },
         't' => o.tid = num(ArgKind::NonNegativeInt)? as i64,
-        // Sessions and connections are not managed yet; the values are still checked.
-        's' => {
-            num(ArgKind::U64)?;
-        }
-        'c' => {
-            num(ArgKind::U32)?;
-        }
+        's' => o.sid = Some(num(ArgKind::U64)?),
+        'c' => o.cid = Some(num(ArgKind::U32)? as u32),
         'l' => o.lun = Some(num(ArgKind::U64)?),
         'P' if o.mode == Some(Mode::Portal) => o.portal_ops = Some(arg),
         'P' => o.target_ops = Some(arg),
@@ -354,8 +360,12 @@ fn take_option(o: &mut Opts, key: char, arg: String) -> Result<(), Exit> {
         'y' => o.blocksize = Some(arg),
         'E' => o.bstype = Some(arg),
         'S' => o.bsopts = Some(arg),
-        'Y' => o.dev_type = Some(dev_type(&arg)?),
-        'O' => {}
+        'Y' => {
+            dev_type(&arg)?;
+            o.dev_type = Some(arg)
+        }
+        'O' => o.outgoing = true,
+        JSON => o.json = true,
         'C' => o.control_port = num(ArgKind::NonNegativeShort)? as u16,
         CONTROL_SOCKET => o.control_socket = Some(PathBuf::from(arg)),
         'V' => {
@@ -377,16 +387,13 @@ fn take_option(o: &mut Opts, key: char, arg: String) -> Result<(), Exit> {
     Ok(())
 }
 
-fn dev_type(s: &str) -> Result<DevType, Exit> {
-    Ok(match s {
-        "disk" => DevType::Disk,
-        "tape" | "ssc" => DevType::Tape,
-        "cd" => DevType::Cd,
-        "changer" => DevType::Changer,
-        "osd" => DevType::Osd,
-        "pt" => DevType::Passthrough,
-        _ => return Err(Exit::einval(&format!("unknown target type: {s}"))),
-    })
+/// Device types `-Y` names (tgt's `str_to_device_type`); the daemon decides which
+/// it emulates.
+fn dev_type(s: &str) -> Result<(), Exit> {
+    match s {
+        "disk" | "tape" | "ssc" | "cd" | "changer" | "osd" | "pt" => Ok(()),
+        _ => Err(Exit::einval(&format!("unknown target type: {s}"))),
+    }
 }
 
 /// The request for a command line that passed tgt's checks, or why this daemon
@@ -394,19 +401,30 @@ fn dev_type(s: &str) -> Result<DevType, Exit> {
 fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
     // Checked positive (target mode except show, logicalunit mode) and int-sized.
     let tid = u32::try_from(o.tid).unwrap_or(0);
+    let tid_opt = (o.tid > 0).then_some(tid);
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     Ok(match (mode, op) {
         (Mode::System, Op::Show) => Request::SystemShow,
         (Mode::System, Op::Delete) => Request::SystemDelete,
+        (Mode::System, Op::Update) => Request::SystemUpdate {
+            name: text(&o.name),
+            value: text(&o.value),
+        },
         (Mode::Target, Op::New) => Request::TargetNew {
             tid,
-            name: o.targetname.clone().unwrap_or_default(),
+            name: text(&o.targetname),
         },
         (Mode::Target, Op::Delete) => Request::TargetDelete {
             tid,
             force: o.force,
         },
-        // With --tid, tgt shows the driver's per-target parameters: not yet.
         (Mode::Target, Op::Show) if o.tid < 0 => Request::TargetShow,
+        (Mode::Target, Op::Show) => Request::TargetShowParams { tid },
+        (Mode::Target, Op::Update) => Request::TargetUpdate {
+            tid,
+            name: text(&o.name),
+            value: text(&o.value),
+        },
         (Mode::Target, Op::Bind | Op::Unbind) if o.address.is_some() || o.iqnname.is_some() => {
             let (address, initiator_name) = (o.address.clone(), o.iqnname.clone());
             if op == Op::Bind {
@@ -424,12 +442,6 @@ fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
             }
         }
         (Mode::LogicalUnit, Op::New) => {
-            if o.dev_type.is_some_and(|d| d != DevType::Disk)
-                || o.bsoflags.is_some()
-                || o.bsopts.is_some()
-            {
-                return Err(Exit::unsupported());
-            }
             // tgt creates an empty, offline removable disk without one; we need a store.
             let Some(path) = o.path.clone() else {
                 return Err(Exit::einval("'backing-store' option is necessary"));
@@ -449,11 +461,67 @@ fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
                 bstype: o.bstype.clone(),
                 blocksize,
                 params: None,
+                bsoflags: o.bsoflags.clone(),
+                bsopts: o.bsopts.clone(),
+                device_type: o.dev_type.clone(),
             }
         }
         (Mode::LogicalUnit, Op::Delete) => Request::LuDelete {
             tid,
             lun: o.lun.unwrap_or(0),
+        },
+        (Mode::LogicalUnit, Op::Update) => Request::LuUpdate {
+            tid,
+            lun: o.lun.unwrap_or(0),
+            params: o.target_ops.clone(),
+        },
+        (Mode::Account, Op::New) => Request::AccountNew {
+            user: text(&o.user),
+            password: text(&o.password),
+        },
+        (Mode::Account, Op::Delete) => Request::AccountDelete {
+            user: text(&o.user),
+        },
+        (Mode::Account, Op::Show) => Request::AccountShow,
+        (Mode::Account, Op::Bind) => Request::AccountBind {
+            tid: tid_opt,
+            user: text(&o.user),
+            outgoing: o.outgoing,
+        },
+        (Mode::Account, Op::Unbind) => Request::AccountUnbind {
+            tid: tid_opt,
+            user: text(&o.user),
+            outgoing: o.outgoing,
+        },
+        (Mode::Portal, Op::New | Op::Delete) => {
+            // tgt's portal_ops: `portal=ADDR[:PORT]`; anything else is refused by
+            // the daemon ("invalid request"), so send what cannot parse as empty.
+            let portal = o
+                .portal_ops
+                .as_deref()
+                .and_then(|p| p.strip_prefix("portal="))
+                .unwrap_or("")
+                .to_string();
+            if op == Op::New {
+                Request::PortalNew { portal }
+            } else {
+                Request::PortalDelete { portal }
+            }
+        }
+        (Mode::Portal, Op::Show) => Request::PortalShow,
+        (Mode::Lld, Op::Start) => Request::LldStart,
+        (Mode::Lld, Op::Stop) => Request::LldStop,
+        (Mode::Lld, Op::Show) => Request::LldShow,
+        (Mode::Session, Op::Show) => Request::SessionShow { tid, sid: o.sid },
+        (Mode::Session, Op::Delete) => Request::SessionDelete {
+            tid,
+            sid: o.sid.unwrap_or(0),
+        },
+        (Mode::Connection, Op::Show) => Request::ConnectionShow { tid, sid: o.sid },
+        (Mode::Connection, Op::Delete) => Request::ConnectionDelete {
+            tid,
+            sid: o.sid.unwrap_or(0),
+            cid: o.cid.unwrap_or(0),
         },
         _ => return Err(Exit::unsupported()),
     })

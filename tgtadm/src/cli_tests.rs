@@ -47,6 +47,9 @@ fn good_command_lines() {
             bstype: None,
             blocksize: None,
             params: None,
+            bsoflags: None,
+            bsopts: None,
+            device_type: None,
         }
     );
     assert_eq!(
@@ -58,6 +61,9 @@ fn good_command_lines() {
             bstype: Some("memory".into()),
             blocksize: Some(4096),
             params: None,
+            bsoflags: None,
+            bsopts: None,
+            device_type: None,
         }
     );
     assert_eq!(
@@ -264,18 +270,90 @@ fn drivers_and_not_yet_supported_requests() {
         tgtadm("can't find the driver")
     );
     let unsupported = tgtadm("this operation isn't supported");
-    assert_eq!(refused("--mode target --op show --tid 1"), unsupported);
-    assert_eq!(refused("--mode account --op show"), unsupported);
     assert_eq!(
         refused("--mode target --op bind --tid 1 --host 3"),
         unsupported
     );
-    assert_eq!(
-        refused("--mode lu --op new --tid 1 --lun 1 -b /x --bsoflags sync"),
-        unsupported
-    );
-    assert_eq!(
-        refused("--mode lu --op new --tid 1 --lun 1 -b /x -Y cd"),
-        unsupported
-    );
+    assert_eq!(refused("--mode system --op stat"), unsupported);
+}
+
+#[test]
+fn every_mode_becomes_a_request() {
+    let cases: Vec<(&str, Request)> = vec![
+        (
+            "--mode target --op show --tid 1",
+            Request::TargetShowParams { tid: 1 },
+        ),
+        (
+            "--mode target --op update --tid 1 --name nop_interval --value 5",
+            Request::TargetUpdate {
+                tid: 1,
+                name: "nop_interval".into(),
+                value: "5".into(),
+            },
+        ),
+        (
+            "--mode system --op update --name State --value offline",
+            Request::SystemUpdate {
+                name: "State".into(),
+                value: "offline".into(),
+            },
+        ),
+        (
+            "--mode lu --op update --tid 1 --lun 2 --params readonly=1",
+            Request::LuUpdate {
+                tid: 1,
+                lun: 2,
+                params: Some("readonly=1".into()),
+            },
+        ),
+        (
+            "--mode account --op new --user u --password p",
+            Request::AccountNew {
+                user: "u".into(),
+                password: "p".into(),
+            },
+        ),
+        ("--mode account --op show", Request::AccountShow),
+        (
+            "--mode account --op bind --tid 1 --user u --outgoing",
+            Request::AccountBind {
+                tid: Some(1),
+                user: "u".into(),
+                outgoing: true,
+            },
+        ),
+        (
+            "--mode account --op unbind --user u",
+            Request::AccountUnbind {
+                tid: None,
+                user: "u".into(),
+                outgoing: false,
+            },
+        ),
+        (
+            "--mode portal --op new --param portal=[::1]:3261",
+            Request::PortalNew {
+                portal: "[::1]:3261".into(),
+            },
+        ),
+        ("--mode portal --op show", Request::PortalShow),
+        ("--mode lld --op stop", Request::LldStop),
+        (
+            "--mode conn --op delete --tid 1 --sid 2 --cid 0",
+            Request::ConnectionDelete {
+                tid: 1,
+                sid: 2,
+                cid: 0,
+            },
+        ),
+        (
+            "--mode sess --op show --tid 1",
+            Request::SessionShow { tid: 1, sid: None },
+        ),
+    ];
+    for (line, want) in cases {
+        assert_eq!(request(line), want, "{line}");
+    }
+    assert!(parse_words("--mode target --op show --json").unwrap().json);
 }

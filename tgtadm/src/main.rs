@@ -4,8 +4,10 @@
 //! (`usr/tgtadm.c`), so scripts written for tgt keep working. The request itself
 //! travels as a typed value ([`target_core::mgmt::wire`]) instead of tgt's C struct.
 
+mod admin;
 mod cli;
 mod client;
+mod dashes;
 mod getopt;
 mod number;
 mod usage;
@@ -15,15 +17,37 @@ use std::process::ExitCode;
 
 /// Run one command line; returns the exit status.
 fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut json = false;
     let result = cli::parse(args).and_then(|inv| {
+        for w in &inv.warnings {
+            let _ = writeln!(err, "{w}");
+        }
+        json = inv.json;
         let path = client::socket_path(&inv);
         client::send(&path, &inv.request)
     });
+    finish(result, json, out, err)
+}
+
+/// Print an answer (or a refusal) and give the exit status.
+fn finish(
+    result: Result<target_core::mgmt::Response, cli::Exit>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     // Write failures (a closed pipe) leave nothing better to do than exit.
     match result {
         Ok(resp) => {
-            if let Some(text) = resp.output {
-                let _ = out.write_all(text.as_bytes());
+            match (json, resp.data, resp.output) {
+                (true, Some(data), _) => {
+                    let text = serde_json::to_string_pretty(&data).unwrap_or_default();
+                    let _ = writeln!(out, "{text}");
+                }
+                (_, _, Some(text)) => {
+                    let _ = out.write_all(text.as_bytes());
+                }
+                _ => {}
             }
             0
         }
@@ -41,6 +65,11 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let run = if env!("CARGO_BIN_NAME") == "tgt-admin" {
+        admin::run
+    } else {
+        run
+    };
     let code = run(
         &args,
         &mut std::io::stdout().lock(),

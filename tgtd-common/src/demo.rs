@@ -21,6 +21,9 @@ pub fn setup(core: &Core, opener: &dyn StoreOpener) -> Result<(), MgmtError> {
             bstype: Some("memory".into()),
             blocksize: None,
             params: None,
+            bsoflags: None,
+            bsopts: None,
+            device_type: None,
         },
         Request::TargetBind {
             tid: 1,

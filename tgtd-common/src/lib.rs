@@ -4,15 +4,18 @@
 //! Both adapters call [`start`] and then run their own event loops over the returned
 //! [`Daemon`]; nothing protocol-related lives here (that is `target-core`).
 
+pub mod config_file;
 pub mod daemonize;
 pub mod demo;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;
+pub mod portals;
 pub mod txqueue;
 
 pub use opener::BackendsOpener;
 pub use options::Options;
+pub use portals::{DaemonOpener, PortalChange, PortalHub};
 
 use backends::WorkerPool;
 use std::net::SocketAddr;
@@ -29,8 +32,11 @@ pub struct Daemon {
     pub pool: Arc<WorkerPool>,
     /// Settings for new connections.
     pub conn_config: ConnConfig,
-    /// Portals to listen on.
+    /// Portals listened on from the start (bound already, port 0 resolved); their
+    /// listeners wait in `hub` like those `tgtadm --mode portal` adds later.
     pub portals: Vec<SocketAddr>,
+    /// Listeners to start and stop (start-up portals first, then runtime ones).
+    pub hub: Arc<PortalHub>,
     /// The management server (kept alive; removes its socket on drop).
     pub mgmt: mgmt_server::MgmtServer,
     /// Where the management socket is.
@@ -66,11 +72,21 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
         daemonize::daemonize().map_err(|e| format!("tgtd: cannot daemonize: {e}"))?
     };
     init_logging(opts.debug);
-    let core = Arc::new(Core::new());
-    let opener = Arc::new(BackendsOpener);
+    let core = Arc::new(Core::with_seed(os_seed()?));
+    let hub = Arc::new(PortalHub::default());
+    let opener = Arc::new(DaemonOpener { hub: hub.clone() });
+    let mut bound = Vec::new();
+    for p in &portals {
+        let b = hub
+            .listen(*p)
+            .map_err(|e| format!("tgtd: cannot listen on {p}: {e}"))?;
+        core.registry.portals.add(b);
+        bound.push(b);
+    }
     if opts.demo {
         demo::setup(&core, opener.as_ref()).map_err(|e| format!("tgtd: demo target: {e}"))?;
     }
+    config_file::load_at_start(&core, opts.config.as_deref(), opener.as_ref())?;
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     let pool =
@@ -88,7 +104,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             core,
             pool,
             conn_config: ConnConfig::default(),
-            portals,
+            portals: bound,
+            hub,
             mgmt,
             socket_path,
             threads,
@@ -107,4 +124,15 @@ pub fn banner(d: &Daemon, flavour: &str, bound: &[SocketAddr]) -> String {
         d.socket_path.display(),
         d.socket_path.display()
     )
+}
+
+/// 32 bytes of OS randomness for the core's CSPRNG (CHAP challenges must be
+/// unpredictable; the sans-IO core never asks the OS itself).
+fn os_seed() -> Result<[u8; 32], String> {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| format!("tgtd: cannot read /dev/urandom: {e}"))?;
+    Ok(seed)
 }

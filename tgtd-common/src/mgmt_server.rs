@@ -41,6 +41,9 @@ struct Shared {
     shutdown: Arc<AtomicBool>,
     /// Called after `shutdown` is set, e.g. to wake the event loop.
     on_shutdown: Mutex<Option<Hook>>,
+    /// Called after every request that changed something, so the adapter can
+    /// re-check its connections (see `Registry::generation`).
+    on_change: Mutex<Option<Hook>>,
 }
 
 /// A running control socket. Dropping it stops the thread and removes the socket
@@ -78,6 +81,7 @@ pub fn spawn(
         stop: AtomicBool::new(false),
         shutdown: Arc::new(AtomicBool::new(false)),
         on_shutdown: Mutex::new(None),
+        on_change: Mutex::new(None),
     });
     let thread_shared = shared.clone();
     let thread = std::thread::Builder::new()
@@ -113,6 +117,16 @@ impl MgmtServer {
     /// to wake a mio `Waker` or notify a tokio task.
     pub fn on_shutdown(&self, hook: impl Fn() + Send + 'static) {
         *self.shared.on_shutdown.lock().expect("hook lock poisoned") = Some(Box::new(hook));
+    }
+}
+
+impl MgmtServer {
+    /// Run `hook` on the management thread after every request that changed state
+    /// (target deleted, session logged out, ACL narrowed, ...): the adapter wakes
+    /// its loops, which compare `core.registry.generation()` with the value they
+    /// last saw and feed every connection an empty input when it moved.
+    pub fn on_change(&self, hook: impl Fn() + Send + 'static) {
+        *self.shared.on_change.lock().expect("hook lock poisoned") = Some(Box::new(hook));
     }
 }
 
@@ -187,6 +201,9 @@ fn serve_one(
     let own_uid = unsafe { libc::getuid() };
     if uid != 0 && uid != own_uid {
         tracing::warn!(uid, "management request refused: not root or uid {own_uid}");
+        // Take the request off the socket first: answering before the client has
+        // written makes its write fail (EPIPE) and it would never read why.
+        let _ = read_request(&mut stream);
         return reply(&mut stream, &Err(MgmtError::PermissionDenied));
     }
     let req = match read_request(&mut stream)? {
@@ -202,6 +219,7 @@ fn serve_one(
         "management request"
     );
     let shutdown = req.is_shutdown();
+    let read_only = req.is_read_only();
     // A bug in apply must not take management down for the daemon's lifetime.
     let answer = catch_unwind(AssertUnwindSafe(|| apply(core, req, opener)))
         .unwrap_or(Err(MgmtError::Unknown));
@@ -209,6 +227,11 @@ fn serve_one(
         tracing::info!("management request refused: {e}");
     }
     let sent = reply(&mut stream, &answer);
+    if !read_only {
+        if let Some(hook) = &*shared.on_change.lock().expect("hook lock poisoned") {
+            hook();
+        }
+    }
     if shutdown && answer.is_ok() {
         shared.shutdown.store(true, Ordering::Release);
         if let Some(hook) = &*shared.on_shutdown.lock().expect("hook lock poisoned") {

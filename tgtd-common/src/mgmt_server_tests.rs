@@ -73,6 +73,9 @@ fn serves_requests_and_cleans_up() {
         bstype: Some("memory".into()),
         blocksize: None,
         params: None,
+        bsoflags: None,
+        bsopts: None,
+        device_type: None,
     };
     assert_eq!(call(&path, &lu), Ok(Response::ok()));
     assert_eq!(core.registry.target(1).unwrap().lun_numbers(), vec![0, 1]);
@@ -83,6 +86,9 @@ fn serves_requests_and_cleans_up() {
         bstype: None,
         blocksize: None,
         params: None,
+        bsoflags: None,
+        bsopts: None,
+        device_type: None,
     };
     assert_eq!(call(&path, &bad).unwrap_err().code(), 17);
     let shown = call(&path, &Request::TargetShow).unwrap().output.unwrap();

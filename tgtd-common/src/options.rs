@@ -38,6 +38,10 @@ pub struct Options {
     /// Event-loop threads for iSCSI connections (default: one per CPU).
     #[arg(long = "threads")]
     pub threads: Option<usize>,
+    /// Load this targets.conf at start (default: /etc/tgt/targets.conf when it
+    /// exists; `-c none` loads nothing).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Why the command line could not be used.

@@ -3,6 +3,7 @@
 
 use crate::conn::Conn;
 use backends::WorkerPool;
+use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
-use tgtd_common::{banner, Daemon};
+use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
 
 const WAKER: Token = Token(0);
 const FIRST_LISTENER: usize = 1;
@@ -30,13 +31,6 @@ struct Inbox {
 /// Run the daemon until `system delete` (or a fatal error).
 pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut listeners = Vec::new();
-    for p in &d.portals {
-        let l = std::net::TcpListener::bind(p)
-            .map_err(|e| format!("tgtd-mio: cannot listen on {p}: {e}"))?;
-        l.set_nonblocking(true).map_err(|e| e.to_string())?;
-        listeners.push(TcpListener::from_std(l));
-    }
     let mut loops = Vec::new();
     let mut inboxes = Vec::new();
     let mut polls = Vec::new();
@@ -61,11 +55,22 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             }
         });
     }
-    let bound: Vec<SocketAddr> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    eprintln!("{}", banner(&d, "tgtd-mio", &bound));
+    // Admin hooks: portal changes go to loop 0 (it owns the listeners, including
+    // the start-up ones waiting in the hub); any other change wakes every loop so
+    // it re-checks its connections (`Loop::admin_changes`).
+    {
+        let first = inboxes[0].clone();
+        d.hub.on_change(move || {
+            let _ = first.waker.wake();
+        });
+        let all = inboxes.clone();
+        d.mgmt.on_change(move || {
+            for i in &all {
+                let _ = i.waker.wake();
+            }
+        });
+    }
+    eprintln!("{}", banner(&d, "tgtd-mio", &d.portals));
     readiness.ready();
     let (done_tx, done_rx): (Sender<()>, Receiver<()>) = channel();
     for (i, (poll, inbox)) in polls.into_iter().enumerate() {
@@ -73,11 +78,10 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             poll,
             inbox,
             peers: inboxes.clone(),
-            listeners: if i == 0 {
-                std::mem::take(&mut listeners)
-            } else {
-                Vec::new()
-            },
+            hub: (i == 0).then(|| d.hub.clone()),
+            listeners: HashMap::new(),
+            next_listener: 0,
+            generation: d.core.registry.generation(),
             conns: HashMap::new(),
             next_token: FIRST_CONN,
             next_peer: 0,
@@ -115,7 +119,12 @@ struct Loop {
     poll: Poll,
     inbox: Arc<Inbox>,
     peers: Vec<Arc<Inbox>>,
-    listeners: Vec<TcpListener>,
+    /// Loop 0 only: where listeners to start or stop come from.
+    hub: Option<Arc<PortalHub>>,
+    listeners: HashMap<usize, TcpListener>,
+    next_listener: usize,
+    /// `registry.generation()` last acted on.
+    generation: u64,
     conns: HashMap<Token, Conn>,
     next_token: usize,
     next_peer: usize,
@@ -127,11 +136,7 @@ struct Loop {
 
 impl Loop {
     fn run(&mut self) -> std::io::Result<()> {
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            self.poll
-                .registry()
-                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
-        }
+        self.admin_changes(Instant::now());
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::SeqCst) {
             let timeout = self
@@ -161,9 +166,61 @@ impl Loop {
                 }
             }
             self.take_inbox(now);
+            self.admin_changes(now);
             self.expire(now);
         }
         Ok(())
+    }
+
+    /// Admin hook: start/stop listeners queued by `tgtadm --mode portal|lld` (loop
+    /// 0), and when the registry generation moved, feed every connection an empty
+    /// input so it re-checks its target and session (forced logout, deleted target).
+    fn admin_changes(&mut self, now: Instant) {
+        let changes = self.hub.as_ref().map(|h| h.take()).unwrap_or_default();
+        for change in changes {
+            match change {
+                PortalChange::Add(l) => {
+                    let mut l = TcpListener::from_std(l);
+                    let idx = self.next_listener;
+                    self.next_listener += 1;
+                    let token = Token(FIRST_LISTENER + idx);
+                    match self
+                        .poll
+                        .registry()
+                        .register(&mut l, token, Interest::READABLE)
+                    {
+                        Ok(()) => {
+                            self.listeners.insert(idx, l);
+                        }
+                        Err(e) => tracing::warn!("cannot serve a new portal: {e}"),
+                    }
+                }
+                PortalChange::Remove(addr) => {
+                    let gone: Vec<usize> = self
+                        .listeners
+                        .iter()
+                        .filter(|(_, l)| l.local_addr().ok() == Some(addr))
+                        .map(|(i, _)| *i)
+                        .collect();
+                    for i in gone {
+                        if let Some(mut l) = self.listeners.remove(&i) {
+                            let _ = self.poll.registry().deregister(&mut l);
+                        }
+                    }
+                }
+            }
+        }
+        let generation = self.core.registry.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            let tokens: Vec<Token> = self.conns.keys().copied().collect();
+            for t in tokens {
+                if let Some(c) = self.conns.get_mut(&t) {
+                    c.conn.handle_input(&mut BytesMut::new(), now);
+                }
+                self.service(t);
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -175,7 +232,7 @@ impl Loop {
 
     fn accept(&mut self, idx: usize) {
         loop {
-            let Some(l) = self.listeners.get(idx) else {
+            let Some(l) = self.listeners.get(&idx) else {
                 return;
             };
             match l.accept() {

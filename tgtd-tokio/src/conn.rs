@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) pool: Arc<WorkerPool>,
     pub(crate) config: ConnConfig,
     pub(crate) shutdown: Arc<Notify>,
+    /// Notified after every management change (admin hook).
+    pub(crate) admin: Arc<Notify>,
 }
 
 pub(crate) async fn accept_loop(l: TcpListener, shared: Arc<Shared>) {
@@ -104,6 +106,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
             _ = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(Instant::now()),
             _ = shared.shutdown.notified() => conn.handle_close(),
+            // Admin hook: an empty input makes the connection re-check its session.
+            _ = shared.admin.notified() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }
     }
 }

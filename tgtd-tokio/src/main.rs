@@ -9,7 +9,7 @@ mod conn;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tgtd_common::{banner, start, Options};
+use tgtd_common::{banner, start, Options, PortalChange};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -44,28 +44,57 @@ fn main() -> ExitCode {
             let s = shutdown.clone();
             daemon.mgmt.on_shutdown(move || s.notify_waiters());
         }
-        let mut listeners = Vec::new();
-        for p in &daemon.portals {
-            let l = TcpListener::bind(p)
-                .await
-                .map_err(|e| format!("tgtd-tokio: cannot listen on {p}: {e}"))?;
-            listeners.push(l);
-        }
-        let bound: Vec<_> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
-        eprintln!("{}", banner(&daemon, "tgtd-tokio", &bound));
+        eprintln!("{}", banner(&daemon, "tgtd-tokio", &daemon.portals));
         ready.ready();
+        // Admin hook: any management change wakes every connection task so it
+        // re-checks its target and session (forced logout, deleted target).
+        let admin = Arc::new(Notify::new());
+        {
+            let a = admin.clone();
+            daemon.mgmt.on_change(move || a.notify_waiters());
+        }
         let shared = Arc::new(conn::Shared {
             core: daemon.core.clone(),
             pool: daemon.pool.clone(),
             config: daemon.conn_config.clone(),
             shutdown: shutdown.clone(),
+            admin,
         });
-        for l in listeners {
-            tokio::spawn(conn::accept_loop(l, shared.clone()));
+        // Admin hook: listeners come from the hub (start-up portals first, then
+        // `tgtadm --mode portal|lld`); one accept task per listener, aborted on removal.
+        let portal_wake = Arc::new(Notify::new());
+        {
+            let w = portal_wake.clone();
+            daemon.hub.on_change(move || w.notify_one());
         }
+        let hub = daemon.hub.clone();
+        let accept_shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            loop {
+                for change in hub.take() {
+                    match change {
+                        PortalChange::Add(l) => match TcpListener::from_std(l) {
+                            Ok(l) => {
+                                let addr = l.local_addr().ok();
+                                let task =
+                                    tokio::spawn(conn::accept_loop(l, accept_shared.clone()));
+                                tasks.push((addr, task));
+                            }
+                            Err(e) => tracing::warn!("cannot serve a new portal: {e}"),
+                        },
+                        PortalChange::Remove(addr) => tasks.retain(|(a, t)| {
+                            let keep = *a != Some(addr);
+                            if !keep {
+                                t.abort();
+                            }
+                            keep
+                        }),
+                    }
+                }
+                portal_wake.notified().await;
+            }
+        });
         shutdown.notified().await;
         drop(daemon);
         Ok::<(), String>(())

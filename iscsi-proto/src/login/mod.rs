@@ -1,5 +1,6 @@
 //! Login: status codes (RFC 7143 §11.13.5) and key negotiation.
 
+pub mod answer;
 pub mod chap;
 pub mod negotiate;
 

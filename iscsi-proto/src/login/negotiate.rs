@@ -5,6 +5,7 @@
 //! (`InitiatorName`, `TargetName`, `SessionType`, `AuthMethod`...) are left to the login
 //! state machine, which sees them first.
 
+use super::answer::{apply_answer, check_answer};
 use crate::keys::{range, SessionParams, SessionType, TargetLimits};
 use crate::text::Pair;
 use std::collections::HashSet;
@@ -24,6 +25,21 @@ pub enum NegotiationError {
         /// The value.
         value: String,
     },
+    /// A key only the target may send came from the initiator (`TargetAlias`,
+    /// `TargetAddress`, `TargetPortalGroupTag`: RFC 7143 §13.7, §13.8, §13.9).
+    #[error("key {0} may only be sent by the target")]
+    TargetOnlyKey(String),
+    /// An answer breaks the negotiation rules of its key (RFC 7143 §6.2): checked by
+    /// [`check_answer`](super::answer::check_answer) on the initiator side.
+    #[error("answer {answer:?} to {key}={offer:?} is not legal")]
+    IllegalAnswer {
+        /// The key.
+        key: String,
+        /// What was offered.
+        offer: String,
+        /// What came back.
+        answer: String,
+    },
 }
 
 /// What the target answers about each key, and what it has agreed so far.
@@ -35,6 +51,9 @@ pub struct Negotiator {
     pub params: SessionParams,
     seen: HashSet<String>,
     declared_mrdsl: bool,
+    /// Keys the target offered itself (the initiator left them at a default the target
+    /// cannot accept), waiting for the initiator's answer.
+    offered: Vec<Pair>,
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -91,6 +110,7 @@ impl Negotiator {
             params,
             seen: HashSet::new(),
             declared_mrdsl: false,
+            offered: Vec::new(),
         }
     }
 
@@ -103,6 +123,13 @@ impl Negotiator {
     pub fn respond(&mut self, pairs: &[Pair]) -> Result<Vec<Pair>, NegotiationError> {
         let mut out = Vec::new();
         for (key, value) in pairs {
+            if let Some(pos) = self.offered.iter().position(|(k, _)| k == key) {
+                // The initiator answers one of our offers: the answer is the result.
+                let (_, offer) = self.offered.remove(pos);
+                check_answer(key, &offer, value)?;
+                apply_answer(&mut self.params, key, value);
+                continue;
+            }
             if !self.seen.insert(key.clone()) {
                 return Err(NegotiationError::DuplicateKey(key.clone()));
             }
@@ -125,6 +152,51 @@ impl Negotiator {
         )]
     }
 
+    /// Offers the target must make itself, once, in the operational stage: keys the
+    /// initiator did not offer whose RFC default the target's limits do not allow
+    /// (RFC 7143 §6.2: a default only holds when nobody negotiates the key). The
+    /// login must not leave the operational stage until they are answered.
+    pub fn target_offers(&mut self) -> Vec<Pair> {
+        if self.session_type == SessionType::Discovery {
+            return Vec::new();
+        }
+        let l = &self.limits;
+        let d = SessionParams::default();
+        let mut want: Vec<Pair> = Vec::new();
+        if !l.header_digest.iter().any(|x| x == "None") {
+            want.push(("HeaderDigest".into(), l.header_digest.join(",")));
+        }
+        if !l.data_digest.iter().any(|x| x == "None") {
+            want.push(("DataDigest".into(), l.data_digest.join(",")));
+        }
+        if !l.immediate_data {
+            want.push(("ImmediateData".into(), "No".into()));
+        }
+        if l.max_burst_length < d.max_burst_length {
+            want.push(("MaxBurstLength".into(), l.max_burst_length.to_string()));
+        }
+        if l.first_burst_length < d.first_burst_length {
+            want.push(("FirstBurstLength".into(), l.first_burst_length.to_string()));
+        }
+        if l.default_time2wait > d.default_time2wait {
+            want.push(("DefaultTime2Wait".into(), l.default_time2wait.to_string()));
+        }
+        if l.default_time2retain < d.default_time2retain {
+            want.push((
+                "DefaultTime2Retain".into(),
+                l.default_time2retain.to_string(),
+            ));
+        }
+        want.retain(|(k, _)| self.seen.insert(k.clone()));
+        self.offered.extend(want.iter().cloned());
+        want
+    }
+
+    /// Whether offers of ours still wait for the initiator's answer.
+    pub fn awaiting_answers(&self) -> bool {
+        !self.offered.is_empty()
+    }
+
     /// Fix up values that depend on each other once negotiation is over
     /// (FirstBurstLength never exceeds MaxBurstLength, RFC 7143 §13.14).
     pub fn finish(&mut self) -> SessionParams {
@@ -140,6 +212,17 @@ impl Negotiator {
             key: key.to_string(),
             value: value.to_string(),
         };
+        // Answers to keys we declared (the initiator may say it does not understand
+        // them); they need no answer of their own (RFC 7143 §6.2).
+        if matches!(value, "NotUnderstood" | "Irrelevant" | "Reject") {
+            return Ok(None);
+        }
+        if matches!(
+            key,
+            "TargetAlias" | "TargetAddress" | "TargetPortalGroupTag"
+        ) {
+            return Err(NegotiationError::TargetOnlyKey(key.to_string()));
+        }
         if key.starts_with("X-") || key.starts_with("X#") {
             return Ok(Some("NotUnderstood".into()));
         }
@@ -261,8 +344,15 @@ impl Negotiator {
                 Some(n) => n.min(1).to_string(),
                 None => "Reject".into(),
             },
-            // ... and report tasks as RFC 3720 did.
-            "TaskReporting" => "RFC3720".into(),
+            // ... and report tasks as RFC 3720 did (a list key: the first value we
+            // support, RFC 7144 §4.2.2).
+            "TaskReporting" => {
+                if value.split(',').any(|v| v == "RFC3720") {
+                    "RFC3720".into()
+                } else {
+                    "Reject".into()
+                }
+            }
             // No iSER here.
             "RDMAExtensions" => "No".into(),
             // Declarative keys from the initiator that need no answer.

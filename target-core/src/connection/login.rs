@@ -1,8 +1,10 @@
 //! Login phase: security and operational stages up to full feature phase
 //! (RFC 7143 §6.3, §11.12, §11.13).
 
+use super::auth::{AuthPolicy, AuthState};
 use super::{ConnEvent, Connection, Phase, Session};
 use crate::registry::{ConnectionInfo, SessionInfo, Target};
+use crate::session::{SessionEntry, SessionKey};
 use bytes::Bytes;
 use iscsi_proto::keys::{SessionType, TargetLimits};
 use iscsi_proto::login::{LoginStatus, Negotiator};
@@ -32,10 +34,13 @@ pub(super) struct LoginState {
     assembler: TextAssembler,
     leading: Option<Leading>,
     stage: Stage,
-    auth_ok: bool,
+    pub(super) auth: AuthState,
+    pub(super) policy: AuthPolicy,
     tpgt_sent: bool,
     /// A long response still being sent in pieces (target-side C bit).
     pending_out: Vec<Bytes>,
+    /// Whether the response being sent may carry the T bit.
+    transit_ok: bool,
 }
 
 impl LoginState {
@@ -45,9 +50,11 @@ impl LoginState {
             assembler: TextAssembler::default(),
             leading: None,
             stage: Stage::Security,
-            auth_ok: false,
+            auth: AuthState::Start,
+            policy: AuthPolicy::default(),
             tpgt_sent: false,
             pending_out: Vec::new(),
+            transit_ok: false,
         }
     }
 }
@@ -81,16 +88,32 @@ impl Connection {
             self.stat_sn = req.exp_stat_sn;
             self.exp_cmd_sn = req.cmd_sn;
         }
-        if matches!(req.csg, Stage::FullFeature | Stage::Reserved)
+        // RFC 7143 §6.3, §11.12.1-3: CSG is the stage we are in (the first request may
+        // skip the security stage), NSG lies ahead, T and C never together.
+        let first = self.login.leading.is_none();
+        let stage_ok = if first {
+            matches!(req.csg, Stage::Security | Stage::Operational)
+        } else {
+            req.csg == self.login.stage
+        };
+        if !stage_ok
             || (req.transit && (req.nsg == Stage::Reserved || req.nsg.bits() <= req.csg.bits()))
             || (req.transit && req.continue_bit)
-            || req.csg.bits() < self.login.stage.bits()
         {
             return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
         }
+        // Every PDU of a login names the same connection of the same session.
+        if let Some(l) = &self.login.leading {
+            if l.isid != req.isid || l.tsih != req.tsih || l.cid != req.cid {
+                return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
+            }
+        }
         // An empty request while we have more response text to send.
-        if !self.login.pending_out.is_empty() && req.data.is_empty() {
-            return self.send_login_chunk(&req, false);
+        if !self.login.pending_out.is_empty() {
+            if !req.data.is_empty() {
+                return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
+            }
+            return self.send_login_chunk(&req);
         }
         let text = match self.login.assembler.push(&req.data, req.continue_bit) {
             Ok(Some(t)) => t,
@@ -104,7 +127,13 @@ impl Connection {
             Ok(p) => p,
             Err(_) => return self.fail_login(&req, LoginStatus::INITIATOR_ERROR),
         };
-        if self.login.leading.is_none() {
+        // A key offered twice in one request is a protocol error (RFC 7143 §6.1).
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(pk, _)| pk == k) {
+                return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
+            }
+        }
+        if first {
             if let Err(st) = self.leading_login(&req, &pairs) {
                 return self.fail_login(&req, st);
             }
@@ -112,22 +141,25 @@ impl Connection {
         self.login.stage = req.csg;
         let mut out: Vec<Pair> = Vec::new();
         let mut ops = Vec::new();
+        let mut chap = false;
         for (k, v) in &pairs {
             if k == "AuthMethod" {
-                if req.csg != Stage::Security {
+                if req.csg != Stage::Security || self.login.auth != AuthState::Start {
                     return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
                 }
-                // No CHAP account is bound in this build's policy: only None is offered.
-                if v.split(',').any(|m| m == "None") {
-                    self.login.auth_ok = true;
-                    out.push((k.clone(), "None".into()));
-                } else {
-                    out.push((k.clone(), "Reject".into()));
-                }
+                self.auth_method(v, &mut out);
             } else if k.starts_with("CHAP_") {
-                return self.fail_login(&req, LoginStatus::AUTH_FAILURE);
+                chap = true;
             } else if !is_identity_key(k) {
                 ops.push((k.clone(), v.clone()));
+            }
+        }
+        if chap {
+            if req.csg != Stage::Security {
+                return self.fail_login(&req, LoginStatus::INITIATOR_ERROR);
+            }
+            if let Err(st) = self.chap_keys(&pairs, &mut out) {
+                return self.fail_login(&req, st);
             }
         }
         match self.login.negotiator.respond(&ops) {
@@ -146,10 +178,25 @@ impl Connection {
         let entering_ffp = req.transit && req.nsg == Stage::FullFeature;
         if req.csg == Stage::Operational || entering_ffp {
             out.extend(self.login.negotiator.declarations());
+            out.extend(self.login.negotiator.target_offers());
         }
-        // Leaving the security stage needs an agreed authentication.
-        if req.transit && req.csg == Stage::Security && !self.login.auth_ok {
-            return self.fail_login(&req, LoginStatus::AUTH_FAILURE);
+        let required = self.login.policy.required();
+        // Leaving the security stage needs an agreed, finished authentication.
+        let mut transit = req.transit;
+        if transit && req.csg == Stage::Security && !self.login.auth.passed(required) {
+            match self.login.auth {
+                // CHAP still running: the initiator answers our keys first.
+                AuthState::ChapWaitAlgorithm | AuthState::ChapWaitResponse(_)
+                    if !out.is_empty() =>
+                {
+                    transit = false
+                }
+                _ => return self.fail_login(&req, LoginStatus::AUTH_FAILURE),
+            }
+        }
+        // Our own offers must be answered before full feature phase.
+        if self.login.negotiator.awaiting_answers() {
+            transit = false;
         }
         let body = text::encode(&out);
         let max = self
@@ -157,20 +204,21 @@ impl Connection {
             .negotiator
             .params
             .max_xmit_data_segment_length
-            .max(512) as usize;
+            .clamp(512, super::LOGIN_MAX_DATA_SEGMENT as u32) as usize;
         self.login.pending_out = text::chunks(&body, max);
-        self.send_login_chunk(&req, true);
+        self.login.transit_ok = transit;
+        self.send_login_chunk(&req);
     }
 
     /// Send the next piece of the pending response; the last piece carries the transit.
-    fn send_login_chunk(&mut self, req: &LoginRequest, _first: bool) {
+    fn send_login_chunk(&mut self, req: &LoginRequest) {
         let chunk = if self.login.pending_out.is_empty() {
             Bytes::new()
         } else {
             self.login.pending_out.remove(0)
         };
         let more = !self.login.pending_out.is_empty();
-        let transit = req.transit && !more;
+        let transit = req.transit && self.login.transit_ok && !more;
         let mut resp = self.login_response(req, LoginStatus::SUCCESS);
         resp.continue_bit = more;
         resp.transit = transit;
@@ -181,6 +229,9 @@ impl Connection {
         resp.data = chunk;
         let to_ffp = transit && req.nsg == Stage::FullFeature;
         if to_ffp {
+            if let Err(st) = self.admit_session() {
+                return self.fail_login(req, st);
+            }
             let tsih = self.core.alloc_tsih();
             resp.tsih = Tsih(tsih);
             self.send(Pdu::LoginResponse(resp));
@@ -226,16 +277,14 @@ impl Connection {
     fn leading_login(&mut self, req: &LoginRequest, pairs: &[Pair]) -> Result<(), LoginStatus> {
         let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
         let initiator = get("InitiatorName").ok_or(LoginStatus::MISSING_PARAMETER)?;
+        if initiator.is_empty() {
+            return Err(LoginStatus::MISSING_PARAMETER);
+        }
         let session_type = match get("SessionType").as_deref() {
             None | Some("Normal") => SessionType::Normal,
             Some("Discovery") => SessionType::Discovery,
             Some(_) => return Err(LoginStatus::SESSION_TYPE_NOT_SUPPORTED),
         };
-        if req.tsih.0 != 0 {
-            // Adding a connection to an existing session (MaxConnections > 1) is not
-            // offered: we negotiate MaxConnections=1, so no such session can exist.
-            return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
-        }
         let target = match session_type {
             SessionType::Discovery => None,
             SessionType::Normal => {
@@ -245,13 +294,67 @@ impl Connection {
                     .registry
                     .target_by_name(&name)
                     .ok_or(LoginStatus::NOT_FOUND)?;
+                if t.is_deleted() {
+                    return Err(LoginStatus::TARGET_REMOVED);
+                }
                 if !t.allows_initiator(self.peer.peer.ip(), &initiator) {
                     return Err(LoginStatus::AUTHORIZATION_FAILURE);
                 }
                 Some(t)
             }
         };
-        self.login.negotiator.set_session_type(session_type);
+        if req.tsih.0 != 0 {
+            // Adding a connection to a session (RFC 7143 §6.3.1): the TSIH must name a
+            // live session of this initiator, ISID and target.
+            let key = SessionKey {
+                initiator: initiator.clone(),
+                isid: req.isid,
+                target: target.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+            };
+            let (k, e) = self
+                .core
+                .sessions
+                .by_tsih(req.tsih)
+                .ok_or(LoginStatus::SESSION_DOES_NOT_EXIST)?;
+            if k != key {
+                return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
+            }
+            // Every session negotiates MaxConnections=1 unless a target allows more,
+            // and connections of one session do not share a CmdSN space here: a
+            // second connection is refused cleanly (0x0206).
+            let _ = e;
+            return Err(LoginStatus::TOO_MANY_CONNECTIONS);
+        }
+        if let Some(max) = self.config.max_sessions {
+            if self.core.sessions.len() >= max {
+                return Err(LoginStatus::OUT_OF_RESOURCES);
+            }
+        }
+        self.login.policy = match &target {
+            Some(t) => AuthPolicy {
+                incoming: t.incoming_users(),
+                outgoing: t.outgoing_user(),
+            },
+            None => {
+                let d = self.core.registry.discovery_accounts();
+                AuthPolicy {
+                    incoming: d.incoming,
+                    outgoing: d.outgoing,
+                }
+            }
+        };
+        // Skipping the security stage is only for targets that need no CHAP.
+        if req.csg != Stage::Security && self.login.policy.required() {
+            return Err(LoginStatus::AUTH_FAILURE);
+        }
+        let limits = match &target {
+            Some(t) => super::params::limits_for(t, &self.config.limits),
+            None => self.config.limits.clone(),
+        };
+        if let Some(t) = &target {
+            super::params::nop_for(t, &mut self.config);
+        }
+        self.login.negotiator = Negotiator::new(limits, session_type);
         self.login.leading = Some(Leading {
             isid: req.isid,
             tsih: req.tsih,
@@ -262,6 +365,20 @@ impl Connection {
             session_type,
             target,
         });
+        Ok(())
+    }
+
+    /// Last checks before full feature phase; reinstates an older session of the same
+    /// I_T nexus (RFC 7143 §6.3.5: same InitiatorName and ISID, TSIH 0).
+    fn admit_session(&mut self) -> Result<(), LoginStatus> {
+        let Some(lead) = &self.login.leading else {
+            return Err(LoginStatus::TARGET_ERROR);
+        };
+        if let Some(t) = &lead.target {
+            if t.is_deleted() {
+                return Err(LoginStatus::TARGET_REMOVED);
+            }
+        }
         Ok(())
     }
 
@@ -308,6 +425,32 @@ impl Connection {
         self.decoder.digests = self.tx_digests;
         self.decoder.max_data_segment = params.max_recv_data_segment_length as usize;
         let sid = self.core.alloc_sid();
+        let key = SessionKey {
+            initiator: lead.initiator.clone(),
+            isid: lead.isid,
+            target: lead
+                .target
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+        };
+        let entry = SessionEntry {
+            tsih: Tsih(tsih),
+            sid,
+            tid: lead.target.as_ref().map(|t| t.tid),
+            connections: 1,
+        };
+        if let Some(old) = self.core.sessions.insert(key, entry) {
+            // Session reinstatement: the old session's connection closes and its tasks
+            // end (RFC 7143 §6.3.5); it notices at its next input or housekeeping tick.
+            if let Some(tid) = old.tid {
+                if let Some(t) = self.core.registry.target(tid) {
+                    let _ = t.request_logout(old.sid);
+                    self.core.registry.bump();
+                }
+            }
+        }
+        self.session_tsih = Tsih(tsih);
         if let Some(t) = &lead.target {
             t.add_session(SessionInfo {
                 sid,

@@ -17,10 +17,15 @@
 //!
 //! Time is always an argument and must not go backwards.
 
+mod auth;
+mod data_in;
+mod data_out;
 mod discovery;
 mod full_feature;
 pub mod io;
 mod login;
+mod nop_logout;
+mod params;
 mod scsi;
 mod task;
 mod timer;
@@ -65,6 +70,12 @@ pub struct ConnConfig {
     pub nop_timeout: Duration,
     /// Target portal group tag reported at login and by SendTargets.
     pub tpgt: u16,
+    /// Refuse a new session with "out of resources" (0x0302) once the daemon has
+    /// this many (`None`: no limit).
+    pub max_sessions: Option<usize>,
+    /// How long an initiator asked to log out (Async Message) has before the
+    /// connection is dropped (AsyncEvent 1, Parameter3).
+    pub logout_grace: Duration,
 }
 
 impl Default for ConnConfig {
@@ -76,6 +87,8 @@ impl Default for ConnConfig {
             nop_interval: None,
             nop_timeout: Duration::from_secs(30),
             tpgt: 1,
+            max_sessions: None,
+            logout_grace: Duration::from_secs(5),
         }
     }
 }
@@ -126,10 +139,16 @@ pub struct Connection {
     tx_digests: Digests,
     login: login::LoginState,
     session: Option<Session>,
+    /// The TSIH of our session once logged in (0 before).
+    session_tsih: iscsi_proto::Tsih,
+    /// We sent an Async Message asking for logout.
+    logout_asked: bool,
     stat_sn: SerialNumber,
     exp_cmd_sn: SerialNumber,
     /// Non-immediate PDUs that arrived ahead of ExpCmdSN, delivered once the gap fills.
     queued: std::collections::BTreeMap<u32, Pdu>,
+    /// CmdSNs an ABORT TASK consumed before they arrived (RFC 7143 §11.5.1).
+    discard_cmd_sn: std::collections::HashSet<u32>,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
     next_io_tag: u64,
@@ -168,9 +187,12 @@ impl Connection {
             decoder: PduDecoder::new(LOGIN_MAX_DATA_SEGMENT),
             tx_digests: Digests::default(),
             session: None,
+            session_tsih: iscsi_proto::Tsih(0),
+            logout_asked: false,
             stat_sn: SerialNumber(0),
             exp_cmd_sn: SerialNumber(0),
             queued: Default::default(),
+            discard_cmd_sn: Default::default(),
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
             next_io_tag: 1,
@@ -211,13 +233,8 @@ impl Connection {
     /// Feed bytes read from the socket. Whole PDUs are taken off the front of `buf`; a
     /// partial PDU stays for the next call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.check_shared_state(now);
         while self.phase != Phase::Closed {
-            if let Some(t) = self.session.as_ref().and_then(|s| s.target.as_ref()) {
-                if t.is_deleted() {
-                    self.close("target deleted");
-                    break;
-                }
-            }
             match self.decoder.decode(buf) {
                 Ok(Some(pdu)) => self.handle_pdu(pdu, now),
                 Ok(None) => break,
@@ -251,6 +268,58 @@ impl Connection {
         }
         if self.timers.is_expired(Timer::NopInInterval, now) {
             self.send_nop_ping(now);
+        }
+        if self.timers.is_expired(Timer::LogoutWait, now) {
+            self.close("initiator did not log out when asked");
+        }
+        self.check_shared_state(now);
+    }
+
+    /// Ask the initiator to log out (daemon shutdown, target removal): an Async
+    /// Message, AsyncEvent 1 (RFC 7143 §11.9.1); the connection drops when it logs
+    /// out or after [`ConnConfig::logout_grace`].
+    pub fn request_logout(&mut self, now: Instant) {
+        if self.phase == Phase::Login {
+            return self.close("shutting down");
+        }
+        if self.phase != Phase::FullFeature || self.logout_asked {
+            return;
+        }
+        self.logout_asked = true;
+        let grace = self.config.logout_grace;
+        let msg = Pdu::AsyncMessage(iscsi_proto::pdu::AsyncMessage {
+            lun: Default::default(),
+            stat_sn: self.take_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            async_event: 1,
+            async_vcode: 0,
+            parameter1: 0,
+            parameter2: 0,
+            parameter3: grace.as_secs().clamp(1, 3600) as u16,
+            data: bytes::Bytes::new(),
+        });
+        self.send(msg);
+        self.timers.set(Timer::LogoutWait, now + grace);
+    }
+
+    /// React to changes made elsewhere: the target was deleted or the session was
+    /// logged out by the administrator or replaced by a reinstatement. Adapters feed
+    /// an empty input when [`Registry::generation`](crate::registry::Registry::generation)
+    /// moves, so this runs promptly even on a silent connection.
+    fn check_shared_state(&mut self, now: Instant) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        if let Some(t) = &s.target {
+            if t.logout_requested(s.sid) {
+                if t.is_deleted() {
+                    self.request_logout(now);
+                } else {
+                    // Reinstated or forced out: the session is gone, drop at once.
+                    self.close("session logged out by the target");
+                }
+            }
         }
     }
 
@@ -358,7 +427,20 @@ impl Connection {
                 }
             }
             DecodeError::DataDigest { header, .. } => {
-                self.reject(reject_reason::DATA_DIGEST_ERROR, header)
+                // RFC 7143 §7.8: Reject, discard; a lost Data-Out cannot be asked for
+                // again at ERL 0, so its task ends with "protocol service CRC error".
+                // A discarded command leaves a CmdSN gap the initiator must plug
+                // (§11.17.1), so nothing else changes.
+                let data_out = header.first().is_some_and(|b| b & 0x3f == 0x05);
+                let itt = header
+                    .get(16..20)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                self.reject(reject_reason::DATA_DIGEST_ERROR, header);
+                if let (true, Some(itt)) = (data_out, itt) {
+                    if self.tasks.contains_key(&itt) {
+                        self.finish_task(itt, full_feature::iscsi_sense(0x47, 0x05));
+                    }
+                }
             }
             DecodeError::BadAhs => self.close("malformed AHS"),
             other => self.close(&format!("{other}")),
@@ -372,10 +454,17 @@ impl Connection {
         self.phase = Phase::Closed;
         self.tasks.clear();
         self.queued.clear();
+        self.discard_cmd_sn.clear();
+        self.io_tags.clear();
+        // The I_T nexus ends: its unit attentions and SPC-2 reservations (scsi.rs hook).
+        self.scsi_nexus_lost();
         if let Some(s) = &self.session {
             if let Some(t) = &s.target {
                 t.remove_session(s.sid);
             }
+            self.core
+                .sessions
+                .connection_closed(self.session_tsih, s.sid);
         }
         self.events.push_back(ConnEvent::Closed {
             reason: reason.to_string(),
@@ -424,9 +513,14 @@ impl Drop for Connection {
             if let Some(t) = &s.target {
                 t.remove_session(s.sid);
             }
+            self.core
+                .sessions
+                .connection_closed(self.session_tsih, s.sid);
         }
     }
 }
 
+#[cfg(test)]
+mod protocol_tests;
 #[cfg(test)]
 mod tests;

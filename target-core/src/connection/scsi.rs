@@ -1,13 +1,21 @@
 //! The SCSI side of a command: which LU answers, checking the CDB before data is
 //! solicited, running it, and turning a finished block operation into its outcome.
+//!
+//! The LU's mutable state (unit attentions, reservations, mode values) lives in
+//! `Lun::state`; it is locked only for the duration of one `scsi_sbc` call. The I_T
+//! nexus of this connection is its session id (unique while the session lives) with
+//! the initiator name.
+//!
+//! Hooks for the rest of the connection: [`Connection::scsi_lu_reset`] (LOGICAL UNIT
+//! RESET, target resets) and [`Connection::scsi_nexus_lost`] (the session ends).
 
 use super::task::TaskState;
 use super::{Connection, IoRequest, IoTag};
 use crate::registry::{Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
-use scsi_sbc::{IoErrorKind, LuContext, Outcome, Plan, Prepared, Sense, SenseKey};
-use std::sync::Arc;
+use scsi_sbc::{IoErrorKind, LuContext, LuState, Nexus, Outcome, Plan, Prepared, Sense, SenseKey};
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 /// LOGICAL UNIT NOT SUPPORTED (SPC-4: 25h/00h).
 const LUN_NOT_SUPPORTED: Sense = Sense {
@@ -17,7 +25,20 @@ const LUN_NOT_SUPPORTED: Sense = Sense {
     info: None,
 };
 
+/// Lock an LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
+fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
+    lun.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Connection {
+    /// This connection's I_T nexus.
+    fn nexus(&self) -> Nexus<'_> {
+        Nexus {
+            id: self.session.as_ref().map_or(0, |s| s.sid),
+            initiator: self.initiator_name(),
+        }
+    }
+
     /// Find the LU a command addresses and check its CDB. `Err` is the answer to send
     /// at once (no data is solicited for it).
     pub(super) fn scsi_prepare(
@@ -38,7 +59,15 @@ impl Connection {
             None if opcode == 0x12 => return Err(Outcome::good(absent_lun_inquiry(&c.cdb))),
             None => return Err(Outcome::check(LUN_NOT_SUPPORTED)),
         };
-        let prepared = scsi_sbc::prepare(&c.cdb, &lun.config).map_err(Outcome::check)?;
+        let luns = target.lun_numbers();
+        let ctx = LuContext {
+            lun: lun.lun,
+            luns: &luns,
+            target_name: &target.name,
+            tpgt: self.config.tpgt,
+            nexus: self.nexus(),
+        };
+        let prepared = scsi_sbc::prepare_in(&c.cdb, &lun.config, &ctx, &mut lock(&lun))?;
         Ok((lun, prepared))
     }
 
@@ -47,6 +76,8 @@ impl Connection {
         let Some(target) = self.target_luns() else {
             return;
         };
+        let nexus_id = self.session.as_ref().map_or(0, |s| s.sid);
+        let initiator = self.initiator_name().to_string();
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
         };
@@ -56,8 +87,16 @@ impl Connection {
             luns: &luns,
             target_name: &target.name,
             tpgt: self.config.tpgt,
+            nexus: Nexus {
+                id: nexus_id,
+                initiator: &initiator,
+            },
         };
-        match scsi_sbc::execute(&task.cdb, &task.lun.config, &ctx, data) {
+        let plan = {
+            let mut state = lock(&task.lun);
+            scsi_sbc::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data)
+        };
+        match plan {
             Plan::Done(outcome) => self.finish_task(itt, outcome),
             Plan::Io(op) => {
                 let Some(store) = task.lun.store.clone() else {
@@ -89,8 +128,39 @@ impl Connection {
         let TaskState::Io(op) = &task.state else {
             return;
         };
-        let outcome = scsi_sbc::complete(op, result);
+        let outcome = {
+            let state = lock(&task.lun);
+            scsi_sbc::complete_in(&task.cdb, &task.lun.config, &state, op, result)
+        };
         self.finish_task(itt, outcome);
+    }
+
+    /// LOGICAL UNIT RESET of `lun` (or, with `None`, a target reset of every LU):
+    /// unit attentions for every nexus, SPC-2 reservations released (SAM-5 6.3.3).
+    pub(super) fn scsi_lu_reset(&mut self, lun: Option<u64>) {
+        let Some(target) = self.target_luns() else {
+            return;
+        };
+        for n in target.lun_numbers() {
+            if lun.is_none_or(|l| l == n) {
+                if let Some(l) = target.lun(n) {
+                    lock(&l).reset();
+                }
+            }
+        }
+    }
+
+    /// The session (I_T nexus) ends: its unit attentions and SPC-2 reservations go.
+    pub(super) fn scsi_nexus_lost(&mut self) {
+        let Some(target) = self.target_luns() else {
+            return;
+        };
+        let id = self.nexus().id;
+        for n in target.lun_numbers() {
+            if let Some(l) = target.lun(n) {
+                lock(&l).nexus_lost(id);
+            }
+        }
     }
 }
 

@@ -15,6 +15,8 @@ pub(super) struct OutstandingR2t {
     pub(super) offset: u32,
     pub(super) len: u32,
     pub(super) received: u32,
+    /// DataSN the next Data-Out of this sequence must carry (RFC 7143 §11.7.5).
+    pub(super) next_data_sn: u32,
 }
 
 /// Data-out bookkeeping for a write.
@@ -35,6 +37,10 @@ pub(super) struct DataOutState {
     /// Unsolicited data-out is still coming (the command's F bit was clear).
     pub(super) unsolicited_open: bool,
     pub(super) unsolicited_end: u32,
+    /// Offset the next unsolicited Data-Out must start at (DataPDUInOrder=Yes).
+    pub(super) unsolicited_next: u32,
+    /// DataSN the next unsolicited Data-Out must carry.
+    pub(super) unsolicited_data_sn: u32,
 }
 
 impl DataOutState {

@@ -12,9 +12,12 @@ pub(crate) enum Timer {
     NopInInterval = 1,
     /// A NOP-In ping went unanswered by then: the connection is dead.
     NopInResponse = 2,
+    /// We asked the initiator to log out (Async Message); drop the connection if it
+    /// has not by then.
+    LogoutWait = 3,
 }
 
-const COUNT: usize = 3;
+const COUNT: usize = 4;
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone, Copy)]

@@ -64,6 +64,9 @@ fn lu_new(tid: Tid, lun: u64, path: &str) -> Request {
         bstype: None,
         blocksize: None,
         params: None,
+        bsoflags: None,
+        bsopts: None,
+        device_type: None,
     }
 }
 
@@ -214,6 +217,9 @@ fn lu_new_blocksize_bstype_and_params() {
         params: Some(
             "readonly=1,scsi_sn=SN-0123456789012345678901234567890123456,vendor_id=ACME".into(),
         ),
+        bsoflags: None,
+        bsopts: None,
+        device_type: None,
     };
     assert_eq!(apply(&core, req, &opener), Ok(Response::ok()));
     assert_eq!(
@@ -238,6 +244,9 @@ fn lu_new_blocksize_bstype_and_params() {
             bstype: None,
             blocksize,
             params: params.map(Into::into),
+            bsoflags: None,
+            bsopts: None,
+            device_type: None,
         };
         assert_eq!(
             run(&core, req),

@@ -89,6 +89,10 @@ pub enum MgmtError {
     /// keeps tgt's "invalid request" and adds the store's reason, which tgt only logs.
     #[error("invalid request: {0}")]
     BackingStore(String),
+    /// A configuration (targets.conf) could not be applied in full; the text lists
+    /// what failed, one item per line. Code 17 like tgt's "invalid request".
+    #[error("{0}")]
+    Config(String),
     /// The peer on the control socket is neither root nor the daemon's user. tgt just
     /// closes the socket (`ipc_perm`); we answer first so `tgtadm` can say why.
     #[error("permission denied")]
@@ -134,6 +138,7 @@ impl MgmtError {
             MgmtError::UnknownParam => 23,
             MgmtError::PreventRemoval => 24,
             MgmtError::BackingStore(_) => 17,
+            MgmtError::Config(_) => 17,
             MgmtError::PermissionDenied => 1,
             MgmtError::Other { code, .. } => *code,
         }

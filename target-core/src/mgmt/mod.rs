@@ -8,6 +8,9 @@
 //! - [`path`]: where the control socket lives, decided the same way by daemon and CLI.
 
 mod apply;
+mod apply_admin;
+mod apply_config;
+mod apply_lu;
 mod error;
 pub mod path;
 mod request;
@@ -16,11 +19,13 @@ pub mod show;
 pub mod wire;
 
 pub use apply::apply;
+pub use apply_config::running_config;
 pub use error::MgmtError;
 pub use request::{Mode, Op, Request};
 pub use response::Response;
 
 use scsi_sbc::BlockStore;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A backing store type the daemon can open, as `system show` lists it.
@@ -32,9 +37,10 @@ pub struct BackingStoreType {
     pub oflags: String,
 }
 
-/// Opens backing stores for [`apply()`]. The daemon implements it with the
-/// `backends` crate; tests use an in-memory fake. Keeping it a trait keeps the core
-/// free of files.
+/// The I/O [`apply()`] needs done: opening backing stores and, for `--mode portal`
+/// and `--mode lld`, starting and stopping listeners. The daemon implements it
+/// with the `backends` crate and real sockets; tests use fakes. Keeping it a trait
+/// keeps the core free of files and sockets.
 pub trait StoreOpener {
     /// Open the store `path` of type `bstype` (already defaulted to `rdwr`).
     /// The error text is reported to `tgtadm` after "invalid request: ".
@@ -50,5 +56,17 @@ pub trait StoreOpener {
                 oflags: String::new(),
             })
             .collect()
+    }
+
+    /// Start listening on `addr` now; the answer is the bound address (a port of 0
+    /// resolved). The error text is logged; tgtadm gets tgt's "invalid request".
+    /// The default refuses: an opener without sockets (tests, tools) has none.
+    fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        Err(format!("cannot listen on {addr}: no listener support"))
+    }
+
+    /// Stop listening on `addr`; connections accepted there stay up, as in tgt.
+    fn unlisten(&self, addr: SocketAddr) {
+        let _ = addr;
     }
 }

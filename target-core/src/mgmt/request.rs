@@ -185,7 +185,142 @@ pub enum Request {
         /// before the LUN becomes visible. tgtadm only sends these with `--op update`;
         /// the config file path creates a LUN with them in one step.
         params: Option<String>,
+        /// `--bsoflags` (`sync`, `direct`, `sync:direct`).
+        #[serde(default)]
+        bsoflags: Option<String>,
+        /// `--bsopts`: options for the backing store type, kept and shown.
+        #[serde(default)]
+        bsopts: Option<String>,
+        /// `--device-type` (`disk` when absent).
+        #[serde(default)]
+        device_type: Option<String>,
     },
+    /// `--mode logicalunit --op update --tid N --lun L [--params K=V,...]`: change
+    /// LU parameters; also re-reads the size of a file-backed LUN (grow online).
+    LuUpdate {
+        /// Target ID.
+        tid: Tid,
+        /// LUN number.
+        lun: u64,
+        /// tgt's `--params` (`readonly=1,online=0,scsi_sn=...`).
+        params: Option<String>,
+    },
+    /// `--mode system --op update --name State|debug --value V`.
+    SystemUpdate {
+        /// `State` or `debug`.
+        name: String,
+        /// `ready`/`offline`, or `on`/`off`.
+        value: String,
+    },
+    /// `--mode target --op show --tid N`: the target's iSCSI parameters.
+    TargetShowParams {
+        /// Target ID.
+        tid: Tid,
+    },
+    /// `--mode target --op update --tid N --name K --value V`.
+    TargetUpdate {
+        /// Target ID.
+        tid: Tid,
+        /// Parameter name, tgt's spelling (`MaxRecvDataSegmentLength`, `nop_interval`).
+        name: String,
+        /// New value.
+        value: String,
+    },
+    /// `--mode account --op new --user U --password P`.
+    AccountNew {
+        /// CHAP name.
+        user: String,
+        /// CHAP secret.
+        password: String,
+    },
+    /// `--mode account --op delete --user U`: also unbinds it everywhere.
+    AccountDelete {
+        /// CHAP name.
+        user: String,
+    },
+    /// `--mode account --op show`.
+    AccountShow,
+    /// `--mode account --op bind [--tid N] --user U [--outgoing]`; without a tid
+    /// the account is bound for discovery (tgt's global target).
+    AccountBind {
+        /// Target ID, `None` for discovery.
+        tid: Option<Tid>,
+        /// CHAP name.
+        user: String,
+        /// Bind as the target's outgoing (mutual CHAP) account.
+        outgoing: bool,
+    },
+    /// `--mode account --op unbind`, the reverse of [`Request::AccountBind`].
+    AccountUnbind {
+        /// Target ID, `None` for discovery.
+        tid: Option<Tid>,
+        /// CHAP name.
+        user: String,
+        /// Unbind the outgoing account.
+        outgoing: bool,
+    },
+    /// `--mode portal --op new --param portal=ADDR[:PORT]`: listen there now.
+    PortalNew {
+        /// `ADDR`, `ADDR:PORT`, `[V6]:PORT`.
+        portal: String,
+    },
+    /// `--mode portal --op delete --param portal=ADDR[:PORT]`: stop listening.
+    PortalDelete {
+        /// As it was added.
+        portal: String,
+    },
+    /// `--mode portal --op show`.
+    PortalShow,
+    /// `--mode lld --op start`.
+    LldStart,
+    /// `--mode lld --op stop`: refused while targets exist.
+    LldStop,
+    /// `--mode lld --op show`.
+    LldShow,
+    /// `--mode session --op show --tid N [--sid S]`.
+    SessionShow {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH of one session; all when absent.
+        sid: Option<u64>,
+    },
+    /// `--mode session --op delete --tid N --sid S`: force the session out. tgt
+    /// 1.0.x refuses this ("invalid request"); we log the session out.
+    SessionDelete {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH.
+        sid: u64,
+    },
+    /// `--mode connection --op show --tid N [--sid S]`.
+    ConnectionShow {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH; ignored by tgt's listing (it shows every connection).
+        sid: Option<u64>,
+    },
+    /// `--mode connection --op delete --tid N --sid S --cid C`: force logout.
+    ConnectionDelete {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH.
+        sid: u64,
+        /// Connection ID.
+        cid: u32,
+    },
+    /// Apply a whole configuration (targets.conf, tgt-admin `--execute`/`--update`):
+    /// add what is missing, change what differs, and, when `prune`, remove targets
+    /// the file no longer has (refused while they have sessions unless `force`).
+    ConfigApply {
+        /// The parsed file.
+        config: crate::config::Config,
+        /// Remove targets that are not in `config` (tgt-admin `--update ALL`).
+        prune: bool,
+        /// Remove targets with sessions too.
+        force: bool,
+    },
+    /// The running state in targets.conf form (tgt-admin `--dump`).
+    ConfigDump,
     /// `--mode logicalunit --op delete --tid N --lun L`.
     LuDelete {
         /// Target ID.
@@ -199,26 +334,66 @@ impl Request {
     /// The mode this request belongs to.
     pub fn mode(&self) -> Mode {
         match self {
-            Request::SystemShow | Request::SystemDelete => Mode::System,
+            Request::SystemShow
+            | Request::SystemDelete
+            | Request::SystemUpdate { .. }
+            | Request::ConfigApply { .. }
+            | Request::ConfigDump => Mode::System,
             Request::TargetNew { .. }
             | Request::TargetDelete { .. }
             | Request::TargetShow
+            | Request::TargetShowParams { .. }
+            | Request::TargetUpdate { .. }
             | Request::TargetBind { .. }
             | Request::TargetUnbind { .. } => Mode::Target,
-            Request::LuNew { .. } | Request::LuDelete { .. } => Mode::LogicalUnit,
+            Request::LuNew { .. } | Request::LuDelete { .. } | Request::LuUpdate { .. } => {
+                Mode::LogicalUnit
+            }
+            Request::AccountNew { .. }
+            | Request::AccountDelete { .. }
+            | Request::AccountShow
+            | Request::AccountBind { .. }
+            | Request::AccountUnbind { .. } => Mode::Account,
+            Request::PortalNew { .. } | Request::PortalDelete { .. } | Request::PortalShow => {
+                Mode::Portal
+            }
+            Request::LldStart | Request::LldStop | Request::LldShow => Mode::Lld,
+            Request::SessionShow { .. } | Request::SessionDelete { .. } => Mode::Session,
+            Request::ConnectionShow { .. } | Request::ConnectionDelete { .. } => Mode::Connection,
         }
     }
 
     /// The operation this request performs.
     pub fn op(&self) -> Op {
         match self {
-            Request::TargetNew { .. } | Request::LuNew { .. } => Op::New,
-            Request::SystemDelete | Request::TargetDelete { .. } | Request::LuDelete { .. } => {
-                Op::Delete
-            }
-            Request::SystemShow | Request::TargetShow => Op::Show,
-            Request::TargetBind { .. } => Op::Bind,
-            Request::TargetUnbind { .. } => Op::Unbind,
+            Request::TargetNew { .. }
+            | Request::LuNew { .. }
+            | Request::AccountNew { .. }
+            | Request::PortalNew { .. } => Op::New,
+            Request::SystemDelete
+            | Request::TargetDelete { .. }
+            | Request::LuDelete { .. }
+            | Request::AccountDelete { .. }
+            | Request::PortalDelete { .. }
+            | Request::SessionDelete { .. }
+            | Request::ConnectionDelete { .. } => Op::Delete,
+            Request::SystemShow
+            | Request::TargetShow
+            | Request::TargetShowParams { .. }
+            | Request::AccountShow
+            | Request::PortalShow
+            | Request::LldShow
+            | Request::SessionShow { .. }
+            | Request::ConnectionShow { .. }
+            | Request::ConfigDump => Op::Show,
+            Request::TargetBind { .. } | Request::AccountBind { .. } => Op::Bind,
+            Request::TargetUnbind { .. } | Request::AccountUnbind { .. } => Op::Unbind,
+            Request::SystemUpdate { .. }
+            | Request::TargetUpdate { .. }
+            | Request::LuUpdate { .. }
+            | Request::ConfigApply { .. } => Op::Update,
+            Request::LldStart => Op::Start,
+            Request::LldStop => Op::Stop,
         }
     }
 
@@ -226,6 +401,11 @@ impl Request {
     /// `system delete`); the adapter shuts down after sending the reply.
     pub fn is_shutdown(&self) -> bool {
         matches!(self, Request::SystemDelete)
+    }
+
+    /// Whether the request only reads state (every `show`).
+    pub fn is_read_only(&self) -> bool {
+        self.op() == Op::Show
     }
 }
 

@@ -33,6 +33,19 @@ fn sample_requests() -> Vec<Request> {
             bstype: Some("rdwr".into()),
             blocksize: Some(4096),
             params: Some("readonly=1".into()),
+            bsoflags: Some("sync".into()),
+            bsopts: None,
+            device_type: None,
+        },
+        Request::AccountBind {
+            tid: None,
+            user: "alice".into(),
+            outgoing: true,
+        },
+        Request::ConnectionDelete {
+            tid: 1,
+            sid: 3,
+            cid: 0,
         },
         Request::LuDelete {
             tid: 2,
@@ -178,7 +191,7 @@ proptest! {
     fn names_round_trip(tid in 1u32.., name in "\\PC*", lun in any::<u64>()) {
         for req in [
             Request::TargetNew { tid, name: name.clone() },
-            Request::LuNew { tid, lun, backing_store: name.clone(), bstype: None, blocksize: None, params: None },
+            Request::LuNew { tid, lun, backing_store: name.clone(), bstype: None, blocksize: None, params: None, bsoflags: None, bsopts: None, device_type: None },
         ] {
             let mut buf = Vec::new();
             encode_request(&req, &mut buf);

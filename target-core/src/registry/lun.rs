@@ -1,7 +1,7 @@
 //! One logical unit of a target.
 
-use scsi_sbc::{BlockStore, DeviceType, LuConfig, LuIdentity};
-use std::sync::Arc;
+use scsi_sbc::{BlockStore, DeviceType, LuConfig, LuIdentity, LuState};
+use std::sync::{Arc, Mutex};
 
 /// How a LUN is backed, as `tgtadm --op show` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,10 @@ pub struct Lun {
     pub backing: LunBacking,
     /// Whether the LU answers media commands.
     pub online: bool,
+    /// What commands change (unit attentions, reservations, mode values). Shared by
+    /// every copy of this `Lun`, so a replaced `Arc<Lun>` (update, online/offline) keeps
+    /// it; locked only for the duration of one `scsi_sbc` call.
+    pub state: Arc<Mutex<LuState>>,
 }
 
 /// tgt's default SCSI ID for (tid, lun): `IET` padded to 8, then tid and lun as 4 hex digits.
@@ -61,6 +65,8 @@ impl Lun {
                 readonly: false,
                 removable: false,
                 write_cache: false,
+                thin_provisioning: false,
+                descriptor_sense: false,
             },
             store: None,
             backing: LunBacking {
@@ -69,6 +75,7 @@ impl Lun {
                 oflags: String::new(),
             },
             online: true,
+            state: Arc::default(),
         }
     }
 
@@ -97,10 +104,13 @@ impl Lun {
                 readonly: false,
                 removable: false,
                 write_cache: true,
+                thin_provisioning: false,
+                descriptor_sense: false,
             },
             store: Some(store),
             backing,
             online: true,
+            state: Arc::default(),
         }
     }
 

@@ -4,16 +4,23 @@
 //! never holds one across a return to the caller, and does no I/O: backing stores are
 //! opened by the adapter and handed in already open.
 
+mod account;
 mod acl;
 mod lun;
+mod params;
+mod portal;
 mod target;
 
+pub use account::{Account, AccountBinding, Accounts};
 pub use acl::AclEntry;
 pub use lun::{default_scsi_id, default_scsi_sn, Lun, LunBacking};
+pub use params::{TargetParams, PARAM_KEYS};
+pub use portal::{parse_portal, Portals, SystemState, ISCSI_PORT};
 pub use target::{ConnectionInfo, SessionInfo, Target};
 
 use crate::mgmt::MgmtError;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Target ID as tgtadm names it (`--tid`).
@@ -23,6 +30,14 @@ pub type Tid = u32;
 #[derive(Debug, Default)]
 pub struct Registry {
     targets: RwLock<BTreeMap<Tid, Arc<Target>>>,
+    /// CHAP accounts and the discovery binding.
+    pub accounts: Accounts,
+    /// The portals being listened on.
+    pub portals: Portals,
+    state: RwLock<SystemState>,
+    debug: AtomicBool,
+    lld_stopped: AtomicBool,
+    generation: AtomicU64,
 }
 
 impl Registry {
@@ -51,7 +66,80 @@ impl Registry {
         }
         let target = targets.remove(&tid).ok_or(MgmtError::NoTarget)?;
         target.mark_deleted();
+        drop(targets);
+        self.bump();
         Ok(target)
+    }
+
+    /// The account named `user` (CHAP secret lookup at login).
+    pub fn account(&self, user: &str) -> Option<Account> {
+        self.accounts.get(user)
+    }
+
+    /// The accounts discovery sessions must use (tgt's global target); empty
+    /// `incoming` means discovery needs no CHAP.
+    pub fn discovery_accounts(&self) -> AccountBinding {
+        self.accounts.discovery()
+    }
+
+    /// `system update --name State`: whether new logins are accepted.
+    pub fn state(&self) -> SystemState {
+        *self.state.read().expect("state lock poisoned")
+    }
+
+    /// Set the daemon state.
+    pub fn set_state(&self, state: SystemState) {
+        *self.state.write().expect("state lock poisoned") = state;
+        self.bump();
+    }
+
+    /// Whether a new login may proceed: the daemon is `ready` and the iscsi driver
+    /// is not stopped. Login should answer "service unavailable" otherwise.
+    pub fn accepts_logins(&self) -> bool {
+        self.state() == SystemState::Ready && !self.lld_stopped()
+    }
+
+    /// `system update --name debug --value on|off`.
+    pub fn debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    /// Set the debug flag.
+    pub fn set_debug(&self, on: bool) {
+        self.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `lld --op stop` stopped the iscsi driver.
+    pub fn lld_stopped(&self) -> bool {
+        self.lld_stopped.load(Ordering::Acquire)
+    }
+
+    /// Record `lld --op start|stop`.
+    pub fn set_lld_stopped(&self, stopped: bool) {
+        self.lld_stopped.store(stopped, Ordering::Release);
+        self.bump();
+    }
+
+    /// A counter that moves whenever a change may concern live connections (target
+    /// deleted, session logout requested, ACL narrowed, LUNs changed, state). An
+    /// adapter woken by the management server compares it with the last value it
+    /// saw and, when it moved, feeds each connection an empty input so the
+    /// connection re-checks its target and session.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Move [`generation`](Self::generation).
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Log out every session of every target whose initiator the ACL no longer
+    /// admits (after an unbind). Returns how many were marked.
+    pub fn logout_unadmitted(&self) -> usize {
+        let n = self.targets().iter().map(|t| t.logout_unadmitted()).sum();
+        self.bump();
+        n
     }
 
     /// The target with this tid.

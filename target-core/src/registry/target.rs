@@ -1,10 +1,10 @@
 //! One target: name, LUNs, ACL and its live sessions.
 
-use super::{AclEntry, Lun};
+use super::{AccountBinding, AclEntry, Lun, TargetParams};
 use crate::mgmt::MgmtError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// A connection of a session, for show.
@@ -43,6 +43,13 @@ pub struct Target {
     name_acl: RwLock<Vec<String>>,
     sessions: RwLock<BTreeMap<u64, SessionInfo>>,
     deleted: AtomicBool,
+    accounts: RwLock<AccountBinding>,
+    params: RwLock<TargetParams>,
+    /// Sessions (by sid) an administrator logged out; their connections close.
+    logout: RwLock<BTreeSet<u64>>,
+    /// Moves on every LUN added, removed or replaced: the SCSI layer can compare it
+    /// to raise REPORTED LUNS DATA HAS CHANGED / CAPACITY DATA HAS CHANGED.
+    lun_generation: AtomicU64,
 }
 
 impl Target {
@@ -57,6 +64,10 @@ impl Target {
             name_acl: RwLock::new(Vec::new()),
             sessions: RwLock::new(BTreeMap::new()),
             deleted: AtomicBool::new(false),
+            accounts: RwLock::new(AccountBinding::default()),
+            params: RwLock::new(TargetParams::default()),
+            logout: RwLock::new(BTreeSet::new()),
+            lun_generation: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +107,7 @@ impl Target {
             return Err(MgmtError::LunExists);
         }
         luns.insert(lun.lun, Arc::new(lun));
+        self.lun_generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -104,6 +116,7 @@ impl Target {
         let mut luns = self.luns.write().expect("lun lock poisoned");
         let slot = luns.get_mut(&lun.lun).ok_or(MgmtError::NoLun)?;
         *slot = Arc::new(lun);
+        self.lun_generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -113,7 +126,15 @@ impl Target {
         if lun == 0 {
             return Err(MgmtError::InvalidRequest);
         }
-        luns.remove(&lun).ok_or(MgmtError::NoLun)
+        let removed = luns.remove(&lun).ok_or(MgmtError::NoLun)?;
+        self.lun_generation.fetch_add(1, Ordering::AcqRel);
+        Ok(removed)
+    }
+
+    /// Moves whenever the LUN inventory or a LUN's configuration changed (hook for
+    /// unit attentions: REPORTED LUNS DATA HAS CHANGED, CAPACITY DATA HAS CHANGED).
+    pub fn lun_generation(&self) -> u64 {
+        self.lun_generation.load(Ordering::Acquire)
     }
 
     /// Bind an ACL entry; refused when already bound.
@@ -207,6 +228,99 @@ impl Target {
             .write()
             .expect("session lock poisoned")
             .remove(&sid);
+        self.logout
+            .write()
+            .expect("logout lock poisoned")
+            .remove(&sid);
+    }
+
+    /// Ask the session `sid` to go (tgtadm session/connection delete, unbind): its
+    /// connection closes the next time it is fed input. `NoSession` when unknown.
+    pub fn request_logout(&self, sid: u64) -> Result<(), MgmtError> {
+        if !self
+            .sessions
+            .read()
+            .expect("session lock poisoned")
+            .contains_key(&sid)
+        {
+            return Err(MgmtError::NoSession);
+        }
+        self.logout
+            .write()
+            .expect("logout lock poisoned")
+            .insert(sid);
+        Ok(())
+    }
+
+    /// Whether session `sid` was asked to log out; its connection should close.
+    pub fn logout_requested(&self, sid: u64) -> bool {
+        self.is_deleted()
+            || self
+                .logout
+                .read()
+                .expect("logout lock poisoned")
+                .contains(&sid)
+    }
+
+    /// The session whose TSIH is `tsih` (tgtadm's `--sid` is the TSIH).
+    pub fn session_by_tsih(&self, tsih: u64) -> Option<SessionInfo> {
+        self.sessions
+            .read()
+            .expect("session lock poisoned")
+            .values()
+            .find(|s| u64::from(s.tsih) == tsih)
+            .cloned()
+    }
+
+    /// Mark every session whose initiator the ACL no longer admits; returns how many.
+    pub fn logout_unadmitted(&self) -> usize {
+        let mut n = 0;
+        for s in self.sessions() {
+            let admitted = s
+                .connections
+                .iter()
+                .all(|c| self.allows_initiator(c.peer.ip(), &s.initiator));
+            if !admitted && self.request_logout(s.sid).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Incoming CHAP user names bound to this target, in bind order (empty: no CHAP).
+    pub fn incoming_users(&self) -> Vec<String> {
+        self.accounts
+            .read()
+            .expect("account lock poisoned")
+            .incoming
+            .clone()
+    }
+
+    /// The outgoing (mutual CHAP) user name, if one is bound.
+    pub fn outgoing_user(&self) -> Option<String> {
+        self.accounts
+            .read()
+            .expect("account lock poisoned")
+            .outgoing
+            .clone()
+    }
+
+    /// Change the account binding.
+    pub fn with_accounts<R>(&self, f: impl FnOnce(&mut AccountBinding) -> R) -> R {
+        f(&mut self.accounts.write().expect("account lock poisoned"))
+    }
+
+    /// The iSCSI parameters an administrator set (`target update`).
+    pub fn params(&self) -> TargetParams {
+        self.params.read().expect("params lock poisoned").clone()
+    }
+
+    /// Set one parameter; `false` when the key or value is refused.
+    pub fn set_param(&self, key: &str, value: &str) -> bool {
+        self.params
+            .write()
+            .expect("params lock poisoned")
+            .set(key, value)
     }
 
     /// The live sessions, by sid.

@@ -620,19 +620,19 @@ impl Initiator {
             Pdu::DataIn(d) => self.on_data_in(d),
             Pdu::ScsiResponse(r) => self.on_scsi_response(r),
             Pdu::R2t(r) => self.on_r2t(r),
-            Pdu::NopIn(n) if n.itt == Itt::RESERVED && n.ttt != Ttt::RESERVED => {
-                if self.auto_ping_reply {
-                    let reply = NopOut {
-                        immediate: true,
-                        lun: n.lun,
-                        itt: Itt::RESERVED,
-                        ttt: n.ttt,
-                        cmd_sn: self.cmd_sn,
-                        exp_stat_sn: self.exp_stat_sn,
-                        data: Bytes::new(),
-                    };
-                    self.send(&Pdu::NopOut(reply));
-                }
+            Pdu::NopIn(n)
+                if n.itt == Itt::RESERVED && n.ttt != Ttt::RESERVED && self.auto_ping_reply =>
+            {
+                let reply = NopOut {
+                    immediate: true,
+                    lun: n.lun,
+                    itt: Itt::RESERVED,
+                    ttt: n.ttt,
+                    cmd_sn: self.cmd_sn,
+                    exp_stat_sn: self.exp_stat_sn,
+                    data: Bytes::new(),
+                };
+                self.send(&Pdu::NopOut(reply));
             }
             _ => {}
         }

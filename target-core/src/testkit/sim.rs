@@ -183,23 +183,19 @@ impl Sim {
             progress = true;
         }
         match self.io_mode {
-            IoMode::Hold => {}
-            IoMode::Immediate => {
-                if !self.pending_io.is_empty() {
-                    self.complete_all_io();
-                    progress = true;
-                }
+            IoMode::Immediate if !self.pending_io.is_empty() => {
+                self.complete_all_io();
+                progress = true;
             }
-            IoMode::Random => {
-                if !self.pending_io.is_empty() {
-                    self.rng.shuffle(&mut self.pending_io);
-                    let k = self.rng.range(1, self.pending_io.len());
-                    for _ in 0..k {
-                        self.complete_io(0);
-                    }
-                    progress = true;
+            IoMode::Random if !self.pending_io.is_empty() => {
+                self.rng.shuffle(&mut self.pending_io);
+                let k = self.rng.range(1, self.pending_io.len());
+                for _ in 0..k {
+                    self.complete_io(0);
                 }
+                progress = true;
             }
+            IoMode::Immediate | IoMode::Random | IoMode::Hold => {}
         }
         progress
     }

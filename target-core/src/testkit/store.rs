@@ -1,6 +1,7 @@
 //! [`MemStore`]: a backing store in a `Vec<u8>`, for simulations.
 
 use bytes::Bytes;
+use scsi_sbc::block_op::{encode_extents, first_difference, Extent};
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 use std::sync::Mutex;
 
@@ -56,19 +57,88 @@ impl BlockStore for MemStore {
             return Err(kind);
         }
         let mut data = self.data.lock().expect("store lock poisoned");
+        let size = data.len();
         match op {
             BlockOp::Read { offset, len } => {
-                let r = range(*offset, *len, data.len())?;
+                let r = range(*offset, *len, size)?;
                 Ok(Bytes::copy_from_slice(&data[r]))
             }
             BlockOp::Write {
                 offset, data: src, ..
             } => {
-                let r = range(*offset, src.len() as u64, data.len())?;
+                let r = range(*offset, src.len() as u64, size)?;
                 data[r].copy_from_slice(src);
                 Ok(Bytes::new())
             }
             BlockOp::Flush => Ok(Bytes::new()),
+            BlockOp::WriteSame {
+                offset,
+                len,
+                pattern,
+                ..
+            } => {
+                let r = range(*offset, *len, size)?;
+                if pattern.is_empty() {
+                    return Err(IoErrorKind::Other);
+                }
+                for (dst, src) in data[r].iter_mut().zip(pattern.iter().cycle()) {
+                    *dst = *src;
+                }
+                Ok(Bytes::new())
+            }
+            BlockOp::Unmap { ranges } => {
+                let rs = ranges
+                    .iter()
+                    .map(|(o, l)| range(*o, *l, size))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for r in rs {
+                    data[r].fill(0);
+                }
+                Ok(Bytes::new())
+            }
+            BlockOp::Compare {
+                offset,
+                data: expected,
+            } => {
+                let r = range(*offset, expected.len() as u64, size)?;
+                match first_difference(expected, &data[r]) {
+                    Some(at) => Err(IoErrorKind::Miscompare { offset: at }),
+                    None => Ok(Bytes::new()),
+                }
+            }
+            BlockOp::CompareAndWrite {
+                offset,
+                compare,
+                data: src,
+                ..
+            } => {
+                let r = range(*offset, compare.len() as u64, size)?;
+                if let Some(at) = first_difference(compare, &data[r.clone()]) {
+                    return Err(IoErrorKind::Miscompare { offset: at });
+                }
+                let w = range(*offset, src.len() as u64, size)?;
+                data[w].copy_from_slice(src);
+                Ok(Bytes::new())
+            }
+            BlockOp::OrWrite {
+                offset, data: src, ..
+            } => {
+                let r = range(*offset, src.len() as u64, size)?;
+                for (dst, b) in data[r].iter_mut().zip(src.iter()) {
+                    *dst |= b;
+                }
+                Ok(Bytes::new())
+            }
+            // Everything is allocated in a Vec: one mapped extent.
+            BlockOp::Provisioning { offset, len } => {
+                let r = range(*offset, 0, size)?;
+                let len = (*len).min((size - r.start) as u64);
+                Ok(encode_extents(&[Extent {
+                    offset: *offset,
+                    len,
+                    mapped: true,
+                }]))
+            }
         }
     }
 }
@@ -96,6 +166,19 @@ mod tests {
             len: 4,
         };
         assert_eq!(s.execute(&past), Err(IoErrorKind::Other));
+        let cmp = BlockOp::Compare {
+            offset: 512,
+            data: Bytes::from_static(b"abXd"),
+        };
+        assert_eq!(s.execute(&cmp), Err(IoErrorKind::Miscompare { offset: 2 }));
+        let same = BlockOp::WriteSame {
+            offset: 0,
+            len: 6,
+            pattern: Bytes::from_static(b"xy"),
+            fua: false,
+        };
+        assert!(s.execute(&same).is_ok());
+        assert_eq!(s.read_at(0, 7), b"xyxyxy\0".to_vec());
         s.fail_next(IoErrorKind::ReadError);
         assert_eq!(s.execute(&r), Err(IoErrorKind::ReadError));
         assert!(s.execute(&r).is_ok());

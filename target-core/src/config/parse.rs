@@ -1,0 +1,441 @@
+//! Reading targets.conf: line by line, blocks by hand, errors with file and line.
+//!
+//! tgt-admin reads the file with Perl's Config::General; we accept its subset that
+//! targets.conf uses: `#` comments, `key value` or `key = value`, `<target NAME>`
+//! blocks holding `<backing-store PATH>` / `<direct-store PATH>` blocks, and
+//! `include PATTERN` at the top level.
+
+use super::{Config, LunConfig, TargetConfig, UserConfig};
+use crate::registry::PARAM_KEYS;
+use std::collections::BTreeSet;
+
+/// Resolves an `include` pattern (relative to nothing: the daemon decides) to the
+/// files it names, with their contents: `(path, text)` in the order to read them.
+/// The daemon implements it with a glob and file reads; tests with a map.
+pub type IncludeFn<'a> = dyn FnMut(&str) -> Result<Vec<(String, String)>, String> + 'a;
+
+/// Deepest include nesting accepted (a file including itself stops here).
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// What is wrong, without where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A directive this format does not have (or not in this block).
+    #[error("unknown directive '{0}'")]
+    UnknownDirective(String),
+    /// A directive without its value.
+    #[error("'{0}' needs a value")]
+    MissingValue(String),
+    /// A value the directive cannot take.
+    #[error("invalid value '{value}' for '{key}'")]
+    BadValue {
+        /// The directive.
+        key: String,
+        /// The value given.
+        value: String,
+    },
+    /// `</x>` without `<x>`.
+    #[error("'</{0}>' without a matching opening tag")]
+    UnexpectedClose(String),
+    /// A block still open at the end of the file.
+    #[error("'<{0}>' is not closed")]
+    Unclosed(String),
+    /// `<target>` inside `<target>`, or a LUN block outside a target.
+    #[error("'<{0}>' is not allowed here")]
+    Misplaced(String),
+    /// Two LUNs with one number in a target.
+    #[error("LUN {0} is defined twice")]
+    DuplicateLun(u64),
+    /// Two targets with one name.
+    #[error("target {0} is defined twice")]
+    DuplicateTarget(String),
+    /// The include callback failed.
+    #[error("include {pattern}: {reason}")]
+    Include {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// Includes nested too deep (a loop).
+    #[error("includes nested deeper than {MAX_INCLUDE_DEPTH} (an include loop?)")]
+    IncludeDepth,
+}
+
+/// A parse error: file, 1-based line and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {kind}")]
+pub struct ConfigError {
+    /// The file name as given to [`parse`] or returned by the include callback.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+}
+
+/// LU settings that may be given per target (defaults for its LUNs) or per LUN.
+#[derive(Debug, Clone, Default)]
+struct LuSettings {
+    bstype: Option<String>,
+    bsopts: Option<String>,
+    bsoflags: Option<String>,
+    blocksize: Option<u32>,
+    device_type: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+struct PendingLun {
+    lun: Option<u64>,
+    path: String,
+    direct: bool,
+    own: LuSettings,
+    line: usize,
+}
+
+struct PendingTarget {
+    cfg: TargetConfig,
+    defaults: LuSettings,
+    luns: Vec<PendingLun>,
+    line: usize,
+}
+
+struct Parser<'a, 'b> {
+    include: &'a mut IncludeFn<'b>,
+    config: Config,
+}
+
+/// Parse `text` (named `file` in errors), reading includes through `include`.
+pub fn parse(text: &str, file: &str, include: &mut IncludeFn<'_>) -> Result<Config, ConfigError> {
+    let mut p = Parser {
+        include,
+        config: Config::default(),
+    };
+    p.file(text, file, 0)?;
+    Ok(p.config)
+}
+
+fn err(file: &str, line: usize, kind: ConfigErrorKind) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        line,
+        kind,
+    }
+}
+
+/// `key value`, `key = value` or `key=value`; the value trimmed.
+fn split_directive(line: &str) -> (&str, &str) {
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let (key, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    (key, rest)
+}
+
+fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
+    let mut words = value.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(u), Some(p), None) => Ok(UserConfig {
+            user: u.to_string(),
+            password: p.to_string(),
+        }),
+        _ => Err(ConfigErrorKind::BadValue {
+            key: key.into(),
+            value: value.into(),
+        }),
+    }
+}
+
+fn on_off(key: &str, value: &str) -> Result<&'static str, ConfigErrorKind> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "yes" | "1" => Ok("1"),
+        "off" | "no" | "0" => Ok("0"),
+        _ => Err(ConfigErrorKind::BadValue {
+            key: key.into(),
+            value: value.into(),
+        }),
+    }
+}
+
+/// An LU directive into `s`; `Ok(false)` when `key` is not one.
+fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, ConfigErrorKind> {
+    let bad = || ConfigErrorKind::BadValue {
+        key: key.into(),
+        value: value.into(),
+    };
+    match key {
+        "bs-type" => s.bstype = Some(value.into()),
+        "bsopts" => s.bsopts = Some(value.into()),
+        "bsoflags" => s.bsoflags = Some(value.into()),
+        "block-size" => s.blocksize = Some(value.parse().map_err(|_| bad())?),
+        "device-type" => s.device_type = Some(value.into()),
+        "write-cache" => s
+            .params
+            .push(("write_cache".into(), on_off(key, value)?.into())),
+        "readonly" | "removable" | "online" => {
+            s.params.push((key.into(), on_off(key, value)?.into()))
+        }
+        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" => {
+            s.params.push((key.into(), value.into()))
+        }
+        // tgt-admin options about how it opens devices; nothing to model.
+        "allow-in-use" => {}
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+impl Parser<'_, '_> {
+    fn file(&mut self, text: &str, file: &str, depth: usize) -> Result<(), ConfigError> {
+        let mut target: Option<PendingTarget> = None;
+        let mut lun: Option<PendingLun> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let e = |kind| err(file, n, kind);
+            if let Some(tag) = line.strip_prefix("</") {
+                let tag = tag.trim_end_matches('>').trim();
+                match tag {
+                    "backing-store" | "direct-store" if lun.is_some() => {
+                        let l = lun.take().expect("checked is_some");
+                        target
+                            .as_mut()
+                            .expect("a LUN block is inside a target")
+                            .luns
+                            .push(l);
+                    }
+                    "target" if lun.is_none() && target.is_some() => {
+                        let t = target.take().expect("checked is_some");
+                        self.finish_target(t, file)?;
+                    }
+                    _ => return Err(e(ConfigErrorKind::UnexpectedClose(tag.into()))),
+                }
+                continue;
+            }
+            if let Some(open) = line.strip_prefix('<') {
+                let open = open.trim_end_matches('>').trim();
+                let (tag, arg) = split_directive(open);
+                if arg.is_empty() {
+                    return Err(e(ConfigErrorKind::MissingValue(tag.into())));
+                }
+                match tag {
+                    "target" if target.is_none() => {
+                        target = Some(PendingTarget {
+                            cfg: TargetConfig {
+                                name: arg.into(),
+                                ..TargetConfig::default()
+                            },
+                            defaults: LuSettings::default(),
+                            luns: Vec::new(),
+                            line: n,
+                        })
+                    }
+                    "backing-store" | "direct-store" if target.is_some() && lun.is_none() => {
+                        lun = Some(PendingLun {
+                            lun: None,
+                            path: arg.into(),
+                            direct: tag == "direct-store",
+                            own: LuSettings::default(),
+                            line: n,
+                        })
+                    }
+                    _ => return Err(e(ConfigErrorKind::Misplaced(tag.into()))),
+                }
+                continue;
+            }
+            let (key, value) = split_directive(line);
+            if value.is_empty() {
+                return Err(e(ConfigErrorKind::MissingValue(key.into())));
+            }
+            let res = if let Some(l) = lun.as_mut() {
+                Self::lun_line(l, key, value)
+            } else if let Some(t) = target.as_mut() {
+                Self::target_line(t, key, value, n)
+            } else {
+                match self.global_line(key, value, file, n, depth) {
+                    Err(Ok(fatal)) => return Err(fatal),
+                    Err(Err(kind)) => Err(kind),
+                    Ok(()) => Ok(()),
+                }
+            };
+            res.map_err(e)?;
+        }
+        let open = if lun.is_some() {
+            Some(("backing-store", lun.map(|l| l.line).unwrap_or(0)))
+        } else {
+            target.as_ref().map(|t| ("target", t.line))
+        };
+        if let Some((tag, line)) = open {
+            return Err(err(file, line, ConfigErrorKind::Unclosed(tag.into())));
+        }
+        Ok(())
+    }
+
+    /// A top-level line. The error is either a whole error (from an include) or a
+    /// kind for this line.
+    fn global_line(
+        &mut self,
+        key: &str,
+        value: &str,
+        file: &str,
+        n: usize,
+        depth: usize,
+    ) -> Result<(), Result<ConfigError, ConfigErrorKind>> {
+        match key {
+            "default-driver" => self.config.default_driver = Some(value.into()),
+            "incominguser" => self
+                .config
+                .discovery_incoming
+                .push(user(key, value).map_err(Err)?),
+            "outgoinguser" => self.config.discovery_outgoing = Some(user(key, value).map_err(Err)?),
+            "include" => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(Err(ConfigErrorKind::IncludeDepth));
+                }
+                let files = (self.include)(value).map_err(|reason| {
+                    Err(ConfigErrorKind::Include {
+                        pattern: value.into(),
+                        reason,
+                    })
+                })?;
+                for (name, text) in files {
+                    self.file(&text, &name, depth + 1).map_err(Ok)?;
+                }
+            }
+            // tgt-admin settings about itself or iSNS: accepted, nothing to model.
+            "ignore-errors" | "control-port" | "iSNSServerIP" | "iSNSServerPort"
+            | "iSNSAccessControl" | "iSNS" => {}
+            _ => return Err(Err(ConfigErrorKind::UnknownDirective(key.into()))),
+        }
+        let _ = (file, n);
+        Ok(())
+    }
+
+    fn target_line(
+        t: &mut PendingTarget,
+        key: &str,
+        value: &str,
+        n: usize,
+    ) -> Result<(), ConfigErrorKind> {
+        if lu_directive(&mut t.defaults, key, value)? {
+            return Ok(());
+        }
+        let cfg = &mut t.cfg;
+        let list = |v: &str| -> Vec<String> {
+            v.split([',', ' ', '\t'])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        match key {
+            "backing-store" | "direct-store" => t.luns.push(PendingLun {
+                lun: None,
+                path: value.into(),
+                direct: key == "direct-store",
+                own: LuSettings::default(),
+                line: n,
+            }),
+            "initiator-address" => cfg.initiator_addresses.extend(list(value)),
+            "initiator-name" => cfg.initiator_names.extend(list(value)),
+            "incominguser" => cfg.incoming.push(user(key, value)?),
+            "outgoinguser" => cfg.outgoing = Some(user(key, value)?),
+            "driver" => cfg.driver = Some(value.into()),
+            // tgt-admin's own knobs; nothing to model.
+            "controller_tid" | "allow-in-use" => {}
+            k if k == "nop_interval"
+                || k == "nop_count"
+                || PARAM_KEYS.iter().any(|(p, _)| *p == k) =>
+            {
+                cfg.params.push((k.into(), value.into()))
+            }
+            _ => return Err(ConfigErrorKind::UnknownDirective(key.into())),
+        }
+        Ok(())
+    }
+
+    fn lun_line(l: &mut PendingLun, key: &str, value: &str) -> Result<(), ConfigErrorKind> {
+        if key == "lun" {
+            let n: u64 = value.parse().map_err(|_| ConfigErrorKind::BadValue {
+                key: key.into(),
+                value: value.into(),
+            })?;
+            if n == 0 {
+                return Err(ConfigErrorKind::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                });
+            }
+            l.lun = Some(n);
+            return Ok(());
+        }
+        if lu_directive(&mut l.own, key, value)? {
+            Ok(())
+        } else {
+            Err(ConfigErrorKind::UnknownDirective(key.into()))
+        }
+    }
+
+    /// Resolve LUN numbers and merge target-level LU settings into each LUN.
+    fn finish_target(&mut self, t: PendingTarget, file: &str) -> Result<(), ConfigError> {
+        if self.config.targets.iter().any(|x| x.name == t.cfg.name) {
+            return Err(err(
+                file,
+                t.line,
+                ConfigErrorKind::DuplicateTarget(t.cfg.name),
+            ));
+        }
+        let mut used = BTreeSet::new();
+        for l in &t.luns {
+            if let Some(n) = l.lun {
+                if !used.insert(n) {
+                    return Err(err(file, l.line, ConfigErrorKind::DuplicateLun(n)));
+                }
+            }
+        }
+        let mut next = 1;
+        let mut cfg = t.cfg;
+        let d = &t.defaults;
+        for l in t.luns {
+            let lun = match l.lun {
+                Some(n) => n,
+                None => {
+                    while used.contains(&next) {
+                        next += 1;
+                    }
+                    used.insert(next);
+                    next
+                }
+            };
+            // Target-wide params first, so a LUN's own value (later) wins.
+            let mut params = d.params.clone();
+            for (k, v) in l.own.params {
+                params.retain(|(pk, _)| *pk != k);
+                params.push((k, v));
+            }
+            cfg.luns.push(LunConfig {
+                lun,
+                path: l.path,
+                direct: l.direct,
+                bstype: l.own.bstype.or_else(|| d.bstype.clone()),
+                bsopts: l.own.bsopts.or_else(|| d.bsopts.clone()),
+                bsoflags: l.own.bsoflags.or_else(|| d.bsoflags.clone()),
+                blocksize: l.own.blocksize.or(d.blocksize),
+                device_type: l.own.device_type.or_else(|| d.device_type.clone()),
+                params,
+            });
+        }
+        cfg.luns.sort_by_key(|l| l.lun);
+        self.config.targets.push(cfg);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -1,0 +1,132 @@
+use super::*;
+use crate::config::dump;
+use std::collections::HashMap;
+
+fn no_include(p: &str) -> Result<Vec<(String, String)>, String> {
+    Err(format!("no such file: {p}"))
+}
+
+fn ok(text: &str) -> Config {
+    parse(text, "targets.conf", &mut no_include).unwrap()
+}
+
+fn fails(text: &str) -> ConfigError {
+    parse(text, "targets.conf", &mut no_include).unwrap_err()
+}
+
+#[test]
+fn simple_target() {
+    let c = ok("default-driver iscsi\n<target iqn.a:b>\n  backing-store /x.img\n</target>\n");
+    assert_eq!(c.default_driver.as_deref(), Some("iscsi"));
+    assert_eq!(c.targets.len(), 1);
+    assert_eq!(c.targets[0].name, "iqn.a:b");
+    assert_eq!(c.targets[0].luns[0].lun, 1);
+    assert_eq!(c.targets[0].luns[0].path, "/x.img");
+}
+
+#[test]
+fn several_luns_numbers_and_settings() {
+    let c = ok("<target iqn.a:b>\n\
+         vendor_id ACME\n\
+         write-cache off\n\
+         backing-store /one\n\
+         <backing-store /five>\n lun 5\n vendor_id OTHER\n bs-type aio\n</backing-store>\n\
+         direct-store /dev/sdb\n\
+         bs-type rdwr\n\
+         MaxRecvDataSegmentLength = 65536\n\
+         </target>\n");
+    let t = &c.targets[0];
+    let nums: Vec<u64> = t.luns.iter().map(|l| l.lun).collect();
+    assert_eq!(nums, [1, 2, 5]);
+    assert!(t.luns[1].direct);
+    let five = &t.luns[2];
+    assert_eq!(five.bstype.as_deref(), Some("aio"));
+    assert_eq!(
+        five.params_string().as_deref(),
+        Some("write_cache=0,vendor_id=OTHER")
+    );
+    assert_eq!(t.luns[0].bstype.as_deref(), Some("rdwr"));
+    assert_eq!(
+        t.params,
+        [("MaxRecvDataSegmentLength".into(), "65536".into())]
+    );
+}
+
+#[test]
+fn acls_and_chap() {
+    let c = ok("incominguser disc secret1\n<target iqn.a:b>\n\
+         initiator-address 10.0.0.0/8, 192.168.1.1\n\
+         initiator-name iqn.1994-05.com.redhat:c\n\
+         incominguser alice pw1\n incominguser carol pw3\n outgoinguser bob pw2\n</target>\n");
+    let t = &c.targets[0];
+    assert_eq!(t.initiator_addresses, ["10.0.0.0/8", "192.168.1.1"]);
+    assert_eq!(t.initiator_names, ["iqn.1994-05.com.redhat:c"]);
+    assert_eq!(t.incoming.len(), 2);
+    assert_eq!(t.outgoing.as_ref().map(|u| u.user.as_str()), Some("bob"));
+    assert_eq!(c.discovery_incoming[0].user, "disc");
+}
+
+#[test]
+fn includes_come_through_the_callback() {
+    let files: HashMap<&str, &str> = [(
+        "/etc/tgt/conf.d/*.conf",
+        "<target iqn.inc:1>\nbacking-store /i\n</target>\n",
+    )]
+    .into();
+    let mut inc = |p: &str| -> Result<Vec<(String, String)>, String> {
+        files
+            .get(p)
+            .map(|t| vec![("conf.d/a.conf".to_string(), t.to_string())])
+            .ok_or_else(|| "not found".to_string())
+    };
+    let c = parse(
+        "include /etc/tgt/conf.d/*.conf\n<target iqn.main:1>\nbacking-store /m\n</target>\n",
+        "targets.conf",
+        &mut inc,
+    )
+    .unwrap();
+    let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["iqn.inc:1", "iqn.main:1"]);
+    let e = parse("\n\ninclude /nope\n", "t.conf", &mut inc).unwrap_err();
+    assert_eq!(e.to_string(), "t.conf:3: include /nope: not found");
+    // A file including itself stops at the depth limit instead of looping.
+    let mut looping = |_: &str| Ok(vec![("self".to_string(), "include x\n".to_string())]);
+    let e = parse("include x\n", "self", &mut looping).unwrap_err();
+    assert_eq!(e.kind, ConfigErrorKind::IncludeDepth);
+}
+
+#[test]
+fn malformed_lines_name_their_line() {
+    let cases = [
+        ("<target iqn.a:b>\nbogus 1\n</target>\n", "targets.conf:2: unknown directive 'bogus'"),
+        ("<target iqn.a:b>\nbacking-store\n</target>\n", "targets.conf:2: 'backing-store' needs a value"),
+        ("\n<target iqn.a:b>\nbacking-store /x\n", "targets.conf:2: '<target>' is not closed"),
+        ("</target>\n", "targets.conf:1: '</target>' without a matching opening tag"),
+        ("<backing-store /x>\n", "targets.conf:1: '<backing-store>' is not allowed here"),
+        ("<target a>\n<target b>\n", "targets.conf:2: '<target>' is not allowed here"),
+        ("<target a>\nwrite-cache maybe\n</target>\n", "targets.conf:2: invalid value 'maybe' for 'write-cache'"),
+        ("<target a>\nincominguser onlyname\n</target>\n", "targets.conf:2: invalid value 'onlyname' for 'incominguser'"),
+        (
+            "<target a>\n<backing-store /x>\nlun 1\n</backing-store>\n<backing-store /y>\nlun 1\n</backing-store>\n</target>\n",
+            "targets.conf:5: LUN 1 is defined twice",
+        ),
+        ("<target a>\n</target>\n<target a>\n</target>\n", "targets.conf:3: target a is defined twice"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(fails(text).to_string(), want, "{text:?}");
+    }
+}
+
+#[test]
+fn dump_then_parse_is_the_same_config() {
+    let c = ok("incominguser disc s1\n<target iqn.a:b>\n\
+         backing-store /one\n<backing-store 64M>\nlun 3\nbs-type memory\nreadonly on\nscsi_sn SN3\n</backing-store>\n\
+         initiator-address ALL\ninitiator-name iqn.x\nincominguser alice pw\noutgoinguser bob pw2\n\
+         nop_interval 5\n</target>\n<target iqn.c:d>\n</target>\n");
+    let text = dump(&c);
+    let again = ok(&text);
+    let mut expected = c.clone();
+    expected.default_driver = Some("iscsi".into());
+    assert_eq!(again, expected);
+    assert_eq!(dump(&again), text);
+}

@@ -1,0 +1,150 @@
+//! Data-In and SCSI Response: read data cut to MaxRecvDataSegmentLength and
+//! MaxBurstLength, status in the last Data-In when it can be, residuals
+//! (RFC 7143 §11.4, §11.7).
+
+use super::Connection;
+use bytes::Bytes;
+use iscsi_proto::pdu::{DataIn, Pdu, ScsiCommand, ScsiResponse};
+use iscsi_proto::{Itt, Ttt};
+use scsi_sbc::{Outcome, ScsiStatus};
+
+impl Connection {
+    pub(super) fn finish_task(&mut self, itt: u32, outcome: Outcome) {
+        let Some(task) = self.tasks.remove(&itt) else {
+            return;
+        };
+        let out_len = if task.write { task.cdb_out_len } else { 0 };
+        self.respond(
+            Itt(itt),
+            task.lun_field,
+            task.edtl,
+            task.read,
+            out_len,
+            outcome,
+        );
+    }
+
+    /// Answer a command that never became a task (failed before data was collected).
+    pub(super) fn finish(&mut self, c: &ScsiCommand, outcome: Outcome, out_len: u64) {
+        self.respond(
+            c.itt,
+            c.lun,
+            c.expected_data_transfer_length,
+            c.read,
+            out_len,
+            outcome,
+        );
+    }
+
+    /// Send Data-In (if any) and status for a finished command, with residuals
+    /// (RFC 7143 §11.4.5).
+    fn respond(
+        &mut self,
+        itt: Itt,
+        lun: iscsi_proto::LunField,
+        edtl: u32,
+        read: bool,
+        out_len: u64,
+        outcome: Outcome,
+    ) {
+        let data_len = outcome.data.len() as u64;
+        // What the command would move compared with what the initiator expected.
+        let moved = if read || data_len > 0 {
+            data_len
+        } else {
+            out_len
+        };
+        let (overflow, underflow, residual) = match moved.cmp(&u64::from(edtl)) {
+            std::cmp::Ordering::Greater => (
+                true,
+                false,
+                (moved - u64::from(edtl)).min(u32::MAX.into()) as u32,
+            ),
+            std::cmp::Ordering::Less if outcome.status == ScsiStatus::Good || moved > 0 => {
+                (false, true, (u64::from(edtl) - moved) as u32)
+            }
+            _ => (false, false, 0),
+        };
+        let send_len = if read {
+            data_len.min(u64::from(edtl)) as usize
+        } else {
+            0
+        };
+        let data = outcome.data.slice(..send_len);
+        let good = outcome.status == ScsiStatus::Good && outcome.sense.is_none();
+        let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
+        let seg = params.max_xmit_data_segment_length.max(512) as usize;
+        let burst = params.max_burst_length.max(512) as usize;
+        let mut data_sn = 0u32;
+        let mut off = 0usize;
+        while off < data.len() {
+            let burst_end = ((off / burst) + 1) * burst;
+            let end = (off + seg).min(data.len()).min(burst_end);
+            let last = end == data.len();
+            let with_status = last && good;
+            let stat_sn = if with_status {
+                self.take_stat_sn()
+            } else {
+                self.stat_sn
+            };
+            let pdu = Pdu::DataIn(DataIn {
+                final_bit: last || end == burst_end,
+                ack: false,
+                overflow: with_status && overflow,
+                underflow: with_status && underflow,
+                status_present: with_status,
+                status: if with_status {
+                    outcome.status.code()
+                } else {
+                    0
+                },
+                lun: Default::default(),
+                itt,
+                ttt: Ttt::RESERVED,
+                stat_sn,
+                exp_cmd_sn: self.exp_cmd_sn,
+                max_cmd_sn: self.max_cmd_sn(),
+                data_sn,
+                buffer_offset: off as u32,
+                residual_count: if with_status { residual } else { 0 },
+                data: data.slice(off..end),
+            });
+            self.send(pdu);
+            data_sn += 1;
+            off = end;
+        }
+        if good && !data.is_empty() {
+            return;
+        }
+        // Fixed or descriptor format, as the LU's D_SENSE says (scsi-sbc decides).
+        let sense = match outcome.sense_bytes() {
+            Some(fixed) => {
+                let mut v = Vec::with_capacity(2 + fixed.len());
+                v.extend_from_slice(&(fixed.len() as u16).to_be_bytes());
+                v.extend_from_slice(&fixed);
+                Bytes::from(v)
+            }
+            None => Bytes::new(),
+        };
+        let _ = lun;
+        let stat_sn = self.take_stat_sn();
+        let resp = Pdu::ScsiResponse(ScsiResponse {
+            bidi_overflow: false,
+            bidi_underflow: false,
+            overflow,
+            underflow,
+            response: 0,
+            status: outcome.status.code(),
+            itt,
+            snack_tag: 0,
+            stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            exp_data_sn: data_sn,
+            bidi_residual_count: 0,
+            residual_count: residual,
+            data: sense,
+        });
+        self.send(resp);
+    }
+}

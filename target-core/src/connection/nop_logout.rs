@@ -1,0 +1,56 @@
+//! NOP-Out/NOP-In and Logout (RFC 7143 §11.14, §11.18, §11.19, §11.20).
+
+use super::Connection;
+use iscsi_proto::pdu::{LogoutRequest, LogoutResponse, NopIn, NopOut, Pdu};
+use iscsi_proto::{Itt, Ttt};
+use std::time::Instant;
+
+impl Connection {
+    pub(super) fn handle_nop_out(&mut self, n: NopOut, _now: Instant) {
+        if n.itt == Itt::RESERVED {
+            // The answer to our ping: the connection is alive.
+            self.timers.stop(super::Timer::NopInResponse);
+            return;
+        }
+        let max = self
+            .session
+            .as_ref()
+            .map(|s| s.params.max_xmit_data_segment_length)
+            .unwrap_or(8192);
+        let data = n.data.slice(..n.data.len().min(max as usize));
+        let stat_sn = self.take_stat_sn();
+        let pdu = Pdu::NopIn(NopIn {
+            lun: n.lun,
+            itt: n.itt,
+            ttt: Ttt::RESERVED,
+            stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            data,
+        });
+        self.send(pdu);
+    }
+
+    pub(super) fn handle_logout(&mut self, l: LogoutRequest) {
+        let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
+        let response = match l.reason {
+            0 | 1 => 0,
+            // Connection recovery needs ErrorRecoveryLevel 2.
+            _ => 2,
+        };
+        let stat_sn = self.take_stat_sn();
+        let pdu = Pdu::LogoutResponse(LogoutResponse {
+            response,
+            itt: l.itt,
+            stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            time2wait: params.default_time2wait,
+            time2retain: params.default_time2retain,
+        });
+        self.send(pdu);
+        if response == 0 {
+            self.close("logout");
+        }
+    }
+}

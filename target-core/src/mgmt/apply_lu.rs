@@ -1,0 +1,258 @@
+//! `--mode logicalunit`: new, delete, update.
+
+use super::{MgmtError, Request, Response, StoreOpener};
+use crate::registry::{Lun, LunBacking, Tid};
+use crate::Core;
+
+/// `--bstype` when none is given: tgt's iscsi driver default (`default_bst`).
+const DEFAULT_BSTYPE: &str = "rdwr";
+/// `--blocksize` when none is given: sbc's default of a 9-bit block shift.
+const DEFAULT_BLOCKSIZE: u32 = 512;
+
+pub(super) fn apply(
+    core: &Core,
+    req: Request,
+    opener: &dyn StoreOpener,
+) -> Result<Response, MgmtError> {
+    match req {
+        Request::LuNew {
+            tid,
+            lun,
+            backing_store,
+            bstype,
+            blocksize,
+            params,
+            bsoflags,
+            bsopts,
+            device_type,
+        } => {
+            let spec = NewLu {
+                tid,
+                lun,
+                backing_store,
+                bstype,
+                blocksize,
+                params,
+                bsoflags,
+                bsopts,
+                device_type,
+            };
+            lu_new(core, opener, spec)
+        }
+        Request::LuDelete { tid, lun } => {
+            // tgt checks LUN 0 before anything else, and reports an unknown target as
+            // an unknown LUN (`tgt_device_destroy` looks both up at once).
+            if lun == 0 {
+                return Err(MgmtError::InvalidRequest);
+            }
+            let target = core.registry.target(tid).ok_or(MgmtError::NoLun)?;
+            target.remove_lun(lun)?;
+            Ok(Response::ok())
+        }
+        Request::LuUpdate { tid, lun, params } => lu_update(core, opener, tid, lun, params),
+        _ => Err(MgmtError::UnsupportedOperation),
+    }
+}
+
+/// The fields of [`Request::LuNew`].
+struct NewLu {
+    tid: Tid,
+    lun: u64,
+    backing_store: String,
+    bstype: Option<String>,
+    blocksize: Option<u32>,
+    params: Option<String>,
+    bsoflags: Option<String>,
+    bsopts: Option<String>,
+    device_type: Option<String>,
+}
+
+/// tgt's `--bsoflags`: `sync`, `direct` or both joined by `:`. Canonical order
+/// `sync:direct`, as tgt prints it.
+fn parse_oflags(s: &str) -> Result<String, MgmtError> {
+    let (mut sync, mut direct) = (false, false);
+    for f in s.split(':') {
+        match f {
+            "sync" => sync = true,
+            "direct" => direct = true,
+            _ => return Err(MgmtError::InvalidRequest),
+        }
+    }
+    let flags: Vec<&str> = [(sync, "sync"), (direct, "direct")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n)
+        .collect();
+    Ok(flags.join(":"))
+}
+
+fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, MgmtError> {
+    let target = core.registry.target(s.tid).ok_or(MgmtError::NoTarget)?;
+    // Refuse a taken number before opening anything; add_lun checks again, race-free.
+    if target.lun(s.lun).is_some() {
+        return Err(MgmtError::LunExists);
+    }
+    let block_size = s.blocksize.unwrap_or(DEFAULT_BLOCKSIZE);
+    // tgt logs and ignores a block size that is not a power of two; we refuse it so a
+    // typo does not silently give 512-byte blocks. SBC needs at least 512.
+    if !block_size.is_power_of_two() || !(512..=65536).contains(&block_size) {
+        return Err(MgmtError::InvalidRequest);
+    }
+    // Only disks are emulated; tgt's cd/tape/changer/osd/passthrough are not.
+    if s.device_type.as_deref().is_some_and(|d| d != "disk") {
+        return Err(MgmtError::UnsupportedOperation);
+    }
+    // No backing store type here takes options (tgt's are for rbd, glfs, sheepdog).
+    if s.bsopts.as_deref().is_some_and(|o| !o.is_empty()) {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let oflags = match s.bsoflags.as_deref() {
+        Some(f) => parse_oflags(f)?,
+        None => String::new(),
+    };
+    let lu_params = LuParams::parse(s.params.as_deref().unwrap_or(""))?;
+    let bstype = s.bstype.unwrap_or_else(|| DEFAULT_BSTYPE.to_string());
+    if s.backing_store.is_empty() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let readonly = lu_params.readonly.unwrap_or(false);
+    let store = opener
+        .open(&bstype, &s.backing_store, readonly)
+        .map_err(MgmtError::BackingStore)?;
+    let backing = LunBacking {
+        bstype,
+        path: Some(s.backing_store),
+        oflags,
+    };
+    let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
+    lu_params.apply_to(&mut lu);
+    target.add_lun(lu)?;
+    Ok(Response::ok())
+}
+
+/// `logicalunit update`: tgt applies `--params` to the LU. We also re-read the size
+/// of a file-backed store, so `truncate -s +1G disk.img` followed by an update grows
+/// the LUN while initiators stay connected (they see CAPACITY DATA HAS CHANGED once
+/// the SCSI layer reports it for a changed [`Target::lun_generation`]).
+///
+/// [`Target::lun_generation`]: crate::registry::Target::lun_generation
+fn lu_update(
+    core: &Core,
+    opener: &dyn StoreOpener,
+    tid: Tid,
+    lun: u64,
+    params: Option<String>,
+) -> Result<Response, MgmtError> {
+    let target = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
+    let current = target.lun(lun).ok_or(MgmtError::NoLun)?;
+    let lu_params = LuParams::parse(params.as_deref().unwrap_or(""))?;
+    let mut lu: Lun = (*current).clone();
+    lu_params.apply_to(&mut lu);
+    let reopen = lu.backing.bstype == DEFAULT_BSTYPE && lu.store.is_some();
+    if let (true, Some(path)) = (reopen, lu.backing.path.clone()) {
+        let old = lu.store.as_ref().map_or(0, |s| s.size());
+        // A store that cannot be reopened keeps serving as it is.
+        if let Ok(store) = opener.open(&lu.backing.bstype, &path, lu.config.readonly) {
+            if store.size() != old {
+                lu.config.num_blocks = store.size() / u64::from(lu.config.block_size.max(1));
+                lu.store = Some(store);
+            }
+        }
+    }
+    target.replace_lun(lu)?;
+    Ok(Response::ok())
+}
+
+/// The subset of tgt's logical unit `--params` (`lu_config` in `usr/spc.c`) that the
+/// registry can hold. Any other key is refused, as tgt refuses keys it does not know.
+#[derive(Debug, Default)]
+pub(super) struct LuParams {
+    readonly: Option<bool>,
+    removable: Option<bool>,
+    online: Option<bool>,
+    write_cache: Option<bool>,
+    // scsi-sbc LuConfig fields (added by the SCSI helper; tgt's spellings).
+    thin_provisioning: Option<bool>,
+    sense_format: Option<bool>,
+    scsi_id: Option<String>,
+    scsi_sn: Option<String>,
+    vendor_id: Option<String>,
+    product_id: Option<String>,
+    product_rev: Option<String>,
+}
+
+impl LuParams {
+    pub(super) fn parse(params: &str) -> Result<Self, MgmtError> {
+        let mut p = LuParams::default();
+        for item in params.split(',').filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').ok_or(MgmtError::InvalidRequest)?;
+            // Field widths are tgt's buffers (tgtd.h); longer values are cut as
+            // tgt's match_strncpy cuts them.
+            match key {
+                "readonly" => p.readonly = Some(flag(value)?),
+                "removable" => p.removable = Some(flag(value)?),
+                "online" => p.online = Some(flag(value)?),
+                // Not a tgt `--params` key (tgt-admin turns write-cache into a
+                // mode page); accepted so a targets.conf setting has one spelling.
+                "write_cache" => p.write_cache = Some(flag(value)?),
+                "thin_provisioning" => p.thin_provisioning = Some(flag(value)?),
+                "sense_format" => p.sense_format = Some(flag(value)?),
+                "scsi_id" => p.scsi_id = Some(cut(value, 36)),
+                "scsi_sn" => p.scsi_sn = Some(cut(value, 36)),
+                "vendor_id" => p.vendor_id = Some(cut(value, 8)),
+                "product_id" => p.product_id = Some(cut(value, 16)),
+                "product_rev" => p.product_rev = Some(cut(value, 4)),
+                _ => return Err(MgmtError::InvalidRequest),
+            }
+        }
+        Ok(p)
+    }
+
+    pub(super) fn apply_to(self, lu: &mut Lun) {
+        let cfg = &mut lu.config;
+        if let Some(v) = self.readonly {
+            cfg.readonly = v;
+        }
+        if let Some(v) = self.removable {
+            cfg.removable = v;
+        }
+        if let Some(v) = self.write_cache {
+            cfg.write_cache = v;
+        }
+        if let Some(v) = self.thin_provisioning {
+            cfg.thin_provisioning = v;
+        }
+        if let Some(v) = self.sense_format {
+            cfg.descriptor_sense = v;
+        }
+        if let Some(v) = self.online {
+            lu.online = v;
+        }
+        let id = &mut cfg.identity;
+        for (slot, value) in [
+            (&mut id.scsi_id, self.scsi_id),
+            (&mut id.scsi_sn, self.scsi_sn),
+            (&mut id.vendor_id, self.vendor_id),
+            (&mut id.product_id, self.product_id),
+            (&mut id.product_rev, self.product_rev),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+    }
+}
+
+/// tgt reads these with `atoi`: nonzero is on. A value that is not a number is a
+/// mistake we report instead of reading as 0.
+fn flag(value: &str) -> Result<bool, MgmtError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map(|n| n != 0)
+        .map_err(|_| MgmtError::InvalidRequest)
+}
+
+fn cut(value: &str, max: usize) -> String {
+    value.chars().take(max).collect()
+}

@@ -1,0 +1,98 @@
+//! Loading targets.conf at start (`-c FILE`, default `/etc/tgt/targets.conf`): the
+//! file reading and `include` globbing for [`target_core::config::parse`].
+
+use std::path::{Path, PathBuf};
+use target_core::config::{self, Config};
+use target_core::mgmt::{apply, Request, StoreOpener};
+use target_core::Core;
+
+/// tgt's configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/tgt/targets.conf";
+
+/// `*` and `?` matching of one file name.
+fn glob(pat: &[char], name: &[char]) -> bool {
+    match pat.first() {
+        None => name.is_empty(),
+        Some('*') => (0..=name.len()).any(|i| glob(&pat[1..], &name[i..])),
+        Some('?') => !name.is_empty() && glob(&pat[1..], &name[1..]),
+        Some(c) => name.first() == Some(c) && glob(&pat[1..], &name[1..]),
+    }
+}
+
+/// An `include` pattern (wildcards in the file name only) to `(path, text)`,
+/// sorted; a pattern over a missing directory matches nothing, as in a shell.
+pub fn read_include(pattern: &str) -> Result<Vec<(String, String)>, String> {
+    let path = Path::new(pattern);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("not a file pattern")?;
+    if !name.contains(['*', '?']) {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        return Ok(vec![(pattern.to_string(), text)]);
+    }
+    let pat: Vec<char> = name.chars().collect();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| glob(&pat, &n.chars().collect::<Vec<_>>()))
+                })
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            std::fs::read_to_string(&p)
+                .map(|t| (p.display().to_string(), t))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+/// Read and parse `path` with its includes; errors name file and line.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    config::parse(&text, &name, &mut read_include).map_err(|e| e.to_string())
+}
+
+/// Load the start-up configuration: `explicit` (`-c`; `none` for nothing), else the
+/// default file when it exists. A file that does not parse stops the daemon; parts
+/// that cannot be applied (a missing backing file) are logged and skipped, so one
+/// bad LUN does not keep every other target down.
+pub fn load_at_start(
+    core: &Core,
+    explicit: Option<&Path>,
+    opener: &dyn StoreOpener,
+) -> Result<(), String> {
+    let path = match explicit {
+        Some(p) if p == Path::new("none") => return Ok(()),
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(()),
+    };
+    let cfg = load(&path).map_err(|e| format!("tgtd: {e}"))?;
+    let req = Request::ConfigApply {
+        config: cfg,
+        prune: false,
+        force: false,
+    };
+    if let Err(e) = apply(core, req, opener) {
+        for line in e.to_string().lines() {
+            tracing::error!("{}: {line}", path.display());
+            eprintln!("tgtd: {}: {line}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Listening sockets handed from the management path to the event loops.
+//!
+//! `tgtadm --mode portal --op new` must bind before it answers (so a port in use
+//! is an error the admin sees), but the socket is served by the adapter's loop.
+//! The [`PortalHub`] is the hand-over: the management thread binds a std listener
+//! and queues it; the adapter, woken by the hook, takes the queued changes and
+//! starts (or stops) accepting. The hub also implements the daemon's
+//! [`StoreOpener`] so [`apply`](target_core::mgmt::apply()) reaches it.
+
+use crate::opener::BackendsOpener;
+use scsi_sbc::BlockStore;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use target_core::mgmt::{BackingStoreType, StoreOpener};
+
+/// A change for the adapter to make.
+#[derive(Debug)]
+pub enum PortalChange {
+    /// Start accepting on this bound, non-blocking listener.
+    Add(TcpListener),
+    /// Stop accepting on this address.
+    Remove(SocketAddr),
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+
+/// The queue of [`PortalChange`]s and the hook that wakes the adapter.
+#[derive(Default)]
+pub struct PortalHub {
+    changes: Mutex<Vec<PortalChange>>,
+    wake: Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for PortalHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalHub").finish_non_exhaustive()
+    }
+}
+
+impl PortalHub {
+    /// Bind `addr` now and queue it for the adapter; the bound address (port 0
+    /// resolved) on success.
+    pub fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let l = TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        let bound = l.local_addr()?;
+        self.push(PortalChange::Add(l));
+        Ok(bound)
+    }
+
+    /// Queue the removal of `addr`.
+    pub fn unlisten(&self, addr: SocketAddr) {
+        self.push(PortalChange::Remove(addr));
+    }
+
+    fn push(&self, change: PortalChange) {
+        self.changes.lock().expect("portal lock").push(change);
+        if let Some(wake) = &*self.wake.lock().expect("portal lock") {
+            wake();
+        }
+    }
+
+    /// Everything queued since the last call, in order.
+    pub fn take(&self) -> Vec<PortalChange> {
+        std::mem::take(&mut *self.changes.lock().expect("portal lock"))
+    }
+
+    /// Run `hook` whenever a change is queued (wake the event loop).
+    pub fn on_change(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.wake.lock().expect("portal lock") = Some(Box::new(hook));
+    }
+}
+
+/// The daemon's [`StoreOpener`]: stores through `backends`, listeners through the hub.
+#[derive(Debug, Clone)]
+pub struct DaemonOpener {
+    /// Where new listeners go.
+    pub hub: Arc<PortalHub>,
+}
+
+impl StoreOpener for DaemonOpener {
+    fn open(
+        &self,
+        bstype: &str,
+        path: &str,
+        readonly: bool,
+    ) -> Result<Arc<dyn BlockStore>, String> {
+        BackendsOpener.open(bstype, path, readonly)
+    }
+
+    fn backing_stores(&self) -> Vec<BackingStoreType> {
+        BackendsOpener.backing_stores()
+    }
+
+    fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        self.hub.listen(addr).map_err(|e| {
+            let msg = format!("cannot listen on {addr}: {e}");
+            tracing::warn!("{msg}");
+            msg
+        })
+    }
+
+    fn unlisten(&self, addr: SocketAddr) {
+        self.hub.unlisten(addr)
+    }
+}
