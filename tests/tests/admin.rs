@@ -280,7 +280,21 @@ fn non_root_is_refused(f: Flavour) {
     assert_eq!(out.status.code(), Some(22));
 }
 
+/// `system update State offline` refuses new logins with SERVICE UNAVAILABLE (0x0301);
+/// back to ready, they work again.
+fn offline_refuses_logins(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 8 << 20);
+    d.tgtadm_ok(&["--mode", "sys", "--op", "update", "--name", "State", "--value", "offline"]);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (3, 1));
+    d.tgtadm_ok(&["--mode", "sys", "--op", "update", "--name", "State", "--value", "ready"]);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+}
+
 both_flavours!(
+    offline_refuses_logins,
     table_against_tgt_expectations,
     config_load_dump_round_trip,
     forced_logout_drops_the_initiator,

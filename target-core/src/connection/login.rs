@@ -276,6 +276,11 @@ impl Connection {
     /// Checks of the first login PDU: who is asking, for what, from where.
     fn leading_login(&mut self, req: &LoginRequest, pairs: &[Pair]) -> Result<(), LoginStatus> {
         let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        // `tgtadm --mode system --op update --name State --value offline` and
+        // `--mode lld --op stop` stop new logins (RFC 7143 §11.13.5: 0x0301).
+        if !self.core.registry.accepts_logins() {
+            return Err(LoginStatus::SERVICE_UNAVAILABLE);
+        }
         let initiator = get("InitiatorName").ok_or(LoginStatus::MISSING_PARAMETER)?;
         if initiator.is_empty() {
             return Err(LoginStatus::MISSING_PARAMETER);

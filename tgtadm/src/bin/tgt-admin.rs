@@ -1,0 +1,5 @@
+//! `tgt-admin`: tgt's targets.conf tool (`--execute`, `--update`, `--dump`, `--show`).
+
+fn main() -> std::process::ExitCode {
+    tgtadm::main_with(true)
+}
