@@ -317,6 +317,39 @@ mod tests {
     }
 
     #[test]
+    fn unmap_punches_holes_and_lba_status_sees_them() {
+        let f = temp_file(1 << 20);
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        s.execute(&write(0, &[0xab; 256 * 1024])).unwrap();
+        let unmap = BlockOp::Unmap {
+            ranges: vec![(64 * 1024, 64 * 1024)],
+        };
+        s.execute(&unmap).unwrap();
+        assert_eq!(s.execute(&read(64 * 1024, 4096)).unwrap(), vec![0u8; 4096]);
+        assert_eq!(s.execute(&read(0, 2)).unwrap(), vec![0xab, 0xab]);
+        let map = s
+            .execute(&BlockOp::Provisioning {
+                offset: 0,
+                len: 1 << 20,
+            })
+            .unwrap();
+        let ext = scsi_sbc::block_op::decode_extents(&map);
+        // Where the file system supports SEEK_HOLE (tmpfs, ext4, xfs, btrfs) the
+        // punched range is a hole; the size stays (KEEP_SIZE).
+        assert!(ext.iter().any(|e| !e.mapped && e.offset <= 64 * 1024));
+        assert_eq!(ext.first().map(|e| (e.offset, e.mapped)), Some((0, true)));
+        assert_eq!(f.as_file().metadata().unwrap().len(), 1 << 20);
+        let same = BlockOp::WriteSame {
+            offset: 512,
+            len: 1024,
+            pattern: Bytes::from(vec![7u8; 512]),
+            fua: true,
+        };
+        s.execute(&same).unwrap();
+        assert_eq!(s.execute(&read(512, 1024)).unwrap(), vec![7u8; 1024]);
+    }
+
+    #[test]
     fn reads_past_end_of_file_are_zeros() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"abc").unwrap();

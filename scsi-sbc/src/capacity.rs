@@ -69,6 +69,7 @@ mod tests {
         let mut lu = disk();
         lu.num_blocks = (1 << 33) + 1;
         lu.block_size = 4096;
+        lu.thin_provisioning = false;
         let cdb = |alloc: u8| [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, alloc, 0, 0];
         let d = run_good(&lu, &CTX, &cdb(32));
         let mut want = vec![0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0x10, 0];
@@ -79,6 +80,9 @@ mod tests {
             assert_eq!(run_good(&lu, &CTX, &cdb(a)).len(), usize::from(a));
         }
         assert_eq!(run_good(&lu, &CTX, &cdb(255)).len(), 32);
+        // Thin provisioning: LBPME and LBPRZ (byte 14 bits 7, 6).
+        lu.thin_provisioning = true;
+        assert_eq!(run_good(&lu, &CTX, &cdb(32))[14], 0xc0);
     }
 
     #[test]

@@ -535,12 +535,12 @@ mod tests {
         rc16[1] = 0x10;
         rc16[13] = 32;
         assert_eq!(Cdb::parse(&rc16), Ok(Cdb::ReadCapacity16 { alloc_len: 32 }));
-        rc16[1] = 0x12;
+        rc16[1] = 0x13;
         assert_eq!(
             Cdb::parse(&rc16),
             Err(CdbError::UnknownServiceAction {
                 opcode: 0x9e,
-                service_action: 0x12
+                service_action: 0x13
             })
         );
         assert_eq!(

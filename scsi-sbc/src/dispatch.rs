@@ -4,6 +4,7 @@ use crate::asc;
 use crate::block_op::{BlockOp, IoErrorKind};
 use crate::capacity::{read_capacity10, read_capacity16};
 use crate::cdb::Cdb;
+use crate::cdb_ext::ExtCdb;
 use crate::inquiry::inquiry;
 use crate::lu::{DeviceType, LuConfig, LuContext};
 use crate::mode::mode_sense;
@@ -303,15 +304,15 @@ fn plan(
     state: &mut LuState,
     data_out: Bytes,
 ) -> Result<Plan, Sense> {
+    state.ua.see(ctx.nexus.id);
     let c = parse_for(cdb, lu)?;
-    if state.ejected
-        && c.needs_medium()
-        && !matches!(
-            c,
-            Cdb::Ext(crate::cdb_ext::ExtCdb::StartStopUnit { .. })
-                | Cdb::Ext(crate::cdb_ext::ExtCdb::PreventAllow { .. })
-        )
-    {
+    // An ejected medium: NOT READY, MEDIUM NOT PRESENT for TEST UNIT READY and media
+    // commands, until START STOP UNIT loads it again.
+    let loads = matches!(
+        c,
+        Cdb::Ext(ExtCdb::StartStopUnit { .. } | ExtCdb::PreventAllow { .. })
+    );
+    if state.ejected && !loads && (c.needs_medium() || c == Cdb::TestUnitReady) {
         return Err(Sense::new(SenseKey::NotReady, asc::MEDIUM_NOT_PRESENT));
     }
     match c {
@@ -419,7 +420,7 @@ mod tests {
     #[test]
     fn unknown_opcodes() {
         // SPC-4 table D.1: 20h/00h INVALID COMMAND OPERATION CODE.
-        for op in [0x01, 0x04, 0x15, 0x42, 0x7f, 0x93, 0xa3, 0xc0, 0xff] {
+        for op in [0x01, 0x02, 0x48, 0x7f, 0x94, 0xa4, 0xc0, 0xff] {
             assert_eq!(run_check(&disk(), &CTX, &[op; 16]), Sense::invalid_opcode());
         }
         assert_eq!(prepare(&[], &disk()), Err(Sense::invalid_opcode()));

@@ -69,7 +69,7 @@ fn mode_select_changes_wce_and_swp() {
     // Caching page with WCE=0, RCD=1.
     let mut p = vec![0, 0, 0, 0, 0x08, 0x12, 0x01];
     p.resize(4 + 20, 0);
-    let cdb = [0x15, 0x11, 0, 0, p.len() as u8, 0];
+    let cdb = [0x15, 0x10, 0, 0, p.len() as u8, 0];
     let r = execute_in(&cdb, &lu, &CTX, &mut st, Bytes::from(p.clone()));
     assert!(matches!(r, Plan::Done(ref o) if o.sense.is_none()), "{r:?}");
     assert_eq!(st.mode.wce, Some(false));

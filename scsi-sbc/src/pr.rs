@@ -192,11 +192,10 @@ impl Reservations {
             return;
         }
         match self.holder {
-            Some(h) if all_registrants(h.typ) => {
-                if self.registrations.is_empty() {
-                    self.holder = None;
-                }
+            Some(h) if all_registrants(h.typ) && self.registrations.is_empty() => {
+                self.holder = None;
             }
+            Some(h) if all_registrants(h.typ) => {}
             Some(h) => {
                 self.holder = None;
                 if registrants_only(h.typ) {

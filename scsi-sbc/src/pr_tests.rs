@@ -1,1 +1,221 @@
+//! The reservation state machine as a table of (state, action, nexus) → result.
 
+use super::*;
+
+const A: u64 = 1;
+const B: u64 = 2;
+const C: u64 = 3;
+
+fn nexus(id: u64) -> Nexus<'static> {
+    Nexus {
+        id,
+        initiator: match id {
+            A => "iqn.a",
+            B => "iqn.b",
+            _ => "iqn.c",
+        },
+    }
+}
+
+fn param(key: u64, sa_key: u64) -> Vec<u8> {
+    let mut p = vec![0u8; 24];
+    p[0..8].copy_from_slice(&key.to_be_bytes());
+    p[8..16].copy_from_slice(&sa_key.to_be_bytes());
+    p
+}
+
+/// One PERSISTENT RESERVE OUT.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Register(u64, u64),
+    Ignore(u64),
+    Reserve(u64, u8),
+    Release(u64, u8),
+    Clear(u64),
+    Preempt(u64, u64, u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Res {
+    Good,
+    Conflict,
+    Sense(u8, u8),
+}
+
+fn apply(r: &mut Reservations, who: u64, act: Act) -> (Res, Uas) {
+    let n = nexus(who);
+    let out = match act {
+        Act::Register(k, s) => r.handle_out(&n, 0, 0, 0, &param(k, s)),
+        Act::Ignore(s) => r.handle_out(&n, 6, 0, 0, &param(0, s)),
+        Act::Reserve(k, t) => r.handle_out(&n, 1, 0, t, &param(k, 0)),
+        Act::Release(k, t) => r.handle_out(&n, 2, 0, t, &param(k, 0)),
+        Act::Clear(k) => r.handle_out(&n, 3, 0, 0, &param(k, 0)),
+        Act::Preempt(k, s, t) => r.handle_out(&n, 4, 0, t, &param(k, s)),
+    };
+    match out {
+        Ok(u) => (Res::Good, u),
+        Err(PrError::Conflict) => (Res::Conflict, Vec::new()),
+        Err(PrError::Check(s)) => (Res::Sense(s.asc, s.ascq), Vec::new()),
+    }
+}
+
+/// A with key 0xa, B with key 0xb registered.
+fn two_registered() -> Reservations {
+    let mut r = Reservations::default();
+    assert_eq!(apply(&mut r, A, Act::Register(0, 0xa)).0, Res::Good);
+    assert_eq!(apply(&mut r, B, Act::Register(0, 0xb)).0, Res::Good);
+    r
+}
+
+#[test]
+fn out_actions_table() {
+    use Act::*;
+    // (setup: A holds a reservation of this type, or none), who, action, result.
+    let table: &[(Option<u8>, u64, Act, Res)] = &[
+        (None, C, Register(5, 1), Res::Conflict),
+        (None, C, Register(0, 1), Res::Good),
+        (None, C, Ignore(7), Res::Good),
+        (None, A, Register(0xb, 1), Res::Conflict),
+        (None, A, Register(0xa, 0xaa), Res::Good),
+        (None, C, Reserve(0, 1), Res::Conflict),
+        (None, A, Reserve(0xa, 2), Res::Sense(0x24, 0)),
+        (None, A, Reserve(0xa, 3), Res::Good),
+        (Some(3), A, Reserve(0xa, 3), Res::Good),
+        (Some(3), A, Reserve(0xa, 1), Res::Conflict),
+        (Some(3), B, Reserve(0xb, 3), Res::Conflict),
+        (Some(3), B, Release(0xb, 3), Res::Good),
+        (Some(3), A, Release(0xa, 1), Res::Sense(0x26, 0x04)),
+        (Some(3), A, Release(0xa, 3), Res::Good),
+        (Some(3), B, Release(0xa, 3), Res::Conflict),
+        (Some(1), B, Clear(0xb), Res::Good),
+        (Some(1), C, Clear(0), Res::Conflict),
+        (Some(1), B, Preempt(0xb, 0xa, 3), Res::Good),
+        (Some(1), B, Preempt(0xb, 0x99, 3), Res::Conflict),
+        (None, B, Preempt(0xb, 0, 3), Res::Sense(0x26, 0)),
+        (None, B, Preempt(0xb, 0xa, 3), Res::Good),
+        (Some(7), B, Preempt(0xb, 0, 8), Res::Good),
+    ];
+    for &(held, who, act, want) in table {
+        let mut r = two_registered();
+        if let Some(t) = held {
+            assert_eq!(apply(&mut r, A, Act::Reserve(0xa, t)).0, Res::Good);
+        }
+        assert_eq!(apply(&mut r, who, act).0, want, "{held:?} {who} {act:?}");
+    }
+}
+
+#[test]
+fn access_by_type() {
+    // (type, nexus) → (read allowed, write allowed); A holds, B registered, C not.
+    let table: &[(u8, u64, bool, bool)] = &[
+        (WRITE_EXCLUSIVE, B, true, false),
+        (WRITE_EXCLUSIVE, C, true, false),
+        (EXCLUSIVE_ACCESS, B, false, false),
+        (WRITE_EXCLUSIVE_RO, B, true, true),
+        (WRITE_EXCLUSIVE_RO, C, true, false),
+        (EXCLUSIVE_ACCESS_RO, B, true, true),
+        (EXCLUSIVE_ACCESS_RO, C, false, false),
+        (WRITE_EXCLUSIVE_AR, B, true, true),
+        (WRITE_EXCLUSIVE_AR, C, true, false),
+        (EXCLUSIVE_ACCESS_AR, C, false, false),
+    ];
+    for &(t, who, read, write) in table {
+        let mut r = two_registered();
+        apply(&mut r, A, Act::Reserve(0xa, t));
+        assert_eq!(
+            r.check(who, Access::Read).is_ok(),
+            read,
+            "type {t} nexus {who}"
+        );
+        assert_eq!(
+            r.check(who, Access::Write).is_ok(),
+            write,
+            "type {t} nexus {who}"
+        );
+        assert!(r.check(A, Access::Write).is_ok());
+        assert!(r.check(who, Access::Any).is_ok());
+    }
+}
+
+#[test]
+fn unit_attentions_of_preempt_and_clear() {
+    let mut r = two_registered();
+    apply(&mut r, A, Act::Reserve(0xa, WRITE_EXCLUSIVE));
+    let (res, uas) = apply(&mut r, B, Act::Preempt(0xb, 0xa, EXCLUSIVE_ACCESS));
+    assert_eq!(res, Res::Good);
+    assert_eq!(uas, vec![(A, asc::REGISTRATIONS_PREEMPTED)]);
+    assert_eq!(r.holder, Some(Holder { nexus: B, typ: 3 }));
+    let (_, uas) = apply(&mut r, C, Act::Register(0, 0xc));
+    assert!(uas.is_empty());
+    let (_, uas) = apply(&mut r, B, Act::Clear(0xb));
+    assert_eq!(uas, vec![(C, asc::RESERVATIONS_PREEMPTED)]);
+    assert!(r.registrations.is_empty() && r.holder.is_none());
+}
+
+#[test]
+fn release_of_registrants_only_notifies() {
+    let mut r = two_registered();
+    apply(&mut r, A, Act::Reserve(0xa, WRITE_EXCLUSIVE_RO));
+    let (_, uas) = apply(&mut r, A, Act::Release(0xa, WRITE_EXCLUSIVE_RO));
+    assert_eq!(uas, vec![(B, asc::RESERVATIONS_RELEASED)]);
+}
+
+#[test]
+fn spc2_reserve_release() {
+    let mut r = Reservations::default();
+    assert_eq!(r.reserve(A), Ok(()));
+    assert_eq!(r.reserve(B), Err(PrError::Conflict));
+    assert_eq!(r.check(B, Access::Read), Err(PrError::Conflict));
+    assert_eq!(r.release(B), Ok(()));
+    assert_eq!(r.spc2, Some(A));
+    r.nexus_lost(A);
+    assert_eq!(r.reserve(B), Ok(()));
+    // A persistent reservation makes RESERVE conflict.
+    let mut r = two_registered();
+    apply(&mut r, A, Act::Reserve(0xa, 1));
+    assert_eq!(r.reserve(A), Err(PrError::Conflict));
+}
+
+#[test]
+fn read_in_pages() {
+    let mut r = two_registered();
+    apply(&mut r, A, Act::Reserve(0xa, EXCLUSIVE_ACCESS));
+    // READ KEYS: generation 2, 16 bytes of keys.
+    let d = r.read_in(0, 1).unwrap();
+    assert_eq!(&d[..8], &[0, 0, 0, 2, 0, 0, 0, 16]);
+    assert_eq!(&d[8..16], &0xau64.to_be_bytes());
+    // READ RESERVATION: key of the holder, type in byte 21.
+    let d = r.read_in(1, 1).unwrap();
+    assert_eq!(d.len(), 24);
+    assert_eq!(&d[8..16], &0xau64.to_be_bytes());
+    assert_eq!(d[21], 3);
+    assert_eq!(r.read_in(2, 1).unwrap().len(), 8);
+    // READ FULL STATUS: A is R_HOLDER, TransportID carries the name.
+    let d = r.read_in(3, 1).unwrap();
+    assert_eq!(d[8 + 12], 1);
+    assert_eq!(&d[8 + 24..8 + 26], &[0x05, 0]);
+    assert_eq!(r.read_in(4, 1), Err(Sense::invalid_field_in_cdb()));
+}
+
+#[test]
+fn short_parameter_list() {
+    let mut r = Reservations::default();
+    let e = r.handle_out(&nexus(A), 0, 0, 0, &[0; 8]);
+    assert_eq!(
+        e,
+        Err(PrError::Check(Sense::illegal_request(
+            asc::PARAMETER_LIST_LENGTH_ERROR
+        )))
+    );
+}
+
+#[test]
+fn transport_ids() {
+    let t = transport_id("iqn.x");
+    assert_eq!(t.len() % 4, 0);
+    assert_eq!(transport_id_name(&t).as_deref(), Some("iqn.x"));
+    let mut t2 = vec![0x45, 0, 0, 16];
+    t2.extend_from_slice(b"iqn.y,i,0x123\0\0\0");
+    assert_eq!(transport_id_name(&t2).as_deref(), Some("iqn.y"));
+    assert_eq!(transport_id_name(&[1, 2]), None);
+}

@@ -202,7 +202,14 @@ mod tests {
     fn supported_pages_ascending() {
         // SPC-4 table 512.
         let d = run_good(&disk(), &CTX, &evpd(0x00));
-        assert_eq!(d, vec![0, 0, 0, 5, 0x00, 0x80, 0x83, 0xb0, 0xb1]);
+        assert_eq!(
+            d,
+            vec![0, 0, 0, 7, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]
+        );
+        let mut thick = disk();
+        thick.thin_provisioning = false;
+        let d = run_good(&thick, &CTX, &evpd(0x00));
+        assert_eq!(d, vec![0, 0, 0, 6, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1]);
         let d = run_good(&controller(), &CTX, &evpd(0x00));
         assert_eq!(d, vec![0x0c, 0, 0, 3, 0x00, 0x80, 0x83]);
     }
@@ -262,13 +269,21 @@ mod tests {
         assert_eq!(&d[6..8], &[0, 1]);
         let max = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
         assert_eq!(u64::from(max) * 512, crate::MAX_TRANSFER_BYTES);
-        assert!(d[12..].iter().all(|&b| b == 0));
+        // WSNZ, MAXIMUM COMPARE AND WRITE LENGTH.
+        assert_eq!(&d[4..6], &[0x01, 128]);
+        // MAXIMUM UNMAP LBA COUNT 1 Mi, 256 descriptors, granularity 8 (4 KiB).
+        assert_eq!(&d[20..32], &[0, 0x10, 0, 0, 0, 0, 1, 0, 0, 0, 0, 8]);
+        // MAXIMUM WRITE SAME LENGTH = MAXIMUM TRANSFER LENGTH.
+        assert_eq!(
+            u64::from(max),
+            u64::from_be_bytes(d[36..44].try_into().unwrap())
+        );
     }
 
     #[test]
     fn unknown_or_disk_only_page_is_invalid_field() {
         assert_eq!(
-            run_check(&disk(), &CTX, &evpd(0x86)),
+            run_check(&disk(), &CTX, &evpd(0x87)),
             Sense::invalid_field_in_cdb()
         );
         assert_eq!(

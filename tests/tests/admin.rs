@@ -285,10 +285,14 @@ fn non_root_is_refused(f: Flavour) {
 fn offline_refuses_logins(f: Flavour) {
     let d = Daemon::start(f, &[]);
     d.setup_file_target(1, IQN, 8 << 20);
-    d.tgtadm_ok(&["--mode", "sys", "--op", "update", "--name", "State", "--value", "offline"]);
+    d.tgtadm_ok(&[
+        "--mode", "sys", "--op", "update", "--name", "State", "--value", "offline",
+    ]);
     let mut c = Client::connect(d.portal).expect("connect");
     assert_eq!(c.login(Some(IQN)).expect("login"), (3, 1));
-    d.tgtadm_ok(&["--mode", "sys", "--op", "update", "--name", "State", "--value", "ready"]);
+    d.tgtadm_ok(&[
+        "--mode", "sys", "--op", "update", "--name", "State", "--value", "ready",
+    ]);
     let mut c = Client::connect(d.portal).expect("connect");
     assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
 }
