@@ -106,63 +106,11 @@ const HELP: &str = "Usage: tgt-admin [OPTION]...\n\
   -C, --control-port N   talk to the daemon on socket.N\n\
       --control-socket P talk to the daemon at P\n";
 
-/// `include` patterns: a path whose file name may hold `*` and `?`; matches sorted.
-pub(crate) fn read_include(pattern: &str) -> Result<Vec<(String, String)>, String> {
-    let path = Path::new(pattern);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or("not a file pattern")?;
-    if !name.contains(['*', '?']) {
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        return Ok(vec![(pattern.to_string(), text)]);
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| glob(name, n))
-            })
-            .filter(|p| p.is_file())
-            .collect(),
-        // A pattern over a missing directory matches nothing, as a shell glob.
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            Ok((p.display().to_string(), text))
-        })
-        .collect()
-}
-
-/// `*` and `?` matching of one file name.
-fn glob(pat: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pat.chars().collect(), name.chars().collect());
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
-        }
-    }
-    go(&p, &n)
-}
 
 /// Read and parse a configuration file with its includes.
 pub(crate) fn load(path: &str) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    config::parse(&text, path, &mut read_include).map_err(|e| e.to_string())
+    config::parse(&text, path, &mut tgtd_common::config_file::read_include).map_err(|e| e.to_string())
 }
 
 fn send(a: &Args, request: Request) -> Result<target_core::mgmt::Response, Exit> {
@@ -272,16 +220,4 @@ pub(crate) fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> 
         e
     });
     crate::finish(result, false, out, err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globbing() {
-        assert!(glob("*.conf", "a.conf"));
-        assert!(!glob("*.conf", "a.conf.bak"));
-        assert!(glob("t?.conf", "t1.conf"));
-    }
 }

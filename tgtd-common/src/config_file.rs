@@ -96,3 +96,19 @@ pub fn load_at_start(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob;
+
+    fn g(p: &str, n: &str) -> bool {
+        glob(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn globbing() {
+        assert!(g("*.conf", "a.conf"));
+        assert!(!g("*.conf", "a.conf.bak"));
+        assert!(g("t?.conf", "t1.conf"));
+    }
+}
