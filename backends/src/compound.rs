@@ -134,6 +134,9 @@ pub(crate) fn run<P: Primitives + ?Sized>(p: &P, op: &BlockOp) -> Result<Bytes, 
             done(*fua)
         }
         BlockOp::Provisioning { offset, len } => Ok(encode_extents(&p.extents(*offset, *len)?)),
+        // A plain store keeps no LU state (`saves_state` is false, so this is not sent);
+        // a state-keeping wrapper handles it before the store sees it.
+        BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
     }
 }
 

@@ -53,6 +53,8 @@ impl BlockStore for NullStore {
             | BlockOp::WriteSame { .. }
             | BlockOp::Unmap { .. }
             | BlockOp::OrWrite { .. } => Ok(Bytes::new()),
+            // Keeps no LU state (`saves_state` is false, so this is not sent).
+            BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
         }
     }
 }

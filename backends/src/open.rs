@@ -161,10 +161,20 @@ impl BlockStore for ReadOnlyStore {
             | BlockOp::OrWrite { .. } => Err(IoErrorKind::ReadOnly),
             // Nothing was written, so nothing needs to become durable.
             BlockOp::Flush => Ok(Bytes::new()),
-            BlockOp::Read { .. } | BlockOp::Compare { .. } | BlockOp::Provisioning { .. } => {
-                self.0.execute(op)
-            }
+            // Saved LU state (reservations) is no medium write.
+            BlockOp::Read { .. }
+            | BlockOp::Compare { .. }
+            | BlockOp::Provisioning { .. }
+            | BlockOp::SaveState { .. } => self.0.execute(op),
         }
+    }
+
+    fn saves_state(&self) -> bool {
+        self.0.saves_state()
+    }
+
+    fn saved_state(&self) -> Option<Bytes> {
+        self.0.saved_state()
     }
 }
 

@@ -146,6 +146,8 @@ fuzz_target!(|input: Input| {
                 Bytes::new()
             }
             BlockOp::Flush => Bytes::new(),
+            // Ops that touch no LBA range of this LU (saved reservation state, ...).
+            _ => Bytes::new(),
         };
         let outcome = if cmd.io_fails {
             scsi_sbc::complete_in(

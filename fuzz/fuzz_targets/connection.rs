@@ -72,6 +72,9 @@ enum Action {
     FailIo(u8),
     Stray(u64),
     Close,
+    /// Another session of the same target issues TARGET WARM RESET (false) or TARGET
+    /// COLD RESET (true); the adapter then wakes this connection with an empty input.
+    OtherSessionReset(bool),
 }
 
 /// Steps one action may take to settle before it counts as a livelock.
@@ -111,6 +114,8 @@ fuzz_target!(|input: Input| {
     } else {
         IoMode::Random
     };
+    // A second session of another initiator, logged in on first use.
+    let mut other: Option<Sim> = None;
     for action in input.actions {
         match action {
             Action::Raw(b) => sim.ini.send_raw(&b),
@@ -243,6 +248,36 @@ fuzz_target!(|input: Input| {
                 );
             }
             Action::Close => sim.conn.handle_close(),
+            Action::OtherSessionReset(cold) => {
+                let o = other.get_or_insert_with(|| {
+                    let mut o = Sim::new(
+                        fx.core.clone(),
+                        fixture::peer(),
+                        ConnConfig::default(),
+                        input.seed ^ 0x5a5a,
+                        base,
+                    );
+                    o.ini.name = "iqn.2024-01.com.example:fuzz.other".into();
+                    o.ini.isid.0[5] ^= 0xff;
+                    o.login_normal(fixture::TARGET);
+                    o
+                });
+                let issued = !o.conn.is_closed();
+                if issued {
+                    let mut t = o.ini.abort_task(0, Itt::RESERVED);
+                    t.function = if cold { 7 } else { 6 };
+                    o.ini.send(&Pdu::TaskMgmtRequest(t));
+                    assert!(o.drive_bounded(STEP_BOUND), "other session livelocked");
+                }
+                let now = sim.now();
+                sim.conn.handle_input(&mut bytes::BytesMut::new(), now);
+                if issued {
+                    // Every session of the target acts on the reset: a cold one drops
+                    // it, a warm one leaves it no task.
+                    assert!(!cold || sim.conn.is_closed(), "cold reset left a session");
+                    assert_eq!(sim.conn.tasks_in_flight(), 0, "warm reset left tasks");
+                }
+            }
         }
         assert!(sim.drive_bounded(STEP_BOUND), "simulation livelocked");
     }

@@ -76,6 +76,16 @@ pub enum BlockOp {
         /// Force unit access.
         fua: bool,
     },
+    /// Durably keep `data` as the LU's saved state (persistent reservations with
+    /// APTPL, SPC-4 5.13.5), replacing what was kept; empty `data` forgets it. Only
+    /// stores whose [`crate::BlockStore::saves_state`] is true are sent this. `seq`
+    /// grows with each save of an LU: a store drops a save older than one it kept.
+    SaveState {
+        /// Ordering of saves of one LU.
+        seq: u64,
+        /// The state, opaque to the store.
+        data: Bytes,
+    },
     /// Report which bytes of `offset .. offset + len` are allocated (GET LBA STATUS).
     /// The result is an extent list encoded by [`encode_extents`].
     Provisioning {

@@ -229,6 +229,38 @@ fn check_outcome(sense: Sense, lu: &LuConfig, state: &LuState) -> Outcome {
     o
 }
 
+/// NOT READY for TEST UNIT READY and media commands while there is no medium to
+/// work on.
+///
+/// - Ejected (START STOP UNIT LOEJ=1 START=0): MEDIUM NOT PRESENT until START STOP
+///   UNIT loads it again (it and PREVENT ALLOW MEDIUM REMOVAL still run).
+/// - Taken offline by the administrator: a removable LU reports MEDIUM NOT PRESENT, as
+///   tgt does; a fixed disk reports LOGICAL UNIT NOT READY, MANUAL INTERVENTION
+///   REQUIRED (04h/03h). tgt answers 04h/01h BECOMING READY there, but the LU will not
+///   become ready by itself, and initiators (Linux sd) retry 04h/01h for a long time
+///   while they fail 04h/03h at once, which is what an offline disk should do.
+fn check_ready(c: &Cdb, lu: &LuConfig, state: &LuState) -> Result<(), Sense> {
+    if !(c.needs_medium() || *c == Cdb::TestUnitReady) {
+        return Ok(());
+    }
+    if state.offline {
+        let code = if lu.removable {
+            asc::MEDIUM_NOT_PRESENT
+        } else {
+            asc::NOT_READY_MANUAL_INTERVENTION
+        };
+        return Err(Sense::new(SenseKey::NotReady, code));
+    }
+    let loads = matches!(
+        c,
+        Cdb::Ext(ExtCdb::StartStopUnit { .. } | ExtCdb::PreventAllow { .. })
+    );
+    if state.ejected && !loads {
+        return Err(Sense::new(SenseKey::NotReady, asc::MEDIUM_NOT_PRESENT));
+    }
+    Ok(())
+}
+
 /// The checks every command goes through before its own: parse, unit attention,
 /// reservation conflict (SAM-5 5.14, SPC-4 5.13).
 fn admit(
@@ -249,6 +281,8 @@ fn admit(
     if spc2_conflict || state.res.check(nexus, access(&c)).is_err() {
         return Err(Outcome::status(ScsiStatus::ReservationConflict));
     }
+    // Before any data-out is solicited (a WRITE to an absent medium gets no R2T).
+    check_ready(&c, lu, state).map_err(|s| check_outcome(s, lu, state))?;
     Ok(c)
 }
 
@@ -306,15 +340,7 @@ fn plan(
 ) -> Result<Plan, Sense> {
     state.ua.see(ctx.nexus.id);
     let c = parse_for(cdb, lu)?;
-    // An ejected medium: NOT READY, MEDIUM NOT PRESENT for TEST UNIT READY and media
-    // commands, until START STOP UNIT loads it again.
-    let loads = matches!(
-        c,
-        Cdb::Ext(ExtCdb::StartStopUnit { .. } | ExtCdb::PreventAllow { .. })
-    );
-    if state.ejected && !loads && (c.needs_medium() || c == Cdb::TestUnitReady) {
-        return Err(Sense::new(SenseKey::NotReady, asc::MEDIUM_NOT_PRESENT));
-    }
+    check_ready(&c, lu, state)?;
     match c {
         Cdb::TestUnitReady => respond(Vec::new(), 0usize),
         // SPC-4 6.39: a pending unit attention, else NO SENSE, in the format DESC asks for.

@@ -26,6 +26,7 @@ pub mod inquiry;
 pub mod lu;
 pub mod mode;
 pub mod pr;
+pub mod pr_persist;
 pub mod sense;
 pub mod state;
 pub mod store;

@@ -82,6 +82,11 @@ pub struct Reservations {
     pub holder: Option<Holder>,
     /// Activate persist through power loss.
     pub aptpl: bool,
+    /// The LU can persist this state (PTPL_C): its store keeps saved state.
+    pub ptpl_capable: bool,
+    /// Sequence number of the last [`Reservations::saved`] state, so a store can drop
+    /// a save that arrives after a newer one.
+    pub save_seq: u64,
 }
 
 /// Unit attentions to queue: (nexus, condition).
@@ -237,6 +242,10 @@ impl Reservations {
             0 | 6 => {
                 if flags & 0x0c != 0 {
                     // SPEC_I_PT / ALL_TG_PT: not supported (SIP_C = ATP_C = 0).
+                    return Err(bad_param());
+                }
+                if flags & 0x01 != 0 && !self.ptpl_capable {
+                    // SPC-4 6.15.3: APTPL=1 without persist through power loss support.
                     return Err(bad_param());
                 }
                 match reg_key {
@@ -460,10 +469,21 @@ impl Reservations {
                 }
                 None => d.extend_from_slice(&0u32.to_be_bytes()),
             },
-            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, PTPL_C=0, TMV=1,
-            // ALLOW COMMANDS 001b, every type in the mask.
+            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, PTPL_C when the store keeps
+            // saved state, TMV=1, ALLOW COMMANDS 001b, PTPL_A, every type in the mask.
             2 => {
-                return Ok(vec![0, 8, 0x10, 0x80 | 0x10, 0xea, 0x01, 0, 0]);
+                let ptpl_c = u8::from(self.ptpl_capable);
+                let ptpl_a = u8::from(self.aptpl);
+                return Ok(vec![
+                    0,
+                    8,
+                    0x10 | ptpl_c,
+                    0x80 | 0x10 | ptpl_a,
+                    0xea,
+                    0x01,
+                    0,
+                    0,
+                ]);
             }
             // READ FULL STATUS.
             3 => {

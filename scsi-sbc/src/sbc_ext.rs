@@ -289,7 +289,9 @@ pub(crate) fn plan(
             if power_condition != 0 || !loej {
                 return good();
             }
-            if !start && !state.prevent.is_empty() {
+            // SBC-3 5.25: with removal prevented, LOEJ=1 is refused whether it would
+            // eject or load (libiscsi PreventAllow.Eject loads with PREVENT set too).
+            if !state.prevent.is_empty() {
                 return Err(Sense::illegal_request(asc::MEDIUM_REMOVAL_PREVENTED));
             }
             if lu.removable {
@@ -322,13 +324,21 @@ pub(crate) fn plan(
             if data.len() < param_len as usize {
                 return Err(length_error());
             }
+            let aptpl_before = state.res.aptpl;
             let r = state.res.handle_out(&ctx.nexus, sa, scope, typ, &data);
             match r {
                 Ok(uas) => {
                     for (n, code) in uas {
                         state.ua.add(n, code);
                     }
-                    good()
+                    // APTPL: GOOD only once the new state is durable (SPC-4 5.13.5).
+                    match state.res.saved(aptpl_before) {
+                        Some((seq, saved)) => Ok(Plan::Io(BlockOp::SaveState {
+                            seq,
+                            data: Bytes::from(saved),
+                        })),
+                        None => good(),
+                    }
                 }
                 Err(e) => pr_result(Err(e)),
             }

@@ -200,7 +200,7 @@ fn unit_attention_once_then_request_sense() {
     );
     assert!(crate::prepare_in(&tur, &lu, &CTX, &mut st).is_ok());
     // REQUEST SENSE reports and clears a pending one.
-    st.capacity_changed();
+    st.capacity_changed(&[]);
     let rs = [0x03, 0, 0, 0, 18, 0];
     assert!(crate::prepare_in(&rs, &lu, &CTX, &mut st).is_ok());
     match execute_in(&rs, &lu, &CTX, &mut st, Bytes::new()) {
@@ -240,6 +240,10 @@ fn removable_medium() {
     assert_eq!(run(&[0x1e, 0, 0, 0, 0, 0], &mut st), None);
     assert_eq!(run(&eject, &mut st), None);
     assert_eq!(run(&tur, &mut st), Some((0x3a, 0)));
+    // Loading is refused too while removal is prevented (libiscsi PreventAllow.Eject).
+    assert_eq!(run(&prevent, &mut st), None);
+    assert_eq!(run(&load, &mut st), Some((0x53, 0x02)));
+    assert_eq!(run(&[0x1e, 0, 0, 0, 0, 0], &mut st), None);
     assert_eq!(run(&load, &mut st), None);
     assert_eq!(run(&tur, &mut st), None);
 }

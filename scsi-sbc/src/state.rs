@@ -61,6 +61,10 @@ pub struct LuState {
     pub ejected: bool,
     /// Last EXTENDED COPY.
     pub copy: Option<CopyStatus>,
+    /// An administrator took the LU offline (tgt `--params online=0`): media commands
+    /// answer NOT READY until it is back online; INQUIRY, REPORT LUNS, REQUEST SENSE and
+    /// the reservation commands still work.
+    pub offline: bool,
 }
 
 impl LuState {
@@ -85,13 +89,86 @@ impl LuState {
         self.prevent.remove(&nexus);
     }
 
-    /// The capacity changed (resize): CAPACITY DATA HAS CHANGED to everyone.
-    pub fn capacity_changed(&mut self) {
+    /// The capacity changed (resize): CAPACITY DATA HAS CHANGED (SBC-3 4.5) to every
+    /// nexus this LU knows and to `nexuses` (the target's other nexuses, which may not
+    /// have addressed this LU yet).
+    pub fn capacity_changed(&mut self, nexuses: &[u64]) {
+        self.see_all(nexuses);
         self.ua.broadcast(asc::CAPACITY_DATA_CHANGED, None);
     }
 
-    /// LUNs were added or removed: REPORTED LUNS DATA HAS CHANGED to everyone.
-    pub fn luns_changed(&mut self) {
+    /// LUNs were added to or removed from the target: REPORTED LUNS DATA HAS CHANGED
+    /// (SPC-4 6.33) to every nexus this LU knows and to `nexuses`.
+    pub fn luns_changed(&mut self, nexuses: &[u64]) {
+        self.see_all(nexuses);
         self.ua.broadcast(asc::REPORTED_LUNS_CHANGED, None);
+    }
+
+    fn see_all(&mut self, nexuses: &[u64]) {
+        for &n in nexuses {
+            self.ua.see(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{disk, CTX};
+    use crate::{execute_in, prepare_in, Plan, SenseKey};
+    use bytes::Bytes;
+
+    fn key_asc(o: &crate::Outcome) -> Option<(SenseKey, u8, u8)> {
+        o.sense.map(|s| (s.key, s.asc, s.ascq))
+    }
+
+    #[test]
+    fn lun_inventory_change_reaches_unseen_nexuses_once() {
+        let lu = disk();
+        let mut st = LuState::new();
+        // Nexus 1 (CTX) never addressed this LU; the target names it.
+        st.luns_changed(&[1]);
+        let tur = [0u8; 6];
+        let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(
+            key_asc(&o),
+            Some((SenseKey::UnitAttention, 0x3f, 0x0e)),
+            "SPC-4 6.33: REPORTED LUNS DATA HAS CHANGED"
+        );
+        assert!(
+            prepare_in(&tur, &lu, &CTX, &mut st).is_ok(),
+            "reported once"
+        );
+        st.capacity_changed(&[]);
+        let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::UnitAttention, 0x2a, 0x09)));
+    }
+
+    #[test]
+    fn offline_lu_is_not_ready_but_answers_inquiry() {
+        let mut lu = disk();
+        let mut st = LuState {
+            offline: true,
+            ..LuState::new()
+        };
+        let write10 = [0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        // Refused before any data-out is solicited.
+        let o = prepare_in(&write10, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::NotReady, 0x04, 0x03)));
+        let o = prepare_in(&[0u8; 6], &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::NotReady, 0x04, 0x03)));
+        let inq = [0x12, 0, 0, 0, 36, 0];
+        assert!(prepare_in(&inq, &lu, &CTX, &mut st).is_ok());
+        match execute_in(&inq, &lu, &CTX, &mut st, Bytes::new()) {
+            Plan::Done(o) => assert_eq!(o.data.len(), 36),
+            other => panic!("{other:?}"),
+        }
+        // A removable LU reports its medium missing instead, as tgt does.
+        lu.removable = true;
+        let read10 = [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let o = prepare_in(&read10, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::NotReady, 0x3a, 0x00)));
+        st.offline = false;
+        assert!(prepare_in(&read10, &lu, &CTX, &mut st).is_ok());
     }
 }

@@ -12,4 +12,16 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// Run one block operation. A read returns exactly `len` bytes; writes and
     /// flushes return empty bytes.
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind>;
+
+    /// Whether the store keeps LU state across restarts ([`BlockOp::SaveState`]); the
+    /// LU then reports persist through power loss capable (PTPL_C).
+    fn saves_state(&self) -> bool {
+        false
+    }
+
+    /// The state kept by the last [`BlockOp::SaveState`] (of an earlier run), as found
+    /// when the store was opened.
+    fn saved_state(&self) -> Option<Bytes> {
+        None
+    }
 }

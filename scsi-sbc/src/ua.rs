@@ -26,6 +26,11 @@ impl UnitAttentions {
         self.known.insert(nexus);
     }
 
+    /// Every nexus that has addressed this LU and not gone away.
+    pub fn known(&self) -> impl Iterator<Item = u64> + '_ {
+        self.known.iter().copied()
+    }
+
     /// The nexus is gone (logout, connection loss): forget its queue.
     pub fn forget(&mut self, nexus: u64) {
         self.known.remove(&nexus);

@@ -4,8 +4,28 @@ use crate::registry::Registry;
 use crate::session::SessionTable;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Where the target resets of one target stand (TARGET WARM RESET and TARGET COLD
+/// RESET, RFC 7143 §11.5.1): every session of the target must act on a reset, not just
+/// the one that asked for it. A connection remembers the `generation` it last acted
+/// on and compares at each input ([`Core::target_resets`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TargetResets {
+    /// Moves by one with every target reset of the target.
+    pub(crate) generation: u64,
+    /// The `generation` of the latest cold reset (0: none yet).
+    pub(crate) last_cold: u64,
+}
+
+impl TargetResets {
+    /// Whether a session that last acted on `seen` must drop (a cold reset since).
+    pub(crate) fn cold_since(&self, seen: u64) -> bool {
+        self.last_cold > seen
+    }
+}
 
 /// Shared target state. Cheap to share behind an `Arc`; its locks are never held across
 /// a return to the adapter.
@@ -19,6 +39,8 @@ pub struct Core {
     /// CHAP identifiers and challenges come from here, so they must be unpredictable:
     /// the daemon seeds it with OS randomness (sans-IO: the core never asks the OS).
     rng: Mutex<ChaCha20Rng>,
+    /// Target resets per tid (see [`TargetResets`]).
+    resets: Mutex<HashMap<u32, TargetResets>>,
 }
 
 impl Default for Core {
@@ -42,6 +64,7 @@ impl Core {
             sessions: SessionTable::default(),
             next_sid: AtomicU64::new(1),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
+            resets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -59,5 +82,36 @@ impl Core {
     /// A fresh session id (tgt's I_T nexus number).
     pub fn alloc_sid(&self) -> u64 {
         self.next_sid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The target resets of target `tid` so far.
+    pub(crate) fn target_resets(&self, tid: u32) -> TargetResets {
+        self.lock_resets().get(&tid).copied().unwrap_or_default()
+    }
+
+    /// Record a target reset of `tid` (cold: every session must drop) and move the
+    /// registry generation so the adapters wake every connection to act on it.
+    /// Returns the state before and after, atomically, so the issuing connection can
+    /// tell whether another session's cold reset came first.
+    pub(crate) fn record_target_reset(&self, tid: u32, cold: bool) -> (TargetResets, TargetResets) {
+        let (before, after) = {
+            let mut g = self.lock_resets();
+            let r = g.entry(tid).or_default();
+            let before = *r;
+            r.generation += 1;
+            if cold {
+                r.last_cold = r.generation;
+            }
+            (before, *r)
+        };
+        self.registry.bump();
+        (before, after)
+    }
+
+    fn lock_resets(&self) -> std::sync::MutexGuard<'_, HashMap<u32, TargetResets>> {
+        // The map holds plain counters: a panic elsewhere cannot leave it half-updated.
+        self.resets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

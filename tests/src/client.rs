@@ -4,7 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use iscsi_proto::framing::PduDecoder;
 use iscsi_proto::pdu::{
-    DataOut, Digests, LoginRequest, LogoutRequest, Pdu, ScsiCommand, Stage, TaskAttr, TextRequest,
+    DataOut, Digests, LoginRequest, LogoutRequest, Pdu, ScsiCommand, Stage, TaskAttr,
+    TaskMgmtRequest, TextRequest,
 };
 use iscsi_proto::text;
 use iscsi_proto::{Isid, Itt, LunField, SerialNumber, Tsih, Ttt};
@@ -44,6 +45,8 @@ impl ScsiResult {
 
 /// A connection from the test to a target.
 pub struct Client {
+    /// The ISID logins use; give two clients different ones for two sessions.
+    pub isid: Isid,
     stream: TcpStream,
     rbuf: BytesMut,
     decoder: PduDecoder,
@@ -60,6 +63,7 @@ impl Client {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
         Ok(Client {
+            isid: Isid([0x80, 0, 0x23, 0x45, 0, 1]),
             stream,
             rbuf: BytesMut::new(),
             decoder: PduDecoder::new(1 << 24),
@@ -137,7 +141,7 @@ impl Client {
             nsg,
             version_max: 0,
             version_min: 0,
-            isid: Isid([0x80, 0, 0x23, 0x45, 0, 1]),
+            isid: self.isid,
             tsih: Tsih(0),
             itt: Itt(0),
             cid: 0,
@@ -337,6 +341,31 @@ impl Client {
         });
         self.send(&req)?;
         Ok(matches!(self.recv()?, Some(Pdu::LogoutResponse(r)) if r.response == 0))
+    }
+
+    /// An immediate task management request `function` (RFC 7143 §11.5.1) for `lun`;
+    /// the response code, or `None` when the target closed the connection first.
+    pub fn task_mgmt(&mut self, function: u8, lun: u64) -> io::Result<Option<u8>> {
+        let itt = self.next_itt();
+        let req = Pdu::TaskMgmtRequest(TaskMgmtRequest {
+            immediate: true,
+            function,
+            lun: LunField::from_lun(lun),
+            itt,
+            referenced_task_tag: Itt::RESERVED,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            ref_cmd_sn: SerialNumber(0),
+            exp_data_sn: 0,
+        });
+        self.send(&req)?;
+        loop {
+            match self.recv()? {
+                Some(Pdu::TaskMgmtResponse(r)) if r.itt == itt => return Ok(Some(r.response)),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
     }
 
     /// The negotiated MaxBurstLength.

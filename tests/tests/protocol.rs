@@ -2,9 +2,11 @@
 //! one-way and mutual, header and data digests, per-target limits.
 #![allow(clippy::disallowed_methods)]
 
+use integration_tests::client::Client;
 use integration_tests::{both_flavours, require_tool, run_with_timeout, Daemon, Flavour, Run};
+use iscsi_proto::pdu::Pdu;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const IQN: &str = "iqn.2026-11.test:protocol";
 const SIZE: u64 = 4 * 1024 * 1024;
@@ -113,9 +115,137 @@ fn target_limits_apply(f: Flavour) {
     assert!(ok(&r), "{r:?}");
 }
 
+/// A logged-in session to a fresh file target of `d`.
+fn logged_in(d: &Daemon) -> Client {
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    c
+}
+
+/// The next PDU must be an Async Message asking for logout (AsyncEvent 1).
+fn expect_logout_request(c: &mut Client) {
+    match c.recv().expect("receive") {
+        Some(Pdu::AsyncMessage(m)) => assert_eq!(m.async_event, 1, "{m:?}"),
+        other => panic!("expected an Async Message, got {other:?}"),
+    }
+}
+
+/// SIGTERM: the initiator is asked to log out; it does, and the daemon exits 0 at
+/// once (well within its grace) and removes its control socket.
+fn sigterm_asks_initiators_to_log_out(f: Flavour) {
+    let mut d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let mut c = logged_in(&d);
+    let started = Instant::now();
+    d.signal(libc::SIGTERM);
+    expect_logout_request(&mut c);
+    assert!(c.logout().expect("logout"), "logout answered");
+    assert!(
+        c.recv().expect("receive").is_none(),
+        "then the connection closes"
+    );
+    assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the daemon waited for nobody: {:?}",
+        started.elapsed()
+    );
+    assert!(!d.socket.exists(), "control socket removed");
+}
+
+/// SIGINT with an initiator that ignores the request: the connection closes when the
+/// grace (`--shutdown-grace`) runs out, and the daemon still exits 0.
+fn sigint_gives_up_after_the_grace(f: Flavour) {
+    let mut d = Daemon::start(f, &["--shutdown-grace", "300"]);
+    d.setup_file_target(1, IQN, SIZE);
+    let mut c = logged_in(&d);
+    d.signal(libc::SIGINT);
+    expect_logout_request(&mut c);
+    assert!(
+        c.recv().expect("receive").is_none(),
+        "closed after the grace"
+    );
+    assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!d.socket.exists(), "control socket removed");
+}
+
+/// `tgtadm --mode system --op delete` drains the same way (tgt refuses it while a
+/// target exists, so the session here is a discovery session).
+fn system_delete_asks_initiators_to_log_out(f: Flavour) {
+    let mut d = Daemon::start(f, &[]);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(None).expect("discovery login"), (0, 0));
+    // tgtadm waits until the daemon is gone, which takes our logout.
+    let admin = std::thread::scope(|s| {
+        let admin = s.spawn(|| d.tgtadm(&["--mode", "system", "--op", "delete"]));
+        expect_logout_request(&mut c);
+        assert!(c.logout().expect("logout"), "logout answered");
+        assert!(c.recv().expect("receive").is_none());
+        admin.join().expect("tgtadm thread")
+    });
+    assert_eq!(admin.code, 0, "{admin:?}");
+    assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!d.socket.exists(), "control socket removed");
+}
+
+/// Two sessions to the target of `d` (different ISIDs), each logged in.
+fn two_sessions(d: &Daemon) -> (Client, Client) {
+    let a = logged_in(d);
+    let mut b = Client::connect(d.portal).expect("connect");
+    b.isid = iscsi_proto::Isid([0x80, 0, 0x23, 0x45, 0, 2]);
+    assert_eq!(b.login(Some(IQN)).expect("login"), (0, 0));
+    (a, b)
+}
+
+/// TARGET COLD RESET from one session drops the other session's connection too (two
+/// event-loop threads: the other connection may live on another loop).
+fn cold_reset_drops_every_session(f: Flavour) {
+    let d = Daemon::start(f, &["--threads", "2"]);
+    d.setup_file_target(1, IQN, SIZE);
+    let (mut a, mut b) = two_sessions(&d);
+    assert_eq!(
+        a.task_mgmt(7, 0).expect("tmf"),
+        Some(0),
+        "function complete"
+    );
+    assert!(a.recv().expect("receive").is_none(), "issuer dropped");
+    assert!(
+        b.recv().expect("receive").is_none(),
+        "other session dropped"
+    );
+}
+
+/// TARGET WARM RESET from one session: the other session keeps its connection and its
+/// next command reports the reset (UNIT ATTENTION, 29h/03h).
+fn warm_reset_reaches_every_session(f: Flavour) {
+    let d = Daemon::start(f, &["--threads", "2"]);
+    d.setup_file_target(1, IQN, SIZE);
+    let (mut a, mut b) = two_sessions(&d);
+    let tur = [0u8; 6];
+    assert_eq!(b.scsi(1, &tur, &[], 0).expect("tur").status, 0);
+    assert_eq!(
+        a.task_mgmt(6, 0).expect("tmf"),
+        Some(0),
+        "function complete"
+    );
+    let r = b.scsi(1, &tur, &[], 0).expect("tur after the reset");
+    assert_eq!(r.status, 2, "CHECK CONDITION");
+    assert_eq!(r.sense_key_asc(), Some((6, 0x29, 0x03)));
+    assert_eq!(
+        b.scsi(1, &tur, &[], 0).expect("tur").status,
+        0,
+        "reported once"
+    );
+}
+
 both_flavours!(
+    cold_reset_drops_every_session,
+    warm_reset_reaches_every_session,
     chap_one_way,
     chap_mutual,
     header_digest,
-    target_limits_apply
+    target_limits_apply,
+    sigterm_asks_initiators_to_log_out,
+    sigint_gives_up_after_the_grace,
+    system_delete_asks_initiators_to_log_out
 );

@@ -20,7 +20,7 @@
 use crate::cli::{Exit, Invocation, EXIT_EINVAL};
 use crate::client;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use target_core::config::{self, Config};
 use target_core::mgmt::Request;
 
@@ -106,11 +106,11 @@ const HELP: &str = "Usage: tgt-admin [OPTION]...\n\
   -C, --control-port N   talk to the daemon on socket.N\n\
       --control-socket P talk to the daemon at P\n";
 
-
 /// Read and parse a configuration file with its includes.
 pub(crate) fn load(path: &str) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    config::parse(&text, path, &mut tgtd_common::config_file::read_include).map_err(|e| e.to_string())
+    config::parse(&text, path, &mut tgtd_common::config_file::read_include)
+        .map_err(|e| e.to_string())
 }
 
 fn send(a: &Args, request: Request) -> Result<target_core::mgmt::Response, Exit> {

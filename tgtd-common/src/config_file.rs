@@ -102,7 +102,10 @@ mod glob_tests {
     use super::glob;
 
     fn g(p: &str, n: &str) -> bool {
-        glob(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>())
+        glob(
+            &p.chars().collect::<Vec<_>>(),
+            &n.chars().collect::<Vec<_>>(),
+        )
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod mgmt_server;
 pub mod opener;
 pub mod options;
 pub mod portals;
+pub mod state_file;
 pub mod txqueue;
 
 pub use opener::BackendsOpener;
@@ -43,6 +44,9 @@ pub struct Daemon {
     pub socket_path: PathBuf,
     /// Event-loop threads wanted.
     pub threads: usize,
+    /// Shutdown (signal or `system delete`): every logged-in initiator is asked to
+    /// log out, and the daemon exits once all have gone or this long has passed.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Set up logging to stderr at the `-d` level (`RUST_LOG` overrides).
@@ -74,7 +78,10 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     init_logging(opts.debug);
     let core = Arc::new(Core::with_seed(os_seed()?));
     let hub = Arc::new(PortalHub::default());
-    let opener = Arc::new(DaemonOpener { hub: hub.clone() });
+    let opener = Arc::new(DaemonOpener {
+        hub: hub.clone(),
+        state_dir: Some(opts.state_dir.clone()),
+    });
     let mut bound = Vec::new();
     for p in &portals {
         let b = hub
@@ -109,6 +116,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             mgmt,
             socket_path,
             threads,
+            shutdown_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms),
         },
         readiness,
     ))

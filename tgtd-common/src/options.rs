@@ -42,6 +42,14 @@ pub struct Options {
     /// exists; `-c none` loads nothing).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Keep LU state that must survive a restart (persistent reservations with APTPL)
+    /// in DIR.
+    #[arg(long = "state-dir", value_name = "DIR", default_value = crate::state_file::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// On SIGTERM, SIGINT or `system delete`, how long to wait for initiators asked to
+    /// log out (Async Message) before exiting anyway, in milliseconds.
+    #[arg(long = "shutdown-grace", value_name = "MS", default_value_t = 2000)]
+    pub shutdown_grace_ms: u64,
 }
 
 /// Why the command line could not be used.

@@ -8,8 +8,10 @@
 //! [`StoreOpener`] so [`apply`](target_core::mgmt::apply()) reaches it.
 
 use crate::opener::BackendsOpener;
+use crate::state_file::StateFileStore;
 use scsi_sbc::BlockStore;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use target_core::mgmt::{BackingStoreType, StoreOpener};
 
@@ -76,6 +78,8 @@ impl PortalHub {
 pub struct DaemonOpener {
     /// Where new listeners go.
     pub hub: Arc<PortalHub>,
+    /// Where file-backed LUs keep state across restarts (APTPL); `None`: nowhere.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl StoreOpener for DaemonOpener {
@@ -85,7 +89,17 @@ impl StoreOpener for DaemonOpener {
         path: &str,
         readonly: bool,
     ) -> Result<Arc<dyn BlockStore>, String> {
-        BackendsOpener.open(bstype, path, readonly)
+        let store = BackendsOpener.open(bstype, path, readonly)?;
+        // Only files and block devices outlive the daemon; memory and null stores
+        // have nothing worth reserving after a restart.
+        let durable = matches!(bstype.parse(), Ok(backends::BsType::Rdwr));
+        match &self.state_dir {
+            Some(dir) if durable => match StateFileStore::wrap(store.clone(), dir, path) {
+                Some(s) => Ok(Arc::new(s)),
+                None => Ok(store),
+            },
+            _ => Ok(store),
+        }
     }
 
     fn backing_stores(&self) -> Vec<BackingStoreType> {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
@@ -28,9 +28,12 @@ struct Inbox {
     waker: Waker,
 }
 
-/// Run the daemon until `system delete` (or a fatal error).
+/// Run the daemon until `system delete`, SIGTERM or SIGINT (then drain: initiators are
+/// asked to log out, for up to the shutdown grace), or a fatal error.
 pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
+    // `stop`: end the loops now (a loop failed). `draining`: shut down gracefully.
     let stop = Arc::new(AtomicBool::new(false));
+    let draining = Arc::new(AtomicBool::new(false));
     let mut loops = Vec::new();
     let mut inboxes = Vec::new();
     let mut polls = Vec::new();
@@ -45,16 +48,24 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
         inboxes.push(inbox.clone());
         polls.push((poll, inbox));
     }
-    {
+    // Shutdown triggers: `system delete` (management thread) and SIGTERM/SIGINT
+    // (the signal thread); both start the drain and wake every loop.
+    let begin_drain = {
         let inboxes = inboxes.clone();
-        let stop = stop.clone();
-        d.mgmt.on_shutdown(move || {
-            stop.store(true, Ordering::SeqCst);
+        let draining = draining.clone();
+        move |why: &str| {
+            tracing::info!("{why}: asking initiators to log out");
+            draining.store(true, Ordering::SeqCst);
             for i in &inboxes {
                 let _ = i.waker.wake();
             }
-        });
+        }
+    };
+    {
+        let begin = begin_drain.clone();
+        d.mgmt.on_shutdown(move || begin("system delete"));
     }
+    crate::signals::spawn_waiter(begin_drain).map_err(|e| e.to_string())?;
     // Admin hooks: portal changes go to loop 0 (it owns the listeners, including
     // the start-up ones waiting in the hub); any other change wakes every loop so
     // it re-checks its connections (`Loop::admin_changes`).
@@ -89,6 +100,9 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             pool: d.pool.clone(),
             config: d.conn_config.clone(),
             stop: stop.clone(),
+            draining: draining.clone(),
+            grace: d.shutdown_grace,
+            drain_deadline: None,
         };
         let done = done_tx.clone();
         let h = std::thread::Builder::new()
@@ -103,15 +117,19 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
         loops.push(h);
     }
     drop(done_tx);
-    // The first loop to end (shutdown or failure) stops them all.
+    // A loop ending outside a drain failed: stop them all. While draining, each
+    // ends by itself within the grace period.
     let _ = done_rx.recv();
-    stop.store(true, Ordering::SeqCst);
-    for i in &inboxes {
-        let _ = i.waker.wake();
+    if !draining.load(Ordering::SeqCst) {
+        stop.store(true, Ordering::SeqCst);
+        for i in &inboxes {
+            let _ = i.waker.wake();
+        }
     }
     for h in loops {
         let _ = h.join();
     }
+    // Dropping `d` (the management server) removes the control socket.
     Ok(())
 }
 
@@ -132,6 +150,12 @@ struct Loop {
     pool: Arc<WorkerPool>,
     config: ConnConfig,
     stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+    /// How long a drain waits for logouts.
+    grace: Duration,
+    /// Set when this loop started draining: it ends when its connections are gone
+    /// or at this instant.
+    drain_deadline: Option<Instant>,
 }
 
 impl Loop {
@@ -141,6 +165,9 @@ impl Loop {
         while !self.stop.load(Ordering::SeqCst) {
             let timeout = self
                 .next_deadline()
+                .into_iter()
+                .chain(self.drain_deadline)
+                .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
@@ -168,8 +195,35 @@ impl Loop {
             self.take_inbox(now);
             self.admin_changes(now);
             self.expire(now);
+            if self.drain(now) {
+                break;
+            }
         }
         Ok(())
+    }
+
+    /// Shutdown: on the first call after `draining` is set, stop listening and ask
+    /// every connection's initiator to log out (Async Message; one still logging in
+    /// is dropped). Returns true when the loop should end: its connections are gone
+    /// or the grace period is over.
+    fn drain(&mut self, now: Instant) -> bool {
+        if self.drain_deadline.is_none() {
+            if !self.draining.load(Ordering::SeqCst) {
+                return false;
+            }
+            self.drain_deadline = Some(now + self.grace);
+            for (_, mut l) in self.listeners.drain() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            let tokens: Vec<Token> = self.conns.keys().copied().collect();
+            for t in tokens {
+                if let Some(c) = self.conns.get_mut(&t) {
+                    c.conn.request_logout(now);
+                }
+                self.service(t);
+            }
+        }
+        self.conns.is_empty() || self.drain_deadline.is_some_and(|d| now >= d)
     }
 
     /// Admin hook: start/stop listeners queued by `tgtadm --mode portal|lld` (loop
@@ -179,6 +233,8 @@ impl Loop {
         let changes = self.hub.as_ref().map(|h| h.take()).unwrap_or_default();
         for change in changes {
             match change {
+                // Shutting down: a listener added now would never be served.
+                PortalChange::Add(_) if self.drain_deadline.is_some() => {}
                 PortalChange::Add(l) => {
                     let mut l = TcpListener::from_std(l);
                     let idx = self.next_listener;
@@ -275,7 +331,12 @@ impl Loop {
                 self.config.clone(),
                 now,
             );
-            self.conns.insert(token, Conn::new(stream, conn));
+            let mut c = Conn::new(stream, conn);
+            if self.drain_deadline.is_some() {
+                // Accepted just before the listener went: dropped (still logging in).
+                c.conn.request_logout(now);
+            }
+            self.conns.insert(token, c);
             // Data may already be waiting (edge-triggered readiness).
             self.readable(token, now);
         }
@@ -357,6 +418,13 @@ impl Loop {
                     tracing::info!("{initiator} logged in to {target:?}")
                 }
                 ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+                // A target reset or reinstatement: every loop (this one included)
+                // re-checks its connections, as after a management change.
+                ConnEvent::SharedStateChanged => {
+                    for p in &self.peers {
+                        let _ = p.waker.wake();
+                    }
+                }
             }
         }
         if c.conn.is_closed() && (flushed || c.tx.is_empty()) {

@@ -6,6 +6,7 @@
 
 mod conn;
 mod event_loop;
+mod signals;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -13,6 +14,12 @@ use tgtd_common::{start, Options};
 
 fn main() -> ExitCode {
     let opts = Options::parse();
+    // Before any thread exists (the management server, the workers): every thread
+    // inherits the mask, and the event loop's signal thread takes them (`signals`).
+    if let Err(e) = signals::block() {
+        eprintln!("tgtd-mio: cannot block SIGTERM/SIGINT: {e}");
+        return ExitCode::FAILURE;
+    }
     let (daemon, mut readiness) = match start(&opts) {
         Ok(d) => d,
         Err(msg) => {

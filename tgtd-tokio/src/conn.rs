@@ -3,6 +3,7 @@
 use backends::WorkerPool;
 use bytes::BytesMut;
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
@@ -11,16 +12,51 @@ use tgtd_common::txqueue::TxQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     pub(crate) pool: Arc<WorkerPool>,
     pub(crate) config: ConnConfig,
-    pub(crate) shutdown: Arc<Notify>,
-    /// Notified after every management change (admin hook).
-    pub(crate) admin: Arc<Notify>,
+    /// Becomes true when the daemon shuts down: ask the initiator to log out.
+    pub(crate) draining: watch::Sender<bool>,
+    /// Moves after every management change (admin hook) and target reset.
+    pub(crate) admin: watch::Sender<u64>,
+    /// Connection tasks still running, for the shutdown drain.
+    pub(crate) live: Arc<Live>,
+}
+
+/// Counts the connection tasks alive; shutdown waits for it to reach zero.
+#[derive(Default)]
+pub(crate) struct Live {
+    count: AtomicUsize,
+    gone: Notify,
+}
+
+impl Live {
+    fn enter(self: &Arc<Self>) -> LiveGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        LiveGuard(self.clone())
+    }
+
+    /// Resolves once no connection task is left.
+    pub(crate) async fn all_gone(&self) {
+        while self.count.load(Ordering::Acquire) > 0 {
+            // `notify_one` keeps a permit, so a task ending between the check and
+            // this wait is not missed.
+            self.gone.notified().await;
+        }
+    }
+}
+
+struct LiveGuard(Arc<Live>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.gone.notify_one();
+    }
 }
 
 pub(crate) async fn accept_loop(l: TcpListener, shared: Arc<Shared>) {
@@ -54,6 +90,13 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared.config.clone(),
         Instant::now(),
     );
+    let _live = shared.live.enter();
+    let mut admin = shared.admin.subscribe();
+    let mut draining = shared.draining.subscribe();
+    if *draining.borrow_and_update() {
+        // Accepted while shutting down: dropped at once (it is still logging in).
+        conn.request_logout(Instant::now());
+    }
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut tx = TxQueue::new();
     loop {
@@ -81,6 +124,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     tracing::info!("{initiator} logged in to {target:?}")
                 }
                 ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+                // A target reset or reinstatement: every connection re-checks, as
+                // after a management change.
+                ConnEvent::SharedStateChanged => {
+                    shared.admin.send_modify(|g| *g = g.wrapping_add(1))
+                }
             }
         }
         if conn.is_closed() {
@@ -105,9 +153,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(Instant::now()),
-            _ = shared.shutdown.notified() => conn.handle_close(),
+            // Shutdown: an Async Message asks for logout; the connection ends when
+            // the initiator logs out (or the daemon's grace runs out).
+            Ok(()) = draining.changed() => conn.request_logout(Instant::now()),
             // Admin hook: an empty input makes the connection re-check its session.
-            _ = shared.admin.notified() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
+            Ok(()) = admin.changed() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }
     }
 }

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tgtd_common::{banner, start, Options, PortalChange};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
 
 fn main() -> ExitCode {
     let opts = Options::parse();
@@ -39,26 +40,38 @@ fn main() -> ExitCode {
     };
     let ready = &mut readiness;
     let result = rt.block_on(async move {
-        let shutdown = Arc::new(Notify::new());
+        // Shutdown triggers: `system delete` (the management thread's hook; a
+        // `notify_one` permit is kept even when nobody waits yet), SIGTERM, SIGINT.
+        // The signal handlers are installed before the banner, so a signal sent as
+        // soon as the daemon says it serves is not lost.
+        let delete = Arc::new(Notify::new());
         {
-            let s = shutdown.clone();
-            daemon.mgmt.on_shutdown(move || s.notify_waiters());
+            let s = delete.clone();
+            daemon.mgmt.on_shutdown(move || s.notify_one());
         }
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| format!("tgtd-tokio: cannot handle SIGTERM: {e}"))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| format!("tgtd-tokio: cannot handle SIGINT: {e}"))?;
         eprintln!("{}", banner(&daemon, "tgtd-tokio", &daemon.portals));
         ready.ready();
         // Admin hook: any management change wakes every connection task so it
-        // re-checks its target and session (forced logout, deleted target).
-        let admin = Arc::new(Notify::new());
+        // re-checks its target and session (forced logout, deleted target). A watch
+        // channel, not a Notify: a task busy when it moves still sees the change.
+        let (admin, _) = watch::channel(0u64);
         {
             let a = admin.clone();
-            daemon.mgmt.on_change(move || a.notify_waiters());
+            daemon
+                .mgmt
+                .on_change(move || a.send_modify(|g| *g = g.wrapping_add(1)));
         }
         let shared = Arc::new(conn::Shared {
             core: daemon.core.clone(),
             pool: daemon.pool.clone(),
             config: daemon.conn_config.clone(),
-            shutdown: shutdown.clone(),
+            draining: watch::channel(false).0,
             admin,
+            live: Arc::default(),
         });
         // Admin hook: listeners come from the hub (start-up portals first, then
         // `tgtadm --mode portal|lld`); one accept task per listener, aborted on removal.
@@ -95,7 +108,18 @@ fn main() -> ExitCode {
                 portal_wake.notified().await;
             }
         });
-        shutdown.notified().await;
+        let why = tokio::select! {
+            _ = delete.notified() => "system delete",
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        // Drain: every connection asks its initiator to log out (one still logging in
+        // is dropped); wait for them up to the grace period, then go.
+        tracing::info!("{why}: asking initiators to log out");
+        shared.draining.send_replace(true);
+        let deadline = tokio::time::Instant::now() + daemon.shutdown_grace;
+        let _ = tokio::time::timeout_at(deadline, shared.live.all_gone()).await;
+        // Dropping the daemon removes the control socket.
         drop(daemon);
         Ok::<(), String>(())
     });

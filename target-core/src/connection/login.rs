@@ -452,6 +452,7 @@ impl Connection {
                 if let Some(t) = self.core.registry.target(tid) {
                     let _ = t.request_logout(old.sid);
                     self.core.registry.bump();
+                    self.events.push_back(ConnEvent::SharedStateChanged);
                 }
             }
         }
@@ -478,12 +479,18 @@ impl Connection {
             session_type: lead.session_type,
         });
         let _ = (lead.isid, lead.tsih, lead.itt);
+        let resets_seen = lead
+            .target
+            .as_ref()
+            .map_or(0, |t| self.core.target_resets(t.tid).generation);
         self.session = Some(Session {
             session_type: lead.session_type,
             target: lead.target,
             sid,
             params,
             initiator: lead.initiator,
+            isid: lead.isid, // the I_T nexus identity (scsi helper)
+            resets_seen,
         });
         self.phase = Phase::FullFeature;
         self.timers.stop(super::Timer::Login);

@@ -110,6 +110,11 @@ pub enum ConnEvent {
         /// Why.
         reason: String,
     },
+    /// This connection changed state other connections must act on (a target reset,
+    /// a session reinstatement): wake every connection as after a management change
+    /// (they compare [`Registry::generation`](crate::registry::Registry::generation),
+    /// which has moved, and feed themselves an empty input).
+    SharedStateChanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +132,13 @@ struct Session {
     sid: u64,
     params: SessionParams,
     initiator: String,
+    /// The initiator's ISID: with `initiator` it names the SCSI initiator port, so the
+    /// I_T nexus keeps its identity (reservations, unit attentions) across re-logins
+    /// (scsi helper; RFC 7143 §4.4.1, SPC-4 5.13).
+    isid: iscsi_proto::Isid,
+    /// The target's reset generation this session last acted on
+    /// ([`Core::target_resets`]).
+    resets_seen: u64,
 }
 
 /// One iSCSI connection. See the [module documentation](self) for the driving protocol.
@@ -311,14 +323,29 @@ impl Connection {
         let Some(s) = &self.session else {
             return;
         };
-        if let Some(t) = &s.target {
-            if t.logout_requested(s.sid) {
-                if t.is_deleted() {
-                    self.request_logout(now);
-                } else {
-                    // Reinstated or forced out: the session is gone, drop at once.
-                    self.close("session logged out by the target");
-                }
+        let Some(t) = s.target.clone() else {
+            return;
+        };
+        let seen = s.resets_seen;
+        if t.logout_requested(s.sid) {
+            if t.is_deleted() {
+                self.request_logout(now);
+            } else {
+                // Reinstated or forced out: the session is gone, drop at once.
+                return self.close("session logged out by the target");
+            }
+        }
+        // Another session reset the target (RFC 7143 §11.5.1): a warm reset aborts
+        // our tasks too (the initiator learns of it from the unit attention the reset
+        // established), a cold reset drops every connection of the target.
+        let resets = self.core.target_resets(t.tid);
+        if resets.generation != seen {
+            if resets.cold_since(seen) {
+                return self.close("target cold reset by another session");
+            }
+            self.abort_all_tasks();
+            if let Some(s) = &mut self.session {
+                s.resets_seen = resets.generation;
             }
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! The LU's mutable state (unit attentions, reservations, mode values) lives in
 //! `Lun::state`; it is locked only for the duration of one `scsi_sbc` call. The I_T
-//! nexus of this connection is its session id (unique while the session lives) with
-//! the initiator name.
+//! nexus of this connection is named by its initiator port, InitiatorName + ISID
+//! (RFC 7143 §4.4.1; SPC-4 5.13.1: registrations belong to the I_T nexus), so a
+//! re-login with the same ISID finds its registrations and unit attentions again.
 //!
 //! Hooks for the rest of the connection: [`Connection::scsi_lu_reset`] (LOGICAL UNIT
 //! RESET, target resets) and [`Connection::scsi_nexus_lost`] (the session ends).
@@ -15,7 +16,7 @@ use crate::registry::{Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
 use scsi_sbc::{IoErrorKind, LuContext, LuState, Nexus, Outcome, Plan, Prepared, Sense, SenseKey};
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 
 /// LOGICAL UNIT NOT SUPPORTED (SPC-4: 25h/00h).
 const LUN_NOT_SUPPORTED: Sense = Sense {
@@ -27,14 +28,33 @@ const LUN_NOT_SUPPORTED: Sense = Sense {
 
 /// Lock an LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
 fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
-    lun.state.lock().unwrap_or_else(PoisonError::into_inner)
+    lun.lock_state()
+}
+
+/// The nexus id `scsi_sbc` keys reservations and unit attentions by: a 64-bit FNV-1a
+/// hash of the initiator port name (InitiatorName, ISID). Deterministic, so it is the
+/// same after a re-login or a daemon restart (persisted registrations find their
+/// nexus again). Two different ports colliding is a 2^-64 chance per pair; an
+/// initiator able to pick its name and ISID can impersonate a port anyway.
+pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let bytes = initiator.bytes().chain([0]).chain(isid.0);
+    bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 impl Connection {
+    /// This connection's I_T nexus id (0 before login).
+    fn nexus_id(&self) -> u64 {
+        self.session
+            .as_ref()
+            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid))
+    }
+
     /// This connection's I_T nexus.
     fn nexus(&self) -> Nexus<'_> {
         Nexus {
-            id: self.session.as_ref().map_or(0, |s| s.sid),
+            id: self.nexus_id(),
             initiator: self.initiator_name(),
         }
     }
@@ -76,7 +96,7 @@ impl Connection {
         let Some(target) = self.target_luns() else {
             return;
         };
-        let nexus_id = self.session.as_ref().map_or(0, |s| s.sid);
+        let nexus_id = self.nexus_id();
         let initiator = self.initiator_name().to_string();
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
@@ -179,4 +199,29 @@ fn absent_lun_inquiry(cdb: &[u8]) -> Bytes {
     d[4] = 31;
     d.truncate(alloc.min(36));
     Bytes::from(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initiator_port_id;
+    use iscsi_proto::Isid;
+
+    #[test]
+    fn initiator_port_id_is_stable_and_distinguishes_ports() {
+        let name = "iqn.2001-04.com.example:i1";
+        let isid = Isid([0x80, 0, 0x23, 0x45, 0, 1]);
+        // A fixed value: persisted reservations depend on it never changing.
+        assert_eq!(initiator_port_id(name, isid), initiator_port_id(name, isid));
+        // FNV-1a 64 of seven zero bytes (empty name, NUL, zero ISID), computed independently.
+        assert_eq!(initiator_port_id("", Isid([0; 6])), 0x778b_1a14_b687_6aa7);
+        let other = Isid([0x80, 0, 0x23, 0x45, 0, 2]);
+        assert_ne!(
+            initiator_port_id(name, isid),
+            initiator_port_id(name, other)
+        );
+        assert_ne!(
+            initiator_port_id(name, isid),
+            initiator_port_id("iqn.2001-04.com.example:i2", isid)
+        );
+    }
 }

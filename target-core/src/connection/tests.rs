@@ -5,6 +5,7 @@
 mod digests;
 mod full_feature;
 mod login;
+mod reset;
 mod rw;
 
 use super::{ConnConfig, ConnEvent};

@@ -24,9 +24,42 @@ impl Connection {
         self.tasks.remove(&itt).is_some()
     }
 
+    /// Forget every task (target reset): no responses, later completions are stray.
+    pub(super) fn abort_all_tasks(&mut self) {
+        self.tasks.clear();
+        self.io_tags.clear();
+    }
+
+    /// TARGET WARM RESET / TARGET COLD RESET (RFC 7143 §11.5.1): every LU of the target
+    /// is reset, and every session of the target, not just this one, loses its tasks
+    /// (cold: its connections). The other sessions learn of it through the core's
+    /// reset generation when the adapter wakes them ([`ConnEvent::SharedStateChanged`]).
+    /// Returns whether this connection must drop after its response.
+    ///
+    /// [`ConnEvent::SharedStateChanged`]: super::ConnEvent::SharedStateChanged
+    fn target_reset(&mut self, cold: bool) -> bool {
+        self.abort_all_tasks();
+        // Every LU of the target: unit attention to every nexus, reservations (scsi.rs hook).
+        self.scsi_lu_reset(None);
+        let Some(s) = &mut self.session else {
+            return cold;
+        };
+        let Some(t) = &s.target else {
+            return cold;
+        };
+        let (before, after) = self.core.record_target_reset(t.tid, cold);
+        // A cold reset by another session that we had not acted on yet still drops us
+        // (after our response has gone out, like our own cold reset).
+        let dropped = before.cold_since(s.resets_seen);
+        s.resets_seen = after.generation;
+        self.events.push_back(super::ConnEvent::SharedStateChanged);
+        cold || dropped
+    }
+
     pub(super) fn handle_tmf(&mut self, t: TaskMgmtRequest) {
         let lun = t.lun.to_lun();
         let lun_exists = self.target_luns().and_then(|tg| tg.lun(lun)).is_some();
+        let mut drop_after = false;
         let response = match t.function {
             // ABORT TASK.
             1 => {
@@ -63,10 +96,7 @@ impl Connection {
             }
             // TARGET WARM RESET, TARGET COLD RESET.
             6 | 7 => {
-                self.tasks.clear();
-                self.io_tags.clear();
-                // Every LU of the target is reset (scsi.rs hook).
-                self.scsi_lu_reset(None);
+                drop_after = self.target_reset(t.function == 7);
                 response::COMPLETE
             }
             // CLEAR ACA: no ACA support.
@@ -84,7 +114,7 @@ impl Connection {
             max_cmd_sn: self.max_cmd_sn(),
         });
         self.send(pdu);
-        if t.function == 7 {
+        if drop_after {
             // A cold reset drops every connection (SAM-5 §7.13 via RFC 7143 §11.5.1).
             self.close("target cold reset");
         }

@@ -126,8 +126,28 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     };
     let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
     lu_params.apply_to(&mut lu);
+    restore_saved_state(&lu);
     target.add_lun(lu)?;
     Ok(Response::ok())
+}
+
+/// A store that keeps LU state makes the LU persist-through-power-loss capable, and
+/// the registrations and reservation it kept with APTPL (SPC-4 5.13.5) come back.
+/// State that does not parse is dropped (the adapter's store logs it when it reads
+/// it): the LU still serves.
+fn restore_saved_state(lu: &Lun) {
+    let Some(store) = &lu.store else {
+        return;
+    };
+    if !store.saves_state() {
+        return;
+    }
+    let mut state = lu.lock_state();
+    state.res.ptpl_capable = true;
+    if let Some(saved) = store.saved_state() {
+        // Err leaves the state untouched: no reservations, as on a first start.
+        let _ = state.res.restore(&saved);
+    }
 }
 
 /// `logicalunit update`: tgt applies `--params` to the LU. We also re-read the size

@@ -1,7 +1,8 @@
 //! One logical unit of a target.
 
 use scsi_sbc::{BlockStore, DeviceType, LuConfig, LuIdentity, LuState};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How a LUN is backed, as `tgtadm --op show` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +115,123 @@ impl Lun {
         }
     }
 
+    /// Lock the LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
+    pub fn lock_state(&self) -> MutexGuard<'_, LuState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Size in bytes as the initiator sees it.
     pub fn size_bytes(&self) -> u64 {
         self.config.num_blocks * u64::from(self.config.block_size)
+    }
+}
+
+/// Every I_T nexus that has addressed one of `luns` (and not gone away): the target's
+/// nexuses as far as the SCSI layer knows them.
+fn known_nexuses(luns: &[Arc<Lun>]) -> Vec<u64> {
+    let mut all = BTreeSet::new();
+    for l in luns {
+        all.extend(l.lock_state().ua.known());
+    }
+    all.into_iter().collect()
+}
+
+/// LUNs were added to or removed from a target whose LUNs are now `luns`: REPORTED LUNS
+/// DATA HAS CHANGED on each of them, for every nexus of the target (SPC-4 6.33).
+/// `fresh` (a LUN just added) gets none: it was not there to report anything before.
+pub(crate) fn announce_inventory_change(luns: &[Arc<Lun>], fresh: Option<u64>) {
+    let nexuses = known_nexuses(luns);
+    for l in luns.iter().filter(|l| Some(l.lun) != fresh) {
+        l.lock_state().luns_changed(&nexuses);
+    }
+}
+
+/// `new` replaced `old` (same state): CAPACITY DATA HAS CHANGED when the size moved
+/// (SBC-3 4.5), and the administrator's online/offline switch reaches the SCSI layer.
+/// `luns` are the target's LUNs, whose nexuses all hear of the change.
+pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
+    let resized = old.config.num_blocks != new.config.num_blocks
+        || old.config.block_size != new.config.block_size;
+    let nexuses = if resized {
+        known_nexuses(luns)
+    } else {
+        Vec::new()
+    };
+    let mut state = new.lock_state();
+    state.offline = !new.online;
+    if resized {
+        state.capacity_changed(&nexuses);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, SenseKey};
+
+    #[derive(Debug)]
+    struct Sized(u64);
+
+    impl BlockStore for Sized {
+        fn size(&self) -> u64 {
+            self.0
+        }
+        fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            Ok(Bytes::new())
+        }
+    }
+
+    fn disk(lun: u64, size: u64) -> Lun {
+        let backing = LunBacking {
+            bstype: "rdwr".into(),
+            path: None,
+            oflags: String::new(),
+        };
+        Lun::disk(1, lun, Arc::new(Sized(size)), 512, backing)
+    }
+
+    fn pending(l: &Lun, nexus: u64) -> Option<(SenseKey, u8, u8)> {
+        l.lock_state()
+            .ua
+            .take(nexus)
+            .map(|s| (s.key, s.asc, s.ascq))
+    }
+
+    #[test]
+    fn inventory_change_reaches_every_nexus_of_every_old_lun() {
+        let luns = [Arc::new(Lun::controller(1)), Arc::new(disk(1, 1 << 20))];
+        luns[0].lock_state().ua.see(7); // nexus 7 has only talked to LUN 0
+        luns[1].lock_state().ua.see(8);
+        announce_inventory_change(&luns, None);
+        for l in &luns {
+            for n in [7, 8] {
+                assert_eq!(pending(l, n), Some((SenseKey::UnitAttention, 0x3f, 0x0e)));
+                assert_eq!(pending(l, n), None);
+            }
+        }
+        announce_inventory_change(&luns, Some(1));
+        assert_eq!(pending(&luns[1], 7), None, "a fresh LUN reports nothing");
+    }
+
+    #[test]
+    fn replacement_reports_resize_and_offline() {
+        let old = disk(1, 1 << 20);
+        let mut new = old.clone();
+        let luns = [Arc::new(old.clone())];
+        luns[0].lock_state().ua.see(3);
+        announce_replacement(&old, &new, &luns);
+        assert_eq!(pending(&new, 3), None, "same size: no unit attention");
+        new.config.num_blocks *= 2;
+        new.online = false;
+        announce_replacement(&old, &new, &luns);
+        assert_eq!(
+            pending(&new, 3),
+            Some((SenseKey::UnitAttention, 0x2a, 0x09))
+        );
+        assert!(
+            old.lock_state().offline,
+            "state is shared with the old copy"
+        );
     }
 }

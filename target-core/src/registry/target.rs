@@ -106,8 +106,14 @@ impl Target {
         if luns.contains_key(&lun.lun) {
             return Err(MgmtError::LunExists);
         }
-        luns.insert(lun.lun, Arc::new(lun));
+        let number = lun.lun;
+        lun.lock_state().offline = !lun.online;
+        luns.insert(number, Arc::new(lun));
         self.lun_generation.fetch_add(1, Ordering::AcqRel);
+        let all: Vec<Arc<Lun>> = luns.values().cloned().collect();
+        drop(luns);
+        // Unit attentions for the change (scsi helper): REPORTED LUNS DATA HAS CHANGED.
+        super::lun::announce_inventory_change(&all, Some(number));
         Ok(())
     }
 
@@ -115,8 +121,15 @@ impl Target {
     pub fn replace_lun(&self, lun: Lun) -> Result<(), MgmtError> {
         let mut luns = self.luns.write().expect("lun lock poisoned");
         let slot = luns.get_mut(&lun.lun).ok_or(MgmtError::NoLun)?;
-        *slot = Arc::new(lun);
+        let old = std::mem::replace(slot, Arc::new(lun));
         self.lun_generation.fetch_add(1, Ordering::AcqRel);
+        let all: Vec<Arc<Lun>> = luns.values().cloned().collect();
+        drop(luns);
+        // Unit attentions for the change (scsi helper): CAPACITY DATA HAS CHANGED on a
+        // resize; online/offline reaches the SCSI layer. The state Arc carries over.
+        if let Some(new) = all.iter().find(|l| l.lun == old.lun) {
+            super::lun::announce_replacement(&old, new, &all);
+        }
         Ok(())
     }
 
@@ -128,6 +141,10 @@ impl Target {
         }
         let removed = luns.remove(&lun).ok_or(MgmtError::NoLun)?;
         self.lun_generation.fetch_add(1, Ordering::AcqRel);
+        let all: Vec<Arc<Lun>> = luns.values().cloned().collect();
+        drop(luns);
+        // Unit attentions for the change (scsi helper): REPORTED LUNS DATA HAS CHANGED.
+        super::lun::announce_inventory_change(&all, None);
         Ok(removed)
     }
 

@@ -139,6 +139,8 @@ impl BlockStore for MemStore {
                     mapped: true,
                 }]))
             }
+            // Keeps no LU state (`saves_state` is false, so this is not sent).
+            BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
         }
     }
 }
