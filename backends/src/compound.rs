@@ -134,6 +134,18 @@ pub(crate) fn run<P: Primitives + ?Sized>(p: &P, op: &BlockOp) -> Result<Bytes, 
             done(*fua)
         }
         BlockOp::Provisioning { offset, len } => Ok(encode_extents(&p.extents(*offset, *len)?)),
+        // A plain store is every LU a copy names (the target wraps stores to copy
+        // between LUs).
+        BlockOp::Copy { segments, fua } => {
+            let _g = shared();
+            for seg in segments {
+                for (src, dst, len) in seg.chunks(FILL_CHUNK) {
+                    let data = p.read(src, len)?;
+                    p.write(dst, &data)?;
+                }
+            }
+            done(*fua)
+        }
         // A plain store keeps no LU state (`saves_state` is false, so this is not sent);
         // a state-keeping wrapper handles it before the store sees it.
         BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
@@ -231,5 +243,25 @@ mod tests {
         );
         let prov = run(&s, &BlockOp::Provisioning { offset: 0, len: 8 }).unwrap();
         assert_eq!(prov.len(), 17);
+        // An overlapping copy upwards within the store (EXTENDED COPY).
+        let seg = scsi_sbc::CopySegment {
+            src: 1,
+            dst: 1,
+            src_offset: 0,
+            dst_offset: 1,
+            len: 4,
+        };
+        run(
+            &s,
+            &BlockOp::Copy {
+                segments: vec![seg],
+                fua: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            &run(&s, &BlockOp::Read { offset: 0, len: 5 }).unwrap()[..],
+            b"\0\0\0\0Y"
+        );
     }
 }

@@ -52,7 +52,8 @@ impl BlockStore for NullStore {
             | BlockOp::Flush
             | BlockOp::WriteSame { .. }
             | BlockOp::Unmap { .. }
-            | BlockOp::OrWrite { .. } => Ok(Bytes::new()),
+            | BlockOp::OrWrite { .. }
+            | BlockOp::Copy { .. } => Ok(Bytes::new()),
             // Keeps no LU state (`saves_state` is false, so this is not sent).
             BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
         }

@@ -158,7 +158,8 @@ impl BlockStore for ReadOnlyStore {
             | BlockOp::WriteSame { .. }
             | BlockOp::Unmap { .. }
             | BlockOp::CompareAndWrite { .. }
-            | BlockOp::OrWrite { .. } => Err(IoErrorKind::ReadOnly),
+            | BlockOp::OrWrite { .. }
+            | BlockOp::Copy { .. } => Err(IoErrorKind::ReadOnly),
             // Nothing was written, so nothing needs to become durable.
             BlockOp::Flush => Ok(Bytes::new()),
             // Saved LU state (reservations) is no medium write.

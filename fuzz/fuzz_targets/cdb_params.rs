@@ -37,6 +37,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
         write_cache: true,
         thin_provisioning: true,
         descriptor_sense: false,
+        sanitize: true,
     };
     let size = 2048 * 512u64;
     let mut state = LuState::new();
@@ -50,6 +51,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
                 id: if c.second_nexus { 2 } else { 1 },
                 initiator: if c.second_nexus { "iqn.b" } else { "iqn.a" },
             },
+            peers: &[],
         };
         if scsi_sbc::prepare_in(&c.cdb, &lu, &ctx, &mut state).is_err() {
             continue;
@@ -75,7 +77,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
                 } else {
                     Ok(Bytes::new())
                 };
-                let _ = scsi_sbc::complete_in(&c.cdb, &lu, &state, &op, r);
+                let _ = scsi_sbc::complete_in(&c.cdb, &lu, ctx.nexus.id, &mut state, &op, r);
             }
         }
     }

@@ -55,6 +55,7 @@ fuzz_target!(|input: Input| {
         write_cache: true,
         thin_provisioning: input.thin,
         descriptor_sense: input.descriptor_sense,
+        sanitize: true,
     };
     let size = lu.num_blocks * u64::from(block_size);
     let mut state = LuState::new();
@@ -72,6 +73,7 @@ fuzz_target!(|input: Input| {
                     "iqn.2024-01.com.example:a"
                 },
             },
+            peers: &[],
         };
         let prepared = scsi_sbc::prepare_in(&cmd.cdb, &lu, &ctx, &mut state);
         if prepared.is_err() && !cmd.ignore_prepare {
@@ -146,6 +148,15 @@ fuzz_target!(|input: Input| {
                 Bytes::new()
             }
             BlockOp::Flush => Bytes::new(),
+            // With no peers, a copy stays within this LU.
+            BlockOp::Copy { segments, .. } => {
+                for seg in segments {
+                    assert!(seg.src == 1 && seg.dst == 1 && seg.len > 0);
+                    inside(seg.src_offset, seg.len);
+                    inside(seg.dst_offset, seg.len);
+                }
+                Bytes::new()
+            }
             // Ops that touch no LBA range of this LU (saved reservation state, ...).
             _ => Bytes::new(),
         };
@@ -153,12 +164,13 @@ fuzz_target!(|input: Input| {
             scsi_sbc::complete_in(
                 &cmd.cdb,
                 &lu,
-                &state,
+                ctx.nexus.id,
+                &mut state,
                 &op,
                 Err(IoErrorKind::Miscompare { offset: 1 }),
             )
         } else {
-            scsi_sbc::complete_in(&cmd.cdb, &lu, &state, &op, Ok(result))
+            scsi_sbc::complete_in(&cmd.cdb, &lu, ctx.nexus.id, &mut state, &op, Ok(result))
         };
         if let (BlockOp::Read { len, .. }, false) = (&op, cmd.io_fails) {
             assert_eq!(outcome.data.len() as u64, *len);

@@ -94,6 +94,53 @@ pub enum BlockOp {
         /// Number of bytes to describe (the store may describe fewer).
         len: u64,
     },
+    /// Copy bytes between logical units (EXTENDED COPY), segment after segment; with
+    /// `fua` the copied data must be durable before completion. A plain store copies
+    /// within itself (every segment's `src` and `dst` name it); a target that copies
+    /// between LUs hands the operation to a store that maps the LUNs to their stores.
+    Copy {
+        /// The segments, in order.
+        segments: Vec<CopySegment>,
+        /// Force unit access on the destinations.
+        fua: bool,
+    },
+}
+
+/// One segment of a [`BlockOp::Copy`]: `len` bytes from `src_offset` of LUN `src` to
+/// `dst_offset` of LUN `dst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySegment {
+    /// LUN of the source.
+    pub src: u64,
+    /// LUN of the destination.
+    pub dst: u64,
+    /// Byte offset into the source.
+    pub src_offset: u64,
+    /// Byte offset into the destination.
+    pub dst_offset: u64,
+    /// Number of bytes.
+    pub len: u64,
+}
+
+impl CopySegment {
+    /// The segment cut into `(src_offset, dst_offset, len)` pieces of at most `chunk`
+    /// bytes, ordered so that copying them one after the other is right even when
+    /// source and destination overlap in one store (back to front when the
+    /// destination lies above the source).
+    pub fn chunks(&self, chunk: u64) -> Vec<(u64, u64, u64)> {
+        let chunk = chunk.max(1);
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        while pos < self.len {
+            let n = (self.len - pos).min(chunk);
+            out.push((self.src_offset + pos, self.dst_offset + pos, n));
+            pos += n;
+        }
+        if self.src == self.dst && self.dst_offset > self.src_offset {
+            out.reverse();
+        }
+        out
+    }
 }
 
 /// Why a store operation failed, reduced to what decides the SCSI sense.
@@ -182,6 +229,25 @@ mod tests {
         ];
         assert_eq!(decode_extents(&encode_extents(&e)), e.to_vec());
         assert_eq!(decode_extents(&[0u8; 16]), vec![]);
+    }
+
+    #[test]
+    fn copy_chunks_are_safe_for_overlaps() {
+        let seg = CopySegment {
+            src: 1,
+            dst: 1,
+            src_offset: 0,
+            dst_offset: 2,
+            len: 5,
+        };
+        assert_eq!(seg.chunks(2), vec![(4, 6, 1), (2, 4, 2), (0, 2, 2)]);
+        let down = CopySegment {
+            src_offset: 2,
+            dst_offset: 0,
+            ..seg
+        };
+        assert_eq!(down.chunks(4), vec![(2, 0, 4), (6, 4, 1)]);
+        assert_eq!(CopySegment { len: 0, ..seg }.chunks(0), vec![]);
     }
 
     #[test]

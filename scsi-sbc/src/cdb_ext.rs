@@ -180,11 +180,7 @@ pub enum ExtCdb {
     },
 }
 
-/// Operation codes parsed here.
-///
-/// SANITIZE (48h) is parsed and implemented (see `sbc_ext::sanitize`) but not offered:
-/// libiscsi expects it to run in the background (NOT READY, SANITIZE IN PROGRESS to
-/// other commands meanwhile), which needs a long-running task the target lacks.
+/// Operation codes parsed here (SANITIZE only reaches an LU that offers it).
 pub(crate) fn is_ext_opcode(op: u8) -> bool {
     matches!(
         op,
@@ -199,6 +195,7 @@ pub(crate) fn is_ext_opcode(op: u8) -> bool {
             | 0x37
             | 0x41
             | 0x42
+            | 0x48
             | 0x4d
             | 0x55
             | 0x56
@@ -432,6 +429,8 @@ pub(crate) fn parse(c: &[u8; MAX_CDB]) -> Result<ExtCdb, CdbError> {
                 longlist: c[1] & 0x20 != 0,
             }
         }
+        // Byte 1 bit 6 and bytes 2-6 are reserved (SBC-4 5.30.1).
+        0x48 if c[1] & 0x40 != 0 || c[2..7] != [0; 5] => return Err(invalid(1, 6)),
         0x48 => ExtCdb::Sanitize {
             immed: c[1] & 0x80 != 0,
             ause: c[1] & 0x20 != 0,

@@ -54,6 +54,9 @@ pub(crate) fn standard(lu: &LuConfig) -> Vec<u8> {
     d[2] = 0x06; // VERSION: SPC-4
     d[3] = 0x12; // HISUP | RESPONSE DATA FORMAT 2
     d[4] = (STANDARD_LEN - 5) as u8; // ADDITIONAL LENGTH
+    if lu.is_disk() {
+        d[5] = 0x08; // 3PC: EXTENDED COPY
+    }
     d[7] = 0x02; // CMDQUE
     d[8..16].copy_from_slice(&ascii_field(&lu.identity.vendor_id, 8));
     d[16..32].copy_from_slice(&ascii_field(&lu.identity.product_id, 16));
@@ -88,7 +91,8 @@ mod tests {
     #[test]
     fn standard_disk_bytes() {
         let d = run_good(&disk(), &CTX, &[0x12, 0, 0, 0, 0xff, 0]);
-        let mut want = vec![0x00, 0x00, 0x06, 0x12, 61, 0, 0, 0x02];
+        // Byte 5: 3PC (EXTENDED COPY).
+        let mut want = vec![0x00, 0x00, 0x06, 0x12, 61, 0x08, 0, 0x02];
         want.extend_from_slice(b"IET     VIRTUAL-DISK    0001");
         want.resize(58, 0);
         want.extend_from_slice(&[0x00, 0xa0, 0x09, 0x60, 0x04, 0x60, 0x04, 0xc0]);

@@ -38,11 +38,12 @@ mod report_luns;
 mod rw;
 mod sbc_ext;
 mod vpd;
+mod xcopy;
 
 #[cfg(test)]
 mod test_util;
 
-pub use block_op::{BlockOp, IoErrorKind};
+pub use block_op::{BlockOp, CopySegment, IoErrorKind};
 pub use cdb::{Cdb, CdbError};
 pub use dispatch::{
     complete, complete_in, execute, execute_in, prepare, prepare_in, Outcome, Plan, Prepared,

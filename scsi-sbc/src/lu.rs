@@ -47,6 +47,8 @@ pub struct LuConfig {
     pub thin_provisioning: bool,
     /// Descriptor-format sense by default (D_SENSE=1; tgt `--params sense_format=1`).
     pub descriptor_sense: bool,
+    /// SANITIZE is offered (`--params sanitize=1`; off by default: it erases the LU).
+    pub sanitize: bool,
 }
 
 impl LuConfig {
@@ -79,4 +81,8 @@ pub struct LuContext<'a> {
     pub tpgt: u16,
     /// Who sent the command.
     pub nexus: Nexus<'a>,
+    /// Other logical units of the target, by LUN, that EXTENDED COPY may name as
+    /// copy source or destination. The LU the command addresses need not be listed;
+    /// a target may leave this empty for every other command.
+    pub peers: &'a [(u64, &'a LuConfig)],
 }

@@ -9,9 +9,10 @@ struct Op {
     opcode: u8,
     sa: Option<u8>,
     usage: &'static [u8],
-    /// Only on a disk, or only with thin provisioning.
+    /// Only on a disk, only with thin provisioning, only where SANITIZE is offered.
     disk: bool,
     thin: bool,
+    sanitize: bool,
 }
 
 const fn op(opcode: u8, usage: &'static [u8]) -> Op {
@@ -21,6 +22,7 @@ const fn op(opcode: u8, usage: &'static [u8]) -> Op {
         usage,
         disk: true,
         thin: false,
+        sanitize: false,
     }
 }
 
@@ -31,6 +33,7 @@ const fn any(opcode: u8, usage: &'static [u8]) -> Op {
         usage,
         disk: false,
         thin: false,
+        sanitize: false,
     }
 }
 
@@ -41,6 +44,24 @@ const fn sa(opcode: u8, sa: u8, usage: &'static [u8], disk: bool) -> Op {
         usage,
         disk,
         thin: false,
+        sanitize: false,
+    }
+}
+
+/// SANITIZE with service action `sa` (SBC-4 5.30): IMMED, AUSE, parameter list length.
+const fn sanitize(sa: u8) -> Op {
+    Op {
+        opcode: 0x48,
+        sa: Some(sa),
+        usage: match sa {
+            0x01 => &[0x48, 0xa1, 0, 0, 0, 0, 0, FF, FF, 0x00],
+            0x02 => &[0x48, 0xa2, 0, 0, 0, 0, 0, FF, FF, 0x00],
+            0x03 => &[0x48, 0xa3, 0, 0, 0, 0, 0, FF, FF, 0x00],
+            _ => &[0x48, 0xbf, 0, 0, 0, 0, 0, FF, FF, 0x00],
+        },
+        disk: true,
+        thin: false,
+        sanitize: true,
     }
 }
 
@@ -76,6 +97,10 @@ const OPS: &[Op] = &[
     op(0x37, &[0x37, 0, 0x1f, 0, 0, 0, 0, FF, FF, 0x00]),
     thin(op(0x41, &[0x41, 0x08, FF, FF, FF, FF, 0x1f, FF, FF, 0x00])),
     thin(op(0x42, &[0x42, 0, 0, 0, 0, 0, 0x1f, FF, FF, 0x00])),
+    sanitize(0x01),
+    sanitize(0x02),
+    sanitize(0x03),
+    sanitize(0x1f),
     op(0x4d, &[0x4d, 0, FF, FF, 0, 0, 0, FF, FF, 0x00]),
     op(0x55, &[0x55, 0x11, 0, 0, 0, 0, 0, FF, FF, 0x00]),
     any(0x56, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x00]),
@@ -152,6 +177,25 @@ const OPS: &[Op] = &[
         0x07,
         &[0x5f, 0x07, FF, 0, 0, FF, FF, FF, FF, 0x00],
         false,
+    ),
+    // EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (COPY STATUS, OPERATING PARAMETERS).
+    sa(
+        0x83,
+        0x00,
+        &[0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
+        true,
+    ),
+    sa(
+        0x84,
+        0x00,
+        &[0x84, 0x00, FF, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
+        true,
+    ),
+    sa(
+        0x84,
+        0x03,
+        &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
+        true,
     ),
     op(
         0x88,
@@ -262,7 +306,9 @@ const OPS: &[Op] = &[
 ];
 
 fn offered(o: &Op, lu: &LuConfig) -> bool {
-    (!o.disk || lu.device_type == DeviceType::Disk) && (!o.thin || lu.thin_provisioning)
+    (!o.disk || lu.device_type == DeviceType::Disk)
+        && (!o.thin || lu.thin_provisioning)
+        && (!o.sanitize || lu.sanitize)
 }
 
 /// Command timeouts descriptor (SPC-4 table 299): length 0Ah, no timeouts given.

@@ -375,16 +375,20 @@ pub(crate) fn plan(
             }
             good()
         }
-        E::Sanitize {
-            sa,
-            param_len,
-            ause,
-            ..
-        } => {
-            let _ = ause;
-            sanitize(lu, sa, param_len, &data)
+        E::Sanitize { sa, param_len, .. } => {
+            let plan = sanitize(lu, sa, param_len, &data)?;
+            state.sanitizing = matches!(plan, Plan::Io(_));
+            state.sanitize_progress = 0;
+            Ok(plan)
         }
-        E::ExtendedCopy { .. } | E::ReceiveCopyResults { .. } => Err(Sense::invalid_opcode()),
+        E::ExtendedCopy { param_len } => {
+            crate::xcopy::extended_copy(lu, ctx, state, param_len, &data)
+        }
+        E::ReceiveCopyResults {
+            sa,
+            list_id,
+            alloc_len,
+        } => crate::xcopy::receive_copy_results(lu, ctx, state, sa, list_id, alloc_len),
     }
 }
 
@@ -428,27 +432,29 @@ fn unmap(lu: &LuConfig, param_len: u16, data: &[u8]) -> Result<Plan, Sense> {
     Ok(Plan::Io(BlockOp::Unmap { ranges }))
 }
 
-/// SANITIZE (SBC-3 5.21): OVERWRITE fills the LU with the pattern, BLOCK ERASE
-/// deallocates (or zeros) it, EXIT FAILURE MODE has nothing to leave.
+/// SANITIZE (SBC-4 5.30): OVERWRITE fills the LU with the pattern, BLOCK ERASE and
+/// CRYPTO ERASE deallocate (or zero) it, EXIT FAILURE MODE has nothing to leave. Bad
+/// parameter lists are INVALID FIELD IN CDB, as libiscsi expects.
 fn sanitize(lu: &LuConfig, sa: u8, param_len: u16, data: &[u8]) -> Result<Plan, Sense> {
     let (_, whole) = range(lu, 0, lu.num_blocks)?;
+    let bad = Sense::invalid_field_in_cdb();
     match sa {
         0x01 => {
-            if param_len < 5 || data.len() < usize::from(param_len) {
-                return Err(length_error());
+            let bs = lu.block_size as usize;
+            let len = usize::from(param_len);
+            if len < 5 || len > bs + 4 || data.len() < len {
+                return Err(bad);
             }
             let plen = usize::from(u16::from_be_bytes([data[2], data[3]]));
-            if plen == 0 || plen > lu.block_size as usize || plen + 4 != usize::from(param_len) {
-                return Err(param_error());
+            // OVERWRITE COUNT 0, or a pattern that is empty, too long or not the rest.
+            if data[0] & 0x1f == 0 || plen == 0 || plen > bs || plen + 4 != len {
+                return Err(bad);
             }
-            if data[0] & 0x1f == 0 {
-                return Err(param_error()); // OVERWRITE COUNT 0
-            }
-            let mut block = Vec::with_capacity(lu.block_size as usize);
-            while block.len() < lu.block_size as usize {
+            let mut block = Vec::with_capacity(bs);
+            while block.len() < bs {
                 block.extend_from_slice(&data[4..4 + plen]);
             }
-            block.truncate(lu.block_size as usize);
+            block.truncate(bs);
             if data[0] & 0x80 != 0 {
                 block.iter_mut().for_each(|b| *b = !*b);
             }
@@ -459,21 +465,13 @@ fn sanitize(lu: &LuConfig, sa: u8, param_len: u16, data: &[u8]) -> Result<Plan, 
                 fua: true,
             }))
         }
-        0x02 => {
-            if param_len != 0 {
-                return Err(Sense::invalid_field_in_cdb());
-            }
-            Ok(Plan::Io(BlockOp::Unmap {
-                ranges: vec![(0, whole)],
-            }))
-        }
-        0x1f => {
-            if param_len != 0 {
-                return Err(Sense::invalid_field_in_cdb());
-            }
-            good()
-        }
-        _ => Err(Sense::invalid_field_in_cdb()),
+        0x02 | 0x03 if param_len != 0 => Err(bad),
+        0x02 | 0x03 => Ok(Plan::Io(BlockOp::Unmap {
+            ranges: vec![(0, whole)],
+        })),
+        0x1f if param_len != 0 => Err(bad),
+        0x1f => good(),
+        _ => Err(bad),
     }
 }
 

@@ -35,7 +35,8 @@ fn verify_bytchk() {
     let o = complete_in(
         &cdb,
         &lu,
-        &st,
+        1,
+        &mut st,
         &BlockOp::Flush,
         Err(crate::IoErrorKind::Miscompare { offset: 700 }),
     );
@@ -128,13 +129,14 @@ fn get_lba_status_descriptors() {
     let o = complete_in(
         &cdb,
         &lu,
-        &LuState::new(),
+        1,
+        &mut LuState::new(),
         &BlockOp::Flush,
         Ok(Bytes::new()),
     );
     assert_eq!(o.status, ScsiStatus::Good);
     let op = BlockOp::Provisioning { offset: 0, len: 0 };
-    let o = complete_in(&cdb, &lu, &LuState::new(), &op, Ok(ext));
+    let o = complete_in(&cdb, &lu, 1, &mut LuState::new(), &op, Ok(ext));
     let d = o.data;
     assert_eq!(&d[..4], &[0, 0, 0, 36]);
     assert_eq!(
@@ -286,10 +288,97 @@ mod props {
                         prop_assert_eq!(o.sense.is_some(), o.status == ScsiStatus::CheckCondition);
                     }
                     Plan::Io(op) => {
-                        let _ = complete_in(&cdb, &lu, &st, &op, Ok(Bytes::new()));
+                        let _ = complete_in(&cdb, &lu, ctx.nexus.id, &mut st, &op, Ok(Bytes::new()));
                     }
                 }
             }
         }
     }
+}
+
+#[test]
+fn sanitize_runs_only_where_offered_and_makes_the_lu_not_ready() {
+    let lu = disk();
+    let erase = [0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+    let off = crate::LuConfig {
+        sanitize: false,
+        ..disk()
+    };
+    assert_eq!(run_check(&off, &CTX, &erase), Sense::invalid_opcode());
+    let reserved = [0x48, 0x42, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(run_check(&off, &CTX, &reserved), Sense::invalid_opcode());
+    // Reserved bit 6 of byte 1 and bytes 2-6 (libiscsi Sanitize.*Reserved).
+    assert_eq!(
+        run_check(&lu, &CTX, &reserved),
+        Sense::invalid_field_in_cdb()
+    );
+    let mut st = LuState::new();
+    let op = match execute_in(&erase, &lu, &CTX, &mut st, Bytes::new()) {
+        Plan::Io(op @ BlockOp::Unmap { .. }) => op,
+        other => panic!("{other:?}"),
+    };
+    assert!(st.sanitizing);
+    // SBC-4 4.11.2: NOT READY, SANITIZE IN PROGRESS (04h/1Bh) but for INQUIRY,
+    // REPORT LUNS and REQUEST SENSE, which reports the same condition.
+    let o = crate::prepare_in(&[0; 6], &lu, &CTX, &mut st).unwrap_err();
+    let s = o.sense.unwrap();
+    assert_eq!(
+        (s.key, s.asc, s.ascq),
+        (crate::SenseKey::NotReady, 0x04, 0x1b)
+    );
+    assert!(crate::prepare_in(&[0x12, 0, 0, 0, 36, 0], &lu, &CTX, &mut st).is_ok());
+    st.sanitize_progress = 0x8000;
+    match execute_in(&[0x03, 0, 0, 0, 18, 0], &lu, &CTX, &mut st, Bytes::new()) {
+        // Fixed format (SPC-4 table 48) with SKSV and PROGRESS INDICATION: half done.
+        Plan::Done(o) => assert_eq!(
+            (o.data[2], o.data[12], o.data[13], &o.data[15..18]),
+            (0x02, 0x04, 0x1b, &[0x80, 0x80, 0x00][..])
+        ),
+        other => panic!("{other:?}"),
+    }
+    match execute_in(&[0x03, 1, 0, 0, 252, 0], &lu, &CTX, &mut st, Bytes::new()) {
+        // Descriptor format: a sense key specific descriptor (SPC-4 table 32).
+        Plan::Done(o) => assert_eq!(
+            o.data.to_vec(),
+            vec![0x72, 2, 4, 0x1b, 0, 0, 0, 8, 2, 6, 0x80, 0x80, 0, 0, 0, 0]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let o = complete_in(&erase, &lu, 1, &mut st, &op, Ok(Bytes::new()));
+    assert_eq!(o.status, ScsiStatus::Good);
+    assert!(!st.sanitizing);
+    assert!(crate::prepare_in(&[0; 6], &lu, &CTX, &mut st).is_ok());
+}
+
+#[test]
+fn sanitize_parameter_errors_are_invalid_field_in_cdb() {
+    let lu = disk();
+    let cdb = |sa: u8, len: u16| {
+        let l = len.to_be_bytes();
+        [0x48, sa, 0, 0, 0, 0, 0, l[0], l[1], 0]
+    };
+    let mut pattern = vec![0x01, 0, 0x02, 0x00];
+    pattern.extend_from_slice(&[0xaa; 512]);
+    let go = |c: [u8; 10], data: &[u8]| run(&lu, &CTX, &c, Bytes::copy_from_slice(data));
+    assert!(matches!(
+        go(cdb(0x01, 516), &pattern),
+        Plan::Io(BlockOp::WriteSame { len: 512_000, .. })
+    ));
+    let bad =
+        |p: Plan| matches!(p, Plan::Done(o) if o.sense == Some(Sense::invalid_field_in_cdb()));
+    // libiscsi Sanitize.Overwrite: lengths 0-4 and block size + 5, OVERWRITE COUNT 0,
+    // empty or overlong pattern; non-zero lengths for the erases and EXIT FAILURE MODE.
+    for len in [0, 1, 4, 517] {
+        assert!(bad(go(cdb(0x01, len), &pattern)), "length {len}");
+    }
+    let mut zero_count = pattern.clone();
+    zero_count[0] = 0;
+    assert!(bad(go(cdb(0x01, 516), &zero_count)));
+    let mut empty = pattern.clone();
+    empty[2..4].copy_from_slice(&[0, 0]);
+    assert!(bad(go(cdb(0x01, 516), &empty)));
+    for sa in [0x00, 0x02, 0x03, 0x04, 0x1e, 0x1f] {
+        assert!(bad(go(cdb(sa, 8), &[0; 8])), "service action {sa:#x}");
+    }
+    assert!(matches!(go(cdb(0x1f, 0), &[]), Plan::Done(o) if o.status == ScsiStatus::Good));
 }

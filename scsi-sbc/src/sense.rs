@@ -22,6 +22,8 @@ pub enum SenseKey {
     UnitAttention = 0x6,
     /// 0x7
     DataProtect = 0x7,
+    /// 0xa
+    CopyAborted = 0xa,
     /// 0xb
     AbortedCommand = 0xb,
     /// 0xe
@@ -111,6 +113,23 @@ impl Sense {
             b[7] = 12;
         }
         b
+    }
+
+    /// The sense bytes, fixed or descriptor format, with a PROGRESS INDICATION of
+    /// `progress` 65536ths in the sense key specific field (SPC-4 4.5.2.4.4): SKSV
+    /// and bytes 16-17 of fixed format, or a sense key specific descriptor (02h).
+    pub fn with_progress(&self, descriptor: bool, progress: u16) -> Vec<u8> {
+        let [hi, lo] = progress.to_be_bytes();
+        if descriptor {
+            let mut b = self.to_descriptor();
+            b.extend_from_slice(&[0x02, 0x06, 0x80, hi, lo, 0, 0, 0]);
+            b[7] += 8;
+            b
+        } else {
+            let mut b = self.to_fixed();
+            b[15..18].copy_from_slice(&[0x80, hi, lo]);
+            b.to_vec()
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::asc;
 use crate::lu::LuConfig;
 use crate::pr::Reservations;
 use crate::ua::UnitAttentions;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Mode parameter values changed by MODE SELECT; `None` means the LU's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,15 +33,18 @@ impl ModeValues {
     }
 }
 
-/// The result of the last EXTENDED COPY, for RECEIVE COPY RESULTS.
+/// The held result of an EXTENDED COPY, for RECEIVE COPY RESULTS (SPC-4 6.18.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyStatus {
     /// List identifier.
     pub list_id: u8,
+    /// COPY MANAGER STATUS: 00h in progress, 01h completed without errors, 02h
+    /// completed with errors.
+    pub status: u8,
     /// Segments processed.
     pub segments: u16,
-    /// Blocks copied.
-    pub blocks: u64,
+    /// Bytes copied.
+    pub bytes: u64,
 }
 
 /// Everything about an LU that commands change.
@@ -59,8 +62,16 @@ pub struct LuState {
     pub prevent: BTreeSet<u64>,
     /// The medium was ejected (START STOP UNIT LOEJ=1 START=0).
     pub ejected: bool,
-    /// Last EXTENDED COPY.
-    pub copy: Option<CopyStatus>,
+    /// The held EXTENDED COPY result of each nexus (one per nexus: a newer copy with
+    /// held data replaces it).
+    pub copies: BTreeMap<u64, CopyStatus>,
+    /// A SANITIZE is running: every command but INQUIRY, REPORT LUNS and REQUEST SENSE
+    /// answers NOT READY, SANITIZE IN PROGRESS (SBC-4 4.11.2) until it ends, whatever
+    /// happens to the task that started it (abort, reset, logout).
+    pub sanitizing: bool,
+    /// How far the running SANITIZE is, in 65536ths (REQUEST SENSE reports it as the
+    /// PROGRESS INDICATION, SPC-4 4.5.2.4.4); the target updates it as the work goes.
+    pub sanitize_progress: u16,
     /// An administrator took the LU offline (tgt `--params online=0`): media commands
     /// answer NOT READY until it is back online; INQUIRY, REPORT LUNS, REQUEST SENSE and
     /// the reservation commands still work.
@@ -87,6 +98,7 @@ impl LuState {
         self.ua.forget(nexus);
         self.res.nexus_lost(nexus);
         self.prevent.remove(&nexus);
+        self.copies.remove(&nexus);
     }
 
     /// The capacity changed (resize): CAPACITY DATA HAS CHANGED (SBC-3 4.5) to every

@@ -15,6 +15,7 @@ pub(crate) const CTX: LuContext<'static> = LuContext {
         id: 1,
         initiator: "iqn.2001-04.com.example:i1",
     },
+    peers: &[],
 };
 
 /// tgt's LUN 1 of tid 1: 1000 blocks of 512 bytes, identity as tgt builds it.
@@ -35,6 +36,7 @@ pub(crate) fn disk() -> LuConfig {
         write_cache: true,
         thin_provisioning: true,
         descriptor_sense: false,
+        sanitize: true,
     }
 }
 

@@ -19,6 +19,8 @@ const BLOCK_DEVICE_CHARACTERISTICS: u8 = 0xb1;
 const EXTENDED_INQUIRY: u8 = 0x86;
 /// LOGICAL BLOCK PROVISIONING (B2h), SBC-3 6.6.4.
 const LOGICAL_BLOCK_PROVISIONING: u8 = 0xb2;
+/// THIRD-PARTY COPY (8Fh), SPC-4 7.8.17.
+const THIRD_PARTY_COPY: u8 = 0x8f;
 
 /// Page codes we return, ascending (SPC-4 7.8.14 requires ascending order).
 fn supported(lu: &LuConfig) -> &'static [u8] {
@@ -28,6 +30,7 @@ fn supported(lu: &LuConfig) -> &'static [u8] {
             UNIT_SERIAL,
             DEVICE_ID,
             EXTENDED_INQUIRY,
+            THIRD_PARTY_COPY,
             BLOCK_LIMITS,
             BLOCK_DEVICE_CHARACTERISTICS,
             LOGICAL_BLOCK_PROVISIONING,
@@ -37,6 +40,7 @@ fn supported(lu: &LuConfig) -> &'static [u8] {
             UNIT_SERIAL,
             DEVICE_ID,
             EXTENDED_INQUIRY,
+            THIRD_PARTY_COPY,
             BLOCK_LIMITS,
             BLOCK_DEVICE_CHARACTERISTICS,
         ],
@@ -57,6 +61,7 @@ pub(crate) fn page(lu: &LuConfig, ctx: &LuContext<'_>, code: u8) -> Result<Vec<u
             sn
         }
         DEVICE_ID => device_identification(lu, ctx),
+        THIRD_PARTY_COPY => crate::xcopy::third_party_copy_page(),
         BLOCK_LIMITS => block_limits(lu),
         // SPC-4 table 502: HEADSUP/ORDSUP/SIMPSUP (byte 5 of the page), V_SUP NV_SUP
         // (byte 6) off; nothing else applies without protection information.
@@ -72,6 +77,9 @@ pub(crate) fn page(lu: &LuConfig, ctx: &LuContext<'_>, code: u8) -> Result<Vec<u
         _ => {
             let mut b = vec![0u8; 0x3c];
             b[1] = 0x01;
+            if lu.sanitize {
+                b[3] = 0x50; // WABEREQ, WACEREQ 01b: reads after an erase succeed
+            }
             b
         }
     };
@@ -117,6 +125,15 @@ fn device_identification(lu: &LuConfig, ctx: &LuContext<'_>) -> Vec<u8> {
     designator(&mut d, ISCSI_BINARY, PORT_GROUP, &[0, 0, 0, 0]);
     designator(&mut d, ISCSI_UTF8, PORT_NAME, &target_port_name(ctx));
     d
+}
+
+/// The logical unit's designators as (DESIGNATOR TYPE, designator), the ones an
+/// EXTENDED COPY CSCD descriptor may name it by.
+pub(crate) fn lu_designators(lu: &LuConfig) -> [(u8, Vec<u8>); 2] {
+    [
+        (LU_T10, t10_vendor_id(lu)),
+        (LU_NAA, naa6(&lu.identity.scsi_id).to_vec()),
+    ]
 }
 
 /// T10 vendor ID designator (SPC-4 7.8.6.4): 8-byte vendor id, then the SCSI ID. tgt's
@@ -204,12 +221,15 @@ mod tests {
         let d = run_good(&disk(), &CTX, &evpd(0x00));
         assert_eq!(
             d,
-            vec![0, 0, 0, 7, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]
+            vec![0, 0, 0, 8, 0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]
         );
         let mut thick = disk();
         thick.thin_provisioning = false;
         let d = run_good(&thick, &CTX, &evpd(0x00));
-        assert_eq!(d, vec![0, 0, 0, 6, 0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1]);
+        assert_eq!(
+            d,
+            vec![0, 0, 0, 7, 0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1]
+        );
         let d = run_good(&controller(), &CTX, &evpd(0x00));
         assert_eq!(d, vec![0x0c, 0, 0, 3, 0x00, 0x80, 0x83]);
     }

@@ -15,8 +15,11 @@ use super::{Connection, IoRequest, IoTag};
 use crate::registry::{Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
-use scsi_sbc::{IoErrorKind, LuContext, LuState, Nexus, Outcome, Plan, Prepared, Sense, SenseKey};
-use std::sync::{Arc, MutexGuard};
+use scsi_sbc::{
+    BlockOp, BlockStore, IoErrorKind, LuConfig, LuContext, LuState, Nexus, Outcome, Plan, Prepared,
+    Sense, SenseKey,
+};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// LOGICAL UNIT NOT SUPPORTED (SPC-4: 25h/00h).
 const LUN_NOT_SUPPORTED: Sense = Sense {
@@ -25,6 +28,162 @@ const LUN_NOT_SUPPORTED: Sense = Sense {
     ascq: 0x00,
     info: None,
 };
+
+/// EXTENDED COPY (LID1) operation code.
+const EXTENDED_COPY: u8 = 0x83;
+
+/// Bytes moved per read and write when copying between LUs.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// The store of an EXTENDED COPY between LUs: each LUN the copy names, with its store.
+/// It only calls the stores' own operations, on the worker that runs it: reads from
+/// the source, writes to the destination, a chunk at a time.
+#[derive(Debug)]
+struct CopyStore {
+    stores: Vec<(u64, Arc<dyn BlockStore>)>,
+}
+
+impl CopyStore {
+    fn store(&self, lun: u64) -> Result<&Arc<dyn BlockStore>, IoErrorKind> {
+        let found = self.stores.iter().find(|(l, _)| *l == lun);
+        found.map(|(_, s)| s).ok_or(IoErrorKind::Other)
+    }
+}
+
+impl BlockStore for CopyStore {
+    fn size(&self) -> u64 {
+        0
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        let BlockOp::Copy { segments, fua } = op else {
+            return Err(IoErrorKind::Other);
+        };
+        for seg in segments {
+            let (src, dst) = (self.store(seg.src)?, self.store(seg.dst)?);
+            if seg.src == seg.dst {
+                let within = BlockOp::Copy {
+                    segments: vec![*seg],
+                    fua: false,
+                };
+                dst.execute(&within)?;
+                continue;
+            }
+            for (offset, to, len) in seg.chunks(COPY_CHUNK) {
+                let data = src.execute(&BlockOp::Read { offset, len })?;
+                let write = BlockOp::Write {
+                    offset: to,
+                    data,
+                    fua: false,
+                };
+                dst.execute(&write)?;
+            }
+        }
+        if *fua {
+            for (lun, store) in &self.stores {
+                if segments.iter().any(|s| s.dst == *lun) {
+                    store.execute(&BlockOp::Flush)?;
+                }
+            }
+        }
+        Ok(Bytes::new())
+    }
+}
+
+/// SANITIZE operation code.
+const SANITIZE: u8 = 0x48;
+
+/// Bytes a SANITIZE overwrites or erases between two progress reports.
+const SANITIZE_CHUNK: u64 = 64 << 20;
+
+/// The store of a SANITIZE: the LU's own, run a chunk at a time so that REQUEST SENSE
+/// can report progress (`LuState::sanitize_progress`). When the operation ends the LU
+/// is ready again (`LuState::sanitizing`), even if the task was aborted or its
+/// connection lost meanwhile (the completion then goes nowhere). Runs on a worker.
+#[derive(Debug)]
+struct SanitizeStore {
+    inner: Arc<dyn BlockStore>,
+    state: Arc<Mutex<LuState>>,
+}
+
+impl SanitizeStore {
+    fn state(&self) -> MutexGuard<'_, LuState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The whole-LU WRITE SAME or UNMAP of a SANITIZE, in chunks.
+    fn run(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        let (offset, len, step) = match op {
+            BlockOp::WriteSame {
+                offset,
+                len,
+                pattern,
+                ..
+            } => {
+                let plen = (pattern.len() as u64).max(1);
+                (*offset, *len, (SANITIZE_CHUNK / plen).max(1) * plen)
+            }
+            BlockOp::Unmap { ranges } if ranges.len() == 1 => {
+                (ranges[0].0, ranges[0].1, SANITIZE_CHUNK)
+            }
+            _ => return self.inner.execute(op),
+        };
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(step);
+            let piece = match op {
+                BlockOp::WriteSame { pattern, .. } => BlockOp::WriteSame {
+                    offset: offset + done,
+                    len: n,
+                    pattern: pattern.clone(),
+                    fua: false,
+                },
+                _ => BlockOp::Unmap {
+                    ranges: vec![(offset + done, n)],
+                },
+            };
+            self.inner.execute(&piece)?;
+            done += n;
+            let progress = u128::from(done) * 0x1_0000 / u128::from(len);
+            self.state().sanitize_progress = u16::try_from(progress).unwrap_or(u16::MAX);
+        }
+        if let BlockOp::WriteSame { fua: true, .. } = op {
+            self.inner.execute(&BlockOp::Flush)?;
+        }
+        Ok(Bytes::new())
+    }
+}
+
+impl BlockStore for SanitizeStore {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        let result = self.run(op);
+        self.state().sanitizing = false;
+        result
+    }
+}
+
+/// For a copy that names LUs besides `lun`, the store that reaches them all; `None`
+/// for any other operation (the LU's own store runs it).
+fn copy_store(op: &BlockOp, lun: &Arc<Lun>, peers: &[Arc<Lun>]) -> Option<Arc<dyn BlockStore>> {
+    let BlockOp::Copy { segments, .. } = op else {
+        return None;
+    };
+    if segments
+        .iter()
+        .all(|s| s.src == lun.lun && s.dst == lun.lun)
+    {
+        return None;
+    }
+    let stores = std::iter::once(lun)
+        .chain(peers)
+        .filter_map(|l| Some((l.lun, l.store.clone()?)))
+        .collect();
+    Some(Arc::new(CopyStore { stores }))
+}
 
 /// Lock an LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
 fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
@@ -86,6 +245,7 @@ impl Connection {
             target_name: &target.name,
             tpgt: self.config.tpgt,
             nexus: self.nexus(),
+            peers: &[],
         };
         let prepared = scsi_sbc::prepare_in(&c.cdb, &lun.config, &ctx, &mut lock(&lun))?;
         Ok((lun, prepared))
@@ -102,6 +262,17 @@ impl Connection {
             return;
         };
         let luns = target.lun_numbers();
+        // EXTENDED COPY may name the target's other LUs: only then are they looked up.
+        let peer_luns: Vec<Arc<Lun>> = if task.cdb.first() == Some(&EXTENDED_COPY) {
+            luns.iter()
+                .filter(|&&n| n != task.lun.lun)
+                .filter_map(|&n| target.lun(n))
+                .filter(|l| l.online && l.store.is_some())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let peers: Vec<(u64, &LuConfig)> = peer_luns.iter().map(|l| (l.lun, &l.config)).collect();
         let ctx = LuContext {
             lun: task.lun.lun,
             luns: &luns,
@@ -111,6 +282,7 @@ impl Connection {
                 id: nexus_id,
                 initiator: &initiator,
             },
+            peers: &peers,
         };
         let plan = {
             let mut state = lock(&task.lun);
@@ -119,7 +291,20 @@ impl Connection {
         match plan {
             Plan::Done(outcome) => self.finish_task(itt, outcome),
             Plan::Io(op) => {
-                let Some(store) = task.lun.store.clone() else {
+                let store = match copy_store(&op, &task.lun, &peer_luns) {
+                    Some(copy) => Some(copy),
+                    None => task.lun.store.clone(),
+                };
+                let sanitize = task.cdb.first() == Some(&SANITIZE);
+                let store = store.map(|inner| -> Arc<dyn BlockStore> {
+                    if sanitize {
+                        let state = task.lun.state.clone();
+                        Arc::new(SanitizeStore { inner, state })
+                    } else {
+                        inner
+                    }
+                });
+                let Some(store) = store else {
                     // A media command reached an LU without a store (the controller):
                     // INTERNAL TARGET FAILURE rather than a panic.
                     let sense = Sense {
@@ -141,6 +326,7 @@ impl Connection {
 
     /// A block operation of task `itt` finished.
     pub(super) fn complete_io(&mut self, itt: u32, result: Result<Bytes, IoErrorKind>) {
+        let nexus_id = self.nexus_id();
         let Some(task) = self.tasks.get(&itt) else {
             self.stray_completions += 1;
             return;
@@ -149,8 +335,15 @@ impl Connection {
             return;
         };
         let outcome = {
-            let state = lock(&task.lun);
-            scsi_sbc::complete_in(&task.cdb, &task.lun.config, &state, op, result)
+            let mut state = lock(&task.lun);
+            scsi_sbc::complete_in(
+                &task.cdb,
+                &task.lun.config,
+                nexus_id,
+                &mut state,
+                op,
+                result,
+            )
         };
         self.finish_task(itt, outcome);
     }
@@ -203,8 +396,80 @@ fn absent_lun_inquiry(cdb: &[u8]) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::initiator_port_id;
+    use super::{initiator_port_id, CopyStore, SanitizeStore};
+    use crate::testkit::MemStore;
     use iscsi_proto::Isid;
+    use scsi_sbc::{BlockOp, BlockStore, CopySegment, IoErrorKind, LuState};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn copy_store_copies_between_and_within_luns() {
+        let (a, b) = (Arc::new(MemStore::new(4096)), Arc::new(MemStore::new(4096)));
+        a.write_at(0, b"abcdef");
+        let copy = CopyStore {
+            stores: vec![(1, a.clone()), (2, b.clone())],
+        };
+        let seg = |src, dst, src_offset, dst_offset, len| CopySegment {
+            src,
+            dst,
+            src_offset,
+            dst_offset,
+            len,
+        };
+        let op = BlockOp::Copy {
+            segments: vec![seg(1, 2, 0, 100, 6), seg(1, 1, 0, 2, 4)],
+            fua: true,
+        };
+        assert!(copy.execute(&op).is_ok());
+        assert_eq!(b.read_at(100, 6), b"abcdef");
+        assert_eq!(a.read_at(0, 6), b"ababcd", "overlapping copy within LUN 1");
+        // A LUN the store does not hold, and a failing source.
+        let op = BlockOp::Copy {
+            segments: vec![seg(1, 3, 0, 0, 1)],
+            fua: false,
+        };
+        assert_eq!(copy.execute(&op), Err(IoErrorKind::Other));
+        a.fail_next(IoErrorKind::ReadError);
+        let op = BlockOp::Copy {
+            segments: vec![seg(1, 2, 0, 0, 1)],
+            fua: false,
+        };
+        assert_eq!(copy.execute(&op), Err(IoErrorKind::ReadError));
+    }
+
+    #[test]
+    fn sanitize_store_makes_the_lu_ready_when_done_even_on_failure() {
+        let state = Arc::new(Mutex::new(LuState {
+            sanitizing: true,
+            ..LuState::new()
+        }));
+        let inner = Arc::new(MemStore::new(512));
+        inner.fail_next(IoErrorKind::WriteError);
+        let store = SanitizeStore {
+            inner,
+            state: state.clone(),
+        };
+        let op = BlockOp::Unmap {
+            ranges: vec![(0, 512)],
+        };
+        assert_eq!(store.execute(&op), Err(IoErrorKind::WriteError));
+        assert!(!state.lock().unwrap().sanitizing);
+        // An overwrite runs to the end, reporting progress as it goes.
+        let inner = Arc::new(MemStore::new(1024));
+        let store = SanitizeStore {
+            inner: inner.clone(),
+            state: state.clone(),
+        };
+        let op = BlockOp::WriteSame {
+            offset: 0,
+            len: 1024,
+            pattern: bytes::Bytes::from_static(&[0xaa; 512]),
+            fua: true,
+        };
+        assert!(store.execute(&op).is_ok());
+        assert_eq!(inner.read_at(0, 1024), vec![0xaa; 1024]);
+        assert_eq!(state.lock().unwrap().sanitize_progress, u16::MAX);
+    }
 
     #[test]
     fn initiator_port_id_is_stable_and_distinguishes_ports() {

@@ -194,6 +194,7 @@ pub(super) struct LuParams {
     // scsi-sbc LuConfig fields (added by the SCSI helper; tgt's spellings).
     thin_provisioning: Option<bool>,
     sense_format: Option<bool>,
+    sanitize: Option<bool>,
     scsi_id: Option<String>,
     scsi_sn: Option<String>,
     vendor_id: Option<String>,
@@ -217,6 +218,8 @@ impl LuParams {
                 "write_cache" => p.write_cache = Some(flag(value)?),
                 "thin_provisioning" => p.thin_provisioning = Some(flag(value)?),
                 "sense_format" => p.sense_format = Some(flag(value)?),
+                // Not a tgt key: SANITIZE erases the LU, so the administrator opts in.
+                "sanitize" => p.sanitize = Some(flag(value)?),
                 "scsi_id" => p.scsi_id = Some(cut(value, 36)),
                 "scsi_sn" => p.scsi_sn = Some(cut(value, 36)),
                 "vendor_id" => p.vendor_id = Some(cut(value, 8)),
@@ -244,6 +247,9 @@ impl LuParams {
         }
         if let Some(v) = self.sense_format {
             cfg.descriptor_sense = v;
+        }
+        if let Some(v) = self.sanitize {
+            cfg.sanitize = v;
         }
         if let Some(v) = self.online {
             lu.online = v;

@@ -68,6 +68,7 @@ impl Lun {
                 write_cache: false,
                 thin_provisioning: false,
                 descriptor_sense: false,
+                sanitize: false,
             },
             store: None,
             backing: LunBacking {
@@ -107,6 +108,7 @@ impl Lun {
                 write_cache: true,
                 thin_provisioning: false,
                 descriptor_sense: false,
+                sanitize: false,
             },
             store: Some(store),
             backing,

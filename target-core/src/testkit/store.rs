@@ -141,6 +141,15 @@ impl BlockStore for MemStore {
             }
             // Keeps no LU state (`saves_state` is false, so this is not sent).
             BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
+            // A copy within this store (every LUN it names is this store).
+            BlockOp::Copy { segments, .. } => {
+                for seg in segments {
+                    let from = range(seg.src_offset, seg.len, size)?;
+                    let to = range(seg.dst_offset, seg.len, size)?;
+                    data.copy_within(from, to.start);
+                }
+                Ok(Bytes::new())
+            }
         }
     }
 }
