@@ -110,7 +110,13 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
         Daemon {
             core,
             pool,
-            conn_config: ConnConfig::default(),
+            // One grace for every "please log out" (shutdown, target delete --force), so
+            // the Async Message's Parameter3 tells the initiator the time it really has.
+            conn_config: ConnConfig {
+                logout_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms)
+                    .max(std::time::Duration::from_secs(1)),
+                ..ConnConfig::default()
+            },
             portals: bound,
             hub,
             mgmt,

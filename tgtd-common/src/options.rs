@@ -47,7 +47,8 @@ pub struct Options {
     #[arg(long = "state-dir", value_name = "DIR", default_value = crate::state_file::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// On SIGTERM, SIGINT or `system delete`, how long to wait for initiators asked to
-    /// log out (Async Message) before exiting anyway, in milliseconds.
+    /// log out (Async Message) before exiting anyway, in milliseconds; also the time an
+    /// initiator gets after `target delete --force` (at least 1 s).
     #[arg(long = "shutdown-grace", value_name = "MS", default_value_t = 2000)]
     pub shutdown_grace_ms: u64,
 }
