@@ -337,3 +337,38 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Run `../shared/tools/conformance.sh` (libiscsi's `iscsi-test-cu`) on LUN `lun` of
+/// `iqn` served by `d`, with `patterns` and extra environment; require the script's
+/// "0 failed" verdict and return how many tests passed. A missing iscsi-test-cu fails.
+pub fn run_conformance(
+    d: &Daemon,
+    iqn: &str,
+    lun: u32,
+    patterns: &[&str],
+    env: &[(&str, &str)],
+) -> u32 {
+    require_tool("iscsi-test-cu");
+    let out = d.dir.path("conformance");
+    let lun = lun.to_string();
+    let mut cmd = Command::new("bash");
+    cmd.arg(shared_tool("conformance.sh"))
+        .args([d.portal_str().as_str(), iqn, lun.as_str()])
+        .args(patterns)
+        .env("OUT", &out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let r = run_with_timeout(&mut cmd, Duration::from_secs(600));
+    let last = r.stdout.lines().last().unwrap_or_default().to_string();
+    assert_eq!(r.code, 0, "conformance failed: {}\n{}", r.stdout, r.stderr);
+    assert!(
+        last.starts_with("conformance: ") && last.contains(" 0 failed"),
+        "{last}"
+    );
+    last.trim_start_matches("conformance: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

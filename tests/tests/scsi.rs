@@ -6,12 +6,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use integration_tests::client::{Client, ScsiResult};
-use integration_tests::{
-    both_flavours, require_tool, run_with_timeout, shared_tool, Daemon, Flavour, TempDir,
-};
+use integration_tests::{both_flavours, run_conformance, Daemon, Flavour, TempDir};
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 const IQN: &str = "iqn.2026-11.test:scsi";
 const SIZE: u64 = 128 * 1024 * 1024;
@@ -23,31 +19,9 @@ fn conformance(f: Flavour, params: &str, patterns: &[&str], min_passed: u32) {
     let d = Daemon::start(f, &["--state-dir", state.0.to_str().expect("utf-8")]);
     d.setup_file_target(1, IQN, SIZE);
     lu_op(&d, "update", 1, 1, &["--params", params]);
-    require_tool("iscsi-test-cu");
-    let out = d.dir.path("conformance-scsi");
-    let r = run_with_timeout(
-        Command::new("bash")
-            .arg(shared_tool("conformance.sh"))
-            .args([&d.portal_str(), IQN, "1"])
-            .args(patterns)
-            .env("OUT", &out)
-            .env("MULTIPATH", "1"),
-        Duration::from_secs(600),
-    );
-    let last = r.stdout.lines().last().unwrap_or_default().to_string();
-    assert_eq!(r.code, 0, "conformance failed: {}\n{}", r.stdout, r.stderr);
-    assert!(
-        last.starts_with("conformance: ") && last.contains(" 0 failed"),
-        "{last}"
-    );
-    let passed: u32 = last
-        .trim_start_matches("conformance: ")
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let passed = run_conformance(&d, IQN, 1, patterns, &[("MULTIPATH", "1")]);
     // Fewer means a command regressed into "not implemented" (or a suite now skips).
-    assert!(passed >= min_passed, "too few tests passed: {last}");
+    assert!(passed >= min_passed, "too few tests passed: {passed}");
 }
 
 /// The whole SCSI family on a thin-provisioned LUN: 186 pass today (of 215; the rest
