@@ -13,6 +13,10 @@ use std::time::Duration;
 
 const IQN: &str = "iqn.2026-11.org.example:admin";
 
+/// tgt 1.0.85's `--op stat` header.
+const STAT_HEADER: &str = "tgt lun sid rd_subm(bytes,cmds) rd_done(bytes,cmds) \
+                           wr_subm(bytes,cmds) wr_done(bytes,cmds) errs\n";
+
 /// (command line, stdout, stderr, exit status). `{file}` is the LUN 1 backing file,
 /// `{dir}` the daemon's scratch directory. The daemon starts with tid 1 = IQN, LUN 1
 /// on a 64 MiB file, bound to ALL.
@@ -27,6 +31,15 @@ const TABLE: &[(&str, &str, &str, i32)] = &[
     ("--lld iscsi --mode logicalunit --op update --tid 1 --lun 7 --params readonly=1", "", "tgtadm: can't find the logical unit\n", 22),
     ("--lld iscsi --mode logicalunit --op update --tid 1 --lun 1 --params bogus=1", "", "tgtadm: invalid request\n", 22),
     ("--lld iscsi --mode bogus --op show", "", "tgtadm: unknown mode: bogus\n", 1),
+    // I/O counters: no session yet, so only the header.
+    ("--lld iscsi --mode target --op stat --tid 1", STAT_HEADER, "", 0),
+    ("--lld iscsi --mode system --op stat", STAT_HEADER, "", 0),
+    ("--lld iscsi --mode logicalunit --op stat --tid 1 --lun 1", STAT_HEADER, "", 0),
+    ("--lld iscsi --mode target --op stat --tid 9", "", "tgtadm: can't find the target\n", 22),
+    ("--lld iscsi --mode target --op stat", "", "tgtadm: 'tid' option is necessary\n", 22),
+    ("--lld iscsi --mode logicalunit --op stat --tid 1", "", "tgtadm: 'lun' option is necessary\n", 22),
+    ("--lld iscsi --mode logicalunit --op stat --tid 1 --lun 7", "", "tgtadm: can't find the logical unit\n", 22),
+    ("--lld iscsi --mode logicalunit --op stat --tid 1 --lun 1 --bstype rdwr", "", "tgtadm: logicalunit mode: option '-E' is not allowed/supported\n", 22),
     ("--lld iscsi --mode target --op bogus", "", "tgtadm: unknown operation: bogus\n", 1),
     ("--lld iscsi --mode target --op new --tid 2", "", "tgtadm: creating new target requires a name, use --targetname\n", 22),
     ("--lld iscsi --mode target --op new --tid 2 --targetname iqn.a:b --lun 1", "", "tgtadm: target mode: option '-l' is not allowed/supported\n", 22),
@@ -297,7 +310,118 @@ fn offline_refuses_logins(f: Flavour) {
     assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
 }
 
+/// One `--op stat` line in tgt's layout.
+#[allow(clippy::too_many_arguments)]
+fn stat_line(lun: u64, sid: u64, rd: (u64, u64), wr: (u64, u64), errs: u64) -> String {
+    format!(
+        "{:3} {lun:3} {sid:3} {:12} {:6} {:12} {:6} {:12} {:6} {:12} {:6} {errs:4}\n",
+        1, rd.0, rd.1, rd.0, rd.1, wr.0, wr.1, wr.0, wr.1
+    )
+}
+
+fn stat_counts_reads_and_writes(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 8 << 20);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let show = d.tgtadm_ok(&["--mode", "target", "--op", "show"]);
+    let sid: u64 = show
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("I_T nexus: "))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{show}"));
+    let zero = format!(
+        "{STAT_HEADER}{}{}",
+        stat_line(0, sid, (0, 0), (0, 0), 0),
+        stat_line(1, sid, (0, 0), (0, 0), 0)
+    );
+    assert_eq!(
+        d.tgtadm_ok(&["--mode", "target", "--op", "stat", "--tid", "1"]),
+        zero
+    );
+    // A pending unit attention (if any) fails TEST UNIT READY: an error, no bytes.
+    let mut errs = 0;
+    while c.scsi(1, &[0; 6], &[], 0).expect("tur").status != 0 {
+        errs += 1;
+        assert!(errs < 5, "unit attentions do not clear");
+    }
+    let w = c
+        .scsi(
+            1,
+            &integration_tests::client::write10(0, 8),
+            &[0xab; 4096],
+            0,
+        )
+        .expect("write");
+    assert_eq!(w.status, 0);
+    for blocks in [8, 16] {
+        let r = c
+            .scsi(
+                1,
+                &integration_tests::client::read10(0, blocks),
+                &[],
+                u32::from(blocks) * 512,
+            )
+            .expect("read");
+        assert_eq!(r.status, 0);
+    }
+    let lun1 = stat_line(1, sid, (12288, 2), (4096, 1), errs);
+    let all = format!(
+        "{STAT_HEADER}{}{lun1}",
+        stat_line(0, sid, (0, 0), (0, 0), 0)
+    );
+    assert_eq!(
+        d.tgtadm_ok(&["--mode", "target", "--op", "stat", "--tid", "1"]),
+        all
+    );
+    assert_eq!(d.tgtadm_ok(&["--mode", "system", "--op", "stat"]), all);
+    assert_eq!(
+        d.tgtadm_ok(&[
+            "--mode",
+            "logicalunit",
+            "--op",
+            "stat",
+            "--tid",
+            "1",
+            "--lun",
+            "1"
+        ]),
+        format!("{STAT_HEADER}{lun1}")
+    );
+    let json = d.tgtadm_ok(&[
+        "--mode",
+        "logicalunit",
+        "--op",
+        "stat",
+        "--tid",
+        "1",
+        "--lun",
+        "1",
+        "--json",
+    ]);
+    // tgtadm pretty-prints the daemon's JSON.
+    for field in [
+        format!("\"sid\": {sid}"),
+        "\"rd_done_bytes\": 12288".to_string(),
+        "\"wr_done_cmds\": 1".to_string(),
+        format!("\"errs\": {errs}"),
+    ] {
+        assert!(json.contains(&field), "{field} missing: {json}");
+    }
+    // The counters go with the session.
+    assert!(c.logout().expect("logout"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.tgtadm_ok(&["--mode", "target", "--op", "stat", "--tid", "1"]) != STAT_HEADER {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats outlive the session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 both_flavours!(
+    stat_counts_reads_and_writes,
     offline_refuses_logins,
     table_against_tgt_expectations,
     config_load_dump_round_trip,

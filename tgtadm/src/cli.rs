@@ -406,6 +406,12 @@ fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
     Ok(match (mode, op) {
         (Mode::System, Op::Show) => Request::SystemShow,
         (Mode::System, Op::Delete) => Request::SystemDelete,
+        (Mode::System, Op::Stat) => Request::SystemStat,
+        (Mode::Target, Op::Stat) => Request::TargetStat { tid },
+        (Mode::LogicalUnit, Op::Stat) => Request::LuStat {
+            tid,
+            lun: o.lun.unwrap_or(0),
+        },
         (Mode::System, Op::Update) => Request::SystemUpdate {
             name: text(&o.name),
             value: text(&o.value),

@@ -274,12 +274,20 @@ fn drivers_and_not_yet_supported_requests() {
         refused("--mode target --op bind --tid 1 --host 3"),
         unsupported
     );
-    assert_eq!(refused("--mode system --op stat"), unsupported);
 }
 
 #[test]
 fn every_mode_becomes_a_request() {
     let cases: Vec<(&str, Request)> = vec![
+        ("--mode system --op stat", Request::SystemStat),
+        (
+            "--mode target --op stat --tid 2",
+            Request::TargetStat { tid: 2 },
+        ),
+        (
+            "--mode lu --op stat --tid 2 --lun 3",
+            Request::LuStat { tid: 2, lun: 3 },
+        ),
         (
             "--mode target --op show --tid 1",
             Request::TargetShowParams { tid: 1 },

@@ -13,6 +13,9 @@ impl Connection {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
+        if let Some(stats) = &task.stats {
+            stats.done(task.data_dir(), outcome.status == ScsiStatus::Good);
+        }
         let out_len = if task.write { task.cdb_out_len } else { 0 };
         self.respond(
             Itt(itt),

@@ -1,7 +1,7 @@
 //! Full feature phase: SCSI commands, Data-Out/R2T, Data-In, NOP, Logout, TMF
 //! (RFC 7143 §4.2, §11).
 
-use super::task::{DataOutState, Task, TaskState};
+use super::task::{self, DataOutState, Task, TaskState};
 use super::Connection;
 use iscsi_proto::keys::SessionType;
 use iscsi_proto::pdu::{reject_reason, Pdu, ScsiCommand};
@@ -124,7 +124,16 @@ impl Connection {
         }
         let (lun, prepared) = match self.scsi_prepare(&target, &c) {
             Ok(v) => v,
-            Err(outcome) => return self.finish(&c, outcome, 0),
+            Err(outcome) => {
+                // tgt counts commands its SCSI layer refuses (unit attentions,
+                // reservations) as submitted and done, with an error.
+                if let Some(stats) = self.lu_stats(&target, c.lun.to_lun()) {
+                    let dir = task::data_dir(c.read, c.write, c.expected_data_transfer_length);
+                    stats.submitted(dir);
+                    stats.done(dir, outcome.status == scsi_sbc::ScsiStatus::Good);
+                }
+                return self.finish(&c, outcome, 0);
+            }
         };
         let edtl = c.expected_data_transfer_length;
         let want = if c.write {
@@ -175,6 +184,7 @@ impl Connection {
             write: c.write,
             cdb_out_len: prepared.data_out_len,
             state: TaskState::Collecting(st),
+            stats: None,
         };
         let itt = c.itt.0;
         self.tasks.insert(itt, task);

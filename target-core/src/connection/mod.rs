@@ -171,6 +171,9 @@ pub struct Connection {
     events: VecDeque<ConnEvent>,
     timers: TimerTable,
     stray_completions: u64,
+    /// This session's I/O counters per LUN, taken from the target once
+    /// (`--op stat`).
+    lu_stats: HashMap<u64, Arc<crate::registry::LuStats>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -215,6 +218,7 @@ impl Connection {
             events: VecDeque::new(),
             timers,
             stray_completions: 0,
+            lu_stats: HashMap::new(),
         }
     }
 

@@ -12,7 +12,7 @@
 
 use super::task::TaskState;
 use super::{Connection, IoRequest, IoTag};
-use crate::registry::{Lun, Target};
+use crate::registry::{LuStats, Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
 use scsi_sbc::{
@@ -218,6 +218,18 @@ impl Connection {
         }
     }
 
+    /// The counters of this session on LUN `lun` of `target`, when the LUN exists.
+    pub(super) fn lu_stats(&mut self, target: &Target, lun: u64) -> Option<Arc<LuStats>> {
+        if let Some(s) = self.lu_stats.get(&lun) {
+            return Some(s.clone());
+        }
+        target.lun(lun)?;
+        let sid = self.session.as_ref()?.sid;
+        let stats = target.lu_stats(sid, lun);
+        self.lu_stats.insert(lun, stats.clone());
+        Some(stats)
+    }
+
     /// Find the LU a command addresses and check its CDB. `Err` is the answer to send
     /// at once (no data is solicited for it).
     pub(super) fn scsi_prepare(
@@ -261,6 +273,20 @@ impl Connection {
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
         };
+        let stats = {
+            let lun = task.lun.lun;
+            // Re-borrow: the cache lookup needs `&mut self`.
+            let dir = task.data_dir();
+            let stats = self.lu_stats(&target, lun);
+            if let Some(s) = &stats {
+                s.submitted(dir);
+            }
+            stats
+        };
+        let Some(task) = self.tasks.get_mut(&itt) else {
+            return;
+        };
+        task.stats = stats;
         let luns = target.lun_numbers();
         // EXTENDED COPY may name the target's other LUs: only then are they looked up.
         let peer_luns: Vec<Arc<Lun>> = if task.cdb.first() == Some(&EXTENDED_COPY) {

@@ -6,7 +6,7 @@ use iscsi_proto::{LunField, Ttt};
 use scsi_sbc::BlockOp;
 use std::sync::Arc;
 
-use crate::registry::Lun;
+use crate::registry::{DataDir, LuStats, Lun};
 
 /// An R2T we sent and whose data has not fully arrived.
 #[derive(Debug, Clone, Copy)]
@@ -99,4 +99,27 @@ pub(super) struct Task {
     /// Bytes of data-out the CDB calls for (for residuals of writes).
     pub(super) cdb_out_len: u64,
     pub(super) state: TaskState,
+    /// The I_T_L counters, once the task is submitted to its LU (`--op stat`).
+    pub(super) stats: Option<Arc<LuStats>>,
+}
+
+impl Task {
+    /// The data direction tgt's counters sort this task under.
+    pub(super) fn data_dir(&self) -> DataDir {
+        data_dir(self.read, self.write, self.edtl)
+    }
+}
+
+/// tgt's data direction of a command with these flags and expected length.
+pub(super) fn data_dir(read: bool, write: bool, edtl: u32) -> DataDir {
+    let len = u64::from(edtl);
+    match (read, write) {
+        (true, true) => DataDir::Bidi {
+            read: len,
+            write: len,
+        },
+        (true, false) => DataDir::Read(len),
+        (false, true) => DataDir::Write(len),
+        (false, false) => DataDir::None,
+    }
 }

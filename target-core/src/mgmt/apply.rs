@@ -7,6 +7,7 @@
 //! configurations in `apply_config.rs`.
 
 use super::show::{self, SystemInfo};
+use super::stat;
 use super::{apply_admin, apply_config, apply_lu, MgmtError, Request, Response, StoreOpener};
 use crate::registry::{AclEntry, SystemState, Target, Tid};
 use crate::Core;
@@ -61,6 +62,16 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
             Ok(Response::ok())
         }
         Request::TargetShow => Ok(show::target_show(&core.registry.targets())),
+        Request::SystemStat => Ok(stat::stat(&core.registry.targets(), None)),
+        Request::TargetStat { tid } => {
+            let t = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
+            Ok(stat::stat(&[t], None))
+        }
+        Request::LuStat { tid, lun } => {
+            let t = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
+            t.lun(lun).ok_or(MgmtError::NoLun)?;
+            Ok(stat::stat(&[t], Some(lun)))
+        }
         Request::TargetShowParams { tid } => {
             let t = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
             Ok(show::target_params_show(&t.params()))

@@ -458,3 +458,41 @@ fn system_show_lists_the_openers_types() {
     assert!(out.starts_with("System:\n    State: ready\n    debug: off\nLLDs:\n    iscsi: ready\n"));
     assert!(out.contains("Backing stores:\n    rdwr\n    memory\n    null\nDevice types:\n"));
 }
+
+#[test]
+fn stat_lists_every_lun_of_every_session() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.a").unwrap();
+    let t = core.registry.target(1).unwrap();
+    let text = |r: Result<Response, MgmtError>| r.unwrap().output.unwrap();
+    let header = super::stat::HEADER;
+    assert_eq!(text(run(&core, Request::TargetStat { tid: 1 })), header);
+    t.add_session(SessionInfo {
+        sid: 7,
+        tsih: 1,
+        initiator: "iqn.i".into(),
+        alias: None,
+        connections: vec![],
+    });
+    t.lu_stats(7, 0)
+        .submitted(crate::registry::DataDir::Read(512));
+    let lun0 = "  1   0   7          512      1            0      0            0      0            0      0    0\n";
+    assert_eq!(
+        text(run(&core, Request::SystemStat)),
+        format!("{header}{lun0}")
+    );
+    assert_eq!(
+        text(run(&core, Request::LuStat { tid: 1, lun: 0 })),
+        format!("{header}{lun0}")
+    );
+    assert_eq!(
+        run(&core, Request::LuStat { tid: 1, lun: 4 }),
+        Err(MgmtError::NoLun)
+    );
+    assert_eq!(
+        run(&core, Request::TargetStat { tid: 2 }),
+        Err(MgmtError::NoTarget)
+    );
+    t.remove_session(7);
+    assert_eq!(text(run(&core, Request::SystemStat)), header);
+}

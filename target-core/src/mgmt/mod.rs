@@ -16,6 +16,7 @@ pub mod path;
 mod request;
 mod response;
 pub mod show;
+pub mod stat;
 pub mod wire;
 
 pub use apply::apply;

@@ -328,6 +328,20 @@ pub enum Request {
         /// LUN number; 0 is refused.
         lun: u64,
     },
+    /// `--mode system --op stat`: I/O counters of every target.
+    SystemStat,
+    /// `--mode target --op stat --tid N`: I/O counters of one target.
+    TargetStat {
+        /// Target ID.
+        tid: Tid,
+    },
+    /// `--mode logicalunit --op stat --tid N --lun L`: I/O counters of one LU.
+    LuStat {
+        /// Target ID.
+        tid: Tid,
+        /// LUN number.
+        lun: u64,
+    },
 }
 
 impl Request {
@@ -338,17 +352,20 @@ impl Request {
             | Request::SystemDelete
             | Request::SystemUpdate { .. }
             | Request::ConfigApply { .. }
-            | Request::ConfigDump => Mode::System,
+            | Request::ConfigDump
+            | Request::SystemStat => Mode::System,
             Request::TargetNew { .. }
             | Request::TargetDelete { .. }
             | Request::TargetShow
             | Request::TargetShowParams { .. }
             | Request::TargetUpdate { .. }
             | Request::TargetBind { .. }
-            | Request::TargetUnbind { .. } => Mode::Target,
-            Request::LuNew { .. } | Request::LuDelete { .. } | Request::LuUpdate { .. } => {
-                Mode::LogicalUnit
-            }
+            | Request::TargetUnbind { .. }
+            | Request::TargetStat { .. } => Mode::Target,
+            Request::LuNew { .. }
+            | Request::LuDelete { .. }
+            | Request::LuUpdate { .. }
+            | Request::LuStat { .. } => Mode::LogicalUnit,
             Request::AccountNew { .. }
             | Request::AccountDelete { .. }
             | Request::AccountShow
@@ -394,6 +411,7 @@ impl Request {
             | Request::ConfigApply { .. } => Op::Update,
             Request::LldStart => Op::Start,
             Request::LldStop => Op::Stop,
+            Request::SystemStat | Request::TargetStat { .. } | Request::LuStat { .. } => Op::Stat,
         }
     }
 
@@ -403,9 +421,9 @@ impl Request {
         matches!(self, Request::SystemDelete)
     }
 
-    /// Whether the request only reads state (every `show`).
+    /// Whether the request only reads state (every `show` and `stat`).
     pub fn is_read_only(&self) -> bool {
-        self.op() == Op::Show
+        matches!(self.op(), Op::Show | Op::Stat)
     }
 }
 

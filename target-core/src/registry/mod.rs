@@ -9,6 +9,7 @@ mod acl;
 mod lun;
 mod params;
 mod portal;
+mod stats;
 mod target;
 
 pub use account::{Account, AccountBinding, Accounts};
@@ -16,6 +17,7 @@ pub use acl::AclEntry;
 pub use lun::{default_scsi_id, default_scsi_sn, Lun, LunBacking};
 pub use params::{TargetParams, PARAM_KEYS};
 pub use portal::{parse_portal, Portals, SystemState, ISCSI_PORT};
+pub use stats::{DataDir, LuStatSnapshot, LuStats};
 pub use target::{ConnectionInfo, SessionInfo, Target};
 
 use crate::mgmt::MgmtError;

@@ -1,6 +1,6 @@
 //! One target: name, LUNs, ACL and its live sessions.
 
-use super::{AccountBinding, AclEntry, Lun, TargetParams};
+use super::{AccountBinding, AclEntry, LuStatSnapshot, LuStats, Lun, TargetParams};
 use crate::mgmt::MgmtError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +50,8 @@ pub struct Target {
     /// Moves on every LUN added, removed or replaced: the SCSI layer can compare it
     /// to raise REPORTED LUNS DATA HAS CHANGED / CAPACITY DATA HAS CHANGED.
     lun_generation: AtomicU64,
+    /// I/O counters per (sid, LUN), for `--op stat`; dropped with the session.
+    stats: RwLock<BTreeMap<(u64, u64), Arc<LuStats>>>,
 }
 
 impl Target {
@@ -68,6 +70,7 @@ impl Target {
             params: RwLock::new(TargetParams::default()),
             logout: RwLock::new(BTreeSet::new()),
             lun_generation: AtomicU64::new(0),
+            stats: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -245,10 +248,56 @@ impl Target {
             .write()
             .expect("session lock poisoned")
             .remove(&sid);
+        self.stats
+            .write()
+            .expect("stats lock poisoned")
+            .retain(|&(s, _), _| s != sid);
         self.logout
             .write()
             .expect("logout lock poisoned")
             .remove(&sid);
+    }
+
+    /// The counters of session `sid` on LUN `lun`, created on first use. Callers
+    /// keep the `Arc` and count without locking.
+    pub fn lu_stats(&self, sid: u64, lun: u64) -> Arc<LuStats> {
+        let key = (sid, lun);
+        if let Some(s) = self.stats.read().expect("stats lock poisoned").get(&key) {
+            return s.clone();
+        }
+        self.stats
+            .write()
+            .expect("stats lock poisoned")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// `(lun, sid, counters)` for every LUN and every session of this target, in
+    /// tgt's order (LUNs, then sessions within each); pairs never used count zero.
+    pub fn stat_rows(&self, only_lun: Option<u64>) -> Vec<(u64, u64, LuStatSnapshot)> {
+        let sids: Vec<u64> = self
+            .sessions
+            .read()
+            .expect("session lock poisoned")
+            .keys()
+            .copied()
+            .collect();
+        let stats = self.stats.read().expect("stats lock poisoned");
+        let mut rows = Vec::new();
+        for lun in self.lun_numbers() {
+            if only_lun.is_some_and(|l| l != lun) {
+                continue;
+            }
+            for &sid in &sids {
+                let snap = stats
+                    .get(&(sid, lun))
+                    .map(|s| s.snapshot())
+                    .unwrap_or_default();
+                rows.push((lun, sid, snap));
+            }
+        }
+        rows
     }
 
     /// Ask the session `sid` to go (tgtadm session/connection delete, unbind): its
