@@ -58,8 +58,10 @@ fn scsi_conformance_readonly(f: Flavour) {
 }
 
 /// SANITIZE where the administrator offers it (`--params sanitize=1`): every
-/// Sanitize test but Reset, which expects the sanitize of a 128 MiB file to take more
-/// than three seconds.
+/// Sanitize test but Reset. Reset (IMMED=0, zero pattern) expects the OVERWRITE to be
+/// still running four seconds later, and then polls every 60 s until it ends; an
+/// all-zero OVERWRITE deallocates the file, so it is done at once (fails at any LUN
+/// size), and a slower one would make the test last over a minute.
 fn scsi_conformance_sanitize(f: Flavour) {
     let tests = [
         "SCSI.Sanitize.BlockErase",

@@ -166,6 +166,11 @@ impl BlockStore for SanitizeStore {
     }
 }
 
+/// The IMMED bit of a SANITIZE CDB (byte 1, bit 7).
+fn immed(cdb: &[u8]) -> bool {
+    cdb.get(1).is_some_and(|b| b & 0x80 != 0)
+}
+
 /// For a copy that names LUs besides `lun`, the store that reaches them all; `None`
 /// for any other operation (the LU's own store runs it).
 fn copy_store(op: &BlockOp, lun: &Arc<Lun>, peers: &[Arc<Lun>]) -> Option<Arc<dyn BlockStore>> {
@@ -341,9 +346,17 @@ impl Connection {
                     };
                     return self.finish_task(itt, Outcome::check(sense));
                 };
-                task.state = TaskState::Io(op.clone());
                 let tag = IoTag(self.next_io_tag);
                 self.next_io_tag += 1;
+                // SANITIZE with IMMED (SBC-4 5.30.1): GOOD now, the erase goes on
+                // detached from the task. Its tag is not tracked, so no reset or abort
+                // stops it and its completion is ignored (counted as stray); the
+                // `SanitizeStore` makes the LU ready again when it ends.
+                if sanitize && immed(&task.cdb) {
+                    self.io_out.push_back(IoRequest { tag, store, op });
+                    return self.finish_task(itt, Outcome::good(Bytes::new()));
+                }
+                task.state = TaskState::Io(op.clone());
                 self.io_tags.insert(tag, itt);
                 self.io_out.push_back(IoRequest { tag, store, op });
             }

@@ -3,10 +3,13 @@
 
 use super::{assert_clean, base, closed_event};
 use crate::connection::ConnConfig;
-use crate::testkit::{cdb, fixture, IoMode, SenseView, Sim};
-use bytes::BytesMut;
+use crate::registry::{AclEntry, Lun, LunBacking};
+use crate::testkit::{cdb, fixture, IoMode, MemStore, SenseView, Sim};
+use crate::Core;
+use bytes::{Bytes, BytesMut};
 use iscsi_proto::pdu::{Pdu, TaskMgmtResponse};
 use iscsi_proto::{Isid, Itt};
+use std::sync::Arc;
 
 /// Two sessions of different initiators, logged in to the fixture target.
 fn two_sessions(seed: u64) -> (Sim, Sim, fixture::Fixture) {
@@ -161,4 +164,77 @@ fn a_session_not_woken_drops_at_its_next_input() {
         .ini
         .received_where(|p| matches!(p, Pdu::TaskMgmtResponse(_)).then_some(()))
         .is_empty());
+}
+
+/// SANITIZE OVERWRITE with IMMED=1 (SBC-4 5.30.1): the CDB and a pattern of A5h.
+fn sanitize_immed() -> (Vec<u8>, Bytes) {
+    let len = fixture::BLOCK_SIZE as usize + 4;
+    let [hi, lo] = u16::try_from(len).expect("fits").to_be_bytes();
+    let cdb = vec![0x48, 0x80 | 0x01, 0, 0, 0, 0, 0, hi, lo, 0];
+    let mut param = vec![0x01, 0x00, 0x02, 0x00];
+    param.resize(len, 0xa5);
+    (cdb, Bytes::from(param))
+}
+
+#[test]
+fn sanitize_immed_answers_at_once_and_outlives_a_lu_reset() {
+    let core = Arc::new(Core::new());
+    let target = core.registry.add_target(1, fixture::TARGET).expect("fresh");
+    let store = Arc::new(MemStore::new(64 * fixture::BLOCK_SIZE as usize));
+    let backing = LunBacking {
+        bstype: "memory".into(),
+        path: None,
+        oflags: String::new(),
+    };
+    let mut lun = Lun::disk(1, 1, store.clone(), fixture::BLOCK_SIZE, backing);
+    lun.config.sanitize = true;
+    target.add_lun(lun).expect("fresh");
+    target.bind(AclEntry::All).expect("fresh");
+    let mut sim = Sim::new(core, fixture::peer(), ConnConfig::default(), 331, base());
+    sim.login_normal(fixture::TARGET);
+    sim.io_mode = IoMode::Hold;
+
+    // GOOD before the erase ends; the erase is not a task of the connection.
+    let (cdb, param) = sanitize_immed();
+    let s = sim.ini.write(1, &cdb, param);
+    sim.drive();
+    assert_eq!(sim.ini.task(s).and_then(|t| t.status), Some(0), "GOOD");
+    assert_eq!(sim.pending_io(), 1, "the erase goes on");
+    assert_eq!(sim.conn.tasks_in_flight(), 0);
+
+    // Meanwhile the LU is NOT READY, SANITIZE IN PROGRESS, even after a LU reset.
+    let mut reset = sim.ini.abort_task(1, Itt::RESERVED);
+    reset.function = 5;
+    sim.send(Pdu::TaskMgmtRequest(reset));
+    sim.drive();
+    let ua = sim.ini.command(1, &cdb::test_unit_ready(), 0, false, None);
+    sim.drive();
+    let t = sim.ini.task(ua).expect("answered");
+    let reset_ua = SenseView {
+        key: 6,
+        asc: 0x29,
+        ascq: 0x03,
+    };
+    assert_eq!(t.sense, Some(reset_ua), "the reset's unit attention first");
+    let tur = sim.ini.command(1, &cdb::test_unit_ready(), 0, false, None);
+    sim.drive();
+    let t = sim.ini.task(tur).expect("answered");
+    assert_eq!(t.status, Some(2), "CHECK CONDITION");
+    let not_ready = SenseView {
+        key: 2,
+        asc: 0x04,
+        ascq: 0x1b,
+    };
+    assert_eq!(t.sense, Some(not_ready));
+
+    // Its completion answers nothing a second time, and the LU is ready again.
+    sim.complete_all_io();
+    sim.drive();
+    assert_eq!(sim.conn.stray_completions(), 1);
+    assert_eq!(store.read_at(0, 4), [0xa5; 4]);
+    sim.io_mode = IoMode::Immediate;
+    let tur = sim.ini.command(1, &cdb::test_unit_ready(), 0, false, None);
+    sim.drive();
+    assert_eq!(sim.ini.task(tur).and_then(|t| t.status), Some(0), "GOOD");
+    assert_clean(&sim);
 }
