@@ -7,6 +7,7 @@
 pub mod config_file;
 pub mod daemonize;
 pub mod demo;
+pub mod events;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;

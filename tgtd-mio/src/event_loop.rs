@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
 use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
@@ -410,21 +410,11 @@ impl Loop {
                 true
             }
         };
-        while let Some(ev) = c.conn.poll_event() {
-            match ev {
-                ConnEvent::LoggedIn {
-                    initiator, target, ..
-                } => {
-                    tracing::info!("{initiator} logged in to {target:?}")
-                }
-                ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
-                // A target reset or reinstatement: every loop (this one included)
-                // re-checks its connections, as after a management change.
-                ConnEvent::SharedStateChanged => {
-                    for p in &self.peers {
-                        let _ = p.waker.wake();
-                    }
-                }
+        // A target reset or reinstatement: every loop (this one included) re-checks its
+        // connections, as after a management change.
+        if tgtd_common::events::drain(&mut c.conn) {
+            for p in &self.peers {
+                let _ = p.waker.wake();
             }
         }
         if c.conn.is_closed() && (flushed || c.tx.is_empty()) {

@@ -6,7 +6,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use target_core::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
 use target_core::Core;
 use tgtd_common::txqueue::TxQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -116,20 +116,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         if write_all(&mut wr, &mut tx).await.is_err() {
             conn.handle_close();
         }
-        while let Some(ev) = conn.poll_event() {
-            match ev {
-                ConnEvent::LoggedIn {
-                    initiator, target, ..
-                } => {
-                    tracing::info!("{initiator} logged in to {target:?}")
-                }
-                ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
-                // A target reset or reinstatement: every connection re-checks, as
-                // after a management change.
-                ConnEvent::SharedStateChanged => {
-                    shared.admin.send_modify(|g| *g = g.wrapping_add(1))
-                }
-            }
+        // A target reset or reinstatement: every connection re-checks, as after a
+        // management change.
+        if tgtd_common::events::drain(&mut conn) {
+            shared.admin.send_modify(|g| *g = g.wrapping_add(1));
         }
         if conn.is_closed() {
             let _ = wr.shutdown().await;
