@@ -311,7 +311,11 @@ pub fn prepare_in(
 /// Run a command whose data-out has been collected, without LU state (a fresh state is
 /// used): see [`execute_in`].
 pub fn execute(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>, data_out: Bytes) -> Plan {
-    execute_in(cdb, lu, ctx, &mut LuState::new(), data_out)
+    let mut state = LuState::new();
+    // As seen by a nexus that has already cleared its power-on unit attention.
+    state.ua.see(ctx.nexus.id);
+    let _ = state.ua.take(ctx.nexus.id);
+    execute_in(cdb, lu, ctx, &mut state, data_out)
 }
 
 /// Run a command whose data-out (if any) has been collected and that passed

@@ -61,7 +61,7 @@ fn controller_rejects_mode_sense() {
 #[test]
 fn mode_select_changes_wce_and_swp() {
     let lu = disk();
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let mut other = CTX;
     other.nexus.id = 2;
     // Nexus 2 is known, so it gets MODE PARAMETERS CHANGED.

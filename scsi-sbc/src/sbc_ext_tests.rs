@@ -31,7 +31,7 @@ fn verify_bytchk() {
         Plan::Io(BlockOp::Compare { offset: 2048, data })
     );
     // Miscompare: MISCOMPARE 1Dh/00h with the offset in INFORMATION.
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let o = complete_in(
         &cdb,
         &lu,
@@ -130,13 +130,20 @@ fn get_lba_status_descriptors() {
         &cdb,
         &lu,
         1,
-        &mut LuState::new(),
+        &mut LuState::settled(&[1, 2, 3]),
         &BlockOp::Flush,
         Ok(Bytes::new()),
     );
     assert_eq!(o.status, ScsiStatus::Good);
     let op = BlockOp::Provisioning { offset: 0, len: 0 };
-    let o = complete_in(&cdb, &lu, 1, &mut LuState::new(), &op, Ok(ext));
+    let o = complete_in(
+        &cdb,
+        &lu,
+        1,
+        &mut LuState::settled(&[1, 2, 3]),
+        &op,
+        Ok(ext),
+    );
     let d = o.data;
     assert_eq!(&d[..4], &[0, 0, 0, 36]);
     assert_eq!(
@@ -172,7 +179,7 @@ fn compare_and_write_limits() {
 #[test]
 fn reservations_through_commands() {
     let lu = disk();
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let mut b = CTX;
     b.nexus.id = 2;
     let reserve6 = [0x16, 0, 0, 0, 0, 0];
@@ -191,7 +198,7 @@ fn reservations_through_commands() {
 #[test]
 fn unit_attention_once_then_request_sense() {
     let lu = disk();
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let tur = [0, 0, 0, 0, 0, 0];
     assert!(crate::prepare_in(&tur, &lu, &CTX, &mut st).is_ok());
     st.reset();
@@ -228,7 +235,7 @@ fn report_supported_opcodes_all() {
 fn removable_medium() {
     let mut lu = disk();
     lu.removable = true;
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let prevent = [0x1e, 0, 0, 0, 1, 0];
     let eject = [0x1b, 0, 0, 0, 0x02, 0];
     let load = [0x1b, 0, 0, 0, 0x03, 0];
@@ -273,7 +280,7 @@ mod props {
             ),
         ) {
             let lu = disk();
-            let mut st = LuState::new();
+            let mut st = LuState::settled(&[1, 2, 3]);
             let mut other = CTX;
             other.nexus.id = 2;
             for (op, rest, data, second) in cmds {
@@ -312,7 +319,7 @@ fn sanitize_runs_only_where_offered_and_makes_the_lu_not_ready() {
         run_check(&lu, &CTX, &reserved),
         Sense::invalid_field_in_cdb()
     );
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let op = match execute_in(&erase, &lu, &CTX, &mut st, Bytes::new()) {
         Plan::Io(op @ BlockOp::Unmap { .. }) => op,
         other => panic!("{other:?}"),

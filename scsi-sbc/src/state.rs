@@ -84,6 +84,18 @@ impl LuState {
         LuState::default()
     }
 
+    /// A state where `nexuses` have already addressed the LU and cleared their
+    /// power-on unit attention: the starting point of most tests.
+    #[cfg(test)]
+    pub(crate) fn settled(nexuses: &[u64]) -> Self {
+        let mut s = LuState::new();
+        for &n in nexuses {
+            s.ua.see(n);
+            while s.ua.take(n).is_some() {}
+        }
+        s
+    }
+
     /// LOGICAL UNIT RESET / target reset (SAM-5 6.3.3): UA to every nexus, SPC-2
     /// reservation and medium removal prevention cleared, mode values back to saved.
     pub fn reset(&mut self) {
@@ -135,12 +147,40 @@ mod tests {
     }
 
     #[test]
+    fn a_new_nexus_hears_of_power_on_once_and_inquiry_does_not_consume_it() {
+        let lu = disk();
+        let mut st = LuState::new();
+        let inq = [0x12, 0, 0, 0, 36, 0];
+        assert!(
+            prepare_in(&inq, &lu, &CTX, &mut st).is_ok(),
+            "SPC-4 6.6: exempt"
+        );
+        let tur = [0u8; 6];
+        let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::UnitAttention, 0x29, 0x00)));
+        assert!(
+            prepare_in(&tur, &lu, &CTX, &mut st).is_ok(),
+            "reported once"
+        );
+        // The session ends; the next one is a new nexus and hears it again.
+        st.nexus_lost(1);
+        let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(key_asc(&o), Some((SenseKey::UnitAttention, 0x29, 0x00)));
+    }
+
+    #[test]
     fn lun_inventory_change_reaches_unseen_nexuses_once() {
         let lu = disk();
         let mut st = LuState::new();
         // Nexus 1 (CTX) never addressed this LU; the target names it.
         st.luns_changed(&[1]);
         let tur = [0u8; 6];
+        let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
+        assert_eq!(
+            key_asc(&o),
+            Some((SenseKey::UnitAttention, 0x29, 0x00)),
+            "SAM-5 5.14: power on first, for a nexus new to the LU"
+        );
         let o = prepare_in(&tur, &lu, &CTX, &mut st).unwrap_err();
         assert_eq!(
             key_asc(&o),
@@ -161,7 +201,7 @@ mod tests {
         let mut lu = disk();
         let mut st = LuState {
             offline: true,
-            ..LuState::new()
+            ..LuState::settled(&[1])
         };
         let write10 = [0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0];
         // Refused before any data-out is solicited.

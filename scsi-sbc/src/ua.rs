@@ -21,9 +21,18 @@ pub struct UnitAttentions {
 }
 
 impl UnitAttentions {
-    /// Note a nexus (first command seen); later broadcasts include it.
+    /// Note a nexus; later broadcasts include it. A nexus new to the LU (its first
+    /// command since the LU came up, or since its previous session ended) starts with
+    /// POWER ON, RESET, OR BUS DEVICE RESET OCCURRED pending, as SAM-5 5.14 asks of
+    /// every nexus after power on and as tgt does for each new session: initiators
+    /// (Linux, libiscsi) clear it with TEST UNIT READY right after login.
     pub fn see(&mut self, nexus: u64) {
-        self.known.insert(nexus);
+        if self.known.insert(nexus) {
+            let q = self.pending.entry(nexus).or_default();
+            if !q.contains(&asc::POWER_ON_RESET) {
+                q.push_front(asc::POWER_ON_RESET);
+            }
+        }
     }
 
     /// Every nexus that has addressed this LU and not gone away.
@@ -89,6 +98,12 @@ mod tests {
         let mut ua = UnitAttentions::default();
         ua.see(1);
         ua.see(2);
+        for n in [1, 2] {
+            let s = ua.take(n).unwrap();
+            assert_eq!((s.asc, s.ascq), (0x29, 0x00), "power on first");
+        }
+        ua.see(1);
+        assert_eq!(ua.take(1), None, "a known nexus gets it once");
         ua.broadcast(asc::MODE_PARAMETERS_CHANGED, Some(1));
         assert_eq!(ua.take(1), None);
         let s = ua.take(2).unwrap();
@@ -115,5 +130,12 @@ mod tests {
         }
         ua.forget(1);
         assert!(!ua.has(1));
+        ua.see(1);
+        let s = ua.take(1).unwrap();
+        assert_eq!(
+            (s.asc, s.ascq),
+            (0x29, 0x00),
+            "a new session is a new nexus"
+        );
     }
 }

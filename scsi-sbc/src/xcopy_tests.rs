@@ -70,7 +70,7 @@ const ME: &str = "IET     00010001";
 
 #[test]
 fn copy_within_the_lu() {
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let d = list(0, &[cscd(ME)], &[b2b(0, 0, 4, 0, 996)]);
     let op = match run(&CTX, &mut st, &d) {
         Plan::Io(op) => op,
@@ -114,7 +114,7 @@ fn copy_between_lus_names_the_peer() {
         peers: &peers,
         ..CTX
     };
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let d = list(
         2,
         &[cscd(ME), cscd("IET     00010002")],
@@ -152,7 +152,7 @@ fn copy_between_lus_names_the_peer() {
 
 #[test]
 fn parameter_list_errors() {
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let full = list(0, &[cscd(ME)], &[b2b(0, 0, 4, 0, 996)]);
     // libiscsi ExtendedCopy.ParamHdr: truncated descriptors.
     for cut in [47, 16 + 32 + 27, 10] {
@@ -209,7 +209,7 @@ fn parameter_list_errors() {
 
 #[test]
 fn failed_copy_is_copy_aborted() {
-    let mut st = LuState::new();
+    let mut st = LuState::settled(&[1, 2, 3]);
     let d = list(0, &[cscd(ME)], &[b2b(0, 0, 4, 0, 8)]);
     let Plan::Io(op) = run(&CTX, &mut st, &d) else {
         panic!("expected a copy");

@@ -163,8 +163,53 @@ impl Client {
     }
 
     /// A whole login to `target` (or a discovery session when `None`), operational keys
-    /// offered in one step. Returns the login status of the first failure, or (0, 0).
+    /// offered in one step, then, for a normal session, what libiscsi and Linux do next:
+    /// clear the power-on unit attention of every LUN ([`Client::clear_unit_attentions`]).
+    /// Returns the login status of the first failure, or (0, 0).
     pub fn login(&mut self, target: Option<&str>) -> io::Result<(u8, u8)> {
+        let status = self.login_only(target)?;
+        if status == (0, 0) && target.is_some() {
+            self.clear_unit_attentions()?;
+        }
+        Ok(status)
+    }
+
+    /// REPORT LUNS, then TEST UNIT READY to each LUN until it answers GOOD (at most 8
+    /// tries), as libiscsi does after connecting.
+    pub fn clear_unit_attentions(&mut self) -> io::Result<()> {
+        let mut cdb = vec![0xa0, 0, 0, 0, 0, 0];
+        cdb.extend_from_slice(&4096u32.to_be_bytes());
+        cdb.extend_from_slice(&[0, 0]);
+        let r = self.scsi(0, &cdb, &[], 4096)?;
+        let luns: Vec<u64> = r
+            .data
+            .get(8..)
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .map(|e| (u64::from(e[0] & 0x3f) << 8) | u64::from(e[1]))
+            .collect();
+        for lun in luns {
+            let mut tries = 0;
+            loop {
+                let r = self.scsi(lun, &[0; 6], &[], 0)?;
+                tries += 1;
+                match (r.status, r.sense_key_asc()) {
+                    (0, _) => break,
+                    (2, Some((6, _, _))) if tries < 8 => continue,
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("TEST UNIT READY to LUN {lun}: {other:?}"),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Client::login`] without clearing unit attentions.
+    pub fn login_only(&mut self, target: Option<&str>) -> io::Result<(u8, u8)> {
         let mut keys = vec![("InitiatorName", INITIATOR), ("AuthMethod", "None")];
         match target {
             Some(t) => {

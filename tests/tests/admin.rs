@@ -323,7 +323,8 @@ fn stat_counts_reads_and_writes(f: Flavour) {
     let d = Daemon::start(f, &[]);
     d.setup_file_target(1, IQN, 8 << 20);
     let mut c = Client::connect(d.portal).expect("connect");
-    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    // No unit-attention clearing at login: every command below is counted.
+    assert_eq!(c.login_only(Some(IQN)).expect("login"), (0, 0));
     let show = d.tgtadm_ok(&["--mode", "target", "--op", "show"]);
     let sid: u64 = show
         .lines()

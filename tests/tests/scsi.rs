@@ -123,6 +123,27 @@ fn check(r: &ScsiResult) -> Option<(u8, u8, u8)> {
     }
 }
 
+/// Each new session is a new I_T nexus: its first command other than INQUIRY, REPORT
+/// LUNS and REQUEST SENSE gets POWER ON, RESET, OR BUS DEVICE RESET OCCURRED (SAM-5
+/// 5.14, as tgt does), once per LUN; a new session after logout hears it again.
+fn power_on_unit_attention_per_new_session(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 1 << 20);
+    for _ in 0..2 {
+        let mut c = Client::connect(d.portal).expect("connect");
+        assert_eq!(c.login_only(Some(IQN)).expect("login"), (0, 0));
+        let inq = c
+            .scsi(1, &[0x12, 0, 0, 0, 36, 0], &[], 36)
+            .expect("INQUIRY");
+        assert_eq!(inq.status, 0, "INQUIRY does not report unit attentions");
+        for lun in [0, 1] {
+            assert_eq!(check(&tur(&mut c, lun)), Some((6, 0x29, 0x00)), "LUN {lun}");
+            assert_eq!(check(&tur(&mut c, lun)), None, "LUN {lun}: reported once");
+        }
+        assert!(c.logout().expect("logout"));
+    }
+}
+
 /// Administration changes reach connected initiators as unit attentions (SPC-4 6.33,
 /// SBC-3 4.5), and an offline LUN is NOT READY but still answers INQUIRY.
 fn online_changes(f: Flavour) {
@@ -145,9 +166,10 @@ fn online_changes(f: Flavour) {
     }
     assert_eq!(
         check(&tur(&mut c, 2)),
-        None,
-        "the new LUN has nothing to report"
+        Some((6, 0x29, 0x00)),
+        "the new LUN was just powered on"
     );
+    assert_eq!(check(&tur(&mut c, 2)), None, "LUN 2: reported once");
 
     // Grow the file, then `logicalunit update` re-reads its size.
     std::fs::OpenOptions::new()
@@ -339,6 +361,7 @@ fn aptpl_survives_restart(f: Flavour) {
 }
 
 both_flavours!(
+    power_on_unit_attention_per_new_session,
     scsi_conformance,
     scsi_conformance_removable,
     scsi_conformance_readonly,

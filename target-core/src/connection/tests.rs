@@ -28,7 +28,7 @@ fn sim_with(blocks: u64, config: ConnConfig, seed: u64) -> (Sim, fixture::Fixtur
 /// A simulation with default settings, logged in to the fixture target.
 fn logged_in(seed: u64) -> (Sim, fixture::Fixture) {
     let (mut sim, fx) = sim_with(1024, ConnConfig::default(), seed);
-    sim.login_normal(fixture::TARGET);
+    sim.login_ready(fixture::TARGET);
     (sim, fx)
 }
 

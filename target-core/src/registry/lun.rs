@@ -200,12 +200,30 @@ mod tests {
             .map(|s| (s.key, s.asc, s.ascq))
     }
 
+    /// `nexus` has addressed `l` and cleared its power-on unit attention.
+    fn seen(l: &Lun, nexus: u64) {
+        l.lock_state().ua.see(nexus);
+        assert_eq!(
+            pending(l, nexus),
+            Some((SenseKey::UnitAttention, 0x29, 0x00))
+        );
+    }
+
     #[test]
     fn inventory_change_reaches_every_nexus_of_every_old_lun() {
         let luns = [Arc::new(Lun::controller(1)), Arc::new(disk(1, 1 << 20))];
-        luns[0].lock_state().ua.see(7); // nexus 7 has only talked to LUN 0
-        luns[1].lock_state().ua.see(8);
+        seen(&luns[0], 7); // nexus 7 has only talked to LUN 0
+        seen(&luns[1], 8);
         announce_inventory_change(&luns, None);
+        // Nexus 8 never addressed LUN 0 (nor 7 LUN 1): power on comes first there.
+        assert_eq!(
+            pending(&luns[0], 8),
+            Some((SenseKey::UnitAttention, 0x29, 0x00))
+        );
+        assert_eq!(
+            pending(&luns[1], 7),
+            Some((SenseKey::UnitAttention, 0x29, 0x00))
+        );
         for l in &luns {
             for n in [7, 8] {
                 assert_eq!(pending(l, n), Some((SenseKey::UnitAttention, 0x3f, 0x0e)));
@@ -213,7 +231,11 @@ mod tests {
             }
         }
         announce_inventory_change(&luns, Some(1));
-        assert_eq!(pending(&luns[1], 7), None, "a fresh LUN reports nothing");
+        assert_eq!(
+            pending(&luns[1], 7),
+            None,
+            "the new LUN reports no inventory change (its power on comes when addressed)"
+        );
     }
 
     #[test]
@@ -221,7 +243,7 @@ mod tests {
         let old = disk(1, 1 << 20);
         let mut new = old.clone();
         let luns = [Arc::new(old.clone())];
-        luns[0].lock_state().ua.see(3);
+        seen(&luns[0], 3);
         announce_replacement(&old, &new, &luns);
         assert_eq!(pending(&new, 3), None, "same size: no unit attention");
         new.config.num_blocks *= 2;

@@ -257,6 +257,50 @@ impl Sim {
         r
     }
 
+    /// [`Sim::login_normal`], then what initiators do right after a login (libiscsi,
+    /// Linux): clear the power-on unit attention of every LUN (see
+    /// [`Sim::clear_unit_attentions`]).
+    pub fn login_ready(&mut self, target: &str) -> LoginResponse {
+        let r = self.login_normal(target);
+        self.clear_unit_attentions();
+        r
+    }
+
+    /// REPORT LUNS, then TEST UNIT READY to each LUN until it answers GOOD, as
+    /// libiscsi does after connecting. Panics on anything but GOOD or UNIT ATTENTION.
+    pub fn clear_unit_attentions(&mut self) {
+        let alloc = 8 + 8 * 64u32;
+        let mut cdb = vec![0xa0, 0, 0, 0, 0, 0];
+        cdb.extend_from_slice(&alloc.to_be_bytes());
+        cdb.extend_from_slice(&[0, 0]);
+        let itt = self.ini.read(0, &cdb, alloc);
+        self.drive();
+        let data = self.ini.task(itt).expect("REPORT LUNS task").data.clone();
+        let luns: Vec<u64> = data
+            .get(8..)
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .map(|e| (u64::from(e[0] & 0x3f) << 8) | u64::from(e[1]))
+            .collect();
+        for lun in luns {
+            let mut cleared = false;
+            for _ in 0..8 {
+                let itt = self.ini.read(lun, &[0u8; 6], 0);
+                self.drive();
+                let t = self.ini.task(itt).expect("TEST UNIT READY task");
+                match (t.status, t.sense) {
+                    (Some(0), _) => {
+                        cleared = true;
+                        break;
+                    }
+                    (Some(2), Some(s)) if s.key == 6 => continue,
+                    other => panic!("TEST UNIT READY to LUN {lun}: {other:?}"),
+                }
+            }
+            assert!(cleared, "LUN {lun} kept reporting unit attentions");
+        }
+    }
+
     /// A discovery-session login in one operational-stage request. Panics unless it
     /// succeeds.
     pub fn login_discovery(&mut self) -> LoginResponse {

@@ -12,7 +12,7 @@ fn digest_sim(seed: u64) -> (Sim, fixture::Fixture) {
     sim.ini.offer.header_digest = true;
     sim.ini.offer.data_digest = true;
     sim.max_chunk = Some(97);
-    let r = sim.login_normal(fixture::TARGET);
+    let r = sim.login_ready(fixture::TARGET);
     // The final login response itself is sent without digests (RFC 7143 §13.1).
     assert!(r.transit);
     assert_eq!(sim.ini.login_key("HeaderDigest"), Some("CRC32C"));

@@ -21,7 +21,7 @@ fn two_sessions(seed: u64) -> (Sim, Sim, fixture::Fixture) {
         seed,
         base(),
     );
-    a.login_normal(fixture::TARGET);
+    a.login_ready(fixture::TARGET);
     let mut b = Sim::new(
         fx.core.clone(),
         fixture::peer(),
@@ -31,7 +31,7 @@ fn two_sessions(seed: u64) -> (Sim, Sim, fixture::Fixture) {
     );
     b.ini.name = "iqn.2024-01.com.example:sim.other".into();
     b.ini.isid = Isid([0x80, 0, 0, 0, 0, 9]);
-    b.login_normal(fixture::TARGET);
+    b.login_ready(fixture::TARGET);
     assert_eq!(fx.target.sessions().len(), 2);
     (a, b, fx)
 }
@@ -140,7 +140,7 @@ fn reset_of_another_target_leaves_sessions_alone() {
         base(),
     );
     c.ini.isid = Isid([0x80, 0, 0, 0, 0, 7]);
-    c.login_normal("iqn.2024-01.com.example:other");
+    c.login_ready("iqn.2024-01.com.example:other");
     c.io_mode = IoMode::Hold;
     c.ini.read(1, &cdb::read10(0, 1), 512);
     c.drive();
@@ -191,7 +191,7 @@ fn sanitize_immed_answers_at_once_and_outlives_a_lu_reset() {
     target.add_lun(lun).expect("fresh");
     target.bind(AclEntry::All).expect("fresh");
     let mut sim = Sim::new(core, fixture::peer(), ConnConfig::default(), 331, base());
-    sim.login_normal(fixture::TARGET);
+    sim.login_ready(fixture::TARGET);
     sim.io_mode = IoMode::Hold;
 
     // GOOD before the erase ends; the erase is not a task of the connection.

@@ -48,7 +48,7 @@ fn burst_sim(immediate_data: bool, initial_r2t: bool, seed: u64) -> (Sim, fixtur
     };
     sim.max_chunk = Some(1 + (seed as usize * 977) % 3000);
     sim.io_mode = IoMode::Random;
-    sim.login_normal(fixture::TARGET);
+    sim.login_ready(fixture::TARGET);
     assert_eq!(sim.ini.params.immediate_data, immediate_data);
     assert_eq!(sim.ini.params.initial_r2t, initial_r2t);
     assert_eq!(sim.ini.params.max_xmit_data_segment_length, TARGET_MRDSL);
@@ -176,7 +176,7 @@ fn several_outstanding_r2ts() {
         ..Offer::default()
     };
     sim.max_chunk = Some(700);
-    sim.login_normal(fixture::TARGET);
+    sim.login_ready(fixture::TARGET);
     assert_eq!(sim.ini.params.max_outstanding_r2t, 4);
     let len = 64 * 512;
     let data = pattern(len, 9);
@@ -290,7 +290,7 @@ fn out_of_order_completion_across_commands() {
     assert_eq!(sim.ini.task(rb).unwrap().data, b.to_vec());
     // Responses came in completion order: rb's Data-In first.
     let order: Vec<_> = sim.ini.received_where(|p| match p {
-        Pdu::DataIn(d) if d.status_present => Some(d.itt),
+        Pdu::DataIn(d) if d.status_present && [ra, rb].contains(&d.itt) => Some(d.itt),
         _ => None,
     });
     assert_eq!(order, vec![rb, ra]);
