@@ -238,7 +238,90 @@ fn warm_reset_reaches_every_session(f: Flavour) {
     );
 }
 
+/// `target update --name RedirectAddress/RedirectPort/RedirectReason` (tgt's keys):
+/// logins get 0x0101/0x0102 with `TargetAddress`, libiscsi follows it to the other
+/// daemon, `show --tid` shows tgt's redirect block, and clearing the address ends it.
+fn login_redirect(f: Flavour) {
+    let home = Daemon::start(f, &[]);
+    home.setup_file_target(1, IQN, SIZE);
+    let away = Daemon::start(f, &[]);
+    away.setup_file_target(1, IQN, 2 * SIZE);
+    let update = |name: &str, value: &str| {
+        home.tgtadm_ok(&[
+            "--mode", "target", "--op", "update", "--tid", "1", "--name", name, "--value", value,
+        ]);
+    };
+    let away_port = away.portal.port().to_string();
+    update("RedirectAddress", "127.0.0.1");
+    update("RedirectPort", &away_port);
+    // No reason yet: no redirection (as tgt).
+    let mut c = Client::connect(home.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    assert!(c.logout().expect("logout"));
+    assert_eq!(
+        home.tgtadm_ok(&["--mode", "target", "--op", "show", "--tid", "1"]),
+        format!("RedirectAddress=127.0.0.1\nRedirectPort={away_port}\nRedirectReason=Unknown\n")
+    );
+    let bad = home.tgtadm(&[
+        "--mode",
+        "target",
+        "--op",
+        "update",
+        "--tid",
+        "1",
+        "--name",
+        "RedirectReason",
+        "--value",
+        "Sometimes",
+    ]);
+    assert_eq!(
+        (bad.code, bad.stderr.as_str()),
+        (22, "tgtadm: invalid request\n")
+    );
+    for (reason, detail) in [("Permanent", 2u8), ("Temporary", 1)] {
+        update("RedirectReason", reason);
+        let mut c = Client::connect(home.portal).expect("connect");
+        let (class, det, pairs, _) = c
+            .login_step(
+                iscsi_proto::pdu::Stage::Security,
+                iscsi_proto::pdu::Stage::Operational,
+                true,
+                &[
+                    ("InitiatorName", "iqn.2026-11.test:redirected"),
+                    ("SessionType", "Normal"),
+                    ("TargetName", IQN),
+                    ("AuthMethod", "None"),
+                ],
+            )
+            .expect("login response");
+        assert_eq!((class, det), (1, detail), "{reason}");
+        let want = format!("127.0.0.1:{away_port}");
+        assert_eq!(pairs, vec![("TargetAddress".to_string(), want)]);
+    }
+    // libiscsi follows a temporary redirection (it takes 0x0102 as a failure): it
+    // sees the other daemon's LUN (twice the size).
+    let path = require_tool("iscsi-readcapacity16");
+    let url = format!("iscsi://{}/{IQN}/1", home.portal_str());
+    let r = run_with_timeout(Command::new(path).arg(&url), Duration::from_secs(30));
+    assert_eq!(r.code, 0, "{r:?}");
+    let blocks = 2 * SIZE / 512;
+    assert!(
+        r.stdout.contains(&format!("Total size:{}", 2 * SIZE))
+            || r.stdout
+                .contains(&format!("Returned Logical Block Address:{}", blocks - 1)),
+        "{}",
+        r.stdout
+    );
+    // An empty address ends the redirection; show is back to the parameters.
+    update("RedirectAddress", "");
+    let mut c = Client::connect(home.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let show = home.tgtadm_ok(&["--mode", "target", "--op", "show", "--tid", "1"]);
+    assert!(show.starts_with("nop_interval=0\n"), "{show}");
+}
+
 both_flavours!(
+    login_redirect,
     cold_reset_drops_every_session,
     warm_reset_reaches_every_session,
     chap_one_way,

@@ -26,6 +26,11 @@ impl LoginStatus {
         class: 1,
         detail: 1,
     };
+    /// 0x0102: target moved permanently.
+    pub const TARGET_MOVED_PERMANENTLY: Self = Self {
+        class: 1,
+        detail: 2,
+    };
     /// 0x0200: initiator error (miscellaneous).
     pub const INITIATOR_ERROR: Self = Self {
         class: 2,

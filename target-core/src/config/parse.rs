@@ -6,7 +6,7 @@
 //! `include PATTERN` at the top level.
 
 use super::{Config, LunConfig, TargetConfig, UserConfig};
-use crate::registry::PARAM_KEYS;
+use crate::registry::{PARAM_KEYS, REDIRECT_KEYS};
 use std::collections::BTreeSet;
 
 /// Resolves an `include` pattern (relative to nothing: the daemon decides) to the
@@ -350,7 +350,8 @@ impl Parser<'_, '_> {
             "controller_tid" | "allow-in-use" => {}
             k if k == "nop_interval"
                 || k == "nop_count"
-                || PARAM_KEYS.iter().any(|(p, _)| *p == k) =>
+                || PARAM_KEYS.iter().any(|(p, _)| *p == k)
+                || REDIRECT_KEYS.contains(&k) =>
             {
                 cfg.params.push((k.into(), value.into()))
             }

@@ -3,7 +3,7 @@
 
 use super::auth::{AuthPolicy, AuthState};
 use super::{ConnEvent, Connection, Phase, Session};
-use crate::registry::{ConnectionInfo, SessionInfo, Target};
+use crate::registry::{ConnectionInfo, RedirectReason, SessionInfo, Target};
 use crate::session::{SessionEntry, SessionKey};
 use bytes::Bytes;
 use iscsi_proto::keys::{SessionType, TargetLimits};
@@ -41,6 +41,8 @@ pub(super) struct LoginState {
     pending_out: Vec<Bytes>,
     /// Whether the response being sent may carry the T bit.
     transit_ok: bool,
+    /// `TargetAddress` for a redirect answer (login status class 1).
+    redirect: Option<String>,
 }
 
 impl LoginState {
@@ -55,6 +57,7 @@ impl LoginState {
             tpgt_sent: false,
             pending_out: Vec::new(),
             transit_ok: false,
+            redirect: None,
         }
     }
 }
@@ -302,6 +305,17 @@ impl Connection {
                 if t.is_deleted() {
                     return Err(LoginStatus::TARGET_REMOVED);
                 }
+                // tgt answers a redirection before looking at the ACL: the new portal
+                // decides. (tgt also skips it for an initiator whose address is the
+                // redirect address itself; we redirect every initiator, so that a
+                // redirection to another portal of the same host works.)
+                if let Some((address, reason)) = t.params().redirect.target_address() {
+                    self.login.redirect = Some(address);
+                    return Err(match reason {
+                        RedirectReason::Temporary => LoginStatus::TARGET_MOVED_TEMPORARILY,
+                        RedirectReason::Permanent => LoginStatus::TARGET_MOVED_PERMANENTLY,
+                    });
+                }
                 if !t.allows_initiator(self.peer.peer.ip(), &initiator) {
                     return Err(LoginStatus::AUTHORIZATION_FAILURE);
                 }
@@ -395,6 +409,13 @@ impl Connection {
     /// connection after a non-zero status).
     fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
         let stat_sn = self.take_stat_sn();
+        // RFC 7143 §11.13.5 / §13.8: a redirect names where to go.
+        let data = match self.login.redirect.take() {
+            Some(address) if st.class == 1 => {
+                text::encode(&[("TargetAddress".to_string(), address)])
+            }
+            _ => Bytes::new(),
+        };
         let resp = LoginResponse {
             transit: false,
             continue_bit: false,
@@ -410,7 +431,7 @@ impl Connection {
             max_cmd_sn: self.max_cmd_sn(),
             status_class: st.class,
             status_detail: st.detail,
-            data: Bytes::new(),
+            data,
         };
         self.send(Pdu::LoginResponse(resp));
         self.close(&format!(

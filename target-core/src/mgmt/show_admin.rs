@@ -11,6 +11,23 @@ use std::sync::Arc;
 /// `--mode target --op show --tid N`: `nop_interval`, `nop_count`, then the iSCSI
 /// keys, one `key=value` a line (tgt's `show_nop_info` + `show_iscsi_param`).
 pub fn target_params_show(p: &TargetParams) -> Response {
+    // tgt shows only the redirection once an address is set (`show_redirect_info`).
+    if !p.redirect.address.is_empty() {
+        let reason = match p.get("RedirectReason") {
+            Some("") | None => "Unknown",
+            Some(r) => r,
+        };
+        let out = format!(
+            "RedirectAddress={}\nRedirectPort={}\nRedirectReason={reason}\n",
+            p.redirect.address, p.redirect.port
+        );
+        let json = json!({
+            "RedirectAddress": p.redirect.address,
+            "RedirectPort": p.redirect.port,
+            "RedirectReason": reason,
+        });
+        return Response::show(out, json);
+    }
     let mut out = format!(
         "nop_interval={}\nnop_count={}\n",
         p.nop_interval, p.nop_count

@@ -63,6 +63,57 @@ fn kind(key: &str) -> Kind {
     }
 }
 
+/// Why logins are sent elsewhere (tgt's `RedirectReason`; RFC 7143 §11.13.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedirectReason {
+    /// Login status 0x0101: the initiator should come back here later.
+    Temporary,
+    /// Login status 0x0102: the initiator should use the new address from now on.
+    Permanent,
+}
+
+/// Login redirection as tgt's `RedirectAddress`, `RedirectPort` and `RedirectReason`
+/// target parameters set it: with an address and a reason, every login to the target
+/// is answered with a redirect status and `TargetAddress`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// Host name or IP address (IPv6 with or without brackets); empty: no redirection.
+    pub address: String,
+    /// TCP port; empty: the initiator's default (3260).
+    pub port: String,
+    /// Unset: no redirection (tgt shows "Unknown").
+    pub reason: Option<RedirectReason>,
+}
+
+impl Redirect {
+    /// The `TargetAddress` value and login status to answer logins with, when the
+    /// redirection is complete (address and reason set).
+    pub fn target_address(&self) -> Option<(String, RedirectReason)> {
+        let reason = self.reason?;
+        if self.address.is_empty() {
+            return None;
+        }
+        // RFC 7143 §13.8: domainname[:port]; an IPv6 literal goes in brackets.
+        let host = if self.address.contains(':') && !self.address.starts_with('[') {
+            format!("[{}]", self.address)
+        } else {
+            self.address.clone()
+        };
+        Some(match self.port.as_str() {
+            "" => (host, reason),
+            port => (format!("{host}:{port}"), reason),
+        })
+    }
+
+    fn reason_text(&self) -> &'static str {
+        match self.reason {
+            Some(RedirectReason::Temporary) => "Temporary",
+            Some(RedirectReason::Permanent) => "Permanent",
+            None => "",
+        }
+    }
+}
+
 /// A target's parameters: tgt's keys with their current values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetParams {
@@ -72,7 +123,13 @@ pub struct TargetParams {
     pub nop_count: u32,
     /// `(key, value)` in [`PARAM_KEYS`] order.
     pub values: Vec<(String, String)>,
+    /// Login redirection (tgt's `Redirect*` keys).
+    #[serde(default)]
+    pub redirect: Redirect,
 }
+
+/// The redirection keys, in the order tgt shows them.
+pub const REDIRECT_KEYS: &[&str] = &["RedirectAddress", "RedirectPort", "RedirectReason"];
 
 impl Default for TargetParams {
     fn default() -> Self {
@@ -83,6 +140,7 @@ impl Default for TargetParams {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            redirect: Redirect::default(),
         }
     }
 }
@@ -92,6 +150,9 @@ impl TargetParams {
     pub fn get(&self, key: &str) -> Option<&str> {
         match key {
             "nop_interval" | "nop_count" => None,
+            "RedirectAddress" => Some(self.redirect.address.as_str()),
+            "RedirectPort" => Some(self.redirect.port.as_str()),
+            "RedirectReason" => Some(self.redirect.reason_text()),
             _ => self
                 .values
                 .iter()
@@ -107,6 +168,31 @@ impl TargetParams {
         match key {
             "nop_interval" => return number().map(|n| self.nop_interval = n).is_some(),
             "nop_count" => return number().map(|n| self.nop_count = n).is_some(),
+            // tgt takes any address and port text as is; an empty address turns the
+            // redirection off.
+            "RedirectAddress" => {
+                self.redirect.address = value.trim().to_string();
+                return true;
+            }
+            "RedirectPort" => {
+                let port = value.trim();
+                let ok = port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0);
+                if ok {
+                    self.redirect.port = port.to_string();
+                }
+                return ok;
+            }
+            // tgt accepts only these two; the empty value (ours) clears the reason, so
+            // that a targets.conf update can take a redirection away.
+            "RedirectReason" => {
+                self.redirect.reason = match value.trim() {
+                    "Temporary" => Some(RedirectReason::Temporary),
+                    "Permanent" => Some(RedirectReason::Permanent),
+                    "" => None,
+                    _ => return false,
+                };
+                return true;
+            }
             _ => {}
         }
         let Some(slot) = self.values.iter_mut().find(|(k, _)| k == key) else {
@@ -141,6 +227,12 @@ impl TargetParams {
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.clone()),
         );
+        for key in REDIRECT_KEYS {
+            match self.get(key) {
+                Some(v) if !v.is_empty() => out.push((key.to_string(), v.to_string())),
+                _ => {}
+            }
+        }
         out
     }
 }
@@ -167,5 +259,36 @@ mod tests {
                 ("HeaderDigest".into(), "CRC32C,None".into()),
             ]
         );
+    }
+
+    #[test]
+    fn redirect_needs_address_and_reason() {
+        let mut p = TargetParams::default();
+        assert!(p.set("RedirectAddress", "192.0.2.7"));
+        assert_eq!(p.redirect.target_address(), None, "no reason yet");
+        assert!(!p.set("RedirectReason", "Sometimes"));
+        assert!(!p.set("RedirectPort", "port"));
+        assert!(!p.set("RedirectPort", "0"));
+        assert!(p.set("RedirectPort", "3261"));
+        assert!(p.set("RedirectReason", "Permanent"));
+        assert_eq!(
+            p.redirect.target_address(),
+            Some(("192.0.2.7:3261".into(), RedirectReason::Permanent))
+        );
+        assert!(p.set("RedirectAddress", "2001:db8::1"));
+        assert_eq!(
+            p.redirect.target_address().map(|a| a.0),
+            Some("[2001:db8::1]:3261".into())
+        );
+        assert_eq!(
+            p.changed(),
+            vec![
+                ("RedirectAddress".to_string(), "2001:db8::1".to_string()),
+                ("RedirectPort".into(), "3261".into()),
+                ("RedirectReason".into(), "Permanent".into()),
+            ]
+        );
+        assert!(p.set("RedirectAddress", ""));
+        assert_eq!(p.redirect.target_address(), None, "address cleared: off");
     }
 }
