@@ -60,7 +60,7 @@ mod tests {
     fn read_capacity10_lba_without_pmi_is_invalid() {
         // SBC-3 5.15: PMI=0 requires LOGICAL BLOCK ADDRESS 0.
         let s = run_check(&disk(), &CTX, &[0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
-        assert_eq!(s, Sense::invalid_field_in_cdb());
+        assert_eq!(s, Sense::invalid_cdb_field(2, 7));
         run_good(&disk(), &CTX, &[0x25, 0, 0, 0, 0, 1, 0, 0, 1, 0]);
     }
 
@@ -92,7 +92,7 @@ mod tests {
             &CTX,
             &[0x9e, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0],
         );
-        assert_eq!(s, Sense::invalid_field_in_cdb());
+        assert_eq!(s, Sense::invalid_cdb_field(1, 4));
     }
 
     #[test]

@@ -159,9 +159,11 @@ impl From<CdbError> for Sense {
         match e {
             CdbError::Empty | CdbError::UnknownOpcode(_) => Sense::invalid_opcode(),
             // SPC-4 6.35: an unsupported service action is an invalid field, not opcode.
-            CdbError::UnknownServiceAction { .. }
-            | CdbError::TooShort { .. }
-            | CdbError::InvalidField { .. } => Sense::illegal_request(asc::INVALID_FIELD_IN_CDB),
+            // The SERVICE ACTION field is byte 1, bits 4-0 (libiscsi's suite also
+            // reads a field pointer of 1 as "not implemented").
+            CdbError::UnknownServiceAction { .. } => Sense::invalid_cdb_field(1, 4),
+            CdbError::TooShort { .. } => Sense::illegal_request(asc::INVALID_FIELD_IN_CDB),
+            CdbError::InvalidField { byte, bit } => Sense::invalid_cdb_field(byte as u16, bit),
         }
     }
 }
@@ -585,7 +587,7 @@ mod tests {
         );
         assert_eq!(
             Sense::from(CdbError::InvalidField { byte: 1, bit: 1 }),
-            Sense::invalid_field_in_cdb()
+            Sense::invalid_cdb_field(1, 1)
         );
         // Extra trailing bytes (iSCSI pads every CDB to 16) are ignored.
         assert_eq!(Cdb::parse(&[0u8; 16]), Ok(Cdb::TestUnitReady));

@@ -26,7 +26,7 @@ fn short_cdb_and_naca() {
     // SAM-5 5.2: NACA=1 without NormACA support.
     assert_eq!(
         run_check(&disk(), &CTX, &[0, 0, 0, 0, 0, 0x04]),
-        Sense::invalid_field_in_cdb()
+        Sense::invalid_cdb_field(5, 2)
     );
 }
 
@@ -103,7 +103,8 @@ fn complete_maps_results() {
                 key,
                 asc,
                 ascq,
-                info: None
+                info: None,
+                field: None,
             })
         );
     }

@@ -134,8 +134,8 @@ mod tests {
     fn page_code_without_evpd_is_invalid_field() {
         // SPC-4 6.6: EVPD=0 and PAGE CODE != 0 → ILLEGAL REQUEST, INVALID FIELD IN CDB.
         let s = crate::test_util::run_check(&disk(), &CTX, &[0x12, 0, 0x80, 0, 0xff, 0]);
-        assert_eq!(s, Sense::invalid_field_in_cdb());
+        assert_eq!(s, Sense::invalid_cdb_field(2, 7));
         let s = crate::test_util::run_check(&disk(), &CTX, &[0x12, 0x02, 0, 0, 0xff, 0]);
-        assert_eq!(s, Sense::invalid_field_in_cdb());
+        assert_eq!(s, Sense::invalid_cdb_field(1, 1));
     }
 }

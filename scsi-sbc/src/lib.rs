@@ -50,6 +50,6 @@ pub use dispatch::{
     ScsiStatus, MAX_TRANSFER_BYTES,
 };
 pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity, Nexus};
-pub use sense::{Sense, SenseKey};
+pub use sense::{FieldPointer, Sense, SenseKey};
 pub use state::LuState;
 pub use store::BlockStore;

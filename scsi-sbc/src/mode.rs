@@ -113,7 +113,9 @@ fn selected(ms: &ModeSense) -> Result<Vec<u8>, Sense> {
         // We have no subpages, so "all subpages" returns just the subpage-0 pages.
         (ALL_PAGES, 0 | ALL_SUBPAGES) => Ok(PAGES.to_vec()),
         (c, 0 | ALL_SUBPAGES) if PAGES.contains(&c) => Ok(vec![c]),
-        _ => Err(Sense::invalid_field_in_cdb()),
+        // PAGE CODE is byte 2 bits 5-0, SUBPAGE CODE byte 3.
+        (c, _) if c == ALL_PAGES || PAGES.contains(&c) => Err(Sense::invalid_cdb_field(3, 7)),
+        _ => Err(Sense::invalid_cdb_field(2, 5)),
     }
 }
 

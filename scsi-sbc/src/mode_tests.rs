@@ -46,9 +46,20 @@ fn caching_and_control_values() {
 
 #[test]
 fn unknown_page_or_subpage() {
-    for (page, sub) in [(0x05, 0), (0x1d, 0), (0x08, 1), (0x3f, 1)] {
+    // Field pointer: PAGE CODE (byte 2) for an unknown page, SUBPAGE CODE (byte 3)
+    // for a known page's unknown subpage.
+    for (page, sub, byte, bit) in [
+        (0x05, 0, 2, 5),
+        (0x1d, 0, 2, 5),
+        (0x08, 1, 3, 7),
+        (0x3f, 1, 3, 7),
+    ] {
         let s = run_check(&disk(), &CTX, &sense6(false, 0, page, sub, 255));
-        assert_eq!(s, Sense::invalid_field_in_cdb(), "page {page:#x}/{sub:#x}");
+        assert_eq!(
+            s,
+            Sense::invalid_cdb_field(byte, bit),
+            "page {page:#x}/{sub:#x}"
+        );
     }
 }
 

@@ -344,10 +344,11 @@ pub(crate) fn report(
     let has_sa = OPS.iter().any(|o| o.opcode == opcode && o.sa.is_some());
     let found = match options {
         // Opcode without service action; an opcode that has them is an invalid field.
-        1 if has_sa => return Err(Sense::invalid_field_in_cdb()),
+        // REPORTING OPTIONS: byte 2 bits 2-0.
+        1 if has_sa => return Err(Sense::invalid_cdb_field(2, 2)),
         1 => OPS.iter().find(|o| o.opcode == opcode && offered(o, lu)),
         2 if !has_sa && OPS.iter().any(|o| o.opcode == opcode) => {
-            return Err(Sense::invalid_field_in_cdb())
+            return Err(Sense::invalid_cdb_field(2, 2))
         }
         2 => OPS
             .iter()
@@ -357,7 +358,7 @@ pub(crate) fn report(
                 && (o.sa.is_none() || o.sa.map(u16::from) == Some(req_sa))
                 && offered(o, lu)
         }),
-        _ => return Err(Sense::invalid_field_in_cdb()),
+        _ => return Err(Sense::invalid_cdb_field(2, 2)),
     };
     // SPC-4 table 298: byte 1 CTDP (bit 7), SUPPORT (2:0): 011b supported, 001b not.
     let mut d = vec![0, if rctd { 0x80 } else { 0 }];
@@ -418,7 +419,7 @@ mod tests {
         assert_eq!(d[5] & 0x18, 0x18); // DPO and FUA supported
         assert_eq!(
             report(&lu, false, 1, 0x9e, 0),
-            Err(Sense::invalid_field_in_cdb())
+            Err(Sense::invalid_cdb_field(2, 2))
         );
         let d = report(&lu, true, 2, 0x9e, 0x10).unwrap();
         assert_eq!(&d[..2], &[0, 0x83]);

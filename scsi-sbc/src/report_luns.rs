@@ -77,11 +77,11 @@ mod tests {
     fn bad_select_or_short_allocation() {
         assert_eq!(
             run_check(&disk(), &CTX, &cdb(3, 512)),
-            Sense::invalid_field_in_cdb()
+            Sense::invalid_cdb_field(2, 7)
         );
         assert_eq!(
             run_check(&disk(), &CTX, &cdb(0, 15)),
-            Sense::invalid_field_in_cdb()
+            Sense::invalid_cdb_field(6, 7)
         );
     }
 

@@ -212,7 +212,7 @@ mod tests {
         // SBC-3 table 58: RDPROTECT != 0 without protection information.
         for p in 1..8u8 {
             let s = run_check(&disk(), &CTX, &read10(0, 1, p << 5));
-            assert_eq!(s, Sense::invalid_field_in_cdb());
+            assert_eq!(s, Sense::invalid_cdb_field(1, 7));
         }
         // DPO, FUA, FUA_NV (libiscsi write10_flags).
         assert!(matches!(

@@ -95,7 +95,8 @@ pub(crate) fn prepare(e: &E, lu: &LuConfig, mode: &ModeValues) -> Result<u64, Se
         } => {
             check_writable(lu, mode)?;
             if unmap && !lu.thin_provisioning {
-                return Err(Sense::invalid_field_in_cdb());
+                // The UNMAP bit: byte 1 bit 3 of WRITE SAME(10/16).
+                return Err(Sense::invalid_cdb_field(1, 3));
             }
             range(lu, lba, u64::from(blocks))?;
             // WSNZ=1: zero blocks is refused, as is more than the limit.
@@ -481,7 +482,9 @@ fn log_sense(page: u8, subpage: u8) -> Result<Vec<u8>, Sense> {
     match (page, subpage) {
         (0x00, 0) => Ok(vec![0x00, 0, 0, 2, 0x00, 0x2f]),
         (0x2f, 0) => Ok(vec![0x2f, 0, 0, 8, 0, 0, 0x03, 4, 0, 0, 0x26, 0]),
-        _ => Err(Sense::invalid_field_in_cdb()),
+        // LOG SENSE's PAGE CODE: byte 2 bits 5-0; SUBPAGE CODE: byte 3.
+        (0x00 | 0x2f, _) => Err(Sense::invalid_cdb_field(3, 7)),
+        _ => Err(Sense::invalid_cdb_field(2, 5)),
     }
 }
 

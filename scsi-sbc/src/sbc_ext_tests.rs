@@ -317,7 +317,7 @@ fn sanitize_runs_only_where_offered_and_makes_the_lu_not_ready() {
     // Reserved bit 6 of byte 1 and bytes 2-6 (libiscsi Sanitize.*Reserved).
     assert_eq!(
         run_check(&lu, &CTX, &reserved),
-        Sense::invalid_field_in_cdb()
+        Sense::invalid_cdb_field(1, 6)
     );
     let mut st = LuState::settled(&[1, 2, 3]);
     let op = match execute_in(&erase, &lu, &CTX, &mut st, Bytes::new()) {
@@ -344,10 +344,10 @@ fn sanitize_runs_only_where_offered_and_makes_the_lu_not_ready() {
         other => panic!("{other:?}"),
     }
     match execute_in(&[0x03, 1, 0, 0, 252, 0], &lu, &CTX, &mut st, Bytes::new()) {
-        // Descriptor format: a sense key specific descriptor (SPC-4 table 32).
+        // Descriptor format: a sense key specific descriptor (SPC-4 4.5.2.5: the three bytes at 4-6).
         Plan::Done(o) => assert_eq!(
             o.data.to_vec(),
-            vec![0x72, 2, 4, 0x1b, 0, 0, 0, 8, 2, 6, 0x80, 0x80, 0, 0, 0, 0]
+            vec![0x72, 2, 4, 0x1b, 0, 0, 0, 8, 2, 6, 0, 0, 0x80, 0x80, 0, 0]
         ),
         other => panic!("{other:?}"),
     }

@@ -41,6 +41,55 @@ pub struct Sense {
     pub ascq: u8,
     /// INFORMATION field, when valid.
     pub info: Option<u64>,
+    /// Which field was invalid (ILLEGAL REQUEST), reported in the sense key specific
+    /// bytes so that an initiator or its operator can tell what it got wrong.
+    pub field: Option<FieldPointer>,
+}
+
+/// A FIELD POINTER (SPC-4 4.5.2.4.2): the byte, and optionally the bit, of the first
+/// invalid field, in the CDB or in the parameter list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldPointer {
+    /// C/D: the field is in the CDB (else in the parameter data).
+    pub in_cdb: bool,
+    /// Byte offset of the field.
+    pub byte: u16,
+    /// Bit of that byte where the field's most significant bit is (7 = msb).
+    pub bit: Option<u8>,
+}
+
+impl FieldPointer {
+    /// A field of the CDB.
+    pub const fn cdb(byte: u16, bit: u8) -> Self {
+        FieldPointer {
+            in_cdb: true,
+            byte,
+            bit: Some(bit),
+        }
+    }
+
+    /// A field of the parameter list (no bit pointer).
+    pub const fn param(byte: u16) -> Self {
+        FieldPointer {
+            in_cdb: false,
+            byte,
+            bit: None,
+        }
+    }
+
+    /// The three sense key specific bytes: SKSV, C/D, BPV and BIT POINTER, then
+    /// FIELD POINTER.
+    fn bytes(&self) -> [u8; 3] {
+        let mut b0 = 0x80;
+        if self.in_cdb {
+            b0 |= 0x40;
+        }
+        if let Some(bit) = self.bit {
+            b0 |= 0x08 | (bit & 7);
+        }
+        let [hi, lo] = self.byte.to_be_bytes();
+        [b0, hi, lo]
+    }
 }
 
 /// Length of fixed-format sense data: 8 header bytes + ADDITIONAL SENSE LENGTH 10.
@@ -54,7 +103,21 @@ impl Sense {
             asc: code.asc,
             ascq: code.ascq,
             info: None,
+            field: None,
         }
+    }
+
+    /// The same condition pointing at the invalid field.
+    pub const fn at(self, field: FieldPointer) -> Self {
+        Sense {
+            field: Some(field),
+            ..self
+        }
+    }
+
+    /// ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h) at `byte`, `bit`.
+    pub const fn invalid_cdb_field(byte: u16, bit: u8) -> Self {
+        Sense::invalid_field_in_cdb().at(FieldPointer::cdb(byte, bit))
     }
 
     /// ILLEGAL REQUEST with the given additional sense code.
@@ -99,6 +162,9 @@ impl Sense {
         b[7] = 10;
         b[12] = self.asc;
         b[13] = self.ascq;
+        if let Some(f) = self.field {
+            b[15..18].copy_from_slice(&f.bytes());
+        }
         b
     }
 
@@ -112,6 +178,9 @@ impl Sense {
             b.extend_from_slice(&info.to_be_bytes());
             b[7] = 12;
         }
+        if let Some(f) = self.field {
+            push_sense_key_specific(&mut b, f.bytes());
+        }
         b
     }
 
@@ -121,9 +190,12 @@ impl Sense {
     pub fn with_progress(&self, descriptor: bool, progress: u16) -> Vec<u8> {
         let [hi, lo] = progress.to_be_bytes();
         if descriptor {
-            let mut b = self.to_descriptor();
-            b.extend_from_slice(&[0x02, 0x06, 0x80, hi, lo, 0, 0, 0]);
-            b[7] += 8;
+            let mut b = Sense {
+                field: None,
+                ..*self
+            }
+            .to_descriptor();
+            push_sense_key_specific(&mut b, [0x80, hi, lo]);
             b
         } else {
             let mut b = self.to_fixed();
@@ -131,6 +203,13 @@ impl Sense {
             b.to_vec()
         }
     }
+}
+
+/// Append a sense key specific sense data descriptor (SPC-4 4.5.2.5: type 02h,
+/// additional length 06h, two reserved bytes, the three bytes, one reserved).
+fn push_sense_key_specific(b: &mut Vec<u8>, sks: [u8; 3]) {
+    b.extend_from_slice(&[0x02, 0x06, 0, 0, sks[0], sks[1], sks[2], 0]);
+    b[7] += 8;
 }
 
 #[cfg(test)]
@@ -145,6 +224,24 @@ mod tests {
             s.to_fixed(),
             [0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0x00, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn field_pointer_in_both_formats() {
+        // SPC-4 table 53: SKSV, C/D=1, BPV=1, bit 4; field pointer byte 1.
+        let s = Sense::invalid_cdb_field(1, 4);
+        assert_eq!(&s.to_fixed()[15..18], &[0xcc, 0x00, 0x01]);
+        assert_eq!(
+            s.to_descriptor(),
+            vec![0x72, 0x05, 0x24, 0x00, 0, 0, 0, 8, 0x02, 0x06, 0, 0, 0xcc, 0, 1, 0]
+        );
+        // Parameter list, no bit pointer: C/D=0, BPV=0.
+        let p = Sense::illegal_request(asc::INVALID_FIELD_IN_PARAMETER_LIST)
+            .at(FieldPointer::param(300));
+        assert_eq!(&p.to_fixed()[15..18], &[0x80, 0x01, 0x2c]);
+        // Progress replaces a field pointer, in the descriptor's byte 4.
+        let d = s.with_progress(true, 0x1234);
+        assert_eq!(&d[8..], &[0x02, 0x06, 0, 0, 0x80, 0x12, 0x34, 0]);
     }
 
     #[test]

@@ -51,7 +51,8 @@ fn supported(lu: &LuConfig) -> &'static [u8] {
 /// One VPD page (untruncated), or INVALID FIELD IN CDB for a page we do not have.
 pub(crate) fn page(lu: &LuConfig, ctx: &LuContext<'_>, code: u8) -> Result<Vec<u8>, Sense> {
     if !supported(lu).contains(&code) {
-        return Err(Sense::invalid_field_in_cdb());
+        // INQUIRY's PAGE CODE is byte 2.
+        return Err(Sense::invalid_cdb_field(2, 7));
     }
     let body = match code {
         SUPPORTED => supported(lu).to_vec(),
@@ -304,11 +305,11 @@ mod tests {
     fn unknown_or_disk_only_page_is_invalid_field() {
         assert_eq!(
             run_check(&disk(), &CTX, &evpd(0x87)),
-            Sense::invalid_field_in_cdb()
+            Sense::invalid_cdb_field(2, 7)
         );
         assert_eq!(
             run_check(&controller(), &CTX, &evpd(0xb0)),
-            Sense::invalid_field_in_cdb()
+            Sense::invalid_cdb_field(2, 7)
         );
     }
 

@@ -31,6 +31,7 @@ pub(super) fn iscsi_sense(asc: u8, ascq: u8) -> Outcome {
         asc,
         ascq,
         info: None,
+        field: None,
     })
 }
 
@@ -110,12 +111,7 @@ impl Connection {
         };
         if c.read && c.write {
             // Bidirectional commands are not supported: INVALID FIELD IN CDB.
-            let sense = scsi_sbc::Sense {
-                key: scsi_sbc::SenseKey::IllegalRequest,
-                asc: 0x24,
-                ascq: 0,
-                info: None,
-            };
+            let sense = scsi_sbc::Sense::invalid_field_in_cdb();
             return self.finish(&c, Outcome::check(sense), 0);
         }
         if self.tasks.contains_key(&c.itt.0) {

@@ -27,6 +27,7 @@ const LUN_NOT_SUPPORTED: Sense = Sense {
     asc: 0x25,
     ascq: 0x00,
     info: None,
+    field: None,
 };
 
 /// EXTENDED COPY (LID1) operation code.
@@ -343,6 +344,7 @@ impl Connection {
                         asc: 0x44,
                         ascq: 0,
                         info: None,
+                        field: None,
                     };
                     return self.finish_task(itt, Outcome::check(sense));
                 };
