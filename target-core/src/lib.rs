@@ -9,6 +9,7 @@
 
 pub mod config;
 mod core;
+pub mod isns;
 pub mod mgmt;
 pub mod registry;
 pub mod session;

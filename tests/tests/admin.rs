@@ -319,6 +319,107 @@ fn stat_line(lun: u64, sid: u64, rd: (u64, u64), wr: (u64, u64), errs: u64) -> S
     )
 }
 
+/// `--mode session --op stat` and `--mode connection --op stat` (tgt's
+/// `iscsi_stat_session_by_sid` / `iscsi_stat_connection`): the session's LU lines,
+/// then its connection's PDU and octet counters; unknown sessions and connections
+/// get tgt's errors.
+fn session_and_connection_stat(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 8 << 20);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login_only(Some(IQN)).expect("login"), (0, 0));
+    let show = d.tgtadm_ok(&["--mode", "session", "--op", "show", "--tid", "1"]);
+    let field = |key: &str| -> u64 {
+        show.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {show}"))
+    };
+    let (tsih, nexus) = (field("Session:"), field("I_T nexus:"));
+    // TEST UNIT READY (its power-on unit attention: a SCSI Response), a 4 KiB WRITE
+    // as immediate data (a SCSI Response), a 4 KiB READ (one Data-In with status).
+    let data = vec![0x5au8; 4096];
+    assert_eq!(c.scsi(1, &[0; 6], &[], 0).expect("tur").status, 2);
+    let w = c.scsi(1, &integration_tests::client::write10(0, 8), &data, 0);
+    assert_eq!(w.expect("write").status, 0);
+    let r = c.scsi(1, &integration_tests::client::read10(0, 8), &[], 4096);
+    assert_eq!(r.expect("read").data, data);
+    let tid = ["--tid", "1"];
+    let sid = tsih.to_string();
+    let mut args = vec!["--mode", "session", "--op", "stat", "--sid", &sid];
+    args.extend(tid);
+    let out = d.tgtadm_ok(&args);
+    let (lu_part, conn_part) = out.split_once("\n\n").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        format!("{lu_part}\n"),
+        format!(
+            "{STAT_HEADER}{}{}",
+            stat_line(0, nexus, (0, 0), (0, 0), 0),
+            stat_line(1, nexus, (4096, 1), (4096, 1), 1)
+        )
+    );
+    let mut lines = conn_part.lines();
+    assert_eq!(
+        lines.next(),
+        Some("sid cid rxdata_octets txdata_octets dataout_pdus datain_pdus cmd_pdus rsp_pdus")
+    );
+    let line = lines.next().expect("connection line");
+    let cols: Vec<u64> = line
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(cols.len(), 8, "{line}");
+    assert_eq!((cols[0], cols[1]), (tsih, 0), "sid (TSIH) and cid");
+    assert!(cols[2] >= 3 * 48 + 4096, "rx octets {line}");
+    assert!(cols[3] >= 3 * 48 + 4096, "tx octets {line}");
+    assert_eq!(
+        &cols[4..],
+        &[0, 1, 3, 2],
+        "Data-Out, Data-In, commands, responses"
+    );
+    assert_eq!(lines.next(), None);
+    // The same line alone from connection stat.
+    let mut args = vec![
+        "--mode",
+        "connection",
+        "--op",
+        "stat",
+        "--sid",
+        &sid,
+        "--cid",
+        "0",
+    ];
+    args.extend(tid);
+    assert_eq!(d.tgtadm_ok(&args), format!("{conn_part}"));
+    // Unknown session or connection: tgt's errors.
+    for (args, err) in [
+        (
+            vec![
+                "--mode", "session", "--op", "stat", "--tid", "1", "--sid", "999",
+            ],
+            "tgtadm: can't find the session\n",
+        ),
+        (
+            vec![
+                "--mode",
+                "connection",
+                "--op",
+                "stat",
+                "--tid",
+                "1",
+                "--sid",
+                &sid,
+                "--cid",
+                "5",
+            ],
+            "tgtadm: can't find the connection\n",
+        ),
+    ] {
+        let r = d.tgtadm(&args);
+        assert_eq!((r.code, r.stderr.as_str()), (22, err), "{args:?}");
+    }
+}
+
 fn stat_counts_reads_and_writes(f: Flavour) {
     let d = Daemon::start(f, &[]);
     d.setup_file_target(1, IQN, 8 << 20);
@@ -423,6 +524,7 @@ fn stat_counts_reads_and_writes(f: Flavour) {
 
 both_flavours!(
     stat_counts_reads_and_writes,
+    session_and_connection_stat,
     offline_refuses_logins,
     table_against_tgt_expectations,
     config_load_dump_round_trip,

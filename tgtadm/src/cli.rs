@@ -523,6 +523,15 @@ fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
             tid,
             sid: o.sid.unwrap_or(0),
         },
+        (Mode::Session, Op::Stat) => Request::SessionStat {
+            tid,
+            sid: o.sid.unwrap_or(0),
+        },
+        (Mode::Connection, Op::Stat) => Request::ConnectionStat {
+            tid,
+            sid: o.sid.unwrap_or(0),
+            cid: o.cid.unwrap_or(0),
+        },
         (Mode::Connection, Op::Show) => Request::ConnectionShow { tid, sid: o.sid },
         (Mode::Connection, Op::Delete) => Request::ConnectionDelete {
             tid,

@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod daemonize;
 pub mod demo;
 pub mod events;
+pub mod isns;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;
@@ -97,6 +98,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     config_file::load_at_start(&core, opts.config.as_deref(), opener.as_ref())?;
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
+    // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
+    isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =
         Arc::new(WorkerPool::try_new(opts.io_threads.max(1)).map_err(|e| format!("tgtd: {e}"))?);
     let threads = opts

@@ -1,7 +1,8 @@
 //! Writing a [`Config`] back as targets.conf text that [`parse`](super::parse())
 //! reads into the same value.
 
-use super::{Config, LunConfig, UserConfig};
+use super::{Config, IsnsConfig, LunConfig, UserConfig};
+use crate::isns::IsnsSettings;
 use std::fmt::Write;
 
 /// Inverse of the `readonly`/`write-cache` mapping in the parser: params whose
@@ -47,6 +48,23 @@ fn lun(out: &mut String, l: &LunConfig) {
     let _ = writeln!(out, "    </{tag}>");
 }
 
+/// The iSNS keys in tgt-admin's order (server settings before `iSNS On`).
+fn isns(out: &mut String, c: &IsnsConfig) {
+    if let Some(ip) = &c.server_ip {
+        let _ = writeln!(out, "iSNSServerIP {ip}");
+    }
+    if let Some(port) = c.server_port {
+        let _ = writeln!(out, "iSNSServerPort {port}");
+    }
+    let on_off = IsnsSettings::on_off;
+    if let Some(ac) = c.access_control {
+        let _ = writeln!(out, "iSNSAccessControl {}", on_off(ac));
+    }
+    if let Some(on) = c.enabled {
+        let _ = writeln!(out, "iSNS {}", on_off(on));
+    }
+}
+
 /// targets.conf text for `config`.
 pub fn dump(config: &Config) -> String {
     let mut out = String::new();
@@ -61,6 +79,7 @@ pub fn dump(config: &Config) -> String {
     if let Some(u) = &config.discovery_outgoing {
         user(&mut out, "", "outgoinguser", u);
     }
+    isns(&mut out, &config.isns);
     for t in &config.targets {
         let _ = writeln!(out, "\n<target {}>", t.name);
         if let Some(d) = &t.driver {

@@ -5,6 +5,10 @@
 //! default-driver iscsi
 //! include /etc/tgt/conf.d/*.conf
 //! incominguser discovery-user secret        # global: discovery CHAP
+//! iSNSServerIP 192.0.2.1                      # global: iSNS registration
+//! iSNSServerPort 3205
+//! iSNSAccessControl Off
+//! iSNS On
 //! <target iqn.2001-04.com.example:disk1>
 //!     backing-store /srv/disk1.img            # LUN 1, 2, ... in file order
 //!     <backing-store /srv/disk2.img>
@@ -43,8 +47,33 @@ pub struct Config {
     pub discovery_incoming: Vec<UserConfig>,
     /// Global `outgoinguser`.
     pub discovery_outgoing: Option<UserConfig>,
+    /// The top-level `iSNS*` keys.
+    #[serde(default)]
+    pub isns: IsnsConfig,
     /// The `<target>` blocks, in file order.
     pub targets: Vec<TargetConfig>,
+}
+
+/// The top-level iSNS keys, each as given (tgt-admin hands them to `tgtadm --mode
+/// sys --op update`, and only while iSNS is off). Values follow
+/// [`IsnsSettings::update`](crate::isns::IsnsSettings::update)'s rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsnsConfig {
+    /// `iSNSServerIP`.
+    pub server_ip: Option<String>,
+    /// `iSNSServerPort`.
+    pub server_port: Option<i32>,
+    /// `iSNSAccessControl` (`On` is on, anything else off).
+    pub access_control: Option<bool>,
+    /// `iSNS On|Off`.
+    pub enabled: Option<bool>,
+}
+
+impl IsnsConfig {
+    /// Whether no key was given.
+    pub fn is_empty(&self) -> bool {
+        *self == IsnsConfig::default()
+    }
 }
 
 /// A CHAP user with its secret.

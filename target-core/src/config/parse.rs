@@ -5,7 +5,8 @@
 //! blocks holding `<backing-store PATH>` / `<direct-store PATH>` blocks, and
 //! `include PATTERN` at the top level.
 
-use super::{Config, LunConfig, TargetConfig, UserConfig};
+use super::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
+use crate::isns::IsnsSettings;
 use crate::registry::{PARAM_KEYS, REDIRECT_KEYS};
 use std::collections::BTreeSet;
 
@@ -135,6 +136,27 @@ fn split_directive(line: &str) -> (&str, &str) {
     (key, rest)
 }
 
+/// A top-level iSNS key, checked with the rules `tgtadm --mode sys --op update`
+/// applies to the same name (tgt-admin passes the value through).
+fn isns_line(isns: &mut IsnsConfig, key: &str, value: &str) -> Result<(), ConfigErrorKind> {
+    let mut probe = IsnsSettings {
+        server_ip: "-".into(),
+        ..IsnsSettings::default()
+    };
+    probe
+        .update(key, value)
+        .map_err(|_| ConfigErrorKind::BadValue {
+            key: key.into(),
+            value: value.into(),
+        })?;
+    match key {
+        "iSNSServerIP" => isns.server_ip = Some(value.into()),
+        "iSNSServerPort" => isns.server_port = Some(probe.server_port),
+        "iSNSAccessControl" => isns.access_control = Some(probe.access_control),
+        _ => isns.enabled = Some(probe.enabled),
+    }
+    Ok(())
+}
 fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
     let mut words = value.split_whitespace();
     match (words.next(), words.next(), words.next()) {
@@ -308,9 +330,11 @@ impl Parser<'_, '_> {
                     self.file(&text, &name, depth + 1).map_err(Ok)?;
                 }
             }
-            // tgt-admin settings about itself or iSNS: accepted, nothing to model.
-            "ignore-errors" | "control-port" | "iSNSServerIP" | "iSNSServerPort"
-            | "iSNSAccessControl" | "iSNS" => {}
+            "iSNSServerIP" | "iSNSServerPort" | "iSNSAccessControl" | "iSNS" => {
+                isns_line(&mut self.config.isns, key, value).map_err(Err)?
+            }
+            // tgt-admin settings about itself: accepted, nothing to model.
+            "ignore-errors" | "control-port" => {}
             _ => return Err(Err(ConfigErrorKind::UnknownDirective(key.into()))),
         }
         let _ = (file, n);

@@ -487,6 +487,7 @@ impl Connection {
                 connections: vec![ConnectionInfo {
                     cid: lead.cid,
                     peer: self.peer.peer,
+                    stats: self.conn_stats.clone(),
                 }],
             });
         }

@@ -33,7 +33,7 @@ mod tmf;
 
 pub use io::{IoCompletion, IoRequest, IoTag};
 
-use crate::registry::Target;
+use crate::registry::{ConnPdu, ConnStats, Target};
 use crate::Core;
 use bytes::BytesMut;
 use iscsi_proto::framing::PduDecoder;
@@ -174,6 +174,8 @@ pub struct Connection {
     /// This session's I/O counters per LUN, taken from the target once
     /// (`--op stat`).
     lu_stats: HashMap<u64, Arc<crate::registry::LuStats>>,
+    /// Octets and PDUs this connection carried (`--mode connection --op stat`).
+    conn_stats: Arc<ConnStats>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -219,6 +221,7 @@ impl Connection {
             timers,
             stray_completions: 0,
             lu_stats: HashMap::new(),
+            conn_stats: Arc::default(),
         }
     }
 
@@ -250,9 +253,17 @@ impl Connection {
     /// partial PDU stays for the next call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
         self.check_shared_state(now);
+        let before = buf.len();
         while self.phase != Phase::Closed {
             match self.decoder.decode(buf) {
-                Ok(Some(pdu)) => self.handle_pdu(pdu, now),
+                Ok(Some(pdu)) => {
+                    match &pdu {
+                        Pdu::ScsiCommand(_) => self.conn_stats.pdu(ConnPdu::Command),
+                        Pdu::DataOut(_) => self.conn_stats.pdu(ConnPdu::DataOut),
+                        _ => {}
+                    }
+                    self.handle_pdu(pdu, now)
+                }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
                     self.close(&format!("{e}"));
@@ -261,6 +272,8 @@ impl Connection {
                 Err(e) => self.reject_decode_error(e),
             }
         }
+        self.conn_stats
+            .received(before.saturating_sub(buf.len()) as u64);
     }
 
     /// A storage request finished.
@@ -415,7 +428,14 @@ impl Connection {
     }
 
     fn send(&mut self, pdu: Pdu) {
-        self.tx.push_back(pdu.encode(self.tx_digests));
+        match &pdu {
+            Pdu::DataIn(_) => self.conn_stats.pdu(ConnPdu::DataIn),
+            Pdu::ScsiResponse(_) => self.conn_stats.pdu(ConnPdu::Response),
+            _ => {}
+        }
+        let encoded = pdu.encode(self.tx_digests);
+        self.conn_stats.sent(encoded.len() as u64);
+        self.tx.push_back(encoded);
     }
 
     fn max_cmd_sn(&self) -> SerialNumber {

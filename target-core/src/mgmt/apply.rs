@@ -9,6 +9,7 @@
 use super::show::{self, SystemInfo};
 use super::stat;
 use super::{apply_admin, apply_config, apply_lu, MgmtError, Request, Response, StoreOpener};
+use crate::isns::IsnsSettings;
 use crate::registry::{AclEntry, SystemState, Target, Tid};
 use crate::Core;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
                 lld_stopped: core.registry.lld_stopped(),
                 backing_stores: opener.backing_stores(),
                 discovery: core.registry.discovery_accounts(),
+                isns: core.registry.isns.get(),
             };
             Ok(show::system_show(&info))
         }
@@ -134,7 +136,9 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
 }
 
 /// `system update`: tgt's `system_mgmt` knows `State` (ready/offline) and `debug`
-/// (on/off); anything else is "invalid request".
+/// (on/off), and the iscsi driver's `isns_update` the four iSNS settings; anything
+/// else, or a value a setting refuses, is "invalid request". The iSNS client in the
+/// daemon sees the change through the registry generation.
 fn system_update(core: &Core, name: &str, value: &str) -> Result<Response, MgmtError> {
     match name {
         "State" => {
@@ -146,6 +150,11 @@ fn system_update(core: &Core, name: &str, value: &str) -> Result<Response, MgmtE
             "off" => core.registry.set_debug(false),
             _ => return Err(MgmtError::InvalidRequest),
         },
+        name if IsnsSettings::NAMES.contains(&name) => core
+            .registry
+            .isns
+            .update(name, value)
+            .map_err(|_| MgmtError::InvalidRequest)?,
         _ => return Err(MgmtError::InvalidRequest),
     }
     Ok(Response::ok())

@@ -116,6 +116,21 @@ pub(super) fn apply(
             t.request_logout(s.sid)?;
             Ok(Response::ok())
         }
+        Request::SessionStat { tid, sid } => {
+            let t = reg.target(tid).ok_or(MgmtError::NoTarget)?;
+            let s = t.session_by_tsih(sid).ok_or(MgmtError::NoSession)?;
+            Ok(super::stat::session_stat(&t, &s))
+        }
+        Request::ConnectionStat { tid, sid, cid } => {
+            let t = reg.target(tid).ok_or(MgmtError::NoTarget)?;
+            let s = t.session_by_tsih(sid).ok_or(MgmtError::NoSession)?;
+            let c = s
+                .connections
+                .iter()
+                .find(|c| u32::from(c.cid) == cid)
+                .ok_or(MgmtError::NoConnection)?;
+            Ok(super::stat::connection_stat(&s, c))
+        }
         _ => Err(MgmtError::UnsupportedOperation),
     }
 }

@@ -4,7 +4,8 @@
 
 use super::apply_lu::LuParams;
 use super::{MgmtError, Request, Response, StoreOpener};
-use crate::config::{Config, LunConfig, TargetConfig, UserConfig};
+use crate::config::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
+use crate::isns::IsnsSettings;
 use crate::registry::{default_scsi_id, default_scsi_sn, AclEntry, Lun, Target, Tid};
 use crate::Core;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub fn running_config(core: &Core) -> Config {
         default_driver: Some("iscsi".into()),
         discovery_incoming: disc.incoming.iter().filter_map(user).collect(),
         discovery_outgoing: disc.outgoing.as_ref().and_then(user),
+        isns: isns_config(&reg.isns.get()),
         targets: reg
             .targets()
             .iter()
@@ -44,6 +46,40 @@ pub fn running_config(core: &Core) -> Config {
             })
             .collect(),
     }
+}
+
+/// The iSNS settings that differ from tgt's defaults, for the dump.
+fn isns_config(s: &IsnsSettings) -> IsnsConfig {
+    let d = IsnsSettings::default();
+    IsnsConfig {
+        server_ip: Some(s.server_ip.clone()).filter(|ip| *ip != d.server_ip),
+        server_port: Some(s.server_port).filter(|p| *p != d.server_port),
+        access_control: Some(s.access_control).filter(|a| *a != d.access_control),
+        enabled: Some(s.enabled).filter(|e| *e != d.enabled),
+    }
+}
+
+/// The file's iSNS keys, applied as tgt-admin does: only while iSNS is off (it
+/// skips them, saying "iSNS already enabled", otherwise), server settings first.
+fn apply_isns(core: &Core, c: &IsnsConfig) {
+    let mut s = core.registry.isns.get();
+    if s.enabled || c.is_empty() {
+        return;
+    }
+    if let Some(ip) = &c.server_ip {
+        s.server_ip = ip.clone();
+    }
+    if let Some(port) = c.server_port {
+        s.server_port = port;
+    }
+    if let Some(ac) = c.access_control {
+        s.access_control = ac;
+    }
+    if let Some(on) = c.enabled {
+        // Same rule as `--name iSNS --value On`: no server address, no iSNS.
+        s.enabled = on && !s.server_ip.is_empty();
+    }
+    core.registry.isns.set(s);
 }
 
 fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
@@ -96,6 +132,7 @@ pub(super) fn apply(
 ) -> Result<Response, MgmtError> {
     let reg = &core.registry;
     let mut errors = Vec::new();
+    apply_isns(core, &cfg.isns);
     for u in cfg.discovery_incoming.iter().chain(&cfg.discovery_outgoing) {
         reg.accounts.upsert(&u.user, &u.password);
     }

@@ -380,6 +380,7 @@ fn target_show_is_byte_exact() {
         connections: vec![ConnectionInfo {
             cid: 0,
             peer: "192.168.1.10:51234".parse().unwrap(),
+            stats: Default::default(),
         }],
     });
     let expected = "\

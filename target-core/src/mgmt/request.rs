@@ -205,11 +205,12 @@ pub enum Request {
         /// tgt's `--params` (`readonly=1,online=0,scsi_sn=...`).
         params: Option<String>,
     },
-    /// `--mode system --op update --name State|debug --value V`.
+    /// `--mode system --op update --name State|debug|iSNS|iSNSServerIP|iSNSServerPort|
+    /// iSNSAccessControl --value V`.
     SystemUpdate {
-        /// `State` or `debug`.
+        /// `State`, `debug` or one of the iSNS settings.
         name: String,
-        /// `ready`/`offline`, or `on`/`off`.
+        /// `ready`/`offline`, `on`/`off`, `On`/`Off`, an address, a port.
         value: String,
     },
     /// `--mode target --op show --tid N`: the target's iSCSI parameters.
@@ -342,6 +343,24 @@ pub enum Request {
         /// LUN number.
         lun: u64,
     },
+    /// `--mode session --op stat --tid N --sid S`: the session's I/O counters per LU,
+    /// then its connections' PDU counters (tgt's `iscsi_stat_session_by_sid`).
+    SessionStat {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH, as `session show` and `session delete` take it.
+        sid: u64,
+    },
+    /// `--mode connection --op stat --tid N --sid S --cid C`: one connection's PDU
+    /// counters (tgt's `iscsi_stat_connection`).
+    ConnectionStat {
+        /// Target ID.
+        tid: Tid,
+        /// TSIH.
+        sid: u64,
+        /// Connection ID.
+        cid: u32,
+    },
 }
 
 impl Request {
@@ -375,8 +394,12 @@ impl Request {
                 Mode::Portal
             }
             Request::LldStart | Request::LldStop | Request::LldShow => Mode::Lld,
-            Request::SessionShow { .. } | Request::SessionDelete { .. } => Mode::Session,
-            Request::ConnectionShow { .. } | Request::ConnectionDelete { .. } => Mode::Connection,
+            Request::SessionShow { .. }
+            | Request::SessionDelete { .. }
+            | Request::SessionStat { .. } => Mode::Session,
+            Request::ConnectionShow { .. }
+            | Request::ConnectionDelete { .. }
+            | Request::ConnectionStat { .. } => Mode::Connection,
         }
     }
 
@@ -411,7 +434,11 @@ impl Request {
             | Request::ConfigApply { .. } => Op::Update,
             Request::LldStart => Op::Start,
             Request::LldStop => Op::Stop,
-            Request::SystemStat | Request::TargetStat { .. } | Request::LuStat { .. } => Op::Stat,
+            Request::SystemStat
+            | Request::TargetStat { .. }
+            | Request::LuStat { .. }
+            | Request::SessionStat { .. }
+            | Request::ConnectionStat { .. } => Op::Stat,
         }
     }
 

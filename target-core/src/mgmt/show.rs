@@ -6,6 +6,7 @@
 //! `usr/iscsi/isns.c`; indentation is tgt's `_TAB1`..`_TAB4`, four spaces a level.
 
 use super::{BackingStoreType, Response};
+use crate::isns::IsnsSettings;
 use crate::registry::{AccountBinding, Lun, SessionInfo, SystemState, Target};
 use scsi_sbc::DeviceType;
 use serde_json::{json, Value};
@@ -33,6 +34,8 @@ pub struct SystemInfo {
     pub discovery: AccountBinding,
     /// Backing store types this daemon can open, in the order to list them.
     pub backing_stores: Vec<BackingStoreType>,
+    /// The iSNS settings (tgt's `isns_show`).
+    pub isns: IsnsSettings,
 }
 
 /// Append `text` at `level` tabs followed by a newline.
@@ -223,9 +226,8 @@ fn lun_show(out: &mut String, lun: &Lun) {
     );
 }
 
-/// `--mode system --op show` for the iscsi driver: tgt's `system_show` followed by
-/// the iscsi driver's part (`isns_show`). iSNS is not implemented, so it shows off
-/// with tgt's defaults (no server, port 3205).
+/// `--mode system --op show` for the iscsi driver: tgt's `system_show` (discovery
+/// accounts included) followed by the iscsi driver's part, `isns_show`.
 pub fn system_show(info: &SystemInfo) -> Response {
     let data = json!({
         "state": info.state.name(),
@@ -237,6 +239,12 @@ pub fn system_show(info: &SystemInfo) -> Response {
         "device_types": ["disk", "controller"],
         "discovery_incoming_users": info.discovery.incoming,
         "discovery_outgoing_user": info.discovery.outgoing,
+        "isns": {
+            "enabled": info.isns.enabled,
+            "server_ip": info.isns.server_ip,
+            "server_port": info.isns.server_port,
+            "access_control": info.isns.access_control,
+        },
     });
     Response::show(system_show_text(info), data)
 }
@@ -268,11 +276,6 @@ fn system_show_text(info: &SystemInfo) -> String {
     line(&mut out, 0, "Device types:");
     line(&mut out, 1, "disk");
     line(&mut out, 1, "controller");
-    line(&mut out, 0, "iSNS:");
-    line(&mut out, 1, "iSNS=Off");
-    line(&mut out, 1, "iSNSServerIP=");
-    line(&mut out, 1, "iSNSServerPort=3205");
-    line(&mut out, 1, "iSNSAccessControl=Off");
     // tgt's system_show prints discovery accounts with a stray blank line after the
     // header (its format string adds "\n" to a text that ends in one); kept.
     if !info.discovery.incoming.is_empty() {
@@ -284,7 +287,22 @@ fn system_show_text(info: &SystemInfo) -> String {
             line(&mut out, 1, &format!("{user} (outgoing)"));
         }
     }
+    isns_show(&mut out, &info.isns);
     out
+}
+
+/// tgt's `isns_show`, which the iscsi driver appends after `system_show`.
+fn isns_show(out: &mut String, isns: &IsnsSettings) {
+    line(out, 0, "iSNS:");
+    let on_off = IsnsSettings::on_off;
+    line(out, 1, &format!("iSNS={}", on_off(isns.enabled)));
+    line(out, 1, &format!("iSNSServerIP={}", isns.server_ip));
+    line(out, 1, &format!("iSNSServerPort={}", isns.server_port));
+    line(
+        out,
+        1,
+        &format!("iSNSAccessControl={}", on_off(isns.access_control)),
+    );
 }
 
 #[cfg(test)]
@@ -318,11 +336,38 @@ mod tests {
                     oflags: "sync:direct".into(),
                 },
             ],
+            isns: IsnsSettings::default(),
         };
         let expected = "System:\n    State: ready\n    debug: off\nLLDs:\n    iscsi: ready\n\
             Backing stores:\n    null\n    rdwr (bsoflags sync:direct)\n\
             Device types:\n    disk\n    controller\n\
             iSNS:\n    iSNS=Off\n    iSNSServerIP=\n    iSNSServerPort=3205\n    iSNSAccessControl=Off\n";
         assert_eq!(system_show(&info).output.as_deref(), Some(expected));
+    }
+
+    #[test]
+    fn isns_section_comes_last_with_live_values() {
+        // Recorded from tgt 1.0.85 after `account bind --user disc` (discovery) and
+        // `--name iSNSServerIP --value 127.0.0.1`, `--name iSNSServerPort --value 7`.
+        let info = SystemInfo {
+            debug: false,
+            state: SystemState::Ready,
+            lld_stopped: false,
+            discovery: AccountBinding {
+                incoming: vec!["disc".into()],
+                outgoing: None,
+            },
+            backing_stores: vec![],
+            isns: IsnsSettings {
+                enabled: true,
+                server_ip: "127.0.0.1".into(),
+                server_port: 7,
+                access_control: true,
+            },
+        };
+        let text = system_show(&info).output.unwrap_or_default();
+        let tail = "    Account information:\n\n    disc\n\
+            iSNS:\n    iSNS=On\n    iSNSServerIP=127.0.0.1\n    iSNSServerPort=7\n    iSNSAccessControl=On\n";
+        assert!(text.ends_with(tail), "{text}");
     }
 }

@@ -5,7 +5,7 @@
 //! within each. A target without sessions prints only the header.
 
 use super::Response;
-use crate::registry::{LuStatSnapshot, Target};
+use crate::registry::{ConnStatSnapshot, ConnectionInfo, LuStatSnapshot, SessionInfo, Target};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -43,6 +43,58 @@ pub fn stat(targets: &[Arc<Target>], lun: Option<u64>) -> Response {
     Response::show(text, Value::Array(rows))
 }
 
+/// tgt's connection counter header (`_stat_iscsi_conn_hdr`).
+pub const CONN_HEADER: &str =
+    "sid cid rxdata_octets txdata_octets dataout_pdus datain_pdus cmd_pdus rsp_pdus\n";
+
+/// One connection line, column widths as tgt prints them (`_stat_iscsi_conn`).
+pub fn conn_line(tsih: u16, cid: u16, s: &ConnStatSnapshot) -> String {
+    format!(
+        "{tsih:3} {cid:3} {:13} {:13} {:12} {:11} {:8} {:8}\n",
+        s.rxdata_octets, s.txdata_octets, s.dataout_pdus, s.datain_pdus, s.cmd_pdus, s.rsp_pdus
+    )
+}
+
+fn conn_json(tsih: u16, c: &ConnectionInfo) -> Value {
+    let mut v = json!({ "sid": tsih, "cid": c.cid });
+    if let (Value::Object(m), Ok(Value::Object(s))) =
+        (&mut v, serde_json::to_value(c.stats.snapshot()))
+    {
+        m.extend(s);
+    }
+    v
+}
+
+/// `--mode session --op stat`: the LU lines of this session, then (when it has
+/// connections) a blank line and its connections' counters.
+pub fn session_stat(t: &Target, s: &SessionInfo) -> Response {
+    let mut text = String::from(HEADER);
+    let mut rows = Vec::new();
+    for (l, sid, snap) in t.stat_rows(None).into_iter().filter(|r| r.1 == s.sid) {
+        text.push_str(&stat_line(t.tid, l, sid, &snap));
+        rows.push(row_json(t.tid, l, sid, &snap));
+    }
+    if !s.connections.is_empty() {
+        text.push('\n');
+        text.push_str(CONN_HEADER);
+    }
+    let mut conns = Vec::new();
+    for c in &s.connections {
+        text.push_str(&conn_line(s.tsih, c.cid, &c.stats.snapshot()));
+        conns.push(conn_json(s.tsih, c));
+    }
+    Response::show(text, json!({ "luns": rows, "connections": conns }))
+}
+
+/// `--mode connection --op stat`: one connection's counters.
+pub fn connection_stat(s: &SessionInfo, c: &ConnectionInfo) -> Response {
+    let text = format!(
+        "{CONN_HEADER}{}",
+        conn_line(s.tsih, c.cid, &c.stats.snapshot())
+    );
+    Response::show(text, conn_json(s.tsih, c))
+}
+
 fn row_json(tid: u32, lun: u64, sid: u64, s: &LuStatSnapshot) -> Value {
     let mut v = json!({ "tid": tid, "lun": lun, "sid": sid });
     if let (Value::Object(m), Ok(Value::Object(c))) = (&mut v, serde_json::to_value(s)) {
@@ -77,6 +129,21 @@ mod tests {
             errs: 1,
             ..LuStatSnapshot::default()
         };
+        assert_eq!(
+            conn_line(
+                7,
+                0,
+                &ConnStatSnapshot {
+                    rxdata_octets: 1_048_624,
+                    txdata_octets: 4_144,
+                    dataout_pdus: 15,
+                    datain_pdus: 1,
+                    cmd_pdus: 3,
+                    rsp_pdus: 2,
+                }
+            ),
+            "  7   0       1048624          4144           15           1        3        2\n"
+        );
         assert_eq!(
             stat_line(1, 1, 53, &busy),
             "  1   1  53    200319008  48907    200319008  48907            0      0            0      0    1\n"

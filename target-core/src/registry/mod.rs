@@ -17,7 +17,7 @@ pub use acl::AclEntry;
 pub use lun::{default_scsi_id, default_scsi_sn, Lun, LunBacking};
 pub use params::{Redirect, RedirectReason, TargetParams, PARAM_KEYS, REDIRECT_KEYS};
 pub use portal::{parse_portal, Portals, SystemState, ISCSI_PORT};
-pub use stats::{DataDir, LuStatSnapshot, LuStats};
+pub use stats::{ConnPdu, ConnStatSnapshot, ConnStats, DataDir, LuStatSnapshot, LuStats};
 pub use target::{ConnectionInfo, SessionInfo, Target};
 
 use crate::mgmt::MgmtError;
@@ -36,6 +36,9 @@ pub struct Registry {
     pub accounts: Accounts,
     /// The portals being listened on.
     pub portals: Portals,
+    /// The iSNS settings (`system update --name iSNS...`), read by the daemon's iSNS
+    /// client.
+    pub isns: crate::isns::IsnsState,
     state: RwLock<SystemState>,
     debug: AtomicBool,
     lld_stopped: AtomicBool,

@@ -124,3 +124,92 @@ pub struct LuStatSnapshot {
     /// Commands that ended with a status other than GOOD.
     pub errs: u64,
 }
+
+/// What one connection carried, as tgt's `struct iscsi_stats` counts it for
+/// `--mode session|connection --op stat`: octets both ways (every PDU from the first
+/// login request on), SCSI Command and Data-Out PDUs received, Data-In and SCSI
+/// Response PDUs sent. Counted with relaxed atomics by the connection's own thread.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    rx_octets: AtomicU64,
+    tx_octets: AtomicU64,
+    dataout_pdus: AtomicU64,
+    datain_pdus: AtomicU64,
+    cmd_pdus: AtomicU64,
+    rsp_pdus: AtomicU64,
+}
+
+/// Which counted PDU went by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnPdu {
+    /// SCSI Command received.
+    Command,
+    /// Data-Out received.
+    DataOut,
+    /// Data-In sent.
+    DataIn,
+    /// SCSI Response sent.
+    Response,
+}
+
+/// A copy of a connection's counters, named as tgt's header names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnStatSnapshot {
+    /// Octets received.
+    pub rxdata_octets: u64,
+    /// Octets sent.
+    pub txdata_octets: u64,
+    /// Data-Out PDUs received.
+    pub dataout_pdus: u64,
+    /// Data-In PDUs sent.
+    pub datain_pdus: u64,
+    /// SCSI Command PDUs received.
+    pub cmd_pdus: u64,
+    /// SCSI Response PDUs sent.
+    pub rsp_pdus: u64,
+}
+
+impl ConnStats {
+    /// `n` octets were taken off the socket.
+    pub fn received(&self, n: u64) {
+        add(&self.rx_octets, n);
+    }
+
+    /// `n` octets were queued for the socket.
+    pub fn sent(&self, n: u64) {
+        add(&self.tx_octets, n);
+    }
+
+    /// One PDU of a counted kind.
+    pub fn pdu(&self, kind: ConnPdu) {
+        let c = match kind {
+            ConnPdu::Command => &self.cmd_pdus,
+            ConnPdu::DataOut => &self.dataout_pdus,
+            ConnPdu::DataIn => &self.datain_pdus,
+            ConnPdu::Response => &self.rsp_pdus,
+        };
+        add(c, 1);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> ConnStatSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ConnStatSnapshot {
+            rxdata_octets: get(&self.rx_octets),
+            txdata_octets: get(&self.tx_octets),
+            dataout_pdus: get(&self.dataout_pdus),
+            datain_pdus: get(&self.datain_pdus),
+            cmd_pdus: get(&self.cmd_pdus),
+            rsp_pdus: get(&self.rsp_pdus),
+        }
+    }
+}
+
+/// Compared by value, so that session records holding them stay comparable.
+impl PartialEq for ConnStats {
+    fn eq(&self, other: &Self) -> bool {
+        self.snapshot() == other.snapshot()
+    }
+}
+
+impl Eq for ConnStats {}

@@ -1,6 +1,6 @@
 //! One target: name, LUNs, ACL and its live sessions.
 
-use super::{AccountBinding, AclEntry, LuStatSnapshot, LuStats, Lun, TargetParams};
+use super::{AccountBinding, AclEntry, ConnStats, LuStatSnapshot, LuStats, Lun, TargetParams};
 use crate::mgmt::MgmtError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,8 @@ pub struct ConnectionInfo {
     pub cid: u16,
     /// The initiator's address.
     pub peer: SocketAddr,
+    /// What the connection carried (`--mode session|connection --op stat`).
+    pub stats: Arc<ConnStats>,
 }
 
 /// A logged-in session (I_T nexus), for show and for forced logout.

@@ -1,0 +1,293 @@
+//! iSNS registration (RFC 4171) against a fake iSNS server in the test: tgtadm turns
+//! iSNS on, targets come and go, and the server must receive the registrations and
+//! deregistrations tgt 1.0.85 would send, checked on the raw bytes with a parser of
+//! its own (not the daemon's codec).
+#![allow(clippy::disallowed_methods)]
+
+use integration_tests::{both_flavours, Daemon, Flavour};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const IQN_A: &str = "iqn.2026-11.org.example:isns-a";
+const IQN_B: &str = "iqn.2026-11.org.example:isns-b";
+
+// RFC 4171 §5.1.3 function IDs and §6.1 attribute tags.
+const DEV_ATTR_REG: u16 = 0x0001;
+const DEV_DEREG: u16 = 0x0004;
+const TAG_DELIMITER: u32 = 0;
+const TAG_ENTITY_ID: u32 = 1;
+const TAG_ENTITY_PROTOCOL: u32 = 2;
+const TAG_PORTAL_IP: u32 = 16;
+const TAG_PORTAL_PORT: u32 = 17;
+const TAG_ISCSI_NAME: u32 = 32;
+const TAG_NODE_TYPE: u32 = 33;
+const FLAG_CLIENT: u16 = 0x8000;
+const FLAG_REPLACE: u16 = 0x1000;
+
+/// One PDU as the server received it.
+#[derive(Debug, Clone)]
+struct Pdu {
+    function: u16,
+    flags: u16,
+    attrs: Vec<(u32, Vec<u8>)>,
+}
+
+impl Pdu {
+    /// Attributes after the delimiter (the operating attributes, §5.6.5).
+    fn operating(&self) -> &[(u32, Vec<u8>)] {
+        let at = self
+            .attrs
+            .iter()
+            .position(|(t, _)| *t == TAG_DELIMITER)
+            .map_or(self.attrs.len(), |i| i + 1);
+        &self.attrs[at..]
+    }
+
+    fn source(&self) -> Option<String> {
+        self.attrs
+            .first()
+            .filter(|(t, _)| *t == TAG_ISCSI_NAME)
+            .map(|(_, v)| string(v))
+    }
+}
+
+/// A NUL-padded string value.
+fn string(v: &[u8]) -> String {
+    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+    String::from_utf8_lossy(&v[..end]).into_owned()
+}
+
+fn be32(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.try_into().ok()?))
+}
+
+/// Read one PDU: the 12-byte header, then PDU Length bytes of TLVs.
+fn read_pdu(s: &mut TcpStream) -> Option<(Pdu, u16)> {
+    let mut h = [0u8; 12];
+    s.read_exact(&mut h).ok()?;
+    let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    assert_eq!(word(0), 1, "iSNSP version");
+    let mut payload = vec![0u8; word(4) as usize];
+    s.read_exact(&mut payload).ok()?;
+    let mut attrs = Vec::new();
+    let mut p = &payload[..];
+    while !p.is_empty() {
+        assert!(p.len() >= 8, "truncated attribute in {payload:02x?}");
+        let tag = be32(&p[..4])?;
+        let len = be32(&p[4..8])? as usize;
+        assert_eq!(len % 4, 0, "attribute {tag} not padded");
+        attrs.push((tag, p[8..8 + len].to_vec()));
+        p = &p[8 + len..];
+    }
+    let pdu = Pdu {
+        function: word(2),
+        flags: word(6),
+        attrs,
+    };
+    Some((pdu, word(8)))
+}
+
+/// A fake iSNS server on 127.0.0.1 that records every PDU and answers status 0.
+struct FakeServer {
+    port: u16,
+    got: Arc<Mutex<Vec<Pdu>>>,
+}
+
+impl FakeServer {
+    fn start() -> FakeServer {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind fake iSNS");
+        let port = listener.local_addr().expect("addr").port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let log = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    while let Some((pdu, xid)) = read_pdu(&mut s) {
+                        // Response: function | 0x8000, server + first + last PDU, same
+                        // transaction, payload = status 0.
+                        let mut rsp = Vec::new();
+                        for w in [1, pdu.function | 0x8000, 4, 0x4c00, xid, 0] {
+                            rsp.extend_from_slice(&u16::to_be_bytes(w));
+                        }
+                        rsp.extend_from_slice(&[0; 4]);
+                        log.lock().expect("log").push(pdu);
+                        if s.write_all(&rsp).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        FakeServer { port, got }
+    }
+
+    /// The first PDU (in arrival order) that `pred` accepts, waiting up to 10 s.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Pdu) -> bool) -> Pdu {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(p) = self.got.lock().expect("log").iter().find(|p| pred(p)) {
+                return p.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what}; the server got {:#?}",
+                self.got.lock().expect("log")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Whether `attrs` has iSCSI Name `name` immediately followed by Node Type target.
+fn has_target_node(attrs: &[(u32, Vec<u8>)], name: &str) -> bool {
+    attrs.windows(2).any(|w| {
+        w[0].0 == TAG_ISCSI_NAME
+            && string(&w[0].1) == name
+            && w[1].0 == TAG_NODE_TYPE
+            && be32(&w[1].1) == Some(1)
+    })
+}
+
+fn sys_update(d: &Daemon, name: &str, value: &str) {
+    d.tgtadm_ok(&[
+        "--op", "update", "--mode", "sys", "--name", name, "--value", value,
+    ]);
+}
+
+fn new_target(d: &Daemon, tid: &str, iqn: &str) {
+    d.tgtadm_ok(&[
+        "--lld",
+        "iscsi",
+        "--mode",
+        "target",
+        "--op",
+        "new",
+        "--tid",
+        tid,
+        "--targetname",
+        iqn,
+    ]);
+}
+
+fn registers_and_deregisters_targets(f: Flavour) {
+    let server = FakeServer::start();
+    let d = Daemon::start(f, &[]);
+    let port = server.port.to_string();
+
+    // tgt's refusals: exact names and On/Off only.
+    for (name, value) in [("iSNS", "bogus"), ("isns", "On"), ("iSNSServerPort", "12x")] {
+        let r = d.tgtadm(&[
+            "--op", "update", "--mode", "sys", "--name", name, "--value", value,
+        ]);
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (22, "tgtadm: invalid request\n"),
+            "{name}={value}"
+        );
+    }
+
+    sys_update(&d, "iSNSServerIP", "127.0.0.1");
+    sys_update(&d, "iSNSServerPort", &port);
+    sys_update(&d, "iSNS", "On");
+    let show = d.tgtadm_ok(&["--mode", "sys", "--op", "show"]);
+    let tail = format!(
+        "iSNS:\n    iSNS=On\n    iSNSServerIP=127.0.0.1\n    iSNSServerPort={port}\n    iSNSAccessControl=Off\n"
+    );
+    assert!(show.ends_with(&tail), "{show}");
+
+    new_target(&d, "1", IQN_A);
+    let reg = server.wait_for("DevAttrReg of target A", |p| {
+        p.function == DEV_ATTR_REG && has_target_node(p.operating(), IQN_A)
+    });
+    assert_eq!(reg.flags & FLAG_CLIENT, FLAG_CLIENT);
+    // The first registration carries the whole entity: identifier (our address
+    // towards the server), protocol iSCSI, and the daemon's portal as IPv4-mapped
+    // IPv6 plus port.
+    assert_eq!(reg.flags & FLAG_REPLACE, FLAG_REPLACE);
+    let op = reg.operating();
+    assert_eq!(op[0], (TAG_ENTITY_ID, b"127.0.0.1\0\0\0".to_vec()));
+    assert_eq!(op[1], (TAG_ENTITY_PROTOCOL, vec![0, 0, 0, 2]));
+    let mut ip = vec![0u8; 10];
+    ip.extend_from_slice(&[0xff, 0xff, 127, 0, 0, 1]);
+    let portal = op
+        .windows(2)
+        .find(|w| w[0].0 == TAG_PORTAL_IP && w[1].0 == TAG_PORTAL_PORT)
+        .expect("a portal in the registration");
+    assert_eq!(portal[0].1, ip);
+    assert_eq!(be32(&portal[1].1), Some(u32::from(d.portal.port())));
+
+    new_target(&d, "2", IQN_B);
+    server.wait_for("DevAttrReg of target B", |p| {
+        p.function == DEV_ATTR_REG && has_target_node(p.operating(), IQN_B)
+    });
+
+    // B goes: a DevDereg naming it.
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "delete", "--tid", "2",
+    ]);
+    let dereg = server.wait_for("DevDereg of target B", |p| {
+        p.function == DEV_DEREG
+            && p.operating()
+                .iter()
+                .any(|(t, v)| *t == TAG_ISCSI_NAME && string(v) == IQN_B)
+    });
+    assert!(!dereg
+        .operating()
+        .iter()
+        .any(|(t, v)| *t == TAG_ISCSI_NAME && string(v) == IQN_A));
+
+    // iSNS off: the whole entity is deregistered, sourced from A.
+    sys_update(&d, "iSNS", "Off");
+    let gone = server.wait_for("DevDereg of the entity", |p| {
+        p.function == DEV_DEREG && p.operating().iter().any(|(t, _)| *t == TAG_ENTITY_ID)
+    });
+    assert_eq!(gone.source().as_deref(), Some(IQN_A));
+    let show = d.tgtadm_ok(&["--mode", "sys", "--op", "show"]);
+    assert!(show.contains("    iSNS=Off\n"), "{show}");
+}
+
+/// targets.conf's iSNS keys are applied at start and written back by the dump.
+fn config_file_turns_isns_on(f: Flavour) {
+    let server = FakeServer::start();
+    let dir = integration_tests::TempDir::new("isns-conf");
+    let conf = dir.path("targets.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "iSNSServerIP 127.0.0.1\niSNSServerPort {}\niSNSAccessControl On\niSNS On\n\
+             <target {IQN_A}>\n</target>\n",
+            server.port
+        ),
+    )
+    .expect("write targets.conf");
+    let conf = conf.to_string_lossy().into_owned();
+    let d = Daemon::start(f, &["-c", &conf]);
+    server.wait_for("DevAttrReg from targets.conf", |p| {
+        p.function == DEV_ATTR_REG && has_target_node(p.operating(), IQN_A)
+    });
+    let show = d.tgtadm_ok(&["--mode", "sys", "--op", "show"]);
+    let tail = format!(
+        "iSNS:\n    iSNS=On\n    iSNSServerIP=127.0.0.1\n    iSNSServerPort={}\n    iSNSAccessControl=On\n",
+        server.port
+    );
+    assert!(show.ends_with(&tail), "{show}");
+    let out = std::process::Command::new(integration_tests::bin("tgt-admin"))
+        .arg("--control-socket")
+        .arg(&d.socket)
+        .arg("--dump")
+        .output()
+        .expect("tgt-admin");
+    assert!(out.status.success(), "{out:?}");
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let keys = format!(
+        "iSNSServerIP 127.0.0.1\niSNSServerPort {}\niSNSAccessControl On\niSNS On\n",
+        server.port
+    );
+    assert!(dump.contains(&keys), "{dump}");
+}
+
+both_flavours!(registers_and_deregisters_targets, config_file_turns_isns_on);
