@@ -44,6 +44,14 @@ const TABLE: &[(&str, &str, &str, i32)] = &[
     ("--lld iscsi --mode target --op new --tid 2", "", "tgtadm: creating new target requires a name, use --targetname\n", 22),
     ("--lld iscsi --mode target --op new --tid 2 --targetname iqn.a:b --lun 1", "", "tgtadm: target mode: option '-l' is not allowed/supported\n", 22),
     ("--lld iscsi --mode target --op unbind --tid 1 -I 10.0.0.1", "", "tgtadm: this access control rule does not exist\n", 22),
+    // SCSI host binding (tgt's tgt_bind_host_to_target): one target per host, unbind
+    // found by host alone. --bus resolves through /sys/bus/BUS/devices/DEV/hostN.
+    ("--lld iscsi --mode target --op bind --tid 1 --host 3", "", "", 0),
+    ("--lld iscsi --mode target --op bind --tid 1 --host 3", "", "tgtadm: this binding already exists\n", 22),
+    ("--lld iscsi --mode target --op bind --tid 9 --host 4", "", "tgtadm: can't find the target\n", 22),
+    ("--lld iscsi --mode target --op unbind --tid 1 --host 5", "", "tgtadm: can't find the binding\n", 22),
+    ("--lld iscsi --mode target --op unbind --tid 1 --host 3", "", "", 0),
+    ("--lld iscsi --mode target --op bind --tid 1 --bus nosuchbus,0", "", "tgtadm: can't find bus: nosuchbus\n", 22),
     ("--lld iscsi --mode target --op update --tid 1 --name bogus --value 1", "", "tgtadm: invalid request\n", 22),
     ("--lld iscsi --mode target --op update --tid 9 --name nop_interval --value 1", "", "tgtadm: can't find the target\n", 22),
     ("--lld iscsi --mode system --op update --name State --value bogus", "", "tgtadm: invalid request\n", 22),

@@ -84,7 +84,10 @@ pub(super) fn check_mode(o: &Opts, mode: Mode, op: Op, op_name: &str) -> Result<
                     let msg = format!(
                         "{op_name} operation requires initiator-address, initiator-nameor bus"
                     );
-                    require(o.address.is_some() || o.iqnname.is_some() || o.host, &msg)
+                    require(
+                        o.address.is_some() || o.iqnname.is_some() || o.host != 0,
+                        &msg,
+                    )
                 }
                 Op::Update => {
                     allow(o, "target", "LmotnvC")?;

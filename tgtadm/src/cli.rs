@@ -257,7 +257,8 @@ struct Opts {
     iqnname: Option<String>,
     user: Option<String>,
     password: Option<String>,
-    host: bool,
+    /// SCSI host number from `--host` or `--bus` (0: none, as tgt reads it).
+    host: u32,
     force: bool,
     bsoflags: Option<String>,
     bsopts: Option<String>,
@@ -353,8 +354,11 @@ fn take_option(o: &mut Opts, key: char, arg: String) -> Result<(), Exit> {
         'Q' => o.iqnname = Some(arg),
         'u' => o.user = Some(arg),
         'p' => o.password = Some(arg),
-        'B' => o.host = true,
-        'H' => o.host = num(ArgKind::NonNegativeInt)? != 0,
+        'B' => {
+            o.host = crate::bus::bus_to_host(std::path::Path::new("/sys/bus"), &arg)
+                .map_err(|m| Exit::error(&m, EXIT_EINVAL))?
+        }
+        'H' => o.host = num(ArgKind::NonNegativeInt)? as u32,
         'F' => o.force = true,
         'f' => o.bsoflags = Some(arg),
         'y' => o.blocksize = Some(arg),
@@ -447,6 +451,9 @@ fn to_request(o: &Opts, mode: Mode, op: Op) -> Result<Request, Exit> {
                 }
             }
         }
+        // Neither address nor name: tgt sends the bare request, a host binding.
+        (Mode::Target, Op::Bind) => Request::TargetBindHost { tid, host: o.host },
+        (Mode::Target, Op::Unbind) => Request::TargetUnbindHost { tid, host: o.host },
         (Mode::LogicalUnit, Op::New) => {
             // tgt creates an empty, offline removable disk without one; we need a store.
             let Some(path) = o.path.clone() else {

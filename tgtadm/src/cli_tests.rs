@@ -269,10 +269,9 @@ fn drivers_and_not_yet_supported_requests() {
         refused("--lld iser --mode target --op show"),
         tgtadm("can't find the driver")
     );
-    let unsupported = tgtadm("this operation isn't supported");
     assert_eq!(
-        refused("--mode target --op bind --tid 1 --host 3"),
-        unsupported
+        refused("--mode target --op bind --tid 1 --bus nosuchbus,0"),
+        tgtadm("can't find bus: nosuchbus")
     );
 }
 

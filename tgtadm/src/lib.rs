@@ -5,6 +5,7 @@
 //! travels as a typed value ([`target_core::mgmt::wire`]) instead of tgt's C struct.
 
 mod admin;
+mod bus;
 mod cli;
 mod client;
 mod dashes;

@@ -117,6 +117,14 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
             target.logout_unadmitted();
             Ok(Response::ok())
         }
+        Request::TargetBindHost { tid, host } => {
+            core.registry.bind_host(tid, host)?;
+            Ok(Response::ok())
+        }
+        Request::TargetUnbindHost { host, .. } => {
+            core.registry.unbind_host(host)?;
+            Ok(Response::ok())
+        }
         req @ (Request::LuNew { .. } | Request::LuDelete { .. } | Request::LuUpdate { .. }) => {
             apply_lu::apply(core, req, opener)
         }

@@ -497,3 +497,30 @@ fn stat_lists_every_lun_of_every_session() {
     t.remove_session(7);
     assert_eq!(text(run(&core, Request::SystemStat)), header);
 }
+
+/// tgt's host binding: one target per SCSI host, unbind by host, refused while the
+/// bound target has sessions; deleting the target drops its bindings.
+#[test]
+fn host_binding_rules() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:a").unwrap();
+    new_target(&core, 2, "iqn.2026-11.test:b").unwrap();
+    let bind = |tid, host| run(&core, Request::TargetBindHost { tid, host });
+    let unbind = |host| run(&core, Request::TargetUnbindHost { tid: 1, host });
+    assert_eq!(bind(1, 3), Ok(Response::ok()));
+    assert_eq!(bind(2, 3), Err(MgmtError::BindingExists));
+    assert_eq!(bind(9, 4), Err(MgmtError::NoTarget));
+    assert_eq!(unbind(4), Err(MgmtError::NoBinding));
+    core.registry.target(1).unwrap().add_session(SessionInfo {
+        sid: 1,
+        tsih: 1,
+        initiator: "iqn.2026-11.test:ini".into(),
+        alias: None,
+        connections: Vec::new(),
+    });
+    assert_eq!(unbind(3), Err(MgmtError::TargetActive));
+    core.registry.remove_target(1, true).unwrap();
+    assert_eq!(core.registry.host_binding(3), None);
+    assert_eq!(bind(2, 3), Ok(Response::ok()));
+    assert_eq!(unbind(3), Ok(Response::ok()));
+}

@@ -169,6 +169,20 @@ pub enum Request {
         /// An initiator name, as it was bound.
         initiator_name: Option<String>,
     },
+    /// `--mode target --op bind --tid N --bus B | --host H`: bind a SCSI host.
+    TargetBindHost {
+        /// Target ID.
+        tid: Tid,
+        /// SCSI host number (`--host`, or what `--bus` resolves to).
+        host: u32,
+    },
+    /// `--mode target --op unbind --bus B | --host H`.
+    TargetUnbindHost {
+        /// Target ID (tgt finds the binding by host alone).
+        tid: Tid,
+        /// SCSI host number.
+        host: u32,
+    },
     /// `--mode logicalunit --op new --tid N --lun L --backing-store PATH`.
     LuNew {
         /// Target ID.
@@ -380,6 +394,8 @@ impl Request {
             | Request::TargetUpdate { .. }
             | Request::TargetBind { .. }
             | Request::TargetUnbind { .. }
+            | Request::TargetBindHost { .. }
+            | Request::TargetUnbindHost { .. }
             | Request::TargetStat { .. } => Mode::Target,
             Request::LuNew { .. }
             | Request::LuDelete { .. }
@@ -426,8 +442,12 @@ impl Request {
             | Request::SessionShow { .. }
             | Request::ConnectionShow { .. }
             | Request::ConfigDump => Op::Show,
-            Request::TargetBind { .. } | Request::AccountBind { .. } => Op::Bind,
-            Request::TargetUnbind { .. } | Request::AccountUnbind { .. } => Op::Unbind,
+            Request::TargetBind { .. }
+            | Request::TargetBindHost { .. }
+            | Request::AccountBind { .. } => Op::Bind,
+            Request::TargetUnbind { .. }
+            | Request::TargetUnbindHost { .. }
+            | Request::AccountUnbind { .. } => Op::Unbind,
             Request::SystemUpdate { .. }
             | Request::TargetUpdate { .. }
             | Request::LuUpdate { .. }

@@ -40,6 +40,9 @@ pub struct Registry {
     /// client.
     pub isns: crate::isns::IsnsState,
     state: RwLock<SystemState>,
+    /// SCSI host numbers bound to targets (`target bind --bus|--host`), daemon-wide
+    /// as in tgt: host → tid.
+    bound_hosts: RwLock<BTreeMap<u32, Tid>>,
     debug: AtomicBool,
     lld_stopped: AtomicBool,
     generation: AtomicU64,
@@ -72,6 +75,10 @@ impl Registry {
         let target = targets.remove(&tid).ok_or(MgmtError::NoTarget)?;
         target.mark_deleted();
         drop(targets);
+        self.bound_hosts
+            .write()
+            .expect("registry lock poisoned")
+            .retain(|_, t| *t != tid);
         self.bump();
         Ok(target)
     }
@@ -145,6 +152,40 @@ impl Registry {
         let n = self.targets().iter().map(|t| t.logout_unadmitted()).sum();
         self.bump();
         n
+    }
+
+    /// Bind SCSI host `host` to target `tid` (tgt's `tgt_bind_host_to_target`): a host
+    /// serves one target. This matters to kernel-side drivers (ibmvio); an iSCSI
+    /// target accepts and keeps the binding as tgt's iscsi driver does.
+    pub fn bind_host(&self, tid: Tid, host: u32) -> Result<(), MgmtError> {
+        self.target(tid).ok_or(MgmtError::NoTarget)?;
+        let mut hosts = self.bound_hosts.write().expect("registry lock poisoned");
+        if hosts.contains_key(&host) {
+            return Err(MgmtError::BindingExists);
+        }
+        hosts.insert(host, tid);
+        Ok(())
+    }
+
+    /// Undo [`Registry::bind_host`] (tgt's `tgt_unbind_host_to_target`: found by host
+    /// alone, refused while the bound target has sessions).
+    pub fn unbind_host(&self, host: u32) -> Result<(), MgmtError> {
+        let mut hosts = self.bound_hosts.write().expect("registry lock poisoned");
+        let tid = *hosts.get(&host).ok_or(MgmtError::NoBinding)?;
+        if self.target(tid).is_some_and(|t| !t.sessions().is_empty()) {
+            return Err(MgmtError::TargetActive);
+        }
+        hosts.remove(&host);
+        Ok(())
+    }
+
+    /// The target a SCSI host is bound to.
+    pub fn host_binding(&self, host: u32) -> Option<Tid> {
+        self.bound_hosts
+            .read()
+            .expect("registry lock poisoned")
+            .get(&host)
+            .copied()
     }
 
     /// The target with this tid.
