@@ -1,12 +1,13 @@
 //! `Core`: the state every connection and the management path share.
 
+use crate::pace::Pacer;
 use crate::registry::Registry;
 use crate::session::SessionTable;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where the target resets of one target stand (TARGET WARM RESET and TARGET COLD
 /// RESET, RFC 7143 §11.5.1): every session of the target must act on a reset, not just
@@ -41,6 +42,8 @@ pub struct Core {
     rng: Mutex<ChaCha20Rng>,
     /// Target resets per tid (see [`TargetResets`]).
     resets: Mutex<HashMap<u32, TargetResets>>,
+    /// Paces SANITIZE erases of LUs with a `sanitize_rate` (set by the daemon).
+    pacer: OnceLock<Arc<dyn Pacer>>,
 }
 
 impl Default for Core {
@@ -65,7 +68,19 @@ impl Core {
             next_sid: AtomicU64::new(1),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
             resets: Mutex::new(HashMap::new()),
+            pacer: OnceLock::new(),
         }
+    }
+
+    /// Install the pacer for rate-limited background work (once; later calls are
+    /// ignored). See [`crate::pace`].
+    pub fn set_pacer(&self, pacer: Arc<dyn Pacer>) {
+        let _ = self.pacer.set(pacer);
+    }
+
+    /// The pacer, when the daemon installed one.
+    pub fn pacer(&self) -> Option<&Arc<dyn Pacer>> {
+        self.pacer.get()
     }
 
     /// Fill `buf` from the core's CSPRNG.

@@ -11,6 +11,7 @@ pub mod config;
 mod core;
 pub mod isns;
 pub mod mgmt;
+pub mod pace;
 pub mod registry;
 pub mod session;
 #[cfg(any(test, feature = "testkit"))]

@@ -12,6 +12,7 @@ pub mod isns;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;
+pub mod pacer;
 pub mod portals;
 pub mod state_file;
 pub mod txqueue;
@@ -79,6 +80,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     };
     init_logging(opts.debug);
     let core = Arc::new(Core::with_seed(os_seed()?));
+    core.set_pacer(Arc::new(pacer::SleepPacer));
     let hub = Arc::new(PortalHub::default());
     let opener = Arc::new(DaemonOpener {
         hub: hub.clone(),

@@ -12,6 +12,7 @@
 
 use super::task::TaskState;
 use super::{Connection, IoRequest, IoTag};
+use crate::pace::Pacer;
 use crate::registry::{LuStats, Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
@@ -105,6 +106,8 @@ const SANITIZE_CHUNK: u64 = 64 << 20;
 struct SanitizeStore {
     inner: Arc<dyn BlockStore>,
     state: Arc<Mutex<LuState>>,
+    /// The erase's rate cap (bytes/s) and the daemon's pacer, when both are set.
+    pace: Option<(Arc<dyn Pacer>, u64)>,
 }
 
 impl SanitizeStore {
@@ -114,7 +117,7 @@ impl SanitizeStore {
 
     /// The whole-LU WRITE SAME or UNMAP of a SANITIZE, in chunks.
     fn run(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        let (offset, len, step) = match op {
+        let (offset, len, mut step) = match op {
             BlockOp::WriteSame {
                 offset,
                 len,
@@ -129,6 +132,15 @@ impl SanitizeStore {
             }
             _ => return self.inner.execute(op),
         };
+        let mut paced = self.pace.as_ref().map(|(pacer, rate)| {
+            // Four pieces a second at the cap, so progress and pacing stay smooth.
+            let plen = match op {
+                BlockOp::WriteSame { pattern, .. } => (pattern.len() as u64).max(1),
+                _ => 1,
+            };
+            step = step.min(((rate / 4) / plen).max(1) * plen);
+            pacer.start(*rate)
+        });
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(step);
@@ -145,6 +157,9 @@ impl SanitizeStore {
             };
             self.inner.execute(&piece)?;
             done += n;
+            if let Some(run) = paced.as_mut() {
+                run.advance(done);
+            }
             let progress = u128::from(done) * 0x1_0000 / u128::from(len);
             self.state().sanitize_progress = u16::try_from(progress).unwrap_or(u16::MAX);
         }
@@ -331,7 +346,13 @@ impl Connection {
                 let store = store.map(|inner| -> Arc<dyn BlockStore> {
                     if sanitize {
                         let state = task.lun.state.clone();
-                        Arc::new(SanitizeStore { inner, state })
+                        let rate = task.lun.sanitize_rate;
+                        let pace = self
+                            .core
+                            .pacer()
+                            .filter(|_| rate > 0)
+                            .map(|p| (p.clone(), rate));
+                        Arc::new(SanitizeStore { inner, state, pace })
                     } else {
                         inner
                     }
@@ -487,6 +508,7 @@ mod tests {
         let inner = Arc::new(MemStore::new(512));
         inner.fail_next(IoErrorKind::WriteError);
         let store = SanitizeStore {
+            pace: None,
             inner,
             state: state.clone(),
         };
@@ -498,6 +520,7 @@ mod tests {
         // An overwrite runs to the end, reporting progress as it goes.
         let inner = Arc::new(MemStore::new(1024));
         let store = SanitizeStore {
+            pace: None,
             inner: inner.clone(),
             state: state.clone(),
         };
@@ -510,6 +533,45 @@ mod tests {
         assert!(store.execute(&op).is_ok());
         assert_eq!(inner.read_at(0, 1024), vec![0xaa; 1024]);
         assert_eq!(state.lock().unwrap().sanitize_progress, u16::MAX);
+    }
+
+    /// Records what a paced erase reports.
+    #[derive(Debug, Default)]
+    struct Recorder(Arc<Mutex<Vec<(u64, u64)>>>);
+
+    struct RecordRun(Arc<Mutex<Vec<(u64, u64)>>>, u64);
+
+    impl crate::pace::PaceRun for RecordRun {
+        fn advance(&mut self, done: u64) {
+            self.0.lock().unwrap().push((self.1, done));
+        }
+    }
+
+    impl crate::pace::Pacer for Recorder {
+        fn start(&self, rate: u64) -> Box<dyn crate::pace::PaceRun> {
+            Box::new(RecordRun(self.0.clone(), rate))
+        }
+    }
+
+    #[test]
+    fn sanitize_erase_is_paced_in_quarter_second_pieces() {
+        let state = Arc::new(Mutex::new(LuState::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let store = SanitizeStore {
+            pace: Some((Arc::new(Recorder(log.clone())), 4096)),
+            inner: Arc::new(MemStore::new(8192)),
+            state,
+        };
+        let op = BlockOp::WriteSame {
+            offset: 0,
+            len: 8192,
+            pattern: bytes::Bytes::from_static(&[0; 512]),
+            fua: false,
+        };
+        assert!(store.execute(&op).is_ok());
+        // 4096 B/s: 1024-byte pieces (two 512-byte patterns), each reported.
+        let want: Vec<(u64, u64)> = (1..=8).map(|i| (4096, i * 1024)).collect();
+        assert_eq!(*log.lock().unwrap(), want);
     }
 
     #[test]

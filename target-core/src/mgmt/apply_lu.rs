@@ -195,6 +195,7 @@ pub(super) struct LuParams {
     thin_provisioning: Option<bool>,
     sense_format: Option<bool>,
     sanitize: Option<bool>,
+    sanitize_rate: Option<u64>,
     scsi_id: Option<String>,
     scsi_sn: Option<String>,
     vendor_id: Option<String>,
@@ -220,6 +221,16 @@ impl LuParams {
                 "sense_format" => p.sense_format = Some(flag(value)?),
                 // Not a tgt key: SANITIZE erases the LU, so the administrator opts in.
                 "sanitize" => p.sanitize = Some(flag(value)?),
+                // Not a tgt key either: the erase's bandwidth cap in MiB/s (0: none),
+                // so that a SANITIZE leaves bandwidth to the other LUs.
+                "sanitize_rate" => {
+                    let mib: u64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| MgmtError::InvalidRequest)?;
+                    p.sanitize_rate =
+                        Some(mib.checked_mul(1 << 20).ok_or(MgmtError::InvalidRequest)?);
+                }
                 "scsi_id" => p.scsi_id = Some(cut(value, 36)),
                 "scsi_sn" => p.scsi_sn = Some(cut(value, 36)),
                 "vendor_id" => p.vendor_id = Some(cut(value, 8)),
@@ -253,6 +264,9 @@ impl LuParams {
         }
         if let Some(v) = self.online {
             lu.online = v;
+        }
+        if let Some(v) = self.sanitize_rate {
+            lu.sanitize_rate = v;
         }
         let id = &mut cfg.identity;
         for (slot, value) in [

@@ -215,7 +215,9 @@ fn lu_new_blocksize_bstype_and_params() {
         bstype: Some("memory".into()),
         blocksize: Some(4096),
         params: Some(
-            "readonly=1,scsi_sn=SN-0123456789012345678901234567890123456,vendor_id=ACME".into(),
+            "readonly=1,scsi_sn=SN-0123456789012345678901234567890123456,vendor_id=ACME,\
+             sanitize=1,sanitize_rate=8"
+                .into(),
         ),
         bsoflags: None,
         bsopts: None,
@@ -231,11 +233,15 @@ fn lu_new_blocksize_bstype_and_params() {
     assert!(lun.config.readonly);
     assert_eq!(lun.config.identity.scsi_sn.len(), 36);
     assert_eq!(lun.config.identity.vendor_id, "ACME");
+    assert!(lun.config.sanitize);
+    assert_eq!(lun.sanitize_rate, 8 << 20, "MiB/s");
     for (blocksize, params) in [
         (Some(1000), None),
         (Some(256), None),
         (None, Some("bogus=1")),
         (None, Some("readonly=yes")),
+        (None, Some("sanitize_rate=fast")),
+        (None, Some("sanitize_rate=99999999999999999")),
     ] {
         let req = Request::LuNew {
             tid: 1,

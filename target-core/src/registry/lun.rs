@@ -31,6 +31,9 @@ pub struct Lun {
     pub backing: LunBacking,
     /// Whether the LU answers media commands.
     pub online: bool,
+    /// Highest rate of a SANITIZE erase in bytes per second, 0 for no limit
+    /// (`--params sanitize_rate=MiB/s`).
+    pub sanitize_rate: u64,
     /// What commands change (unit attentions, reservations, mode values). Shared by
     /// every copy of this `Lun`, so a replaced `Arc<Lun>` (update, online/offline) keeps
     /// it; locked only for the duration of one `scsi_sbc` call.
@@ -77,6 +80,7 @@ impl Lun {
                 oflags: String::new(),
             },
             online: true,
+            sanitize_rate: 0,
             state: Arc::default(),
         }
     }
@@ -113,6 +117,7 @@ impl Lun {
             store: Some(store),
             backing,
             online: true,
+            sanitize_rate: 0,
             state: Arc::default(),
         }
     }
