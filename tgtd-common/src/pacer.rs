@@ -1,6 +1,7 @@
 //! The daemons' [`Pacer`]: sleeps so that a paced operation (a SANITIZE erase of an
 //! LU with `sanitize_rate`) does not run ahead of its rate. It runs on the worker
 //! thread of that operation, never on an event loop.
+#![allow(clippy::disallowed_methods)] // the daemon side owns the clock
 
 use std::time::{Duration, Instant};
 use target_core::pace::{PaceRun, Pacer};
