@@ -6,6 +6,14 @@ use super::Connection;
 use iscsi_proto::pdu::{Pdu, TaskMgmtRequest, TaskMgmtResponse};
 use iscsi_proto::SerialNumber;
 
+/// An aborted command ends with TASK ABORTED: `--op stat` counts it done and as an
+/// error, as tgt's `abort_cmd` does.
+fn count_aborted(task: &super::task::Task) {
+    if let Some(stats) = &task.stats {
+        stats.done(task.data_dir(), false);
+    }
+}
+
 /// TMF response codes (RFC 7143 §11.6.1).
 mod response {
     pub(super) const COMPLETE: u8 = 0;
@@ -21,12 +29,20 @@ impl Connection {
     /// that arrives later is counted as stray.
     fn abort_task(&mut self, itt: u32) -> bool {
         self.io_tags.retain(|_, i| *i != itt);
-        self.tasks.remove(&itt).is_some()
+        match self.tasks.remove(&itt) {
+            Some(task) => {
+                count_aborted(&task);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forget every task (target reset): no responses, later completions are stray.
     pub(super) fn abort_all_tasks(&mut self) {
-        self.tasks.clear();
+        for (_, task) in self.tasks.drain() {
+            count_aborted(&task);
+        }
         self.io_tags.clear();
     }
 

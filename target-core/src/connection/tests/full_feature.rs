@@ -225,7 +225,16 @@ fn logout_closes_the_connection() {
 
 #[test]
 fn abort_task_with_io_in_flight() {
-    let (mut sim, _fx) = logged_in(151);
+    let (mut sim, fx) = logged_in(151);
+    let lun1 = || {
+        fx.target
+            .stat_rows(Some(1))
+            .into_iter()
+            .next()
+            .expect("LUN 1 row")
+            .2
+    };
+    let before = lun1();
     sim.io_mode = IoMode::Hold;
     let victim = sim.ini.read(1, &cdb::read10(0, 8), 4096);
     let other = sim.ini.read(1, &cdb::read10(8, 1), 512);
@@ -250,6 +259,12 @@ fn abort_task_with_io_in_flight() {
     );
     assert_eq!(sim.ini.task(other).unwrap().status, Some(0));
     assert_eq!(sim.conn.tasks_in_flight(), 0);
+    // `--op stat` (as tgt's abort_cmd): both reads done, the aborted one an error.
+    let s = lun1();
+    assert_eq!(s.rd_subm_cmds - before.rd_subm_cmds, 2);
+    assert_eq!(s.rd_done_cmds - before.rd_done_cmds, 2);
+    assert_eq!(s.rd_done_bytes - before.rd_done_bytes, 4096 + 512);
+    assert_eq!(s.errs - before.errs, 1);
     assert_clean(&sim);
 }
 
