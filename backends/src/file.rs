@@ -4,10 +4,12 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use bytes::{Bytes, BytesMut};
 use rustix::fs::{FallocateFlags, SeekFrom as RawSeek};
+use rustix::io::ReadWriteFlags;
 use scsi_sbc::block_op::Extent;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
@@ -31,6 +33,8 @@ pub struct FileStore {
     readonly: bool,
     /// Orders plain writes against COMPARE AND WRITE / ORWRITE (see `compound`).
     rmw: RwLock<()>,
+    /// `preadv2(RWF_NOWAIT)` is not supported here: no inline reads.
+    no_nowait: AtomicBool,
 }
 
 impl FileStore {
@@ -93,6 +97,7 @@ impl FileStore {
             size,
             readonly,
             rmw: RwLock::new(()),
+            no_nowait: AtomicBool::new(false),
         })
     }
 
@@ -207,6 +212,31 @@ impl BlockStore for FileStore {
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         compound::run(self, op)
     }
+
+    /// A small read all in the page cache: `preadv2(RWF_NOWAIT)` either returns the
+    /// whole range without waiting for the disk or fails with EAGAIN, and then the
+    /// read goes to a worker as usual. Kernels or file systems without RWF_NOWAIT
+    /// (EOPNOTSUPP) are remembered and not asked again.
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        let BlockOp::Read { offset, len } = *op else {
+            return None;
+        };
+        if len == 0 || len > crate::INLINE_MAX || self.no_nowait.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut buf = BytesMut::zeroed(len as usize);
+        let mut bufs = [io::IoSliceMut::new(&mut buf)];
+        match rustix::io::preadv2(&self.file, &mut bufs, offset, ReadWriteFlags::NOWAIT) {
+            Ok(n) if n as u64 == len => Some(Ok(buf.freeze())),
+            // Partly cached, or past the end of a short file: the worker path decides.
+            Ok(_) => None,
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+                self.no_nowait.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 impl Primitives for FileStore {
@@ -288,6 +318,30 @@ mod tests {
         assert!(!s.is_readonly());
         assert_eq!(s.path(), f.path());
         assert_eq!(s.execute(&read(512 << 20, 4096)).unwrap(), vec![0u8; 4096]);
+    }
+
+    #[test]
+    fn cached_small_reads_run_without_waiting() {
+        let f = temp_file(1 << 20);
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        let a: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+        s.execute(&write(4096, &a)).unwrap();
+        // Just written, so in the page cache: answered at once, with the data. (On a
+        // kernel or file system without RWF_NOWAIT the store says so and never
+        // answers inline; the worker path is then the only one.)
+        match s.execute_nowait(&read(4096, 4096)) {
+            Some(r) => assert_eq!(r.unwrap(), a),
+            None => assert!(
+                s.no_nowait.load(Ordering::Relaxed),
+                "cached read not inline"
+            ),
+        }
+        // Never inline: writes, large reads, empty reads.
+        assert!(s.execute_nowait(&write(0, b"x")).is_none());
+        assert!(s
+            .execute_nowait(&read(0, crate::INLINE_MAX + 512))
+            .is_none());
+        assert!(s.execute_nowait(&read(0, 0)).is_none());
     }
 
     #[test]

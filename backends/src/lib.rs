@@ -9,6 +9,8 @@
 //! - [`FileStore`] (`rdwr`): a regular file or block device, `pread`/`pwrite`.
 //! - [`MemoryStore`] (`memory`): sparse RAM, for demos and tests.
 //! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
+//! - Small reads whose data is in memory (page cache, RAM store) can run on the
+//!   caller's thread instead ([`BlockStore::execute_nowait`], up to [`INLINE_MAX`]).
 //! - [`WorkerPool`]: named threads that run [`BlockStore::execute`] and hand each
 //!   result to a callback, which is how every runtime routes completions home
 //!   (mio: queue + `Waker`; tokio: channel).
@@ -32,6 +34,10 @@
 // We spawn through `std::thread::Builder` anyway (named threads, spawn errors
 // reported), so this allow only guards against future uses.
 #![allow(clippy::disallowed_methods)]
+
+/// Largest operation a store runs on the caller's thread ([`BlockStore::execute_nowait`]):
+/// above it the copy takes long enough that a worker (and the second core) pays off.
+pub const INLINE_MAX: u64 = 64 * 1024;
 
 mod compound;
 mod error;

@@ -141,6 +141,17 @@ impl BlockStore for MemoryStore {
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         compound::run(self, op)
     }
+
+    /// RAM never waits: small reads and writes run on the caller's thread.
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        match op {
+            BlockOp::Read { len, .. } if *len <= crate::INLINE_MAX => Some(self.execute(op)),
+            BlockOp::Write { data, .. } if data.len() as u64 <= crate::INLINE_MAX => {
+                Some(self.execute(op))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Primitives for MemoryStore {

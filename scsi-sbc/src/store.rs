@@ -13,6 +13,15 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// flushes return empty bytes.
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind>;
 
+    /// Run `op` only if it completes at once without blocking (its data is already in
+    /// memory: the page cache, a RAM store); `None` means "run [`BlockStore::execute`]
+    /// on a worker". An adapter answers such operations on its own thread and saves
+    /// two thread hand-offs per command. By default nothing runs this way.
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        let _ = op;
+        None
+    }
+
     /// Whether the store keeps LU state across restarts ([`BlockOp::SaveState`]); the
     /// LU then reports persist through power loss capable (PTPL_C).
     fn saves_state(&self) -> bool {

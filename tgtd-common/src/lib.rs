@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod daemonize;
 pub mod demo;
 pub mod events;
+pub mod io;
 pub mod isns;
 pub mod mgmt_server;
 pub mod opener;

@@ -387,22 +387,18 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        while let Some(req) = c.conn.poll_io() {
-            let inbox = self.inbox.clone();
-            let tag = req.tag;
-            self.pool.submit(
-                req.store,
-                req.op,
-                Box::new(move |result| {
-                    inbox
-                        .completions
-                        .lock()
-                        .expect("inbox lock")
-                        .push((token, IoCompletion { tag, result }));
-                    let _ = inbox.waker.wake();
-                }),
-            );
-        }
+        let inbox = &self.inbox;
+        tgtd_common::io::dispatch(&mut c.conn, &self.pool, Instant::now(), |tag| {
+            let inbox = inbox.clone();
+            Box::new(move |result| {
+                inbox
+                    .completions
+                    .lock()
+                    .expect("inbox lock")
+                    .push((token, IoCompletion { tag, result }));
+                let _ = inbox.waker.wake();
+            })
+        });
         let flushed = match c.flush() {
             Ok(done) => done,
             Err(_) => {

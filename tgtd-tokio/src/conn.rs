@@ -101,17 +101,12 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut tx = TxQueue::new();
     loop {
         // Drain, in the order the Connection documents.
-        while let Some(req) = conn.poll_io() {
+        tgtd_common::io::dispatch(&mut conn, &shared.pool, Instant::now(), |tag| {
             let ctx = ctx.clone();
-            let tag = req.tag;
-            shared.pool.submit(
-                req.store,
-                req.op,
-                Box::new(move |result| {
-                    let _ = ctx.send(IoCompletion { tag, result });
-                }),
-            );
-        }
+            Box::new(move |result| {
+                let _ = ctx.send(IoCompletion { tag, result });
+            })
+        });
         tx.fill_from(&mut conn);
         if write_all(&mut wr, &mut tx).await.is_err() {
             conn.handle_close();
