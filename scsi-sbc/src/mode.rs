@@ -7,7 +7,7 @@ use crate::asc;
 use crate::cdb::{ModeSense, PageControl};
 use crate::cdb_ext::ExtCdb;
 use crate::lu::{LuConfig, LuContext};
-use crate::sense::Sense;
+use crate::sense::{FieldPointer, Sense};
 use crate::state::{LuState, ModeValues};
 
 const RW_ERROR_RECOVERY: u8 = 0x01;
@@ -177,6 +177,15 @@ fn param_error() -> Sense {
     Sense::illegal_request(asc::INVALID_FIELD_IN_PARAMETER_LIST)
 }
 
+/// INVALID FIELD IN PARAMETER LIST pointing at byte `at` of the parameter data (a
+/// field pointer past 65535 is left out).
+fn param_error_at(at: usize) -> Sense {
+    match u16::try_from(at) {
+        Ok(b) => param_error().at(FieldPointer::param(b)),
+        Err(_) => param_error(),
+    }
+}
+
 /// MODE SELECT (6)/(10): validate every page against the changeable mask, then apply.
 /// Other nexuses get MODE PARAMETERS CHANGED.
 pub(crate) fn mode_select(
@@ -213,25 +222,32 @@ pub(crate) fn mode_select(
     if bdl == 8 {
         let len = u32::from_be_bytes([0, data[hdr + 5], data[hdr + 6], data[hdr + 7]]);
         if len != 0 && len != lu.block_size {
-            return Err(param_error());
+            return Err(param_error_at(hdr + 5));
         }
     }
     let mut next = state.mode;
     while pos < data.len() {
         let code = data[pos] & 0x3f;
         if data[pos] & 0x40 != 0 || !PAGES.contains(&code) {
-            return Err(param_error());
+            return Err(param_error_at(pos));
         }
-        let len = usize::from(*data.get(pos + 1).ok_or_else(param_error)?);
+        let len = usize::from(*data.get(pos + 1).ok_or_else(|| param_error_at(pos + 1))?);
         if len != page_len(code) || pos + 2 + len > data.len() {
-            return Err(param_error());
+            return Err(param_error_at(pos + 1));
         }
         let new = &data[pos..pos + 2 + len];
         let cur = page_values(lu, code, &state.mode);
         let mask = page_mask(code);
         for i in 2..new.len() {
-            if (new[i] ^ cur[i]) & !mask[i] != 0 {
-                return Err(param_error());
+            let bad = (new[i] ^ cur[i]) & !mask[i];
+            if bad != 0 {
+                // The most significant bit that may not change, but did.
+                let bit = 7 - bad.leading_zeros() as u8;
+                let err = param_error();
+                return Err(match u16::try_from(pos + i) {
+                    Ok(b) => err.at(FieldPointer::param_bit(b, bit)),
+                    Err(_) => err,
+                });
             }
         }
         match code {

@@ -88,11 +88,26 @@ fn mode_select_changes_wce_and_swp() {
     assert_eq!(st.saved, Default::default());
     assert!(st.ua.has(2));
     assert!(!st.ua.has(1));
-    // A change to a bit that is not changeable.
+    // A change to a bit that is not changeable: the field pointer names byte 6
+    // (page byte 2), bit 6 of the parameter data.
     p[6] = 0x41;
+    let r = execute_in(&cdb, &lu, &CTX, &mut st, Bytes::from(p.clone()));
+    let param = |byte, bit| {
+        Sense::illegal_request(crate::asc::INVALID_FIELD_IN_PARAMETER_LIST)
+            .at(crate::FieldPointer::param_bit(byte, bit))
+    };
+    match r {
+        Plan::Done(o) => assert_eq!(o.sense, Some(param(6, 6))),
+        other => panic!("{other:?}"),
+    }
+    // An unknown page code: pointer at its byte, no bit.
+    p[4] = 0x05;
     let r = execute_in(&cdb, &lu, &CTX, &mut st, Bytes::from(p));
     match r {
-        Plan::Done(o) => assert_eq!(o.sense.map(|s| (s.asc, s.ascq)), Some((0x26, 0))),
+        Plan::Done(o) => assert_eq!(
+            o.sense.and_then(|s| s.field),
+            Some(crate::FieldPointer::param(4))
+        ),
         other => panic!("{other:?}"),
     }
     // Control page SWP=1 with SP=1: writes are refused.

@@ -77,6 +77,15 @@ impl FieldPointer {
         }
     }
 
+    /// A bit of the parameter list.
+    pub const fn param_bit(byte: u16, bit: u8) -> Self {
+        FieldPointer {
+            in_cdb: false,
+            byte,
+            bit: Some(bit),
+        }
+    }
+
     /// The three sense key specific bytes: SKSV, C/D, BPV and BIT POINTER, then
     /// FIELD POINTER.
     fn bytes(&self) -> [u8; 3] {
