@@ -6,17 +6,29 @@
 //! generation says when targets or portals may have changed, and the client turns
 //! the difference into DevAttrReg / DevDereg requests. Turning iSNS off, or pointing
 //! it at another server, deregisters the entity from the old server (waiting at most
-//! [`SHUTDOWN_GRACE`]) before forgetting it. An unreachable server is logged and
-//! retried with the client's backoff; nothing here blocks I/O or management.
+//! [`SHUTDOWN_GRACE`]) before forgetting it; so does the daemon's exit (dropping the
+//! [`IsnsThread`]). An unreachable server is logged and retried with the client's
+//! backoff; nothing here blocks I/O or management.
+//!
+//! SCN: on the first connection to a server the thread listens for State Change
+//! Notifications on an ephemeral port of the wildcard address of the connection's
+//! family (tgt calls `listen` on an unbound socket, which gets the same), registers
+//! that SCN Port with the portals, and serves the connections the server opens there:
+//! each SCN is answered and makes the client ask again which initiators may see the
+//! target. The lists the client learns are copied into the registry's
+//! [`IsnsState`](target_core::isns::IsnsState), where login and SendTargets read them
+//! (`iSNSAccessControl On`).
 #![allow(clippy::disallowed_methods)] // an adapter owns its clock and thread
 
 use bytes::BytesMut;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use target_core::isns::{Client, ClientConfig, EntityView, IsnsEvent};
+use target_core::isns::{AccessMap, Client, ClientConfig, EntityView, IsnsEvent, ScnConnection};
 use target_core::Core;
 
 /// How often settings and the registry generation are looked at.
@@ -26,16 +38,59 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Start the iSNS thread for `core`. It runs until the process exits.
-pub fn spawn(core: Arc<Core>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("isns".into())
-        .spawn(move || run(&core))
+/// The running iSNS thread. Dropping it (the daemon exits: SIGTERM, SIGINT, `system
+/// delete`) deregisters the entity from the server, as `iSNS Off` does, waiting at
+/// most [`SHUTDOWN_GRACE`] (plus a little) for the server's answer.
+pub struct IsnsThread {
+    stop: Arc<AtomicBool>,
+    done: Receiver<()>,
+    handle: Option<JoinHandle<()>>,
 }
 
-fn run(core: &Core) {
+impl Drop for IsnsThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            // Bounded: a server that does not answer must not hold the exit.
+            if self
+                .done
+                .recv_timeout(SHUTDOWN_GRACE + Duration::from_millis(500))
+                .is_ok()
+            {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// Start the iSNS thread for `core`; it runs until the returned handle is dropped.
+pub fn spawn(core: Arc<Core>) -> std::io::Result<IsnsThread> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, done) = channel();
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("isns".into())
+        .spawn(move || {
+            run(&core, &flag);
+            let _ = tx.send(());
+        })?;
+    Ok(IsnsThread {
+        stop,
+        done,
+        handle: Some(handle),
+    })
+}
+
+fn run(core: &Core, stop: &AtomicBool) {
     let mut link: Option<Link> = None;
     loop {
+        if stop.load(Ordering::SeqCst) {
+            if let Some(old) = link.take() {
+                old.shutdown(core);
+            }
+            return;
+        }
         let s = core.registry.isns.get();
         let want = s.enabled.then(|| (s.server_ip.clone(), s.server_port));
         if link.as_ref().map(|l| &l.server) != want.as_ref() {
@@ -46,7 +101,8 @@ fn run(core: &Core) {
         }
         match link.as_mut() {
             Some(l) => l.step(core),
-            None => std::thread::sleep(POLL),
+            // Woken early by the exit (`IsnsThread::drop`).
+            None => std::thread::park_timeout(POLL),
         }
     }
 }
@@ -63,6 +119,19 @@ struct Link {
     rx: BytesMut,
     /// Deregistering before forgetting this server: the wanted view stays empty.
     closing: bool,
+    /// Where the server sends SCNs (bound on the first connection) and the
+    /// connections it opened there.
+    scn: Option<TcpListener>,
+    scn_conns: Vec<ScnLink>,
+    /// The client's access version last copied into the registry.
+    access_seen: u64,
+}
+
+/// One connection from the server to our SCN port.
+struct ScnLink {
+    stream: TcpStream,
+    conn: ScnConnection,
+    rx: BytesMut,
 }
 
 impl Link {
@@ -76,6 +145,109 @@ impl Link {
             seen_generation: None,
             rx: BytesMut::with_capacity(4096),
             closing: false,
+            scn: None,
+            scn_conns: Vec::new(),
+            access_seen: 0,
+        }
+    }
+
+    fn scn_port(&self) -> Option<u16> {
+        self.scn
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
+    /// Listen for SCNs on the wildcard address of `local`'s family, port 0.
+    fn listen_scn(&mut self, local: IpAddr) {
+        if self.scn.is_some() {
+            return;
+        }
+        let any = match local {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        match TcpListener::bind((any, 0)).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+            Ok(l) => {
+                tracing::info!("iSNS: SCN listener on {:?}", l.local_addr().ok());
+                self.scn = Some(l);
+            }
+            // tgt carries on without SCNs when its listener fails; so do we.
+            Err(e) => tracing::warn!("iSNS: cannot listen for SCNs: {e}"),
+        }
+    }
+
+    /// Take new SCN connections and whatever they sent; answer each SCN and hand it
+    /// to the client. Never blocks.
+    fn serve_scn(&mut self, now: Instant) {
+        if let Some(l) = &self.scn {
+            loop {
+                match l.accept() {
+                    Ok((stream, peer)) => {
+                        tracing::debug!("iSNS: SCN connection from {peer}");
+                        if stream.set_nonblocking(true).is_ok() {
+                            let _ = stream.set_nodelay(true);
+                            self.scn_conns.push(ScnLink {
+                                stream,
+                                conn: ScnConnection::new(),
+                                rx: BytesMut::new(),
+                            });
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::warn!("iSNS: SCN accept: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        let client = &mut self.client;
+        self.scn_conns.retain_mut(|c| {
+            let mut buf = [0u8; 4096];
+            let mut open = true;
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(n) => c.rx.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = c.conn.handle_input(&mut c.rx) {
+                tracing::warn!("iSNS: SCN connection: {e}");
+            }
+            // Answers are a few dozen bytes: a short blocking write is fine.
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c.stream.set_write_timeout(Some(WRITE_TIMEOUT));
+            while let Some(b) = c.conn.poll_transmit() {
+                if c.stream.write_all(&b).is_err() {
+                    open = false;
+                    break;
+                }
+            }
+            let _ = c.stream.set_nonblocking(true);
+            while let Some(scn) = c.conn.poll_scn() {
+                tracing::info!("iSNS: SCN for {}", scn.destination);
+                client.handle_scn(&scn, now);
+            }
+            open && !c.conn.should_close()
+        });
+    }
+
+    /// Copy the client's access lists into the registry when they changed.
+    fn publish_access(&mut self, core: &Core) {
+        let v = self.client.access_version();
+        if v != self.access_seen {
+            self.access_seen = v;
+            core.registry.isns.set_access(self.client.access().clone());
         }
     }
 
@@ -86,7 +258,7 @@ impl Link {
             // Before the first connection the address is a placeholder: nothing is
             // sent until `connect` sets the real one.
             let local = self.local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            EntityView::from_registry(&core.registry, local)
+            EntityView::from_registry(&core.registry, local).with_scn_port(self.scn_port())
         };
         self.client.set_view(view, now);
     }
@@ -103,6 +275,7 @@ impl Link {
         if self.stream.is_none() && self.client.wants_connection(now) {
             self.connect(core, now);
         }
+        self.serve_scn(now);
         self.flush();
         let wait = self
             .client
@@ -134,6 +307,7 @@ impl Link {
         if self.stream.is_some() && self.client.should_close() {
             self.disconnected("protocol error");
         }
+        self.publish_access(core);
         self.log_events();
     }
 
@@ -141,6 +315,9 @@ impl Link {
         match self.open() {
             Ok(stream) => {
                 self.local = stream.local_addr().ok().map(|a| a.ip());
+                if let Some(local) = self.local {
+                    self.listen_scn(local);
+                }
                 tracing::info!(
                     "iSNS: connected to {}:{} from {:?}",
                     self.server.0,
@@ -240,6 +417,14 @@ impl Link {
                     "iSNS {server}: no answer to {function} (transaction {transaction_id})"
                 ),
                 IsnsEvent::Protocol(e) => tracing::warn!("iSNS {server}: {e}"),
+                IsnsEvent::AccessUpdated { target, initiators } => {
+                    tracing::info!("iSNS {server}: {target} may be seen by {initiators:?}")
+                }
+                IsnsEvent::Declined {
+                    function,
+                    node,
+                    status,
+                } => tracing::warn!("iSNS {server}: {function} for {node} refused: {status}"),
                 other => tracing::debug!("iSNS {server}: {other:?}"),
             }
         }
@@ -253,6 +438,9 @@ impl Link {
         while self.client.registered().is_some() && Instant::now() < deadline {
             self.step(core);
         }
+        // tgt frees every list with iSNS (`isns_exit`); with iSNS off nothing is
+        // enforced anyway, and another server starts from nothing.
+        core.registry.isns.set_access(AccessMap::new());
         tracing::info!(
             "iSNS: stopped registering with {}:{}",
             self.server.0,

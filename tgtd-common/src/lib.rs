@@ -51,6 +51,9 @@ pub struct Daemon {
     /// Shutdown (signal or `system delete`): every logged-in initiator is asked to
     /// log out, and the daemon exits once all have gone or this long has passed.
     pub shutdown_grace: std::time::Duration,
+    /// The iSNS thread; dropped last with the daemon, it deregisters the entity
+    /// from the iSNS server (bounded wait) on every way out.
+    pub isns: isns::IsnsThread,
 }
 
 /// Set up logging to stderr at the `-d` level (`RUST_LOG` overrides).
@@ -102,7 +105,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
-    isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
+    let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =
         Arc::new(WorkerPool::try_new(opts.io_threads.max(1)).map_err(|e| format!("tgtd: {e}"))?);
     let threads = opts
@@ -130,6 +133,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             socket_path,
             threads,
             shutdown_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms),
+            isns,
         },
         readiness,
     ))

@@ -127,10 +127,11 @@ impl Connection {
         };
         let mut out = Vec::new();
         let initiator = self.initiator_name();
-        for t in targets
-            .into_iter()
-            .filter(|t| t.allows_initiator(ip, initiator))
-        {
+        // tgt's `target_list_build`: the ACL, then iSNSAccessControl.
+        let isns = &self.core.registry.isns;
+        for t in targets.into_iter().filter(|t| {
+            t.allows_initiator(ip, initiator) && isns.allows_initiator(&t.name, initiator)
+        }) {
             out.push(("TargetName".into(), t.name.clone()));
             out.push((
                 "TargetAddress".into(),

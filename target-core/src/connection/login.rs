@@ -319,6 +319,17 @@ impl Connection {
                 if !t.allows_initiator(self.peer.peer.ip(), &initiator) {
                     return Err(LoginStatus::AUTHORIZATION_FAILURE);
                 }
+                // iSNSAccessControl (tgt's `isns_scn_access`, checked after its ACL):
+                // only initiators the iSNS server lets see the target. tgt answers
+                // 0x0203 for both checks; we answer the ACL's 0x0202 for both.
+                if !self
+                    .core
+                    .registry
+                    .isns
+                    .allows_initiator(&t.name, &initiator)
+                {
+                    return Err(LoginStatus::AUTHORIZATION_FAILURE);
+                }
                 Some(t)
             }
         };

@@ -18,17 +18,30 @@
 //! (DevDereg of the nodes, or of the whole entity when none is left or its
 //! identifier changed), register the whole entity with the Replace flag when the
 //! server's copy is unknown (new connection) or the portals changed, register added
-//! targets, and refresh the registration with a DevAttrQry for the Registration
-//! Period, as tgt does, shortly before it expires (§6.2.6). A refused request (status
-//! other than 0) is reported and retried after a backoff; a missing answer closes the
-//! connection. We register no ESI or SCN port, so the server keeps us by the
-//! registration period alone; an ESI arriving on our connection is still answered.
+//! targets, register each registered target for SCNs (SCNReg, when the view has an
+//! SCN port), refresh the registration with a DevAttrQry for the Registration Period,
+//! as tgt does, shortly before it expires (§6.2.6), and ask the server which
+//! initiators may see each target (DevAttrQry sourced from the target, tgt's
+//! `isns_attr_query`). A refused registration (status other than 0) is reported and
+//! retried after a backoff with a full registration; a refused SCNReg or initiator
+//! query is reported and not retried until the next registration or refresh (an
+//! unanswered target keeps its last list). A missing answer closes the connection.
+//!
+//! The initiator lists ([`access`](Client::access)) are asked again after each
+//! registration of a target, on each SCN naming one of our targets
+//! ([`handle_scn`](Client::handle_scn), or an SCN on this connection, answered with
+//! an SCNRsp), and at each refresh (tgt asks only at registration and on SCNs; the
+//! periodic query keeps the lists right when an SCN is lost). We register no ESI
+//! port, so the server keeps us by the registration period; an ESI arriving on our
+//! connection is still answered.
 
+use super::access::{initiators_in, AccessMap};
 use super::codec::{FunctionId, Message, MessageDecoder, Tag};
 use super::message::{self, EntityView, Node};
 use super::response::{IsnsError, Response, Status};
+use super::scn::Scn;
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Timing of the client.
@@ -106,6 +119,33 @@ pub enum IsnsEvent {
     Protocol(IsnsError),
     /// An Entity Status Inquiry was answered.
     EsiAnswered,
+    /// The server accepted the SCN registration of a target.
+    ScnRegistered {
+        /// The target.
+        node: String,
+    },
+    /// The server answered which initiators may see `target`.
+    AccessUpdated {
+        /// The target.
+        target: String,
+        /// The initiators, as the server named them.
+        initiators: Vec<String>,
+    },
+    /// An SCN for one of our targets arrived; its initiators are asked again.
+    ScnReceived {
+        /// The target told.
+        target: String,
+    },
+    /// The server refused an SCNReg or an initiator query for one target. It is not
+    /// retried until the next registration or refresh; the target keeps its list.
+    Declined {
+        /// The request's function.
+        function: FunctionId,
+        /// The target.
+        node: String,
+        /// The status code.
+        status: Status,
+    },
     /// A message we do not act on (an unsolicited request, a stale response).
     Ignored {
         /// Its function.
@@ -126,6 +166,8 @@ enum Op {
     DeregNodes(Vec<String>),
     DeregEntity,
     QueryPeriod,
+    ScnReg(String),
+    QueryInitiators(String),
 }
 
 #[derive(Debug)]
@@ -157,6 +199,14 @@ pub struct Client {
     backoff: Duration,
     transmit: VecDeque<Bytes>,
     events: VecDeque<IsnsEvent>,
+    /// Registered targets still to register for SCNs.
+    scn_pending: BTreeSet<String>,
+    /// Registered targets whose initiators are to be asked.
+    query_pending: BTreeSet<String>,
+    /// What the server answered about who may see each target.
+    access: AccessMap,
+    /// Moves whenever `access` changes.
+    access_version: u64,
 }
 
 impl Client {
@@ -178,6 +228,10 @@ impl Client {
             backoff: config.retry_min,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            scn_pending: BTreeSet::new(),
+            query_pending: BTreeSet::new(),
+            access: AccessMap::new(),
+            access_version: 0,
         }
     }
 
@@ -208,6 +262,19 @@ impl Client {
     /// Whether nothing is in flight or waiting to be sent.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_none() && self.transmit.is_empty()
+    }
+
+    /// Per registered target, the initiators the server lets see it (see
+    /// [`access`](super::access)). Kept across reconnections, as tgt keeps its lists;
+    /// a deregistered target loses its list.
+    pub fn access(&self) -> &AccessMap {
+        &self.access
+    }
+
+    /// A counter that moves whenever [`access`](Self::access) changes, so the adapter
+    /// copies the map only then.
+    pub fn access_version(&self) -> u64 {
+        self.access_version
     }
 
     // ---- inputs --------------------------------------------------------------
@@ -244,6 +311,29 @@ impl Client {
                     buf.clear();
                 }
             }
+        }
+        self.drive(now);
+    }
+
+    /// An SCN arrived (on a connection the server opened to our SCN port; one on our
+    /// own connection is handled by [`handle_input`](Self::handle_input)). When it
+    /// names one of our registered targets, that target's initiators are asked again.
+    pub fn handle_scn(&mut self, scn: &Scn, now: Instant) {
+        let ours = self.server.as_ref().and_then(|s| {
+            s.nodes
+                .iter()
+                .find(|n| n.name.eq_ignore_ascii_case(&scn.destination))
+                .map(|n| n.name.clone())
+        });
+        match ours {
+            Some(target) => {
+                self.query_pending.insert(target.clone());
+                self.events.push_back(IsnsEvent::ScnReceived { target });
+            }
+            None => self.events.push_back(IsnsEvent::Ignored {
+                function: FunctionId::SCN,
+                transaction_id: scn.transaction_id,
+            }),
         }
         self.drive(now);
     }
@@ -340,7 +430,10 @@ impl Client {
         if !removed.is_empty() {
             return Some(Op::DeregNodes(removed));
         }
-        if !self.synced || server.portals != self.desired.portals {
+        if !self.synced
+            || server.portals != self.desired.portals
+            || server.scn_port != self.desired.scn_port
+        {
             return Some(Op::Register {
                 view: self.desired.clone(),
                 nodes: self.desired.nodes.clone(),
@@ -361,9 +454,18 @@ impl Client {
                 replace: false,
             });
         }
-        self.refresh_at
-            .is_some_and(|t| now >= t)
-            .then_some(Op::QueryPeriod)
+        // tgt's order after a registration: SCNReg, Registration Period, initiators.
+        let held = |n: &String| server.nodes.iter().any(|s| &s.name == n);
+        if let Some(n) = self.scn_pending.iter().find(|n| held(n)) {
+            return Some(Op::ScnReg(n.clone()));
+        }
+        if self.refresh_at.is_some_and(|t| now >= t) {
+            return Some(Op::QueryPeriod);
+        }
+        self.query_pending
+            .iter()
+            .find(|n| held(n))
+            .map(|n| Op::QueryInitiators(n.clone()))
     }
 
     /// Send the next request when connected and nothing is in flight.
@@ -407,7 +509,20 @@ impl Client {
                 let eid = server.map(|s| s.entity_id.as_str()).unwrap_or_default();
                 message::dev_attr_qry_period(&held, eid, xid)
             }
+            Op::ScnReg(name) => message::scn_reg(name, xid),
+            Op::QueryInitiators(name) => message::dev_attr_qry_initiators(name, xid),
         };
+        // Taken off the queue when sent: an SCN arriving while the query is in flight
+        // asks again; a lost connection registers again, which queues every target.
+        match &op {
+            Op::ScnReg(name) => {
+                self.scn_pending.remove(name);
+            }
+            Op::QueryInitiators(name) => {
+                self.query_pending.remove(name);
+            }
+            _ => {}
+        }
         let mut out = Vec::new();
         msg.encode(&mut out);
         self.transmit.push_back(out.into());
@@ -426,6 +541,20 @@ impl Client {
                 message::esi_rsp(&msg).encode(&mut out);
                 self.transmit.push_back(out.into());
                 self.events.push_back(IsnsEvent::EsiAnswered);
+            } else if msg.function == FunctionId::SCN {
+                // tgt re-queries without answering an SCN on this connection; RFC 4171
+                // wants an SCNRsp for every SCN, so it gets one here too.
+                match Scn::parse(&msg) {
+                    Ok(Some(scn)) => {
+                        self.transmit.push_back(scn.response_bytes());
+                        self.handle_scn(&scn, now);
+                    }
+                    Ok(None) => self.ignored(&msg),
+                    Err(e) => {
+                        self.events.push_back(IsnsEvent::Protocol(e));
+                        self.close = true;
+                    }
+                }
             } else {
                 self.ignored(&msg);
             }
@@ -459,6 +588,18 @@ impl Client {
     }
 
     fn complete(&mut self, f: InFlight, rsp: &Response, now: Instant) {
+        // A refused SCNReg or initiator query concerns one target; the server still
+        // holds our registration unless it says it does not know the Source.
+        if let Op::ScnReg(node) | Op::QueryInitiators(node) = &f.op {
+            if !rsp.status.is_success() && rsp.status != Status::SOURCE_UNKNOWN {
+                self.events.push_back(IsnsEvent::Declined {
+                    function: f.function,
+                    node: node.clone(),
+                    status: rsp.status,
+                });
+                return;
+            }
+        }
         let dereg = matches!(f.op, Op::DeregNodes(_) | Op::DeregEntity);
         // Deregistering what the server no longer has is done.
         let ok = rsp.status.is_success() || (dereg && rsp.status == Status::NO_SUCH_ENTRY);
@@ -481,8 +622,24 @@ impl Client {
                 nodes,
                 replace,
             } => {
-                let names = nodes.iter().map(|n| n.name.clone()).collect();
+                let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
                 let portals = if replace { view.portals.len() } else { 0 };
+                // tgt registers each new target for SCNs (when it listens) and asks
+                // for its initiators right after registering it.
+                if replace {
+                    self.scn_pending.clear();
+                    self.query_pending.clear();
+                    let before = self.access.len();
+                    self.access
+                        .retain(|t| names.iter().any(|n| n.eq_ignore_ascii_case(t)));
+                    if self.access.len() != before {
+                        self.access_version += 1;
+                    }
+                }
+                if view.scn_port.is_some() {
+                    self.scn_pending.extend(names.iter().cloned());
+                }
+                self.query_pending.extend(names.iter().cloned());
                 if replace {
                     self.server = Some(EntityView { nodes, ..view });
                     self.synced = true;
@@ -504,10 +661,23 @@ impl Client {
                 if let Some(s) = &mut self.server {
                     s.nodes.retain(|n| !names.contains(&n.name));
                 }
+                for n in &names {
+                    self.scn_pending.remove(n);
+                    self.query_pending.remove(n);
+                    if self.access.remove(n) {
+                        self.access_version += 1;
+                    }
+                }
                 self.events
                     .push_back(IsnsEvent::Deregistered { nodes: names });
             }
             Op::DeregEntity => {
+                self.scn_pending.clear();
+                self.query_pending.clear();
+                if !self.access.is_empty() {
+                    self.access.clear();
+                    self.access_version += 1;
+                }
                 if let Some(s) = self.server.take() {
                     self.events.push_back(IsnsEvent::EntityDeregistered {
                         entity_id: s.entity_id,
@@ -528,6 +698,20 @@ impl Client {
                     });
                 }
                 self.refresh_at = Some(now + self.refresh_every);
+                // Ask again who may see each target (see the module docs).
+                if let Some(s) = &self.server {
+                    self.query_pending
+                        .extend(s.nodes.iter().map(|n| n.name.clone()));
+                }
+            }
+            Op::ScnReg(node) => self.events.push_back(IsnsEvent::ScnRegistered { node }),
+            Op::QueryInitiators(target) => {
+                let initiators = initiators_in(rsp);
+                if self.access.set(&target, &initiators) {
+                    self.access_version += 1;
+                }
+                self.events
+                    .push_back(IsnsEvent::AccessUpdated { target, initiators });
             }
         }
     }

@@ -28,6 +28,10 @@ impl FunctionId {
     pub const DEV_ATTR_QRY: FunctionId = FunctionId(0x0002);
     /// Device Deregister Request.
     pub const DEV_DEREG: FunctionId = FunctionId(0x0004);
+    /// SCN Register Request.
+    pub const SCN_REG: FunctionId = FunctionId(0x0005);
+    /// SCN Deregister Request.
+    pub const SCN_DEREG: FunctionId = FunctionId(0x0006);
     /// State Change Notification (server to client).
     pub const SCN: FunctionId = FunctionId(0x0008);
     /// Entity Status Inquiry (server to client).
@@ -160,6 +164,8 @@ impl Tag {
     pub const ENTITY_IDENTIFIER: Tag = Tag(1);
     /// Entity Protocol (§6.2.2), 4 bytes.
     pub const ENTITY_PROTOCOL: Tag = Tag(2);
+    /// Timestamp (tag 4), 8 bytes; SCNs carry one.
+    pub const TIMESTAMP: Tag = Tag(4);
     /// Registration Period (§6.2.6), 4 bytes, seconds.
     pub const REGISTRATION_PERIOD: Tag = Tag(6);
     /// Portal IP Address (§6.3.1), 16 bytes (IPv4 as IPv4-mapped IPv6).
@@ -168,12 +174,16 @@ impl Tag {
     pub const PORTAL_PORT: Tag = Tag(17);
     /// ESI Port (§6.3.5), 4 bytes.
     pub const ESI_PORT: Tag = Tag(20);
+    /// SCN Port (a Portal attribute, §6.3), 4 bytes: where the portal takes SCN connections.
+    pub const SCN_PORT: Tag = Tag(23);
     /// iSCSI Name (§6.4.1), a string.
     pub const ISCSI_NAME: Tag = Tag(32);
     /// iSCSI Node Type (§6.4.2), 4-byte bitmap.
     pub const ISCSI_NODE_TYPE: Tag = Tag(33);
     /// iSCSI Alias (§6.4.3), a string.
     pub const ISCSI_ALIAS: Tag = Tag(34);
+    /// iSCSI SCN Bitmap (§6.4.4), 4 bytes: which changes a node is told about.
+    pub const ISCSI_SCN_BITMAP: Tag = Tag(35);
 }
 
 /// One TLV attribute. `value` holds exactly the bytes on the wire, padding included.

@@ -30,6 +30,9 @@ pub struct EntityView {
     pub portals: Vec<SocketAddr>,
     /// Targets, by name.
     pub nodes: Vec<Node>,
+    /// The port our SCN listener took (tgt: an ephemeral port), registered on every
+    /// portal; `None` registers no SCN port and makes no SCNReg.
+    pub scn_port: Option<u16>,
 }
 
 impl EntityView {
@@ -68,6 +71,15 @@ impl EntityView {
             entity_id: local_ip.to_string(),
             portals,
             nodes,
+            scn_port: None,
+        }
+    }
+
+    /// The same view with SCN port `port`.
+    pub fn with_scn_port(self, port: Option<u16>) -> EntityView {
+        EntityView {
+            scn_port: port,
+            ..self
         }
     }
 }
@@ -109,6 +121,13 @@ pub fn dev_attr_reg(
             attrs.push(Attr::ip(Tag::PORTAL_IP_ADDRESS, p.ip()));
             // §6.3.2: bits 16..31 the port, bit 15 clear for TCP.
             attrs.push(Attr::u32(Tag::PORTAL_PORT, u32::from(p.port())));
+            // tgt puts its SCN Port once, after the last portal, so only that portal
+            // has one; it belongs to each (§6.3: a Portal attribute) and our listener
+            // takes connections on every address, so each portal gets it. With one
+            // portal the bytes are tgt's.
+            if let Some(port) = view.scn_port {
+                attrs.push(Attr::u32(Tag::SCN_PORT, u32::from(port)));
+            }
         }
     }
     for n in nodes {
@@ -168,6 +187,56 @@ pub fn esi_rsp(esi: &Message) -> Message {
         function: FunctionId::ESI.response(),
         flags: Flags::CLIENT,
         transaction_id: esi.transaction_id,
+        payload: payload.freeze(),
+    }
+}
+
+/// The SCN Bitmap tgt registers its targets with (RFC 4171 §6.4.4, bits numbered from
+/// the most significant, 0..31): INITIATOR AND SELF INFORMATION ONLY (24), OBJECT
+/// REMOVED (27), OBJECT ADDED (28), OBJECT UPDATED (29). tgt builds it as
+/// `1 << 24 | 1 << 27 | ...` and bit-reverses it: the same 0x9c on the wire.
+pub const SCN_BITMAP: u32 =
+    (1 << (31 - 24)) | (1 << (31 - 27)) | (1 << (31 - 28)) | (1 << (31 - 29));
+
+/// SCNReg (§5.6.5.5) of target `name`: `Source | iSCSI Name (key) | Delimiter | iSCSI
+/// SCN Bitmap`, the node registering for itself, as tgt does after each DevAttrReg.
+pub fn scn_reg(name: &str, xid: u16) -> Message {
+    let attrs = [
+        Attr::string(Tag::ISCSI_NAME, name),
+        Attr::string(Tag::ISCSI_NAME, name),
+        Attr::empty(Tag::DELIMITER),
+        Attr::u32(Tag::ISCSI_SCN_BITMAP, SCN_BITMAP),
+    ];
+    request(FunctionId::SCN_REG, Flags(0), xid, &attrs)
+}
+
+/// DevAttrQry (§5.6.5.2) for the initiators that share a Discovery Domain with target
+/// `name` (tgt's `isns_attr_query`): the target is the Source, so the server answers
+/// only with nodes it may see (§5.6.5.2: the query is scoped by the Source's
+/// Discovery Domains); the key asks for initiators (iSCSI Node Type 2), and the
+/// operating attributes ask for their iSCSI Name, Node Type and Portal IP Address.
+pub fn dev_attr_qry_initiators(name: &str, xid: u16) -> Message {
+    let attrs = [
+        Attr::string(Tag::ISCSI_NAME, name),
+        Attr::u32(Tag::ISCSI_NODE_TYPE, super::NODE_TYPE_INITIATOR),
+        Attr::empty(Tag::DELIMITER),
+        Attr::empty(Tag::ISCSI_NAME),
+        Attr::empty(Tag::ISCSI_NODE_TYPE),
+        Attr::empty(Tag::PORTAL_IP_ADDRESS),
+    ];
+    request(FunctionId::DEV_ATTR_QRY, Flags(0), xid, &attrs)
+}
+
+/// SCNRsp (§5.7.5.8) to an SCN for `destination` (the node that received it): status
+/// 0, then the SCN Destination Attribute, same transaction.
+pub fn scn_rsp(destination: &str, transaction_id: u16) -> Message {
+    let mut payload = BytesMut::new();
+    payload.put_u32(0);
+    Attr::string(Tag::ISCSI_NAME, destination).encode(&mut payload);
+    Message {
+        function: FunctionId::SCN.response(),
+        flags: Flags::CLIENT,
+        transaction_id,
         payload: payload.freeze(),
     }
 }

@@ -10,27 +10,32 @@
 //!
 //! - [`codec`]: the 12-byte iSNSP PDU header (RFC 4171 §5.1) and TLV attributes
 //!   (§5.6.1), message framing with multi-PDU reassembly.
-//! - [`message`]: the requests tgt sends (DevAttrReg, DevDereg, DevAttrQry for the
-//!   Registration Period) and the ESIRsp answer.
+//! - [`message`]: the requests tgt sends (DevAttrReg, DevDereg, SCNReg, DevAttrQry
+//!   for the Registration Period and for a target's initiators) and the ESIRsp and
+//!   SCNRsp answers.
 //! - [`response`]: response parsing and [`IsnsError`].
 //! - [`client`]: [`Client`], the state machine that keeps the server's view equal to
-//!   the wanted [`EntityView`].
-//! - [`settings`]: the `iSNS*` administration settings ([`IsnsSettings`]).
-//!
-//! Not implemented: the SCN listener (tgt registers an SCN port and queries the server
-//! for initiators on each notification) and iSNSAccessControl enforcement: the flag is
-//! stored and shown, logins are not checked against the server.
+//!   the wanted [`EntityView`], registers for SCNs and learns the access lists.
+//! - [`scn`]: State Change Notifications and [`ScnConnection`], one connection the
+//!   server opened to our SCN port.
+//! - [`access`]: iSNSAccessControl, [`AccessMap`] (target → allowed initiators).
+//! - [`settings`]: the `iSNS*` administration settings ([`IsnsSettings`]) and the
+//!   shared [`IsnsState`] that login and SendTargets consult.
 
+pub mod access;
 pub mod client;
 pub mod codec;
 pub mod message;
 pub mod response;
+pub mod scn;
 pub mod settings;
 
+pub use access::AccessMap;
 pub use client::{Client, ClientConfig, IsnsEvent};
 pub use codec::{Attr, Flags, FunctionId, Header, Message, MessageDecoder, Tag};
 pub use message::{EntityView, Node};
 pub use response::{IsnsError, Response, Status};
+pub use scn::{Scn, ScnConnection};
 pub use settings::{IsnsSettings, IsnsState};
 
 /// The iSNSP version this client speaks (RFC 4171 §5.1.1).
@@ -50,3 +55,6 @@ pub const NODE_TYPE_INITIATOR: u32 = 2;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod scn_tests;

@@ -3,6 +3,7 @@
 //! the top of targets.conf, with tgt 1.0.85's acceptance rules (`isns_update` in
 //! `usr/iscsi/isns.c`).
 
+use super::access::AccessMap;
 use super::ISNS_PORT;
 use serde::{Deserialize, Serialize};
 use std::sync::RwLock;
@@ -17,8 +18,9 @@ pub struct IsnsSettings {
     /// `iSNSServerPort`: tgt stores any C `int` here and only fails when it connects;
     /// so do we (the adapter refuses a port outside 1..=65535 and logs it).
     pub server_port: i32,
-    /// `iSNSAccessControl On|Off`: stored and shown; logins are not checked against
-    /// the server (tgt's SCN-driven initiator lists are not implemented).
+    /// `iSNSAccessControl On|Off`: with `iSNS On`, only initiators the server lets
+    /// see a target may log in to it or find it with SendTargets
+    /// ([`IsnsState::allows_initiator`]).
     pub access_control: bool,
 }
 
@@ -133,10 +135,12 @@ fn parse_c_int(s: &str) -> Option<i32> {
 }
 
 /// The live settings, shared by the management path (writes) and the daemon's iSNS
-/// thread (reads).
+/// thread (reads), and the access lists the iSNS thread learns from the server
+/// (read by login and SendTargets).
 #[derive(Debug, Default)]
 pub struct IsnsState {
     settings: RwLock<IsnsSettings>,
+    access: RwLock<AccessMap>,
 }
 
 impl IsnsState {
@@ -156,5 +160,33 @@ impl IsnsState {
             .write()
             .expect("isns lock poisoned")
             .update(name, value)
+    }
+
+    /// tgt's `isns_scn_access`: whether `initiator` may log in to (and discover)
+    /// `target`. Always when iSNS or iSNSAccessControl is off; otherwise only when
+    /// the server listed the initiator for the target. Until the server has answered
+    /// for a target (not reachable yet, just registered) nobody is admitted, as in
+    /// tgt, whose list starts empty.
+    pub fn allows_initiator(&self, target: &str, initiator: &str) -> bool {
+        let enforced = {
+            let s = self.settings.read().expect("isns lock poisoned");
+            s.enabled && s.access_control
+        };
+        !enforced
+            || self
+                .access
+                .read()
+                .expect("isns lock poisoned")
+                .allows(target, initiator)
+    }
+
+    /// The access lists as last learnt.
+    pub fn access(&self) -> AccessMap {
+        self.access.read().expect("isns lock poisoned").clone()
+    }
+
+    /// Replace the access lists (the iSNS thread, after the server answered).
+    pub fn set_access(&self, map: AccessMap) {
+        *self.access.write().expect("isns lock poisoned") = map;
     }
 }

@@ -43,6 +43,7 @@ fn view(nodes: &[&str]) -> EntityView {
                 alias: None,
             })
             .collect(),
+        scn_port: None,
     }
 }
 
@@ -72,8 +73,9 @@ fn first_dev_attr_reg_matches_the_rfc_layout_and_tgt() {
     // Payload: Source, key EID, delimiter, EID, Entity Protocol iSCSI (2), Portal IP
     // as IPv4-mapped IPv6, Portal Port 13261 (TCP), iSCSI Name, Node Type target (1).
     assert_eq!(encode(&m), expected);
-    // tgt 1.0.85 sends the same bytes plus its SCN Port (tag 23), which we do not
-    // register: 200 payload bytes instead of 188.
+    // tgt 1.0.85 sends the same bytes plus its SCN Port (tag 23, its ephemeral port
+    // 0xcd3b) after the portal: 200 payload bytes instead of 188. With our listener's
+    // port in the view the bytes are tgt's.
     let tgt = hex(
         "0001000100c89c0000010000000000200000002069716e2e323032362d31312e6f72672e6578616d706c653a69736e7331000000000000010000000c3132372e302e302e310000000000000000000000000000010000000c3132372e302e302e31000000000000020000000400000002000000100000001000000000000000000000ffff7f0000010000001100000004000033cd00000017000000040000cd3b000000200000002069716e2e323032362d31312e6f72672e6578616d706c653a69736e7331000000000000210000000400000001",
     );
@@ -85,6 +87,9 @@ fn first_dev_attr_reg_matches_the_rfc_layout_and_tgt() {
     let mut without = [&tgt[..at], &tgt[at + 12..]].concat();
     without[4..6].copy_from_slice(&188u16.to_be_bytes());
     assert_eq!(encode(&m), without);
+    let with_scn = view(&[ISNS1]).with_scn_port(Some(0xcd3b));
+    let m = message::dev_attr_reg(ISNS1, &with_scn, &with_scn.nodes, true, 1);
+    assert_eq!(encode(&m), tgt);
 }
 
 #[test]
@@ -343,6 +348,17 @@ fn client_registers_refreshes_adds_and_deregisters() {
         &[Attr::u32(Tag::REGISTRATION_PERIOD, 60)],
         t0,
     );
+    // Then who may see the target (DevAttrQry sourced from it).
+    let q = sent(&mut c);
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        encode(&q[0]),
+        encode(&message::dev_attr_qry_initiators(
+            ISNS1,
+            q[0].transaction_id
+        ))
+    );
+    answer(&mut c, &q[0], 0, &[], t0);
     assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(50)));
     let ev = events(&mut c);
     assert!(ev.contains(&IsnsEvent::RegistrationPeriod {
@@ -355,6 +371,10 @@ fn client_registers_refreshes_adds_and_deregisters() {
     let q = sent(&mut c);
     assert_eq!(q[0].function, FunctionId::DEV_ATTR_QRY);
     answer(&mut c, &q[0], 0, &[], t1);
+    // Each refresh asks for the initiators again.
+    let q = sent(&mut c);
+    assert_eq!(names(&q[0]), [ISNS1, ""]); // Source, then the Name asked for
+    answer(&mut c, &q[0], 0, &[], t1);
     // A target added: an addition without Replace, sourced from the held node.
     c.set_view(view(&[ISNS1, ISNS2]), t1);
     let add = sent(&mut c);
@@ -362,6 +382,9 @@ fn client_registers_refreshes_adds_and_deregisters() {
     assert!(!add[0].flags.contains(Flags::REPLACE));
     assert_eq!(names(&add[0]), [ISNS1, ISNS2]);
     answer(&mut c, &add[0], 0, &[], t1);
+    let q = sent(&mut c);
+    assert_eq!(names(&q[0]), [ISNS2, ""]);
+    answer(&mut c, &q[0], 0, &[], t1);
     // One removed: DevDereg naming it.
     c.set_view(view(&[ISNS1]), t1);
     let dereg = sent(&mut c);
