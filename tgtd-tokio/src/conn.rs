@@ -12,6 +12,7 @@ use tgtd_common::txqueue::TxQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch, Notify};
 
 /// What every connection task shares.
@@ -25,6 +26,12 @@ pub(crate) struct Shared {
     pub(crate) admin: watch::Sender<u64>,
     /// Connection tasks still running, for the shutdown drain.
     pub(crate) live: Arc<Live>,
+    /// The connection loops: one single-threaded runtime per thread, so a
+    /// connection's readiness, completions and writes stay on one thread (no
+    /// cross-thread task wake-ups, which cost a context switch per command).
+    pub(crate) loops: Vec<Handle>,
+    /// Round-robin position for the next accepted connection.
+    pub(crate) next_loop: AtomicUsize,
 }
 
 /// Counts the connection tasks alive; shutdown waits for it to reach zero.
@@ -65,7 +72,7 @@ pub(crate) async fn accept_loop(l: TcpListener, shared: Arc<Shared>) {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 tracing::info!("connection from {peer}");
-                tokio::spawn(serve(stream, shared.clone()));
+                hand_over(stream, shared.clone());
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -73,6 +80,28 @@ pub(crate) async fn accept_loop(l: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Move an accepted connection to the next connection loop (its socket is
+/// re-registered with that loop's reactor).
+fn hand_over(stream: TcpStream, shared: Arc<Shared>) {
+    let n = shared.loops.len();
+    if n == 0 {
+        tokio::spawn(serve(stream, shared));
+        return;
+    }
+    let i = shared.next_loop.fetch_add(1, Ordering::Relaxed) % n;
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!("cannot hand a connection over: {e}"),
+    };
+    let handle = shared.loops[i].clone();
+    handle.spawn(async move {
+        match TcpStream::from_std(std_stream) {
+            Ok(s) => serve(s, shared).await,
+            Err(e) => tracing::warn!("cannot register a connection: {e}"),
+        }
+    });
 }
 
 /// Least free space to offer a read.

@@ -1,6 +1,8 @@
-//! `tgtd-tokio`: the iSCSI target daemon on a multi-threaded tokio runtime.
+//! `tgtd-tokio`: the iSCSI target daemon on tokio.
 //!
-//! One task per listener accepts; one task per connection feeds its bytes,
+//! A control runtime accepts (one task per listener) and handles signals; accepted
+//! connections go round-robin to `--threads` connection loops, each a single-threaded
+//! runtime on its own thread, where one task per connection feeds its bytes,
 //! completions and deadlines into the sans-IO `Connection` and writes what it says.
 #![allow(clippy::disallowed_methods)] // an adapter owns clocks and threads
 
@@ -24,13 +26,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(daemon.threads)
-        .thread_name("tgtd-tokio")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let (rt, loops) = match runtimes(daemon.threads) {
+        Ok(r) => r,
         Err(e) => {
             let msg = format!("tgtd-tokio: cannot start the runtime: {e}");
             readiness.fail(&msg);
@@ -38,6 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let handles = loops.handles.clone();
     let ready = &mut readiness;
     let result = rt.block_on(async move {
         // Shutdown triggers: `system delete` (the management thread's hook; a
@@ -72,6 +70,8 @@ fn main() -> ExitCode {
             draining: watch::channel(false).0,
             admin,
             live: Arc::default(),
+            loops: handles,
+            next_loop: Default::default(),
         });
         // Admin hook: listeners come from the hub (start-up portals first, then
         // `tgtadm --mode portal|lld`); one accept task per listener, aborted on removal.
@@ -123,6 +123,7 @@ fn main() -> ExitCode {
         drop(daemon);
         Ok::<(), String>(())
     });
+    loops.stop();
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,4 +133,61 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The connection loops: threads each driving a single-threaded runtime until
+/// [`Loops::stop`].
+struct Loops {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Loops {
+    /// End every loop (their remaining connection tasks are dropped, which closes
+    /// the sockets) and wait for the threads.
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The control runtime and `n` connection loops (at least one).
+fn runtimes(n: usize) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stop, _) = watch::channel(false);
+    let mut handles = Vec::new();
+    let mut threads = Vec::new();
+    for i in 0..n.max(1) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        handles.push(rt.handle().clone());
+        let mut stopped = stop.subscribe();
+        let t = std::thread::Builder::new()
+            .name(format!("tgtd-tokio-{i}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    while !*stopped.borrow_and_update() {
+                        if stopped.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            })?;
+        threads.push(t);
+    }
+    Ok((
+        control,
+        Loops {
+            handles,
+            stop,
+            threads,
+        },
+    ))
 }
