@@ -136,7 +136,7 @@ pub(crate) fn run<P: Primitives + ?Sized>(p: &P, op: &BlockOp) -> Result<Bytes, 
         BlockOp::Provisioning { offset, len } => Ok(encode_extents(&p.extents(*offset, *len)?)),
         // A plain store is every LU a copy names (the target wraps stores to copy
         // between LUs).
-        BlockOp::Copy { segments, fua } => {
+        BlockOp::Copy { segments, fua, .. } => {
             let _g = shared();
             for seg in segments {
                 for (src, dst, len) in seg.chunks(FILL_CHUNK) {
@@ -256,6 +256,7 @@ mod tests {
             &BlockOp::Copy {
                 segments: vec![seg],
                 fua: true,
+                held: None,
             },
         )
         .unwrap();

@@ -103,6 +103,10 @@ pub enum BlockOp {
         segments: Vec<CopySegment>,
         /// Force unit access on the destinations.
         fua: bool,
+        /// The LIST IDENTIFIER whose status the copy manager holds for RECEIVE COPY
+        /// RESULTS (`None` when the initiator asked for none), so that a completion
+        /// updates its own copy even when several of a nexus's copies run at once.
+        held: Option<u8>,
     },
 }
 

@@ -448,10 +448,10 @@ pub fn complete_in(
 ) -> Outcome {
     let mut o = match (op, result) {
         (BlockOp::Provisioning { .. }, Ok(extents)) => sbc_ext::lba_status(cdb, lu, &extents),
-        (BlockOp::Copy { .. }, result) => {
+        (BlockOp::Copy { held, .. }, result) => {
             let sense = result.as_ref().err().map(|k| io_error_sense(*k));
             let sense = sense.unwrap_or(Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE));
-            crate::xcopy::copy_done(state, nexus, result, sense)
+            crate::xcopy::copy_done(state, nexus, *held, result, sense)
         }
         (op, result) => complete(op, result),
     };

@@ -53,3 +53,4 @@ pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity, Nexus};
 pub use sense::{FieldPointer, Sense, SenseKey};
 pub use state::LuState;
 pub use store::BlockStore;
+pub use xcopy::{check_copy_target, copy_refused};

@@ -178,7 +178,8 @@ const OPS: &[Op] = &[
         &[0x5f, 0x07, FF, 0, 0, FF, FF, FF, FF, 0x00],
         false,
     ),
-    // EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (COPY STATUS, OPERATING PARAMETERS).
+    // EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (COPY STATUS, OPERATING PARAMETERS,
+    // FAILED SEGMENT DETAILS).
     sa(
         0x83,
         0x00,
@@ -195,6 +196,13 @@ const OPS: &[Op] = &[
         0x84,
         0x03,
         &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
+        true,
+    ),
+    // FAILED SEGMENT DETAILS: LIST IDENTIFIER in byte 2, like COPY STATUS.
+    sa(
+        0x84,
+        0x04,
+        &[0x84, 0x04, FF, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
         true,
     ),
     op(

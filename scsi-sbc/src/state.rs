@@ -45,6 +45,12 @@ pub struct CopyStatus {
     pub segments: u16,
     /// Bytes copied.
     pub bytes: u64,
+    /// COPY STATUS has reported this finished copy (it is kept only while its failed
+    /// segment details are still held).
+    pub reported: bool,
+    /// The sense a failed copy ended with, held for RECEIVE COPY RESULTS FAILED
+    /// SEGMENT DETAILS (SPC-4 6.18.4) until they are read.
+    pub failure: Option<crate::sense::Sense>,
 }
 
 /// Everything about an LU that commands change.
@@ -62,9 +68,9 @@ pub struct LuState {
     pub prevent: BTreeSet<u64>,
     /// The medium was ejected (START STOP UNIT LOEJ=1 START=0).
     pub ejected: bool,
-    /// The held EXTENDED COPY result of each nexus (one per nexus: a newer copy with
-    /// held data replaces it).
-    pub copies: BTreeMap<u64, CopyStatus>,
+    /// The held EXTENDED COPY results of each nexus, one per LIST IDENTIFIER, oldest
+    /// first (a bounded number: see the copy manager's OPERATING PARAMETERS).
+    pub copies: BTreeMap<u64, Vec<CopyStatus>>,
     /// A SANITIZE is running: every command but INQUIRY, REPORT LUNS and REQUEST SENSE
     /// answers NOT READY, SANITIZE IN PROGRESS (SBC-4 4.11.2) until it ends, whatever
     /// happens to the task that started it (abort, reset, logout).

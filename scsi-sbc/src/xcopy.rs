@@ -7,11 +7,21 @@
 //! named. Block-to-block segment descriptors (02h) are carried out as one
 //! [`BlockOp::Copy`]; every other descriptor type is refused with the sense SPC-4
 //! assigns to it.
+//!
+//! The copy manager reaches the other LUs of a copy as the initiator's own I_T nexus
+//! would (SPC-4 5.16.4.1): once a copy is planned, the target checks each of them with
+//! [`check_copy_target`] (their reservations, readiness and write protection) before
+//! any I/O starts, and ends a refused copy with [`copy_refused`].
+//!
+//! Results of copies with LIST ID USAGE 00b are held per I_T nexus and list identifier
+//! (at most [`MAX_HELD_COPIES`], the MAXIMUM CONCURRENT COPIES reported) for RECEIVE
+//! COPY RESULTS COPY STATUS and FAILED SEGMENT DETAILS.
 
 use crate::asc::{self, AscAscq};
 use crate::block_op::{BlockOp, CopySegment, IoErrorKind};
 use crate::dispatch::{check_writable, respond, Outcome, Plan};
 use crate::lu::{LuConfig, LuContext};
+use crate::pr::Access;
 use crate::sense::{Sense, SenseKey};
 use crate::state::{CopyStatus, LuState};
 use crate::vpd::lu_designators;
@@ -38,6 +48,22 @@ const COMPLETED_WITH_ERRORS: u8 = 0x02;
 /// RECEIVE COPY RESULTS service actions (SPC-4 table 180).
 const COPY_STATUS: u8 = 0x00;
 const OPERATING_PARAMETERS: u8 = 0x03;
+const FAILED_SEGMENT_DETAILS: u8 = 0x04;
+/// Held copy results (LIST ID USAGE 00b) per I_T nexus, each under its own list
+/// identifier; reported as MAXIMUM and TOTAL CONCURRENT COPIES. A copy beyond it
+/// discards the oldest finished result (SPC-4 6.18.1 lets the copy manager discard
+/// held data when it needs the resources).
+pub(crate) const MAX_HELD_COPIES: usize = 4;
+/// FAILED SEGMENT DETAILS parameter data before the sense data (SPC-4 table 187).
+const FAILED_SEGMENT_HEADER_LEN: usize = 60;
+/// CHECK CONDITION, the COPY COMMAND STATUS of a failed copy.
+const CHECK_CONDITION: u8 = 0x02;
+/// 0Dh/01h THIRD PARTY DEVICE FAILURE: a copy target answered other than GOOD (here:
+/// RESERVATION CONFLICT), as SCST's copy manager reports it.
+const THIRD_PARTY_DEVICE_FAILURE: AscAscq = AscAscq {
+    asc: 0x0d,
+    ascq: 0x01,
+};
 
 fn be16(b: &[u8]) -> usize {
     usize::from(u16::from_be_bytes([b[0], b[1]]))
@@ -191,9 +217,58 @@ pub(crate) fn extended_copy(
     let seg_start = HEADER_LEN + cscd_len;
     let cscds = cscds(&data[HEADER_LEN..seg_start], &candidates)?;
     let segs = segments(&data[seg_start..seg_start + seg_len as usize])?;
+    let held = usage == 0b00;
+    let (out, bytes) = match plan_segments(lu, ctx, state, &cscds, &segs) {
+        Ok(planned) => planned,
+        Err(sense) => {
+            // An error in a segment aborts the copy (COPY ABORTED): its details are
+            // held like those of a copy that fails while it runs (SPC-4 6.18.4).
+            if held && sense.key == SenseKey::CopyAborted {
+                let failed = CopyStatus {
+                    list_id,
+                    status: COMPLETED_WITH_ERRORS,
+                    failure: Some(sense),
+                    ..CopyStatus::default()
+                };
+                hold(state, ctx.nexus.id, failed);
+            }
+            return Err(sense);
+        }
+    };
+    let done = out.is_empty();
+    if held {
+        let status = CopyStatus {
+            list_id,
+            status: if done { COMPLETED } else { IN_PROGRESS },
+            segments: u16::try_from(segs.len()).unwrap_or(u16::MAX),
+            bytes,
+            ..CopyStatus::default()
+        };
+        hold(state, ctx.nexus.id, status);
+    }
+    if done {
+        return respond(Vec::new(), 0usize);
+    }
+    Ok(Plan::Io(BlockOp::Copy {
+        segments: out,
+        fua: !state.mode.wce(lu),
+        held: held.then_some(list_id),
+    }))
+}
+
+/// The copy segments of block-to-block descriptors `segs` between the LUs `cscds`
+/// name, and the bytes they move; refuses a segment that names no LU of ours, lies
+/// beyond an LU's capacity or writes a write-protected LU.
+fn plan_segments(
+    lu: &LuConfig,
+    ctx: &LuContext<'_>,
+    state: &LuState,
+    cscds: &[Option<(u64, &LuConfig)>],
+    segs: &[Segment],
+) -> Result<(Vec<CopySegment>, u64), Sense> {
     let mut out = Vec::with_capacity(segs.len());
     let mut bytes = 0u64;
-    for s in &segs {
+    for s in segs {
         let named = |i: usize| match cscds.get(i) {
             None => Err(copy_aborted(asc::UNREACHABLE_COPY_TARGET)),
             Some(None) => Err(copy_aborted(asc::COPY_TARGET_NOT_REACHABLE)),
@@ -227,53 +302,130 @@ pub(crate) fn extended_copy(
             });
         }
     }
-    let done = out.is_empty();
-    if usage == 0b00 {
-        let status = CopyStatus {
-            list_id,
-            status: if done { COMPLETED } else { IN_PROGRESS },
-            segments: u16::try_from(segs.len()).unwrap_or(u16::MAX),
-            bytes,
-        };
-        state.copies.insert(ctx.nexus.id, status);
+    Ok((out, bytes))
+}
+
+/// Hold `status` for `nexus`: it replaces a result held under the same list identifier
+/// (SPC-4 6.18.1), and past [`MAX_HELD_COPIES`] the oldest finished result (else the
+/// oldest: a copy whose task was aborted never finishes) makes room.
+fn hold(state: &mut LuState, nexus: u64, status: CopyStatus) {
+    let held = state.copies.entry(nexus).or_default();
+    held.retain(|c| c.list_id != status.list_id);
+    if held.len() >= MAX_HELD_COPIES {
+        let oldest = held.iter().position(|c| c.status != IN_PROGRESS);
+        held.remove(oldest.unwrap_or(0));
     }
-    if done {
-        return respond(Vec::new(), 0usize);
-    }
-    Ok(Plan::Io(BlockOp::Copy {
-        segments: out,
-        fua: !state.mode.wce(lu),
-    }))
+    held.push(status);
+}
+
+/// The held copy of `nexus` that a finished copy operation belongs to: its newest copy
+/// in progress. A store operation does not name its list identifier; one nexus runs
+/// its held copies one after the other in practice (libiscsi, sg3_utils, ddpt).
+fn running(state: &mut LuState, nexus: u64, list_id: u8) -> Option<&mut CopyStatus> {
+    let held = state.copies.get_mut(&nexus)?;
+    held.iter_mut()
+        .rev()
+        .find(|c| c.list_id == list_id && c.status == IN_PROGRESS)
 }
 
 /// The outcome of a finished [`BlockOp::Copy`] for `nexus`, noted in its held copy
-/// status. A failure aborts the copy with the store's error as additional sense.
+/// status. A failure aborts the copy with the store's error as additional sense, held
+/// for FAILED SEGMENT DETAILS.
 pub(crate) fn copy_done(
     state: &mut LuState,
     nexus: u64,
+    held: Option<u8>,
     result: Result<Bytes, IoErrorKind>,
     error_sense: Sense,
 ) -> Outcome {
-    if let Some(c) = state.copies.get_mut(&nexus) {
-        if c.status == IN_PROGRESS {
-            c.status = if result.is_ok() {
-                COMPLETED
-            } else {
-                COMPLETED_WITH_ERRORS
-            };
-        }
+    let failure = result.is_err().then_some(Sense {
+        key: SenseKey::CopyAborted,
+        ..error_sense
+    });
+    if let Some(c) = held.and_then(|id| running(state, nexus, id)) {
+        c.status = if failure.is_some() {
+            COMPLETED_WITH_ERRORS
+        } else {
+            COMPLETED
+        };
+        c.failure = failure;
     }
-    match result {
-        Ok(_) => Outcome::good(Bytes::new()),
-        Err(_) => Outcome::check(Sense {
-            key: SenseKey::CopyAborted,
-            ..error_sense
-        }),
+    match failure {
+        None => Outcome::good(Bytes::new()),
+        Some(sense) => Outcome::check(sense),
     }
 }
 
-/// RECEIVE COPY RESULTS (SPC-4 6.18): COPY STATUS of the nexus's held copy, or the
-/// OPERATING PARAMETERS. FAILED SEGMENT DETAILS are never held.
+/// May the copy manager use LUN `lun` (configured as `lu`, in state `state`) as `op`
+/// does, on behalf of I_T nexus `nexus`? A target calls this for every LU other than
+/// the addressed one that a planned [`BlockOp::Copy`] names, before it runs the copy,
+/// locking one LU's state at a time; on `Err` it ends the command with
+/// [`copy_refused`] and runs nothing, so nothing is written.
+///
+/// SPC-4 5.16.4.1: the copy manager accesses a copy target as the initiator's own
+/// nexus would; what that nexus would be refused ends the copy:
+/// - a reservation held by another nexus (SPC-2 RESERVE, or a persistent reservation
+///   that excludes this nexus from reading the source or writing the destination):
+///   COPY ABORTED, THIRD PARTY DEVICE FAILURE (0Dh/01h): the copy target would answer
+///   RESERVATION CONFLICT;
+/// - an LU that is offline, ejected or being sanitized: COPY ABORTED, COPY TARGET
+///   DEVICE NOT REACHABLE (0Dh/02h);
+/// - a destination that is read-only or software write protected (control mode page
+///   SWP): DATA PROTECT, as for the addressed LU (27h/00h, 27h/02h).
+pub fn check_copy_target(
+    op: &BlockOp,
+    lun: u64,
+    lu: &LuConfig,
+    state: &LuState,
+    nexus: u64,
+) -> Result<(), Sense> {
+    let BlockOp::Copy { segments, .. } = op else {
+        return Ok(());
+    };
+    let reads = segments.iter().any(|s| s.src == lun);
+    let writes = segments.iter().any(|s| s.dst == lun);
+    if !reads && !writes {
+        return Ok(());
+    }
+    if state.offline || state.ejected || state.sanitizing {
+        return Err(copy_aborted(asc::COPY_TARGET_NOT_REACHABLE));
+    }
+    let access = if writes { Access::Write } else { Access::Read };
+    if state.res.check(nexus, access).is_err() {
+        return Err(copy_aborted(THIRD_PARTY_DEVICE_FAILURE));
+    }
+    if writes {
+        check_writable(lu, &state.mode)?;
+    }
+    Ok(())
+}
+
+/// End an EXTENDED COPY from `nexus` to the LU `lu` (in state `state`) that
+/// [`check_copy_target`] refused with `sense` before it ran: the copy's held status
+/// records the failure, and the answer is CHECK CONDITION in the LU's sense format.
+pub fn copy_refused(
+    lu: &LuConfig,
+    nexus: u64,
+    state: &mut LuState,
+    op: &BlockOp,
+    sense: Sense,
+) -> Outcome {
+    let held = match op {
+        BlockOp::Copy { held, .. } => *held,
+        _ => None,
+    };
+    if let Some(c) = held.and_then(|id| running(state, nexus, id)) {
+        c.status = COMPLETED_WITH_ERRORS;
+        c.bytes = 0;
+        c.failure = (sense.key == SenseKey::CopyAborted).then_some(sense);
+    }
+    let mut o = Outcome::check(sense);
+    o.descriptor_sense = state.mode.d_sense(lu);
+    o
+}
+
+/// RECEIVE COPY RESULTS (SPC-4 6.18): COPY STATUS or FAILED SEGMENT DETAILS of the
+/// nexus's copy held under `list_id`, or the OPERATING PARAMETERS.
 pub(crate) fn receive_copy_results(
     lu: &LuConfig,
     ctx: &LuContext<'_>,
@@ -282,22 +434,59 @@ pub(crate) fn receive_copy_results(
     list_id: u8,
     alloc_len: u32,
 ) -> Result<Plan, Sense> {
-    match sa {
-        OPERATING_PARAMETERS => respond(operating_parameters(lu), alloc_len),
-        COPY_STATUS => {
-            let nexus = ctx.nexus.id;
-            let Some(c) = state.copies.get(&nexus).filter(|c| c.list_id == list_id) else {
-                return Err(Sense::invalid_field_in_cdb());
-            };
-            let d = copy_status(c);
-            // A finished copy's status is discarded once reported.
-            if c.status != IN_PROGRESS {
-                state.copies.remove(&nexus);
-            }
-            respond(d, alloc_len)
+    let nexus = ctx.nexus.id;
+    let descriptor = state.mode.d_sense(lu);
+    let held = state.copies.get_mut(&nexus);
+    let copy = held.and_then(|h| h.iter_mut().find(|c| c.list_id == list_id));
+    let data = match (sa, copy) {
+        (OPERATING_PARAMETERS, _) => return respond(operating_parameters(lu), alloc_len),
+        (COPY_STATUS, Some(c)) if !c.reported => {
+            // A finished copy's status is discarded once reported (its failed segment
+            // details stay until they are read).
+            c.reported = c.status != IN_PROGRESS;
+            copy_status(c)
         }
-        _ => Err(Sense::invalid_field_in_cdb()),
+        (COPY_STATUS, _) => return Err(Sense::invalid_field_in_cdb()),
+        (FAILED_SEGMENT_DETAILS, Some(c)) => {
+            let d = failed_segment_details(c, descriptor);
+            // Discarded once sent whole, or when asked for with ALLOCATION LENGTH 0
+            // (SPC-4 6.18.4); kept when the allocation length cut them short.
+            if alloc_len == 0 || alloc_len as usize >= d.len() {
+                c.failure = None;
+            }
+            d
+        }
+        (FAILED_SEGMENT_DETAILS, None) => vec![0; 4],
+        _ => return Err(Sense::invalid_field_in_cdb()),
+    };
+    if let Some(held) = state.copies.get_mut(&nexus) {
+        held.retain(|c| !c.reported || c.failure.is_some());
+        if held.is_empty() {
+            state.copies.remove(&nexus);
+        }
     }
+    respond(data, alloc_len)
+}
+
+/// FAILED SEGMENT DETAILS parameter data (SPC-4 table 187): CHECK CONDITION and the
+/// sense data the failed copy ended with, in the LU's sense format; no details (only
+/// an AVAILABLE DATA of zero) for a copy that did not fail.
+fn failed_segment_details(c: &CopyStatus, descriptor: bool) -> Vec<u8> {
+    let Some(sense) = c.failure else {
+        return vec![0; 4];
+    };
+    let sense = if descriptor {
+        sense.to_descriptor()
+    } else {
+        sense.to_fixed().to_vec()
+    };
+    let mut d = vec![0u8; FAILED_SEGMENT_HEADER_LEN];
+    let available = (FAILED_SEGMENT_HEADER_LEN + sense.len() - 4) as u32;
+    d[0..4].copy_from_slice(&available.to_be_bytes());
+    d[56] = CHECK_CONDITION;
+    d[58..60].copy_from_slice(&(sense.len() as u16).to_be_bytes());
+    d.extend_from_slice(&sense);
+    d
 }
 
 /// COPY STATUS parameter data (SPC-4 table 182).
@@ -328,8 +517,9 @@ fn operating_parameters(lu: &LuConfig) -> Vec<u8> {
     let max_segment = u32::try_from(max_segment).unwrap_or(u32::MAX);
     d[16..20].copy_from_slice(&max_segment.to_be_bytes());
     // No inline data, held data or stream devices (bytes 20-31 zero).
-    d[34..36].copy_from_slice(&1u16.to_be_bytes()); // TOTAL CONCURRENT COPIES
-    d[36] = 1; // MAXIMUM CONCURRENT COPIES
+    // TOTAL and MAXIMUM CONCURRENT COPIES: the held copies of one nexus.
+    d[34..36].copy_from_slice(&(MAX_HELD_COPIES as u16).to_be_bytes());
+    d[36] = MAX_HELD_COPIES as u8;
     let granularity = lu.block_size.max(1).trailing_zeros() as u8;
     d[37] = granularity; // DATA SEGMENT GRANULARITY (log2)
     d[38] = granularity; // INLINE DATA GRANULARITY
@@ -343,10 +533,19 @@ fn operating_parameters(lu: &LuConfig) -> Vec<u8> {
 }
 
 /// THIRD-PARTY COPY VPD page body (SPC-4 7.8.17): the Supported Commands descriptor
-/// (EXTENDED COPY LID1; RECEIVE COPY RESULTS COPY STATUS and OPERATING PARAMETERS)
-/// and the Supported Descriptors descriptor.
+/// (EXTENDED COPY LID1; RECEIVE COPY RESULTS COPY STATUS, OPERATING PARAMETERS and
+/// FAILED SEGMENT DETAILS) and the Supported Descriptors descriptor.
 pub(crate) fn third_party_copy_page() -> Vec<u8> {
-    let commands = [0x83, 1, 0x00, 0x84, 2, COPY_STATUS, OPERATING_PARAMETERS];
+    let commands = [
+        0x83,
+        1,
+        0x00,
+        0x84,
+        3,
+        COPY_STATUS,
+        OPERATING_PARAMETERS,
+        FAILED_SEGMENT_DETAILS,
+    ];
     let mut d = Vec::new();
     let mut descriptor = |kind: u16, body: &[u8]| {
         let len = body.len().div_ceil(4) * 4;

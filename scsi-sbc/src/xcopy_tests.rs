@@ -39,10 +39,15 @@ fn b2b(src: u16, dst: u16, blocks: u16, src_lba: u64, dst_lba: u64) -> Vec<u8> {
 
 /// A parameter list: header with list id 1 and `usage`, then the descriptors.
 fn list(usage: u8, cscds: &[Vec<u8>], segs: &[Vec<u8>]) -> Vec<u8> {
+    list_id(1, usage, cscds, segs)
+}
+
+/// A parameter list with list identifier `id`.
+fn list_id(id: u8, usage: u8, cscds: &[Vec<u8>], segs: &[Vec<u8>]) -> Vec<u8> {
     let c: Vec<u8> = cscds.concat();
     let s: Vec<u8> = segs.concat();
     let mut d = vec![0u8; 16];
-    d[0] = 1;
+    d[0] = id;
     d[1] = usage << 3;
     d[2..4].copy_from_slice(&(c.len() as u16).to_be_bytes());
     d[8..12].copy_from_slice(&(s.len() as u32).to_be_bytes());
@@ -87,7 +92,8 @@ fn copy_within_the_lu() {
         op,
         BlockOp::Copy {
             segments: vec![seg],
-            fua: false
+            fua: false,
+            held: Some(1),
         }
     );
     // Held (LIST ID USAGE 00b): in progress, then completed after the store is done.
@@ -224,7 +230,7 @@ fn failed_copy_is_copy_aborted() {
     );
     let s = o.sense.expect("sense");
     assert_eq!((s.key, s.asc), (SenseKey::CopyAborted, 0x0c));
-    assert_eq!(st.copies[&1].status, COMPLETED_WITH_ERRORS);
+    assert_eq!(st.copies[&1][0].status, COMPLETED_WITH_ERRORS);
 }
 
 #[test]
@@ -239,9 +245,17 @@ fn operating_parameters_and_vpd_page() {
     assert_eq!(&d[43..], &[2, 0x02, 0xe4]);
     let p = third_party_copy_page();
     assert_eq!(
-        &p[..12],
-        &[0, 1, 0, 8, 7, 0x83, 1, 0, 0x84, 2, 0, 3],
+        &p[..16],
+        &[0, 1, 0, 12, 8, 0x83, 1, 0, 0x84, 3, 0, 3, 4, 0, 0, 0],
         "Supported Commands descriptor"
+    );
+    // MAXIMUM and TOTAL CONCURRENT COPIES: the held results of one nexus.
+    assert_eq!(
+        &d[34..37],
+        &[0, MAX_HELD_COPIES as u8, MAX_HELD_COPIES as u8]
     );
     assert_eq!(p.len() % 4, 0);
 }
+
+#[path = "xcopy_held_tests.rs"]
+mod held;

@@ -293,6 +293,78 @@ fn extended_copy_between_luns(f: Flavour) {
     assert_eq!(st.data, [0, 0, 0, 8, 1, 0, 1, 0, 0, 0, 0x10, 0]);
 }
 
+/// The copy manager reaches the other LUs of a copy as the initiator's own I_T nexus:
+/// while another session (another ISID) holds a WRITE EXCLUSIVE reservation of LUN 2,
+/// an EXTENDED COPY from LUN 1 to LUN 2 sent to LUN 1 ends in CHECK CONDITION, COPY
+/// ABORTED, THIRD PARTY DEVICE FAILURE (0Dh/01h) and writes nothing; the failure is
+/// held for RECEIVE COPY RESULTS FAILED SEGMENT DETAILS. The holder's copy runs.
+fn extended_copy_refused_by_reservation(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 1 << 20);
+    let lun2 = backing_file(&d.dir.path("lun-2.img"), 1 << 20);
+    lu_op(&d, "new", 1, 2, &["--backing-store", &lun2]);
+    let mut holder = login(&d, IQN);
+    let mut other = Client::connect(d.portal).expect("connect");
+    other.isid.0[5] = 2;
+    assert_eq!(other.login(Some(IQN)).expect("login"), (0, 0));
+    for c in [&mut holder, &mut other] {
+        for lun in [1, 2] {
+            let ready = (0..4).any(|_| check(&tur(c, lun)).is_none());
+            assert!(ready, "LUN {lun} ready");
+        }
+    }
+    let pattern: Vec<u8> = (0..8 * 512).map(|i| (i % 251) as u8).collect();
+    let w = other
+        .scsi(1, &integration_tests::client::write10(0, 8), &pattern, 0)
+        .expect("WRITE");
+    assert_eq!(w.status, 0);
+    // REGISTER key 0xa, then RESERVE WRITE EXCLUSIVE on LUN 2 (SPC-4 6.16).
+    let prout2 = |c: &mut Client, sa: u8, typ: u8, key: u64, sa_key: u64| {
+        let mut p = vec![0u8; 24];
+        p[0..8].copy_from_slice(&key.to_be_bytes());
+        p[8..16].copy_from_slice(&sa_key.to_be_bytes());
+        let cdb = [0x5f, sa, typ, 0, 0, 0, 0, 0, 24, 0];
+        let r = c.scsi(2, &cdb, &p, 0).expect("PERSISTENT RESERVE OUT");
+        assert_eq!(r.status, 0, "{r:?}");
+    };
+    prout2(&mut holder, 0, 0, 0, 0xa);
+    prout2(&mut holder, 1, 1, 0xa, 0);
+    // List id 9, held (LIST ID USAGE 00b): 8 blocks from LBA 0 of LUN 1 to LBA 16 of
+    // LUN 2.
+    let mut seg = vec![0u8; 28];
+    seg[0] = 0x02;
+    seg[3] = 0x18;
+    seg[7] = 1;
+    seg[11] = 8;
+    seg[27] = 16;
+    let mut list = vec![9, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 0];
+    list.extend(cscd(&mut other, 1));
+    list.extend(cscd(&mut other, 2));
+    list.extend(seg);
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x83;
+    cdb[13] = list.len() as u8;
+    let r = other.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY");
+    assert_eq!(check(&r), Some((0x0a, 0x0d, 0x01)), "COPY ABORTED");
+    let read = other
+        .scsi(2, &integration_tests::client::read10(16, 8), &[], 8 * 512)
+        .expect("READ");
+    assert!(read.data == vec![0; 8 * 512], "LUN 2 unchanged");
+    // FAILED SEGMENT DETAILS (SPC-4 table 187): CHECK CONDITION and that sense.
+    let rcr = [0x84, 0x04, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0];
+    let fsd = other.scsi(1, &rcr, &[], 100).expect("RECEIVE COPY RESULTS");
+    assert_eq!(fsd.status, 0);
+    assert_eq!((fsd.data[56], fsd.data[62] & 0x0f), (0x02, 0x0a));
+    assert_eq!((fsd.data[72], fsd.data[73]), (0x0d, 0x01));
+    // The reservation holder may write LUN 2: its copy runs.
+    let r = holder.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY");
+    assert_eq!((r.status, check(&r)), (0, None));
+    let read = other
+        .scsi(2, &integration_tests::client::read10(16, 8), &[], 8 * 512)
+        .expect("READ");
+    assert!(read.data == pattern, "LUN 2 holds the copied blocks");
+}
+
 /// PERSISTENT RESERVE OUT with a 24-byte parameter list.
 fn prout(c: &mut Client, sa: u8, typ: u8, key: u64, sa_key: u64, aptpl: bool) -> ScsiResult {
     let mut p = vec![0u8; 24];
@@ -381,5 +453,6 @@ both_flavours!(
     scsi_conformance_sanitize_reset,
     online_changes,
     extended_copy_between_luns,
+    extended_copy_refused_by_reservation,
     aptpl_survives_restart
 );

@@ -58,7 +58,7 @@ impl BlockStore for CopyStore {
     }
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        let BlockOp::Copy { segments, fua } = op else {
+        let BlockOp::Copy { segments, fua, .. } = op else {
             return Err(IoErrorKind::Other);
         };
         for seg in segments {
@@ -67,6 +67,7 @@ impl BlockStore for CopyStore {
                 let within = BlockOp::Copy {
                     segments: vec![*seg],
                     fua: false,
+                    held: None,
                 };
                 dst.execute(&within)?;
                 continue;
@@ -206,6 +207,29 @@ fn copy_store(op: &BlockOp, lun: &Arc<Lun>, peers: &[Arc<Lun>]) -> Option<Arc<dy
     Some(Arc::new(CopyStore { stores }))
 }
 
+/// Check each LU besides `lun` that a planned copy names, as the copy manager reaches
+/// it for nexus `nexus` (reservations, readiness, write protection: see
+/// [`scsi_sbc::check_copy_target`]). Each LU's state is locked alone, never two at
+/// once and not while the addressed LU's is held, so copies in opposite directions
+/// cannot deadlock.
+fn check_copy_targets(
+    op: &BlockOp,
+    lun: &Lun,
+    peers: &[Arc<Lun>],
+    nexus: u64,
+) -> Result<(), Sense> {
+    let BlockOp::Copy { segments, .. } = op else {
+        return Ok(());
+    };
+    let named = |p: &&Arc<Lun>| {
+        p.lun != lun.lun && segments.iter().any(|s| s.src == p.lun || s.dst == p.lun)
+    };
+    for peer in peers.iter().filter(named) {
+        scsi_sbc::check_copy_target(op, peer.lun, &peer.config, &lock(peer), nexus)?;
+    }
+    Ok(())
+}
+
 /// Lock an LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
 fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
     lun.lock_state()
@@ -338,6 +362,14 @@ impl Connection {
         match plan {
             Plan::Done(outcome) => self.finish_task(itt, outcome),
             Plan::Io(op) => {
+                // The other LUs of a copy, checked before any of it runs.
+                if let Err(sense) = check_copy_targets(&op, &task.lun, &peer_luns, nexus_id) {
+                    let outcome = {
+                        let mut state = lock(&task.lun);
+                        scsi_sbc::copy_refused(&task.lun.config, nexus_id, &mut state, &op, sense)
+                    };
+                    return self.finish_task(itt, outcome);
+                }
                 let store = match copy_store(&op, &task.lun, &peer_luns) {
                     Some(copy) => Some(copy),
                     None => task.lun.store.clone(),
@@ -481,6 +513,7 @@ mod tests {
         let op = BlockOp::Copy {
             segments: vec![seg(1, 2, 0, 100, 6), seg(1, 1, 0, 2, 4)],
             fua: true,
+            held: None,
         };
         assert!(copy.execute(&op).is_ok());
         assert_eq!(b.read_at(100, 6), b"abcdef");
@@ -489,12 +522,14 @@ mod tests {
         let op = BlockOp::Copy {
             segments: vec![seg(1, 3, 0, 0, 1)],
             fua: false,
+            held: None,
         };
         assert_eq!(copy.execute(&op), Err(IoErrorKind::Other));
         a.fail_next(IoErrorKind::ReadError);
         let op = BlockOp::Copy {
             segments: vec![seg(1, 2, 0, 0, 1)],
             fua: false,
+            held: None,
         };
         assert_eq!(copy.execute(&op), Err(IoErrorKind::ReadError));
     }
