@@ -1,5 +1,6 @@
 //! `Core`: the state every connection and the management path share.
 
+use crate::hooks::ProgramRunner;
 use crate::pace::Pacer;
 use crate::registry::Registry;
 use crate::session::SessionTable;
@@ -44,6 +45,8 @@ pub struct Core {
     resets: Mutex<HashMap<u32, TargetResets>>,
     /// Paces SANITIZE erases of LUs with a `sanitize_rate` (set by the daemon).
     pacer: OnceLock<Arc<dyn Pacer>>,
+    /// Runs `RedirectCallback` programs (set by the daemon).
+    runner: OnceLock<Arc<dyn ProgramRunner>>,
 }
 
 impl Default for Core {
@@ -69,7 +72,19 @@ impl Core {
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
             resets: Mutex::new(HashMap::new()),
             pacer: OnceLock::new(),
+            runner: OnceLock::new(),
         }
+    }
+
+    /// Install the program runner (once; later calls are ignored). Without one, a
+    /// target with a `RedirectCallback` refuses logins with TARGET ERROR.
+    pub fn set_runner(&self, runner: Arc<dyn ProgramRunner>) {
+        let _ = self.runner.set(runner);
+    }
+
+    /// The program runner, when the daemon installed one.
+    pub fn runner(&self) -> Option<&Arc<dyn ProgramRunner>> {
+        self.runner.get()
     }
 
     /// Install the pacer for rate-limited background work (once; later calls are

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod core;
+pub mod hooks;
 pub mod isns;
 pub mod mgmt;
 pub mod pace;

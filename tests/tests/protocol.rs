@@ -320,8 +320,106 @@ fn login_redirect(f: Flavour) {
     assert!(show.starts_with("nop_interval=0\n"), "{show}");
 }
 
+/// tgt's `RedirectCallback`: a program asked at each login (arguments: the target
+/// name and the initiator's address) answers `ADDRESS:PORT:REASON`; a program that
+/// answers nonsense makes the login fail with TARGET ERROR (0x0300), as in tgt.
+fn login_redirect_callback(f: Flavour) {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Daemon::start(f, &[]);
+    home.setup_file_target(1, IQN, SIZE);
+    let away = Daemon::start(f, &[]);
+    away.setup_file_target(1, IQN, 2 * SIZE);
+    let args_file = home.dir.path("callback-args");
+    let script = home.dir.path("where-to");
+    let write_script = |answer: &str| {
+        let text = format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\necho '{answer}'\n",
+            args_file.display()
+        );
+        std::fs::write(&script, text).expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod script");
+    };
+    let away_port = away.portal.port();
+    write_script(&format!("127.0.0.1:{away_port}:Temporary"));
+    let script_path = script.display().to_string();
+    home.tgtadm_ok(&[
+        "--mode",
+        "target",
+        "--op",
+        "update",
+        "--tid",
+        "1",
+        "--name",
+        "RedirectCallback",
+        "--value",
+        &script_path,
+    ]);
+    assert_eq!(
+        home.tgtadm_ok(&["--mode", "target", "--op", "show", "--tid", "1"]),
+        format!("RedirectCallback={script_path}\n")
+    );
+    let login = |want: (u8, u8)| {
+        let mut c = Client::connect(home.portal).expect("connect");
+        let (class, detail, pairs, _) = c
+            .login_step(
+                iscsi_proto::pdu::Stage::Security,
+                iscsi_proto::pdu::Stage::Operational,
+                true,
+                &[
+                    ("InitiatorName", "iqn.2026-11.test:redirected"),
+                    ("SessionType", "Normal"),
+                    ("TargetName", IQN),
+                    ("AuthMethod", "None"),
+                ],
+            )
+            .expect("login response");
+        assert_eq!((class, detail), want);
+        pairs
+    };
+    let pairs = login((1, 1));
+    assert_eq!(
+        pairs,
+        vec![(
+            "TargetAddress".to_string(),
+            format!("127.0.0.1:{away_port}")
+        )]
+    );
+    let args = std::fs::read_to_string(&args_file).expect("the callback ran");
+    assert_eq!(args.trim(), format!("{IQN} 127.0.0.1"));
+    // libiscsi follows it to the other daemon's LUN (twice the size).
+    let path = require_tool("iscsi-readcapacity16");
+    let url = format!("iscsi://{}/{IQN}/1", home.portal_str());
+    let r = run_with_timeout(Command::new(path).arg(&url), Duration::from_secs(30));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("Total size:{}", 2 * SIZE)),
+        "{}",
+        r.stdout
+    );
+    // Nonsense from the program: TARGET ERROR.
+    write_script("somewhere else");
+    login((3, 0));
+    // No callback: logins stay.
+    home.tgtadm_ok(&[
+        "--mode",
+        "target",
+        "--op",
+        "update",
+        "--tid",
+        "1",
+        "--name",
+        "RedirectCallback",
+        "--value",
+        "",
+    ]);
+    let mut c = Client::connect(home.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+}
+
 both_flavours!(
     login_redirect,
+    login_redirect_callback,
     cold_reset_drops_every_session,
     warm_reset_reaches_every_session,
     chap_one_way,

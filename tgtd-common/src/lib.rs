@@ -15,6 +15,7 @@ pub mod opener;
 pub mod options;
 pub mod pacer;
 pub mod portals;
+pub mod runner;
 pub mod state_file;
 pub mod txqueue;
 
@@ -85,6 +86,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     init_logging(opts.debug);
     let core = Arc::new(Core::with_seed(os_seed()?));
     core.set_pacer(Arc::new(pacer::SleepPacer));
+    core.set_runner(Arc::new(runner::CommandRunner));
     let hub = Arc::new(PortalHub::default());
     let opener = Arc::new(DaemonOpener {
         hub: hub.clone(),

@@ -3,7 +3,9 @@
 
 use super::auth::{AuthPolicy, AuthState};
 use super::{ConnEvent, Connection, Phase, Session};
-use crate::registry::{ConnectionInfo, RedirectReason, SessionInfo, Target};
+use crate::registry::{
+    parse_callback_answer, CallbackError, ConnectionInfo, RedirectReason, SessionInfo, Target,
+};
 use crate::session::{SessionEntry, SessionKey};
 use bytes::Bytes;
 use iscsi_proto::keys::{SessionType, TargetLimits};
@@ -43,6 +45,8 @@ pub(super) struct LoginState {
     transit_ok: bool,
     /// `TargetAddress` for a redirect answer (login status class 1).
     redirect: Option<String>,
+    /// Why the login failed, for the log, when the status alone does not say.
+    fail_note: Option<String>,
 }
 
 impl LoginState {
@@ -58,6 +62,7 @@ impl LoginState {
             pending_out: Vec::new(),
             transit_ok: false,
             redirect: None,
+            fail_note: None,
         }
     }
 }
@@ -309,7 +314,20 @@ impl Connection {
                 // decides. (tgt also skips it for an initiator whose address is the
                 // redirect address itself; we redirect every initiator, so that a
                 // redirection to another portal of the same host works.)
-                if let Some((address, reason)) = t.params().redirect.target_address() {
+                let redirect = t.params().redirect;
+                let to = if redirect.callback.is_empty() {
+                    redirect.target_address()
+                } else {
+                    // tgt: a callback that gives no usable answer is a target error.
+                    match self.ask_redirect_callback(&redirect.callback, &t.name) {
+                        Ok(to) => Some(to),
+                        Err(e) => {
+                            self.login.fail_note = Some(format!("{}: {e}", t.name));
+                            return Err(LoginStatus::TARGET_ERROR);
+                        }
+                    }
+                };
+                if let Some((address, reason)) = to {
                     self.login.redirect = Some(address);
                     return Err(match reason {
                         RedirectReason::Temporary => LoginStatus::TARGET_MOVED_TEMPORARILY,
@@ -398,6 +416,25 @@ impl Connection {
         Ok(())
     }
 
+    /// Run the target's `RedirectCallback` as tgt does: the program (split on spaces),
+    /// the target name and the initiator's address as arguments; its answer is
+    /// `ADDRESS:PORT:REASON`.
+    fn ask_redirect_callback(
+        &self,
+        callback: &str,
+        target: &str,
+    ) -> Result<(String, RedirectReason), CallbackError> {
+        let mut argv: Vec<String> = callback.split_whitespace().map(str::to_string).collect();
+        argv.push(target.to_string());
+        argv.push(self.peer.peer.ip().to_string());
+        let out = self
+            .core
+            .runner()
+            .and_then(|r| r.run(&argv))
+            .ok_or(CallbackError::NoAnswer)?;
+        parse_callback_answer(&out)
+    }
+
     /// Last checks before full feature phase; reinstates an older session of the same
     /// I_T nexus (RFC 7143 §6.3.5: same InitiatorName and ISID, TSIH 0).
     fn admit_session(&mut self) -> Result<(), LoginStatus> {
@@ -445,8 +482,14 @@ impl Connection {
             data,
         };
         self.send(Pdu::LoginResponse(resp));
+        let note = self
+            .login
+            .fail_note
+            .take()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         self.close(&format!(
-            "login failed with status {:02x}{:02x}",
+            "login failed with status {:02x}{:02x}{note}",
             st.class, st.detail
         ));
     }

@@ -11,7 +11,12 @@ use std::sync::Arc;
 /// `--mode target --op show --tid N`: `nop_interval`, `nop_count`, then the iSCSI
 /// keys, one `key=value` a line (tgt's `show_nop_info` + `show_iscsi_param`).
 pub fn target_params_show(p: &TargetParams) -> Response {
-    // tgt shows only the redirection once an address is set (`show_redirect_info`).
+    // tgt shows only the callback when there is one (`show_redirect_callback`), else
+    // only the redirection once an address is set (`show_redirect_info`).
+    if !p.redirect.callback.is_empty() {
+        let out = format!("RedirectCallback={}\n", p.redirect.callback);
+        return Response::show(out, json!({ "RedirectCallback": p.redirect.callback }));
+    }
     if !p.redirect.address.is_empty() {
         let reason = match p.get("RedirectReason") {
             Some("") | None => "Unknown",

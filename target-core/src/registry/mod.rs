@@ -15,7 +15,10 @@ mod target;
 pub use account::{Account, AccountBinding, Accounts};
 pub use acl::AclEntry;
 pub use lun::{default_scsi_id, default_scsi_sn, Lun, LunBacking};
-pub use params::{Redirect, RedirectReason, TargetParams, PARAM_KEYS, REDIRECT_KEYS};
+pub use params::{
+    parse_callback_answer, CallbackError, Redirect, RedirectReason, TargetParams, PARAM_KEYS,
+    REDIRECT_KEYS,
+};
 pub use portal::{parse_portal, Portals, SystemState, ISCSI_PORT};
 pub use stats::{ConnPdu, ConnStatSnapshot, ConnStats, DataDir, LuStatSnapshot, LuStats};
 pub use target::{ConnectionInfo, SessionInfo, Target};

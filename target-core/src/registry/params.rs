@@ -83,6 +83,47 @@ pub struct Redirect {
     pub port: String,
     /// Unset: no redirection (tgt shows "Unknown").
     pub reason: Option<RedirectReason>,
+    /// A program asked at each login where to send the initiator (tgt's
+    /// `RedirectCallback`); it takes precedence over the fixed address.
+    #[serde(default)]
+    pub callback: String,
+}
+
+/// Why a callback's answer was not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// The program could not run, failed or took too long.
+    #[error("the redirect callback gave no answer")]
+    NoAnswer,
+    /// Its output is not `ADDRESS:PORT:Temporary|Permanent`.
+    #[error("the redirect callback answered {0:?}, not ADDRESS:PORT:REASON")]
+    BadAnswer(String),
+}
+
+/// Read a `RedirectCallback` program's answer, `ADDRESS:PORT:REASON` (an IPv6 address
+/// in brackets), into the `TargetAddress` value and reason, as tgt reads it.
+pub fn parse_callback_answer(out: &str) -> Result<(String, RedirectReason), CallbackError> {
+    let line = out.lines().next().unwrap_or("").trim();
+    let bad = || CallbackError::BadAnswer(line.to_string());
+    let (addr, rest) = if line.starts_with('[') {
+        let end = line.find(']').ok_or_else(bad)?;
+        let rest = line[end + 1..].strip_prefix(':').ok_or_else(bad)?;
+        (&line[..=end], rest)
+    } else {
+        line.split_once(':').ok_or_else(bad)?
+    };
+    let (port, reason) = rest.split_once(':').ok_or_else(bad)?;
+    let reason = if reason.starts_with("Temporary") {
+        RedirectReason::Temporary
+    } else if reason.starts_with("Permanent") {
+        RedirectReason::Permanent
+    } else {
+        return Err(bad());
+    };
+    if addr.is_empty() {
+        return Err(bad());
+    }
+    Ok((format!("{addr}:{port}"), reason))
 }
 
 impl Redirect {
@@ -129,7 +170,12 @@ pub struct TargetParams {
 }
 
 /// The redirection keys, in the order tgt shows them.
-pub const REDIRECT_KEYS: &[&str] = &["RedirectAddress", "RedirectPort", "RedirectReason"];
+pub const REDIRECT_KEYS: &[&str] = &[
+    "RedirectAddress",
+    "RedirectPort",
+    "RedirectReason",
+    "RedirectCallback",
+];
 
 impl Default for TargetParams {
     fn default() -> Self {
@@ -153,6 +199,7 @@ impl TargetParams {
             "RedirectAddress" => Some(self.redirect.address.as_str()),
             "RedirectPort" => Some(self.redirect.port.as_str()),
             "RedirectReason" => Some(self.redirect.reason_text()),
+            "RedirectCallback" => Some(self.redirect.callback.as_str()),
             _ => self
                 .values
                 .iter()
@@ -181,6 +228,11 @@ impl TargetParams {
                     self.redirect.port = port.to_string();
                 }
                 return ok;
+            }
+            // A program path (and fixed arguments), run without a shell as tgt runs it.
+            "RedirectCallback" => {
+                self.redirect.callback = value.trim().to_string();
+                return true;
             }
             // tgt accepts only these two; the empty value (ours) clears the reason, so
             // that a targets.conf update can take a redirection away.
@@ -259,6 +311,30 @@ mod tests {
                 ("HeaderDigest".into(), "CRC32C,None".into()),
             ]
         );
+    }
+
+    #[test]
+    fn callback_answers_as_tgt_reads_them() {
+        assert_eq!(
+            parse_callback_answer("192.0.2.9:3262:Temporary\n"),
+            Ok(("192.0.2.9:3262".into(), RedirectReason::Temporary))
+        );
+        assert_eq!(
+            parse_callback_answer("[2001:db8::2]:3260:Permanent"),
+            Ok(("[2001:db8::2]:3260".into(), RedirectReason::Permanent))
+        );
+        for bad in [
+            "",
+            "192.0.2.9",
+            "192.0.2.9:3260",
+            "a:1:Sometimes",
+            "[::1:3260:Temporary",
+        ] {
+            assert!(parse_callback_answer(bad).is_err(), "{bad:?}");
+        }
+        let mut p = TargetParams::default();
+        assert!(p.set("RedirectCallback", "/usr/local/bin/where-to"));
+        assert_eq!(p.get("RedirectCallback"), Some("/usr/local/bin/where-to"));
     }
 
     #[test]
