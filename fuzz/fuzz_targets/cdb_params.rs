@@ -38,6 +38,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
         thin_provisioning: true,
         descriptor_sense: false,
         sanitize: true,
+        geometry: Default::default(),
     };
     let size = 2048 * 512u64;
     let mut state = LuState::new();

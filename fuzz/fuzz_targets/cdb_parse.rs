@@ -56,6 +56,7 @@ fuzz_target!(|input: Input| {
         thin_provisioning: input.thin,
         descriptor_sense: input.descriptor_sense,
         sanitize: true,
+        geometry: Default::default(),
     };
     let size = lu.num_blocks * u64::from(block_size);
     let mut state = LuState::new();

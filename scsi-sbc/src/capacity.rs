@@ -19,16 +19,19 @@ pub(crate) fn read_capacity10(lu: &LuConfig) -> Vec<u8> {
 }
 
 /// READ CAPACITY (16) data (SBC-3 table 66), 32 bytes: RETURNED LOGICAL BLOCK ADDRESS,
-/// LOGICAL BLOCK LENGTH; P_TYPE/PROT_EN, P_I_EXPONENT, LOGICAL BLOCKS PER PHYSICAL
-/// BLOCK EXPONENT, LBPME/LBPRZ and LOWEST ALIGNED LBA all 0 (no protection
-/// information, no thin provisioning).
+/// LOGICAL BLOCK LENGTH, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (byte 13),
+/// LBPME/LBPRZ and LOWEST ALIGNED LBA (bytes 14-15); no protection information.
 pub(crate) fn read_capacity16(lu: &LuConfig) -> Vec<u8> {
     let mut d = vec![0u8; 32];
     d[0..8].copy_from_slice(&last_lba(lu).to_be_bytes());
     d[8..12].copy_from_slice(&lu.block_size.to_be_bytes());
+    d[13] = lu.geometry.lbppbe & 0x0f;
+    let [hi, lo] = (lu.geometry.la_lba & 0x3fff).to_be_bytes();
+    d[14] = hi;
+    d[15] = lo;
     // Byte 14: LBPME (bit 7) and LBPRZ (bit 6): deallocated blocks read as zeros.
     if lu.thin_provisioning {
-        d[14] = 0xc0;
+        d[14] |= 0xc0;
     }
     d
 }
@@ -83,6 +86,11 @@ mod tests {
         // Thin provisioning: LBPME and LBPRZ (byte 14 bits 7, 6).
         lu.thin_provisioning = true;
         assert_eq!(run_good(&lu, &CTX, &cdb(32))[14], 0xc0);
+        // 512-byte blocks on 4 KiB physical blocks, lowest aligned LBA 7: exponent
+        // in byte 13, LOWEST ALIGNED LBA in bytes 14-15 under LBPME/LBPRZ.
+        lu.geometry.lbppbe = 3;
+        lu.geometry.la_lba = 0x0107;
+        assert_eq!(&run_good(&lu, &CTX, &cdb(32))[13..16], &[0x03, 0xc1, 0x07]);
     }
 
     #[test]

@@ -120,6 +120,11 @@ pub struct Prepared {
     /// Bytes of data-out the command carries, as its CDB says (e.g. blocks × block size for
     /// WRITE). The transport collects min(this, expected data transfer length) bytes.
     pub data_out_len: u64,
+    /// The data-out must be exactly `data_out_len` bytes: WRITE SAME carries one
+    /// block and COMPARE AND WRITE its two halves, so an expected data transfer length
+    /// that differs is a confused initiator, refused with INVALID FIELD IN CDB before
+    /// any data moves (other writes take the overlap and report a residual).
+    pub exact: bool,
 }
 
 /// Parse the CDB and refuse commands the LU's device type does not implement.
@@ -158,7 +163,14 @@ fn data_out_len(c: &Cdb, lu: &LuConfig, mode: &ModeValues) -> Result<Prepared, S
         Cdb::Ext(e) => sbc_ext::prepare(e, lu, mode)?,
         _ => 0,
     };
-    Ok(Prepared { data_out_len })
+    let exact = matches!(
+        c,
+        Cdb::Ext(ExtCdb::WriteSame { .. } | ExtCdb::CompareAndWrite { .. })
+    );
+    Ok(Prepared {
+        data_out_len,
+        exact,
+    })
 }
 
 /// Refuse a write to a read-only or software write-protected LU.

@@ -62,12 +62,45 @@ fn controller_refuses_media_commands() {
 fn prepare_data_out_len() {
     let lu = disk();
     let w10 = [0x2a, 0, 0, 0, 0, 0, 0, 0, 4, 0];
-    assert_eq!(prepare(&w10, &lu), Ok(Prepared { data_out_len: 2048 }));
+    assert_eq!(
+        prepare(&w10, &lu),
+        Ok(Prepared {
+            data_out_len: 2048,
+            exact: false
+        })
+    );
     let r10 = [0x28, 0, 0, 0, 0, 0, 0, 0, 4, 0];
-    assert_eq!(prepare(&r10, &lu), Ok(Prepared { data_out_len: 0 }));
+    assert_eq!(
+        prepare(&r10, &lu),
+        Ok(Prepared {
+            data_out_len: 0,
+            exact: false
+        })
+    );
     assert_eq!(
         prepare(&[0x12, 0, 0, 0, 36, 0], &lu),
-        Ok(Prepared { data_out_len: 0 })
+        Ok(Prepared {
+            data_out_len: 0,
+            exact: false
+        })
+    );
+    // WRITE SAME(10) of 8 blocks carries exactly one block; COMPARE AND WRITE of 2
+    // blocks exactly four.
+    let ws10 = [0x41, 0, 0, 0, 0, 0, 0, 0, 8, 0];
+    assert_eq!(
+        prepare(&ws10, &lu),
+        Ok(Prepared {
+            data_out_len: 512,
+            exact: true
+        })
+    );
+    let caw = [0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0];
+    assert_eq!(
+        prepare(&caw, &lu),
+        Ok(Prepared {
+            data_out_len: 2048,
+            exact: true
+        })
     );
     let past = [0x2a, 0, 0, 0, 0x03, 0xe7, 0, 0, 2, 0];
     assert_eq!(prepare(&past, &lu), Err(Sense::lba_out_of_range()));

@@ -49,7 +49,7 @@ pub use dispatch::{
     complete, complete_in, execute, execute_in, prepare, prepare_in, Outcome, Plan, Prepared,
     ScsiStatus, MAX_TRANSFER_BYTES,
 };
-pub use lu::{DeviceType, LuConfig, LuContext, LuIdentity, Nexus};
+pub use lu::{DeviceType, Geometry, LuConfig, LuContext, LuIdentity, Nexus};
 pub use sense::{FieldPointer, Sense, SenseKey};
 pub use state::LuState;
 pub use store::BlockStore;

@@ -49,6 +49,27 @@ pub struct LuConfig {
     pub descriptor_sense: bool,
     /// SANITIZE is offered (`--params sanitize=1`; off by default: it erases the LU).
     pub sanitize: bool,
+    /// Physical layout and transfer hints (tgt's `lbppbe`, `la_lba`,
+    /// `optimal_xfer_gran`, `optimal_xfer_len`, `rotation_rate` params).
+    pub geometry: Geometry,
+}
+
+/// What an LU tells initiators about its physical blocks and preferred transfers, so
+/// that they align and size I/O well (tgt's LU `--params` of the same names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Geometry {
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT (READ CAPACITY 16): 2^n logical
+    /// blocks share one physical block (e.g. 3 for 512-byte blocks on 4 KiB sectors).
+    pub lbppbe: u8,
+    /// LOWEST ALIGNED LOGICAL BLOCK ADDRESS (READ CAPACITY 16, 14 bits).
+    pub la_lba: u16,
+    /// OPTIMAL TRANSFER LENGTH GRANULARITY in blocks (VPD B0h); 0: one block, or a
+    /// physical block when `lbppbe` is set.
+    pub optimal_xfer_gran: u16,
+    /// OPTIMAL TRANSFER LENGTH in blocks (VPD B0h); 0: not reported.
+    pub optimal_xfer_len: u32,
+    /// MEDIUM ROTATION RATE (VPD B1h): 1 non-rotating (the default, as tgt), or rpm.
+    pub rotation_rate: Option<u16>,
 }
 
 impl LuConfig {

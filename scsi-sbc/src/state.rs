@@ -127,6 +127,13 @@ impl LuState {
         self.ua.broadcast(asc::CAPACITY_DATA_CHANGED, None);
     }
 
+    /// The medium was replaced (a new backing file): NOT READY TO READY CHANGE, MEDIUM
+    /// MAY HAVE CHANGED (SBC-3 4.5) to every nexus this LU knows and to `nexuses`.
+    pub fn medium_changed(&mut self, nexuses: &[u64]) {
+        self.see_all(nexuses);
+        self.ua.broadcast(asc::MEDIUM_MAY_HAVE_CHANGED, None);
+    }
+
     /// LUNs were added to or removed from the target: REPORTED LUNS DATA HAS CHANGED
     /// (SPC-4 6.33) to every nexus this LU knows and to `nexuses`.
     pub fn luns_changed(&mut self, nexuses: &[u64]) {

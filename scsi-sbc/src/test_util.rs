@@ -37,6 +37,7 @@ pub(crate) fn disk() -> LuConfig {
         thin_provisioning: true,
         descriptor_sense: false,
         sanitize: true,
+        geometry: Default::default(),
     }
 }
 

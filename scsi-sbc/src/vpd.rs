@@ -74,10 +74,12 @@ pub(crate) fn page(lu: &LuConfig, ctx: &LuContext<'_>, code: u8) -> Result<Vec<u
         // SBC-3 table 209: THRESHOLD EXPONENT 0, LBPU (bit 7), LBPWS (6), LBPWS10 (5),
         // LBPRZ (byte 1 bit 2), PROVISIONING TYPE 2 (thin).
         LOGICAL_BLOCK_PROVISIONING => vec![0, 0xe0, 0x04, 0x02],
-        // B1h: MEDIUM ROTATION RATE 1 (non-rotating), form factor not reported.
+        // B1h: MEDIUM ROTATION RATE (bytes 4-5 of the page): 1 non-rotating unless the
+        // administrator says otherwise; form factor not reported.
         _ => {
             let mut b = vec![0u8; 0x3c];
-            b[1] = 0x01;
+            let rate = lu.geometry.rotation_rate.unwrap_or(1);
+            b[0..2].copy_from_slice(&rate.to_be_bytes());
             if lu.sanitize {
                 b[3] = 0x50; // WABEREQ, WACEREQ 01b: reads after an erase succeed
             }
@@ -180,8 +182,16 @@ fn target_port_name(ctx: &LuContext<'_>) -> Vec<u8> {
 fn block_limits(lu: &LuConfig) -> Vec<u8> {
     let mut b = vec![0u8; 0x3c];
     // Byte offsets below are page offsets minus the 4-byte header.
-    // OPTIMAL TRANSFER LENGTH GRANULARITY (page bytes 6-7): one block.
-    b[2..4].copy_from_slice(&1u16.to_be_bytes());
+    // OPTIMAL TRANSFER LENGTH GRANULARITY (page bytes 6-7): as set, else a physical
+    // block.
+    let g = &lu.geometry;
+    let gran = match g.optimal_xfer_gran {
+        0 => 1u16 << g.lbppbe.min(15),
+        n => n,
+    };
+    b[2..4].copy_from_slice(&gran.to_be_bytes());
+    // OPTIMAL TRANSFER LENGTH (page bytes 12-15), when set.
+    b[8..12].copy_from_slice(&g.optimal_xfer_len.to_be_bytes());
     // MAXIMUM TRANSFER LENGTH (page bytes 8-11), in blocks; bounds one command's buffer.
     b[4..8].copy_from_slice(&max_transfer_blocks(lu).to_be_bytes());
     // WSNZ (page byte 4 bit 0): WRITE SAME of zero blocks is refused.
@@ -299,6 +309,27 @@ mod tests {
             u64::from(max),
             u64::from_be_bytes(d[36..44].try_into().unwrap())
         );
+        // No OPTIMAL TRANSFER LENGTH unless set.
+        assert_eq!(&d[12..16], &[0, 0, 0, 0]);
+        // A physical block of 8 logical ones is the default granularity; both hints
+        // as the administrator sets them.
+        let mut lu = disk();
+        lu.geometry.lbppbe = 3;
+        assert_eq!(&run_good(&lu, &CTX, &evpd(0xb0))[6..8], &[0, 8]);
+        lu.geometry.optimal_xfer_gran = 16;
+        lu.geometry.optimal_xfer_len = 2048;
+        let d = run_good(&lu, &CTX, &evpd(0xb0));
+        assert_eq!(&d[6..8], &[0, 16]);
+        assert_eq!(&d[12..16], &[0, 0, 8, 0]);
+    }
+
+    #[test]
+    fn medium_rotation_rate() {
+        // SBC-3 table 204: bytes 4-5; 1 = non-rotating medium (the default).
+        assert_eq!(&run_good(&disk(), &CTX, &evpd(0xb1))[4..6], &[0, 1]);
+        let mut lu = disk();
+        lu.geometry.rotation_rate = Some(7200);
+        assert_eq!(&run_good(&lu, &CTX, &evpd(0xb1))[4..6], &[0x1c, 0x20]);
     }
 
     #[test]

@@ -25,9 +25,24 @@ fn conformance(f: Flavour, params: &str, patterns: &[&str], min_passed: u32) {
 }
 
 /// The whole SCSI family on a thin-provisioned LUN: 186 pass today (of 215; the rest
-/// skip: no removable medium, no SANITIZE).
+/// skip: no removable medium, no SANITIZE, WSNZ=1, one logical block per physical).
 fn scsi_conformance(f: Flavour) {
     conformance(f, "thin_provisioning=1", &["SCSI.*"], 184);
+}
+
+/// 512-byte blocks on 4 KiB physical blocks (`lbppbe=3`, as tgt's param): the WRITE
+/// SAME tests that need LBPPB > 1 run (unaligned unmap, data-out size). Not
+/// SCSI.CompareAndWrite.InvalidDataOutSize: libiscsi's test patches every PDU that is
+/// *not* a SCSI Command (`!= ISCSI_PDU_SCSI_REQUEST`), so the CDB it means to corrupt
+/// goes out intact, the COMPARE AND WRITE is valid and MISCOMPARE is the right answer,
+/// where it expects ILLEGAL REQUEST.
+fn scsi_conformance_4k_physical(f: Flavour) {
+    conformance(
+        f,
+        "thin_provisioning=1,lbppbe=3",
+        &["SCSI.WriteSame10.*", "SCSI.WriteSame16.*"],
+        16,
+    );
 }
 
 /// The whole SCSI family on a removable LUN: the eject, PREVENT ALLOW MEDIUM REMOVAL
@@ -448,6 +463,7 @@ both_flavours!(
     power_on_unit_attention_per_new_session,
     scsi_conformance,
     scsi_conformance_removable,
+    scsi_conformance_4k_physical,
     scsi_conformance_readonly,
     scsi_conformance_sanitize,
     scsi_conformance_sanitize_reset,

@@ -132,6 +132,10 @@ impl Connection {
             }
         };
         let edtl = c.expected_data_transfer_length;
+        if prepared.exact && u64::from(edtl) != prepared.data_out_len {
+            let sense = scsi_sbc::Sense::invalid_field_in_cdb();
+            return self.finish(&c, Outcome::check(sense), 0);
+        }
         let want = if c.write {
             prepared.data_out_len.min(u64::from(edtl)) as u32
         } else {

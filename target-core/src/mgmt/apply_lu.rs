@@ -111,6 +111,10 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
         None => String::new(),
     };
     let lu_params = LuParams::parse(s.params.as_deref().unwrap_or(""))?;
+    // The backing store of a new LU is --backing-store; `path` changes it later.
+    if lu_params.path.is_some() {
+        return Err(MgmtError::InvalidRequest);
+    }
     let bstype = s.bstype.unwrap_or_else(|| DEFAULT_BSTYPE.to_string());
     if s.backing_store.is_empty() {
         return Err(MgmtError::InvalidRequest);
@@ -167,7 +171,23 @@ fn lu_update(
     let current = target.lun(lun).ok_or(MgmtError::NoLun)?;
     let lu_params = LuParams::parse(params.as_deref().unwrap_or(""))?;
     let mut lu: Lun = (*current).clone();
+    let new_path = lu_params.path.clone();
     lu_params.apply_to(&mut lu);
+    // tgt's `path=`: another backing file for the LU (a medium change, e.g. the next
+    // image in a removable drive). Initiators get MEDIUM MAY HAVE CHANGED.
+    if let Some(path) = new_path {
+        if lu.store.is_none() {
+            return Err(MgmtError::InvalidRequest);
+        }
+        let store = opener
+            .open(&lu.backing.bstype, &path, lu.config.readonly)
+            .map_err(MgmtError::BackingStore)?;
+        lu.config.num_blocks = store.size() / u64::from(lu.config.block_size.max(1));
+        lu.store = Some(store);
+        lu.backing.path = Some(path);
+        target.replace_lun(lu)?;
+        return Ok(Response::ok());
+    }
     let reopen = lu.backing.bstype == DEFAULT_BSTYPE && lu.store.is_some();
     if let (true, Some(path)) = (reopen, lu.backing.path.clone()) {
         let old = lu.store.as_ref().map_or(0, |s| s.size());
@@ -196,6 +216,13 @@ pub(super) struct LuParams {
     sense_format: Option<bool>,
     sanitize: Option<bool>,
     sanitize_rate: Option<u64>,
+    lbppbe: Option<u8>,
+    la_lba: Option<u16>,
+    optimal_xfer_gran: Option<u16>,
+    optimal_xfer_len: Option<u32>,
+    rotation_rate: Option<u16>,
+    /// A new backing file for the LU (`logicalunit update` only): a medium change.
+    path: Option<String>,
     scsi_id: Option<String>,
     scsi_sn: Option<String>,
     vendor_id: Option<String>,
@@ -231,6 +258,20 @@ impl LuParams {
                     p.sanitize_rate =
                         Some(mib.checked_mul(1 << 20).ok_or(MgmtError::InvalidRequest)?);
                 }
+                // Physical block layout and transfer hints, as tgt (READ CAPACITY 16,
+                // VPD B0h/B1h). Values that do not fit their fields are refused.
+                "lbppbe" => p.lbppbe = Some(number(value, 0, 15)? as u8),
+                "la_lba" => p.la_lba = Some(number(value, 0, 0x3fff)? as u16),
+                "optimal_xfer_gran" => {
+                    p.optimal_xfer_gran = Some(number(value, 0, u64::from(u16::MAX))? as u16)
+                }
+                "optimal_xfer_len" => {
+                    p.optimal_xfer_len = Some(number(value, 0, u64::from(u32::MAX))? as u32)
+                }
+                "rotation_rate" => {
+                    p.rotation_rate = Some(number(value, 0, u64::from(u16::MAX))? as u16)
+                }
+                "path" if !value.trim().is_empty() => p.path = Some(value.trim().to_string()),
                 "scsi_id" => p.scsi_id = Some(cut(value, 36)),
                 "scsi_sn" => p.scsi_sn = Some(cut(value, 36)),
                 "vendor_id" => p.vendor_id = Some(cut(value, 8)),
@@ -268,6 +309,22 @@ impl LuParams {
         if let Some(v) = self.sanitize_rate {
             lu.sanitize_rate = v;
         }
+        let g = &mut cfg.geometry;
+        if let Some(v) = self.lbppbe {
+            g.lbppbe = v;
+        }
+        if let Some(v) = self.la_lba {
+            g.la_lba = v;
+        }
+        if let Some(v) = self.optimal_xfer_gran {
+            g.optimal_xfer_gran = v;
+        }
+        if let Some(v) = self.optimal_xfer_len {
+            g.optimal_xfer_len = v;
+        }
+        if let Some(v) = self.rotation_rate {
+            g.rotation_rate = Some(v);
+        }
         let id = &mut cfg.identity;
         for (slot, value) in [
             (&mut id.scsi_id, self.scsi_id),
@@ -291,6 +348,17 @@ fn flag(value: &str) -> Result<bool, MgmtError> {
         .parse::<i64>()
         .map(|n| n != 0)
         .map_err(|_| MgmtError::InvalidRequest)
+}
+
+/// A decimal number in `lo..=hi` (tgt reads these with `atoi`; we refuse what would
+/// not fit the field rather than wrap it).
+fn number(value: &str, lo: u64, hi: u64) -> Result<u64, MgmtError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or(MgmtError::InvalidRequest)
 }
 
 fn cut(value: &str, max: usize) -> String {

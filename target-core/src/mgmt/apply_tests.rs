@@ -530,3 +530,57 @@ fn host_binding_rules() {
     assert_eq!(bind(2, 3), Ok(Response::ok()));
     assert_eq!(unbind(3), Ok(Response::ok()));
 }
+
+/// tgt's geometry params and `path=` (a new backing file: MEDIUM MAY HAVE CHANGED to
+/// the nexuses that know the LU).
+#[test]
+fn lu_update_geometry_and_path() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:geo").unwrap();
+    run(&core, lu_new(1, 1, "/disk-a.img")).unwrap();
+    let update = |params: &str| {
+        run(
+            &core,
+            Request::LuUpdate {
+                tid: 1,
+                lun: 1,
+                params: Some(params.into()),
+            },
+        )
+    };
+    update("lbppbe=3,la_lba=1,optimal_xfer_gran=8,optimal_xfer_len=256,rotation_rate=7200")
+        .unwrap();
+    let lun = core.registry.target(1).unwrap().lun(1).unwrap();
+    let g = lun.config.geometry;
+    assert_eq!((g.lbppbe, g.la_lba), (3, 1));
+    assert_eq!((g.optimal_xfer_gran, g.optimal_xfer_len), (8, 256));
+    assert_eq!(g.rotation_rate, Some(7200));
+    for bad in [
+        "lbppbe=16",
+        "la_lba=16384",
+        "optimal_xfer_gran=70000",
+        "rotation_rate=x",
+    ] {
+        assert_eq!(update(bad), Err(MgmtError::InvalidRequest), "{bad}");
+    }
+    // A nexus that knows the LU hears of the new medium, once.
+    lun.lock_state().ua.see(9);
+    while lun.lock_state().ua.take(9).is_some() {}
+    update("path=/disk-b.img").unwrap();
+    let lun = core.registry.target(1).unwrap().lun(1).unwrap();
+    assert_eq!(lun.backing.path.as_deref(), Some("/disk-b.img"));
+    let ua = lun.lock_state().ua.take(9).expect("a unit attention");
+    assert_eq!((ua.asc, ua.ascq), (0x28, 0x00));
+    assert_eq!(
+        update("path=/missing"),
+        Err(MgmtError::BackingStore(
+            "can't open /missing: No such file or directory".into()
+        ))
+    );
+    // `path` belongs to update; a new LU names its store with --backing-store.
+    let mut req = lu_new(1, 2, "/disk-c.img");
+    if let Request::LuNew { params, .. } = &mut req {
+        *params = Some("path=/disk-d.img".into());
+    }
+    assert_eq!(run(&core, req), Err(MgmtError::InvalidRequest));
+}

@@ -72,6 +72,7 @@ impl Lun {
                 thin_provisioning: false,
                 descriptor_sense: false,
                 sanitize: false,
+                geometry: Default::default(),
             },
             store: None,
             backing: LunBacking {
@@ -113,6 +114,7 @@ impl Lun {
                 thin_provisioning: false,
                 descriptor_sense: false,
                 sanitize: false,
+                geometry: Default::default(),
             },
             store: Some(store),
             backing,
@@ -159,13 +161,17 @@ pub(crate) fn announce_inventory_change(luns: &[Arc<Lun>], fresh: Option<u64>) {
 pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
     let resized = old.config.num_blocks != new.config.num_blocks
         || old.config.block_size != new.config.block_size;
-    let nexuses = if resized {
+    let new_medium = old.backing.path != new.backing.path;
+    let nexuses = if resized || new_medium {
         known_nexuses(luns)
     } else {
         Vec::new()
     };
     let mut state = new.lock_state();
     state.offline = !new.online;
+    if new_medium {
+        state.medium_changed(&nexuses);
+    }
     if resized {
         state.capacity_changed(&nexuses);
     }
