@@ -200,8 +200,15 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
         "readonly" | "removable" | "online" => {
             s.params.push((key.into(), on_off(key, value)?.into()))
         }
-        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" => {
-            s.params.push((key.into(), value.into()))
+        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" | "sense_format"
+        | "lbppbe" | "la_lba" | "optimal_xfer_gran" | "optimal_xfer_len" | "rotation_rate"
+        | "mode_page" => s.params.push((key.into(), value.into())),
+        // tgt-admin's raw `--params` string: its `key=value` items.
+        "params" => {
+            for item in value.split(',').filter(|i| !i.trim().is_empty()) {
+                let (k, v) = item.split_once('=').ok_or_else(bad)?;
+                s.params.push((k.trim().into(), v.trim().into()));
+            }
         }
         // tgt-admin options about how it opens devices; nothing to model.
         "allow-in-use" => {}

@@ -130,3 +130,27 @@ fn dump_then_parse_is_the_same_config() {
     assert_eq!(again, expected);
     assert_eq!(dump(&again), text);
 }
+
+/// tgt-admin's other LU directives: geometry, sense_format, mode_page (what its
+/// `write-cache off` becomes) and a raw `params` string.
+#[test]
+fn tgt_admin_lu_directives() {
+    let c = ok("<target iqn.a:b>\n\
+         <backing-store /one>\n\
+         mode_page 8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0\n\
+         lbppbe 3\n\
+         sense_format 1\n\
+         params thin_provisioning=1, optimal_xfer_len=256\n\
+         </backing-store>\n\
+         </target>\n");
+    assert_eq!(
+        c.targets[0].luns[0].params_string().as_deref(),
+        Some(
+            "mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0,\
+             lbppbe=3,sense_format=1,thin_provisioning=1,optimal_xfer_len=256"
+        )
+    );
+    let e =
+        fails("<target iqn.a:b>\n<backing-store /one>\nparams oops\n</backing-store>\n</target>\n");
+    assert_eq!(e.line, 3);
+}

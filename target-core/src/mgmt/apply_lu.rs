@@ -272,6 +272,9 @@ impl LuParams {
                     p.rotation_rate = Some(number(value, 0, u64::from(u16::MAX))? as u16)
                 }
                 "path" if !value.trim().is_empty() => p.path = Some(value.trim().to_string()),
+                // tgt's raw mode page contents (what tgt-admin sends for `write-cache
+                // off`): the caching and control pages, whose values we model.
+                "mode_page" => p.mode_page(value)?,
                 "scsi_id" => p.scsi_id = Some(cut(value, 36)),
                 "scsi_sn" => p.scsi_sn = Some(cut(value, 36)),
                 "vendor_id" => p.vendor_id = Some(cut(value, 8)),
@@ -348,6 +351,46 @@ fn flag(value: &str) -> Result<bool, MgmtError> {
         .parse::<i64>()
         .map(|n| n != 0)
         .map_err(|_| MgmtError::InvalidRequest)
+}
+
+impl LuParams {
+    /// `mode_page=PAGE:SUBPAGE:LENGTH:BYTE:BYTE...` (numbers as C's `strtol` base 0
+    /// reads them; the bytes are the page's parameters after its 2-byte header). The
+    /// caching page (08h) sets WCE and the control page (0Ah) D_SENSE; tgt stores any
+    /// page, but other pages have no meaning here and are refused rather than
+    /// silently ignored.
+    fn mode_page(&mut self, value: &str) -> Result<(), MgmtError> {
+        let nums: Vec<u64> = value
+            .split(':')
+            .map(|n| c_number(n).ok_or(MgmtError::InvalidRequest))
+            .collect::<Result<_, _>>()?;
+        let [page, subpage, len, data @ ..] = nums.as_slice() else {
+            return Err(MgmtError::InvalidRequest);
+        };
+        if data.len() as u64 > *len || data.iter().any(|b| *b > 0xff) || *subpage != 0 {
+            return Err(MgmtError::InvalidRequest);
+        }
+        let first = data.first().copied().unwrap_or(0);
+        match page {
+            0x08 => self.write_cache = Some(first & 0x04 != 0),
+            0x0a => self.sense_format = Some(first & 0x04 != 0),
+            _ => return Err(MgmtError::InvalidRequest),
+        }
+        Ok(())
+    }
+}
+
+/// A number as `strtol(s, NULL, 0)` reads a whole string: `0x` hex, leading `0`
+/// octal, else decimal.
+fn c_number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
 }
 
 /// A decimal number in `lo..=hi` (tgt reads these with `atoi`; we refuse what would

@@ -584,3 +584,42 @@ fn lu_update_geometry_and_path() {
     }
     assert_eq!(run(&core, req), Err(MgmtError::InvalidRequest));
 }
+
+/// tgt's `mode_page=` param: the caching page's WCE and the control page's D_SENSE;
+/// other pages and malformed lists are refused.
+#[test]
+fn lu_mode_page_param() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:mp").unwrap();
+    run(&core, lu_new(1, 1, "/disk.img")).unwrap();
+    let update = |params: &str| {
+        run(
+            &core,
+            Request::LuUpdate {
+                tid: 1,
+                lun: 1,
+                params: Some(params.into()),
+            },
+        )
+    };
+    let lun = || core.registry.target(1).unwrap().lun(1).unwrap();
+    assert!(lun().config.write_cache);
+    // What tgt-admin sends for `write-cache off`.
+    update("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0")
+        .unwrap();
+    assert!(!lun().config.write_cache);
+    update("mode_page=8:0:18:0x14").unwrap();
+    assert!(lun().config.write_cache);
+    update("mode_page=0xa:0:10:04").unwrap();
+    assert!(lun().config.descriptor_sense);
+    for bad in [
+        "mode_page=0x1c:0:10:0",
+        "mode_page=8:0:1:1:2",
+        "mode_page=8:0:18:0x100",
+        "mode_page=8:1:18:0",
+        "mode_page=8:0",
+        "mode_page=8:0:18:zz",
+    ] {
+        assert_eq!(update(bad), Err(MgmtError::InvalidRequest), "{bad}");
+    }
+}
