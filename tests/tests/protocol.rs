@@ -61,6 +61,29 @@ fn chap_one_way(f: Flavour) {
     assert!(!ok(&none), "{none:?}");
 }
 
+/// CHAP on discovery sessions: with an account bound for discovery (`account bind`
+/// without `--tid`), SendTargets needs it; unbound, discovery is open again.
+fn chap_discovery(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    account(&d, &["--op", "new", "--user", USER, "--password", SECRET]);
+    account(&d, &["--op", "bind", "--user", USER]);
+    let ls = |url: &str| {
+        let path = require_tool("iscsi-ls");
+        run_with_timeout(Command::new(path).arg(url), Duration::from_secs(30))
+    };
+    let p = d.portal_str();
+    let good = ls(&format!("iscsi://{USER}%{SECRET}@{p}"));
+    assert!(ok(&good) && good.stdout.contains(IQN), "{good:?}");
+    let bad = ls(&format!("iscsi://{USER}%wrong-secret-00@{p}"));
+    assert!(!ok(&bad) && !bad.stdout.contains(IQN), "{bad:?}");
+    let none = ls(&format!("iscsi://{p}"));
+    assert!(!ok(&none) && !none.stdout.contains(IQN), "{none:?}");
+    account(&d, &["--op", "unbind", "--user", USER]);
+    let open = ls(&format!("iscsi://{p}"));
+    assert!(ok(&open) && open.stdout.contains(IQN), "{open:?}");
+}
+
 /// Mutual CHAP: libiscsi checks the target's answer to its own challenge.
 fn chap_mutual(f: Flavour) {
     let d = Daemon::start(f, &[]);
@@ -423,6 +446,7 @@ both_flavours!(
     cold_reset_drops_every_session,
     warm_reset_reaches_every_session,
     chap_one_way,
+    chap_discovery,
     chap_mutual,
     header_digest,
     target_limits_apply,
