@@ -35,6 +35,8 @@ pub struct FileStore {
     rmw: RwLock<()>,
     /// `preadv2(RWF_NOWAIT)` is not supported here: no inline reads.
     no_nowait: AtomicBool,
+    /// A block device's physical sector size (BLKPBSZGET).
+    physical_block: Option<u32>,
 }
 
 impl FileStore {
@@ -73,6 +75,11 @@ impl FileStore {
             source,
         })?;
         let kind = meta.file_type();
+        let physical_block = if kind.is_block_device() {
+            rustix::fs::ioctl_blkpbszget(&file).ok()
+        } else {
+            None
+        };
         let size = if kind.is_file() {
             meta.len()
         } else if kind.is_block_device() {
@@ -98,6 +105,7 @@ impl FileStore {
             readonly,
             rmw: RwLock::new(()),
             no_nowait: AtomicBool::new(false),
+            physical_block,
         })
     }
 
@@ -211,6 +219,10 @@ impl BlockStore for FileStore {
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         compound::run(self, op)
+    }
+
+    fn physical_block_size(&self) -> Option<u32> {
+        self.physical_block
     }
 
     /// A small read all in the page cache: `preadv2(RWF_NOWAIT)` either returns the

@@ -22,6 +22,13 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The physical block size of the medium when it is known and larger than a
+    /// sector (a block device with 4 KiB physical sectors): the LU then reports its
+    /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT, as tgt does unless told otherwise.
+    fn physical_block_size(&self) -> Option<u32> {
+        None
+    }
+
     /// Whether the store keeps LU state across restarts ([`BlockOp::SaveState`]); the
     /// LU then reports persist through power loss capable (PTPL_C).
     fn saves_state(&self) -> bool {

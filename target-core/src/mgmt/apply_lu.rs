@@ -128,11 +128,30 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
         path: Some(s.backing_store),
         oflags,
     };
+    let physical = store.physical_block_size();
     let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
+    lu.config.geometry.lbppbe = auto_lbppbe(block_size, physical);
     lu_params.apply_to(&mut lu);
     restore_saved_state(&lu);
     target.add_lun(lu)?;
     Ok(Response::ok())
+}
+
+/// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT from the medium's physical block size
+/// (tgt does the same unless `lbppbe` is given): 3 for 512-byte blocks on a device
+/// with 4 KiB physical sectors; 0 when unknown or not a power-of-two multiple.
+pub(super) fn auto_lbppbe(block_size: u32, physical: Option<u32>) -> u8 {
+    match physical {
+        Some(p) if block_size > 0 && p > block_size && p % block_size == 0 => {
+            let ratio = p / block_size;
+            if ratio.is_power_of_two() {
+                ratio.trailing_zeros().min(15) as u8
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// A store that keeps LU state makes the LU persist-through-power-loss capable, and

@@ -13,6 +13,10 @@ impl BlockStore for FakeStore {
     fn size(&self) -> u64 {
         self.0
     }
+    /// A "device" with 4 KiB physical sectors.
+    fn physical_block_size(&self) -> Option<u32> {
+        Some(4096)
+    }
     fn execute(&self, _op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         Ok(Bytes::new())
     }
@@ -622,4 +626,28 @@ fn lu_mode_page_param() {
     ] {
         assert_eq!(update(bad), Err(MgmtError::InvalidRequest), "{bad}");
     }
+}
+
+/// The physical block size a store reports becomes the LU's LBPPBE, as tgt derives
+/// it, unless `lbppbe` says otherwise.
+#[test]
+fn lbppbe_follows_the_medium_unless_set() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:pb").unwrap();
+    run(&core, lu_new(1, 1, "/dev/fake")).unwrap();
+    let lun = |n| core.registry.target(1).unwrap().lun(n).unwrap();
+    assert_eq!(
+        lun(1).config.geometry.lbppbe,
+        3,
+        "512-byte blocks, 4 KiB sectors"
+    );
+    let mut req = lu_new(1, 2, "/dev/fake");
+    if let Request::LuNew { params, .. } = &mut req {
+        *params = Some("lbppbe=0".into());
+    }
+    run(&core, req).unwrap();
+    assert_eq!(lun(2).config.geometry.lbppbe, 0);
+    assert_eq!(super::apply_lu::auto_lbppbe(4096, Some(4096)), 0);
+    assert_eq!(super::apply_lu::auto_lbppbe(512, Some(1536)), 0);
+    assert_eq!(super::apply_lu::auto_lbppbe(512, None), 0);
 }
