@@ -5,14 +5,18 @@ use super::{Config, IsnsConfig, LunConfig, UserConfig};
 use crate::isns::IsnsSettings;
 use std::fmt::Write;
 
-/// Inverse of the `readonly`/`write-cache` mapping in the parser: params whose
-/// directive spelling differs.
+/// Inverse of the parser's LU directives: a param that has a directive of its own is
+/// written as that directive (`write-cache off`, `vendor_id ACME`); any other goes
+/// through tgt-admin's raw `params key=value`.
 fn param_line(key: &str, value: &str) -> String {
     let flag = |v: &str| if v == "0" { "off" } else { "on" };
     match key {
         "write_cache" => format!("write-cache {}", flag(value)),
         "readonly" | "removable" | "online" => format!("{key} {}", flag(value)),
-        _ => format!("{key} {value}"),
+        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" | "sense_format"
+        | "lbppbe" | "la_lba" | "optimal_xfer_gran" | "optimal_xfer_len" | "rotation_rate"
+        | "mode_page" => format!("{key} {value}"),
+        _ => format!("params {key}={value}"),
     }
 }
 

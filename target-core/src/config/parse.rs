@@ -25,6 +25,9 @@ pub enum ConfigErrorKind {
     /// A directive this format does not have (or not in this block).
     #[error("unknown directive '{0}'")]
     UnknownDirective(String),
+    /// A control character (other than a tab) in a line: a damaged or binary file.
+    #[error("control character {0:#04x} in the line")]
+    ControlCharacter(u32),
     /// A directive without its value.
     #[error("'{0}' needs a value")]
     MissingValue(String),
@@ -207,7 +210,14 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
         "params" => {
             for item in value.split(',').filter(|i| !i.trim().is_empty()) {
                 let (k, v) = item.split_once('=').ok_or_else(bad)?;
-                s.params.push((k.trim().into(), v.trim().into()));
+                let (k, v) = (k.trim(), v.trim());
+                let word = |w: &str| {
+                    !w.is_empty() && !w.chars().any(|c| c.is_whitespace() || c.is_control())
+                };
+                if !word(k) || !word(v) {
+                    return Err(bad());
+                }
+                s.params.push((k.into(), v.into()));
             }
         }
         // tgt-admin options about how it opens devices; nothing to model.
@@ -223,11 +233,14 @@ impl Parser<'_, '_> {
         let mut lun: Option<PendingLun> = None;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
+            let e = |kind| err(file, n, kind);
+            if let Some(c) = raw.chars().find(|c| c.is_control() && *c != '\t') {
+                return Err(e(ConfigErrorKind::ControlCharacter(u32::from(c))));
+            }
             let line = raw.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
-            let e = |kind| err(file, n, kind);
             if let Some(tag) = line.strip_prefix("</") {
                 let tag = tag.trim_end_matches('>').trim();
                 match tag {
@@ -281,6 +294,21 @@ impl Parser<'_, '_> {
             let (key, value) = split_directive(line);
             if value.is_empty() {
                 return Err(e(ConfigErrorKind::MissingValue(key.into())));
+            }
+            // `key = value` takes one `=`; a value that itself starts with one (or an
+            // address/name list item holding one) is a typo, not a value.
+            let list_key = matches!(key, "initiator-address" | "initiator-name");
+            // A store path written back as `<backing-store PATH>` may not hold the
+            // block brackets.
+            let path_key = matches!(key, "backing-store" | "direct-store");
+            if value.starts_with('=')
+                || (list_key && value.contains('='))
+                || (path_key && value.contains(['<', '>']))
+            {
+                return Err(e(ConfigErrorKind::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                }));
             }
             let res = if let Some(l) = lun.as_mut() {
                 Self::lun_line(l, key, value)
