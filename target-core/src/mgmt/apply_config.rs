@@ -95,6 +95,23 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
     flag("removable", c.removable, false);
     flag("online", l.online, true);
     flag("write_cache", c.write_cache, true);
+    flag("thin_provisioning", c.thin_provisioning, false);
+    flag("sense_format", c.descriptor_sense, false);
+    flag("sanitize", c.sanitize, false);
+    let g = &c.geometry;
+    let mut number = |k: &str, v: u64| {
+        if v != 0 {
+            params.push((k.to_string(), v.to_string()));
+        }
+    };
+    number("sanitize_rate", l.sanitize_rate >> 20);
+    number("lbppbe", u64::from(g.lbppbe));
+    number("la_lba", u64::from(g.la_lba));
+    number("optimal_xfer_gran", u64::from(g.optimal_xfer_gran));
+    number("optimal_xfer_len", u64::from(g.optimal_xfer_len));
+    if let Some(r) = g.rotation_rate {
+        params.push(("rotation_rate".to_string(), r.to_string()));
+    }
     for (k, v, d) in [
         ("vendor_id", &id.vendor_id, "IET".to_string()),
         ("product_id", &id.product_id, "VIRTUAL-DISK".to_string()),

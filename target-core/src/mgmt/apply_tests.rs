@@ -651,3 +651,44 @@ fn lbppbe_follows_the_medium_unless_set() {
     assert_eq!(super::apply_lu::auto_lbppbe(512, Some(1536)), 0);
     assert_eq!(super::apply_lu::auto_lbppbe(512, None), 0);
 }
+
+/// The running state dumps every LU setting (thin provisioning, sense format,
+/// SANITIZE and its rate, geometry), and the dump parses back to the same config.
+#[test]
+fn running_dump_keeps_lu_settings() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:dump").unwrap();
+    run(&core, lu_new(1, 1, "/disk.img")).unwrap();
+    run(
+        &core,
+        Request::LuUpdate {
+            tid: 1,
+            lun: 1,
+            params: Some(
+                "thin_provisioning=1,sense_format=1,sanitize=1,sanitize_rate=8,\
+                 optimal_xfer_len=256,rotation_rate=7200"
+                    .into(),
+            ),
+        },
+    )
+    .unwrap();
+    let Ok(resp) = run(&core, Request::ConfigDump) else {
+        panic!("dump failed");
+    };
+    let text = resp.output.clone().unwrap_or_default();
+    for want in [
+        "params thin_provisioning=1",
+        "sense_format 1",
+        "params sanitize=1",
+        "params sanitize_rate=8",
+        "optimal_xfer_len 256",
+        "rotation_rate 7200",
+        // 4 KiB physical sectors of the fake store, auto-detected.
+        "lbppbe 3",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    let mut no_include = |p: &str| -> Result<Vec<(String, String)>, String> { Err(p.into()) };
+    let c = crate::config::parse(&text, "dump.conf", &mut no_include).expect("dump parses");
+    assert_eq!(crate::config::dump(&c), text);
+}
