@@ -91,6 +91,11 @@ fn encode(c: &mut Criterion) {
     c.bench_function("encode/data_in_4k", |b| {
         b.iter(|| black_box(pdu.encode(Digests::default())))
     });
+    // The connection's way: headers carved out of a kept arena.
+    let mut arena = bytes::BytesMut::new();
+    c.bench_function("encode_in/data_in_4k", |b| {
+        b.iter(|| black_box(pdu.encode_in(Digests::default(), &mut arena)))
+    });
 }
 
 fn crc(c: &mut Criterion) {

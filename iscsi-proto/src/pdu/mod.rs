@@ -147,6 +147,9 @@ pub struct Digests {
 
 static PAD: [u8; 3] = [0; 3];
 
+/// Bytes an arena for [`Pdu::encode_in`] takes at a time: room for ~170 headers.
+const HEADER_ARENA: usize = 8 * 1024;
+
 impl Pdu {
     /// Decode a PDU from its parts: the 48-byte BHS, the AHS bytes and the data segment
     /// (without padding or digests).
@@ -207,6 +210,14 @@ impl Pdu {
     /// Encode: header bytes (with AHS and header digest), the data segment unchanged, and
     /// the padding/data-digest trailer.
     pub fn encode(&self, digests: Digests) -> EncodedPdu {
+        self.encode_in(digests, &mut BytesMut::new())
+    }
+
+    /// [`Pdu::encode`] with the header written into `arena`, a buffer the caller keeps
+    /// across PDUs: headers are then carved out of one allocation (refilled when it
+    /// runs out) instead of one allocation each. The header shares the arena's
+    /// storage until it is dropped.
+    pub fn encode_in(&self, digests: Digests, arena: &mut BytesMut) -> EncodedPdu {
         let mut bhs = [0u8; BHS_LEN];
         let mut h = BhsMut(&mut bhs);
         let mut ahs = Vec::new();
@@ -233,13 +244,20 @@ impl Pdu {
         let data = self.data();
         h.set_total_ahs_len(ahs.len());
         h.set_data_segment_len(data.len());
-        let mut header = BytesMut::with_capacity(BHS_LEN + ahs.len() + 4);
-        header.put_slice(&bhs);
-        header.put_slice(&ahs);
-        if digests.header {
-            let crc = digest::crc32c(&header);
-            header.put_u32_le(crc);
+        // The arena holds nothing between calls (each call splits off what it wrote).
+        debug_assert!(arena.is_empty(), "encode_in arena must be empty");
+        arena.clear();
+        let need = BHS_LEN + ahs.len() + 4;
+        if arena.capacity() - arena.len() < need {
+            arena.reserve(need.max(HEADER_ARENA));
         }
+        arena.put_slice(&bhs);
+        arena.put_slice(&ahs);
+        if digests.header {
+            let crc = digest::crc32c(arena);
+            arena.put_u32_le(crc);
+        }
+        let header = arena.split();
         let pad = pad_len(data.len());
         let trailer = if digests.data && !data.is_empty() {
             let mut t = BytesMut::with_capacity(7);

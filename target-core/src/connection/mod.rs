@@ -176,6 +176,9 @@ pub struct Connection {
     lu_stats: HashMap<u64, Arc<crate::registry::LuStats>>,
     /// Octets and PDUs this connection carried (`--mode connection --op stat`).
     conn_stats: Arc<ConnStats>,
+    /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
+    /// for many headers.
+    header_arena: BytesMut,
 }
 
 impl std::fmt::Debug for Connection {
@@ -222,6 +225,7 @@ impl Connection {
             stray_completions: 0,
             lu_stats: HashMap::new(),
             conn_stats: Arc::default(),
+            header_arena: BytesMut::new(),
         }
     }
 
@@ -433,7 +437,7 @@ impl Connection {
             Pdu::ScsiResponse(_) => self.conn_stats.pdu(ConnPdu::Response),
             _ => {}
         }
-        let encoded = pdu.encode(self.tx_digests);
+        let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);
     }
