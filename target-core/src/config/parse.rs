@@ -434,6 +434,18 @@ impl Parser<'_, '_> {
             l.lun = Some(n);
             return Ok(());
         }
+        // tgt-admin applies `path` with `--params path=` right after creating the LU:
+        // the LU ends up on that file, so it is the LU's store.
+        if key == "path" {
+            if value.contains(['<', '>']) {
+                return Err(ConfigErrorKind::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                });
+            }
+            l.path = value.into();
+            return Ok(());
+        }
         if lu_directive(&mut l.own, key, value)? {
             Ok(())
         } else {

@@ -189,3 +189,15 @@ fn values_that_would_not_survive_a_dump_are_refused() {
         assert_eq!(fails(text).line, line, "{text:?}");
     }
 }
+
+/// tgt-admin's `path` inside a LUN block: the LU's store is that file.
+#[test]
+fn path_directive_names_the_store() {
+    let c = ok("<target iqn.a:b>\n<backing-store /first.img>\npath /second.img\n</backing-store>\n</target>\n");
+    assert_eq!(c.targets[0].luns[0].path, "/second.img");
+    assert_eq!(
+        fails("<target iqn.a:b>\npath /second.img\n</target>\n").line,
+        2,
+        "outside a LUN block"
+    );
+}
