@@ -228,13 +228,8 @@ impl Daemon {
         r.stdout
     }
 
-    /// Create tid `tid` named `iqn` with LUN 1 on a sparse file of `size` bytes, bound
-    /// to ALL; returns the file's path.
-    pub fn setup_file_target(&self, tid: u32, iqn: &str, size: u64) -> PathBuf {
-        let file = self.dir.path(&format!("lun-{tid}.img"));
-        let f = std::fs::File::create(&file).expect("create backing file");
-        f.set_len(size).expect("size backing file");
-        let tid_s = tid.to_string();
+    /// `tgtadm --mode target --op new --tid TID --targetname IQN` (no LUN, no binding).
+    pub fn new_target(&self, tid: u32, iqn: &str) {
         self.tgtadm_ok(&[
             "--lld",
             "iscsi",
@@ -243,10 +238,20 @@ impl Daemon {
             "--op",
             "new",
             "--tid",
-            &tid_s,
+            &tid.to_string(),
             "--targetname",
             iqn,
         ]);
+    }
+
+    /// Create tid `tid` named `iqn` with LUN 1 on a sparse file of `size` bytes, bound
+    /// to ALL; returns the file's path.
+    pub fn setup_file_target(&self, tid: u32, iqn: &str, size: u64) -> PathBuf {
+        let file = self.dir.path(&format!("lun-{tid}.img"));
+        let f = std::fs::File::create(&file).expect("create backing file");
+        f.set_len(size).expect("size backing file");
+        let tid_s = tid.to_string();
+        self.new_target(tid, iqn);
         self.tgtadm_ok(&[
             "--lld",
             "iscsi",

@@ -271,18 +271,7 @@ fn data_round_trip(f: Flavour) {
 fn bad_input_is_answered(f: Flavour) {
     let mut d = Daemon::start(f, &[]);
     d.setup_file_target(2, IQN, SIZE);
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "new",
-        "--tid",
-        "3",
-        "--targetname",
-        "iqn.2026-11.org.example:elsewhere",
-    ]);
+    d.new_target(3, "iqn.2026-11.org.example:elsewhere");
     d.tgtadm_ok(&[
         "--lld",
         "iscsi",

@@ -225,21 +225,6 @@ fn sys_update(d: &Daemon, name: &str, value: &str) {
     ]);
 }
 
-fn new_target(d: &Daemon, tid: &str, iqn: &str) {
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "new",
-        "--tid",
-        tid,
-        "--targetname",
-        iqn,
-    ]);
-}
-
 fn registers_and_deregisters_targets(f: Flavour) {
     let server = FakeServer::start();
     let d = Daemon::start(f, &[]);
@@ -266,7 +251,7 @@ fn registers_and_deregisters_targets(f: Flavour) {
     );
     assert!(show.ends_with(&tail), "{show}");
 
-    new_target(&d, "1", IQN_A);
+    d.new_target(1, IQN_A);
     let reg = server.wait_for("DevAttrReg of target A", |p| {
         p.function == DEV_ATTR_REG && has_target_node(p.operating(), IQN_A)
     });
@@ -287,7 +272,7 @@ fn registers_and_deregisters_targets(f: Flavour) {
     assert_eq!(portal[0].1, ip);
     assert_eq!(be32(&portal[1].1), Some(u32::from(d.portal.port())));
 
-    new_target(&d, "2", IQN_B);
+    d.new_target(2, IQN_B);
     server.wait_for("DevAttrReg of target B", |p| {
         p.function == DEV_ATTR_REG && has_target_node(p.operating(), IQN_B)
     });
@@ -423,7 +408,7 @@ fn access_control_follows_the_server(f: Flavour) {
     let server = FakeServer::start();
     server.allowed.lock().expect("allowed").push(INI_A.into());
     let mut d = Daemon::start(f, &[]);
-    new_target(&d, "1", IQN_A);
+    d.new_target(1, IQN_A);
     d.tgtadm_ok(&[
         "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
     ]);

@@ -261,6 +261,40 @@ fn warm_reset_reaches_every_session(f: Flavour) {
     );
 }
 
+/// The first login request to `home`'s target, security stage only: (class, detail,
+/// answered keys).
+fn security_step(home: &Daemon) -> (u8, u8, Vec<(String, String)>) {
+    let mut c = Client::connect(home.portal).expect("connect");
+    let (class, detail, pairs, _) = c
+        .login_step(
+            iscsi_proto::pdu::Stage::Security,
+            iscsi_proto::pdu::Stage::Operational,
+            true,
+            &[
+                ("InitiatorName", "iqn.2026-11.test:redirected"),
+                ("SessionType", "Normal"),
+                ("TargetName", IQN),
+                ("AuthMethod", "None"),
+            ],
+        )
+        .expect("login response");
+    (class, detail, pairs)
+}
+
+/// libiscsi, pointed at `home`, follows the redirection to the other daemon, whose
+/// LUN is twice the size.
+fn reads_the_away_lun(home: &Daemon) {
+    let path = require_tool("iscsi-readcapacity16");
+    let url = format!("iscsi://{}/{IQN}/1", home.portal_str());
+    let r = run_with_timeout(Command::new(path).arg(&url), Duration::from_secs(30));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("Total size:{}", 2 * SIZE)),
+        "{}",
+        r.stdout
+    );
+}
+
 /// `target update --name RedirectAddress/RedirectPort/RedirectReason` (tgt's keys):
 /// logins get 0x0101/0x0102 with `TargetAddress`, libiscsi follows it to the other
 /// daemon, `show --tid` shows tgt's redirect block, and clearing the address ends it.
@@ -303,38 +337,14 @@ fn login_redirect(f: Flavour) {
     );
     for (reason, detail) in [("Permanent", 2u8), ("Temporary", 1)] {
         update("RedirectReason", reason);
-        let mut c = Client::connect(home.portal).expect("connect");
-        let (class, det, pairs, _) = c
-            .login_step(
-                iscsi_proto::pdu::Stage::Security,
-                iscsi_proto::pdu::Stage::Operational,
-                true,
-                &[
-                    ("InitiatorName", "iqn.2026-11.test:redirected"),
-                    ("SessionType", "Normal"),
-                    ("TargetName", IQN),
-                    ("AuthMethod", "None"),
-                ],
-            )
-            .expect("login response");
+        let (class, det, pairs) = security_step(&home);
         assert_eq!((class, det), (1, detail), "{reason}");
         let want = format!("127.0.0.1:{away_port}");
         assert_eq!(pairs, vec![("TargetAddress".to_string(), want)]);
     }
     // libiscsi follows a temporary redirection (it takes 0x0102 as a failure): it
     // sees the other daemon's LUN (twice the size).
-    let path = require_tool("iscsi-readcapacity16");
-    let url = format!("iscsi://{}/{IQN}/1", home.portal_str());
-    let r = run_with_timeout(Command::new(path).arg(&url), Duration::from_secs(30));
-    assert_eq!(r.code, 0, "{r:?}");
-    let blocks = 2 * SIZE / 512;
-    assert!(
-        r.stdout.contains(&format!("Total size:{}", 2 * SIZE))
-            || r.stdout
-                .contains(&format!("Returned Logical Block Address:{}", blocks - 1)),
-        "{}",
-        r.stdout
-    );
+    reads_the_away_lun(&home);
     // An empty address ends the redirection; show is back to the parameters.
     update("RedirectAddress", "");
     let mut c = Client::connect(home.portal).expect("connect");
@@ -383,20 +393,7 @@ fn login_redirect_callback(f: Flavour) {
         format!("RedirectCallback={script_path}\n")
     );
     let login = |want: (u8, u8)| {
-        let mut c = Client::connect(home.portal).expect("connect");
-        let (class, detail, pairs, _) = c
-            .login_step(
-                iscsi_proto::pdu::Stage::Security,
-                iscsi_proto::pdu::Stage::Operational,
-                true,
-                &[
-                    ("InitiatorName", "iqn.2026-11.test:redirected"),
-                    ("SessionType", "Normal"),
-                    ("TargetName", IQN),
-                    ("AuthMethod", "None"),
-                ],
-            )
-            .expect("login response");
+        let (class, detail, pairs) = security_step(&home);
         assert_eq!((class, detail), want);
         pairs
     };
@@ -411,15 +408,7 @@ fn login_redirect_callback(f: Flavour) {
     let args = std::fs::read_to_string(&args_file).expect("the callback ran");
     assert_eq!(args.trim(), format!("{IQN} 127.0.0.1"));
     // libiscsi follows it to the other daemon's LUN (twice the size).
-    let path = require_tool("iscsi-readcapacity16");
-    let url = format!("iscsi://{}/{IQN}/1", home.portal_str());
-    let r = run_with_timeout(Command::new(path).arg(&url), Duration::from_secs(30));
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        r.stdout.contains(&format!("Total size:{}", 2 * SIZE)),
-        "{}",
-        r.stdout
-    );
+    reads_the_away_lun(&home);
     // Nonsense from the program: TARGET ERROR.
     write_script("somewhere else");
     login((3, 0));

@@ -263,6 +263,27 @@ fn cscd(c: &mut Client, lun: u64) -> Vec<u8> {
     panic!("LUN {lun} reports no NAA designator: {:02x?}", r.data);
 }
 
+/// EXTENDED COPY sent to LUN 1 with list id `list_id`, held (LIST ID USAGE 00b):
+/// parameter list (SPC-4 table 103) with two CSCDs (LUN 1 and LUN 2 by their NAA
+/// designators) and one block-to-block segment (table 121) of 8 blocks from LBA 0 of
+/// LUN 1 to LBA 16 of LUN 2.
+fn copy_8_blocks_lun1_to_lun2(c: &mut Client, list_id: u8) -> ScsiResult {
+    let mut seg = vec![0u8; 28];
+    seg[0] = 0x02;
+    seg[3] = 0x18;
+    seg[7] = 1;
+    seg[11] = 8;
+    seg[27] = 16;
+    let mut list = vec![list_id, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 0];
+    list.extend(cscd(c, 1));
+    list.extend(cscd(c, 2));
+    list.extend(seg);
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x83;
+    cdb[13] = list.len() as u8;
+    c.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY")
+}
+
 /// EXTENDED COPY of 8 blocks from LUN 1 to LUN 2 of the same target (identification
 /// CSCD descriptors naming each by its NAA designator), then RECEIVE COPY RESULTS.
 fn extended_copy_between_luns(f: Flavour) {
@@ -281,22 +302,7 @@ fn extended_copy_between_luns(f: Flavour) {
         .scsi(1, &integration_tests::client::write10(0, 8), &pattern, 0)
         .expect("WRITE");
     assert_eq!(w.status, 0);
-    // Parameter list (SPC-4 table 103): list id 7, held; two CSCDs, one block-to-block
-    // segment (table 121) of 8 blocks from LBA 0 of CSCD 0 to LBA 16 of CSCD 1.
-    let mut seg = vec![0u8; 28];
-    seg[0] = 0x02;
-    seg[3] = 0x18;
-    seg[7] = 1;
-    seg[11] = 8;
-    seg[27] = 16;
-    let mut list = vec![7, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 0];
-    list.extend(cscd(&mut c, 1));
-    list.extend(cscd(&mut c, 2));
-    list.extend(seg);
-    let mut cdb = [0u8; 16];
-    cdb[0] = 0x83;
-    cdb[13] = list.len() as u8;
-    let r = c.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY");
+    let r = copy_8_blocks_lun1_to_lun2(&mut c, 7);
     assert_eq!((r.status, check(&r)), (0, None));
     let read = c
         .scsi(2, &integration_tests::client::read10(16, 8), &[], 8 * 512)
@@ -344,22 +350,7 @@ fn extended_copy_refused_by_reservation(f: Flavour) {
     };
     prout2(&mut holder, 0, 0, 0, 0xa);
     prout2(&mut holder, 1, 1, 0xa, 0);
-    // List id 9, held (LIST ID USAGE 00b): 8 blocks from LBA 0 of LUN 1 to LBA 16 of
-    // LUN 2.
-    let mut seg = vec![0u8; 28];
-    seg[0] = 0x02;
-    seg[3] = 0x18;
-    seg[7] = 1;
-    seg[11] = 8;
-    seg[27] = 16;
-    let mut list = vec![9, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 0];
-    list.extend(cscd(&mut other, 1));
-    list.extend(cscd(&mut other, 2));
-    list.extend(seg);
-    let mut cdb = [0u8; 16];
-    cdb[0] = 0x83;
-    cdb[13] = list.len() as u8;
-    let r = other.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY");
+    let r = copy_8_blocks_lun1_to_lun2(&mut other, 9);
     assert_eq!(check(&r), Some((0x0a, 0x0d, 0x01)), "COPY ABORTED");
     let read = other
         .scsi(2, &integration_tests::client::read10(16, 8), &[], 8 * 512)
@@ -372,7 +363,7 @@ fn extended_copy_refused_by_reservation(f: Flavour) {
     assert_eq!((fsd.data[56], fsd.data[62] & 0x0f), (0x02, 0x0a));
     assert_eq!((fsd.data[72], fsd.data[73]), (0x0d, 0x01));
     // The reservation holder may write LUN 2: its copy runs.
-    let r = holder.scsi(1, &cdb, &list, 0).expect("EXTENDED COPY");
+    let r = copy_8_blocks_lun1_to_lun2(&mut holder, 9);
     assert_eq!((r.status, check(&r)), (0, None));
     let read = other
         .scsi(2, &integration_tests::client::read10(16, 8), &[], 8 * 512)

@@ -13,6 +13,7 @@ use super::codec::{decode_attrs, Attr, Flags, FunctionId, Message, MessageDecode
 use super::message::{self, EntityView, Node};
 use super::response::{Response, Status};
 use super::scn::{Scn, ScnConnection};
+use super::tests::{encode, hex};
 use super::IsnsState;
 use crate::connection::ConnConfig;
 use crate::testkit::fixture::{self, Bind};
@@ -30,22 +31,6 @@ const INI_B: &str = "iqn.2026-11.org.example:ini-b";
 const NAME1: &str =
     "00000020 00000020 69716e2e323032362d31312e6f72672e6578616d706c653a69736e7331 000000";
 const DELIMITER: &str = "00000000 00000000";
-
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(u8::is_ascii_hexdigit)
-        .map(|c| (c as char).to_digit(16).expect("hex digit") as u8)
-        .collect();
-    assert_eq!(digits.len() & 1, 0, "odd hex");
-    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
-}
-
-fn encode(m: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    m.encode(&mut out);
-    out
-}
 
 fn view(scn_port: Option<u16>) -> EntityView {
     EntityView {

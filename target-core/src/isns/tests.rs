@@ -16,7 +16,7 @@ const ISNS1: &str = "iqn.2026-11.org.example:isns1";
 const ISNS2: &str = "iqn.2026-11.org.example:isns2";
 
 /// Hex (whitespace and `|` ignored) to bytes.
-fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s
         .bytes()
         .filter(u8::is_ascii_hexdigit)
@@ -26,7 +26,8 @@ fn hex(s: &str) -> Vec<u8> {
     digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
 }
 
-fn encode(m: &Message) -> Vec<u8> {
+/// A message's wire bytes.
+pub(super) fn encode(m: &Message) -> Vec<u8> {
     let mut out = Vec::new();
     m.encode(&mut out);
     out
