@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::RwLock;
 
 use bytes::{Bytes, BytesMut};
@@ -35,6 +35,11 @@ pub struct FileStore {
     rmw: RwLock<()>,
     /// `preadv2(RWF_NOWAIT)` is not supported here: no inline reads.
     no_nowait: AtomicBool,
+    /// Inline reads missed in a row (data not cached). A cold workload would pay a
+    /// buffer and a failing syscall per read on the event loop before the worker
+    /// does the real read; past [`NOWAIT_MISS_LIMIT`] misses only one read in
+    /// [`NOWAIT_PROBE_EVERY`] tries, until one hits again.
+    nowait_misses: AtomicU32,
     /// A block device's physical sector size (BLKPBSZGET).
     physical_block: Option<u32>,
 }
@@ -105,6 +110,7 @@ impl FileStore {
             readonly,
             rmw: RwLock::new(()),
             no_nowait: AtomicBool::new(false),
+            nowait_misses: AtomicU32::new(0),
             physical_block,
         })
     }
@@ -236,20 +242,42 @@ impl BlockStore for FileStore {
         if len == 0 || len > crate::INLINE_MAX || self.no_nowait.load(Ordering::Relaxed) {
             return None;
         }
+        let misses = self.nowait_misses.load(Ordering::Relaxed);
+        if misses >= NOWAIT_MISS_LIMIT && !misses.is_multiple_of(NOWAIT_PROBE_EVERY) {
+            self.nowait_misses
+                .store(misses.wrapping_add(1), Ordering::Relaxed);
+            return None;
+        }
+        let miss = || {
+            self.nowait_misses
+                .store(misses.wrapping_add(1), Ordering::Relaxed);
+            None
+        };
         let mut buf = BytesMut::zeroed(len as usize);
         let mut bufs = [io::IoSliceMut::new(&mut buf)];
         match rustix::io::preadv2(&self.file, &mut bufs, offset, ReadWriteFlags::NOWAIT) {
-            Ok(n) if n as u64 == len => Some(Ok(buf.freeze())),
+            Ok(n) if n as u64 == len => {
+                if misses != 0 {
+                    self.nowait_misses.store(0, Ordering::Relaxed);
+                }
+                Some(Ok(buf.freeze()))
+            }
             // Partly cached, or past the end of a short file: the worker path decides.
-            Ok(_) => None,
+            Ok(_) => miss(),
             Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
                 self.no_nowait.store(true, Ordering::Relaxed);
                 None
             }
-            Err(_) => None,
+            Err(_) => miss(),
         }
     }
 }
+
+/// Inline-read misses in a row before [`FileStore`] mostly stops trying.
+const NOWAIT_MISS_LIMIT: u32 = 8;
+
+/// While mostly not trying, one read in this many still probes the page cache.
+const NOWAIT_PROBE_EVERY: u32 = 16;
 
 impl Primitives for FileStore {
     fn read(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
@@ -347,6 +375,20 @@ mod tests {
                 s.no_nowait.load(Ordering::Relaxed),
                 "cached read not inline"
             ),
+        }
+        // After a run of misses (a cold workload) the store mostly stops asking, and a
+        // periodic probe that hits turns it back on.
+        if !s.no_nowait.load(Ordering::Relaxed) {
+            s.nowait_misses
+                .store(NOWAIT_MISS_LIMIT + 1, Ordering::Relaxed);
+            assert!(s.execute_nowait(&read(4096, 4096)).is_none(), "backing off");
+            assert_eq!(
+                s.nowait_misses.load(Ordering::Relaxed),
+                NOWAIT_MISS_LIMIT + 2
+            );
+            s.nowait_misses.store(NOWAIT_PROBE_EVERY, Ordering::Relaxed);
+            assert_eq!(s.execute_nowait(&read(4096, 4096)).unwrap().unwrap(), a);
+            assert_eq!(s.nowait_misses.load(Ordering::Relaxed), 0, "a hit resets");
         }
         // Never inline: writes, large reads, empty reads.
         assert!(s.execute_nowait(&write(0, b"x")).is_none());

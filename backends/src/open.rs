@@ -170,6 +170,18 @@ impl BlockStore for ReadOnlyStore {
         }
     }
 
+    /// Only reads may run at once; anything else is refused by `execute`.
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        match op {
+            BlockOp::Read { .. } => self.0.execute_nowait(op),
+            _ => None,
+        }
+    }
+
+    fn physical_block_size(&self) -> Option<u32> {
+        self.0.physical_block_size()
+    }
+
     fn saves_state(&self) -> bool {
         self.0.saves_state()
     }
@@ -275,5 +287,8 @@ mod tests {
         assert_eq!(s.execute(&BlockOp::Flush), Ok(Bytes::new()));
         let read = BlockOp::Read { offset: 0, len: 1 };
         assert_eq!(s.execute(&read).unwrap(), vec![0u8]);
+        // At once: reads yes (RAM), writes never (not even refused inline).
+        assert_eq!(s.execute_nowait(&read), Some(Ok(Bytes::from_static(&[0]))));
+        assert_eq!(s.execute_nowait(&write), None);
     }
 }

@@ -105,6 +105,19 @@ impl BlockStore for StateFileStore {
         }
     }
 
+    /// The wrapped store answers what it can at once (cached reads); saving state
+    /// always goes to a worker.
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        match op {
+            BlockOp::SaveState { .. } => None,
+            _ => self.inner.execute_nowait(op),
+        }
+    }
+
+    fn physical_block_size(&self) -> Option<u32> {
+        self.inner.physical_block_size()
+    }
+
     fn saves_state(&self) -> bool {
         true
     }
@@ -150,6 +163,29 @@ mod tests {
         // Empty state forgets the file.
         assert_eq!(s.execute(&save(3, b"")), Ok(Bytes::new()));
         assert_eq!(open(&d).saved_state(), None);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// The wrapper keeps what the store offers: reads at once, its physical block
+    /// size; saving state never runs inline.
+    #[test]
+    fn wrapper_forwards_inline_reads() {
+        let d = dir("nowait");
+        let s = open(&d);
+        let read = BlockOp::Read {
+            offset: 0,
+            len: 512,
+        };
+        assert_eq!(
+            s.execute_nowait(&read),
+            Some(Ok(Bytes::from(vec![0u8; 512])))
+        );
+        let save = BlockOp::SaveState {
+            seq: 1,
+            data: Bytes::from_static(b"x"),
+        };
+        assert_eq!(s.execute_nowait(&save), None);
+        assert_eq!(s.physical_block_size(), None);
         let _ = fs::remove_dir_all(&d);
     }
 
