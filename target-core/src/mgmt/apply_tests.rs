@@ -50,6 +50,18 @@ fn run(core: &Core, req: Request) -> Result<Response, MgmtError> {
     apply(core, req, &FakeOpener::default())
 }
 
+/// `logicalunit update --params PARAMS`.
+fn lu_update(core: &Core, tid: Tid, lun: u64, params: &str) -> Result<Response, MgmtError> {
+    run(
+        core,
+        Request::LuUpdate {
+            tid,
+            lun,
+            params: Some(params.into()),
+        },
+    )
+}
+
 fn new_target(core: &Core, tid: Tid, name: &str) -> Result<Response, MgmtError> {
     run(
         core,
@@ -542,16 +554,7 @@ fn lu_update_geometry_and_path() {
     let core = Core::new();
     new_target(&core, 1, "iqn.2026-11.test:geo").unwrap();
     run(&core, lu_new(1, 1, "/disk-a.img")).unwrap();
-    let update = |params: &str| {
-        run(
-            &core,
-            Request::LuUpdate {
-                tid: 1,
-                lun: 1,
-                params: Some(params.into()),
-            },
-        )
-    };
+    let update = |params: &str| lu_update(&core, 1, 1, params);
     update("lbppbe=3,la_lba=1,optimal_xfer_gran=8,optimal_xfer_len=256,rotation_rate=7200")
         .unwrap();
     let lun = core.registry.target(1).unwrap().lun(1).unwrap();
@@ -596,16 +599,7 @@ fn lu_mode_page_param() {
     let core = Core::new();
     new_target(&core, 1, "iqn.2026-11.test:mp").unwrap();
     run(&core, lu_new(1, 1, "/disk.img")).unwrap();
-    let update = |params: &str| {
-        run(
-            &core,
-            Request::LuUpdate {
-                tid: 1,
-                lun: 1,
-                params: Some(params.into()),
-            },
-        )
-    };
+    let update = |params: &str| lu_update(&core, 1, 1, params);
     let lun = || core.registry.target(1).unwrap().lun(1).unwrap();
     assert!(lun().config.write_cache);
     // What tgt-admin sends for `write-cache off`.
