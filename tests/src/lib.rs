@@ -7,6 +7,7 @@
 //! `tgtd-tokio` with [`both_flavours!`].
 
 pub mod client;
+pub mod conformance;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -72,17 +73,6 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/tools/NAME` beside the workspace.
-pub fn shared_tool(name: &str) -> PathBuf {
-    let p = workspace()
-        .parent()
-        .expect("parent")
-        .join("shared/tools")
-        .join(name);
-    assert!(p.exists(), "{} is missing", p.display());
-    p
-}
-
 /// Require a libiscsi tool: a missing initiator is a failure, not a skip.
 pub fn require_tool(name: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
@@ -91,7 +81,7 @@ pub fn require_tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is not installed: run ../shared/tools/install-initiators.sh (apt-get install libiscsi-bin)");
+    panic!("{name} is not installed: run scripts/install-test-deps.sh (it installs libiscsi-bin and the other tools the tests drive)");
 }
 
 /// A scratch directory removed on drop.
@@ -343,37 +333,28 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
     }
 }
 
-/// Run `../shared/tools/conformance.sh` (libiscsi's `iscsi-test-cu`) on LUN `lun` of
-/// `iqn` served by `d`, with `patterns` and extra environment; require the script's
-/// "0 failed" verdict and return how many tests passed. A missing iscsi-test-cu fails.
-pub fn run_conformance(
+/// libiscsi's conformance suite on LUN `lun` of `iqn` served by `d` (see
+/// [`conformance::Conformance`] for the settings): every selected test must pass or
+/// skip itself; returns how many passed. A failure names the failing tests and the logs.
+pub fn run_conformance(d: &Daemon, iqn: &str, lun: u32, patterns: &[&str]) -> u32 {
+    conformance_with(d, iqn, lun, patterns, |c| c)
+}
+
+/// [`run_conformance`] with settings changed by `tune` (multipath, idle timeout...).
+pub fn conformance_with(
     d: &Daemon,
     iqn: &str,
     lun: u32,
     patterns: &[&str],
-    env: &[(&str, &str)],
+    tune: impl FnOnce(conformance::Conformance) -> conformance::Conformance,
 ) -> u32 {
-    require_tool("iscsi-test-cu");
-    let out = d.dir.path("conformance");
-    let lun = lun.to_string();
-    let mut cmd = Command::new("bash");
-    cmd.arg(shared_tool("conformance.sh"))
-        .args([d.portal_str().as_str(), iqn, lun.as_str()])
-        .args(patterns)
-        .env("OUT", &out);
-    for (k, v) in env {
-        cmd.env(k, v);
+    let report =
+        tune(conformance::Conformance::new(&d.portal_str(), iqn, lun).patterns(patterns)).run();
+    report.assert_no_failures();
+    eprintln!("{}", report.summary());
+    // The logs matter only when something failed (the panic above names them).
+    if let Some(dir) = report.logs.parent() {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    let r = run_with_timeout(&mut cmd, Duration::from_secs(600));
-    let last = r.stdout.lines().last().unwrap_or_default().to_string();
-    assert_eq!(r.code, 0, "conformance failed: {}\n{}", r.stdout, r.stderr);
-    assert!(
-        last.starts_with("conformance: ") && last.contains(" 0 failed"),
-        "{last}"
-    );
-    last.trim_start_matches("conformance: ")
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    report.passed().len() as u32
 }

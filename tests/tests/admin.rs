@@ -1,6 +1,6 @@
 //! Administration against both daemons: a table of tgtadm command lines with the
-//! stdout, stderr and exit status tgt 1.0.85 gives (recorded with Debian's tgtd via
-//! `../shared/tools/tgt-reference.sh`), targets.conf loading and dump round trip,
+//! stdout, stderr and exit status tgt 1.0.85 gives (recorded once from Debian's tgtd
+//! 1.0.85 started on its own control port), targets.conf loading and dump round trip,
 //! forced logout of a connected initiator, and the control socket's peer check.
 #![allow(clippy::disallowed_methods)]
 

@@ -214,7 +214,6 @@ fn conformance_subset(f: Flavour) {
             "SCSI.Read16",
             "SCSI.Write16",
         ],
-        &[],
     );
     assert!(passed >= 25, "too few tests ran: {passed} passed");
 }

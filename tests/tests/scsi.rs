@@ -6,8 +6,10 @@
 #![allow(clippy::disallowed_methods)]
 
 use integration_tests::client::{Client, ScsiResult};
-use integration_tests::{both_flavours, run_conformance, Daemon, Flavour, TempDir};
+use integration_tests::conformance::Conformance;
+use integration_tests::{both_flavours, conformance_with, Daemon, Flavour, TempDir};
 use std::path::Path;
+use std::time::Duration;
 
 const IQN: &str = "iqn.2026-11.test:scsi";
 const SIZE: u64 = 128 * 1024 * 1024;
@@ -19,7 +21,7 @@ fn conformance(f: Flavour, params: &str, patterns: &[&str], min_passed: u32) {
     let d = Daemon::start(f, &["--state-dir", state.0.to_str().expect("utf-8")]);
     d.setup_file_target(1, IQN, SIZE);
     lu_op(&d, "update", 1, 1, &["--params", params]);
-    let passed = run_conformance(&d, IQN, 1, patterns, &[("MULTIPATH", "1")]);
+    let passed = conformance_with(&d, IQN, 1, patterns, Conformance::multipath);
     // Fewer means a command regressed into "not implemented" (or a suite now skips).
     assert!(passed >= min_passed, "too few tests passed: {passed}");
 }
@@ -100,8 +102,9 @@ fn scsi_conformance_sanitize_reset(f: Flavour) {
     d.setup_file_target(1, IQN, SIZE);
     let params = "thin_provisioning=1,sanitize=1,sanitize_rate=8";
     lu_op(&d, "update", 1, 1, &["--params", params]);
-    let env = [("MULTIPATH", "1"), ("IDLE_TIMEOUT", "150")];
-    let passed = run_conformance(&d, IQN, 1, &["SCSI.Sanitize.Reset"], &env);
+    let passed = conformance_with(&d, IQN, 1, &["SCSI.Sanitize.Reset"], |c| {
+        c.multipath().idle_timeout(Duration::from_secs(150))
+    });
     assert_eq!(passed, 1);
 }
 
