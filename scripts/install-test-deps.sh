@@ -7,6 +7,7 @@
 #                  iscsi-perf: the real initiator the integration tests log in with
 #   tgt            Debian's tgtd, tgtadm and tgt-admin: the reference target that the
 #                  differential tests compare our output with
+#   mount          losetup: loop devices for the block-device backing-store tests
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 sudo=""
@@ -20,6 +21,7 @@ need=(
     "iscsi-readcapacity16 libiscsi-bin"
     "tgtd tgt"
     "tgt-admin tgt"
+    "losetup mount"
 )
 missing=()
 for pair in "${need[@]}"; do

@@ -55,6 +55,43 @@ pub enum BackendError {
         /// The text as given.
         text: String,
     },
+    /// `--bsoflags` held something other than `sync`, `direct` or both joined by `:`.
+    #[error("unsupported --bsoflags '{text}': expected sync, direct or sync:direct")]
+    BadOflags {
+        /// The flags as given.
+        text: String,
+    },
+    /// `--bsopts` held an option the store type does not take, or a bad value.
+    #[error("bad --bsopts '{text}': {why}")]
+    BadOptions {
+        /// The options as given.
+        text: String,
+        /// What is wrong with them.
+        why: String,
+    },
+    /// `--bsoflags direct` on a medium that cannot do O_DIRECT I/O of the LU's block
+    /// size (a file system without O_DIRECT such as tmpfs, or a device whose logical
+    /// sectors are larger than the LU's blocks).
+    #[error(
+        "backing store {path} cannot do O_DIRECT I/O of {block_size}-byte blocks ({source}); \
+         drop --bsoflags direct or use a larger --blocksize"
+    )]
+    DirectUnsupported {
+        /// The backing-store path as given.
+        path: String,
+        /// The LU's logical block size.
+        block_size: u32,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A block device is already held exclusively (mounted, in a RAID or LVM volume,
+    /// or the backing store of another LU): two owners would corrupt it.
+    #[error("backing store {path} is in use (mounted, or held by another LU or program)")]
+    Busy {
+        /// The backing-store path as given.
+        path: String,
+    },
     /// `--bstype` named a backing-store type this target does not implement.
     #[error("unknown backing store type '{name}': expected rdwr (or aio), memory or null")]
     UnknownBsType {

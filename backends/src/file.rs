@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::RwLock;
@@ -14,7 +14,7 @@ use scsi_sbc::block_op::Extent;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
 use crate::compound::{self, Primitives};
-use crate::{BackendError, OpenOptions};
+use crate::{BackendError, OpenOptions, DIRECT_ALIGN};
 
 /// At most this many extents answer one allocation-map query (GET LBA STATUS returns
 /// a bounded list; the initiator asks again from where it ended).
@@ -42,6 +42,11 @@ pub struct FileStore {
     nowait_misses: AtomicU32,
     /// A block device's physical sector size (BLKPBSZGET).
     physical_block: Option<u32>,
+    /// Opened with O_DIRECT: every transfer goes through an aligned buffer.
+    direct: bool,
+    /// Opened with O_SYNC: a completed write is durable, flushes have nothing to do
+    /// beyond what the OS does anyway.
+    sync: bool,
 }
 
 impl FileStore {
@@ -55,7 +60,27 @@ impl FileStore {
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, BackendError> {
         let path = path.as_ref();
         let shown = || path.display().to_string();
-        let open = |write: bool| File::options().read(true).write(write).open(path);
+        // A block device is opened O_EXCL: the kernel then refuses a second exclusive
+        // owner (a mounted file system, md/LVM, another LU), so two writers cannot
+        // corrupt each other. On a regular file O_EXCL without O_CREAT means nothing.
+        let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+        let mut flags = 0;
+        if opts.sync {
+            flags |= libc::O_SYNC;
+        }
+        if opts.direct {
+            flags |= libc::O_DIRECT;
+        }
+        if is_block {
+            flags |= libc::O_EXCL;
+        }
+        let open = |write: bool| {
+            File::options()
+                .read(true)
+                .write(write)
+                .custom_flags(flags)
+                .open(path)
+        };
 
         let (file, readonly) = if opts.readonly {
             (open(false), true)
@@ -67,8 +92,16 @@ impl FileStore {
                 other => (other, false),
             }
         };
+        let block_size = opts.block_size.max(512);
         let file = file.map_err(|source| match source.raw_os_error() {
             Some(libc::EISDIR) => BackendError::NotAFileOrDevice { path: shown() },
+            Some(libc::EBUSY) if is_block => BackendError::Busy { path: shown() },
+            // O_DIRECT on a file system that has none (tmpfs).
+            Some(libc::EINVAL) if opts.direct => BackendError::DirectUnsupported {
+                path: shown(),
+                block_size,
+                source,
+            },
             _ => BackendError::Open {
                 path: shown(),
                 source,
@@ -103,6 +136,18 @@ impl FileStore {
         if size == 0 {
             return Err(BackendError::Empty { path: shown() });
         }
+        if opts.direct {
+            // Some media accept O_DIRECT at open and refuse the I/O (a 4 KiB-sector
+            // device under 512-byte blocks): try one block now, not at the first READ.
+            let mut probe = AlignedBuf::zeroed(block_size as usize);
+            if let Err(source) = file.read_at(probe.as_mut(), 0) {
+                return Err(BackendError::DirectUnsupported {
+                    path: shown(),
+                    block_size,
+                    source,
+                });
+            }
+        }
         Ok(FileStore {
             file,
             path: path.to_owned(),
@@ -112,6 +157,8 @@ impl FileStore {
             no_nowait: AtomicBool::new(false),
             nowait_misses: AtomicU32::new(0),
             physical_block,
+            direct: opts.direct,
+            sync: opts.sync,
         })
     }
 
@@ -133,10 +180,18 @@ impl FileStore {
         }
         // One allocation, read in place, frozen: the data reaches the Data-In PDUs
         // without another copy. Zeroed so that a short file reads as zeros past EOF.
-        let mut buf = BytesMut::zeroed(len);
+        // O_DIRECT needs the buffer aligned: the same, carved from an aligned spot.
+        let mut buf = if self.direct {
+            AlignedBuf::zeroed(len)
+        } else {
+            AlignedBuf::plain(len)
+        };
         let mut done = 0;
         while done < len {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+            match self
+                .file
+                .read_at(&mut buf.as_mut()[done..], offset + done as u64)
+            {
                 Ok(0) => break, // end of file: the rest stays zero
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -150,14 +205,28 @@ impl FileStore {
         if self.readonly {
             return Err(IoErrorKind::ReadOnly);
         }
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))
+        let result = if self.direct && !is_aligned(data) {
+            // Data from the network is wherever the PDU put it: copy it into this
+            // worker's aligned bounce buffer (kept between writes).
+            BOUNCE.with(|b| {
+                let mut b = b.borrow_mut();
+                b.fill_from(data);
+                self.file.write_all_at(b.as_ref(), offset)
+            })
+        } else {
+            self.file.write_all_at(data, offset)
+        };
+        result.map_err(|e| self.map_error(&e, IoErrorKind::WriteError))
     }
 
     fn sync(&self) -> Result<(), IoErrorKind> {
         if self.readonly {
             // Nothing was written through this handle.
+            return Ok(());
+        }
+        // O_SYNC made every completed write durable already; fdatasync would only
+        // wait for nothing (but with O_DIRECT alone the device cache still needs it).
+        if self.sync {
             return Ok(());
         }
         // fdatasync: the data and the metadata needed to read it back (the size), not
@@ -239,6 +308,10 @@ impl BlockStore for FileStore {
         let BlockOp::Read { offset, len } = *op else {
             return None;
         };
+        // O_DIRECT reads never come from the page cache, so they would always miss.
+        if self.direct {
+            return None;
+        }
         if len == 0 || len > crate::INLINE_MAX || self.no_nowait.load(Ordering::Relaxed) {
             return None;
         }
@@ -271,6 +344,63 @@ impl BlockStore for FileStore {
             Err(_) => miss(),
         }
     }
+}
+
+/// Whether `data` can go to an O_DIRECT write as it is: start and length aligned.
+fn is_aligned(data: &[u8]) -> bool {
+    (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) && data.len().is_multiple_of(DIRECT_ALIGN)
+}
+
+/// A byte buffer whose data starts at a [`DIRECT_ALIGN`] boundary, without unsafe
+/// code: a little more is allocated and the aligned window is used. Frozen, the
+/// window becomes [`Bytes`] without a copy.
+struct AlignedBuf {
+    buf: BytesMut,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn zeroed(len: usize) -> AlignedBuf {
+        let buf = BytesMut::zeroed(len + DIRECT_ALIGN);
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        AlignedBuf { buf, start, len }
+    }
+
+    /// No alignment needed (no O_DIRECT): exactly `len` bytes.
+    fn plain(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            buf: BytesMut::zeroed(len),
+            start: 0,
+            len,
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// Make it hold a copy of `data`, growing (and re-aligning) when too small.
+    fn fill_from(&mut self, data: &[u8]) {
+        if self.buf.len() < data.len() + DIRECT_ALIGN {
+            *self = AlignedBuf::zeroed(data.len());
+        }
+        self.len = data.len();
+        self.as_mut().copy_from_slice(data);
+    }
+
+    fn freeze(self) -> Bytes {
+        self.buf.freeze().slice(self.start..self.start + self.len)
+    }
+}
+
+thread_local! {
+    /// Each worker's bounce buffer for O_DIRECT writes of unaligned data.
+    static BOUNCE: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::zeroed(0));
 }
 
 /// Inline-read misses in a row before [`FileStore`] mostly stops trying.
@@ -472,7 +602,14 @@ mod tests {
     fn readonly_open_refuses_writes() {
         let f = temp_file(4096);
         std::fs::write(f.path(), [7u8; 4096]).unwrap();
-        let s = FileStore::open(f.path(), &OpenOptions { readonly: true }).unwrap();
+        let s = FileStore::open(
+            f.path(),
+            &OpenOptions {
+                readonly: true,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
         assert!(s.is_readonly());
         assert_eq!(s.execute(&write(0, b"x")), Err(IoErrorKind::ReadOnly));
         assert_eq!(s.execute(&BlockOp::Flush), Ok(Bytes::new()));
@@ -482,7 +619,14 @@ mod tests {
     #[test]
     fn ebadf_on_a_readonly_handle_means_readonly() {
         let f = temp_file(4096);
-        let s = FileStore::open(f.path(), &OpenOptions { readonly: true }).unwrap();
+        let s = FileStore::open(
+            f.path(),
+            &OpenOptions {
+                readonly: true,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
         let e = io::Error::from_raw_os_error(libc::EBADF);
         assert_eq!(
             s.map_error(&e, IoErrorKind::WriteError),
@@ -521,7 +665,13 @@ mod tests {
             Err(BackendError::NotAFileOrDevice { .. })
         ));
         assert!(matches!(
-            FileStore::open(dir.path(), &OpenOptions { readonly: true }),
+            FileStore::open(
+                dir.path(),
+                &OpenOptions {
+                    readonly: true,
+                    ..OpenOptions::default()
+                }
+            ),
             Err(BackendError::NotAFileOrDevice { .. })
         ));
         let empty = temp_file(0);

@@ -51,7 +51,7 @@ pub use error::BackendError;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use null::NullStore;
-pub use open::{open_store, parse_size, BsType, OpenOptions};
+pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};
 pub use pool::{Completion, WorkerPool};
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.

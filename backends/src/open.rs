@@ -70,7 +70,39 @@ pub struct OpenOptions {
     /// `--params readonly=1`). A file that cannot be opened for writing is opened
     /// read-only even without this, as tgt does; see [`FileStore::is_readonly`].
     pub readonly: bool,
+    /// tgt's `--bsoflags sync`: open with `O_SYNC`, so every write is durable when
+    /// it completes (and so when the initiator gets GOOD), whatever the write cache.
+    pub sync: bool,
+    /// tgt's `--bsoflags direct`: open with `O_DIRECT`, bypassing the page cache.
+    /// I/O then goes through buffers aligned to [`DIRECT_ALIGN`]; a medium that cannot
+    /// do I/O of the LU's block size this way is refused at open.
+    pub direct: bool,
+    /// The LU's logical block size (0: 512), which O_DIRECT I/O must be able to use.
+    pub block_size: u32,
 }
+
+impl OpenOptions {
+    /// Options from tgt's `--bsoflags` text (`sync`, `direct`, `sync:direct`, empty);
+    /// anything else is [`BackendError::BadOflags`], as tgt refuses it.
+    pub fn with_oflags(mut self, oflags: &str) -> Result<Self, BackendError> {
+        for flag in oflags.split(':').filter(|f| !f.is_empty()) {
+            match flag {
+                "sync" => self.sync = true,
+                "direct" => self.direct = true,
+                _ => {
+                    return Err(BackendError::BadOflags {
+                        text: oflags.to_owned(),
+                    })
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Alignment of the buffers and offsets of O_DIRECT I/O: a page, which covers every
+/// logical sector size in use (512 and 4096 bytes).
+pub const DIRECT_ALIGN: usize = 4096;
 
 /// Open a backing store.
 ///
@@ -88,6 +120,16 @@ pub fn open_store(
     path: &str,
     opts: &OpenOptions,
 ) -> Result<Arc<dyn BlockStore>, BackendError> {
+    if bstype != BsType::Rdwr && (opts.sync || opts.direct) {
+        // RAM has no page cache to bypass and nothing to make durable.
+        let flags = [(opts.sync, "sync"), (opts.direct, "direct")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(":");
+        return Err(BackendError::BadOflags { text: flags });
+    }
     let store: Arc<dyn BlockStore> = match bstype {
         BsType::Rdwr => return Ok(Arc::new(FileStore::open(path, opts)?)),
         BsType::Memory => Arc::new(MemoryStore::new(parse_size(path)?)),
@@ -276,7 +318,10 @@ mod tests {
 
     #[test]
     fn readonly_memory_store_refuses_writes() {
-        let opts = OpenOptions { readonly: true };
+        let opts = OpenOptions {
+            readonly: true,
+            ..OpenOptions::default()
+        };
         let s = open_store(BsType::Memory, "1M", &opts).unwrap();
         let write = BlockOp::Write {
             offset: 0,

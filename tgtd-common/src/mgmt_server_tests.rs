@@ -10,14 +10,13 @@ use target_core::mgmt::wire::{decode_response, encode_request};
 struct Opener;
 
 impl StoreOpener for Opener {
-    fn open(
-        &self,
-        bstype: &str,
-        path: &str,
-        readonly: bool,
-    ) -> Result<Arc<dyn BlockStore>, String> {
-        let bstype: BsType = bstype.parse().map_err(|e| format!("{e}"))?;
-        open_store(bstype, path, &OpenOptions { readonly }).map_err(|e| e.to_string())
+    fn open(&self, spec: &target_core::mgmt::StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+        let bstype: BsType = spec.bstype.parse().map_err(|e| format!("{e}"))?;
+        let opts = OpenOptions {
+            readonly: spec.readonly,
+            ..OpenOptions::default()
+        };
+        open_store(bstype, spec.path, &opts).map_err(|e| e.to_string())
     }
 }
 

@@ -3,22 +3,45 @@
 use backends::{open_store, BsType, OpenOptions};
 use scsi_sbc::BlockStore;
 use std::sync::Arc;
-use target_core::mgmt::StoreOpener;
+use target_core::mgmt::{StoreOpener, StoreSpec};
 
 /// The daemon's [`StoreOpener`]: `rdwr` files and block devices, `memory`, `null`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BackendsOpener;
 
 impl StoreOpener for BackendsOpener {
-    fn open(
-        &self,
-        bstype: &str,
-        path: &str,
-        readonly: bool,
-    ) -> Result<Arc<dyn BlockStore>, String> {
-        let ty: BsType = bstype
+    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+        let ty: BsType = spec
+            .bstype
             .parse()
             .map_err(|e: backends::BackendError| e.to_string())?;
-        open_store(ty, path, &OpenOptions { readonly }).map_err(|e| e.to_string())
+        if !spec.bsopts.is_empty() {
+            // None of these types takes options (tgt's are for rbd and glfs); tgt
+            // ignores them silently, we say so rather than pretend they apply.
+            return Err(backends::BackendError::BadOptions {
+                text: spec.bsopts.to_owned(),
+                why: format!("the {ty} backing store takes no options"),
+            }
+            .to_string());
+        }
+        let opts = OpenOptions {
+            readonly: spec.readonly,
+            block_size: spec.block_size,
+            ..OpenOptions::default()
+        }
+        .with_oflags(spec.oflags)
+        .map_err(|e| e.to_string())?;
+        open_store(ty, spec.path, &opts).map_err(|e| e.to_string())
+    }
+
+    /// tgt lists `rdwr (bsoflags sync:direct)`: the types that take open flags.
+    fn backing_stores(&self) -> Vec<target_core::mgmt::BackingStoreType> {
+        [("rdwr", "sync:direct"), ("memory", ""), ("null", "")]
+            .into_iter()
+            .map(|(name, oflags)| target_core::mgmt::BackingStoreType {
+                name: name.into(),
+                oflags: oflags.into(),
+            })
+            .collect()
     }
 }

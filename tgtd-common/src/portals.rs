@@ -13,7 +13,7 @@ use scsi_sbc::BlockStore;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use target_core::mgmt::{BackingStoreType, StoreOpener};
+use target_core::mgmt::{BackingStoreType, StoreOpener, StoreSpec};
 
 /// A change for the adapter to make.
 #[derive(Debug)]
@@ -83,18 +83,13 @@ pub struct DaemonOpener {
 }
 
 impl StoreOpener for DaemonOpener {
-    fn open(
-        &self,
-        bstype: &str,
-        path: &str,
-        readonly: bool,
-    ) -> Result<Arc<dyn BlockStore>, String> {
-        let store = BackendsOpener.open(bstype, path, readonly)?;
+    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+        let store = BackendsOpener.open(spec)?;
         // Only files and block devices outlive the daemon; memory and null stores
         // have nothing worth reserving after a restart.
-        let durable = matches!(bstype.parse(), Ok(backends::BsType::Rdwr));
+        let durable = matches!(spec.bstype.parse(), Ok(backends::BsType::Rdwr));
         match &self.state_dir {
-            Some(dir) if durable => match StateFileStore::wrap(store.clone(), dir, path) {
+            Some(dir) if durable => match StateFileStore::wrap(store.clone(), dir, spec.path) {
                 Some(s) => Ok(Arc::new(s)),
                 None => Ok(store),
             },

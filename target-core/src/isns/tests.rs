@@ -590,9 +590,7 @@ struct NoStores;
 impl crate::mgmt::StoreOpener for NoStores {
     fn open(
         &self,
-        _bstype: &str,
-        _path: &str,
-        _readonly: bool,
+        _spec: &crate::mgmt::StoreSpec<'_>,
     ) -> Result<std::sync::Arc<dyn scsi_sbc::BlockStore>, String> {
         Err("no stores here".into())
     }

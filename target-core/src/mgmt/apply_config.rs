@@ -128,7 +128,7 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
         path: l.backing.path.clone().unwrap_or_default(),
         direct: false,
         bstype: Some(l.backing.bstype.clone()),
-        bsopts: None,
+        bsopts: Some(l.backing.bsopts.clone()).filter(|o| !o.is_empty()),
         bsoflags: Some(l.backing.oflags.clone()).filter(|f| !f.is_empty()),
         blocksize: Some(c.block_size).filter(|b| *b != 512),
         device_type: None,

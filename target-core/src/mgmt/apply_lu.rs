@@ -1,6 +1,6 @@
 //! `--mode logicalunit`: new, delete, update.
 
-use super::{MgmtError, Request, Response, StoreOpener};
+use super::{MgmtError, Request, Response, StoreOpener, StoreSpec};
 use crate::registry::{Lun, LunBacking, Tid};
 use crate::Core;
 
@@ -75,7 +75,11 @@ fn parse_oflags(s: &str) -> Result<String, MgmtError> {
         match f {
             "sync" => sync = true,
             "direct" => direct = true,
-            _ => return Err(MgmtError::InvalidRequest),
+            _ => {
+                return Err(MgmtError::BackingStore(format!(
+                    "unsupported --bsoflags '{s}': expected sync, direct or sync:direct"
+                )))
+            }
         }
     }
     let flags: Vec<&str> = [(sync, "sync"), (direct, "direct")]
@@ -102,10 +106,9 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     if s.device_type.as_deref().is_some_and(|d| d != "disk") {
         return Err(MgmtError::UnsupportedOperation);
     }
-    // No backing store type here takes options (tgt's are for rbd, glfs, sheepdog).
-    if s.bsopts.as_deref().is_some_and(|o| !o.is_empty()) {
-        return Err(MgmtError::InvalidRequest);
-    }
+    // Which options a store type takes is the opener's business (it refuses the
+    // ones it does not know, with the reason).
+    let bsopts = s.bsopts.unwrap_or_default();
     let oflags = match s.bsoflags.as_deref() {
         Some(f) => parse_oflags(f)?,
         None => String::new(),
@@ -121,12 +124,20 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     }
     let readonly = lu_params.readonly.unwrap_or(false);
     let store = opener
-        .open(&bstype, &s.backing_store, readonly)
+        .open(&StoreSpec {
+            bstype: &bstype,
+            path: &s.backing_store,
+            readonly,
+            oflags: &oflags,
+            bsopts: &bsopts,
+            block_size,
+        })
         .map_err(MgmtError::BackingStore)?;
     let backing = LunBacking {
         bstype,
         path: Some(s.backing_store),
         oflags,
+        bsopts,
     };
     let physical = store.physical_block_size();
     let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
@@ -199,7 +210,7 @@ fn lu_update(
             return Err(MgmtError::InvalidRequest);
         }
         let store = opener
-            .open(&lu.backing.bstype, &path, lu.config.readonly)
+            .open(&reopen_spec(&lu, &path))
             .map_err(MgmtError::BackingStore)?;
         lu.config.num_blocks = store.size() / u64::from(lu.config.block_size.max(1));
         lu.store = Some(store);
@@ -211,7 +222,7 @@ fn lu_update(
     if let (true, Some(path)) = (reopen, lu.backing.path.clone()) {
         let old = lu.store.as_ref().map_or(0, |s| s.size());
         // A store that cannot be reopened keeps serving as it is.
-        if let Ok(store) = opener.open(&lu.backing.bstype, &path, lu.config.readonly) {
+        if let Ok(store) = opener.open(&reopen_spec(&lu, &path)) {
             if store.size() != old {
                 lu.config.num_blocks = store.size() / u64::from(lu.config.block_size.max(1));
                 lu.store = Some(store);
@@ -220,6 +231,19 @@ fn lu_update(
     }
     target.replace_lun(lu)?;
     Ok(Response::ok())
+}
+
+/// How to open `lu`'s store again (on `path`): the same type, flags and options as
+/// when it was created.
+fn reopen_spec<'a>(lu: &'a Lun, path: &'a str) -> StoreSpec<'a> {
+    StoreSpec {
+        bstype: &lu.backing.bstype,
+        path,
+        readonly: lu.config.readonly,
+        oflags: &lu.backing.oflags,
+        bsopts: &lu.backing.bsopts,
+        block_size: lu.config.block_size,
+    }
 }
 
 /// The subset of tgt's logical unit `--params` (`lu_config` in `usr/spc.c`) that the

@@ -1,6 +1,7 @@
 //! Tests for [`apply`](super::apply): each refusal is the tgt code for the same case.
 
 use super::*;
+use crate::mgmt::StoreSpec;
 use crate::registry::{ConnectionInfo, SessionInfo};
 use bytes::Bytes;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
@@ -29,12 +30,8 @@ struct FakeOpener {
 }
 
 impl StoreOpener for FakeOpener {
-    fn open(
-        &self,
-        bstype: &str,
-        path: &str,
-        readonly: bool,
-    ) -> Result<Arc<dyn BlockStore>, String> {
+    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+        let (bstype, path, readonly) = (spec.bstype, spec.path, spec.readonly);
         self.calls
             .lock()
             .unwrap()

@@ -29,6 +29,44 @@ use scsi_sbc::BlockStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Everything `logicalunit new` says about how to open an LU's backing store, so
+/// that the opener (the I/O side) can apply it and a later re-open (resize, medium
+/// change) opens the store the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSpec<'a> {
+    /// `--bstype`, defaulted to `rdwr`.
+    pub bstype: &'a str,
+    /// `--backing-store`.
+    pub path: &'a str,
+    /// `--params readonly=1`: writes refused.
+    pub readonly: bool,
+    /// `--bsoflags`, canonical (`""`, `sync`, `direct`, `sync:direct`).
+    pub oflags: &'a str,
+    /// `--bsopts`, as given (`key=value;key=value`), empty when none.
+    pub bsopts: &'a str,
+    /// The LU's logical block size: O_DIRECT needs the medium to take I/O of it.
+    pub block_size: u32,
+}
+
+impl<'a> StoreSpec<'a> {
+    /// A plain read-write store with no flags or options: what tests and the demo use.
+    pub fn plain(bstype: &'a str, path: &'a str) -> StoreSpec<'a> {
+        StoreSpec {
+            bstype,
+            path,
+            readonly: false,
+            oflags: "",
+            bsopts: "",
+            block_size: 512,
+        }
+    }
+
+    /// Whether `--bsoflags` holds `flag` (`sync`, `direct`).
+    pub fn has_oflag(&self, flag: &str) -> bool {
+        self.oflags.split(':').any(|f| f == flag)
+    }
+}
+
 /// A backing store type the daemon can open, as `system show` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackingStoreType {
@@ -43,10 +81,9 @@ pub struct BackingStoreType {
 /// with the `backends` crate and real sockets; tests use fakes. Keeping it a trait
 /// keeps the core free of files and sockets.
 pub trait StoreOpener {
-    /// Open the store `path` of type `bstype` (already defaulted to `rdwr`).
+    /// Open the store `spec` names (its type already defaulted to `rdwr`).
     /// The error text is reported to `tgtadm` after "invalid request: ".
-    fn open(&self, bstype: &str, path: &str, readonly: bool)
-        -> Result<Arc<dyn BlockStore>, String>;
+    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String>;
 
     /// The types [`open`](StoreOpener::open) accepts, for `system show`.
     fn backing_stores(&self) -> Vec<BackingStoreType> {

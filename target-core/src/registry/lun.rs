@@ -13,6 +13,8 @@ pub struct LunBacking {
     pub path: Option<String>,
     /// Open flags, as tgt's `--bsoflags` (empty when none).
     pub oflags: String,
+    /// Backing store options, as tgt's `--bsopts` (empty when none).
+    pub bsopts: String,
 }
 
 /// A logical unit: its SCSI configuration and its open backing store.
@@ -79,6 +81,7 @@ impl Lun {
                 bstype: "null".into(),
                 path: None,
                 oflags: String::new(),
+                bsopts: String::new(),
             },
             online: true,
             sanitize_rate: 0,
@@ -200,6 +203,7 @@ mod tests {
             bstype: "rdwr".into(),
             path: None,
             oflags: String::new(),
+            bsopts: String::new(),
         };
         Lun::disk(1, lun, Arc::new(Sized(size)), 512, backing)
     }

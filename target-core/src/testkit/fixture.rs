@@ -80,6 +80,7 @@ pub fn add_target(
         bstype: "memory".into(),
         path: None,
         oflags: String::new(),
+        bsopts: String::new(),
     };
     target
         .add_lun(Lun::disk(tid, 1, store.clone(), BLOCK_SIZE, backing))

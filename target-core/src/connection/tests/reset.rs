@@ -185,6 +185,7 @@ fn sanitize_immed_answers_at_once_and_outlives_a_lu_reset() {
         bstype: "memory".into(),
         path: None,
         oflags: String::new(),
+        bsopts: String::new(),
     };
     let mut lun = Lun::disk(1, 1, store.clone(), fixture::BLOCK_SIZE, backing);
     lun.config.sanitize = true;

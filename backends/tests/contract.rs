@@ -1,0 +1,343 @@
+//! The store contract: what every backing store promises the SCSI layer, checked
+//! the same way on each store type and open mode (memory, null, rdwr, rdwr with
+//! `sync`, `direct` and `sync:direct`, a block device over a loop device).
+//!
+//! - a read returns what the last write put there, at any block-aligned offset and
+//!   size; unwritten space reads as zeros (null: always zeros, writes dropped);
+//! - writes to distinct blocks from several threads at once all land;
+//! - FLUSH succeeds; UNMAP makes the range read as zeros;
+//! - the size is what was asked for; an operation past the end gives an error or
+//!   zeros, never a panic; a read-only store refuses every write.
+#![allow(clippy::disallowed_methods)] // tests own threads
+
+use backends::{open_store, BlockOp, BlockStore, BsType, IoErrorKind, OpenOptions};
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const SIZE: u64 = 8 << 20;
+const BLOCK: u64 = 512;
+
+/// A small deterministic generator: the contract runs are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn pattern(seed: u64, len: usize) -> Bytes {
+    let mut r = Rng(seed | 1);
+    (0..len).map(|_| r.next() as u8).collect::<Vec<u8>>().into()
+}
+
+fn read(s: &dyn BlockStore, offset: u64, len: u64) -> Bytes {
+    s.execute(&BlockOp::Read { offset, len }).expect("read")
+}
+
+fn write(s: &dyn BlockStore, offset: u64, data: Bytes) {
+    s.execute(&BlockOp::Write {
+        offset,
+        data,
+        fua: false,
+    })
+    .expect("write");
+}
+
+/// Whether the store keeps what is written (null does not).
+#[derive(Clone, Copy, PartialEq)]
+enum Keeps {
+    Data,
+    Nothing,
+}
+
+fn contract(store: Arc<dyn BlockStore>, keeps: Keeps) {
+    assert_eq!(store.size(), SIZE);
+    let s = &*store;
+
+    // Read after write at random block-aligned offsets and sizes (1 block..256 KiB),
+    // checked against a model of the whole store.
+    // The model starts as what the store holds now (a device may have old data).
+    let mut model = match keeps {
+        Keeps::Data => read(s, 0, SIZE).to_vec(),
+        Keeps::Nothing => vec![0u8; SIZE as usize],
+    };
+    let mut rng = Rng(0x5eed_1234);
+    for i in 0..200 {
+        let blocks = 1 + rng.below(512);
+        let lba = rng.below(SIZE / BLOCK - blocks);
+        let (off, len) = (lba * BLOCK, blocks * BLOCK);
+        let data = pattern(i, len as usize);
+        write(s, off, data.clone());
+        if keeps == Keeps::Data {
+            model[off as usize..(off + len) as usize].copy_from_slice(&data);
+        }
+        let (rlba, rblocks) = (rng.below(SIZE / BLOCK - 64), 1 + rng.below(64));
+        let (roff, rlen) = (rlba * BLOCK, rblocks * BLOCK);
+        same(
+            &read(s, roff, rlen),
+            &model[roff as usize..(roff + rlen) as usize],
+            &format!("read of {rlen} at {roff} after write {i}"),
+        );
+    }
+    assert_eq!(s.execute(&BlockOp::Flush), Ok(Bytes::new()));
+    same(&read(s, 0, SIZE), &model, "the whole store");
+
+    // Concurrent writes to distinct blocks from several threads.
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..64u64 {
+                    let lba = (i * 4 + t) * 8; // 4 KiB apart, interleaved between threads
+                    write(&*store, lba * BLOCK, pattern(t * 1000 + i, 4096));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("writer thread");
+    }
+    for t in 0..4u64 {
+        for i in 0..64u64 {
+            let lba = (i * 4 + t) * 8;
+            let want = match keeps {
+                Keeps::Data => pattern(t * 1000 + i, 4096),
+                Keeps::Nothing => Bytes::from(vec![0u8; 4096]),
+            };
+            same(
+                &read(s, lba * BLOCK, 4096),
+                &want,
+                &format!("thread {t} write {i}"),
+            );
+        }
+    }
+
+    // Discard, then the range reads as zeros; its neighbours keep their data.
+    write(s, 1 << 20, pattern(77, 1 << 20));
+    s.execute(&BlockOp::Unmap {
+        ranges: vec![((1 << 20) + 65536, 131072)],
+    })
+    .expect("unmap");
+    same(
+        &read(s, (1 << 20) + 65536, 131072),
+        &[0u8; 131072],
+        "unmapped range",
+    );
+    if keeps == Keeps::Data {
+        same(
+            &read(s, 1 << 20, 65536),
+            &pattern(77, 1 << 20)[..65536],
+            "before the unmapped range",
+        );
+    }
+    assert_eq!(s.execute(&BlockOp::Flush), Ok(Bytes::new()));
+
+    // Past the end: an error or zeros, never a panic (the SCSI layer refuses such
+    // LBAs before they get here; a store must still not fall over).
+    let past = s.execute(&BlockOp::Read {
+        offset: SIZE,
+        len: BLOCK,
+    });
+    assert!(
+        past.as_ref().map_or(true, |b| b.iter().all(|&x| x == 0)),
+        "{past:?}"
+    );
+}
+
+/// Equal bytes, or a failure that says where they first differ (not a dump).
+fn same(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: first difference at byte {i}: got {:#04x}, want {:#04x}",
+            got[i], want[i]
+        );
+    }
+}
+
+fn readonly_contract(store: Arc<dyn BlockStore>) {
+    let w = BlockOp::Write {
+        offset: 0,
+        data: Bytes::from(vec![1u8; 512]),
+        fua: false,
+    };
+    assert_eq!(store.execute(&w), Err(IoErrorKind::ReadOnly));
+    assert_eq!(
+        store.execute(&BlockOp::Unmap {
+            ranges: vec![(0, 512)]
+        }),
+        Err(IoErrorKind::ReadOnly)
+    );
+    assert_eq!(read(&*store, 0, 512), Bytes::from(vec![0u8; 512]));
+}
+
+fn scratch_file(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    // Under the crate's target dir, not /tmp: O_DIRECT needs a real file system and
+    // /tmp may be tmpfs.
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tempfile::Builder::new()
+        .prefix(tag)
+        .tempdir_in(base)
+        .expect("tempdir");
+    let path = dir.path().join("lun.img");
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(SIZE))
+        .expect("backing file");
+    (dir, path)
+}
+
+fn opts(oflags: &str) -> OpenOptions {
+    OpenOptions {
+        block_size: 512,
+        ..OpenOptions::default()
+    }
+    .with_oflags(oflags)
+    .expect("oflags")
+}
+
+#[test]
+fn memory() {
+    let s = open_store(BsType::Memory, "8M", &opts("")).unwrap();
+    contract(s, Keeps::Data);
+    let ro = OpenOptions {
+        readonly: true,
+        ..opts("")
+    };
+    readonly_contract(open_store(BsType::Memory, "8M", &ro).unwrap());
+}
+
+#[test]
+fn null() {
+    contract(
+        open_store(BsType::Null, "8M", &opts("")).unwrap(),
+        Keeps::Nothing,
+    );
+}
+
+fn file_with(oflags: &str) {
+    let (_dir, path) = scratch_file("contract");
+    let p = path.to_str().unwrap();
+    contract(
+        open_store(BsType::Rdwr, p, &opts(oflags)).unwrap(),
+        Keeps::Data,
+    );
+    // The data is in the file, where another reader sees it.
+    let on_disk = std::fs::read(&path).unwrap();
+    assert_eq!(on_disk.len() as u64, SIZE);
+    let ro = OpenOptions {
+        readonly: true,
+        ..opts(oflags)
+    };
+    let (_dir2, fresh) = scratch_file("contract-ro");
+    readonly_contract(open_store(BsType::Rdwr, fresh.to_str().unwrap(), &ro).unwrap());
+}
+
+#[test]
+fn rdwr() {
+    file_with("");
+}
+
+#[test]
+fn rdwr_sync() {
+    file_with("sync");
+}
+
+#[test]
+fn rdwr_direct() {
+    file_with("direct");
+}
+
+#[test]
+fn rdwr_sync_direct() {
+    file_with("sync:direct");
+}
+
+/// A loop device over a file, detached on drop.
+struct Loop(String);
+
+impl Loop {
+    fn attach(file: &Path) -> Loop {
+        Loop::attach_with(file, &[])
+    }
+
+    fn attach_with(file: &Path, extra: &[&str]) -> Loop {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .args(extra)
+            .arg(file)
+            .output()
+            .expect("losetup is missing: it comes with util-linux (mount)");
+        assert!(
+            out.status.success(),
+            "losetup failed (needs root and /dev/loop*): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+#[test]
+fn block_device() {
+    let (_dir, path) = scratch_file("contract-loop");
+    let dev = Loop::attach(&path);
+    for oflags in ["", "direct"] {
+        let store = open_store(BsType::Rdwr, &dev.0, &opts(oflags)).unwrap();
+        // The device is ours alone while the LU has it: a second owner is refused.
+        let again = open_store(BsType::Rdwr, &dev.0, &opts(""));
+        assert!(
+            matches!(again, Err(backends::BackendError::Busy { .. })),
+            "{again:?}"
+        );
+        contract(store, Keeps::Data);
+    }
+}
+
+#[test]
+fn bad_oflags_and_impossible_direct_are_refused() {
+    assert!(matches!(
+        OpenOptions::default().with_oflags("sync:fast"),
+        Err(backends::BackendError::BadOflags { .. })
+    ));
+    // A device with 4 KiB logical sectors cannot take 512-byte O_DIRECT I/O: the
+    // LU is refused at open, not at its first READ.
+    let (_dir, path) = scratch_file("contract-4k");
+    let dev = Loop::attach_with(&path, &["--sector-size", "4096"]);
+    let r = open_store(BsType::Rdwr, &dev.0, &opts("direct"));
+    assert!(
+        matches!(r, Err(backends::BackendError::DirectUnsupported { .. })),
+        "{r:?}"
+    );
+    let msg = r.unwrap_err().to_string();
+    assert!(
+        msg.contains("O_DIRECT") && msg.contains("512-byte"),
+        "{msg}"
+    );
+    // 4 KiB LU blocks are fine there.
+    let four_k = OpenOptions {
+        block_size: 4096,
+        ..opts("direct")
+    };
+    let store = open_store(BsType::Rdwr, &dev.0, &four_k).expect("4 KiB blocks");
+    assert_eq!(store.physical_block_size(), Some(4096));
+    // Memory and null stores have no open flags.
+    assert!(matches!(
+        open_store(BsType::Memory, "8M", &opts("sync")),
+        Err(backends::BackendError::BadOflags { .. })
+    ));
+}
