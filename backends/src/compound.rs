@@ -38,6 +38,9 @@ pub(crate) trait Primitives {
     }
     /// The write-ordering lock described in the module doc.
     fn rmw_lock(&self) -> &RwLock<()>;
+    /// With the lock held exclusively: wait until writes that bypass it (queued on
+    /// an io_uring, see `uring`) have completed. The default has none.
+    fn quiesce(&self) {}
 }
 
 /// Fill `len` bytes at `offset` with `pattern` repeated.
@@ -68,7 +71,12 @@ fn fill<P: Primitives + ?Sized>(
 /// Run `op` on a store made of `p`'s primitives.
 pub(crate) fn run<P: Primitives + ?Sized>(p: &P, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
     let shared = || p.rmw_lock().read().unwrap_or_else(PoisonError::into_inner);
-    let exclusive = || p.rmw_lock().write().unwrap_or_else(PoisonError::into_inner);
+    let exclusive = || {
+        let guard = p.rmw_lock().write().unwrap_or_else(PoisonError::into_inner);
+        // Writes queued on an io_uring before the lock was taken are not under it.
+        p.quiesce();
+        guard
+    };
     let done = |fua: bool| -> Result<Bytes, IoErrorKind> {
         if fua {
             p.flush()?;

@@ -93,7 +93,7 @@ pub enum BackendError {
         path: String,
     },
     /// `--bstype` named a backing-store type this target does not implement.
-    #[error("unknown backing store type '{name}': expected rdwr (or aio), memory or null")]
+    #[error("unknown backing store type '{name}': expected rdwr, aio, memory or null")]
     UnknownBsType {
         /// The type name as given.
         name: String,

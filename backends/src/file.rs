@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +13,7 @@ use rustix::io::ReadWriteFlags;
 use scsi_sbc::block_op::Extent;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
+use crate::aligned::AlignedBuf;
 use crate::compound::{self, Primitives};
 use crate::{BackendError, OpenOptions, DIRECT_ALIGN};
 
@@ -47,6 +48,13 @@ pub struct FileStore {
     /// Opened with O_SYNC: a completed write is durable, flushes have nothing to do
     /// beyond what the OS does anyway.
     sync: bool,
+    /// `--bstype aio` and io_uring is available: plain reads, writes and flushes may
+    /// go on the daemon's ring ([`BlockStore::ring_file`]).
+    ring: bool,
+    /// `--bstype aio` on the thread pool: why (for `--op show`).
+    aio_fallback: Option<String>,
+    /// Ring writes in flight (they do not take `rmw`; see `compound`).
+    ring_writes: AtomicUsize,
 }
 
 impl FileStore {
@@ -159,7 +167,31 @@ impl FileStore {
             physical_block,
             direct: opts.direct,
             sync: opts.sync,
+            ring: false,
+            aio_fallback: None,
+            ring_writes: AtomicUsize::new(0),
         })
+    }
+
+    /// Open `path` as tgt's `aio` store: like [`FileStore::open`], and its plain
+    /// reads, writes and flushes go on the event loop's io_uring (see
+    /// [`crate::uring`]). Where io_uring is unavailable the store runs on the worker
+    /// pool, logs why once, and [`BlockStore::backend_note`] says so.
+    pub fn open_aio(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, BackendError> {
+        let mut store = FileStore::open(path, opts)?;
+        match crate::uring::availability() {
+            Ok(()) => store.ring = true,
+            Err(why) => {
+                static SAID: AtomicBool = AtomicBool::new(false);
+                if !SAID.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "aio backing stores use the thread pool: io_uring unavailable: {why}"
+                    );
+                }
+                store.aio_fallback = Some(format!("thread pool: io_uring unavailable: {why}"));
+            }
+        }
+        Ok(store)
     }
 
     /// Whether writes are refused: opened with [`OpenOptions::readonly`], or the file
@@ -300,6 +332,36 @@ impl BlockStore for FileStore {
         self.physical_block
     }
 
+    fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
+        use std::os::fd::AsRawFd;
+        self.ring.then(|| scsi_sbc::RingFile {
+            fd: self.file.as_raw_fd(),
+            direct: self.direct,
+            readonly: self.readonly,
+            size: self.size,
+        })
+    }
+
+    /// Admit a ring write unless a read-modify-write holds the store: count it first,
+    /// then look at the lock, so that either the RMW sees the count (and waits in
+    /// `quiesce`) or the write sees the RMW (and goes to the pool, which waits).
+    fn ring_write_begin(&self) -> bool {
+        self.ring_writes.fetch_add(1, Ordering::SeqCst);
+        if self.rmw.try_read().is_ok() {
+            return true;
+        }
+        self.ring_writes.fetch_sub(1, Ordering::SeqCst);
+        false
+    }
+
+    fn ring_write_done(&self) {
+        self.ring_writes.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn backend_note(&self) -> Option<String> {
+        self.aio_fallback.clone()
+    }
+
     /// A small read all in the page cache: `preadv2(RWF_NOWAIT)` either returns the
     /// whole range without waiting for the disk or fails with EAGAIN, and then the
     /// read goes to a worker as usual. Kernels or file systems without RWF_NOWAIT
@@ -349,53 +411,6 @@ impl BlockStore for FileStore {
 /// Whether `data` can go to an O_DIRECT write as it is: start and length aligned.
 fn is_aligned(data: &[u8]) -> bool {
     (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) && data.len().is_multiple_of(DIRECT_ALIGN)
-}
-
-/// A byte buffer whose data starts at a [`DIRECT_ALIGN`] boundary, without unsafe
-/// code: a little more is allocated and the aligned window is used. Frozen, the
-/// window becomes [`Bytes`] without a copy.
-struct AlignedBuf {
-    buf: BytesMut,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    fn zeroed(len: usize) -> AlignedBuf {
-        let buf = BytesMut::zeroed(len + DIRECT_ALIGN);
-        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
-        AlignedBuf { buf, start, len }
-    }
-
-    /// No alignment needed (no O_DIRECT): exactly `len` bytes.
-    fn plain(len: usize) -> AlignedBuf {
-        AlignedBuf {
-            buf: BytesMut::zeroed(len),
-            start: 0,
-            len,
-        }
-    }
-
-    fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.start + self.len]
-    }
-
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-
-    /// Make it hold a copy of `data`, growing (and re-aligning) when too small.
-    fn fill_from(&mut self, data: &[u8]) {
-        if self.buf.len() < data.len() + DIRECT_ALIGN {
-            *self = AlignedBuf::zeroed(data.len());
-        }
-        self.len = data.len();
-        self.as_mut().copy_from_slice(data);
-    }
-
-    fn freeze(self) -> Bytes {
-        self.buf.freeze().slice(self.start..self.start + self.len)
-    }
 }
 
 thread_local! {
@@ -454,6 +469,12 @@ impl Primitives for FileStore {
 
     fn rmw_lock(&self) -> &RwLock<()> {
         &self.rmw
+    }
+
+    fn quiesce(&self) {
+        while self.ring_writes.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
     }
 }
 

@@ -12,9 +12,9 @@ use crate::{BackendError, FileStore, MemoryStore, NullStore};
 /// A backing-store type, as named by `tgtadm --bstype`.
 ///
 /// Parsing (case-insensitive):
-/// - `rdwr` → [`BsType::Rdwr`]. `aio` is accepted as an alias: tgt's `aio` store does
-///   the same reads and writes through Linux AIO; here every store runs on the worker
-///   pool, so the two are the same thing and configs written for tgt keep working.
+/// - `rdwr` → [`BsType::Rdwr`].
+/// - `aio` → [`BsType::Aio`]: the same file or block device, its reads, writes and
+///   flushes queued on the event loop's io_uring (tgt's `aio` uses Linux AIO).
 ///   `sync` is *not* a type: in tgt it is a `--bsoflags` value (O_SYNC), and reading
 ///   it as a type would hide that the flag was meant.
 /// - `memory` or `mem` → [`BsType::Memory`] (not in tgt; the backing store is a size).
@@ -27,6 +27,8 @@ pub enum BsType {
     /// ([`FileStore`]); tgt's default.
     #[default]
     Rdwr,
+    /// A regular file or block device on io_uring ([`FileStore::open_aio`]).
+    Aio,
     /// Sparse RAM of a given size ([`MemoryStore`]); contents are lost on exit.
     Memory,
     /// Reads return zeros, writes are dropped ([`NullStore`]); for benchmarks.
@@ -38,6 +40,7 @@ impl BsType {
     pub fn name(self) -> &'static str {
         match self {
             BsType::Rdwr => "rdwr",
+            BsType::Aio => "aio",
             BsType::Memory => "memory",
             BsType::Null => "null",
         }
@@ -55,7 +58,8 @@ impl FromStr for BsType {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "rdwr" | "aio" => Ok(BsType::Rdwr),
+            "rdwr" => Ok(BsType::Rdwr),
+            "aio" => Ok(BsType::Aio),
             "memory" | "mem" => Ok(BsType::Memory),
             "null" => Ok(BsType::Null),
             _ => Err(BackendError::UnknownBsType { name: s.to_owned() }),
@@ -120,7 +124,7 @@ pub fn open_store(
     path: &str,
     opts: &OpenOptions,
 ) -> Result<Arc<dyn BlockStore>, BackendError> {
-    if bstype != BsType::Rdwr && (opts.sync || opts.direct) {
+    if !matches!(bstype, BsType::Rdwr | BsType::Aio) && (opts.sync || opts.direct) {
         // RAM has no page cache to bypass and nothing to make durable.
         let flags = [(opts.sync, "sync"), (opts.direct, "direct")]
             .iter()
@@ -132,6 +136,7 @@ pub fn open_store(
     }
     let store: Arc<dyn BlockStore> = match bstype {
         BsType::Rdwr => return Ok(Arc::new(FileStore::open(path, opts)?)),
+        BsType::Aio => return Ok(Arc::new(FileStore::open_aio(path, opts)?)),
         BsType::Memory => Arc::new(MemoryStore::new(parse_size(path)?)),
         BsType::Null => Arc::new(NullStore::new(
             parse_size(path).unwrap_or(NullStore::DEFAULT_SIZE),
@@ -239,10 +244,10 @@ mod tests {
 
     #[test]
     fn bstype_names_round_trip() {
-        for t in [BsType::Rdwr, BsType::Memory, BsType::Null] {
+        for t in [BsType::Rdwr, BsType::Aio, BsType::Memory, BsType::Null] {
             assert_eq!(t.to_string().parse::<BsType>().unwrap(), t);
         }
-        assert_eq!("aio".parse::<BsType>().unwrap(), BsType::Rdwr);
+        assert_eq!("aio".parse::<BsType>().unwrap(), BsType::Aio);
         assert_eq!("MEM".parse::<BsType>().unwrap(), BsType::Memory);
         assert!(matches!(
             "sync".parse::<BsType>(),

@@ -40,4 +40,43 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     fn saved_state(&self) -> Option<Bytes> {
         None
     }
+
+    /// For a store whose plain reads, writes and flushes the daemon may queue on its
+    /// asynchronous I/O ring (tgt's `--bstype aio`, io_uring here) instead of running
+    /// [`BlockStore::execute`] on a worker: the open file to address. `None` (the
+    /// default): every operation goes through `execute`.
+    fn ring_file(&self) -> Option<RingFile> {
+        None
+    }
+
+    /// A plain write is about to go on the ring: `false` means "not now" (a
+    /// read-modify-write such as COMPARE AND WRITE holds the range) and the write goes
+    /// through [`BlockStore::execute`] instead, which waits its turn. Every `true` is
+    /// followed by one [`BlockStore::ring_write_done`] when the write completes.
+    fn ring_write_begin(&self) -> bool {
+        false
+    }
+
+    /// The ring write announced by [`BlockStore::ring_write_begin`] completed.
+    fn ring_write_done(&self) {}
+
+    /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
+    /// store runs on the thread pool.
+    fn backend_note(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What a ring needs to address a store's file ([`BlockStore::ring_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFile {
+    /// The open file descriptor (owned by the store; valid while it lives).
+    pub fd: i32,
+    /// Opened with O_DIRECT: buffers and offsets must be aligned.
+    pub direct: bool,
+    /// Writes are refused ([`IoErrorKind::ReadOnly`]).
+    pub readonly: bool,
+    /// Bytes in the store: a read that ends early below this is resumed, past it the
+    /// rest reads as zeros.
+    pub size: u64,
 }

@@ -147,9 +147,15 @@ impl From<Output> for Run {
 impl Daemon {
     /// Start `flavour` on 127.0.0.1 with a kernel-chosen port and its own socket.
     pub fn start(flavour: Flavour, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(flavour, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon.
+    pub fn start_with_env(flavour: Flavour, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new(flavour.binary());
         let socket = dir.path("tgtd.sock");
         let mut child = Command::new(bin(flavour.binary()))
+            .envs(env.iter().copied())
             .args(["-f", "--iscsi", "portal=127.0.0.1:0", "--control-socket"])
             .arg(&socket)
             .args(["--io-threads", "4"])

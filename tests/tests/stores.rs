@@ -189,6 +189,81 @@ fn block_device_store(f: Flavour) {
     );
 }
 
+/// The descriptors of the daemon that are io_uring instances.
+fn io_urings(d: &Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .expect("/proc/PID/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().contains("io_uring"))
+        .count()
+}
+
+/// `--bstype aio`: one io_uring per event loop, the LU shown as `aio`, and the data
+/// suites pass with reads, writes and flushes on the ring (plain and O_DIRECT).
+fn aio_store(f: Flavour) {
+    let d = Daemon::start(f, &["--threads", "2"]);
+    target(&d);
+    let plain = sparse_file(&d, "aio.img", SIZE);
+    let direct = sparse_file(&d, "aio-direct.img", SIZE);
+    let r = lu_new(&d, 1, plain.to_str().unwrap(), &["--bstype", "aio"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = lu_new(
+        &d,
+        2,
+        direct.to_str().unwrap(),
+        &["--bstype", "aio", "--bsoflags", "direct"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    thin(&d, 1);
+    thin(&d, 2);
+    assert_eq!(io_urings(&d), 2, "one ring per event loop");
+    assert_eq!(open_flags(&d, &direct) & O_DIRECT, O_DIRECT);
+    let show = d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    let types: Vec<&str> = show
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("Backing store type:"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Backing store type: null",
+            "Backing store type: aio",
+            "Backing store type: aio"
+        ],
+        "{show}"
+    );
+    let sys = d.tgtadm_ok(&["--mode", "system", "--op", "show"]);
+    assert!(sys.contains("    aio (bsoflags sync:direct)\n"), "{sys}");
+    conformance_with(&d, IQN, 1, DATA_SUITES, Conformance::multipath);
+    conformance_with(&d, IQN, 2, DATA_SUITES, Conformance::multipath);
+}
+
+/// Where io_uring cannot be used, `aio` runs on the thread pool and `--op show` says
+/// why: never a silent alias.
+fn aio_fallback(f: Flavour) {
+    let d = Daemon::start_with_env(f, &[], &[("TGTD_NO_IO_URING", "1")]);
+    target(&d);
+    let file = sparse_file(&d, "aio.img", SIZE);
+    let r = lu_new(&d, 1, file.to_str().unwrap(), &["--bstype", "aio"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(io_urings(&d), 0);
+    let show = d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(
+        show.contains(
+            "Backing store type: aio (thread pool: io_uring unavailable: disabled by TGTD_NO_IO_URING)\n"
+        ),
+        "{show}"
+    );
+    conformance_with(
+        &d,
+        IQN,
+        1,
+        &["SCSI.Read10", "SCSI.Write10", "SCSI.CompareAndWrite"],
+        |c| c,
+    );
+}
+
 /// A loop device, detached on drop.
 struct LoopDev(String);
 
@@ -278,6 +353,8 @@ fn unusable_stores_are_refused(f: Flavour) {
 }
 
 both_flavours!(
+    aio_store,
+    aio_fallback,
     open_flags_apply,
     block_device_store,
     unusable_stores_are_refused

@@ -1,8 +1,10 @@
 //! Handing a connection's storage requests to their stores, the same way in both
 //! adapters: a request its store can answer at once (a small cached read, a RAM store;
 //! [`scsi_sbc::BlockStore::execute_nowait`]) completes right here on the event-loop
-//! thread; anything else goes to the worker pool, whose completion comes back through
-//! the adapter's own route (a mio queue and waker, a tokio channel).
+//! thread; a plain read, write or flush of an `aio` store goes on this thread's
+//! io_uring ([`crate::ring`]); anything else goes to the worker pool. Ring and pool
+//! completions come back through the adapter's own route (a mio queue and waker, a
+//! tokio channel).
 
 use backends::{Completion, WorkerPool};
 use std::time::Instant;
@@ -25,7 +27,10 @@ pub fn dispatch(
                 },
                 now,
             ),
-            None => pool.submit(req.store, req.op, route(req.tag)),
+            None => match crate::ring::try_queue(&req.store, &req.op, route(req.tag)) {
+                Ok(()) => {}
+                Err(done) => pool.submit(req.store, req.op, done),
+            },
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod opener;
 pub mod options;
 pub mod pacer;
 pub mod portals;
+pub mod ring;
 pub mod runner;
 pub mod state_file;
 pub mod txqueue;

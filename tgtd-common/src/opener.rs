@@ -36,12 +36,17 @@ impl StoreOpener for BackendsOpener {
 
     /// tgt lists `rdwr (bsoflags sync:direct)`: the types that take open flags.
     fn backing_stores(&self) -> Vec<target_core::mgmt::BackingStoreType> {
-        [("rdwr", "sync:direct"), ("memory", ""), ("null", "")]
-            .into_iter()
-            .map(|(name, oflags)| target_core::mgmt::BackingStoreType {
-                name: name.into(),
-                oflags: oflags.into(),
-            })
-            .collect()
+        [
+            ("rdwr", "sync:direct"),
+            ("aio", "sync:direct"),
+            ("memory", ""),
+            ("null", ""),
+        ]
+        .into_iter()
+        .map(|(name, oflags)| target_core::mgmt::BackingStoreType {
+            name: name.into(),
+            oflags: oflags.into(),
+        })
+        .collect()
     }
 }

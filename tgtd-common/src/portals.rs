@@ -87,7 +87,10 @@ impl StoreOpener for DaemonOpener {
         let store = BackendsOpener.open(spec)?;
         // Only files and block devices outlive the daemon; memory and null stores
         // have nothing worth reserving after a restart.
-        let durable = matches!(spec.bstype.parse(), Ok(backends::BsType::Rdwr));
+        let durable = matches!(
+            spec.bstype.parse(),
+            Ok(backends::BsType::Rdwr | backends::BsType::Aio)
+        );
         match &self.state_dir {
             Some(dir) if durable => match StateFileStore::wrap(store.clone(), dir, spec.path) {
                 Some(s) => Ok(Arc::new(s)),

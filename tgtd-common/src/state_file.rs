@@ -118,6 +118,23 @@ impl BlockStore for StateFileStore {
         self.inner.physical_block_size()
     }
 
+    // Ring operations (read, write, flush) are the wrapped store's own.
+    fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
+        self.inner.ring_file()
+    }
+
+    fn ring_write_begin(&self) -> bool {
+        self.inner.ring_write_begin()
+    }
+
+    fn ring_write_done(&self) {
+        self.inner.ring_write_done()
+    }
+
+    fn backend_note(&self) -> Option<String> {
+        self.inner.backend_note()
+    }
+
     fn saves_state(&self) -> bool {
         true
     }

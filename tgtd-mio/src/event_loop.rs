@@ -5,6 +5,7 @@ use crate::conn::Conn;
 use backends::WorkerPool;
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
 const WAKER: Token = Token(0);
 const FIRST_LISTENER: usize = 1;
 const FIRST_CONN: usize = 1 << 20;
+/// The loop's io_uring eventfd (`aio` completions), below the connections.
+const RING: Token = Token(FIRST_CONN - 1);
 
 /// What other threads hand a loop: new sockets and finished I/O.
 struct Inbox {
@@ -160,9 +163,27 @@ struct Loop {
 
 impl Loop {
     fn run(&mut self) -> std::io::Result<()> {
+        // Kept open (our duplicate of the ring's eventfd) while the loop runs.
+        let ring_fd = tgtd_common::ring::init_thread();
+        if let Some(fd) = &ring_fd {
+            use std::os::fd::AsRawFd;
+            self.poll.registry().register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                RING,
+                Interest::READABLE,
+            )?;
+        }
+        let result = self.turns();
+        tgtd_common::ring::close_thread();
+        result
+    }
+
+    fn turns(&mut self) -> std::io::Result<()> {
         self.admin_changes(Instant::now());
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::SeqCst) {
+            // Everything this turn queued on the ring goes to the kernel at once.
+            tgtd_common::ring::submit();
             let timeout = self
                 .next_deadline()
                 .into_iter()
@@ -179,6 +200,10 @@ impl Loop {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
+                    RING => {
+                        // Completions land in the inbox, taken below this turn.
+                        tgtd_common::ring::reap();
+                    }
                     t if t.0 >= FIRST_LISTENER && t.0 < FIRST_CONN => {
                         self.accept(t.0 - FIRST_LISTENER)
                     }
@@ -388,6 +413,7 @@ impl Loop {
             return;
         };
         let inbox = &self.inbox;
+        let home = std::thread::current().id();
         tgtd_common::io::dispatch(&mut c.conn, &self.pool, Instant::now(), |tag| {
             let inbox = inbox.clone();
             Box::new(move |result| {
@@ -396,7 +422,11 @@ impl Loop {
                     .lock()
                     .expect("inbox lock")
                     .push((token, IoCompletion { tag, result }));
-                let _ = inbox.waker.wake();
+                // A worker wakes the loop; a ring completion is reaped on the loop
+                // itself, which takes its inbox right after.
+                if std::thread::current().id() != home {
+                    let _ = inbox.waker.wake();
+                }
             })
         });
         let flushed = match c.flush() {

@@ -136,6 +136,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 let _ = ctx.send(IoCompletion { tag, result });
             })
         });
+        // What this connection queued on the thread's io_uring goes to the kernel.
+        tgtd_common::ring::submit();
         tx.fill_from(&mut conn);
         if write_all(&mut wr, &mut tx).await.is_err() {
             conn.handle_close();

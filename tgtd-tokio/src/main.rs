@@ -172,13 +172,32 @@ fn runtimes(n: usize) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
             .name(format!("tgtd-tokio-{i}"))
             .spawn(move || {
                 rt.block_on(async move {
+                    // This thread's io_uring (`aio` stores): its completions are
+                    // reaped here, beside the connections the runtime serves.
+                    let ring = tgtd_common::ring::init_thread().and_then(|fd| {
+                        // SAFETY: `fd` is an open descriptor this AsyncFd owns (our
+                        // duplicate of the ring's eventfd); it stays open, and the same,
+                        // until the AsyncFd drops it.
+                        unsafe {
+                            tokio::io::unix::AsyncFd::register_with_interest(
+                                fd,
+                                tokio::io::Interest::READABLE,
+                            )
+                        }
+                        .ok()
+                    });
                     while !*stopped.borrow_and_update() {
-                        if stopped.changed().await.is_err() {
-                            break;
+                        tokio::select! {
+                            r = stopped.changed() => if r.is_err() { break },
+                            Some(mut ready) = ring_ready(ring.as_ref()) => {
+                                tgtd_common::ring::reap();
+                                ready.clear_ready();
+                            }
                         }
                     }
                 });
                 rt.shutdown_timeout(std::time::Duration::from_millis(200));
+                tgtd_common::ring::close_thread();
             })?;
         threads.push(t);
     }
@@ -190,4 +209,14 @@ fn runtimes(n: usize) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
             threads,
         },
     ))
+}
+
+/// The ring's eventfd turned readable; never, when this thread has no ring.
+async fn ring_ready(
+    ring: Option<&tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+) -> Option<tokio::io::unix::AsyncFdReadyGuard<'_, std::os::fd::OwnedFd>> {
+    match ring {
+        Some(fd) => fd.readable().await.ok(),
+        None => std::future::pending().await,
+    }
 }

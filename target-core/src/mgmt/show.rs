@@ -207,7 +207,11 @@ fn lun_show(out: &mut String, lun: &Lun) {
     line(
         out,
         3,
-        &format!("Backing store type: {}", lun.backing.bstype),
+        &match lun.store.as_ref().and_then(|s| s.backend_note()) {
+            // e.g. `aio (thread pool: io_uring unavailable: ...)`: never a silent alias.
+            Some(note) => format!("Backing store type: {} ({note})", lun.backing.bstype),
+            None => format!("Backing store type: {}", lun.backing.bstype),
+        },
     );
     line(
         out,
