@@ -256,7 +256,13 @@ impl Session {
         if r.transit && r.nsg == Stage::Operational {
             self.login.step = Step::Operational;
             let offer = self.config.offer();
-            self.login.offered = offer.clone();
+            // Declarative keys (our MaxRecvDataSegmentLength) are not answered; the
+            // target's key of the same name is its own declaration.
+            self.login.offered = offer
+                .iter()
+                .filter(|(k, _)| rule(k) != Some(KeyRule::Declarative))
+                .cloned()
+                .collect();
             self.login_request(Stage::Operational, Stage::FullFeature, true, &offer);
         } else if r.transit {
             return Err(Error::Protocol(format!(
@@ -275,10 +281,6 @@ impl Session {
         for (k, v) in pairs {
             if let Some(pos) = self.login.offered.iter().position(|(ok, _)| ok == k) {
                 let (_, ours) = self.login.offered.remove(pos);
-                if k == "MaxRecvDataSegmentLength" {
-                    // Our declaration, echoed or refused: nothing to apply.
-                    continue;
-                }
                 check_answer(k, &ours, v)?;
                 apply_answer(&mut self.params, k, v);
                 continue;
