@@ -44,7 +44,7 @@ pub use config::{Chap, Config, MutualChap};
 pub use error::Error;
 pub use iscsi_proto::keys::SessionParams;
 pub use iscsi_proto::pdu::{EncodedPdu, TaskAttr};
-pub use iscsi_proto::{Itt, SerialNumber};
+pub use iscsi_proto::{Isid, Itt, SerialNumber};
 pub use sense::Sense;
 pub use session::{
     Command, Completion, DataDirection, DiscoveredTarget, Event, Residual, Session, State,
