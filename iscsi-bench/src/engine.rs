@@ -279,7 +279,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     if bl < 64 {
         return Err(SetupError::Target(format!("block size {bl} is too small")));
     }
-    if args.bs % bl != 0 {
+    if !args.bs.is_multiple_of(bl) {
         return Err(SetupError::Args(format!(
             "--bs {} is not a multiple of the LU's block size {bl}",
             args.bs
