@@ -19,6 +19,9 @@ use std::io::{IoSlice, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How long commands still in flight when the run ends may take to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
 /// What the run produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -326,12 +329,21 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let mut fatal: Option<String> = None;
     let mut next_progress = start + Duration::from_secs(1);
     let mut stopping = false;
+    let mut drain_deadline: Option<Instant> = None;
     let mut logout_deadline: Option<Instant> = None;
     let mut elapsed = Duration::ZERO;
     loop {
         let now = Instant::now();
         if !stopping && (work.exhausted() || duration.is_some_and(|d| now - start >= d)) {
             stopping = true;
+            drain_deadline = Some(now + DRAIN_LIMIT);
+        }
+        if drain_deadline.is_some_and(|d| now >= d) && conns.iter().any(|c| !c.inflight.is_empty())
+        {
+            fatal.get_or_insert(format!(
+                "commands still outstanding {} s after the run ended",
+                DRAIN_LIMIT.as_secs()
+            ));
         }
         // Issue, complete, flush.
         for c in conns.iter_mut() {

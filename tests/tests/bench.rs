@@ -237,7 +237,87 @@ fn bad_args_and_unreachable_exit_2(f: Flavour) {
     assert!(r.stderr.contains("cannot connect"), "{r:?}");
 }
 
+/// CHAP through the daemon: one-way, mutual, and a wrong secret (exit 2).
+fn chap_one_way_and_mutual(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let acct = |args: &[&str]| {
+        d.tgtadm_ok(&[&["--lld", "iscsi", "--mode", "account"][..], args].concat());
+    };
+    acct(&[
+        "--op",
+        "new",
+        "--user",
+        "bench-user",
+        "--password",
+        "bench-secret-1",
+    ]);
+    acct(&[
+        "--op",
+        "new",
+        "--user",
+        "bench-target",
+        "--password",
+        "target-secret-2",
+    ]);
+    acct(&["--op", "bind", "--tid", "1", "--user", "bench-user"]);
+    let quick = ["--ops", "50", "--qd", "4"];
+    // Without credentials the login is refused.
+    let r = bench(&d, &quick);
+    assert_eq!(r.code, 2, "{r:?}");
+    let one_way = [
+        "--chap-user",
+        "bench-user",
+        "--chap-secret",
+        "bench-secret-1",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way].concat());
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = bench(
+        &d,
+        &[
+            &quick[..],
+            &[
+                "--chap-user",
+                "bench-user",
+                "--chap-secret",
+                "wrong-secret-3",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    acct(&[
+        "--op",
+        "bind",
+        "--tid",
+        "1",
+        "--user",
+        "bench-target",
+        "--outgoing",
+    ]);
+    let mutual = [
+        "--chap-target-user",
+        "bench-target",
+        "--chap-target-secret",
+        "target-secret-2",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way, &mutual].concat());
+    assert_eq!(r.code, 0, "{r:?}");
+    // The target proves itself with a secret we do not expect: we refuse it.
+    let bad = [
+        "--chap-target-user",
+        "bench-target",
+        "--chap-target-secret",
+        "other-secret-44",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way, &bad].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("CHAP"), "{r:?}");
+}
+
 both_flavours!(
+    chap_one_way_and_mutual,
     verify_mixed_run_passes,
     corrupted_block_is_caught,
     json_report_has_fields,
