@@ -4,7 +4,7 @@
 //! out.
 
 use crate::report::{ErrorKey, Stats};
-use crate::workload::{Mismatch, Op, Workload};
+use crate::workload::{Mismatches, Op, Workload};
 use crate::{Args, SetupError};
 use bytes::{Buf, Bytes};
 use iscsi_initiator::cdb::{self, Capacity};
@@ -29,8 +29,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Counters and histograms.
     pub stats: Stats,
-    /// Verify mismatches (all of them).
-    pub mismatches: Vec<Mismatch>,
+    /// Verify mismatches.
+    pub mismatches: Mismatches,
     /// Blocks verify checked.
     pub checked: u64,
     /// Blocks verify could not judge.
@@ -50,7 +50,7 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the run passed: no break, no command error, no mismatch.
     pub fn success(&self) -> bool {
-        self.fatal.is_none() && self.mismatches.is_empty() && self.stats.errors_total() == 0
+        self.fatal.is_none() && self.mismatches.total == 0 && self.stats.errors_total() == 0
     }
 }
 
@@ -325,7 +325,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut stats = Stats::new();
-    let mut mismatches = Vec::new();
+    let mut mismatches = Mismatches::default();
     let mut fatal: Option<String> = None;
     let mut next_progress = start + Duration::from_secs(1);
     let mut stopping = false;
@@ -536,7 +536,7 @@ fn run_events(
     c: &mut Conn,
     work: &mut Workload,
     stats: &mut Stats,
-    mismatches: &mut Vec<Mismatch>,
+    mismatches: &mut Mismatches,
     start: Instant,
 ) -> Result<(), String> {
     if c.sess.state() == State::Failed && c.phase != Phase::Done {
@@ -557,14 +557,7 @@ fn run_events(
                 if !good {
                     stats.error(sense_key(&done));
                 }
-                let before = mismatches.len();
                 work.complete(&op, good, &done.data, mismatches);
-                for m in &mismatches[before..] {
-                    eprintln!(
-                        "iscsi-bench: verify: LBA {}: expected {}, found {}",
-                        m.lba, m.expected, m.found
-                    );
-                }
             }
             Event::CommandRejected { task, reason } => {
                 if let Some((op, _)) = c.inflight.remove(&task.0) {

@@ -229,7 +229,7 @@ struct Report<'a> {
     verify: bool,
     verify_blocks_checked: u64,
     verify_blocks_unchecked: u64,
-    verify_mismatches: usize,
+    verify_mismatches: u64,
     mismatches: &'a [crate::workload::Mismatch],
     failure: Option<&'a str>,
     success: bool,
@@ -290,8 +290,8 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         verify: args.verify,
         verify_blocks_checked: o.checked,
         verify_blocks_unchecked: o.unchecked,
-        verify_mismatches: o.mismatches.len(),
-        mismatches: &o.mismatches,
+        verify_mismatches: o.mismatches.total,
+        mismatches: &o.mismatches.kept,
         failure: o.fatal.as_deref(),
         success: o.success(),
     }
@@ -317,11 +317,10 @@ pub fn emit(args: &Args, o: &Outcome) {
     if let Some(f) = &o.fatal {
         eprintln!("iscsi-bench: run failed: {f}");
     }
-    if !o.mismatches.is_empty() {
+    if let Some(first) = o.mismatches.kept.first() {
         eprintln!(
             "iscsi-bench: verify failed: {} mismatched block(s), first at LBA {}",
-            o.mismatches.len(),
-            o.mismatches[0].lba
+            o.mismatches.total, first.lba
         );
     }
     if r.errors_total > 0 {

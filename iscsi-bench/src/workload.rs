@@ -31,6 +31,39 @@ pub struct Mismatch {
     pub found: String,
 }
 
+/// Mismatches of a run: all counted, the first [`Mismatches::PRINT`] printed on stderr
+/// as they are found, the first [`Mismatches::KEEP`] kept for the report (a wholly
+/// wrong LU must not flood the terminal or the memory).
+#[derive(Debug, Default)]
+pub struct Mismatches {
+    /// How many.
+    pub total: u64,
+    /// The first ones.
+    pub kept: Vec<Mismatch>,
+}
+
+impl Mismatches {
+    /// Lines printed at most.
+    pub const PRINT: u64 = 20;
+    /// Mismatches kept at most.
+    pub const KEEP: usize = 1000;
+
+    fn push(&mut self, m: Mismatch) {
+        self.total += 1;
+        if self.total <= Self::PRINT {
+            eprintln!(
+                "iscsi-bench: verify: LBA {}: expected {}, found {}",
+                m.lba, m.expected, m.found
+            );
+        } else if self.total == Self::PRINT + 1 {
+            eprintln!("iscsi-bench: verify: more mismatches follow, not printed");
+        }
+        if self.kept.len() < Self::KEEP {
+            self.kept.push(m);
+        }
+    }
+}
+
 /// Verify-mode bookkeeping.
 #[derive(Debug, Default)]
 struct VerifyState {
@@ -180,7 +213,7 @@ impl Workload {
     }
 
     /// A command finished (`good`: status GOOD); read data is checked in verify mode.
-    pub fn complete(&mut self, op: &Op, good: bool, data: &[u8], out: &mut Vec<Mismatch>) {
+    pub fn complete(&mut self, op: &Op, good: bool, data: &[u8], out: &mut Mismatches) {
         let Some(v) = &mut self.verify else {
             return;
         };
