@@ -369,7 +369,9 @@ fn answer_offer(ours: &[Pair], key: &str, theirs: &str) -> Option<String> {
             v.to_string()
         }
         Some(KeyRule::Or) => yn(yes(theirs) || mine.is_some_and(yes)),
-        Some(KeyRule::And) => yn(yes(theirs) && mine.is_none_or(yes)),
+        // A boolean AND key we did not offer is something we do not do (IFMarker,
+        // OFMarker): No.
+        Some(KeyRule::And) => yn(yes(theirs) && mine.is_some_and(yes)),
     })
 }
 
