@@ -1,0 +1,588 @@
+//! The mio event loop: one TCP connection and one `iscsi_initiator::Session` per
+//! session, set up (login, TEST UNIT READY, READ CAPACITY(16)), then driven at the
+//! requested queue depth until the time or the command budget runs out, then logged
+//! out.
+
+use crate::report::{ErrorKey, Stats};
+use crate::workload::{Mismatches, Op, Workload};
+use crate::{Args, SetupError};
+use bytes::{Buf, Bytes};
+use iscsi_initiator::cdb::{self, Capacity};
+use iscsi_initiator::{
+    Chap, Command, Completion, Config, DataDirection, Event, MutualChap, Session, SessionParams,
+    State,
+};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{HashMap, VecDeque};
+use std::io::{IoSlice, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long commands still in flight when the run ends may take to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// What the run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Measured phase length.
+    pub elapsed: Duration,
+    /// Counters and histograms.
+    pub stats: Stats,
+    /// Verify mismatches.
+    pub mismatches: Mismatches,
+    /// Blocks verify checked.
+    pub checked: u64,
+    /// Blocks verify could not judge.
+    pub unchecked: u64,
+    /// Why the run broke off, if it did.
+    pub fatal: Option<String>,
+    /// Negotiated parameters of the first session.
+    pub params: SessionParams,
+    /// The LU.
+    pub capacity: Capacity,
+    /// First LBA of the range.
+    pub lba_start: u64,
+    /// Blocks in the range.
+    pub lba_count: u64,
+}
+
+impl Outcome {
+    /// Whether the run passed: no break, no command error, no mismatch.
+    pub fn success(&self) -> bool {
+        self.fatal.is_none() && self.mismatches.total == 0 && self.stats.errors_total() == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Login,
+    /// TEST UNIT READY until GOOD (the unit attention a new nexus gets).
+    Tur(u32),
+    Capacity,
+    Ready,
+    LoggingOut,
+    Done,
+}
+
+struct Conn {
+    stream: TcpStream,
+    sess: Session,
+    out: VecDeque<Bytes>,
+    phase: Phase,
+    inflight: HashMap<u32, (Op, Instant)>,
+    capacity: Option<Capacity>,
+    eof: bool,
+}
+
+impl Conn {
+    /// Move PDUs from the session to the socket until it would block.
+    fn flush(&mut self) -> std::io::Result<()> {
+        while let Some(p) = self.sess.poll_transmit() {
+            self.out.push_back(p.header);
+            if !p.data.is_empty() {
+                self.out.push_back(p.data);
+            }
+            if !p.trailer.is_empty() {
+                self.out.push_back(p.trailer);
+            }
+        }
+        while !self.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> =
+                self.out.iter().take(64).map(|b| IoSlice::new(b)).collect();
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    while n > 0 {
+                        let front = self.out.front_mut().expect("written bytes were queued");
+                        if n >= front.len() {
+                            n -= front.len();
+                            self.out.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read until the socket would block, feeding the session.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => self
+                    .sess
+                    .handle_input(&buf[..n])
+                    .map_err(|e| e.to_string())?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut v))
+        .is_err()
+    {
+        // No /dev/urandom: fall back to the clock (only CHAP challenges and seeds
+        // come from here).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in v.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+        }
+    }
+    v
+}
+
+fn session_config(args: &Args, index: u32, qualifier: &[u8]) -> Config {
+    let mut c = Config::normal(&args.initiator_name, &args.target);
+    // One ISID per session so each is its own I_T nexus (random qualifier: two
+    // benchmark processes do not reinstate each other's sessions).
+    c.isid = iscsi_proto_isid(index, qualifier);
+    c.header_digest = args.header_digest;
+    c.data_digest = args.data_digest;
+    c.initial_r2t = args.initial_r2t.on();
+    c.immediate_data = args.immediate_data.on();
+    c.max_recv_data_segment_length = args.max_recv_data_segment_length as u32;
+    c.max_burst_length = args.max_burst as u32;
+    c.first_burst_length = args.first_burst as u32;
+    c.login_timeout = Duration::from_secs_f64(args.connect_timeout);
+    if let (Some(user), Some(secret)) = (&args.chap_user, &args.chap_secret) {
+        c.chap = Some(Chap {
+            user: user.clone(),
+            secret: secret.as_bytes().to_vec(),
+            mutual: args.chap_target_secret.as_ref().map(|ts| {
+                let r = random_bytes(33);
+                MutualChap {
+                    target_user: args.chap_target_user.clone(),
+                    target_secret: ts.as_bytes().to_vec(),
+                    id: r[0],
+                    challenge: r[1..].to_vec(),
+                }
+            }),
+        });
+    }
+    c
+}
+
+fn iscsi_proto_isid(index: u32, q: &[u8]) -> iscsi_initiator::Isid {
+    // Random format (type 0b10, RFC 7143 §11.12.5): A=0x80 | 6 random bits...
+    iscsi_initiator::Isid([
+        0x80 | (q[0] & 0x3f),
+        q[1],
+        q[2],
+        q[3],
+        (index >> 8) as u8,
+        index as u8,
+    ])
+}
+
+fn sense_key(c: &Completion) -> ErrorKey {
+    ErrorKey {
+        response: c.response,
+        status: c.status,
+        sense: c.sense.as_ref().map(|s| (s.key, s.asc, s.ascq)),
+        ..ErrorKey::default()
+    }
+}
+
+/// Connect, set up and run. Errors before the measured phase are [`SetupError`]s.
+pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
+    let timeout = Duration::from_secs_f64(args.connect_timeout.max(0.1));
+    let mut poll = Poll::new().map_err(|e| SetupError::Target(format!("mio: {e}")))?;
+    let qualifier = random_bytes(4);
+    let setup_start = Instant::now();
+    let mut conns: Vec<Conn> = Vec::new();
+    for i in 0..args.sessions {
+        let std_stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|err| SetupError::Connect { addr, err })?;
+        let _ = std_stream.set_nodelay(true);
+        std_stream
+            .set_nonblocking(true)
+            .map_err(|err| SetupError::Connect { addr, err })?;
+        let mut stream = TcpStream::from_std(std_stream);
+        poll.registry()
+            .register(
+                &mut stream,
+                Token(i as usize),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|err| SetupError::Connect { addr, err })?;
+        conns.push(Conn {
+            stream,
+            sess: Session::new(session_config(args, i, &qualifier), setup_start),
+            out: VecDeque::new(),
+            phase: Phase::Login,
+            inflight: HashMap::new(),
+            capacity: None,
+            eof: false,
+        });
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 256 * 1024];
+
+    // ----- setup: login, TEST UNIT READY, READ CAPACITY(16) -----
+    let setup_deadline = setup_start + timeout;
+    loop {
+        for c in conns.iter_mut() {
+            c.flush()
+                .map_err(|e| SetupError::Target(format!("write to {addr}: {e}")))?;
+        }
+        if conns.iter().all(|c| c.phase == Phase::Ready) {
+            break;
+        }
+        let now = Instant::now();
+        if now >= setup_deadline {
+            return Err(SetupError::Target(format!(
+                "login to {} at {addr} timed out",
+                args.target
+            )));
+        }
+        poll.poll(
+            &mut events,
+            Some((setup_deadline - now).min(Duration::from_millis(100))),
+        )
+        .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.fill(&mut buf)
+                    .map_err(|e| SetupError::Target(format!("login to {}: {e}", args.target)))?;
+            }
+        }
+        for c in conns.iter_mut() {
+            setup_events(c, args)?;
+            if c.eof && c.phase != Phase::Ready {
+                return Err(SetupError::Target(format!(
+                    "{addr} closed the connection during login"
+                )));
+            }
+        }
+    }
+    let capacity = conns[0].capacity.expect("Ready sessions read the capacity");
+    let params = *conns[0].sess.params();
+    let bl = u64::from(capacity.block_len);
+    if bl < 64 {
+        return Err(SetupError::Target(format!("block size {bl} is too small")));
+    }
+    if !args.bs.is_multiple_of(bl) {
+        return Err(SetupError::Args(format!(
+            "--bs {} is not a multiple of the LU's block size {bl}",
+            args.bs
+        )));
+    }
+    let io_blocks = (args.bs / bl) as u32;
+    let (lba_start, lba_count) = args.lba_range.unwrap_or((0, capacity.blocks));
+    if lba_start
+        .checked_add(lba_count)
+        .is_none_or(|end| end > capacity.blocks)
+    {
+        return Err(SetupError::Args(format!(
+            "--lba-range {lba_start}:{lba_count} goes beyond the LU's {} blocks",
+            capacity.blocks
+        )));
+    }
+    if lba_count < u64::from(io_blocks) {
+        return Err(SetupError::Args(format!(
+            "--lba-range of {lba_count} blocks is smaller than --bs ({io_blocks} blocks)"
+        )));
+    }
+    let seed = args
+        .seed
+        .unwrap_or_else(|| u64::from_le_bytes(random_bytes(8).try_into().expect("8 bytes")));
+    let mut work = Workload::new(
+        args,
+        lba_start,
+        lba_count,
+        io_blocks,
+        capacity.block_len,
+        seed,
+    );
+    let duration = match (args.duration, args.ops) {
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+
+    // ----- measured phase -----
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut stats = Stats::new();
+    let mut mismatches = Mismatches::default();
+    let mut fatal: Option<String> = None;
+    let mut next_progress = start + Duration::from_secs(1);
+    let mut stopping = false;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut logout_deadline: Option<Instant> = None;
+    let mut elapsed = Duration::ZERO;
+    loop {
+        let now = Instant::now();
+        if !stopping && (work.exhausted() || duration.is_some_and(|d| now - start >= d)) {
+            stopping = true;
+            drain_deadline = Some(now + DRAIN_LIMIT);
+        }
+        if drain_deadline.is_some_and(|d| now >= d) && conns.iter().any(|c| !c.inflight.is_empty())
+        {
+            fatal.get_or_insert(format!(
+                "commands still outstanding {} s after the run ended",
+                DRAIN_LIMIT.as_secs()
+            ));
+        }
+        // Issue, complete, flush.
+        for c in conns.iter_mut() {
+            if c.phase == Phase::Done {
+                continue;
+            }
+            if let Err(e) = run_events(c, &mut work, &mut stats, &mut mismatches, start) {
+                fatal.get_or_insert(e);
+            }
+            if c.phase == Phase::Ready && !stopping && fatal.is_none() {
+                while c.inflight.len() < args.qd as usize && c.sess.window_open() {
+                    let Some(op) = work.next() else { break };
+                    let cmd = if op.read {
+                        Command::new(
+                            args.lun,
+                            &cdb::read16(op.lba, work.io_blocks),
+                            DataDirection::Read(work.io_bytes()),
+                        )
+                    } else {
+                        Command::new(
+                            args.lun,
+                            &cdb::write16(op.lba, work.io_blocks),
+                            DataDirection::Write(work.write_data(&op)),
+                        )
+                    };
+                    match c.sess.submit(cmd) {
+                        Ok(itt) => {
+                            c.inflight.insert(itt.0, (op, Instant::now()));
+                        }
+                        Err(e) => {
+                            work.abandon(&op);
+                            fatal.get_or_insert(format!("submit: {e}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Err(e) = c.flush() {
+                fatal.get_or_insert(format!("write: {e}"));
+            }
+            if c.eof && c.phase != Phase::LoggingOut && c.phase != Phase::Done {
+                fatal.get_or_insert("the target closed a connection mid-run".into());
+                c.phase = Phase::Done;
+            } else if c.eof || matches!(c.sess.state(), State::Closed | State::Failed) {
+                c.phase = Phase::Done;
+            }
+        }
+        if fatal.is_some() {
+            for c in conns.iter_mut() {
+                for (_, (op, _)) in c.inflight.drain() {
+                    work.abandon(&op);
+                }
+            }
+            if elapsed.is_zero() {
+                elapsed = start.elapsed();
+            }
+            break;
+        }
+        // Drained: log out every session.
+        if stopping && conns.iter().all(|c| c.inflight.is_empty()) {
+            if elapsed.is_zero() {
+                elapsed = start.elapsed();
+            }
+            if logout_deadline.is_none() {
+                logout_deadline = Some(Instant::now() + Duration::from_secs(3));
+                for c in conns.iter_mut() {
+                    if c.phase == Phase::Ready && c.sess.logout().is_ok() {
+                        c.phase = Phase::LoggingOut;
+                        let _ = c.flush();
+                    } else {
+                        c.phase = Phase::Done;
+                    }
+                }
+            }
+            if conns.iter().all(|c| c.phase == Phase::Done)
+                || logout_deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if tty && now >= next_progress {
+            stats.progress_line(now - start);
+            next_progress = now + Duration::from_secs(1);
+        }
+        let mut wait = Duration::from_millis(50);
+        if let Some(d) = duration {
+            wait = wait.min((start + d).saturating_duration_since(now));
+        }
+        poll.poll(&mut events, Some(wait))
+            .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if c.phase == Phase::Done {
+                continue;
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                if let Err(e) = c.fill(&mut buf) {
+                    if c.phase != Phase::LoggingOut {
+                        fatal.get_or_insert(format!("session {}: {e}", ev.token().0));
+                    }
+                    c.phase = Phase::Done;
+                }
+            }
+        }
+    }
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    Ok(Outcome {
+        elapsed,
+        stats,
+        mismatches,
+        checked: work.checked,
+        unchecked: work.unchecked,
+        fatal,
+        params,
+        capacity,
+        lba_start,
+        lba_count,
+    })
+}
+
+fn setup_events(c: &mut Conn, args: &Args) -> Result<(), SetupError> {
+    let fail = |m: String| SetupError::Target(m);
+    if c.sess.state() == State::Failed {
+        return Err(fail(format!("login to {} failed", args.target)));
+    }
+    while let Some(ev) = c.sess.poll_event() {
+        match ev {
+            Event::LoginComplete { .. } => {
+                c.phase = Phase::Tur(0);
+                c.sess
+                    .submit(Command::new(
+                        args.lun,
+                        &cdb::test_unit_ready(),
+                        DataDirection::None,
+                    ))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Event::CommandComplete(done) => match c.phase {
+                Phase::Tur(n) => {
+                    if done.status == 0 {
+                        c.phase = Phase::Capacity;
+                        c.sess
+                            .submit(Command::new(
+                                args.lun,
+                                &cdb::read_capacity16(),
+                                DataDirection::Read(cdb::READ_CAPACITY16_LEN),
+                            ))
+                            .map_err(|e| fail(e.to_string()))?;
+                    } else if n < 5 && done.sense.as_ref().is_some_and(|s| s.key == 6) {
+                        // UNIT ATTENTION (power on, nexus loss): ask again.
+                        c.phase = Phase::Tur(n + 1);
+                        c.sess
+                            .submit(Command::new(
+                                args.lun,
+                                &cdb::test_unit_ready(),
+                                DataDirection::None,
+                            ))
+                            .map_err(|e| fail(e.to_string()))?;
+                    } else {
+                        return Err(fail(format!(
+                            "LUN {} of {} is not ready: {}",
+                            args.lun,
+                            args.target,
+                            sense_key(&done)
+                        )));
+                    }
+                }
+                Phase::Capacity => {
+                    let cap = (done.status == 0)
+                        .then(|| cdb::parse_read_capacity16(&done.data))
+                        .flatten()
+                        .ok_or_else(|| {
+                            fail(format!("READ CAPACITY(16) failed: {}", sense_key(&done)))
+                        })?;
+                    c.capacity = Some(cap);
+                    c.phase = Phase::Ready;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn run_events(
+    c: &mut Conn,
+    work: &mut Workload,
+    stats: &mut Stats,
+    mismatches: &mut Mismatches,
+    start: Instant,
+) -> Result<(), String> {
+    if c.sess.state() == State::Failed && c.phase != Phase::Done {
+        c.phase = Phase::Done;
+        return Err("a session failed mid-run".into());
+    }
+    let now = Instant::now();
+    while let Some(ev) = c.sess.poll_event() {
+        match ev {
+            Event::CommandComplete(done) => {
+                let Some((op, t0)) = c.inflight.remove(&done.task.0) else {
+                    continue;
+                };
+                let good = done.status == 0 && done.response == 0;
+                let lat = now.saturating_duration_since(t0);
+                let bytes = if good { u64::from(work.io_bytes()) } else { 0 };
+                stats.record(op.read, lat, bytes, now - start);
+                if !good {
+                    stats.error(sense_key(&done));
+                }
+                work.complete(&op, good, &done.data, mismatches);
+            }
+            Event::CommandRejected { task, reason } => {
+                if let Some((op, _)) = c.inflight.remove(&task.0) {
+                    work.abandon(&op);
+                    stats.error(ErrorKey {
+                        rejected: Some(reason),
+                        ..ErrorKey::default()
+                    });
+                }
+            }
+            Event::CommandAborted { task } => {
+                if let Some((op, _)) = c.inflight.remove(&task.0) {
+                    work.abandon(&op);
+                    stats.error(ErrorKey {
+                        aborted: true,
+                        ..ErrorKey::default()
+                    });
+                }
+            }
+            Event::LoggedOut { .. } => c.phase = Phase::Done,
+            Event::Async(a) if a.async_event == 1 => {
+                return Err("the target asked for logout mid-run".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! iscsi-bench against both daemons: verify runs pass, a block corrupted behind the
+//! target's back is caught and named, JSON parses, digests negotiate, bad arguments
+//! and unreachable portals exit 2 with one line.
+#![allow(clippy::disallowed_methods)]
+
+use integration_tests::{bin, both_flavours, run_with_timeout, Daemon, Flavour, Run};
+use std::os::unix::fs::FileExt;
+use std::process::Command;
+use std::time::Duration;
+
+const IQN: &str = "iqn.2026-12.com.example:bench.target";
+const SIZE: u64 = 8 * 1024 * 1024;
+
+fn bench(d: &Daemon, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("iscsi-bench"));
+    cmd.arg(d.portal_str()).arg(IQN).args(args);
+    run_with_timeout(&mut cmd, Duration::from_secs(60))
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+}
+
+/// A short mixed random run with verification, two sessions: passes, checks blocks.
+fn verify_mixed_run_passes(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let r = bench(
+        &d,
+        &[
+            "--rw",
+            "mix",
+            "--read-pct",
+            "50",
+            "--verify",
+            "--sessions",
+            "2",
+            "--qd",
+            "8",
+            "--bs",
+            "4k",
+            "--lba-range",
+            "0:2048",
+            "--ops",
+            "3000",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["ops"], 3000);
+    assert_eq!(v["verify_mismatches"], 0);
+    assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
+}
+
+/// Write a stamped range, overwrite bytes of one block in the backing file, read the
+/// range back with --verify: exit 1, and the LBA is named.
+fn corrupted_block_is_caught(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    let file = d.setup_file_target(1, IQN, SIZE);
+    let range = ["--lba-range", "0:256", "--bs", "4k", "--pattern", "seq"];
+    let w = bench(
+        &d,
+        &[&["--rw", "write", "--verify", "--ops", "32"][..], &range].concat(),
+    );
+    assert_eq!(w.code, 0, "{w:?}");
+    // A clean read pass sees every block stamped.
+    let r = bench(
+        &d,
+        &[
+            &["--rw", "read", "--verify", "--ops", "32", "--json"][..],
+            &range,
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["verify_blocks_checked"], 256);
+    assert_eq!(v["verify_blocks_unchecked"], 0);
+    // Corrupt the payload of LBA 37 behind the target's back.
+    let fh = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    fh.write_all_at(b"CORRUPTION", 37 * 512 + 100).unwrap();
+    fh.sync_all().unwrap();
+    let r = bench(
+        &d,
+        &[
+            &["--rw", "read", "--verify", "--ops", "32", "--json"][..],
+            &range,
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("LBA 37"), "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["verify_mismatches"], 1);
+    assert_eq!(v["mismatches"][0]["lba"], 37);
+    assert!(
+        v["mismatches"][0]["found"]
+            .as_str()
+            .unwrap()
+            .contains("bad"),
+        "{v}"
+    );
+}
+
+/// The JSON report holds the fields later load tests read.
+fn json_report_has_fields(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let svg = d.dir.path("bench.svg");
+    let r = bench(
+        &d,
+        &[
+            "--rw",
+            "read",
+            "--duration",
+            "1",
+            "--qd",
+            "4",
+            "--json",
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    for k in [
+        "iops",
+        "mb_per_s",
+        "ops",
+        "reads",
+        "writes",
+        "duration_s",
+        "errors_total",
+        "errors",
+        "block_size",
+        "lu_blocks",
+    ] {
+        assert!(!v[k].is_null(), "{k} missing: {v}");
+    }
+    for k in ["min", "p50", "p90", "p99", "p999", "max"] {
+        assert!(v["latency_us"][k].as_f64().is_some(), "latency {k}: {v}");
+    }
+    assert!(v["ops"].as_u64().unwrap() > 0);
+    assert!(v["latency_us"]["min"].as_f64() <= v["latency_us"]["p99"].as_f64());
+    assert_eq!(v["block_size"], 512);
+    assert_eq!(v["lu_blocks"], SIZE / 512);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg") && drawn.contains("polyline"));
+}
+
+/// Header and data digests negotiate, and a verified write/read run passes with them.
+fn digests_negotiate_and_pass(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let r = bench(
+        &d,
+        &[
+            "--header-digest",
+            "--data-digest",
+            "--rw",
+            "mix",
+            "--verify",
+            "--bs",
+            "64k",
+            "--lba-range",
+            "0:4096",
+            "--ops",
+            "400",
+            "--qd",
+            "8",
+            "--json",
+            "--initial-r2t",
+            "yes",
+            "--immediate-data",
+            "no",
+            "--max-burst",
+            "16k",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["header_digest"], true);
+    assert_eq!(v["data_digest"], true);
+    assert_eq!(v["initial_r2t"], true);
+    assert_eq!(v["immediate_data"], false);
+    assert_eq!(v["verify_mismatches"], 0);
+}
+
+/// Bad arguments and an unreachable target: exit 2, one line on stderr.
+fn bad_args_and_unreachable_exit_2(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let one_line = |r: &Run| {
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{:?}", r.stderr);
+        assert!(r.stdout.is_empty(), "{r:?}");
+    };
+    for args in [
+        &["--rw", "sideways"][..],
+        &["--bs", "4q"],
+        &["--qd", "0"],
+        &["--lba-range", "5"],
+        &["--bogus"],
+        &["--bs", "1000"],
+        &["--lba-range", "0:99999999"],
+        &["--duration", "-1"],
+    ] {
+        one_line(&bench(&d, args));
+    }
+    // Missing TARGET.
+    one_line(&run_with_timeout(
+        Command::new(bin("iscsi-bench")).arg(d.portal_str()),
+        Duration::from_secs(30),
+    ));
+    // No such target: the login is refused.
+    let r = run_with_timeout(
+        Command::new(bin("iscsi-bench")).args([&d.portal_str(), "iqn.2026-12.com.example:nope"]),
+        Duration::from_secs(30),
+    );
+    one_line(&r);
+    assert!(
+        r.stderr.contains("0203") || r.stderr.contains("refused"),
+        "{r:?}"
+    );
+    // Nobody listening.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = run_with_timeout(
+        Command::new(bin("iscsi-bench")).args([&format!("127.0.0.1:{port}"), IQN]),
+        Duration::from_secs(30),
+    );
+    one_line(&r);
+    assert!(r.stderr.contains("cannot connect"), "{r:?}");
+}
+
+/// CHAP through the daemon: one-way, mutual, and a wrong secret (exit 2).
+fn chap_one_way_and_mutual(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let acct = |args: &[&str]| {
+        d.tgtadm_ok(&[&["--lld", "iscsi", "--mode", "account"][..], args].concat());
+    };
+    acct(&[
+        "--op",
+        "new",
+        "--user",
+        "bench-user",
+        "--password",
+        "bench-secret-1",
+    ]);
+    acct(&[
+        "--op",
+        "new",
+        "--user",
+        "bench-target",
+        "--password",
+        "target-secret-2",
+    ]);
+    acct(&["--op", "bind", "--tid", "1", "--user", "bench-user"]);
+    let quick = ["--ops", "50", "--qd", "4"];
+    // Without credentials the login is refused.
+    let r = bench(&d, &quick);
+    assert_eq!(r.code, 2, "{r:?}");
+    let one_way = [
+        "--chap-user",
+        "bench-user",
+        "--chap-secret",
+        "bench-secret-1",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way].concat());
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = bench(
+        &d,
+        &[
+            &quick[..],
+            &[
+                "--chap-user",
+                "bench-user",
+                "--chap-secret",
+                "wrong-secret-3",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    acct(&[
+        "--op",
+        "bind",
+        "--tid",
+        "1",
+        "--user",
+        "bench-target",
+        "--outgoing",
+    ]);
+    let mutual = [
+        "--chap-target-user",
+        "bench-target",
+        "--chap-target-secret",
+        "target-secret-2",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way, &mutual].concat());
+    assert_eq!(r.code, 0, "{r:?}");
+    // The target proves itself with a secret we do not expect: we refuse it.
+    let bad = [
+        "--chap-target-user",
+        "bench-target",
+        "--chap-target-secret",
+        "other-secret-44",
+    ];
+    let r = bench(&d, &[&quick[..], &one_way, &bad].concat());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("CHAP"), "{r:?}");
+}
+
+both_flavours!(
+    chap_one_way_and_mutual,
+    verify_mixed_run_passes,
+    corrupted_block_is_caught,
+    json_report_has_fields,
+    digests_negotiate_and_pass,
+    bad_args_and_unreachable_exit_2,
+);
