@@ -32,8 +32,9 @@ pub struct Options {
     /// bound to 127.0.0.1) on 127.0.0.1:3260 unless a portal is given.
     #[arg(long = "demo")]
     pub demo: bool,
-    /// Worker threads for backing-store I/O (tgt runs 16 per LUN).
-    #[arg(long = "io-threads", default_value_t = 16)]
+    /// Worker threads for backing-store I/O (`rdwr` stores, and what `aio` stores
+    /// cannot put on io_uring); tgt's `-t/--nr_iothreads`, same default.
+    #[arg(short = 't', long = "io-threads", visible_alias = "nr_iothreads", default_value_t = 16)]
     pub io_threads: usize,
     /// Event-loop threads for iSCSI connections (default: one per CPU).
     #[arg(long = "threads")]
@@ -170,5 +171,10 @@ mod tests {
         ));
         let o = opts(&["--control-socket", "/tmp/x.sock"]);
         assert_eq!(o.control_socket_path(), PathBuf::from("/tmp/x.sock"));
+        // tgtd's spelling of the I/O thread count, short and long.
+        assert_eq!(opts(&[]).io_threads, 16);
+        assert_eq!(opts(&["-t", "4"]).io_threads, 4);
+        assert_eq!(opts(&["--nr_iothreads", "8"]).io_threads, 8);
+        assert_eq!(opts(&["--io-threads", "2"]).io_threads, 2);
     }
 }
