@@ -40,4 +40,21 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     fn saved_state(&self) -> Option<Bytes> {
         None
     }
+
+    /// Read the size of the medium again, after the file or block device behind it
+    /// grew or shrank (online resize): the new size in bytes, which [`BlockStore::size`]
+    /// reports from then on. `None` from a store with no size on disk (RAM, null) or
+    /// one that cannot tell now; its size stays as it was.
+    fn refresh_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// Change a run-time setting that belongs to the store (`tgtadm --mode
+    /// logicalunit --op update --params KEY=VALUE` for a key the target core does not
+    /// know, e.g. `fault` of the fault-injecting store). The error is the reason it
+    /// was refused, for the administrator.
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        let _ = value;
+        Err(format!("the backing store has no setting '{key}'"))
+    }
 }
