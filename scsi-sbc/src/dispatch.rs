@@ -474,9 +474,7 @@ fn op_offset(op: &BlockOp) -> Option<u64> {
 /// The LOGICAL BLOCK ADDRESS field of a SYNCHRONIZE CACHE (10) or (16) CDB.
 fn cdb_lba(cdb: &[u8]) -> Option<u64> {
     match cdb.first()? {
-        0x35 if cdb.len() >= 6 => Some(u64::from(u32::from_be_bytes(
-            cdb[2..6].try_into().ok()?,
-        ))),
+        0x35 if cdb.len() >= 6 => Some(u64::from(u32::from_be_bytes(cdb[2..6].try_into().ok()?))),
         0x91 if cdb.len() >= 10 => Some(u64::from_be_bytes(cdb[2..10].try_into().ok()?)),
         _ => None,
     }

@@ -76,11 +76,19 @@ fn write_same_and_unmap() {
     // SAME LENGTH; an LBA past the end is out of range first.
     assert!(matches!(
         run(&lu, &CTX, &c16(0x93, 0x01, 990, 0), Bytes::new()),
-        Plan::Io(BlockOp::WriteSame { offset: 506_880, len: 5120, .. })
+        Plan::Io(BlockOp::WriteSame {
+            offset: 506_880,
+            len: 5120,
+            ..
+        })
     ));
     assert!(matches!(
         run(&lu, &CTX, &c16(0x93, 0x01, 0, 0), Bytes::new()),
-        Plan::Io(BlockOp::WriteSame { offset: 0, len: 512_000, .. })
+        Plan::Io(BlockOp::WriteSame {
+            offset: 0,
+            len: 512_000,
+            ..
+        })
     ));
     assert_eq!(
         run_check(&lu, &CTX, &c16(0x93, 0, 1000, 0)),
@@ -431,7 +439,10 @@ fn store_failures_carry_the_lba() {
     };
     let r10 = [0x28, 0, 0, 0, 0, 40, 0, 0, 8, 0];
     let k = crate::IoErrorKind::ReadError;
-    assert_eq!(sense(&thin, &mut st, &r10, read.clone(), k), (3, 0x11, 0, Some(40)));
+    assert_eq!(
+        sense(&thin, &mut st, &r10, read.clone(), k),
+        (3, 0x11, 0, Some(40))
+    );
     // The store knows better: the failing byte's LBA.
     let k = crate::IoErrorKind::ReadErrorAt { offset: 512 * 43 };
     assert_eq!(sense(&thin, &mut st, &r10, read, k), (3, 0x11, 0, Some(43)));
@@ -442,14 +453,26 @@ fn store_failures_carry_the_lba() {
     };
     let w10 = [0x2a, 0, 0, 0, 0, 7, 0, 0, 1, 0];
     let k = crate::IoErrorKind::WriteError;
-    assert_eq!(sense(&thin, &mut st, &w10, write.clone(), k), (3, 0x0c, 0, Some(7)));
+    assert_eq!(
+        sense(&thin, &mut st, &w10, write.clone(), k),
+        (3, 0x0c, 0, Some(7))
+    );
     let k = crate::IoErrorKind::NoSpace;
-    assert_eq!(sense(&thin, &mut st, &w10, write.clone(), k), (7, 0x27, 7, Some(7)));
-    assert_eq!(sense(&thick, &mut st, &w10, write, k), (3, 0x0c, 0, Some(7)));
+    assert_eq!(
+        sense(&thin, &mut st, &w10, write.clone(), k),
+        (7, 0x27, 7, Some(7))
+    );
+    assert_eq!(
+        sense(&thick, &mut st, &w10, write, k),
+        (3, 0x0c, 0, Some(7))
+    );
     // SYNCHRONIZE CACHE: the CDB's LBA.
     let sync16 = c16(0x91, 0, 99, 0);
     let k = crate::IoErrorKind::WriteError;
-    assert_eq!(sense(&thin, &mut st, &sync16, BlockOp::Flush, k), (3, 0x0c, 0, Some(99)));
+    assert_eq!(
+        sense(&thin, &mut st, &sync16, BlockOp::Flush, k),
+        (3, 0x0c, 0, Some(99))
+    );
     // Descriptor format: an information descriptor.
     let o = complete_in(&sync16, &thin, 1, &mut st, &BlockOp::Flush, Err(k));
     let s = o.sense.unwrap();
