@@ -9,6 +9,7 @@
 
 use crate::opener::BackendsOpener;
 use crate::state_file::StateFileStore;
+use backends::ErrorLogStore;
 use scsi_sbc::BlockStore;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -85,6 +86,10 @@ pub struct DaemonOpener {
 impl StoreOpener for DaemonOpener {
     fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
         let store = BackendsOpener.open(spec)?;
+        // Failures are logged for the administrator, once per kind, rate-limited.
+        let label = format!("{} {}", spec.bstype, spec.path);
+        let store: Arc<dyn BlockStore> =
+            Arc::new(ErrorLogStore::wrap(store, &label, spec.block_size));
         // Only files and block devices outlive the daemon; memory and null stores
         // have nothing worth reserving after a restart.
         let durable = matches!(spec.bstype.parse(), Ok(backends::BsType::Rdwr));

@@ -125,6 +125,14 @@ impl BlockStore for StateFileStore {
     fn saved_state(&self) -> Option<Bytes> {
         self.saved.clone()
     }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.inner.refresh_size()
+    }
+
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        self.inner.configure(key, value)
+    }
 }
 
 #[cfg(test)]
