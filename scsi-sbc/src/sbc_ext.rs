@@ -241,8 +241,11 @@ pub(crate) fn plan(
             } else {
                 data.slice(..bs)
             };
-            let zero = pattern.iter().all(|&b| b == 0);
-            if unmap && zero {
+            // UNMAP=1 (allowed on thin LUs only, see `prepare`): deallocate, whatever
+            // the block holds, as tgt and Linux LIO do; the LU reports LBPRZ=1, so the
+            // range then reads as zeros (libiscsi's UnmapUntilEnd sends 0xFF blocks
+            // with UNMAP and expects zeros back).
+            if unmap {
                 return Ok(Plan::Io(BlockOp::Unmap {
                     ranges: vec![(offset, len)],
                 }));

@@ -65,6 +65,18 @@ fn write_same_and_unmap() {
             ranges: vec![(5120, 2048)]
         })
     );
+    // UNMAP deallocates whatever the block holds (LBPRZ=1: it then reads as zeros).
+    assert_eq!(
+        run(
+            &lu,
+            &CTX,
+            &c16(0x93, 0x08, 10, 4),
+            Bytes::from(vec![0xffu8; 512])
+        ),
+        Plan::Io(BlockOp::Unmap {
+            ranges: vec![(5120, 2048)]
+        })
+    );
     // NDOB without UNMAP: zeros, no data-out.
     let cdb = c16(0x93, 0x01, 10, 4);
     assert_eq!(prepare(&cdb, &lu).unwrap().data_out_len, 0);

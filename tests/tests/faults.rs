@@ -8,7 +8,7 @@
 
 use integration_tests::client::{read10, write10, Client, ScsiResult};
 use integration_tests::{both_flavours, Daemon, Flavour, Run};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ fn sparse_file(d: &Daemon, name: &str) -> PathBuf {
     p
 }
 
-fn lu_new(d: &Daemon, lun: u32, path: &PathBuf, extra: &[&str]) -> Run {
+fn lu_new(d: &Daemon, lun: u32, path: &Path, extra: &[&str]) -> Run {
     let lun = lun.to_string();
     let mut args = vec![
         "--lld",
@@ -195,7 +195,10 @@ fn settle_and_measure(d: &Daemon) -> (u64, u64) {
 /// Each kind of failure, as the initiator sees it.
 fn injected_errors_reach_the_initiator(f: Flavour) {
     let d = Daemon::start(f, &[]);
-    setup(&d, "read:eio@100-199+write:enospc@300-399+write:eio@500-509:after=2");
+    setup(
+        &d,
+        "read:eio@100-199+write:enospc@300-399+write:eio@500-509:after=2",
+    );
     update_ok(&d, 1, "thin_provisioning=1");
     let mut c = session(&d, 0x01);
     // Warm up both LUs before measuring.
@@ -242,8 +245,9 @@ fn injected_errors_reach_the_initiator(f: Flavour) {
     let bad = lu_update(&d, 1, "fault=read:boom@1-2");
     assert_eq!(bad.code, 22, "{bad:?}");
     assert!(
-        bad.stderr
-            .starts_with("tgtadm: invalid request: fault rule 'read:boom@1-2': unknown action 'boom'"),
+        bad.stderr.starts_with(
+            "tgtadm: invalid request: fault rule 'read:boom@1-2': unknown action 'boom'"
+        ),
         "{bad:?}"
     );
     let r = c.scsi(1, &read10(100, 1), &[], 512).unwrap();
@@ -335,10 +339,17 @@ fn held_and_delayed_operations(f: Flavour) {
     update_ok(&d, 1, "fault=read:delay=300ms@0-7");
     let t = Instant::now();
     assert_eq!(c.scsi(1, &read10(0, 1), &[], 512).unwrap().status, 0);
-    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
     let t = Instant::now();
     assert_eq!(c.scsi(1, &read10(8, 1), &[], 512).unwrap().status, 0);
-    assert!(t.elapsed() < Duration::from_millis(300), "outside the range");
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "outside the range"
+    );
     update_ok(&d, 1, "fault=");
     assert!(c.logout().unwrap());
     let (_, threads1) = settle_and_measure(&d);

@@ -185,12 +185,34 @@ fn grow_and_shrink_while_logged_in(f: Flavour) {
 
     // A memory LU has no size on disk to read again.
     d.tgtadm_ok(&[
-        "--lld", "iscsi", "--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "3",
-        "--bstype", "memory", "--backing-store", "8M",
+        "--lld",
+        "iscsi",
+        "--mode",
+        "logicalunit",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--lun",
+        "3",
+        "--bstype",
+        "memory",
+        "--backing-store",
+        "8M",
     ]);
     let r = d.tgtadm(&[
-        "--lld", "iscsi", "--mode", "logicalunit", "--op", "update", "--tid", "1", "--lun",
-        "3", "--params", "resize=1",
+        "--lld",
+        "iscsi",
+        "--mode",
+        "logicalunit",
+        "--op",
+        "update",
+        "--tid",
+        "1",
+        "--lun",
+        "3",
+        "--params",
+        "resize=1",
     ]);
     assert_eq!(r.code, 22, "{r:?}");
     assert!(r.stderr.contains("no size on disk"), "{r:?}");

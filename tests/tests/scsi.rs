@@ -27,7 +27,7 @@ fn conformance(f: Flavour, params: &str, patterns: &[&str], min_passed: u32) {
 }
 
 /// The whole SCSI family on a thin-provisioned LUN: 186 pass today (of 215; the rest
-/// skip: no removable medium, no SANITIZE, WSNZ=1, one logical block per physical).
+/// skip: no removable medium, no SANITIZE, one logical block per physical).
 fn scsi_conformance(f: Flavour) {
     conformance(f, "thin_provisioning=1", &["SCSI.*"], 184);
 }
