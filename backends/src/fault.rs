@@ -45,6 +45,11 @@
 //! A failed flush behaves like a real failed `fdatasync`: every later flush (and FUA
 //! write) fails too, until the LU is opened again.
 //!
+//! Delays and holds run on the I/O worker that runs the operation: a held operation
+//! keeps its worker (`--io-threads`, default 16) until released, so holding as many
+//! operations as there are workers stalls every LU of the daemon. EXTENDED COPY and
+//! GET LBA STATUS are not subject to rules.
+//!
 //! # At run time
 //!
 //! `tgtadm --mode logicalunit --op update --tid T --lun L --params fault=RULES` replaces
