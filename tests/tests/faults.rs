@@ -223,6 +223,12 @@ fn injected_errors_reach_the_initiator(f: Flavour) {
         let r = c.scsi(1, &write10(310, 4), &block(4, 1), 0).unwrap();
         assert_eq!(sense(&r), (0x7, 0x27, 0x07, Some(310)), "{r:?}");
     }
+    // Logged once per kind with the LBA range, not once per failure.
+    let log = d.log_lines();
+    let count = |what: &str| log.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("read error at LBA 100-109"), 1, "{log:#?}");
+    assert_eq!(count("out of space at LBA 310-313"), 1, "{log:#?}");
+    assert_eq!(count("read error"), 1, "{log:#?}");
     // `after=2`: two writes pass, then the third fails at its first LBA in range.
     for _ in 0..2 {
         let r = c.scsi(1, &write10(505, 2), &block(2, 2), 0).unwrap();
