@@ -30,7 +30,10 @@
 //! - A WRITE with FUA, and any write while WCE=0 (the SCSI layer then sets FUA on
 //!   every write: WRITE, WRITE SAME, COMPARE AND WRITE, ORWRITE, EXTENDED COPY), is
 //!   durable when acknowledged: the store writes and `fdatasync`s before completing.
+//! - WRITE AND VERIFY is durable when acknowledged, whatever the write cache.
 //! - With `--bsoflags sync` (O_SYNC) every write is durable when acknowledged.
+//! - UNMAP (and WRITE SAME with UNMAP) deallocates through the file system; like a
+//!   write under WCE=1 it is durable after the next acknowledged SYNCHRONIZE CACHE.
 //! - A failed flush is never followed by a successful one: after an `fdatasync`
 //!   error the kernel may have dropped the pages it could not write, so
 //!   [`FileStore`] fails every later flush (MEDIUM ERROR, WRITE ERROR) until the LU

@@ -205,8 +205,11 @@ pub(crate) fn plan(
                 data: expect,
             }))
         }
-        E::WriteVerify(t) => {
+        E::WriteVerify(mut t) => {
             prepare(e, lu, &mode)?;
+            // Written to the medium, then verified there (SBC-4 5.49): durable before
+            // GOOD, like every write while the write cache is off.
+            t.fua = true;
             rw::write(lu, &t, data)
         }
         E::OrWrite(t) => {

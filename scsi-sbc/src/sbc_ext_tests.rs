@@ -490,3 +490,39 @@ fn store_failures_carry_the_lba() {
     let s = o.sense.unwrap();
     assert_eq!(s.to_descriptor()[8..12], [0x00, 0x0a, 0x80, 0x00]);
 }
+
+/// The durability contract: with WCE=0 every kind of write is durable before GOOD
+/// (FUA set on the store operation), and WRITE AND VERIFY always is.
+#[test]
+fn writes_are_write_through_when_the_cache_is_off() {
+    let fua_of = |lu: &LuConfig, cdb: &[u8], data: Bytes| -> bool {
+        let mut st = LuState::settled(&[1]);
+        match execute_in(cdb, lu, &CTX, &mut st, data) {
+            Plan::Io(
+                BlockOp::Write { fua, .. }
+                | BlockOp::WriteSame { fua, .. }
+                | BlockOp::OrWrite { fua, .. }
+                | BlockOp::CompareAndWrite { fua, .. },
+            ) => fua,
+            other => panic!("{cdb:02x?}: {other:?}"),
+        }
+    };
+    let on = disk();
+    let off = LuConfig {
+        write_cache: false,
+        ..disk()
+    };
+    let block = || Bytes::from(vec![5u8; 512]);
+    let w10 = [0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0];
+    let ws16 = c16(0x93, 0, 8, 1);
+    let or = [0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0];
+    let caw = [0x89, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0];
+    let wv = [0x2e, 0, 0, 0, 0, 8, 0, 0, 1, 0];
+    assert!(!fua_of(&on, &w10, block()));
+    assert!(!fua_of(&on, &ws16, block()));
+    assert!(fua_of(&on, &wv, block()), "WRITE AND VERIFY");
+    for cdb in [&w10[..], &ws16, &or, &wv] {
+        assert!(fua_of(&off, cdb, block()), "{cdb:02x?}");
+    }
+    assert!(fua_of(&off, &caw, Bytes::from(vec![0u8; 1024])));
+}
