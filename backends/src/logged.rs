@@ -46,7 +46,10 @@ impl ErrorLogStore {
     /// Note a failure of `op`; `now` is when it completed. Returns the line logged,
     /// if one was.
     pub fn note(&self, op: &BlockOp, kind: IoErrorKind, now: Instant) -> Option<String> {
+        let flush = matches!(op, BlockOp::Flush);
         let name = match kind {
+            // A failed flush has no LBA: some earlier write did not reach the disk.
+            _ if flush => "flush error",
             IoErrorKind::ReadError | IoErrorKind::ReadErrorAt { .. } => "read error",
             IoErrorKind::WriteError | IoErrorKind::WriteErrorAt { .. } => "write error",
             IoErrorKind::NoSpace => "out of space",
@@ -68,7 +71,11 @@ impl ErrorLogStore {
                         last_lba: 0,
                     },
                 );
-                format!("{}: {name} at LBA {}", self.label, range(first, last))
+                if flush {
+                    format!("{}: {name}", self.label)
+                } else {
+                    format!("{}: {name} at LBA {}", self.label, range(first, last))
+                }
             }
             Some(p) => {
                 p.count += 1;
@@ -77,13 +84,20 @@ impl ErrorLogStore {
                 if now.saturating_duration_since(p.logged_at) < LOG_EVERY {
                     return None;
                 }
-                let line = format!(
-                    "{}: {} more {name}s at LBA {} in the last {}s",
-                    self.label,
-                    p.count,
-                    range(p.first_lba, p.last_lba),
-                    now.saturating_duration_since(p.logged_at).as_secs()
-                );
+                let secs = now.saturating_duration_since(p.logged_at).as_secs();
+                let line = if flush {
+                    format!(
+                        "{}: {} more {name}s in the last {secs}s",
+                        self.label, p.count
+                    )
+                } else {
+                    format!(
+                        "{}: {} more {name}s at LBA {} in the last {secs}s",
+                        self.label,
+                        p.count,
+                        range(p.first_lba, p.last_lba),
+                    )
+                };
                 *p = Pending {
                     logged_at: now,
                     count: 0,
@@ -215,6 +229,11 @@ mod tests {
             Some("/srv/a.img: 3 more read errors at LBA 7-307 in the last 10s")
         );
         assert_eq!(s.note(&read(7), k, t0 + LOG_EVERY), None);
+        assert_eq!(
+            s.note(&BlockOp::Flush, IoErrorKind::WriteError, t0)
+                .as_deref(),
+            Some("/srv/a.img: flush error")
+        );
         let m = IoErrorKind::Miscompare { offset: 0 };
         assert_eq!(s.note(&read(7), m, t0), None);
     }
