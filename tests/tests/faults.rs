@@ -342,18 +342,18 @@ fn held_and_delayed_operations(f: Flavour) {
     let r = c.scsi(1, &read10(10, 1), &[], 512).unwrap();
     assert_eq!(r.data, block(1, 5), "the held write landed");
 
-    update_ok(&d, 1, "fault=read:delay=300ms@0-7");
+    update_ok(&d, 1, "fault=read:delay=500ms@0-7");
     let t = Instant::now();
     assert_eq!(c.scsi(1, &read10(0, 1), &[], 512).unwrap().status, 0);
     assert!(
-        t.elapsed() >= Duration::from_millis(300),
+        t.elapsed() >= Duration::from_millis(500),
         "{:?}",
         t.elapsed()
     );
     let t = Instant::now();
     assert_eq!(c.scsi(1, &read10(8, 1), &[], 512).unwrap().status, 0);
     assert!(
-        t.elapsed() < Duration::from_millis(300),
+        t.elapsed() < Duration::from_millis(500),
         "outside the range"
     );
     update_ok(&d, 1, "fault=");
