@@ -47,7 +47,8 @@
 //!
 //! Delays and holds run on the I/O worker that runs the operation: a held operation
 //! keeps its worker (`--io-threads`, default 16) until released, so holding as many
-//! operations as there are workers stalls every LU of the daemon. EXTENDED COPY and
+//! operations as there are workers stalls every LU of the daemon. Release held
+//! operations (`fault=`) before deleting the LU: nothing else does. EXTENDED COPY and
 //! GET LBA STATUS are not subject to rules.
 //!
 //! # At run time
