@@ -92,8 +92,17 @@ pub enum BackendError {
         /// The backing-store path as given.
         path: String,
     },
+    /// The rules of a `fault` store (`--bsopts rules=...`) did not parse.
+    #[error("bad fault rules '{text}': {source}")]
+    FaultRules {
+        /// The rules as given.
+        text: String,
+        /// Which rule is wrong and why.
+        #[source]
+        source: crate::fault::RuleError,
+    },
     /// `--bstype` named a backing-store type this target does not implement.
-    #[error("unknown backing store type '{name}': expected rdwr, aio, memory or null")]
+    #[error("unknown backing store type '{name}': expected rdwr, aio, memory, null or fault")]
     UnknownBsType {
         /// The type name as given.
         name: String,

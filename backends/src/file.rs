@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use bytes::{Bytes, BytesMut};
@@ -30,8 +30,16 @@ const MAX_EXTENTS: usize = 64;
 pub struct FileStore {
     file: File,
     path: PathBuf,
-    size: u64,
+    /// Bytes; re-read by [`BlockStore::refresh_size`] after an online resize.
+    size: AtomicU64,
+    /// A block device (its size comes from the driver, not the inode).
+    is_block: bool,
     readonly: bool,
+    /// An `fdatasync` failed. The kernel may have dropped the dirty pages it could not
+    /// write and reports the error once, so a later `fdatasync` could succeed without
+    /// the data being on disk ("fsyncgate"): every later flush fails too, until the
+    /// store is opened again.
+    flush_failed: AtomicBool,
     /// Orders plain writes against COMPARE AND WRITE / ORWRITE (see `compound`).
     rmw: RwLock<()>,
     /// `preadv2(RWF_NOWAIT)` is not supported here: no inline reads.
@@ -159,8 +167,10 @@ impl FileStore {
         Ok(FileStore {
             file,
             path: path.to_owned(),
-            size,
+            size: AtomicU64::new(size),
+            is_block: kind.is_block_device(),
             readonly,
+            flush_failed: AtomicBool::new(false),
             rmw: RwLock::new(()),
             no_nowait: AtomicBool::new(false),
             nowait_misses: AtomicU32::new(0),
@@ -256,21 +266,41 @@ impl FileStore {
             // Nothing was written through this handle.
             return Ok(());
         }
-        // O_SYNC made every completed write durable already; fdatasync would only
-        // wait for nothing (but with O_DIRECT alone the device cache still needs it).
+        // O_SYNC made every completed write durable already (a write that could not be
+        // made durable failed itself); fdatasync would only wait for nothing (but with
+        // O_DIRECT alone the device cache still needs it).
         if self.sync {
             return Ok(());
         }
+        if self.flush_failed.load(Ordering::Acquire) {
+            return Err(IoErrorKind::WriteError);
+        }
         // fdatasync: the data and the metadata needed to read it back (the size), not
         // the timestamps.
-        self.file
-            .sync_data()
-            .map_err(|e| self.map_error(&e, IoErrorKind::WriteError))
+        self.file.sync_data().map_err(|e| {
+            self.flush_failed.store(true, Ordering::Release);
+            self.map_error(&e, IoErrorKind::WriteError)
+        })
+    }
+
+    /// Whether an `fdatasync` has failed, so that every flush fails until the store
+    /// is opened again.
+    pub fn flush_failed(&self) -> bool {
+        self.flush_failed.load(Ordering::Acquire)
+    }
+
+    /// The size of the file or device now.
+    fn current_size(&self) -> io::Result<u64> {
+        if self.is_block {
+            (&self.file).seek(SeekFrom::End(0))
+        } else {
+            Ok(self.file.metadata()?.len())
+        }
     }
 
     /// Allocation map from SEEK_DATA / SEEK_HOLE, clipped to the range.
     fn holes(&self, offset: u64, len: u64) -> Result<Vec<Extent>, IoErrorKind> {
-        let end = offset.saturating_add(len).min(self.size);
+        let end = offset.saturating_add(len).min(self.size());
         let mut out: Vec<Extent> = Vec::new();
         let mut pos = offset;
         while pos < end && out.len() < MAX_EXTENTS {
@@ -321,7 +351,15 @@ impl FileStore {
 
 impl BlockStore for FileStore {
     fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// The file's length or the device's size now (after `truncate`, `lvextend`,
+    /// `losetup -c`, ...). An empty or unreadable medium keeps the old size.
+    fn refresh_size(&self) -> Option<u64> {
+        let now = self.current_size().ok().filter(|n| *n > 0)?;
+        self.size.store(now, Ordering::Release);
+        Some(now)
     }
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
@@ -338,7 +376,7 @@ impl BlockStore for FileStore {
             fd: self.file.as_raw_fd(),
             direct: self.direct,
             readonly: self.readonly,
-            size: self.size,
+            size: self.size.load(Ordering::Relaxed),
         })
     }
 
@@ -356,6 +394,27 @@ impl BlockStore for FileStore {
 
     fn ring_write_done(&self) {
         self.ring_writes.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// No "fsyncgate" on the ring either: a failed flush (or FUA write) is remembered,
+    /// and no later flush or FUA write reports success until the store is reopened.
+    fn ring_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        let durable = matches!(op, BlockOp::Flush | BlockOp::Write { fua: true, .. });
+        if !durable || self.readonly {
+            return result;
+        }
+        match result {
+            Err(e) => {
+                self.flush_failed.store(true, Ordering::Release);
+                Err(e)
+            }
+            Ok(_) if self.flush_failed.load(Ordering::Acquire) => Err(IoErrorKind::WriteError),
+            ok => ok,
+        }
     }
 
     fn backend_note(&self) -> Option<String> {
@@ -443,7 +502,7 @@ impl Primitives for FileStore {
         if self.readonly {
             return Err(IoErrorKind::ReadOnly);
         }
-        let len = len.min(self.size.saturating_sub(offset));
+        let len = len.min(self.size().saturating_sub(offset));
         if len == 0 {
             return Ok(());
         }
@@ -606,6 +665,44 @@ mod tests {
         };
         s.execute(&same).unwrap();
         assert_eq!(s.execute(&read(512, 1024)).unwrap(), vec![7u8; 1024]);
+    }
+
+    #[test]
+    fn size_is_read_again_after_a_resize() {
+        let f = temp_file(1 << 20);
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        f.as_file().set_len(3 << 20).unwrap();
+        assert_eq!(s.size(), 1 << 20, "until asked");
+        assert_eq!(s.refresh_size(), Some(3 << 20));
+        assert_eq!(s.size(), 3 << 20);
+        f.as_file().set_len(512 << 10).unwrap();
+        assert_eq!(s.refresh_size(), Some(512 << 10));
+        // An emptied file is no disk: the old size stays.
+        f.as_file().set_len(0).unwrap();
+        assert_eq!(s.refresh_size(), None);
+        assert_eq!(s.size(), 512 << 10);
+    }
+
+    #[test]
+    fn a_failed_flush_fails_every_later_flush() {
+        let f = temp_file(1 << 20);
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        s.execute(&BlockOp::Flush).unwrap();
+        // As if fdatasync had failed once (the kernel reports a writeback error once).
+        s.flush_failed.store(true, Ordering::Release);
+        for _ in 0..3 {
+            assert_eq!(s.execute(&BlockOp::Flush), Err(IoErrorKind::WriteError));
+        }
+        let fua = BlockOp::Write {
+            offset: 0,
+            data: Bytes::from_static(b"x"),
+            fua: true,
+        };
+        assert_eq!(s.execute(&fua), Err(IoErrorKind::WriteError));
+        assert!(s.flush_failed());
+        // Opened again: a fresh start.
+        let again = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        assert_eq!(again.execute(&BlockOp::Flush), Ok(Bytes::new()));
     }
 
     #[test]

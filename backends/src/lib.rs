@@ -9,11 +9,36 @@
 //! - [`FileStore`] (`rdwr`): a regular file or block device, `pread`/`pwrite`.
 //! - [`MemoryStore`] (`memory`): sparse RAM, for demos and tests.
 //! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
+//! - [`FaultStore`] (`fault`): another store with injected failures, delays and held
+//!   operations, changeable at run time; the rule syntax is in [`fault`].
+//! - [`ErrorLogStore`]: logs an LU's failed operations, once per kind with the LBA
+//!   range, then at most one summary per [`LOG_EVERY`].
 //! - Small reads whose data is in memory (page cache, RAM store) can run on the
 //!   caller's thread instead ([`BlockStore::execute_nowait`], up to [`INLINE_MAX`]).
 //! - [`WorkerPool`]: named threads that run [`BlockStore::execute`] and hand each
 //!   result to a callback, which is how every runtime routes completions home
 //!   (mio: queue + `Waker`; tokio: channel).
+//!
+//! # Durability contract
+//!
+//! What an acknowledged (GOOD) command promises about the data surviving a crash of
+//! the daemon or the machine:
+//!
+//! - With the LU's write cache on (caching mode page WCE=1, the default), an
+//!   acknowledged WRITE is durable once a later SYNCHRONIZE CACHE has been
+//!   acknowledged (the store `fdatasync`s on [`BlockOp::Flush`]).
+//! - A WRITE with FUA, and any write while WCE=0 (the SCSI layer then sets FUA on
+//!   every write: WRITE, WRITE SAME, COMPARE AND WRITE, ORWRITE, EXTENDED COPY), is
+//!   durable when acknowledged: the store writes and `fdatasync`s before completing.
+//! - WRITE AND VERIFY is durable when acknowledged, whatever the write cache.
+//! - With `--bsoflags sync` (O_SYNC) every write is durable when acknowledged.
+//! - UNMAP (and WRITE SAME with UNMAP) deallocates through the file system; like a
+//!   write under WCE=1 it is durable after the next acknowledged SYNCHRONIZE CACHE.
+//! - A failed flush is never followed by a successful one: after an `fdatasync`
+//!   error the kernel may have dropped the pages it could not write, so
+//!   [`FileStore`] fails every later flush (MEDIUM ERROR, WRITE ERROR) until the LU
+//!   is opened again.
+//! - `memory` and `null` stores keep nothing across a restart.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -43,7 +68,9 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 mod aligned;
 mod compound;
 mod error;
+pub mod fault;
 mod file;
+mod logged;
 mod memory;
 mod null;
 mod open;
@@ -51,7 +78,9 @@ mod pool;
 pub mod uring;
 
 pub use error::BackendError;
+pub use fault::FaultStore;
 pub use file::FileStore;
+pub use logged::{ErrorLogStore, LOG_EVERY};
 pub use memory::MemoryStore;
 pub use null::NullStore;
 pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
-use crate::{BackendError, FileStore, MemoryStore, NullStore};
+use crate::{BackendError, FaultStore, FileStore, MemoryStore, NullStore};
 
 /// A backing-store type, as named by `tgtadm --bstype`.
 ///
@@ -19,6 +19,7 @@ use crate::{BackendError, FileStore, MemoryStore, NullStore};
 ///   it as a type would hide that the flag was meant.
 /// - `memory` or `mem` → [`BsType::Memory`] (not in tgt; the backing store is a size).
 /// - `null` → [`BsType::Null`].
+/// - `fault` → [`BsType::Fault`] (not in tgt; see [`crate::fault`]).
 ///
 /// [`Display`](fmt::Display) gives the canonical names `rdwr`, `memory`, `null`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -33,6 +34,9 @@ pub enum BsType {
     Memory,
     /// Reads return zeros, writes are dropped ([`NullStore`]); for benchmarks.
     Null,
+    /// Another store with injected failures, delays and holds ([`FaultStore`]); the
+    /// inner type and the rules come from `--bsopts`.
+    Fault,
 }
 
 impl BsType {
@@ -43,6 +47,7 @@ impl BsType {
             BsType::Aio => "aio",
             BsType::Memory => "memory",
             BsType::Null => "null",
+            BsType::Fault => "fault",
         }
     }
 }
@@ -62,6 +67,7 @@ impl FromStr for BsType {
             "aio" => Ok(BsType::Aio),
             "memory" | "mem" => Ok(BsType::Memory),
             "null" => Ok(BsType::Null),
+            "fault" => Ok(BsType::Fault),
             _ => Err(BackendError::UnknownBsType { name: s.to_owned() }),
         }
     }
@@ -124,7 +130,7 @@ pub fn open_store(
     path: &str,
     opts: &OpenOptions,
 ) -> Result<Arc<dyn BlockStore>, BackendError> {
-    if !matches!(bstype, BsType::Rdwr | BsType::Aio) && (opts.sync || opts.direct) {
+    if !matches!(bstype, BsType::Rdwr | BsType::Aio | BsType::Fault) && (opts.sync || opts.direct) {
         // RAM has no page cache to bypass and nothing to make durable.
         let flags = [(opts.sync, "sync"), (opts.direct, "direct")]
             .iter()
@@ -137,6 +143,8 @@ pub fn open_store(
     let store: Arc<dyn BlockStore> = match bstype {
         BsType::Rdwr => return Ok(Arc::new(FileStore::open(path, opts)?)),
         BsType::Aio => return Ok(Arc::new(FileStore::open_aio(path, opts)?)),
+        // An `rdwr` inner store and no rules; `FaultStore::open` takes `--bsopts`.
+        BsType::Fault => return Ok(Arc::new(FaultStore::open(path, "", opts)?)),
         BsType::Memory => Arc::new(MemoryStore::new(parse_size(path)?)),
         BsType::Null => Arc::new(NullStore::new(
             parse_size(path).unwrap_or(NullStore::DEFAULT_SIZE),
@@ -236,6 +244,14 @@ impl BlockStore for ReadOnlyStore {
     fn saved_state(&self) -> Option<Bytes> {
         self.0.saved_state()
     }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.0.refresh_size()
+    }
+
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        self.0.configure(key, value)
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +260,13 @@ mod tests {
 
     #[test]
     fn bstype_names_round_trip() {
-        for t in [BsType::Rdwr, BsType::Aio, BsType::Memory, BsType::Null] {
+        for t in [
+            BsType::Rdwr,
+            BsType::Aio,
+            BsType::Memory,
+            BsType::Null,
+            BsType::Fault,
+        ] {
             assert_eq!(t.to_string().parse::<BsType>().unwrap(), t);
         }
         assert_eq!("aio".parse::<BsType>().unwrap(), BsType::Aio);

@@ -56,6 +56,8 @@ pub fn availability() -> &'static Result<(), String> {
 struct InFlight {
     /// Keeps the store, and so its file descriptor, open until the kernel is done.
     store: Arc<dyn BlockStore>,
+    /// The operation as asked (for [`BlockStore::ring_result`]).
+    op: BlockOp,
     file: RingFile,
     kind: Kind,
     done: Completion,
@@ -203,6 +205,7 @@ impl Ring {
         };
         self.slots[slot] = Some(InFlight {
             store: store.clone(),
+            op: op.clone(),
             file,
             kind,
             done,
@@ -339,12 +342,16 @@ impl Ring {
             return false;
         }
         let InFlight {
-            store, kind, done, ..
+            store,
+            op,
+            kind,
+            done,
+            ..
         } = self.slots[slot].take().expect("live slot");
         self.free.push(slot);
         self.in_flight -= 1;
         let is_write = matches!(kind, Kind::Write { .. });
-        let result = finish(kind, res, more);
+        let result = store.ring_result(&op, finish(kind, res, more));
         if is_write {
             store.ring_write_done();
         }

@@ -154,7 +154,20 @@ pub enum IoErrorKind {
     ReadError,
     /// The medium could not be written (MEDIUM ERROR, WRITE ERROR).
     WriteError,
-    /// The store has no room left (DATA PROTECT / SPACE ALLOCATION FAILED).
+    /// As [`IoErrorKind::ReadError`], and the store knows where: the sense reports the
+    /// LBA of byte `offset` of the store instead of the command's first LBA.
+    ReadErrorAt {
+        /// Byte offset into the store of the first byte that could not be read.
+        offset: u64,
+    },
+    /// As [`IoErrorKind::WriteError`], at byte `offset` of the store.
+    WriteErrorAt {
+        /// Byte offset into the store of the first byte that could not be written.
+        offset: u64,
+    },
+    /// The store has no room left: DATA PROTECT / SPACE ALLOCATION FAILED WRITE
+    /// PROTECT on a thin-provisioned LU, MEDIUM ERROR / WRITE ERROR on a fully
+    /// provisioned one (SBC-4 4.7.3.6: a thick LU promised the space).
     NoSpace,
     /// The store is read-only (DATA PROTECT, WRITE PROTECTED).
     ReadOnly,

@@ -412,11 +412,15 @@ fn plan(
     }
 }
 
-/// The sense for a failed store operation.
+/// The sense for a failed store operation (no INFORMATION; see [`failure_sense`]).
 fn io_error_sense(kind: IoErrorKind) -> Sense {
     match kind {
-        IoErrorKind::ReadError => Sense::new(SenseKey::MediumError, asc::UNRECOVERED_READ_ERROR),
-        IoErrorKind::WriteError => Sense::new(SenseKey::MediumError, asc::WRITE_ERROR),
+        IoErrorKind::ReadError | IoErrorKind::ReadErrorAt { .. } => {
+            Sense::new(SenseKey::MediumError, asc::UNRECOVERED_READ_ERROR)
+        }
+        IoErrorKind::WriteError | IoErrorKind::WriteErrorAt { .. } => {
+            Sense::new(SenseKey::MediumError, asc::WRITE_ERROR)
+        }
         IoErrorKind::NoSpace => Sense::new(
             SenseKey::DataProtect,
             asc::SPACE_ALLOCATION_FAILED_WRITE_PROTECT,
@@ -427,6 +431,52 @@ fn io_error_sense(kind: IoErrorKind) -> Sense {
             info: Some(offset),
             ..Sense::new(SenseKey::Miscompare, asc::MISCOMPARE_DURING_VERIFY)
         },
+    }
+}
+
+/// The sense for a failed store operation of a command on `lu`, as SBC-4 4.18 asks:
+/// a medium error carries the LBA in INFORMATION (where the store says it failed, else
+/// the command's first LBA), and running out of space is a DATA PROTECT condition only
+/// on a thin-provisioned LU; a fully provisioned one reports a WRITE ERROR.
+pub fn failure_sense(cdb: &[u8], lu: &LuConfig, op: &BlockOp, kind: IoErrorKind) -> Sense {
+    let bs = u64::from(lu.block_size.max(1));
+    let first_lba = || op_offset(op).map(|o| o / bs).or_else(|| cdb_lba(cdb));
+    let (sense, info) = match kind {
+        IoErrorKind::ReadErrorAt { offset } | IoErrorKind::WriteErrorAt { offset } => {
+            (io_error_sense(kind), Some(offset / bs))
+        }
+        IoErrorKind::ReadError | IoErrorKind::WriteError => (io_error_sense(kind), first_lba()),
+        IoErrorKind::NoSpace if !lu.thin_provisioning => (
+            Sense::new(SenseKey::MediumError, asc::WRITE_ERROR),
+            first_lba(),
+        ),
+        IoErrorKind::NoSpace => (io_error_sense(kind), first_lba()),
+        _ => return io_error_sense(kind),
+    };
+    Sense { info, ..sense }
+}
+
+/// The first byte an operation touches, when it has one.
+fn op_offset(op: &BlockOp) -> Option<u64> {
+    match op {
+        BlockOp::Read { offset, .. }
+        | BlockOp::Write { offset, .. }
+        | BlockOp::WriteSame { offset, .. }
+        | BlockOp::Compare { offset, .. }
+        | BlockOp::CompareAndWrite { offset, .. }
+        | BlockOp::OrWrite { offset, .. }
+        | BlockOp::Provisioning { offset, .. } => Some(*offset),
+        BlockOp::Unmap { ranges } => ranges.iter().map(|r| r.0).min(),
+        BlockOp::Flush | BlockOp::SaveState { .. } | BlockOp::Copy { .. } => None,
+    }
+}
+
+/// The LOGICAL BLOCK ADDRESS field of a SYNCHRONIZE CACHE (10) or (16) CDB.
+fn cdb_lba(cdb: &[u8]) -> Option<u64> {
+    match cdb.first()? {
+        0x35 if cdb.len() >= 6 => Some(u64::from(u32::from_be_bytes(cdb[2..6].try_into().ok()?))),
+        0x91 if cdb.len() >= 10 => Some(u64::from_be_bytes(cdb[2..10].try_into().ok()?)),
+        _ => None,
     }
 }
 
@@ -465,6 +515,7 @@ pub fn complete_in(
             let sense = sense.unwrap_or(Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE));
             crate::xcopy::copy_done(state, nexus, *held, result, sense)
         }
+        (op, Err(kind)) => Outcome::check(failure_sense(cdb, lu, op, kind)),
         (op, result) => complete(op, result),
     };
     if cdb.first() == Some(&0x48) {

@@ -46,8 +46,8 @@ mod test_util;
 pub use block_op::{BlockOp, CopySegment, IoErrorKind};
 pub use cdb::{Cdb, CdbError};
 pub use dispatch::{
-    complete, complete_in, execute, execute_in, prepare, prepare_in, Outcome, Plan, Prepared,
-    ScsiStatus, MAX_TRANSFER_BYTES,
+    complete, complete_in, execute, execute_in, failure_sense, prepare, prepare_in, Outcome, Plan,
+    Prepared, ScsiStatus, MAX_TRANSFER_BYTES,
 };
 pub use lu::{DeviceType, Geometry, LuConfig, LuContext, LuIdentity, Nexus};
 pub use sense::{FieldPointer, Sense, SenseKey};

@@ -38,6 +38,23 @@ fn range(lu: &LuConfig, lba: u64, blocks: u64) -> Result<(u64, u64), Sense> {
     Ok((off, len))
 }
 
+/// The byte range of a WRITE SAME of `blocks` at `lba`. NUMBER OF LOGICAL BLOCKS 0
+/// means through the last LBA (SBC-4 5.50; the LU reports WSNZ=0), and either way more
+/// than MAXIMUM WRITE SAME LENGTH is INVALID FIELD IN CDB; an LBA past the end is
+/// LBA OUT OF RANGE first.
+fn write_same_range(lu: &LuConfig, lba: u64, blocks: u32) -> Result<(u64, u64), Sense> {
+    let blocks = match blocks {
+        0 if lba < lu.num_blocks => lu.num_blocks - lba,
+        0 => return Err(Sense::lba_out_of_range()),
+        n => u64::from(n),
+    };
+    let r = range(lu, lba, blocks)?;
+    if blocks > max_write_same_blocks(lu) {
+        return Err(Sense::invalid_field_in_cdb());
+    }
+    Ok(r)
+}
+
 fn transfer_len(lu: &LuConfig, t: &Transfer) -> Result<u64, Sense> {
     rw::prepare_read(lu, t)?;
     Ok(u64::from(t.blocks) * u64::from(lu.block_size))
@@ -98,11 +115,7 @@ pub(crate) fn prepare(e: &E, lu: &LuConfig, mode: &ModeValues) -> Result<u64, Se
                 // The UNMAP bit: byte 1 bit 3 of WRITE SAME(10/16).
                 return Err(Sense::invalid_cdb_field(1, 3));
             }
-            range(lu, lba, u64::from(blocks))?;
-            // WSNZ=1: zero blocks is refused, as is more than the limit.
-            if blocks == 0 || u64::from(blocks) > max_write_same_blocks(lu) {
-                return Err(Sense::invalid_field_in_cdb());
-            }
+            write_same_range(lu, lba, blocks)?;
             if ndob {
                 0
             } else {
@@ -192,8 +205,11 @@ pub(crate) fn plan(
                 data: expect,
             }))
         }
-        E::WriteVerify(t) => {
+        E::WriteVerify(mut t) => {
             prepare(e, lu, &mode)?;
+            // Written to the medium, then verified there (SBC-4 5.49): durable before
+            // GOOD, like every write while the write cache is off.
+            t.fua = true;
             rw::write(lu, &t, data)
         }
         E::OrWrite(t) => {
@@ -219,7 +235,7 @@ pub(crate) fn plan(
             ndob,
         } => {
             prepare(e, lu, &mode)?;
-            let (offset, len) = range(lu, lba, u64::from(blocks))?;
+            let (offset, len) = write_same_range(lu, lba, blocks)?;
             let bs = lu.block_size as usize;
             let pattern = if ndob {
                 Bytes::from(vec![0u8; bs])
@@ -228,8 +244,11 @@ pub(crate) fn plan(
             } else {
                 data.slice(..bs)
             };
-            let zero = pattern.iter().all(|&b| b == 0);
-            if unmap && zero {
+            // UNMAP=1 (allowed on thin LUs only, see `prepare`): deallocate, whatever
+            // the block holds, as tgt and Linux LIO do; the LU reports LBPRZ=1, so the
+            // range then reads as zeros (libiscsi's UnmapUntilEnd sends 0xFF blocks
+            // with UNMAP and expects zeros back).
+            if unmap {
                 return Ok(Plan::Io(BlockOp::Unmap {
                     ranges: vec![(offset, len)],
                 }));

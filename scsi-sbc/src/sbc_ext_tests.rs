@@ -2,7 +2,7 @@
 
 use crate::block_op::{encode_extents, BlockOp, Extent};
 use crate::test_util::{disk, run, run_check, run_good, CTX};
-use crate::{complete_in, execute_in, prepare, LuState, Plan, ScsiStatus, Sense};
+use crate::{complete_in, execute_in, prepare, LuConfig, LuState, Plan, ScsiStatus, Sense};
 use bytes::Bytes;
 
 fn c16(op: u8, b1: u8, lba: u64, n: u32) -> Vec<u8> {
@@ -65,6 +65,18 @@ fn write_same_and_unmap() {
             ranges: vec![(5120, 2048)]
         })
     );
+    // UNMAP deallocates whatever the block holds (LBPRZ=1: it then reads as zeros).
+    assert_eq!(
+        run(
+            &lu,
+            &CTX,
+            &c16(0x93, 0x08, 10, 4),
+            Bytes::from(vec![0xffu8; 512])
+        ),
+        Plan::Io(BlockOp::Unmap {
+            ranges: vec![(5120, 2048)]
+        })
+    );
     // NDOB without UNMAP: zeros, no data-out.
     let cdb = c16(0x93, 0x01, 10, 4);
     assert_eq!(prepare(&cdb, &lu).unwrap().data_out_len, 0);
@@ -72,11 +84,41 @@ fn write_same_and_unmap() {
         run(&lu, &CTX, &cdb, Bytes::new()),
         Plan::Io(BlockOp::WriteSame { len: 2048, .. })
     ));
-    // Zero blocks (WSNZ=1) and past the end.
+    // Zero blocks (WSNZ=0): from the LBA through the last one, within MAXIMUM WRITE
+    // SAME LENGTH; an LBA past the end is out of range first.
+    assert!(matches!(
+        run(&lu, &CTX, &c16(0x93, 0x01, 990, 0), Bytes::new()),
+        Plan::Io(BlockOp::WriteSame {
+            offset: 506_880,
+            len: 5120,
+            ..
+        })
+    ));
+    assert!(matches!(
+        run(&lu, &CTX, &c16(0x93, 0x01, 0, 0), Bytes::new()),
+        Plan::Io(BlockOp::WriteSame {
+            offset: 0,
+            len: 512_000,
+            ..
+        })
+    ));
     assert_eq!(
-        run_check(&lu, &CTX, &c16(0x93, 0, 0, 0)),
-        Sense::invalid_field_in_cdb()
+        run_check(&lu, &CTX, &c16(0x93, 0, 1000, 0)),
+        Sense::lba_out_of_range()
     );
+    let big = LuConfig {
+        num_blocks: crate::sbc_ext::max_write_same_blocks(&lu) + 10,
+        ..disk()
+    };
+    assert_eq!(
+        run_check(&big, &CTX, &c16(0x93, 0, 0, 0)),
+        Sense::invalid_field_in_cdb(),
+        "more than MAXIMUM WRITE SAME LENGTH"
+    );
+    assert!(matches!(
+        run(&big, &CTX, &c16(0x93, 0x01, 11, 0), Bytes::new()),
+        Plan::Io(BlockOp::WriteSame { .. })
+    ));
     assert_eq!(
         run_check(&lu, &CTX, &c16(0x93, 0, 999, 2)),
         Sense::lba_out_of_range()
@@ -388,4 +430,99 @@ fn sanitize_parameter_errors_are_invalid_field_in_cdb() {
         assert!(bad(go(cdb(sa, 8), &[0; 8])), "service action {sa:#x}");
     }
     assert!(matches!(go(cdb(0x1f, 0), &[]), Plan::Done(o) if o.status == ScsiStatus::Good));
+}
+
+#[test]
+fn store_failures_carry_the_lba() {
+    let thin = disk();
+    let thick = LuConfig {
+        thin_provisioning: false,
+        ..disk()
+    };
+    let mut st = LuState::new();
+    let sense = |lu: &LuConfig, st: &mut LuState, cdb: &[u8], op: BlockOp, k| {
+        let o = complete_in(cdb, lu, 1, st, &op, Err(k));
+        let s = o.sense.unwrap();
+        (s.key as u8, s.asc, s.ascq, s.info)
+    };
+    let read = BlockOp::Read {
+        offset: 512 * 40,
+        len: 4096,
+    };
+    let r10 = [0x28, 0, 0, 0, 0, 40, 0, 0, 8, 0];
+    let k = crate::IoErrorKind::ReadError;
+    assert_eq!(
+        sense(&thin, &mut st, &r10, read.clone(), k),
+        (3, 0x11, 0, Some(40))
+    );
+    // The store knows better: the failing byte's LBA.
+    let k = crate::IoErrorKind::ReadErrorAt { offset: 512 * 43 };
+    assert_eq!(sense(&thin, &mut st, &r10, read, k), (3, 0x11, 0, Some(43)));
+    let write = BlockOp::Write {
+        offset: 512 * 7,
+        data: Bytes::from(vec![0u8; 512]),
+        fua: false,
+    };
+    let w10 = [0x2a, 0, 0, 0, 0, 7, 0, 0, 1, 0];
+    let k = crate::IoErrorKind::WriteError;
+    assert_eq!(
+        sense(&thin, &mut st, &w10, write.clone(), k),
+        (3, 0x0c, 0, Some(7))
+    );
+    let k = crate::IoErrorKind::NoSpace;
+    assert_eq!(
+        sense(&thin, &mut st, &w10, write.clone(), k),
+        (7, 0x27, 7, Some(7))
+    );
+    assert_eq!(
+        sense(&thick, &mut st, &w10, write, k),
+        (3, 0x0c, 0, Some(7))
+    );
+    // SYNCHRONIZE CACHE: the CDB's LBA.
+    let sync16 = c16(0x91, 0, 99, 0);
+    let k = crate::IoErrorKind::WriteError;
+    assert_eq!(
+        sense(&thin, &mut st, &sync16, BlockOp::Flush, k),
+        (3, 0x0c, 0, Some(99))
+    );
+    // Descriptor format: an information descriptor.
+    let o = complete_in(&sync16, &thin, 1, &mut st, &BlockOp::Flush, Err(k));
+    let s = o.sense.unwrap();
+    assert_eq!(s.to_descriptor()[8..12], [0x00, 0x0a, 0x80, 0x00]);
+}
+
+/// The durability contract: with WCE=0 every kind of write is durable before GOOD
+/// (FUA set on the store operation), and WRITE AND VERIFY always is.
+#[test]
+fn writes_are_write_through_when_the_cache_is_off() {
+    let fua_of = |lu: &LuConfig, cdb: &[u8], data: Bytes| -> bool {
+        let mut st = LuState::settled(&[1]);
+        match execute_in(cdb, lu, &CTX, &mut st, data) {
+            Plan::Io(
+                BlockOp::Write { fua, .. }
+                | BlockOp::WriteSame { fua, .. }
+                | BlockOp::OrWrite { fua, .. }
+                | BlockOp::CompareAndWrite { fua, .. },
+            ) => fua,
+            other => panic!("{cdb:02x?}: {other:?}"),
+        }
+    };
+    let on = disk();
+    let off = LuConfig {
+        write_cache: false,
+        ..disk()
+    };
+    let block = || Bytes::from(vec![5u8; 512]);
+    let w10 = [0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0];
+    let ws16 = c16(0x93, 0, 8, 1);
+    let or = [0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0];
+    let caw = [0x89, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0];
+    let wv = [0x2e, 0, 0, 0, 0, 8, 0, 0, 1, 0];
+    assert!(!fua_of(&on, &w10, block()));
+    assert!(!fua_of(&on, &ws16, block()));
+    assert!(fua_of(&on, &wv, block()), "WRITE AND VERIFY");
+    for cdb in [&w10[..], &ws16, &or, &wv] {
+        assert!(fua_of(&off, cdb, block()), "{cdb:02x?}");
+    }
+    assert!(fua_of(&off, &caw, Bytes::from(vec![0u8; 1024])));
 }

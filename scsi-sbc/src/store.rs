@@ -41,6 +41,23 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Read the size of the medium again, after the file or block device behind it
+    /// grew or shrank (online resize): the new size in bytes, which [`BlockStore::size`]
+    /// reports from then on. `None` from a store with no size on disk (RAM, null) or
+    /// one that cannot tell now; its size stays as it was.
+    fn refresh_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// Change a run-time setting that belongs to the store (`tgtadm --mode
+    /// logicalunit --op update --params KEY=VALUE` for a key the target core does not
+    /// know, e.g. `fault` of the fault-injecting store). The error is the reason it
+    /// was refused, for the administrator.
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        let _ = value;
+        Err(format!("the backing store has no setting '{key}'"))
+    }
+
     /// For a store whose plain reads, writes and flushes the daemon may queue on its
     /// asynchronous I/O ring (tgt's `--bstype aio`, io_uring here) instead of running
     /// [`BlockStore::execute`] on a worker: the open file to address. `None` (the
@@ -59,6 +76,18 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
 
     /// The ring write announced by [`BlockStore::ring_write_begin`] completed.
     fn ring_write_done(&self) {}
+
+    /// The result of `op` done on the ring, as the store would have answered it from
+    /// [`BlockStore::execute`]: the place for what a store adds to a bare system call
+    /// (remembering a failed flush, logging a failure). The default passes it on.
+    fn ring_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        let _ = op;
+        result
+    }
 
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.

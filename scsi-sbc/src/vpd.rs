@@ -194,8 +194,8 @@ fn block_limits(lu: &LuConfig) -> Vec<u8> {
     b[8..12].copy_from_slice(&g.optimal_xfer_len.to_be_bytes());
     // MAXIMUM TRANSFER LENGTH (page bytes 8-11), in blocks; bounds one command's buffer.
     b[4..8].copy_from_slice(&max_transfer_blocks(lu).to_be_bytes());
-    // WSNZ (page byte 4 bit 0): WRITE SAME of zero blocks is refused.
-    b[0] = 0x01;
+    // WSNZ (page byte 4 bit 0) stays 0: WRITE SAME of zero blocks writes through the
+    // last LBA (within MAXIMUM WRITE SAME LENGTH).
     // MAXIMUM COMPARE AND WRITE LENGTH (page byte 5).
     b[1] = crate::sbc_ext::MAX_CAW_BLOCKS;
     if lu.thin_provisioning {
@@ -301,7 +301,7 @@ mod tests {
         let max = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
         assert_eq!(u64::from(max) * 512, crate::MAX_TRANSFER_BYTES);
         // WSNZ, MAXIMUM COMPARE AND WRITE LENGTH.
-        assert_eq!(&d[4..6], &[0x01, 128]);
+        assert_eq!(&d[4..6], &[0x00, 128]);
         // MAXIMUM UNMAP LBA COUNT 1 Mi, 256 descriptors, granularity 8 (4 KiB).
         assert_eq!(&d[20..32], &[0, 0x10, 0, 0, 0, 0, 1, 0, 0, 0, 0, 8]);
         // MAXIMUM WRITE SAME LENGTH = MAXIMUM TRANSFER LENGTH.

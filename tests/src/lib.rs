@@ -121,6 +121,8 @@ pub struct Daemon {
     pub dir: TempDir,
     /// Which daemon.
     pub flavour: Flavour,
+    /// Every line the daemon wrote to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// What a command printed and how it exited.
@@ -168,9 +170,12 @@ impl Daemon {
         // The banner line names the bound portal; read it, then keep draining stderr.
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock().expect("log lock").push(line.clone());
                 if !sent && line.contains("serving iSCSI on ") {
                     let _ = tx.send(line.clone());
                     sent = true;
@@ -198,7 +203,13 @@ impl Daemon {
             socket,
             dir,
             flavour,
+            log,
         }
+    }
+
+    /// The lines the daemon has written to stderr (its log) so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
     }
 
     /// `host:port` for URLs.

@@ -5,7 +5,8 @@ use scsi_sbc::BlockStore;
 use std::sync::Arc;
 use target_core::mgmt::{StoreOpener, StoreSpec};
 
-/// The daemon's [`StoreOpener`]: `rdwr` files and block devices, `memory`, `null`.
+/// The daemon's [`StoreOpener`]: `rdwr` files and block devices, `memory`, `null`,
+/// and `fault` around any of them (`--bsopts "inner=TYPE;rules=RULES"`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BackendsOpener;
 
@@ -15,7 +16,7 @@ impl StoreOpener for BackendsOpener {
             .bstype
             .parse()
             .map_err(|e: backends::BackendError| e.to_string())?;
-        if !spec.bsopts.is_empty() {
+        if !spec.bsopts.is_empty() && ty != BsType::Fault {
             // None of these types takes options (tgt's are for rbd and glfs); tgt
             // ignores them silently, we say so rather than pretend they apply.
             return Err(backends::BackendError::BadOptions {
@@ -31,6 +32,11 @@ impl StoreOpener for BackendsOpener {
         }
         .with_oflags(spec.oflags)
         .map_err(|e| e.to_string())?;
+        if ty == BsType::Fault {
+            let store = backends::FaultStore::open(spec.path, spec.bsopts, &opts)
+                .map_err(|e| e.to_string())?;
+            return Ok(Arc::new(store));
+        }
         open_store(ty, spec.path, &opts).map_err(|e| e.to_string())
     }
 
@@ -41,6 +47,7 @@ impl StoreOpener for BackendsOpener {
             ("aio", "sync:direct"),
             ("memory", ""),
             ("null", ""),
+            ("fault", "sync:direct"),
         ]
         .into_iter()
         .map(|(name, oflags)| target_core::mgmt::BackingStoreType {

@@ -34,7 +34,12 @@ pub struct Options {
     pub demo: bool,
     /// Worker threads for backing-store I/O (`rdwr` stores, and what `aio` stores
     /// cannot put on io_uring); tgt's `-t/--nr_iothreads`, same default.
-    #[arg(short = 't', long = "io-threads", visible_alias = "nr_iothreads", default_value_t = 16)]
+    #[arg(
+        short = 't',
+        long = "io-threads",
+        visible_alias = "nr_iothreads",
+        default_value_t = 16
+    )]
     pub io_threads: usize,
     /// Event-loop threads for iSCSI connections (default: one per CPU).
     #[arg(long = "threads")]

@@ -9,6 +9,7 @@
 
 use crate::opener::BackendsOpener;
 use crate::state_file::StateFileStore;
+use backends::ErrorLogStore;
 use scsi_sbc::BlockStore;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -85,6 +86,10 @@ pub struct DaemonOpener {
 impl StoreOpener for DaemonOpener {
     fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
         let store = BackendsOpener.open(spec)?;
+        // Failures are logged for the administrator, once per kind, rate-limited.
+        let label = format!("{} {}", spec.bstype, spec.path);
+        let store: Arc<dyn BlockStore> =
+            Arc::new(ErrorLogStore::wrap(store, &label, spec.block_size));
         // Only files and block devices outlive the daemon; memory and null stores
         // have nothing worth reserving after a restart.
         let durable = matches!(
@@ -114,5 +119,36 @@ impl StoreOpener for DaemonOpener {
 
     fn unlisten(&self, addr: SocketAddr) {
         self.hub.unlisten(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon's wrappers (error log, APTPL state file) must not hide an `aio`
+    /// store's ring: without `ring_file` every operation would silently take the
+    /// worker pool.
+    #[test]
+    fn wrapped_aio_stores_keep_their_ring() {
+        let dir = std::env::temp_dir().join(format!("tgtd-opener-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lun.img");
+        std::fs::File::create(&file).unwrap().set_len(1 << 20).unwrap();
+        let path = file.to_str().unwrap();
+        for state_dir in [None, Some(dir.join("state"))] {
+            let opener = DaemonOpener {
+                hub: Arc::new(PortalHub::default()),
+                state_dir,
+            };
+            let aio = opener.open(&StoreSpec::plain("aio", path)).unwrap();
+            assert_eq!(
+                aio.ring_file().is_some(),
+                backends::uring::availability().is_ok()
+            );
+            let rdwr = opener.open(&StoreSpec::plain("rdwr", path)).unwrap();
+            assert!(rdwr.ring_file().is_none());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

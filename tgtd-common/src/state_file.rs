@@ -131,6 +131,14 @@ impl BlockStore for StateFileStore {
         self.inner.ring_write_done()
     }
 
+    fn ring_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        self.inner.ring_result(op, result)
+    }
+
     fn backend_note(&self) -> Option<String> {
         self.inner.backend_note()
     }
@@ -141,6 +149,14 @@ impl BlockStore for StateFileStore {
 
     fn saved_state(&self) -> Option<Bytes> {
         self.saved.clone()
+    }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.inner.refresh_size()
+    }
+
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        self.inner.configure(key, value)
     }
 }
 

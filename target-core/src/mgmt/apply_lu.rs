@@ -108,14 +108,28 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     }
     // Which options a store type takes is the opener's business (it refuses the
     // ones it does not know, with the reason).
-    let bsopts = s.bsopts.unwrap_or_default();
+    let mut bsopts = s.bsopts.unwrap_or_default();
+    // A fault store wraps `rdwr` unless told: say so, so that `--op show` names the
+    // inner store.
+    if s.bstype.as_deref() == Some("fault")
+        && !bsopts
+            .split(';')
+            .any(|o| o.trim_start().starts_with("inner="))
+    {
+        bsopts = if bsopts.is_empty() {
+            "inner=rdwr".to_owned()
+        } else {
+            format!("inner=rdwr;{bsopts}")
+        };
+    }
     let oflags = match s.bsoflags.as_deref() {
         Some(f) => parse_oflags(f)?,
         None => String::new(),
     };
     let lu_params = LuParams::parse(s.params.as_deref().unwrap_or(""))?;
-    // The backing store of a new LU is --backing-store; `path` changes it later.
-    if lu_params.path.is_some() {
+    // The backing store of a new LU is --backing-store; `path` changes it later, as
+    // `resize` and `fault` apply to a store that is open (rules come with --bsopts).
+    if lu_params.path.is_some() || lu_params.resize.is_some() || lu_params.fault.is_some() {
         return Err(MgmtError::InvalidRequest);
     }
     let bstype = s.bstype.unwrap_or_else(|| DEFAULT_BSTYPE.to_string());
@@ -184,12 +198,19 @@ fn restore_saved_state(lu: &Lun) {
     }
 }
 
-/// `logicalunit update`: tgt applies `--params` to the LU. We also re-read the size
-/// of a file-backed store, so `truncate -s +1G disk.img` followed by an update grows
-/// the LUN while initiators stay connected (they see CAPACITY DATA HAS CHANGED once
-/// the SCSI layer reports it for a changed [`Target::lun_generation`]).
+/// `logicalunit update`: tgt applies `--params` to the LU. Beyond tgt:
 ///
-/// [`Target::lun_generation`]: crate::registry::Target::lun_generation
+/// - the size of the store is read again ([`BlockStore::refresh_size`]), so
+///   `truncate -s +1G disk.img` (or `losetup -c` on a loop device, `lvextend`, ...)
+///   followed by an update grows or shrinks the LU while initiators stay connected;
+///   each I_T nexus then gets CAPACITY DATA HAS CHANGED once. `resize=1` asks for it
+///   explicitly, and is refused for a store with no size on disk (memory, null).
+/// - `fault=RULES` replaces the rules of a `fault` store (the store's own setting,
+///   [`BlockStore::configure`]); the store's reason for refusing comes back after
+///   "invalid request: ".
+///
+/// [`BlockStore::refresh_size`]: scsi_sbc::BlockStore::refresh_size
+/// [`BlockStore::configure`]: scsi_sbc::BlockStore::configure
 fn lu_update(
     core: &Core,
     opener: &dyn StoreOpener,
@@ -202,13 +223,22 @@ fn lu_update(
     let lu_params = LuParams::parse(params.as_deref().unwrap_or(""))?;
     let mut lu: Lun = (*current).clone();
     let new_path = lu_params.path.clone();
+    let resize = lu_params.resize == Some(true);
+    let fault = lu_params.fault.clone();
+    if (resize || fault.is_some() || new_path.is_some()) && lu.store.is_none() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    // The store's own setting first: refused rules change nothing.
+    if let (Some(rules), Some(store)) = (&fault, &lu.store) {
+        store
+            .configure("fault", rules)
+            .map_err(MgmtError::BackingStore)?;
+        lu.backing.bsopts = with_option(&lu.backing.bsopts, "rules", rules);
+    }
     lu_params.apply_to(&mut lu);
     // tgt's `path=`: another backing file for the LU (a medium change, e.g. the next
     // image in a removable drive). Initiators get MEDIUM MAY HAVE CHANGED.
     if let Some(path) = new_path {
-        if lu.store.is_none() {
-            return Err(MgmtError::InvalidRequest);
-        }
         let store = opener
             .open(&reopen_spec(&lu, &path))
             .map_err(MgmtError::BackingStore)?;
@@ -218,19 +248,44 @@ fn lu_update(
         target.replace_lun(lu)?;
         return Ok(Response::ok());
     }
-    let reopen = lu.backing.bstype == DEFAULT_BSTYPE && lu.store.is_some();
-    if let (true, Some(path)) = (reopen, lu.backing.path.clone()) {
-        let old = lu.store.as_ref().map_or(0, |s| s.size());
-        // A store that cannot be reopened keeps serving as it is.
-        if let Ok(store) = opener.open(&reopen_spec(&lu, &path)) {
-            if store.size() != old {
-                lu.config.num_blocks = store.size() / u64::from(lu.config.block_size.max(1));
-                lu.store = Some(store);
+    if let Some(store) = &lu.store {
+        let block = u64::from(lu.config.block_size.max(1));
+        match store.refresh_size() {
+            Some(bytes) if bytes >= block => lu.config.num_blocks = bytes / block,
+            Some(bytes) if resize => {
+                return Err(MgmtError::BackingStore(format!(
+                    "backing store is now {bytes} bytes, less than one {block}-byte block"
+                )))
             }
+            None if resize => {
+                return Err(MgmtError::BackingStore(format!(
+                    "the {} backing store has no size on disk to read again",
+                    lu.backing.bstype
+                )))
+            }
+            _ => {}
         }
     }
     target.replace_lun(lu)?;
     Ok(Response::ok())
+}
+
+/// `opts` (`key=value;key=value`) with `key` set to `value` (added when missing).
+fn with_option(opts: &str, key: &str, value: &str) -> String {
+    let mut items: Vec<String> = Vec::new();
+    let mut found = false;
+    for item in opts.split(';').filter(|i| !i.is_empty()) {
+        if item.split_once('=').map(|(k, _)| k.trim()) == Some(key) {
+            found = true;
+            items.push(format!("{key}={value}"));
+        } else {
+            items.push(item.to_owned());
+        }
+    }
+    if !found {
+        items.push(format!("{key}={value}"));
+    }
+    items.join(";")
 }
 
 /// How to open `lu`'s store again (on `path`): the same type, flags and options as
@@ -266,6 +321,10 @@ pub(super) struct LuParams {
     rotation_rate: Option<u16>,
     /// A new backing file for the LU (`logicalunit update` only): a medium change.
     path: Option<String>,
+    /// `resize=1` (update only): read the store's size again, refused when it has none.
+    resize: Option<bool>,
+    /// `fault=RULES` (update only): the rules of a `fault` store.
+    fault: Option<String>,
     scsi_id: Option<String>,
     scsi_sn: Option<String>,
     vendor_id: Option<String>,
@@ -315,6 +374,9 @@ impl LuParams {
                     p.rotation_rate = Some(number(value, 0, u64::from(u16::MAX))? as u16)
                 }
                 "path" if !value.trim().is_empty() => p.path = Some(value.trim().to_string()),
+                "resize" => p.resize = Some(flag(value)?),
+                // The rules themselves use `=` (`after=5`): the value is the rest.
+                "fault" => p.fault = Some(value.trim().to_string()),
                 // tgt's raw mode page contents (what tgt-admin sends for `write-cache
                 // off`): the caching and control pages, whose values we model.
                 "mode_page" => p.mode_page(value)?,

@@ -683,3 +683,109 @@ fn running_dump_keeps_lu_settings() {
     let c = crate::config::parse(&text, "dump.conf", &mut no_include).expect("dump parses");
     assert_eq!(crate::config::dump(&c), text);
 }
+
+/// A store whose size moves underneath (a grown file) and that takes `fault=`.
+#[derive(Debug, Default)]
+struct Movable {
+    size: std::sync::atomic::AtomicU64,
+    rules: Mutex<String>,
+}
+
+impl BlockStore for Movable {
+    fn size(&self) -> u64 {
+        self.size.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn execute(&self, _op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        Ok(Bytes::new())
+    }
+    fn refresh_size(&self) -> Option<u64> {
+        Some(self.size())
+    }
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        match (key, value) {
+            ("fault", "bad") => Err("fault rule 'bad': expected OP:ACTION".into()),
+            ("fault", v) => {
+                *self.rules.lock().unwrap() = v.into();
+                Ok(())
+            }
+            _ => Err(format!("no setting '{key}'")),
+        }
+    }
+}
+
+/// `resize=1` reads the size again (CAPACITY DATA HAS CHANGED once per nexus), also
+/// implicitly on any update; `fault=` reaches the store and `--bsopts` follows.
+#[test]
+fn lu_update_resize_and_fault() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-11.test:rs").unwrap();
+    run(&core, lu_new(1, 1, "/disk.img")).unwrap();
+    let target = core.registry.target(1).unwrap();
+    let store = Arc::new(Movable::default());
+    store
+        .size
+        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    let mut lu = (*target.lun(1).unwrap()).clone();
+    lu.store = Some(store.clone());
+    target.replace_lun(lu).unwrap();
+    let lun = || core.registry.target(1).unwrap().lun(1).unwrap();
+    lun().lock_state().ua.see(9);
+    while lun().lock_state().ua.take(9).is_some() {}
+
+    store
+        .size
+        .store(4 << 20, std::sync::atomic::Ordering::Relaxed);
+    lu_update(&core, 1, 1, "resize=1").unwrap();
+    assert_eq!(lun().config.num_blocks, (4 << 20) / 512);
+    let ua = lun().lock_state().ua.take(9).expect("a unit attention");
+    assert_eq!((ua.asc, ua.ascq), (0x2a, 0x09));
+    assert!(lun().lock_state().ua.take(9).is_none(), "once");
+    // Unchanged size: nothing to report.
+    lu_update(&core, 1, 1, "resize=1").unwrap();
+    assert!(lun().lock_state().ua.take(9).is_none());
+    // Shrunk, with a plain update.
+    store
+        .size
+        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    lu_update(&core, 1, 1, "").unwrap();
+    assert_eq!(lun().config.num_blocks, 2048);
+    // Less than a block is refused when asked for.
+    store.size.store(100, std::sync::atomic::Ordering::Relaxed);
+    assert!(matches!(
+        lu_update(&core, 1, 1, "resize=1"),
+        Err(MgmtError::BackingStore(_))
+    ));
+    assert_eq!(lun().config.num_blocks, 2048);
+    store
+        .size
+        .store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+
+    lu_update(&core, 1, 1, "fault=read:eio@1-2:p=0.5").unwrap();
+    assert_eq!(*store.rules.lock().unwrap(), "read:eio@1-2:p=0.5");
+    assert_eq!(lun().backing.bsopts, "rules=read:eio@1-2:p=0.5");
+    assert_eq!(
+        lu_update(&core, 1, 1, "fault=bad"),
+        Err(MgmtError::BackingStore(
+            "fault rule 'bad': expected OP:ACTION".into()
+        ))
+    );
+    assert_eq!(
+        MgmtError::BackingStore("x".into()).to_string(),
+        "invalid request: x"
+    );
+    lu_update(&core, 1, 1, "fault=").unwrap();
+    assert_eq!(lun().backing.bsopts, "rules=");
+
+    // A store without a size on disk (the fake) refuses an explicit resize; neither
+    // `resize` nor `fault` belong to a new LU.
+    run(&core, lu_new(1, 2, "/other.img")).unwrap();
+    assert!(matches!(
+        lu_update(&core, 1, 2, "resize=1"),
+        Err(MgmtError::BackingStore(_))
+    ));
+    let mut req = lu_new(1, 3, "/disk-c.img");
+    if let Request::LuNew { params, .. } = &mut req {
+        *params = Some("resize=1".into());
+    }
+    assert_eq!(run(&core, req), Err(MgmtError::InvalidRequest));
+}

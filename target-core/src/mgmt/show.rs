@@ -116,6 +116,7 @@ fn lun_json(l: &Lun) -> Value {
         "bstype": l.backing.bstype,
         "path": l.backing.path,
         "bsoflags": l.backing.oflags,
+        "bsopts": l.backing.bsopts,
     })
 }
 
@@ -228,6 +229,16 @@ fn lun_show(out: &mut String, lun: &Lun) {
         3,
         &format!("Backing store flags: {}", lun.backing.oflags),
     );
+    // Not in tgt (whose stores that take options are not here): the options in force,
+    // e.g. a fault store's inner type and rules. Only when there are any, so the
+    // output of LUs without options stays tgt's.
+    if !lun.backing.bsopts.is_empty() {
+        line(
+            out,
+            3,
+            &format!("Backing store options: {}", lun.backing.bsopts),
+        );
+    }
 }
 
 /// `--mode system --op show` for the iscsi driver: tgt's `system_show` (discovery

@@ -1,0 +1,265 @@
+//! Logging the failures of an LU's store for the administrator: each kind of failure
+//! once when it first happens, with its LBA range, then at most one summary per
+//! [`LOG_EVERY`] while it keeps happening (a failing disk must not flood the log).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+
+/// Shortest time between two log lines about one kind of failure of one LU.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A store whose failed operations are logged (`tracing::warn!`), rate-limited per
+/// kind; everything else passes through unchanged.
+#[derive(Debug)]
+pub struct ErrorLogStore {
+    inner: Arc<dyn BlockStore>,
+    label: String,
+    block: u64,
+    kinds: Mutex<HashMap<&'static str, Pending>>,
+}
+
+/// Failures of one kind since the last line logged about it.
+#[derive(Debug)]
+struct Pending {
+    logged_at: Instant,
+    count: u64,
+    first_lba: u64,
+    last_lba: u64,
+}
+
+impl ErrorLogStore {
+    /// Log `inner`'s failures as those of `label` (e.g. the backing-store path), with
+    /// LBAs of `block_size` bytes.
+    pub fn wrap(inner: Arc<dyn BlockStore>, label: &str, block_size: u32) -> ErrorLogStore {
+        ErrorLogStore {
+            inner,
+            label: label.to_owned(),
+            block: u64::from(block_size.max(1)),
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Note a failure of `op`; `now` is when it completed. Returns the line logged,
+    /// if one was.
+    pub fn note(&self, op: &BlockOp, kind: IoErrorKind, now: Instant) -> Option<String> {
+        let flush = matches!(op, BlockOp::Flush);
+        let name = match kind {
+            // A failed flush has no LBA: some earlier write did not reach the disk.
+            _ if flush => "flush error",
+            IoErrorKind::ReadError | IoErrorKind::ReadErrorAt { .. } => "read error",
+            IoErrorKind::WriteError | IoErrorKind::WriteErrorAt { .. } => "write error",
+            IoErrorKind::NoSpace => "out of space",
+            IoErrorKind::ReadOnly => "write refused (read-only)",
+            IoErrorKind::Other => "internal failure",
+            // A miscompare is an answer, not a failure of the store.
+            IoErrorKind::Miscompare { .. } => return None,
+        };
+        let (first, last) = self.lbas(op, kind);
+        let mut kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let line = match kinds.get_mut(name) {
+            None => {
+                kinds.insert(
+                    name,
+                    Pending {
+                        logged_at: now,
+                        count: 0,
+                        first_lba: u64::MAX,
+                        last_lba: 0,
+                    },
+                );
+                if flush {
+                    format!("{}: {name}", self.label)
+                } else {
+                    format!("{}: {name} at LBA {}", self.label, range(first, last))
+                }
+            }
+            Some(p) => {
+                p.count += 1;
+                p.first_lba = p.first_lba.min(first);
+                p.last_lba = p.last_lba.max(last);
+                if now.saturating_duration_since(p.logged_at) < LOG_EVERY {
+                    return None;
+                }
+                let secs = now.saturating_duration_since(p.logged_at).as_secs();
+                let line = if flush {
+                    format!(
+                        "{}: {} more {name}s in the last {secs}s",
+                        self.label, p.count
+                    )
+                } else {
+                    format!(
+                        "{}: {} more {name}s at LBA {} in the last {secs}s",
+                        self.label,
+                        p.count,
+                        range(p.first_lba, p.last_lba),
+                    )
+                };
+                *p = Pending {
+                    logged_at: now,
+                    count: 0,
+                    first_lba: u64::MAX,
+                    last_lba: 0,
+                };
+                line
+            }
+        };
+        drop(kinds);
+        tracing::warn!("{line}");
+        Some(line)
+    }
+
+    /// The LBAs the failed operation covered (where the store said it failed, if it did).
+    fn lbas(&self, op: &BlockOp, kind: IoErrorKind) -> (u64, u64) {
+        let (offset, len) = match op {
+            BlockOp::Read { offset, len } | BlockOp::WriteSame { offset, len, .. } => {
+                (*offset, *len)
+            }
+            BlockOp::Write { offset, data, .. }
+            | BlockOp::Compare { offset, data }
+            | BlockOp::CompareAndWrite { offset, data, .. }
+            | BlockOp::OrWrite { offset, data, .. } => (*offset, data.len() as u64),
+            BlockOp::Unmap { ranges } => {
+                let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+                let hi = ranges.iter().map(|r| r.0 + r.1).max().unwrap_or(0);
+                (lo, hi - lo)
+            }
+            BlockOp::Provisioning { offset, len } => (*offset, *len),
+            BlockOp::Flush | BlockOp::SaveState { .. } | BlockOp::Copy { .. } => (0, 0),
+        };
+        let first = match kind {
+            IoErrorKind::ReadErrorAt { offset } | IoErrorKind::WriteErrorAt { offset } => offset,
+            _ => offset,
+        } / self.block;
+        let last = (offset + len)
+            .div_ceil(self.block)
+            .saturating_sub(1)
+            .max(first);
+        (first, last)
+    }
+
+    fn check(&self, op: &BlockOp, r: Result<Bytes, IoErrorKind>) -> Result<Bytes, IoErrorKind> {
+        if let Err(kind) = r {
+            self.note(op, kind, Instant::now());
+        }
+        r
+    }
+}
+
+fn range(first: u64, last: u64) -> String {
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}
+
+impl BlockStore for ErrorLogStore {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        self.check(op, self.inner.execute(op))
+    }
+
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        let r = self.inner.execute_nowait(op)?;
+        Some(self.check(op, r))
+    }
+
+    fn physical_block_size(&self) -> Option<u32> {
+        self.inner.physical_block_size()
+    }
+
+    fn saves_state(&self) -> bool {
+        self.inner.saves_state()
+    }
+
+    fn saved_state(&self) -> Option<Bytes> {
+        self.inner.saved_state()
+    }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.inner.refresh_size()
+    }
+
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        self.inner.configure(key, value)
+    }
+
+    // Ring operations are the wrapped store's; their failures are logged here too.
+    fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
+        self.inner.ring_file()
+    }
+
+    fn ring_write_begin(&self) -> bool {
+        self.inner.ring_write_begin()
+    }
+
+    fn ring_write_done(&self) {
+        self.inner.ring_write_done()
+    }
+
+    fn ring_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        self.check(op, self.inner.ring_result(op, result))
+    }
+
+    fn backend_note(&self) -> Option<String> {
+        self.inner.backend_note()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn once_per_kind_then_rate_limited_summaries() {
+        let s = ErrorLogStore::wrap(Arc::new(MemoryStore::new(1 << 20)), "/srv/a.img", 512);
+        let t0 = Instant::now();
+        let read = |lba: u64| BlockOp::Read {
+            offset: lba * 512,
+            len: 4096,
+        };
+        let k = IoErrorKind::ReadError;
+        assert_eq!(
+            s.note(&read(100), k, t0).as_deref(),
+            Some("/srv/a.img: read error at LBA 100-107")
+        );
+        for lba in [50, 300] {
+            assert_eq!(s.note(&read(lba), k, t0 + Duration::from_secs(1)), None);
+        }
+        // Another kind is its own.
+        let w = BlockOp::Write {
+            offset: 512,
+            data: Bytes::from(vec![0; 512]),
+            fua: false,
+        };
+        let at = IoErrorKind::WriteErrorAt { offset: 512 };
+        assert_eq!(
+            s.note(&w, at, t0).as_deref(),
+            Some("/srv/a.img: write error at LBA 1")
+        );
+        assert_eq!(
+            s.note(&read(7), k, t0 + LOG_EVERY).as_deref(),
+            Some("/srv/a.img: 3 more read errors at LBA 7-307 in the last 10s")
+        );
+        assert_eq!(s.note(&read(7), k, t0 + LOG_EVERY), None);
+        assert_eq!(
+            s.note(&BlockOp::Flush, IoErrorKind::WriteError, t0)
+                .as_deref(),
+            Some("/srv/a.img: flush error")
+        );
+        let m = IoErrorKind::Miscompare { offset: 0 };
+        assert_eq!(s.note(&read(7), m, t0), None);
+    }
+}
