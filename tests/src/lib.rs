@@ -7,6 +7,7 @@
 //! `tgtd-tokio` with [`both_flavours!`].
 
 pub mod client;
+pub mod tgt_ref;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,0 +1,294 @@
+//! targets.conf loads exactly as tgt-admin 1.0.85 loads it: a differential test
+//! against Debian's tgt.
+//!
+//! Every file of `tests/targets-conf/` (templates: `@DIR@` is the run's scratch
+//! directory, which holds the backing files `a.img` .. `e.img` and a copy of
+//! `targets-conf/conf.d/`) is loaded
+//!
+//! 1. by Debian's `tgt-admin -e` into Debian's tgtd (the reference),
+//! 2. by our `tgt-admin -e` into each of our daemons, and
+//! 3. by our daemon's `-c FILE` at start,
+//!
+//! and what `tgtadm` shows afterwards (targets with LUNs, ACLs and accounts; the
+//! account list; each target's iSCSI parameters) and what `tgt-admin --dump` prints
+//! must be the same line for line, and so must tgt-admin's exit status and messages.
+//! The only differences allowed are the rows of [`DIFFERENCES`], each with its reason.
+#![allow(clippy::disallowed_methods)]
+
+use integration_tests::tgt_ref::RefTgtd;
+use integration_tests::{both_flavours, Daemon, Flavour, Run, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The placeholder for the scratch directory in the corpus files.
+const DIR: &str = "@DIR@";
+
+/// A difference between the reference and us that the comparison tolerates: both
+/// outcomes pass through `normalize` before they are compared.
+struct Difference {
+    /// What differs.
+    what: &'static str,
+    /// Why that is right (or why it cannot be compared).
+    reason: &'static str,
+    /// Applied to every compared text of both sides.
+    normalize: fn(&str) -> String,
+}
+
+/// THE table of tolerated differences.
+const DIFFERENCES: &[Difference] = &[Difference {
+    what: "backing file paths",
+    reason: "each run has its own scratch directory; paths are compared with the \
+             directory replaced by @DIR@",
+    normalize: |s| s.to_string(), // done by `Outcome::collect`, which knows the dir
+}];
+
+fn normalize(s: &str) -> String {
+    DIFFERENCES
+        .iter()
+        .fold(s.to_string(), |acc, d| (d.normalize)(&acc))
+}
+
+/// The corpus files, sorted.
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets-conf");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("targets-conf")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 25, "corpus has only {} files", files.len());
+    files
+}
+
+/// A scratch directory with the backing files and `conf.d`, and `template`
+/// instantiated in it as `targets.conf`.
+fn scratch(template: &Path, tag: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let d = dir.0.to_str().expect("utf-8").to_string();
+    for (name, size) in [
+        ("a.img", 8u64 << 20),
+        ("b.img", 8 << 20),
+        ("c.img", 8 << 20),
+        ("d.img", 16 << 20),
+        ("e.img", 16 << 20),
+    ] {
+        std::fs::File::create(dir.path(name))
+            .and_then(|f| f.set_len(size))
+            .expect("backing file");
+    }
+    let src = template.parent().expect("dir").join("conf.d");
+    std::fs::create_dir_all(dir.path("conf.d")).expect("mkdir conf.d");
+    for e in std::fs::read_dir(src).expect("conf.d").filter_map(Result::ok) {
+        let text = std::fs::read_to_string(e.path()).expect("read conf.d");
+        std::fs::write(
+            dir.path("conf.d").join(e.file_name()),
+            text.replace(DIR, &d),
+        )
+        .expect("write conf.d");
+    }
+    let text = std::fs::read_to_string(template).expect("read template");
+    let conf = dir.path("targets.conf");
+    std::fs::write(&conf, text.replace(DIR, &d)).expect("write conf");
+    (dir, conf)
+}
+
+/// What a load leaves behind, with the scratch directory written as `@DIR@`.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    /// tgt-admin's stdout, stderr and exit status (`None` for `-c`).
+    admin: Option<(String, String, i32)>,
+    /// `tgtadm --mode target --op show`.
+    show: String,
+    /// `tgtadm --mode account --op show`.
+    accounts: String,
+    /// `tgtadm --mode target --op show --tid N` of every target.
+    params: String,
+    /// `tgt-admin --dump`, its targets sorted (tgt-admin prints them in Perl hash
+    /// order, which changes from run to run).
+    dump: String,
+}
+
+/// tgt-admin's dump with its `<target>` blocks sorted.
+fn sorted_dump(s: &str) -> String {
+    let mut head = String::new();
+    let mut blocks: Vec<String> = Vec::new();
+    for line in s.split_inclusive('\n') {
+        if line.starts_with("<target ") {
+            blocks.push(String::new());
+        }
+        match blocks.last_mut() {
+            Some(b) => b.push_str(line),
+            None => head.push_str(line),
+        }
+    }
+    blocks.sort();
+    head + &blocks.concat()
+}
+
+impl Outcome {
+    fn collect(
+        dir: &TempDir,
+        admin: Option<Run>,
+        tgtadm: &dyn Fn(&[&str]) -> Run,
+        dump: Run,
+    ) -> Outcome {
+        let d = dir.0.to_str().expect("utf-8");
+        let n = |s: &str| normalize(&s.replace(d, DIR));
+        let show = tgtadm(&["--lld", "iscsi", "--mode", "target", "--op", "show"]).stdout;
+        let accounts = tgtadm(&["--lld", "iscsi", "--mode", "account", "--op", "show"]).stdout;
+        let mut params = String::new();
+        for line in show.lines() {
+            if let Some(tid) = line
+                .strip_prefix("Target ")
+                .and_then(|r| r.split(':').next())
+            {
+                let r = tgtadm(&["--lld", "iscsi", "--mode", "target", "--op", "show", "--tid", tid]);
+                params.push_str(&format!("tid {tid}:\n{}", r.stdout));
+            }
+        }
+        assert_eq!(dump.code, 0, "--dump: {dump:?}");
+        Outcome {
+            admin: admin.map(|r| (n(&r.stdout), n(&r.stderr), r.code)),
+            show: n(&show),
+            accounts: n(&accounts),
+            params: n(&params),
+            dump: n(&sorted_dump(&dump.stdout)),
+        }
+    }
+}
+
+/// Load `template` with Debian's tgt-admin into Debian's tgtd.
+fn reference(template: &Path) -> Outcome {
+    let (dir, conf) = scratch(template, "ref");
+    let t = RefTgtd::start();
+    let r = t.tgt_admin(&["-e", "-c", conf.to_str().expect("utf-8")]);
+    let dump = t.tgt_admin(&["--dump"]);
+    Outcome::collect(&dir, Some(r), &|a| t.tgtadm(a), dump)
+}
+
+/// Our `tgt-admin ARGS` against daemon `d`.
+fn our_tgt_admin(d: &Daemon, args: &[&str]) -> Run {
+    Command::new(integration_tests::bin("tgt-admin"))
+        .arg("--control-socket")
+        .arg(&d.socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tgt-admin")
+        .into()
+}
+
+/// Load `template` with our tgt-admin into a fresh daemon `f`.
+fn ours_by_tgt_admin(f: Flavour, template: &Path) -> Outcome {
+    let (dir, conf) = scratch(template, "ours");
+    let d = Daemon::start(f, &["-c", "none"]);
+    let r = our_tgt_admin(&d, &["-e", "-c", conf.to_str().expect("utf-8")]);
+    let dump = our_tgt_admin(&d, &["--dump"]);
+    Outcome::collect(&dir, Some(r), &|a| d.tgtadm(a), dump)
+}
+
+/// Start daemon `f` with `-c FILE`: the outcome, or its exit status and stderr
+/// when it refuses to start.
+fn ours_by_dash_c(f: Flavour, template: &Path) -> Result<Outcome, (i32, String)> {
+    let (dir, conf) = scratch(template, "dashc");
+    let conf = conf.to_str().expect("utf-8");
+    // A file the daemon refuses: it exits at once, before serving.
+    let probe = Command::new(integration_tests::bin(f.binary()))
+        .args(["-f", "--iscsi", "portal=127.0.0.1:0", "--control-socket"])
+        .arg(dir.path("probe.sock"))
+        .args(["-c", conf])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut probe = probe;
+    std::thread::sleep(Duration::from_millis(300));
+    if let Ok(Some(status)) = probe.try_wait() {
+        let mut err = String::new();
+        if let Some(mut e) = probe.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        return Err((status.code().unwrap_or(-1), err));
+    }
+    let _ = probe.kill();
+    let _ = probe.wait();
+    let d = Daemon::start(f, &["-c", conf]);
+    let dump = our_tgt_admin(&d, &["--dump"]);
+    Ok(Outcome::collect(&dir, None, &|a| d.tgtadm(a), dump))
+}
+
+/// A line diff for the failure message.
+fn diff(what: &str, want: &str, got: &str) -> String {
+    if want == got {
+        return String::new();
+    }
+    let mut out = format!("  {what} differs:\n");
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    for i in 0..w.len().max(g.len()) {
+        let (a, b) = (w.get(i).copied(), g.get(i).copied());
+        if a != b {
+            out.push_str(&format!(
+                "    line {}: tgt {:?}\n    line {}: ours {:?}\n",
+                i + 1,
+                a.unwrap_or("<none>"),
+                i + 1,
+                b.unwrap_or("<none>")
+            ));
+        }
+    }
+    out
+}
+
+fn compare(name: &str, how: &str, want: &Outcome, got: &Outcome) -> String {
+    // TARGETS_CONF_OUT=DIR keeps both sides as files, for `diff -u`.
+    if let Some(out) = std::env::var_os("TARGETS_CONF_OUT") {
+        let out = Path::new(&out);
+        let _ = std::fs::create_dir_all(out);
+        let tag = how.replace(' ', "_");
+        let _ = std::fs::write(out.join(format!("{name}.tgt")), format!("{want:#?}"));
+        let _ = std::fs::write(out.join(format!("{name}.{tag}")), format!("{got:#?}"));
+    }
+    let mut out = String::new();
+    if let (Some(w), Some(g)) = (&want.admin, &got.admin) {
+        if w != g {
+            out.push_str(&format!("  tgt-admin -e: tgt {w:?}\n                ours {g:?}\n"));
+        }
+    }
+    out.push_str(&diff("show", &want.show, &got.show));
+    out.push_str(&diff("accounts", &want.accounts, &got.accounts));
+    out.push_str(&diff("params", &want.params, &got.params));
+    out.push_str(&diff("dump", &want.dump, &got.dump));
+    if out.is_empty() {
+        out
+    } else {
+        format!("{name} ({how}):\n{out}")
+    }
+}
+
+fn corpus_loads_as_tgt_admin_loads_it(f: Flavour) {
+    let mut failures = String::new();
+    for file in corpus() {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let want = reference(&file);
+        let got = ours_by_tgt_admin(f, &file);
+        failures.push_str(&compare(&name, "our tgt-admin -e", &want, &got));
+        match ours_by_dash_c(f, &file) {
+            Ok(got) => failures.push_str(&compare(&name, "daemon -c", &want, &got)),
+            Err((code, err)) => {
+                // The daemon refuses a file only where tgt-admin refuses it too.
+                if want.admin.as_ref().is_some_and(|a| a.2 == 0) {
+                    failures.push_str(&format!(
+                        "{name} (daemon -c): refused to start ({code}): {err}\n"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
+both_flavours!(corpus_loads_as_tgt_admin_loads_it);
