@@ -129,6 +129,15 @@ fn sorted_dump(s: &str) -> String {
 }
 
 impl Outcome {
+    /// All of it as one text, for `diff -u`.
+    fn text(&self) -> String {
+        let (o, e, c) = self.admin.clone().unwrap_or_default();
+        format!(
+            "== tgt-admin exit {c}\n-- stdout\n{o}-- stderr\n{e}== show\n{}== accounts\n{}== params\n{}== dump\n{}",
+            self.show, self.accounts, self.params, self.dump
+        )
+    }
+
     fn collect(
         dir: &TempDir,
         admin: Option<Run>,
@@ -249,8 +258,8 @@ fn compare(name: &str, how: &str, want: &Outcome, got: &Outcome) -> String {
         let out = Path::new(&out);
         let _ = std::fs::create_dir_all(out);
         let tag = how.replace(' ', "_");
-        let _ = std::fs::write(out.join(format!("{name}.tgt")), format!("{want:#?}"));
-        let _ = std::fs::write(out.join(format!("{name}.{tag}")), format!("{got:#?}"));
+        let _ = std::fs::write(out.join(format!("{name}.tgt")), want.text());
+        let _ = std::fs::write(out.join(format!("{name}.{tag}")), got.text());
     }
     let mut out = String::new();
     if let (Some(w), Some(g)) = (&want.admin, &got.admin) {

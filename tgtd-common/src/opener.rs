@@ -21,4 +21,8 @@ impl StoreOpener for BackendsOpener {
             .map_err(|e: backends::BackendError| e.to_string())?;
         open_store(ty, path, &OpenOptions { readonly }).map_err(|e| e.to_string())
     }
+
+    fn store_exists(&self, path: &str) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| !m.is_dir())
+    }
 }

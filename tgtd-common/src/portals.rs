@@ -106,6 +106,10 @@ impl StoreOpener for DaemonOpener {
         BackendsOpener.backing_stores()
     }
 
+    fn store_exists(&self, path: &str) -> bool {
+        BackendsOpener.store_exists(path)
+    }
+
     fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
         self.hub.listen(addr).map_err(|e| {
             let msg = format!("cannot listen on {addr}: {e}");

@@ -31,6 +31,19 @@ pub enum ConfigErrorKind {
     /// A directive without its value.
     #[error("'{0}' needs a value")]
     MissingValue(String),
+    /// A directive inside a target without its value: tgt-admin's own check
+    /// (`Option KEY has a missing value!`), which stops it before anything is done.
+    #[error("option {key} has a missing value (target: {target})")]
+    MissingTargetValue {
+        /// The directive.
+        key: String,
+        /// The target it is in.
+        target: String,
+    },
+    /// A `backing-store`/`direct-store` line and a block of the same kind in one
+    /// target: Config::General, which tgt-admin reads the file with, refuses that.
+    #[error("'{0}' is given both as a line and as a block")]
+    LineAndBlock(String),
     /// A value the directive cannot take.
     #[error("invalid value '{value}' for '{key}'")]
     BadValue {
@@ -96,6 +109,9 @@ struct PendingLun {
     direct: bool,
     own: LuSettings,
     line: usize,
+    allow_in_use: bool,
+    /// Written as a `<backing-store>` block (not a line).
+    block: bool,
 }
 
 struct PendingTarget {
@@ -103,6 +119,21 @@ struct PendingTarget {
     defaults: LuSettings,
     luns: Vec<PendingLun>,
     line: usize,
+}
+
+impl PendingTarget {
+    /// Config::General keeps a key either as values or as blocks, never both.
+    fn check_kind(&self, direct: bool, block: bool) -> Result<(), ConfigErrorKind> {
+        if self
+            .luns
+            .iter()
+            .any(|l| l.direct == direct && l.block != block)
+        {
+            let key = if direct { "direct-store" } else { "backing-store" };
+            return Err(ConfigErrorKind::LineAndBlock(key.into()));
+        }
+        Ok(())
+    }
 }
 
 struct Parser<'a, 'b> {
@@ -174,16 +205,6 @@ fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
     }
 }
 
-fn on_off(key: &str, value: &str) -> Result<&'static str, ConfigErrorKind> {
-    match value.to_ascii_lowercase().as_str() {
-        "on" | "yes" | "1" => Ok("1"),
-        "off" | "no" | "0" => Ok("0"),
-        _ => Err(ConfigErrorKind::BadValue {
-            key: key.into(),
-            value: value.into(),
-        }),
-    }
-}
 
 /// An LU directive into `s`; `Ok(false)` when `key` is not one.
 fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, ConfigErrorKind> {
@@ -197,15 +218,18 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
         "bsoflags" => s.bsoflags = Some(value.into()),
         "block-size" => s.blocksize = Some(value.parse().map_err(|_| bad())?),
         "device-type" => s.device_type = Some(value.into()),
-        "write-cache" => s
-            .params
-            .push(("write_cache".into(), on_off(key, value)?.into())),
-        "readonly" | "removable" | "online" => {
-            s.params.push((key.into(), on_off(key, value)?.into()))
+        // tgt-admin: `off` sends the caching mode page with WCE clear, `on` (the
+        // default) sends nothing, anything else only draws a warning comment.
+        "write-cache" => {
+            if value == "off" {
+                s.params.push(("write_cache".into(), "0".into()))
+            }
         }
-        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" | "sense_format"
-        | "lbppbe" | "la_lba" | "optimal_xfer_gran" | "optimal_xfer_len" | "rotation_rate"
-        | "mode_page" => s.params.push((key.into(), value.into())),
+        // tgt-admin hands these to `--params key="value"` as written (tgtd reads
+        // the flags with atoi, so `readonly yes` is not read-only there; we refuse it).
+        "readonly" | "removable" | "online" | "vendor_id" | "product_id" | "product_rev"
+        | "scsi_id" | "scsi_sn" | "sense_format" | "lbppbe" | "la_lba" | "optimal_xfer_gran"
+        | "optimal_xfer_len" | "mode_page" => s.params.push((key.into(), value.into())),
         // tgt-admin's raw `--params` string: its `key=value` items.
         "params" => {
             for item in value.split(',').filter(|i| !i.trim().is_empty()) {
@@ -220,8 +244,6 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
                 s.params.push((k.into(), v.into()));
             }
         }
-        // tgt-admin options about how it opens devices; nothing to model.
-        "allow-in-use" => {}
         _ => return Ok(false),
     }
     Ok(true)
@@ -279,12 +301,18 @@ impl Parser<'_, '_> {
                         })
                     }
                     "backing-store" | "direct-store" if target.is_some() && lun.is_none() => {
+                        let direct = tag == "direct-store";
+                        if let Some(t) = &target {
+                            t.check_kind(direct, true).map_err(e)?;
+                        }
                         lun = Some(PendingLun {
                             lun: None,
                             path: arg.into(),
-                            direct: tag == "direct-store",
+                            direct,
                             own: LuSettings::default(),
                             line: n,
+                            allow_in_use: false,
+                            block: true,
                         })
                     }
                     _ => return Err(e(ConfigErrorKind::Misplaced(tag.into()))),
@@ -293,7 +321,13 @@ impl Parser<'_, '_> {
             }
             let (key, value) = split_directive(line);
             if value.is_empty() {
-                return Err(e(ConfigErrorKind::MissingValue(key.into())));
+                return Err(e(match &target {
+                    Some(t) => ConfigErrorKind::MissingTargetValue {
+                        key: key.into(),
+                        target: t.cfg.name.clone(),
+                    },
+                    None => ConfigErrorKind::MissingValue(key.into()),
+                }));
             }
             // `key = value` takes one `=`; a value that itself starts with one (or an
             // address/name list item holding one) is a typo, not a value.
@@ -310,10 +344,12 @@ impl Parser<'_, '_> {
                     value: value.into(),
                 }));
             }
+            let ignored = &mut self.config.ignored;
+            let mut ignore = |why: &str| ignored.push(format!("{file}:{n}: {why}"));
             let res = if let Some(l) = lun.as_mut() {
-                Self::lun_line(l, key, value)
+                Self::lun_line(l, key, value, &mut ignore)
             } else if let Some(t) = target.as_mut() {
-                Self::target_line(t, key, value, n)
+                Self::target_line(t, key, value, n, &mut ignore)
             } else {
                 match self.global_line(key, value, file, n, depth) {
                     Err(Ok(fatal)) => return Err(fatal),
@@ -346,11 +382,13 @@ impl Parser<'_, '_> {
     ) -> Result<(), Result<ConfigError, ConfigErrorKind>> {
         match key {
             "default-driver" => self.config.default_driver = Some(value.into()),
-            "incominguser" => self
+            "incomingdiscoveryuser" => self
                 .config
                 .discovery_incoming
                 .push(user(key, value).map_err(Err)?),
-            "outgoinguser" => self.config.discovery_outgoing = Some(user(key, value).map_err(Err)?),
+            "outgoingdiscoveryuser" => {
+                self.config.discovery_outgoing = Some(user(key, value).map_err(Err)?)
+            }
             "include" => {
                 if depth >= MAX_INCLUDE_DEPTH {
                     return Err(Err(ConfigErrorKind::IncludeDepth));
@@ -368,11 +406,21 @@ impl Parser<'_, '_> {
             "iSNSServerIP" | "iSNSServerPort" | "iSNSAccessControl" | "iSNS" => {
                 isns_line(&mut self.config.isns, key, value).map_err(Err)?
             }
-            // tgt-admin settings about itself: accepted, nothing to model.
-            "ignore-errors" | "control-port" => {}
-            _ => return Err(Err(ConfigErrorKind::UnknownDirective(key.into()))),
+            "ignore-errors" => self.config.ignore_errors = value == "yes",
+            // tgt-admin's own setting (which socket it talks to); the daemon is this one.
+            "control-port" => {}
+            _ => {
+                let why = match key {
+                    "incominguser" | "outgoinguser" => format!(
+                        "'{key}' outside a target is ignored (as tgt-admin does); \
+                         discovery CHAP is '{}discoveryuser'",
+                        key.trim_end_matches("user")
+                    ),
+                    _ => format!("unknown directive '{key}' ignored (as tgt-admin does)"),
+                };
+                self.config.ignored.push(format!("{file}:{n}: {why}"));
+            }
         }
-        let _ = (file, n);
         Ok(())
     }
 
@@ -381,7 +429,13 @@ impl Parser<'_, '_> {
         key: &str,
         value: &str,
         n: usize,
+        ignore: &mut dyn FnMut(&str),
     ) -> Result<(), ConfigErrorKind> {
+        if key == "block-size" {
+            // tgt-admin takes block-size from a store's block only.
+            ignore("'block-size' outside a store block is ignored (as tgt-admin does)");
+            return Ok(());
+        }
         if lu_directive(&mut t.defaults, key, value)? {
             return Ok(());
         }
@@ -393,20 +447,31 @@ impl Parser<'_, '_> {
                 .collect()
         };
         match key {
-            "backing-store" | "direct-store" => t.luns.push(PendingLun {
-                lun: None,
-                path: value.into(),
-                direct: key == "direct-store",
-                own: LuSettings::default(),
-                line: n,
-            }),
+            "backing-store" | "direct-store" => {
+                let direct = key == "direct-store";
+                t.check_kind(direct, false)?;
+                t.luns.push(PendingLun {
+                    lun: None,
+                    path: value.into(),
+                    direct,
+                    own: LuSettings::default(),
+                    line: n,
+                    allow_in_use: false,
+                    block: false,
+                })
+            }
             "initiator-address" => cfg.initiator_addresses.extend(list(value)),
             "initiator-name" => cfg.initiator_names.extend(list(value)),
             "incominguser" => cfg.incoming.push(user(key, value)?),
             "outgoinguser" => cfg.outgoing = Some(user(key, value)?),
             "driver" => cfg.driver = Some(value.into()),
-            // tgt-admin's own knobs; nothing to model.
-            "controller_tid" | "allow-in-use" => {}
+            "controller_tid" => {
+                cfg.controller_tid = Some(value.parse().map_err(|_| ConfigErrorKind::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                })?)
+            }
+            "allow-in-use" => cfg.allow_in_use = value == "yes",
             k if k == "nop_interval"
                 || k == "nop_count"
                 || PARAM_KEYS.iter().any(|(p, _)| *p == k)
@@ -414,12 +479,23 @@ impl Parser<'_, '_> {
             {
                 cfg.params.push((k.into(), value.into()))
             }
-            _ => return Err(ConfigErrorKind::UnknownDirective(key.into())),
+            _ => ignore(&format!(
+                "unknown directive '{key}' ignored (as tgt-admin does)"
+            )),
         }
         Ok(())
     }
 
-    fn lun_line(l: &mut PendingLun, key: &str, value: &str) -> Result<(), ConfigErrorKind> {
+    fn lun_line(
+        l: &mut PendingLun,
+        key: &str,
+        value: &str,
+        ignore: &mut dyn FnMut(&str),
+    ) -> Result<(), ConfigErrorKind> {
+        if key == "allow-in-use" {
+            l.allow_in_use = value == "yes";
+            return Ok(());
+        }
         if key == "lun" {
             let n: u64 = value.parse().map_err(|_| ConfigErrorKind::BadValue {
                 key: key.into(),
@@ -446,11 +522,12 @@ impl Parser<'_, '_> {
             l.path = value.into();
             return Ok(());
         }
-        if lu_directive(&mut l.own, key, value)? {
-            Ok(())
-        } else {
-            Err(ConfigErrorKind::UnknownDirective(key.into()))
+        if !lu_directive(&mut l.own, key, value)? {
+            ignore(&format!(
+                "unknown directive '{key}' ignored (as tgt-admin does)"
+            ));
         }
+        Ok(())
     }
 
     /// Resolve LUN numbers and merge target-level LU settings into each LUN.
@@ -470,10 +547,16 @@ impl Parser<'_, '_> {
                 }
             }
         }
+        // tgt-admin's order: its option keys sorted (`backing-store` before
+        // `direct-store`), each key's stores sorted by path; a path given twice is
+        // one store (Config::General merges them).
+        let mut luns = t.luns;
+        luns.sort_by(|a, b| (a.direct, &a.path).cmp(&(b.direct, &b.path)));
+        luns.dedup_by(|b, a| a.direct == b.direct && a.path == b.path);
         let mut next = 1;
         let mut cfg = t.cfg;
         let d = &t.defaults;
-        for l in t.luns {
+        for l in luns {
             let lun = match l.lun {
                 Some(n) => n,
                 None => {
@@ -492,6 +575,8 @@ impl Parser<'_, '_> {
             }
             cfg.luns.push(LunConfig {
                 lun,
+                explicit_lun: l.lun.is_some(),
+                allow_in_use: l.allow_in_use,
                 path: l.path,
                 direct: l.direct,
                 bstype: l.own.bstype.or_else(|| d.bstype.clone()),
@@ -502,7 +587,6 @@ impl Parser<'_, '_> {
                 params,
             });
         }
-        cfg.luns.sort_by_key(|l| l.lun);
         self.config.targets.push(cfg);
         Ok(())
     }
