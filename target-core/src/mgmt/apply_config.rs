@@ -392,6 +392,7 @@ impl Admin<'_> {
                 _ => params.push(format!("{k}={v}")),
             }
         }
+        let cache_on = !params.iter().any(|p| p == WRITE_CACHE_OFF);
         for p in params {
             let (k, v) = p.split_once('=').unwrap_or((&p, ""));
             let shown = if k == "mode_page" {
@@ -411,6 +412,9 @@ impl Admin<'_> {
                     params: Some(p.clone()),
                 },
             )?;
+        }
+        if cache_on {
+            self.comment(&format!("# Write cache is enabled (default) for lun {lun}."));
         }
         Ok(())
     }
@@ -529,6 +533,7 @@ impl Admin<'_> {
                 force: self.opts.force,
             },
         )?;
+        self.comment("");
         Ok(false)
     }
 
@@ -618,16 +623,19 @@ impl Admin<'_> {
                 Some(h) => {
                     if self.delete(h, true)? {
                         self.comment(&format!("# Target {name} already exists!"));
+                        self.comment("");
                         continue;
                     }
                     h.tid
                 }
                 None => {
+                    self.comment(&format!("# Target with name {name} does not exist!"));
                     next = next.max(self.max_tid()) + 1;
                     next
                 }
             };
             self.add_target(want, want.controller_tid.unwrap_or(tid))?;
+            self.comment("");
         }
         Ok(())
     }
