@@ -37,6 +37,19 @@ pub fn require_ref_tool(name: &str) -> PathBuf {
     p
 }
 
+/// A program from `PATH` the tests drive (libiscsi's `iscsi-inq`, ...): a missing
+/// one fails the test, naming the project's installer.
+pub fn require_test_tool(name: &str) -> PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/install-test-deps.sh")
+        })
+}
+
 /// A free loopback TCP port, found by binding port 0 (free when this returns; the
 /// daemon that gets it binds it a moment later).
 pub fn free_port() -> u16 {

@@ -15,7 +15,7 @@
 //! The only differences allowed are the rows of [`DIFFERENCES`], each with its reason.
 #![allow(clippy::disallowed_methods)]
 
-use integration_tests::tgt_ref::RefTgtd;
+use integration_tests::tgt_ref::{require_test_tool, RefTgtd};
 use integration_tests::{both_flavours, Daemon, Flavour, Run, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -552,7 +552,33 @@ fn admin_actions_behave_as_tgt_admins(f: Flavour) {
     assert!(failures.is_empty(), "{failures}");
 }
 
+/// The bug report's file (no initiator-address, no initiator-name): loaded by the
+/// daemon's `-c` and by our `tgt-admin -e`, the target admits libiscsi's login.
+fn config_without_acl_admits_a_login(f: Flavour) {
+    let inq = require_test_tool("iscsi-inq");
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets-conf/01-acl-default.conf");
+    let iqn = "iqn.2026-11.org.example:acl";
+    let login = |d: &Daemon, how: &str| {
+        let url = format!("iscsi://{}/{iqn}/1", d.portal_str());
+        let r = integration_tests::run_with_timeout(
+            Command::new(&inq).arg(&url),
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.code, 0, "{how}: iscsi-inq {url}: {r:?}");
+        assert!(r.stdout.contains("VIRTUAL-DISK"), "{how}: {}", r.stdout);
+    };
+    let (_dir, conf) = scratch(&template, "login-c");
+    let d = Daemon::start(f, &["-c", conf.to_str().expect("utf-8")]);
+    login(&d, "daemon -c");
+    let (_dir2, conf2) = scratch(&template, "login-admin");
+    let d2 = Daemon::start(f, &["-c", "none"]);
+    let r = our_tgt_admin(&d2, &["-e", "-c", conf2.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    login(&d2, "tgt-admin -e");
+}
+
 both_flavours!(
     corpus_loads_as_tgt_admin_loads_it,
-    admin_actions_behave_as_tgt_admins
+    admin_actions_behave_as_tgt_admins,
+    config_without_acl_admits_a_login
 );
