@@ -45,9 +45,7 @@ pub fn require_test_tool(name: &str) -> PathBuf {
         .split(':')
         .map(|dir| Path::new(dir).join(name))
         .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("{name} is not installed: run scripts/install-test-deps.sh")
-        })
+        .unwrap_or_else(|| panic!("{name} is not installed: run scripts/install-test-deps.sh"))
 }
 
 /// A free loopback TCP port, found by binding port 0 (free when this returns; the
@@ -95,9 +93,7 @@ impl RefTgtd {
             let control_port = pick_control_port();
             let log = std::env::temp_dir().join(format!("tgt-ref-{control_port}.log"));
             let log_file = std::fs::File::create(&log).expect("tgtd log");
-            let portal: SocketAddr = format!("127.0.0.1:{}", free_port())
-                .parse()
-                .expect("addr");
+            let portal: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let child = Command::new(&tgtd)
                 .args(["-f", "-C", &control_port.to_string(), "--iscsi"])
                 .arg(format!("portal={portal}"))

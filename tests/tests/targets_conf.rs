@@ -89,9 +89,15 @@ const DIFFERENCES: &[Difference] = &[
                 *err = err
                     .lines()
                     .filter(|l| {
-                        !["sg_inq", "sg_readcap", "inquiry", "read capacity", "READ CAPACITY"]
-                            .iter()
-                            .any(|w| l.contains(w))
+                        ![
+                            "sg_inq",
+                            "sg_readcap",
+                            "inquiry",
+                            "read capacity",
+                            "READ CAPACITY",
+                        ]
+                        .iter()
+                        .any(|w| l.contains(w))
                     })
                     .map(|l| format!("{l}\n"))
                     .collect()
@@ -217,7 +223,10 @@ fn scratch(template: &Path, tag: &str) -> (TempDir, PathBuf) {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets-conf/conf.d");
     std::fs::create_dir_all(dir.path("conf.d")).expect("mkdir conf.d");
-    for e in std::fs::read_dir(src).expect("conf.d").filter_map(Result::ok) {
+    for e in std::fs::read_dir(src)
+        .expect("conf.d")
+        .filter_map(Result::ok)
+    {
         let text = std::fs::read_to_string(e.path()).expect("read conf.d");
         std::fs::write(
             dir.path("conf.d").join(e.file_name()),
@@ -290,7 +299,9 @@ impl Outcome {
                 .strip_prefix("Target ")
                 .and_then(|r| r.split(':').next())
             {
-                let r = tgtadm(&["--lld", "iscsi", "--mode", "target", "--op", "show", "--tid", tid]);
+                let r = tgtadm(&[
+                    "--lld", "iscsi", "--mode", "target", "--op", "show", "--tid", tid,
+                ]);
                 params.push_str(&format!("tid {tid}:\n{}", r.stdout));
             }
         }
@@ -404,7 +415,9 @@ fn compare(name: &str, how: &str, want: &Outcome, got: &Outcome) -> String {
     let mut out = String::new();
     if let (Some(w), Some(g)) = (&want.admin, &got.admin) {
         if w != g {
-            out.push_str(&format!("  tgt-admin -e: tgt {w:?}\n                ours {g:?}\n"));
+            out.push_str(&format!(
+                "  tgt-admin -e: tgt {w:?}\n                ours {g:?}\n"
+            ));
         }
     }
     out.push_str(&diff("show", &want.show, &got.show));
@@ -421,7 +434,11 @@ fn compare(name: &str, how: &str, want: &Outcome, got: &Outcome) -> String {
 fn corpus_loads_as_tgt_admin_loads_it(f: Flavour) {
     let mut failures = String::new();
     for file in corpus() {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
         let want = reference(&file);
         let got = ours_by_tgt_admin(f, &file);
         failures.push_str(&compare(&name, "our tgt-admin -e", &want, &got));
@@ -516,13 +533,19 @@ fn admin_actions_behave_as_tgt_admins(f: Flavour) {
     let show = ["--lld", "iscsi", "--mode", "target", "--op", "show"];
     let accounts = ["--lld", "iscsi", "--mode", "account", "--op", "show"];
     let (rdir, odir) = (sequence_dir("seq-ref"), sequence_dir("seq-ours"));
-    let (rd, od) = (rdir.0.to_str().expect("utf-8"), odir.0.to_str().expect("utf-8"));
+    let (rd, od) = (
+        rdir.0.to_str().expect("utf-8"),
+        odir.0.to_str().expect("utf-8"),
+    );
     let t = RefTgtd::start();
     let d = Daemon::start(f, &["-c", "none"]);
     let mut failures = String::new();
     for (i, line) in SEQUENCE.iter().enumerate() {
         let args = |dir: &str| -> Vec<String> {
-            line.replace(DIR, dir).split(' ').map(String::from).collect()
+            line.replace(DIR, dir)
+                .split(' ')
+                .map(String::from)
+                .collect()
         };
         let ra = args(rd);
         let ra: Vec<&str> = ra.iter().map(String::as_str).collect();

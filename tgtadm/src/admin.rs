@@ -165,8 +165,8 @@ fn apply(a: &Args, config: Config, action: ConfigAction, before: String) -> Resu
         control_port: u32::from(a.control_port),
     };
     let resp = send(a, req)?;
-    let report = ConfigReport::from_response(&resp)
-        .ok_or_else(|| err("the daemon sent no report", 1))?;
+    let report =
+        ConfigReport::from_response(&resp).ok_or_else(|| err("the daemon sent no report", 1))?;
     Ok(Exit {
         stdout: before + &report.stdout,
         stderr: report.stderr,
@@ -215,7 +215,12 @@ fn act(args: &[String]) -> Result<Exit, Exit> {
             let (cfg, before) = file(&a)?;
             apply(&a, cfg, ConfigAction::Update(which), before)
         }
-        ("delete", Some(which)) => apply(&a, Config::default(), ConfigAction::Delete(which), String::new()),
+        ("delete", Some(which)) => apply(
+            &a,
+            Config::default(),
+            ConfigAction::Delete(which),
+            String::new(),
+        ),
         ("dump", _) => send(&a, Request::ConfigDump).map(text),
         _ => send(&a, Request::TargetShow).map(text),
     }

@@ -129,7 +129,11 @@ impl PendingTarget {
             .iter()
             .any(|l| l.direct == direct && l.block != block)
         {
-            let key = if direct { "direct-store" } else { "backing-store" };
+            let key = if direct {
+                "direct-store"
+            } else {
+                "backing-store"
+            };
             return Err(ConfigErrorKind::LineAndBlock(key.into()));
         }
         Ok(())
@@ -204,7 +208,6 @@ fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
         }),
     }
 }
-
 
 /// An LU directive into `s`; `Ok(false)` when `key` is not one.
 fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, ConfigErrorKind> {

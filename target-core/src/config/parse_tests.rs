@@ -56,10 +56,12 @@ fn several_luns_numbers_and_settings() {
 
 #[test]
 fn acls_and_chap() {
-    let c = ok("incomingdiscoveryuser disc secret1\nincominguser ignored pw\n<target iqn.a:b>\n\
+    let c = ok(
+        "incomingdiscoveryuser disc secret1\nincominguser ignored pw\n<target iqn.a:b>\n\
          initiator-address 10.0.0.0/8, 192.168.1.1\n\
          initiator-name iqn.1994-05.com.redhat:c\n\
-         incominguser alice pw1\n incominguser carol pw3\n outgoinguser bob pw2\n</target>\n");
+         incominguser alice pw1\n incominguser carol pw3\n outgoinguser bob pw2\n</target>\n",
+    );
     let t = &c.targets[0];
     assert_eq!(t.initiator_addresses, ["10.0.0.0/8", "192.168.1.1"]);
     assert_eq!(t.initiator_names, ["iqn.1994-05.com.redhat:c"]);

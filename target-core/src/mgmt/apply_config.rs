@@ -256,9 +256,9 @@ impl Admin<'_> {
                 if self.ignore_errors {
                     return Ok(());
                 }
-                self.report.stdout.push_str(&format!(
-                    "Command:\n\t{text}\nexited with code: 22.\n"
-                ));
+                self.report
+                    .stdout
+                    .push_str(&format!("Command:\n\t{text}\nexited with code: 22.\n"));
                 self.report.code = 22;
                 Err(Stop)
             }
@@ -270,7 +270,7 @@ impl Admin<'_> {
     }
 
     fn account_exists(&self, user: &str) -> bool {
-        self.core.registry.account(&user.to_string()).is_some()
+        self.core.registry.account(user).is_some()
     }
 
     /// A CHAP account: created when it does not exist, then bound (`tid` `None`:
@@ -340,7 +340,9 @@ impl Admin<'_> {
             self.comment(&format!("# Run 'lsof {path}' to see the details."));
             self.comment(&format!("# Skipping device {path} - it is in use."));
             self.comment("# You can override it with --force or 'allow-in-use yes' config option.");
-            self.comment("# Note - do so only if you know what you're doing, you may damage your data.");
+            self.comment(
+                "# Note - do so only if you know what you're doing, you may damage your data.",
+            );
             return Ok(());
         }
         if !network && !self.opener.store_exists(path) {
@@ -357,7 +359,9 @@ impl Admin<'_> {
         };
         taken.insert(lun);
         let opt = |flag: &str, v: &Option<String>| {
-            v.as_ref().map(|v| format!("{flag} {v}")).unwrap_or_default()
+            v.as_ref()
+                .map(|v| format!("{flag} {v}"))
+                .unwrap_or_default()
         };
         let text = format!(
             "{} --lld iscsi --op new --mode logicalunit --tid {tid} --lun {lun} -b \"{path}\" {} {} {} {} {}",
@@ -414,7 +418,9 @@ impl Admin<'_> {
             )?;
         }
         if cache_on {
-            self.comment(&format!("# Write cache is enabled (default) for lun {lun}."));
+            self.comment(&format!(
+                "# Write cache is enabled (default) for lun {lun}."
+            ));
         }
         Ok(())
     }
@@ -570,7 +576,12 @@ impl Admin<'_> {
         self.globals(cfg)?;
         let mut next = self.max_tid();
         for t in sorted(cfg) {
-            if self.core.registry.target_by_name(&t.name).is_some_and(|x| x.name == t.name) {
+            if self
+                .core
+                .registry
+                .target_by_name(&t.name)
+                .is_some_and(|x| x.name == t.name)
+            {
                 self.comment(&format!("# Target {} already exists!", t.name));
                 continue;
             }
