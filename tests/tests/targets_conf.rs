@@ -494,6 +494,9 @@ const SEQUENCE: &[&str] = &[
     "--delete ALL",
     "--dump",
     "-e -c @DIR@/no-such.conf",
+    "--pretend -e -c @DIR@/third.conf",
+    "-v -e -c @DIR@/third.conf",
+    "--dump",
 ];
 
 /// Text whose blank-line-separated paragraphs are sorted.
@@ -521,7 +524,7 @@ fn sequence_dir(tag: &str) -> TempDir {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets-conf/sequence/first.conf");
     let (dir, _) = scratch(&conf, tag);
     let d = dir.0.to_str().expect("utf-8").to_string();
-    for name in ["first.conf", "second.conf"] {
+    for name in ["first.conf", "second.conf", "third.conf"] {
         let src = conf.with_file_name(name);
         let text = std::fs::read_to_string(&src).expect("read sequence file");
         std::fs::write(dir.path(name), text.replace(DIR, &d)).expect("write");

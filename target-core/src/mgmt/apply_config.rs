@@ -396,6 +396,31 @@ impl Admin<'_> {
                 _ => params.push(format!("{k}={v}")),
             }
         }
+        // tgt-admin's order for the others: its lists of LU settings.
+        const ORDER: &[&str] = &[
+            "scsi_id",
+            "sense_format",
+            "removable",
+            "online",
+            "path",
+            "readonly",
+            "vendor_id",
+            "product_id",
+            "product_rev",
+            "scsi_sn",
+            "lbppbe",
+            "la_lba",
+            "optimal_xfer_gran",
+            "optimal_xfer_len",
+        ];
+        let rank = |p: &String| {
+            let k = p.split('=').next().unwrap_or_default();
+            match k {
+                "mode_page" => 0,
+                _ => 1 + ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len()),
+            }
+        };
+        params.sort_by_key(rank);
         let cache_on = !params.iter().any(|p| p == WRITE_CACHE_OFF);
         for p in params {
             let (k, v) = p.split_once('=').unwrap_or((&p, ""));
