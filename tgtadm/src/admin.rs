@@ -5,7 +5,9 @@
 //!                                   delete the ones it lacks (not those in use)
 //! tgt-admin --update ALL|NAME       recreate what is not in use, add what is new
 //! tgt-admin --delete ALL|NAME|tid=N delete targets (in use: --force)
-//! tgt-admin --dump                  print the running state as tgt-admin does
+//! tgt-admin --dump [--full]         print the running state as tgt-admin does;
+//!                                   --full (ours): everything, secrets included, in
+//!                                   a form that loads back to the same state
 //! tgt-admin -s|--show               tgtadm --mode target --op show
 //! options: -c|--conf FILE (default /etc/tgt/targets.conf), -f|--force,
 //!          -p|--pretend (print the commands only), -v|--verbose,
@@ -32,6 +34,7 @@ struct Args {
     action: Option<(String, Option<String>)>,
     conf: Option<String>,
     force: bool,
+    full: bool,
     pretend: bool,
     verbose: bool,
     ignore_errors: bool,
@@ -69,6 +72,7 @@ fn parse_args(args: &[String]) -> Result<Args, Exit> {
             "--dump" => a.action = Some(("dump".into(), None)),
             "-c" | "--conf" => a.conf = Some(value(name)?),
             "-f" | "--force" => a.force = true,
+            "--full" => a.full = true,
             "-p" | "--pretend" => a.pretend = true,
             "-v" | "--verbose" => a.verbose = true,
             "--ignore-errors" => a.ignore_errors = true,
@@ -101,7 +105,8 @@ const HELP: &str = "Usage: tgt-admin [OPTION]...\n\
   -e, --execute          create the targets of the configuration file\n\
       --update ALL|NAME  recreate targets from the file (ALL also removes targets it lacks)\n\
       --delete ALL|NAME  delete targets (tid=N: by tid)\n\
-      --dump             print the running configuration\n\
+      --dump             print the running configuration (tgt-admin's format)\n\
+      --full             with --dump: everything, secrets included, loadable as is\n\
   -s, --show             show the targets (tgtadm --mode target --op show)\n\
   -c, --conf FILE        configuration file (default /etc/tgt/targets.conf)\n\
   -f, --force            also change or delete targets in use\n\
@@ -221,6 +226,19 @@ fn act(args: &[String]) -> Result<Exit, Exit> {
             ConfigAction::Delete(which),
             String::new(),
         ),
+        ("dump", _) if a.full => {
+            // The answer's data is the whole running state.
+            let resp = send(&a, Request::ConfigDump)?;
+            let cfg: Config = resp
+                .data
+                .and_then(|d| serde_json::from_value(d).ok())
+                .ok_or_else(|| err("the daemon sent no configuration", 1))?;
+            Ok(Exit {
+                stdout: target_core::config::dump(&cfg),
+                stderr: String::new(),
+                code: 0,
+            })
+        }
         ("dump", _) => send(&a, Request::ConfigDump).map(text),
         _ => send(&a, Request::TargetShow).map(text),
     }

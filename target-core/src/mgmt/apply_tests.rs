@@ -755,7 +755,12 @@ fn config_apply_follows_tgt_admin() {
     assert!(core.registry.target(1).is_some());
     let report = execute_config(&core, "<target iqn.d:bad>\n</target>\n");
     assert_eq!(report, ConfigReport::default());
-    let names: Vec<String> = core.registry.targets().iter().map(|t| t.name.clone()).collect();
+    let names: Vec<String> = core
+        .registry
+        .targets()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
     assert_eq!(names, ["iqn.d:bad"]);
     assert!(t(4).acl().is_empty(), "left as it was");
 }
