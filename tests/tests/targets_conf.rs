@@ -484,6 +484,8 @@ const SEQUENCE: &[&str] = &[
     "--dump",
     "--update iqn.2026-11.org.example:new -c @DIR@/second.conf",
     "--update iqn.2026-11.org.example:nowhere -c @DIR@/second.conf",
+    "--update tid=7 -c @DIR@/second.conf",
+    "--pretend --update tid=3 -c @DIR@/second.conf",
     "-v --update iqn.2026-11.org.example:keep -c @DIR@/second.conf",
     "--delete iqn.2026-11.org.example:nowhere",
     "--delete tid=9",

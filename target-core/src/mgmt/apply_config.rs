@@ -624,9 +624,24 @@ impl Admin<'_> {
         Ok(())
     }
 
-    /// `--update ALL|NAME`.
+    /// `--update ALL|NAME|tid=N`.
     fn update(&mut self, cfg: &Config, which: &str) -> Result<(), Stop> {
         let existing: Vec<Arc<Target>> = self.core.registry.targets();
+        let by_tid;
+        let which = match which.strip_prefix("tid=") {
+            Some(tid) => {
+                let Some(t) = existing.iter().find(|t| tid.parse() == Ok(t.tid)) else {
+                    self.report.stdout.push_str(&format!(
+                        "There is no target with tid {tid}, can't continue!\n"
+                    ));
+                    self.report.code = 1;
+                    return Err(Stop);
+                };
+                by_tid = t.name.clone();
+                by_tid.as_str()
+            }
+            None => which,
+        };
         let in_file = |name: &str| cfg.targets.iter().any(|t| t.name == name);
         let mut names: Vec<String> = existing
             .iter()
