@@ -139,6 +139,17 @@ fn load(path: &str) -> Result<Config, Exit> {
             stderr: String::new(),
             code: 1,
         },
+        tgtd_common::config_file::LoadError::Parse(ConfigError {
+            kind: ConfigErrorKind::MultipleDefinitions(key),
+            ..
+        }) => Exit {
+            stdout: format!(
+                "Multiple {key} definitions are not allowed!\n\
+                 Check your config file for errors.\n"
+            ),
+            stderr: String::new(),
+            code: 1,
+        },
         e => Exit {
             stdout: String::new(),
             stderr: format!("tgt-admin: {e}\n"),

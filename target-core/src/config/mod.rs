@@ -135,6 +135,11 @@ pub struct LunConfig {
     /// `allow-in-use yes` in the block.
     #[serde(default)]
     pub allow_in_use: bool,
+    /// A single-valued LU directive given twice for this store (in its block or
+    /// in the target): tgt-admin stops with "Multiple 'KEY' definitions" when it
+    /// reaches the store.
+    #[serde(default)]
+    pub duplicate: Option<String>,
     /// The path (or the size, for `bs-type memory`).
     pub path: String,
     /// `direct-store` (tgt passes the device's identity through; we keep the flag).

@@ -40,6 +40,10 @@ pub enum ConfigErrorKind {
         /// The target it is in.
         target: String,
     },
+    /// A top-level key tgt-admin takes once (`default-driver`) given twice: it stops
+    /// before doing anything.
+    #[error("'{0}' is given more than once")]
+    MultipleDefinitions(String),
     /// A `backing-store`/`direct-store` line and a block of the same kind in one
     /// target: Config::General, which tgt-admin reads the file with, refuses that.
     #[error("'{0}' is given both as a line and as a block")]
@@ -101,6 +105,11 @@ struct LuSettings {
     blocksize: Option<u32>,
     device_type: Option<String>,
     params: Vec<(String, String)>,
+    /// Directives seen, to find one given twice.
+    seen: BTreeSet<String>,
+    /// The first single-valued directive given twice (see
+    /// [`LunConfig::duplicate`](super::LunConfig::duplicate)).
+    duplicate: Option<String>,
 }
 
 struct PendingLun {
@@ -143,6 +152,9 @@ impl PendingTarget {
 struct Parser<'a, 'b> {
     include: &'a mut IncludeFn<'b>,
     config: Config,
+    /// Closed `<target>` blocks with the file they are in, finished at the end:
+    /// Config::General merges blocks of one name, so a later block may add to one.
+    closed: Vec<(PendingTarget, String)>,
 }
 
 /// Parse `text` (named `file` in errors), reading includes through `include`.
@@ -150,8 +162,12 @@ pub fn parse(text: &str, file: &str, include: &mut IncludeFn<'_>) -> Result<Conf
     let mut p = Parser {
         include,
         config: Config::default(),
+        closed: Vec::new(),
     };
     p.file(text, file, 0)?;
+    for (t, file) in std::mem::take(&mut p.closed) {
+        p.finish_target(t, &file)?;
+    }
     Ok(p.config)
 }
 
@@ -249,12 +265,19 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
         }
         _ => return Ok(false),
     }
+    // tgt-admin takes the others once per store (its check_if_hash_array).
+    let repeatable = matches!(key, "params" | "mode_page");
+    if !repeatable && !s.seen.insert(key.to_string()) && s.duplicate.is_none() {
+        s.duplicate = Some(key.to_string());
+    }
     Ok(true)
 }
 
 impl Parser<'_, '_> {
     fn file(&mut self, text: &str, file: &str, depth: usize) -> Result<(), ConfigError> {
         let mut target: Option<PendingTarget> = None;
+        // Where a reopened target was among the closed ones (it keeps its place).
+        let mut reopened: Option<usize> = None;
         let mut lun: Option<PendingLun> = None;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
@@ -279,7 +302,8 @@ impl Parser<'_, '_> {
                     }
                     "target" if lun.is_none() && target.is_some() => {
                         let t = target.take().expect("checked is_some");
-                        self.finish_target(t, file)?;
+                        let at = reopened.take().unwrap_or(self.closed.len());
+                        self.closed.insert(at, (t, file.to_string()));
                     }
                     _ => return Err(e(ConfigErrorKind::UnexpectedClose(tag.into()))),
                 }
@@ -293,6 +317,11 @@ impl Parser<'_, '_> {
                 }
                 match tag {
                     "target" if target.is_none() => {
+                        if let Some(i) = self.closed.iter().position(|(t, _)| t.cfg.name == arg) {
+                            target = Some(self.closed.remove(i).0);
+                            reopened = Some(i);
+                            continue;
+                        }
                         target = Some(PendingTarget {
                             cfg: TargetConfig {
                                 name: arg.into(),
@@ -384,7 +413,12 @@ impl Parser<'_, '_> {
         depth: usize,
     ) -> Result<(), Result<ConfigError, ConfigErrorKind>> {
         match key {
-            "default-driver" => self.config.default_driver = Some(value.into()),
+            "default-driver" => {
+                if self.config.default_driver.is_some() {
+                    return Err(Err(ConfigErrorKind::MultipleDefinitions(key.into())));
+                }
+                self.config.default_driver = Some(value.into())
+            }
             "incomingdiscoveryuser" => self
                 .config
                 .discovery_incoming
@@ -466,7 +500,11 @@ impl Parser<'_, '_> {
             "initiator-address" => cfg.initiator_addresses.extend(list(value)),
             "initiator-name" => cfg.initiator_names.extend(list(value)),
             "incominguser" => cfg.incoming.push(user(key, value)?),
-            "outgoinguser" => cfg.outgoing = Some(user(key, value)?),
+            // tgt-admin uses the first one (and warns in a comment).
+            "outgoinguser" => {
+                let u = user(key, value)?;
+                cfg.outgoing.get_or_insert(u);
+            }
             "driver" => cfg.driver = Some(value.into()),
             "controller_tid" => {
                 cfg.controller_tid = Some(value.parse().map_err(|_| ConfigErrorKind::BadValue {
@@ -535,13 +573,6 @@ impl Parser<'_, '_> {
 
     /// Resolve LUN numbers and merge target-level LU settings into each LUN.
     fn finish_target(&mut self, t: PendingTarget, file: &str) -> Result<(), ConfigError> {
-        if self.config.targets.iter().any(|x| x.name == t.cfg.name) {
-            return Err(err(
-                file,
-                t.line,
-                ConfigErrorKind::DuplicateTarget(t.cfg.name),
-            ));
-        }
         let mut used = BTreeSet::new();
         for l in &t.luns {
             if let Some(n) = l.lun {
@@ -587,6 +618,7 @@ impl Parser<'_, '_> {
                 bsoflags: l.own.bsoflags.or_else(|| d.bsoflags.clone()),
                 blocksize: l.own.blocksize.or(d.blocksize),
                 device_type: l.own.device_type.or_else(|| d.device_type.clone()),
+                duplicate: l.own.duplicate.or_else(|| d.duplicate.clone()),
                 params,
             });
         }

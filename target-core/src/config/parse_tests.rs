@@ -133,7 +133,7 @@ fn malformed_lines_name_their_line() {
             "<target a>\n<backing-store /x>\nlun 1\n</backing-store>\n<backing-store /y>\nlun 1\n</backing-store>\n</target>\n",
             "targets.conf:5: LUN 1 is defined twice",
         ),
-        ("<target a>\n</target>\n<target a>\n</target>\n", "targets.conf:3: target a is defined twice"),
+        ("default-driver iscsi\ndefault-driver iscsi\n", "targets.conf:2: 'default-driver' is given more than once"),
     ];
     for (text, want) in cases {
         assert_eq!(fails(text).to_string(), want, "{text:?}");
@@ -220,4 +220,21 @@ fn path_directive_names_the_store() {
     assert_eq!(c.targets[0].luns[0].path, "/second.img");
     let c = ok("<target iqn.a:b>\npath /second.img\n</target>\n");
     assert_eq!(c.ignored.len(), 1, "outside a LUN block");
+}
+
+/// Config::General (tgt-admin's reader) merges blocks of one name; a single-valued
+/// LU directive given twice is kept for apply to refuse as tgt-admin does; the first
+/// outgoinguser wins.
+#[test]
+fn merged_blocks_duplicates_and_first_outgoing() {
+    let c = ok("<target a>\nbacking-store /x\noutgoinguser bob pw1\noutgoinguser dave pw2\n</target>\n\
+         <target b>\n</target>\n<target a>\ninitiator-address 10.0.0.1\nbs-type rdwr\nbs-type null\n</target>\n");
+    assert_eq!(c.targets.len(), 2);
+    let a = &c.targets[0];
+    assert_eq!(a.name, "a");
+    assert_eq!(a.initiator_addresses, ["10.0.0.1"]);
+    assert_eq!(a.luns[0].duplicate.as_deref(), Some("bs-type"));
+    assert_eq!(a.outgoing.as_ref().map(|u| u.user.as_str()), Some("bob"));
+    let c = ok("<target a>\ninitiator-address 1.2.3.4\ninitiator-address 5.6.7.8\nbacking-store /x\n</target>\n");
+    assert_eq!(c.targets[0].luns[0].duplicate, None);
 }

@@ -132,6 +132,7 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
         lun: l.lun,
         explicit_lun: true,
         allow_in_use: false,
+        duplicate: None,
         path: l.backing.path.clone().unwrap_or_default(),
         direct: false,
         bstype: Some(l.backing.bstype.clone()),
@@ -351,6 +352,20 @@ impl Admin<'_> {
                 "# {path} does not exist - please check the configuration file"
             ));
             return Ok(());
+        }
+        if let Some(key) = &l.duplicate {
+            let kind = if l.direct {
+                "direct-store"
+            } else {
+                "backing-store"
+            };
+            self.report.stdout.push_str(&format!(
+                "Multiple '{key}' definitions in '{kind}' not allowed!\n\
+                 Check your config file for errors (target: {}).\n",
+                t.name
+            ));
+            self.report.code = 1;
+            return Err(Stop);
         }
         let lun = if l.explicit_lun {
             l.lun
