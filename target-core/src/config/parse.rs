@@ -3,7 +3,10 @@
 //! tgt-admin reads the file with Perl's Config::General; we accept its subset that
 //! targets.conf uses: `#` comments, `key value` or `key = value`, `<target NAME>`
 //! blocks holding `<backing-store PATH>` / `<direct-store PATH>` blocks, and
-//! `include PATTERN` at the top level.
+//! `include PATTERN` at the top level. Where Config::General or tgt-admin decide
+//! something, we decide the same: blocks of one target name merge, a store kind is
+//! either lines or blocks, unknown directives are ignored (listed in
+//! [`Config::ignored`]), and stores are numbered in tgt-admin's order.
 
 use super::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
 use crate::isns::IsnsSettings;
@@ -22,9 +25,6 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigErrorKind {
-    /// A directive this format does not have (or not in this block).
-    #[error("unknown directive '{0}'")]
-    UnknownDirective(String),
     /// A control character (other than a tab) in a line: a damaged or binary file.
     #[error("control character {0:#04x} in the line")]
     ControlCharacter(u32),
@@ -68,9 +68,6 @@ pub enum ConfigErrorKind {
     /// Two LUNs with one number in a target.
     #[error("LUN {0} is defined twice")]
     DuplicateLun(u64),
-    /// Two targets with one name.
-    #[error("target {0} is defined twice")]
-    DuplicateTarget(String),
     /// The include callback failed.
     #[error("include {pattern}: {reason}")]
     Include {
