@@ -4,9 +4,10 @@
 //! compare what `tgtadm` shows.
 //!
 //! Each [`RefTgtd`] owns one `tgtd -f -C N` process: `N` is picked from the process
-//! id and a counter and skipped while `/var/run/tgtd/socket.N` answers, so tests (and
-//! test binaries) running side by side never share a daemon. It is stopped by its
-//! PID on drop (tgtd ignores SIGTERM, so SIGKILL), and its socket files are removed.
+//! id and a counter and skipped while `/var/run/tgtd/socket.N` (or its lock) exists,
+//! so tests (and test binaries) running side by side never share a daemon or touch
+//! another's. It is stopped by its PID on drop (tgtd ignores SIGTERM, so SIGKILL),
+//! and then its socket files are removed.
 
 use crate::Run;
 use std::net::{SocketAddr, TcpListener};
@@ -57,16 +58,19 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
-/// A control port no live tgtd uses: derived from our PID and a counter, skipping
-/// any `socket.N` that accepts a connection.
+/// A control port no tgtd uses: derived from our PID and a counter, skipping any
+/// `N` whose `socket.N` or lock file exists (a live tgtd's, or one left behind: we
+/// never take over or delete another's files).
 fn pick_control_port() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // tgtd takes -C values below 32768.
-        let port = 2_000 + ((std::process::id() % 2_500) * 12 + n) % 30_000;
+        // tgtd takes -C values below 32768; stay clear of the low numbers people
+        // give by hand (tgt-reference.sh uses the iSCSI port, 3260 and up).
+        let port = 20_000 + ((std::process::id() % 1_000) * 12 + n) % 12_000;
         let sock = Path::new(SOCKET_DIR).join(format!("socket.{port}"));
-        if UnixStream::connect(&sock).is_err() {
+        let lock = Path::new(SOCKET_DIR).join(format!("socket.{port}.lock"));
+        if !sock.exists() && !lock.exists() && UnixStream::connect(&sock).is_err() {
             return port;
         }
     }
@@ -79,6 +83,9 @@ pub struct RefTgtd {
     pub control_port: u32,
     /// The iSCSI portal it serves.
     pub portal: SocketAddr,
+    /// Whether it came up: only then are `socket.N` and its lock ours to remove
+    /// (a tgtd that lost the race for N leaves the winner's files alone).
+    ready: bool,
 }
 
 impl RefTgtd {
@@ -106,13 +113,18 @@ impl RefTgtd {
                 child,
                 control_port,
                 portal,
+                ready: false,
             };
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) {
                 if !matches!(t.child.try_wait(), Ok(None)) {
                     break; // it lost the port or the socket to someone: try another
                 }
-                if t.tgtadm(&["--mode", "system", "--op", "show"]).code == 0 {
+                // Answered by our tgtd (still running), not by another on N.
+                if t.tgtadm(&["--mode", "system", "--op", "show"]).code == 0
+                    && matches!(t.child.try_wait(), Ok(None))
+                {
+                    t.ready = true;
                     let _ = std::fs::remove_file(&log);
                     return t;
                 }
@@ -159,6 +171,9 @@ impl Drop for RefTgtd {
         // tgtd ignores SIGTERM; our own child, by its PID.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.ready {
+            return;
+        }
         for suffix in ["", ".lock"] {
             let _ = std::fs::remove_file(
                 Path::new(SOCKET_DIR).join(format!("socket.{}{suffix}", self.control_port)),
