@@ -1,4 +1,4 @@
-//! tgt's `targets.conf`: the model, a parser with line-numbered errors and a dumper,
+//! tgt's `targets.conf`: the model, a parser with line-numbered errors and dumpers,
 //! sans-IO (`include` files come through a callback).
 //!
 //! ```text
@@ -10,14 +10,15 @@
 //! iSNSAccessControl Off
 //! iSNS On
 //! <target iqn.2001-04.com.example:disk1>
-//!     backing-store /srv/disk1.img            # LUN 1, 2, ... in file order
+//!     <backing-store /srv/disk1.img>          # LUN 1: stores by path, around
+//!     </backing-store>                        # the explicit numbers
 //!     <backing-store /srv/disk2.img>
 //!         lun 5
 //!         vendor_id ACME
 //!     </backing-store>
-//!     direct-store /dev/sdb
+//!     direct-store /dev/sdb                   # LUN 2: after the backing stores
 //!     bs-type rdwr
-//!     initiator-address 192.168.1.0/24
+//!     initiator-address 192.168.1.0/24        # none given: ACL ALL
 //!     initiator-name iqn.1994-05.com.redhat:client
 //!     incominguser alice secret12
 //!     outgoinguser bob secret34
@@ -27,8 +28,10 @@
 //! ```
 //!
 //! [`parse`] gives a [`Config`]; [`dump`] writes one back in the same format, so
-//! `parse(dump(c)) == c` for a dumped state. Applying a `Config` to the registry is
-//! [`Request::ConfigApply`](crate::mgmt::Request::ConfigApply).
+//! `parse(dump(c)) == c` for a dumped state; [`dump_tgt_admin`] is tgt-admin's
+//! `--dump`. Applying a `Config` the way tgt-admin does is
+//! [`Request::ConfigApply`](crate::mgmt::Request::ConfigApply), which tgt-admin and
+//! the daemon's `-c` both send, so its rules live in one place.
 
 mod dump;
 mod parse;
