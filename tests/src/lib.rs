@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod conformance;
+pub mod tgt_ref;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

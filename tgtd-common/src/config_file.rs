@@ -2,9 +2,25 @@
 //! file reading and `include` globbing for [`target_core::config::parse`].
 
 use std::path::{Path, PathBuf};
-use target_core::config::{self, Config};
-use target_core::mgmt::{apply, Request, StoreOpener};
+use target_core::config::{self, Config, ConfigError};
+use target_core::mgmt::{apply, ConfigAction, ConfigReport, Request, StoreOpener};
 use target_core::Core;
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file itself could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It (or an include) does not parse.
+    #[error("{0}")]
+    Parse(#[from] ConfigError),
+}
 
 /// tgt's configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/tgt/targets.conf";
@@ -60,17 +76,23 @@ pub fn read_include(pattern: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// Read and parse `path` with its includes; errors name file and line.
-pub fn load(path: &Path) -> Result<Config, String> {
+/// Read and parse `path` with its includes; errors name file and line. Used by
+/// tgt-admin and by the daemon's `-c`, so both read a file the same way.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    config::parse(&text, &name, &mut read_include).map_err(|e| e.to_string())
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    Ok(config::parse(&text, &name, &mut read_include)?)
 }
 
 /// Load the start-up configuration: `explicit` (`-c`; `none` for nothing), else the
-/// default file when it exists. A file that does not parse stops the daemon; parts
-/// that cannot be applied (a missing backing file) are logged and skipped, so one
-/// bad LUN does not keep every other target down.
+/// default file when it exists, as `tgt-admin -e` loads it (the same request, so
+/// the same rules: ACL ALL by default, LUN numbering, skipped stores, ...). A file
+/// that does not parse stops the daemon; what tgt-admin would print is logged, and
+/// a failed command stops the loading where tgt-admin would stop, but not the
+/// daemon.
 pub fn load_at_start(
     core: &Core,
     explicit: Option<&Path>,
@@ -83,16 +105,25 @@ pub fn load_at_start(
         None => return Ok(()),
     };
     let cfg = load(&path).map_err(|e| format!("tgtd: {e}"))?;
+    for w in &cfg.ignored {
+        tracing::warn!("{w}");
+        eprintln!("tgtd: warning: {w}");
+    }
     let req = Request::ConfigApply {
         config: cfg,
-        prune: false,
+        action: ConfigAction::Execute,
         force: false,
+        pretend: false,
+        verbose: false,
+        control_port: 0,
     };
-    if let Err(e) = apply(core, req, opener) {
-        for line in e.to_string().lines() {
-            tracing::error!("{}: {line}", path.display());
-            eprintln!("tgtd: {}: {line}", path.display());
-        }
+    let report = apply(core, req, opener)
+        .ok()
+        .and_then(|r| ConfigReport::from_response(&r))
+        .unwrap_or_default();
+    for line in report.stdout.lines().chain(report.stderr.lines()) {
+        tracing::error!("{}: {line}", path.display());
+        eprintln!("tgtd: {}: {line}", path.display());
     }
     Ok(())
 }

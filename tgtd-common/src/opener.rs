@@ -56,4 +56,8 @@ impl StoreOpener for BackendsOpener {
         })
         .collect()
     }
+
+    fn store_exists(&self, path: &str) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| !m.is_dir())
+    }
 }

@@ -109,6 +109,10 @@ impl StoreOpener for DaemonOpener {
         BackendsOpener.backing_stores()
     }
 
+    fn store_exists(&self, path: &str) -> bool {
+        BackendsOpener.store_exists(path)
+    }
+
     fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
         self.hub.listen(addr).map_err(|e| {
             let msg = format!("cannot listen on {addr}: {e}");
@@ -134,7 +138,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tgtd-opener-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("lun.img");
-        std::fs::File::create(&file).unwrap().set_len(1 << 20).unwrap();
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
         let path = file.to_str().unwrap();
         for state_dir in [None, Some(dir.join("state"))] {
             let opener = DaemonOpener {

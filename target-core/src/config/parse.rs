@@ -3,7 +3,10 @@
 //! tgt-admin reads the file with Perl's Config::General; we accept its subset that
 //! targets.conf uses: `#` comments, `key value` or `key = value`, `<target NAME>`
 //! blocks holding `<backing-store PATH>` / `<direct-store PATH>` blocks, and
-//! `include PATTERN` at the top level.
+//! `include PATTERN` at the top level. Where Config::General or tgt-admin decide
+//! something, we decide the same: blocks of one target name merge, a store kind is
+//! either lines or blocks, unknown directives are ignored (listed in
+//! [`Config::ignored`]), and stores are numbered in tgt-admin's order.
 
 use super::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
 use crate::isns::IsnsSettings;
@@ -22,15 +25,29 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigErrorKind {
-    /// A directive this format does not have (or not in this block).
-    #[error("unknown directive '{0}'")]
-    UnknownDirective(String),
     /// A control character (other than a tab) in a line: a damaged or binary file.
     #[error("control character {0:#04x} in the line")]
     ControlCharacter(u32),
     /// A directive without its value.
     #[error("'{0}' needs a value")]
     MissingValue(String),
+    /// A directive inside a target without its value: tgt-admin's own check
+    /// (`Option KEY has a missing value!`), which stops it before anything is done.
+    #[error("option {key} has a missing value (target: {target})")]
+    MissingTargetValue {
+        /// The directive.
+        key: String,
+        /// The target it is in.
+        target: String,
+    },
+    /// A top-level key tgt-admin takes once (`default-driver`) given twice: it stops
+    /// before doing anything.
+    #[error("'{0}' is given more than once")]
+    MultipleDefinitions(String),
+    /// A `backing-store`/`direct-store` line and a block of the same kind in one
+    /// target: Config::General, which tgt-admin reads the file with, refuses that.
+    #[error("'{0}' is given both as a line and as a block")]
+    LineAndBlock(String),
     /// A value the directive cannot take.
     #[error("invalid value '{value}' for '{key}'")]
     BadValue {
@@ -51,9 +68,6 @@ pub enum ConfigErrorKind {
     /// Two LUNs with one number in a target.
     #[error("LUN {0} is defined twice")]
     DuplicateLun(u64),
-    /// Two targets with one name.
-    #[error("target {0} is defined twice")]
-    DuplicateTarget(String),
     /// The include callback failed.
     #[error("include {pattern}: {reason}")]
     Include {
@@ -88,6 +102,11 @@ struct LuSettings {
     blocksize: Option<u32>,
     device_type: Option<String>,
     params: Vec<(String, String)>,
+    /// Directives seen, to find one given twice.
+    seen: BTreeSet<String>,
+    /// The first single-valued directive given twice (see
+    /// [`LunConfig::duplicate`](super::LunConfig::duplicate)).
+    duplicate: Option<String>,
 }
 
 struct PendingLun {
@@ -96,6 +115,9 @@ struct PendingLun {
     direct: bool,
     own: LuSettings,
     line: usize,
+    allow_in_use: bool,
+    /// Written as a `<backing-store>` block (not a line).
+    block: bool,
 }
 
 struct PendingTarget {
@@ -105,9 +127,31 @@ struct PendingTarget {
     line: usize,
 }
 
+impl PendingTarget {
+    /// Config::General keeps a key either as values or as blocks, never both.
+    fn check_kind(&self, direct: bool, block: bool) -> Result<(), ConfigErrorKind> {
+        if self
+            .luns
+            .iter()
+            .any(|l| l.direct == direct && l.block != block)
+        {
+            let key = if direct {
+                "direct-store"
+            } else {
+                "backing-store"
+            };
+            return Err(ConfigErrorKind::LineAndBlock(key.into()));
+        }
+        Ok(())
+    }
+}
+
 struct Parser<'a, 'b> {
     include: &'a mut IncludeFn<'b>,
     config: Config,
+    /// Closed `<target>` blocks with the file they are in, finished at the end:
+    /// Config::General merges blocks of one name, so a later block may add to one.
+    closed: Vec<(PendingTarget, String)>,
 }
 
 /// Parse `text` (named `file` in errors), reading includes through `include`.
@@ -115,8 +159,12 @@ pub fn parse(text: &str, file: &str, include: &mut IncludeFn<'_>) -> Result<Conf
     let mut p = Parser {
         include,
         config: Config::default(),
+        closed: Vec::new(),
     };
     p.file(text, file, 0)?;
+    for (t, file) in std::mem::take(&mut p.closed) {
+        p.finish_target(t, &file)?;
+    }
     Ok(p.config)
 }
 
@@ -174,17 +222,6 @@ fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
     }
 }
 
-fn on_off(key: &str, value: &str) -> Result<&'static str, ConfigErrorKind> {
-    match value.to_ascii_lowercase().as_str() {
-        "on" | "yes" | "1" => Ok("1"),
-        "off" | "no" | "0" => Ok("0"),
-        _ => Err(ConfigErrorKind::BadValue {
-            key: key.into(),
-            value: value.into(),
-        }),
-    }
-}
-
 /// An LU directive into `s`; `Ok(false)` when `key` is not one.
 fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, ConfigErrorKind> {
     let bad = || ConfigErrorKind::BadValue {
@@ -197,15 +234,18 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
         "bsoflags" => s.bsoflags = Some(value.into()),
         "block-size" => s.blocksize = Some(value.parse().map_err(|_| bad())?),
         "device-type" => s.device_type = Some(value.into()),
-        "write-cache" => s
-            .params
-            .push(("write_cache".into(), on_off(key, value)?.into())),
-        "readonly" | "removable" | "online" => {
-            s.params.push((key.into(), on_off(key, value)?.into()))
+        // tgt-admin: `off` sends the caching mode page with WCE clear, `on` (the
+        // default) sends nothing, anything else only draws a warning comment.
+        "write-cache" => {
+            if value == "off" {
+                s.params.push(("write_cache".into(), "0".into()))
+            }
         }
-        "vendor_id" | "product_id" | "product_rev" | "scsi_id" | "scsi_sn" | "sense_format"
-        | "lbppbe" | "la_lba" | "optimal_xfer_gran" | "optimal_xfer_len" | "rotation_rate"
-        | "mode_page" => s.params.push((key.into(), value.into())),
+        // tgt-admin hands these to `--params key="value"` as written (tgtd reads
+        // the flags with atoi, so `readonly yes` is not read-only there; we refuse it).
+        "readonly" | "removable" | "online" | "vendor_id" | "product_id" | "product_rev"
+        | "scsi_id" | "scsi_sn" | "sense_format" | "lbppbe" | "la_lba" | "optimal_xfer_gran"
+        | "optimal_xfer_len" | "mode_page" => s.params.push((key.into(), value.into())),
         // tgt-admin's raw `--params` string: its `key=value` items.
         "params" => {
             for item in value.split(',').filter(|i| !i.trim().is_empty()) {
@@ -220,9 +260,12 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
                 s.params.push((k.into(), v.into()));
             }
         }
-        // tgt-admin options about how it opens devices; nothing to model.
-        "allow-in-use" => {}
         _ => return Ok(false),
+    }
+    // tgt-admin takes the others once per store (its check_if_hash_array).
+    let repeatable = matches!(key, "params" | "mode_page");
+    if !repeatable && !s.seen.insert(key.to_string()) && s.duplicate.is_none() {
+        s.duplicate = Some(key.to_string());
     }
     Ok(true)
 }
@@ -230,6 +273,8 @@ fn lu_directive(s: &mut LuSettings, key: &str, value: &str) -> Result<bool, Conf
 impl Parser<'_, '_> {
     fn file(&mut self, text: &str, file: &str, depth: usize) -> Result<(), ConfigError> {
         let mut target: Option<PendingTarget> = None;
+        // Where a reopened target was among the closed ones (it keeps its place).
+        let mut reopened: Option<usize> = None;
         let mut lun: Option<PendingLun> = None;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
@@ -254,7 +299,8 @@ impl Parser<'_, '_> {
                     }
                     "target" if lun.is_none() && target.is_some() => {
                         let t = target.take().expect("checked is_some");
-                        self.finish_target(t, file)?;
+                        let at = reopened.take().unwrap_or(self.closed.len());
+                        self.closed.insert(at, (t, file.to_string()));
                     }
                     _ => return Err(e(ConfigErrorKind::UnexpectedClose(tag.into()))),
                 }
@@ -268,6 +314,11 @@ impl Parser<'_, '_> {
                 }
                 match tag {
                     "target" if target.is_none() => {
+                        if let Some(i) = self.closed.iter().position(|(t, _)| t.cfg.name == arg) {
+                            target = Some(self.closed.remove(i).0);
+                            reopened = Some(i);
+                            continue;
+                        }
                         target = Some(PendingTarget {
                             cfg: TargetConfig {
                                 name: arg.into(),
@@ -279,12 +330,18 @@ impl Parser<'_, '_> {
                         })
                     }
                     "backing-store" | "direct-store" if target.is_some() && lun.is_none() => {
+                        let direct = tag == "direct-store";
+                        if let Some(t) = &target {
+                            t.check_kind(direct, true).map_err(e)?;
+                        }
                         lun = Some(PendingLun {
                             lun: None,
                             path: arg.into(),
-                            direct: tag == "direct-store",
+                            direct,
                             own: LuSettings::default(),
                             line: n,
+                            allow_in_use: false,
+                            block: true,
                         })
                     }
                     _ => return Err(e(ConfigErrorKind::Misplaced(tag.into()))),
@@ -293,7 +350,13 @@ impl Parser<'_, '_> {
             }
             let (key, value) = split_directive(line);
             if value.is_empty() {
-                return Err(e(ConfigErrorKind::MissingValue(key.into())));
+                return Err(e(match &target {
+                    Some(t) => ConfigErrorKind::MissingTargetValue {
+                        key: key.into(),
+                        target: t.cfg.name.clone(),
+                    },
+                    None => ConfigErrorKind::MissingValue(key.into()),
+                }));
             }
             // `key = value` takes one `=`; a value that itself starts with one (or an
             // address/name list item holding one) is a typo, not a value.
@@ -310,10 +373,12 @@ impl Parser<'_, '_> {
                     value: value.into(),
                 }));
             }
+            let ignored = &mut self.config.ignored;
+            let mut ignore = |why: &str| ignored.push(format!("{file}:{n}: {why}"));
             let res = if let Some(l) = lun.as_mut() {
-                Self::lun_line(l, key, value)
+                Self::lun_line(l, key, value, &mut ignore)
             } else if let Some(t) = target.as_mut() {
-                Self::target_line(t, key, value, n)
+                Self::target_line(t, key, value, n, &mut ignore)
             } else {
                 match self.global_line(key, value, file, n, depth) {
                     Err(Ok(fatal)) => return Err(fatal),
@@ -345,12 +410,19 @@ impl Parser<'_, '_> {
         depth: usize,
     ) -> Result<(), Result<ConfigError, ConfigErrorKind>> {
         match key {
-            "default-driver" => self.config.default_driver = Some(value.into()),
-            "incominguser" => self
+            "default-driver" => {
+                if self.config.default_driver.is_some() {
+                    return Err(Err(ConfigErrorKind::MultipleDefinitions(key.into())));
+                }
+                self.config.default_driver = Some(value.into())
+            }
+            "incomingdiscoveryuser" => self
                 .config
                 .discovery_incoming
                 .push(user(key, value).map_err(Err)?),
-            "outgoinguser" => self.config.discovery_outgoing = Some(user(key, value).map_err(Err)?),
+            "outgoingdiscoveryuser" => {
+                self.config.discovery_outgoing = Some(user(key, value).map_err(Err)?)
+            }
             "include" => {
                 if depth >= MAX_INCLUDE_DEPTH {
                     return Err(Err(ConfigErrorKind::IncludeDepth));
@@ -368,11 +440,21 @@ impl Parser<'_, '_> {
             "iSNSServerIP" | "iSNSServerPort" | "iSNSAccessControl" | "iSNS" => {
                 isns_line(&mut self.config.isns, key, value).map_err(Err)?
             }
-            // tgt-admin settings about itself: accepted, nothing to model.
-            "ignore-errors" | "control-port" => {}
-            _ => return Err(Err(ConfigErrorKind::UnknownDirective(key.into()))),
+            "ignore-errors" => self.config.ignore_errors = value == "yes",
+            // tgt-admin's own setting (which socket it talks to); the daemon is this one.
+            "control-port" => {}
+            _ => {
+                let why = match key {
+                    "incominguser" | "outgoinguser" => format!(
+                        "'{key}' outside a target is ignored (as tgt-admin does); \
+                         discovery CHAP is '{}discoveryuser'",
+                        key.trim_end_matches("user")
+                    ),
+                    _ => format!("unknown directive '{key}' ignored (as tgt-admin does)"),
+                };
+                self.config.ignored.push(format!("{file}:{n}: {why}"));
+            }
         }
-        let _ = (file, n);
         Ok(())
     }
 
@@ -381,7 +463,13 @@ impl Parser<'_, '_> {
         key: &str,
         value: &str,
         n: usize,
+        ignore: &mut dyn FnMut(&str),
     ) -> Result<(), ConfigErrorKind> {
+        if key == "block-size" {
+            // tgt-admin takes block-size from a store's block only.
+            ignore("'block-size' outside a store block is ignored (as tgt-admin does)");
+            return Ok(());
+        }
         if lu_directive(&mut t.defaults, key, value)? {
             return Ok(());
         }
@@ -393,20 +481,35 @@ impl Parser<'_, '_> {
                 .collect()
         };
         match key {
-            "backing-store" | "direct-store" => t.luns.push(PendingLun {
-                lun: None,
-                path: value.into(),
-                direct: key == "direct-store",
-                own: LuSettings::default(),
-                line: n,
-            }),
+            "backing-store" | "direct-store" => {
+                let direct = key == "direct-store";
+                t.check_kind(direct, false)?;
+                t.luns.push(PendingLun {
+                    lun: None,
+                    path: value.into(),
+                    direct,
+                    own: LuSettings::default(),
+                    line: n,
+                    allow_in_use: false,
+                    block: false,
+                })
+            }
             "initiator-address" => cfg.initiator_addresses.extend(list(value)),
             "initiator-name" => cfg.initiator_names.extend(list(value)),
             "incominguser" => cfg.incoming.push(user(key, value)?),
-            "outgoinguser" => cfg.outgoing = Some(user(key, value)?),
+            // tgt-admin uses the first one (and warns in a comment).
+            "outgoinguser" => {
+                let u = user(key, value)?;
+                cfg.outgoing.get_or_insert(u);
+            }
             "driver" => cfg.driver = Some(value.into()),
-            // tgt-admin's own knobs; nothing to model.
-            "controller_tid" | "allow-in-use" => {}
+            "controller_tid" => {
+                cfg.controller_tid = Some(value.parse().map_err(|_| ConfigErrorKind::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                })?)
+            }
+            "allow-in-use" => cfg.allow_in_use = value == "yes",
             k if k == "nop_interval"
                 || k == "nop_count"
                 || PARAM_KEYS.iter().any(|(p, _)| *p == k)
@@ -414,12 +517,23 @@ impl Parser<'_, '_> {
             {
                 cfg.params.push((k.into(), value.into()))
             }
-            _ => return Err(ConfigErrorKind::UnknownDirective(key.into())),
+            _ => ignore(&format!(
+                "unknown directive '{key}' ignored (as tgt-admin does)"
+            )),
         }
         Ok(())
     }
 
-    fn lun_line(l: &mut PendingLun, key: &str, value: &str) -> Result<(), ConfigErrorKind> {
+    fn lun_line(
+        l: &mut PendingLun,
+        key: &str,
+        value: &str,
+        ignore: &mut dyn FnMut(&str),
+    ) -> Result<(), ConfigErrorKind> {
+        if key == "allow-in-use" {
+            l.allow_in_use = value == "yes";
+            return Ok(());
+        }
         if key == "lun" {
             let n: u64 = value.parse().map_err(|_| ConfigErrorKind::BadValue {
                 key: key.into(),
@@ -446,22 +560,16 @@ impl Parser<'_, '_> {
             l.path = value.into();
             return Ok(());
         }
-        if lu_directive(&mut l.own, key, value)? {
-            Ok(())
-        } else {
-            Err(ConfigErrorKind::UnknownDirective(key.into()))
+        if !lu_directive(&mut l.own, key, value)? {
+            ignore(&format!(
+                "unknown directive '{key}' ignored (as tgt-admin does)"
+            ));
         }
+        Ok(())
     }
 
     /// Resolve LUN numbers and merge target-level LU settings into each LUN.
     fn finish_target(&mut self, t: PendingTarget, file: &str) -> Result<(), ConfigError> {
-        if self.config.targets.iter().any(|x| x.name == t.cfg.name) {
-            return Err(err(
-                file,
-                t.line,
-                ConfigErrorKind::DuplicateTarget(t.cfg.name),
-            ));
-        }
         let mut used = BTreeSet::new();
         for l in &t.luns {
             if let Some(n) = l.lun {
@@ -470,10 +578,16 @@ impl Parser<'_, '_> {
                 }
             }
         }
+        // tgt-admin's order: its option keys sorted (`backing-store` before
+        // `direct-store`), each key's stores sorted by path; a path given twice is
+        // one store (Config::General merges them).
+        let mut luns = t.luns;
+        luns.sort_by(|a, b| (a.direct, &a.path).cmp(&(b.direct, &b.path)));
+        luns.dedup_by(|b, a| a.direct == b.direct && a.path == b.path);
         let mut next = 1;
         let mut cfg = t.cfg;
         let d = &t.defaults;
-        for l in t.luns {
+        for l in luns {
             let lun = match l.lun {
                 Some(n) => n,
                 None => {
@@ -492,6 +606,8 @@ impl Parser<'_, '_> {
             }
             cfg.luns.push(LunConfig {
                 lun,
+                explicit_lun: l.lun.is_some(),
+                allow_in_use: l.allow_in_use,
                 path: l.path,
                 direct: l.direct,
                 bstype: l.own.bstype.or_else(|| d.bstype.clone()),
@@ -499,10 +615,10 @@ impl Parser<'_, '_> {
                 bsoflags: l.own.bsoflags.or_else(|| d.bsoflags.clone()),
                 blocksize: l.own.blocksize.or(d.blocksize),
                 device_type: l.own.device_type.or_else(|| d.device_type.clone()),
+                duplicate: l.own.duplicate.or_else(|| d.duplicate.clone()),
                 params,
             });
         }
-        cfg.luns.sort_by_key(|l| l.lun);
         self.config.targets.push(cfg);
         Ok(())
     }

@@ -29,23 +29,25 @@ fn several_luns_numbers_and_settings() {
     let c = ok("<target iqn.a:b>\n\
          vendor_id ACME\n\
          write-cache off\n\
-         backing-store /one\n\
+         <backing-store /one>\n</backing-store>\n\
          <backing-store /five>\n lun 5\n vendor_id OTHER\n bs-type aio\n</backing-store>\n\
          direct-store /dev/sdb\n\
          bs-type rdwr\n\
          MaxRecvDataSegmentLength = 65536\n\
          </target>\n");
     let t = &c.targets[0];
+    // tgt-admin's order: backing stores by path, then direct stores; numbers from 1
+    // around the explicit ones.
     let nums: Vec<u64> = t.luns.iter().map(|l| l.lun).collect();
-    assert_eq!(nums, [1, 2, 5]);
-    assert!(t.luns[1].direct);
-    let five = &t.luns[2];
+    assert_eq!(nums, [5, 1, 2]);
+    assert!(t.luns[2].direct);
+    let five = &t.luns[0];
     assert_eq!(five.bstype.as_deref(), Some("aio"));
     assert_eq!(
         five.params_string().as_deref(),
         Some("write_cache=0,vendor_id=OTHER")
     );
-    assert_eq!(t.luns[0].bstype.as_deref(), Some("rdwr"));
+    assert_eq!(t.luns[1].bstype.as_deref(), Some("rdwr"));
     assert_eq!(
         t.params,
         [("MaxRecvDataSegmentLength".into(), "65536".into())]
@@ -54,16 +56,37 @@ fn several_luns_numbers_and_settings() {
 
 #[test]
 fn acls_and_chap() {
-    let c = ok("incominguser disc secret1\n<target iqn.a:b>\n\
+    let c = ok(
+        "incomingdiscoveryuser disc secret1\nincominguser ignored pw\n<target iqn.a:b>\n\
          initiator-address 10.0.0.0/8, 192.168.1.1\n\
          initiator-name iqn.1994-05.com.redhat:c\n\
-         incominguser alice pw1\n incominguser carol pw3\n outgoinguser bob pw2\n</target>\n");
+         incominguser alice pw1\n incominguser carol pw3\n outgoinguser bob pw2\n</target>\n",
+    );
     let t = &c.targets[0];
     assert_eq!(t.initiator_addresses, ["10.0.0.0/8", "192.168.1.1"]);
     assert_eq!(t.initiator_names, ["iqn.1994-05.com.redhat:c"]);
     assert_eq!(t.incoming.len(), 2);
     assert_eq!(t.outgoing.as_ref().map(|u| u.user.as_str()), Some("bob"));
+    assert_eq!(c.discovery_incoming.len(), 1);
     assert_eq!(c.discovery_incoming[0].user, "disc");
+    // tgt-admin ignores a top-level incominguser; we say so.
+    assert!(c.ignored[0].starts_with("targets.conf:2: 'incominguser' outside a target"));
+}
+
+/// What tgt-admin skips silently is skipped, and listed in `ignored`.
+#[test]
+fn unknown_directives_are_ignored_with_a_note() {
+    let c = ok("bogus 1\n<target iqn.a:b>\nblock-size 4096\nwhat 2\n<backing-store /x>\nnope 3\n</backing-store>\n</target>\n");
+    assert_eq!(
+        c.ignored,
+        [
+            "targets.conf:1: unknown directive 'bogus' ignored (as tgt-admin does)",
+            "targets.conf:3: 'block-size' outside a store block is ignored (as tgt-admin does)",
+            "targets.conf:4: unknown directive 'what' ignored (as tgt-admin does)",
+            "targets.conf:6: unknown directive 'nope' ignored (as tgt-admin does)",
+        ]
+    );
+    assert_eq!(c.targets[0].luns[0].blocksize, None);
 }
 
 #[test]
@@ -98,19 +121,19 @@ fn includes_come_through_the_callback() {
 #[test]
 fn malformed_lines_name_their_line() {
     let cases = [
-        ("<target iqn.a:b>\nbogus 1\n</target>\n", "targets.conf:2: unknown directive 'bogus'"),
-        ("<target iqn.a:b>\nbacking-store\n</target>\n", "targets.conf:2: 'backing-store' needs a value"),
+        ("<target iqn.a:b>\nbacking-store\n</target>\n", "targets.conf:2: option backing-store has a missing value (target: iqn.a:b)"),
+        ("default-driver\n", "targets.conf:1: 'default-driver' needs a value"),
+        ("<target a>\nbacking-store /x\n<backing-store /y>\n</backing-store>\n</target>\n", "targets.conf:3: 'backing-store' is given both as a line and as a block"),
         ("\n<target iqn.a:b>\nbacking-store /x\n", "targets.conf:2: '<target>' is not closed"),
         ("</target>\n", "targets.conf:1: '</target>' without a matching opening tag"),
         ("<backing-store /x>\n", "targets.conf:1: '<backing-store>' is not allowed here"),
         ("<target a>\n<target b>\n", "targets.conf:2: '<target>' is not allowed here"),
-        ("<target a>\nwrite-cache maybe\n</target>\n", "targets.conf:2: invalid value 'maybe' for 'write-cache'"),
         ("<target a>\nincominguser onlyname\n</target>\n", "targets.conf:2: invalid value 'onlyname' for 'incominguser'"),
         (
             "<target a>\n<backing-store /x>\nlun 1\n</backing-store>\n<backing-store /y>\nlun 1\n</backing-store>\n</target>\n",
             "targets.conf:5: LUN 1 is defined twice",
         ),
-        ("<target a>\n</target>\n<target a>\n</target>\n", "targets.conf:3: target a is defined twice"),
+        ("default-driver iscsi\ndefault-driver iscsi\n", "targets.conf:2: 'default-driver' is given more than once"),
     ];
     for (text, want) in cases {
         assert_eq!(fails(text).to_string(), want, "{text:?}");
@@ -119,8 +142,8 @@ fn malformed_lines_name_their_line() {
 
 #[test]
 fn dump_then_parse_is_the_same_config() {
-    let c = ok("incominguser disc s1\n<target iqn.a:b>\n\
-         backing-store /one\n<backing-store 64M>\nlun 3\nbs-type memory\nreadonly on\nscsi_sn SN3\n</backing-store>\n\
+    let c = ok("incomingdiscoveryuser disc s1\n<target iqn.a:b>\n\
+         <backing-store /one>\n</backing-store>\n<backing-store 64M>\nlun 3\nbs-type memory\nreadonly on\nscsi_sn SN3\n</backing-store>\n\
          initiator-address ALL\ninitiator-name iqn.x\nincominguser alice pw\noutgoinguser bob pw2\n\
          nop_interval 5\n</target>\n<target iqn.c:d>\n</target>\n");
     let text = dump(&c);
@@ -158,7 +181,7 @@ fn tgt_admin_lu_directives() {
 /// Every directive kind survives dump → parse (the admin_input fuzz target's seed).
 #[test]
 fn dump_of_every_directive_parses() {
-    let c = ok("default-driver iscsi\n<target iqn.2026-11.a:b>\n  backing-store /x.img\n  \
+    let c = ok("default-driver iscsi\n<target iqn.2026-11.a:b>\n  <backing-store /x.img>\n  </backing-store>\n  \
          <backing-store /y.img>\n    lun 3\n    vendor_id ACME\n    mode_page 8:0:18:0x14\n    \
          params thin_provisioning=1,lbppbe=3\n  </backing-store>\n  initiator-address 10.0.0.0/8\n  \
          incominguser alice secretsecret12\n  MaxRecvDataSegmentLength 65536\n  \
@@ -195,9 +218,23 @@ fn values_that_would_not_survive_a_dump_are_refused() {
 fn path_directive_names_the_store() {
     let c = ok("<target iqn.a:b>\n<backing-store /first.img>\npath /second.img\n</backing-store>\n</target>\n");
     assert_eq!(c.targets[0].luns[0].path, "/second.img");
-    assert_eq!(
-        fails("<target iqn.a:b>\npath /second.img\n</target>\n").line,
-        2,
-        "outside a LUN block"
-    );
+    let c = ok("<target iqn.a:b>\npath /second.img\n</target>\n");
+    assert_eq!(c.ignored.len(), 1, "outside a LUN block");
+}
+
+/// Config::General (tgt-admin's reader) merges blocks of one name; a single-valued
+/// LU directive given twice is kept for apply to refuse as tgt-admin does; the first
+/// outgoinguser wins.
+#[test]
+fn merged_blocks_duplicates_and_first_outgoing() {
+    let c = ok("<target a>\nbacking-store /x\noutgoinguser bob pw1\noutgoinguser dave pw2\n</target>\n\
+         <target b>\n</target>\n<target a>\ninitiator-address 10.0.0.1\nbs-type rdwr\nbs-type null\n</target>\n");
+    assert_eq!(c.targets.len(), 2);
+    let a = &c.targets[0];
+    assert_eq!(a.name, "a");
+    assert_eq!(a.initiator_addresses, ["10.0.0.1"]);
+    assert_eq!(a.luns[0].duplicate.as_deref(), Some("bs-type"));
+    assert_eq!(a.outgoing.as_ref().map(|u| u.user.as_str()), Some("bob"));
+    let c = ok("<target a>\ninitiator-address 1.2.3.4\ninitiator-address 5.6.7.8\nbacking-store /x\n</target>\n");
+    assert_eq!(c.targets[0].luns[0].duplicate, None);
 }

@@ -130,12 +130,25 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
         }
         Request::ConfigApply {
             config,
-            prune,
+            action,
             force,
-        } => apply_config::apply(core, &config, prune, force, opener),
+            pretend,
+            verbose,
+            control_port,
+        } => {
+            let opts = apply_config::Options {
+                force,
+                pretend,
+                verbose,
+                control_port,
+            };
+            Ok(apply_config::apply(core, &config, &action, opts, opener))
+        }
+        // tgt-admin's `--dump` text; the full state (LUN numbers, parameters,
+        // secrets) as `data` for `--json`.
         Request::ConfigDump => {
             let cfg = apply_config::running_config(core);
-            let text = crate::config::dump(&cfg);
+            let text = crate::config::dump_tgt_admin(&cfg);
             let data = serde_json::to_value(&cfg).unwrap_or_default();
             Ok(Response::show(text, data))
         }

@@ -1,7 +1,7 @@
 //! Tests for [`apply`](super::apply): each refusal is the tgt code for the same case.
 
 use super::*;
-use crate::mgmt::StoreSpec;
+use crate::mgmt::{ConfigAction, ConfigReport, StoreSpec};
 use crate::registry::{ConnectionInfo, SessionInfo};
 use bytes::Bytes;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
@@ -40,6 +40,10 @@ impl StoreOpener for FakeOpener {
             return Err("can't open /missing: No such file or directory".into());
         }
         Ok(Arc::new(FakeStore(100 << 20)))
+    }
+
+    fn store_exists(&self, path: &str) -> bool {
+        path != "/missing"
     }
 }
 
@@ -663,17 +667,14 @@ fn running_dump_keeps_lu_settings() {
         },
     )
     .unwrap();
-    let Ok(resp) = run(&core, Request::ConfigDump) else {
-        panic!("dump failed");
-    };
-    let text = resp.output.clone().unwrap_or_default();
+    let text = crate::config::dump(&crate::mgmt::running_config(&core));
     for want in [
         "params thin_provisioning=1",
         "sense_format 1",
         "params sanitize=1",
         "params sanitize_rate=8",
         "optimal_xfer_len 256",
-        "rotation_rate 7200",
+        "params rotation_rate=7200",
         // 4 KiB physical sectors of the fake store, auto-detected.
         "lbppbe 3",
     ] {
@@ -682,6 +683,82 @@ fn running_dump_keeps_lu_settings() {
     let mut no_include = |p: &str| -> Result<Vec<(String, String)>, String> { Err(p.into()) };
     let c = crate::config::parse(&text, "dump.conf", &mut no_include).expect("dump parses");
     assert_eq!(crate::config::dump(&c), text);
+}
+
+/// `tgt-admin -e` (`ConfigApply`, `Execute`) of `text` on `core`.
+fn execute_config(core: &Core, text: &str) -> ConfigReport {
+    let mut no_include = |p: &str| -> Result<Vec<(String, String)>, String> { Err(p.into()) };
+    let config = crate::config::parse(text, "t.conf", &mut no_include).expect("parses");
+    let req = Request::ConfigApply {
+        config,
+        action: ConfigAction::Execute,
+        force: false,
+        pretend: false,
+        verbose: false,
+        control_port: 0,
+    };
+    let resp = run(core, req).expect("config apply answers");
+    ConfigReport::from_response(&resp).expect("a report")
+}
+
+/// tgt-admin's rules: targets by name, ACL ALL unless an initiator-address is
+/// given (an initiator-name does not count), stores by path with missing and
+/// in-use ones skipped and not numbered.
+#[test]
+fn config_apply_follows_tgt_admin() {
+    let core = Core::new();
+    let report = execute_config(
+        &core,
+        "<target iqn.b:second>\n backing-store /shared\n backing-store /missing\n backing-store /own\n</target>\n\
+         <target iqn.a:first>\n backing-store /shared\n initiator-name iqn.x:y\n</target>\n\
+         <target iqn.c:third>\n initiator-address 10.0.0.1\n</target>\n",
+    );
+    assert_eq!(report, ConfigReport::default());
+    let t = |tid| core.registry.target(tid).expect("target");
+    let paths = |tid| -> Vec<(u64, Option<String>)> {
+        t(tid)
+            .luns()
+            .iter()
+            .filter(|l| l.lun != 0)
+            .map(|l| (l.lun, l.backing.path.clone()))
+            .collect()
+    };
+    assert_eq!(t(1).name, "iqn.a:first");
+    assert_eq!(paths(1), [(1, Some("/shared".to_string()))]);
+    let acl: Vec<String> = t(1).acl().iter().map(|a| a.to_string()).collect();
+    assert_eq!(acl, ["ALL"]);
+    assert_eq!(t(1).initiator_name_acl(), ["iqn.x:y"]);
+    assert_eq!(t(2).name, "iqn.b:second");
+    assert_eq!(paths(2), [(1, Some("/own".to_string()))]);
+    assert_eq!(t(3).name, "iqn.c:third");
+    let acl: Vec<String> = t(3).acl().iter().map(|a| a.to_string()).collect();
+    assert_eq!(acl, ["10.0.0.1"]);
+    // A failing command stops tgt-admin, quoting it; what was done stays.
+    let report = execute_config(
+        &core,
+        "<target iqn.d:bad>\n MaxConnections bogus\n backing-store /own2\n</target>\n",
+    );
+    assert_eq!(
+        report.stdout,
+        "Command:\n\ttgtadm -C 0 --lld iscsi --mode target --op update --tid 4 \
+         --name MaxConnections --value bogus\nexited with code: 22.\n"
+    );
+    assert_eq!(report.stderr, "tgtadm: invalid request\n");
+    assert_eq!(report.code, 22);
+    assert!(paths(4).is_empty());
+    // It stopped before its clean-up; a run that succeeds removes the targets the
+    // file lacks and leaves an existing one as it is.
+    assert!(core.registry.target(1).is_some());
+    let report = execute_config(&core, "<target iqn.d:bad>\n</target>\n");
+    assert_eq!(report, ConfigReport::default());
+    let names: Vec<String> = core
+        .registry
+        .targets()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(names, ["iqn.d:bad"]);
+    assert!(t(4).acl().is_empty(), "left as it was");
 }
 
 /// A store whose size moves underneath (a grown file) and that takes `fault=`.

@@ -20,7 +20,7 @@ pub mod stat;
 pub mod wire;
 
 pub use apply::apply;
-pub use apply_config::running_config;
+pub use apply_config::{running_config, ConfigAction, ConfigReport};
 pub use error::MgmtError;
 pub use request::{Mode, Op, Request};
 pub use response::Response;
@@ -106,5 +106,14 @@ pub trait StoreOpener {
     /// Stop listening on `addr`; connections accepted there stay up, as in tgt.
     fn unlisten(&self, addr: SocketAddr) {
         let _ = addr;
+    }
+
+    /// Whether `path` names something a store can be made of: it exists and is not
+    /// a directory. tgt-admin skips (and does not number) a store that fails this
+    /// test before it asks tgtd for the LU. The default says yes: an opener without
+    /// files lets [`open`](StoreOpener::open) decide.
+    fn store_exists(&self, path: &str) -> bool {
+        let _ = path;
+        true
     }
 }

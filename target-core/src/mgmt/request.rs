@@ -323,16 +323,29 @@ pub enum Request {
         /// Connection ID.
         cid: u32,
     },
-    /// Apply a whole configuration (targets.conf, tgt-admin `--execute`/`--update`):
-    /// add what is missing, change what differs, and, when `prune`, remove targets
-    /// the file no longer has (refused while they have sessions unless `force`).
+    /// Do what tgt-admin does with a configuration (`--execute`, `--update`,
+    /// `--delete`; the daemon's `-c` is `--execute`), with tgt-admin's rules, in the
+    /// daemon so that both paths share them. The answer's `data` is a
+    /// [`ConfigReport`](super::ConfigReport): what tgt-admin would print, and its
+    /// exit status.
     ConfigApply {
-        /// The parsed file.
+        /// The parsed file (empty for `--delete`).
         config: crate::config::Config,
-        /// Remove targets that are not in `config` (tgt-admin `--update ALL`).
-        prune: bool,
-        /// Remove targets with sessions too.
+        /// Which tgt-admin action.
+        #[serde(default)]
+        action: super::ConfigAction,
+        /// `--force`: also change or delete targets in use, use stores in use.
         force: bool,
+        /// `--pretend`: print the tgtadm commands, run none.
+        #[serde(default)]
+        pretend: bool,
+        /// `--verbose`: print the commands as they run.
+        #[serde(default)]
+        verbose: bool,
+        /// The `-C` value tgt-admin would pass its tgtadm commands; it only shows in
+        /// the messages, which quote those commands.
+        #[serde(default)]
+        control_port: u32,
     },
     /// The running state in targets.conf form (tgt-admin `--dump`).
     ConfigDump,

@@ -204,7 +204,12 @@ fn lun_show(out: &mut String, lun: &Lun) {
     line(out, 3, "Prevent removal: No");
     line(out, 3, &format!("Readonly: {}", yes_no(cfg.readonly)));
     line(out, 3, "SWP: No");
-    line(out, 3, "Thin-provisioning: No");
+    // tgt shows the LU's thin_provisioning setting here.
+    line(
+        out,
+        3,
+        &format!("Thin-provisioning: {}", yes_no(cfg.thin_provisioning)),
+    );
     line(
         out,
         3,
