@@ -11,6 +11,8 @@ use integration_tests::client::{read10, write10, Client};
 use integration_tests::{both_flavours, Daemon, Flavour};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const IQN: &str = "iqn.2026-11.test:durability";
@@ -50,7 +52,8 @@ struct Ledger {
 
 /// Write generation after generation until the daemon stops answering: even
 /// generations with FUA, odd ones plainly with a SYNCHRONIZE CACHE every 8 blocks.
-fn write_until_killed(mut c: Client) -> Ledger {
+/// `rounds` counts the generations whose every block was acknowledged as durable.
+fn write_until_killed(mut c: Client, rounds: Arc<AtomicU64>) -> Ledger {
     let mut l = Ledger::default();
     let mut unsynced: Vec<(u32, u64)> = Vec::new();
     for generation in 1u64.. {
@@ -81,6 +84,7 @@ fn write_until_killed(mut c: Client) -> Ledger {
                 }
             }
         }
+        rounds.store(generation, Ordering::Relaxed);
     }
     l
 }
@@ -100,36 +104,21 @@ fn check(l: &Ledger, read: impl Fn(u32) -> Vec<u8>) {
     }
 }
 
-fn acknowledged_writes_survive_sigkill(f: Flavour) {
-    let mut d = Daemon::start(f, &[]);
-    let file = d.setup_file_target(1, IQN, SIZE);
-    let mut c = Client::connect(d.portal).expect("connect");
-    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
-    let writer = std::thread::spawn(move || write_until_killed(c));
-    std::thread::sleep(Duration::from_millis(700));
-    d.signal(libc::SIGKILL);
-    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(-1), "killed");
-    let ledger = writer.join().expect("writer");
-    assert!(
-        ledger.durable.len() == BLOCKS as usize,
-        "the writer got too few acknowledgements before the kill ({} blocks)",
-        ledger.durable.len()
-    );
+/// Where the LU's data lives, and how `logicalunit new` names it.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `rdwr` on a file (the worker pool).
+    Rdwr,
+    /// `aio` on a file (the event loop's io_uring).
+    Aio,
+    /// `rdwr` on a loop device over a file.
+    LoopDevice,
+}
 
-    // The file itself.
-    let f_disk = std::fs::File::open(&file).expect("backing file");
-    check(&ledger, |lba| {
-        let mut b = vec![0u8; 512];
-        f_disk
-            .read_exact_at(&mut b, u64::from(lba) * 512)
-            .expect("read file");
-        b
-    });
-
-    // Through a new daemon on the same file (the first one's directory holds it).
-    let d2 = Daemon::start(f, &[]);
-    d2.new_target(1, IQN);
-    d2.tgtadm_ok(&[
+/// Create tid 1 LUN 1 on `store` with `bstype`, bound to ALL.
+fn lun_on(d: &Daemon, store: &str, bstype: &str) {
+    d.new_target(1, IQN);
+    d.tgtadm_ok(&[
         "--lld",
         "iscsi",
         "--mode",
@@ -141,11 +130,85 @@ fn acknowledged_writes_survive_sigkill(f: Flavour) {
         "--lun",
         "1",
         "--backing-store",
-        file.to_str().unwrap(),
+        store,
+        "--bstype",
+        bstype,
     ]);
-    d2.tgtadm_ok(&[
+    d.tgtadm_ok(&[
         "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
     ]);
+}
+
+/// A loop device over a file, detached on drop.
+struct LoopDev(String);
+
+impl LoopDev {
+    fn attach(file: &std::path::Path) -> LoopDev {
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file)
+            .output()
+            .expect("losetup (util-linux) is missing");
+        assert!(out.status.success(), "losetup: {out:?}");
+        LoopDev(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+fn survive_sigkill(f: Flavour, kind: Kind) {
+    let scratch = integration_tests::TempDir::new("durability");
+    let file = scratch.path("lun.img");
+    std::fs::File::create(&file)
+        .and_then(|h| h.set_len(SIZE))
+        .expect("backing file");
+    let dev = (kind == Kind::LoopDevice).then(|| LoopDev::attach(&file));
+    let store = dev
+        .as_ref()
+        .map_or_else(|| file.to_str().unwrap().to_string(), |d| d.0.clone());
+    let bstype = if kind == Kind::Aio { "aio" } else { "rdwr" };
+    let mut d = Daemon::start(f, &[]);
+    lun_on(&d, &store, bstype);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let progress = rounds.clone();
+    let writer = std::thread::spawn(move || write_until_killed(c, progress));
+    // Kill mid-stream, once every block has been acknowledged a few times (a loop
+    // device's flushes are slow; a fast store gets there at once).
+    std::thread::sleep(Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    while rounds.load(Ordering::Relaxed) < 4 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.signal(libc::SIGKILL);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(-1), "killed");
+    let ledger = writer.join().expect("writer");
+    assert!(
+        ledger.durable.len() == BLOCKS as usize,
+        "the writer got too few acknowledgements before the kill ({} blocks)",
+        ledger.durable.len()
+    );
+
+    // The file itself (under a loop device: what the "disk" got).
+    let f_disk = std::fs::File::open(&file).expect("backing file");
+    check(&ledger, |lba| {
+        let mut b = vec![0u8; 512];
+        f_disk
+            .read_exact_at(&mut b, u64::from(lba) * 512)
+            .expect("read file");
+        b
+    });
+
+    // Through a new daemon on the same store.
+    let d2 = Daemon::start(f, &[]);
+    lun_on(&d2, &store, bstype);
     let mut c = Client::connect(d2.portal).expect("connect");
     assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
     let c = std::cell::RefCell::new(c);
@@ -157,7 +220,24 @@ fn acknowledged_writes_survive_sigkill(f: Flavour) {
         assert_eq!(r.status, 0, "{r:?}");
         r.data
     });
+    drop(d2);
     drop(d);
 }
 
-both_flavours!(acknowledged_writes_survive_sigkill);
+fn acknowledged_writes_survive_sigkill(f: Flavour) {
+    survive_sigkill(f, Kind::Rdwr);
+}
+
+fn acknowledged_aio_writes_survive_sigkill(f: Flavour) {
+    survive_sigkill(f, Kind::Aio);
+}
+
+fn acknowledged_block_device_writes_survive_sigkill(f: Flavour) {
+    survive_sigkill(f, Kind::LoopDevice);
+}
+
+both_flavours!(
+    acknowledged_writes_survive_sigkill,
+    acknowledged_aio_writes_survive_sigkill,
+    acknowledged_block_device_writes_survive_sigkill
+);
