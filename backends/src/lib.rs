@@ -75,6 +75,7 @@ mod memory;
 mod null;
 mod open;
 mod pool;
+pub mod pooled;
 pub mod uring;
 
 pub use error::BackendError;
@@ -85,6 +86,7 @@ pub use memory::MemoryStore;
 pub use null::NullStore;
 pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};
 pub use pool::{Completion, WorkerPool};
+pub use pooled::PooledStore;
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
 pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};

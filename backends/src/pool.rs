@@ -5,14 +5,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use bytes::Bytes;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
 use crate::BackendError;
 
 /// What a worker hands back when an operation finishes. It runs on the worker thread,
 /// so it should only route the result (push + wake, send on a channel) and return.
-pub type Completion = Box<dyn FnOnce(Result<Bytes, IoErrorKind>) + Send>;
+pub type Completion = scsi_sbc::OpDone;
 
 /// A fixed set of named threads (`tgtd-io-0`, `tgtd-io-1`, ...) that run
 /// [`BlockStore::execute`] for submitted operations, first come first served.
@@ -73,6 +72,11 @@ impl WorkerPool {
 
     /// Start `threads` workers (at least one), or report why the OS would not.
     pub fn try_new(threads: usize) -> Result<Self, BackendError> {
+        Self::named(threads, "tgtd-io")
+    }
+
+    /// [`WorkerPool::try_new`] with threads named `PREFIX-0`, `PREFIX-1`, ...
+    pub fn named(threads: usize, prefix: &str) -> Result<Self, BackendError> {
         let mut pool = WorkerPool {
             shared: Arc::default(),
             threads: Vec::with_capacity(threads.max(1)),
@@ -80,7 +84,7 @@ impl WorkerPool {
         for n in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
             let handle = thread::Builder::new()
-                .name(format!("tgtd-io-{n}"))
+                .name(format!("{prefix}-{n}"))
                 .spawn(move || worker(&shared))
                 // Dropping `pool` here joins the workers already started.
                 .map_err(|source| BackendError::Spawn { source })?;
@@ -165,6 +169,7 @@ fn run(Job { store, op, done }: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Barrier};

@@ -89,12 +89,25 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         result
     }
 
+    /// For a store that runs its operations on threads of its own (tgt's per-LU
+    /// I/O threads, `--bsopts nr_threads=N`): queue `op` there and call `done` with
+    /// the result when it finishes. `Err(done)` (the default): the caller's own worker
+    /// pool runs it.
+    fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        let _ = op;
+        Err(done)
+    }
+
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.
     fn backend_note(&self) -> Option<String> {
         None
     }
 }
+
+/// What is called with the result of an operation run off the caller's thread
+/// ([`BlockStore::submit_own`]; the daemon's worker pool and io_uring use the same).
+pub type OpDone = Box<dyn FnOnce(Result<Bytes, IoErrorKind>) + Send>;
 
 /// What a ring needs to address a store's file ([`BlockStore::ring_file`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -264,6 +264,67 @@ fn aio_fallback(f: Flavour) {
     );
 }
 
+/// The daemon's threads whose name starts with `prefix`.
+fn threads_named(d: &Daemon, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .expect("/proc/PID/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+/// `--bsopts nr_threads=N`: the LU gets N I/O threads of its own (tgt gives each LU
+/// its own), its I/O runs there, `--op show` shows the option, and deleting the LU
+/// ends them. A bad count is refused with the reason.
+fn lu_threads_of_its_own(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    target(&d);
+    let file = sparse_file(&d, "own.img", SIZE);
+    let bad = lu_new(&d, 1, file.to_str().unwrap(), &["--bsopts", "nr_threads=0"]);
+    assert_eq!(bad.code, 22, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("nr_threads must be a number from 1 to 128"),
+        "{bad:?}"
+    );
+    assert_eq!(threads_named(&d, "tgtd-lu-io"), 0);
+    let r = lu_new(&d, 1, file.to_str().unwrap(), &["--bsopts", "nr_threads=3"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // A thread names itself once it runs: give them a moment.
+    let start = std::time::Instant::now();
+    while threads_named(&d, "tgtd-lu-io") < 3 && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(threads_named(&d, "tgtd-lu-io"), 3);
+    let show = d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(
+        show.contains("Backing store options: nr_threads=3\n"),
+        "{show}"
+    );
+    conformance_with(&d, IQN, 1, &["SCSI.Read10", "SCSI.Write10"], |c| c);
+    d.tgtadm_ok(&[
+        "--lld",
+        "iscsi",
+        "--mode",
+        "logicalunit",
+        "--op",
+        "delete",
+        "--tid",
+        "1",
+        "--lun",
+        "1",
+    ]);
+    let start = std::time::Instant::now();
+    while threads_named(&d, "tgtd-lu-io") != 0 && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        threads_named(&d, "tgtd-lu-io"),
+        0,
+        "the LU's threads ended with it"
+    );
+}
+
 /// A loop device, detached on drop.
 struct LoopDev(String);
 
@@ -328,7 +389,7 @@ fn unusable_stores_are_refused(f: Flavour) {
         ),
         (
             good_s.into(),
-            vec!["--bsopts", "nr_threads=4"],
+            vec!["--bsopts", "threads=4"],
             "takes no options",
         ),
         (
@@ -353,6 +414,7 @@ fn unusable_stores_are_refused(f: Flavour) {
 }
 
 both_flavours!(
+    lu_threads_of_its_own,
     aio_store,
     aio_fallback,
     open_flags_apply,

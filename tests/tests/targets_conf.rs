@@ -137,7 +137,7 @@ const DIFFERENCES: &[Difference] = &[
                  (invalid request) rather than drop them, and tgt-admin stops there",
         normalize: not_compared,
         ours_stderr: Some(
-            "tgtadm: invalid request: bad --bsopts 'something': the rdwr backing store takes no options\n",
+            "tgtadm: invalid request: bad --bsopts 'something': the rdwr backing store takes no options but nr_threads\n",
         ),
     },
 ];

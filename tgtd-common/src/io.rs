@@ -29,7 +29,11 @@ pub fn dispatch(
             ),
             None => match crate::ring::try_queue(&req.store, &req.op, route(req.tag)) {
                 Ok(()) => {}
-                Err(done) => pool.submit(req.store, req.op, done),
+                // The LU's own threads (`nr_threads`), else the daemon's pool.
+                Err(done) => match req.store.submit_own(&req.op, done) {
+                    Ok(()) => {}
+                    Err(done) => pool.submit(req.store, req.op, done),
+                },
             },
         }
     }

@@ -10,18 +10,26 @@ use target_core::mgmt::{StoreOpener, StoreSpec};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BackendsOpener;
 
-impl StoreOpener for BackendsOpener {
-    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+impl BackendsOpener {
+    /// Open the store `spec` names, without the threads of its own that
+    /// `--bsopts nr_threads=N` asks for: those wrap it last ([`own_threads`]), around
+    /// any wrapper the daemon adds, so that their jobs run the whole stack.
+    pub fn open_parts(
+        &self,
+        spec: &StoreSpec<'_>,
+    ) -> Result<(Arc<dyn BlockStore>, Option<usize>), String> {
         let ty: BsType = spec
             .bstype
             .parse()
             .map_err(|e: backends::BackendError| e.to_string())?;
-        if !spec.bsopts.is_empty() && ty != BsType::Fault {
-            // None of these types takes options (tgt's are for rbd and glfs); tgt
-            // ignores them silently, we say so rather than pretend they apply.
+        let (bsopts, threads) =
+            backends::pooled::take_nr_threads(spec.bsopts).map_err(|e| e.to_string())?;
+        if !bsopts.is_empty() && ty != BsType::Fault {
+            // None of these types takes other options (tgt's are for rbd and glfs);
+            // tgt ignores them silently, we say so rather than pretend they apply.
             return Err(backends::BackendError::BadOptions {
                 text: spec.bsopts.to_owned(),
-                why: format!("the {ty} backing store takes no options"),
+                why: format!("the {ty} backing store takes no options but nr_threads"),
             }
             .to_string());
         }
@@ -32,12 +40,35 @@ impl StoreOpener for BackendsOpener {
         }
         .with_oflags(spec.oflags)
         .map_err(|e| e.to_string())?;
-        if ty == BsType::Fault {
-            let store = backends::FaultStore::open(spec.path, spec.bsopts, &opts)
-                .map_err(|e| e.to_string())?;
-            return Ok(Arc::new(store));
-        }
-        open_store(ty, spec.path, &opts).map_err(|e| e.to_string())
+        let store: Arc<dyn BlockStore> = if ty == BsType::Fault {
+            Arc::new(
+                backends::FaultStore::open(spec.path, &bsopts, &opts).map_err(|e| e.to_string())?,
+            )
+        } else {
+            open_store(ty, spec.path, &opts).map_err(|e| e.to_string())?
+        };
+        Ok((store, threads))
+    }
+}
+
+/// `store` with `threads` I/O threads of its own (`--bsopts nr_threads=N`), or as it
+/// is when none were asked for.
+pub fn own_threads(
+    store: Arc<dyn BlockStore>,
+    threads: Option<usize>,
+) -> Result<Arc<dyn BlockStore>, String> {
+    match threads {
+        None => Ok(store),
+        Some(n) => Ok(Arc::new(
+            backends::PooledStore::wrap(store, n).map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
+impl StoreOpener for BackendsOpener {
+    fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
+        let (store, threads) = self.open_parts(spec)?;
+        own_threads(store, threads)
     }
 
     /// tgt lists `rdwr (bsoflags sync:direct)`: the types that take open flags.

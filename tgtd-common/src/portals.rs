@@ -85,7 +85,7 @@ pub struct DaemonOpener {
 
 impl StoreOpener for DaemonOpener {
     fn open(&self, spec: &StoreSpec<'_>) -> Result<Arc<dyn BlockStore>, String> {
-        let store = BackendsOpener.open(spec)?;
+        let (store, threads) = BackendsOpener.open_parts(spec)?;
         // Failures are logged for the administrator, once per kind, rate-limited.
         let label = format!("{} {}", spec.bstype, spec.path);
         let store: Arc<dyn BlockStore> =
@@ -96,13 +96,15 @@ impl StoreOpener for DaemonOpener {
             spec.bstype.parse(),
             Ok(backends::BsType::Rdwr | backends::BsType::Aio)
         );
-        match &self.state_dir {
+        let store = match &self.state_dir {
             Some(dir) if durable => match StateFileStore::wrap(store.clone(), dir, spec.path) {
-                Some(s) => Ok(Arc::new(s)),
-                None => Ok(store),
+                Some(s) => Arc::new(s),
+                None => store,
             },
-            _ => Ok(store),
-        }
+            _ => store,
+        };
+        // The LU's own threads (if any) run the whole stack above.
+        crate::opener::own_threads(store, threads)
     }
 
     fn backing_stores(&self) -> Vec<BackingStoreType> {
