@@ -280,6 +280,56 @@ impl Daemon {
         file
     }
 
+    /// `tgtadm --mode logicalunit --op new --tid TID --lun LUN --backing-store STORE`
+    /// plus `extra` (`--bstype`, `--bsoflags`, `--bsopts`, ...); how it answered.
+    pub fn lu_new(&self, tid: u32, lun: u32, store: &str, extra: &[&str]) -> Run {
+        let (tid, lun) = (tid.to_string(), lun.to_string());
+        let mut args = vec![
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            &tid,
+            "--lun",
+            &lun,
+            "--backing-store",
+            store,
+        ];
+        args.extend_from_slice(extra);
+        self.tgtadm(&args)
+    }
+
+    /// `tgtadm --mode logicalunit --op update --tid TID --lun LUN --params PARAMS`.
+    pub fn lu_update(&self, tid: u32, lun: u32, params: &str) -> Run {
+        let (tid, lun) = (tid.to_string(), lun.to_string());
+        self.tgtadm(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "update",
+            "--tid",
+            &tid,
+            "--lun",
+            &lun,
+            "--params",
+            params,
+        ])
+    }
+
+    /// A sparse file of `size` bytes in the daemon's scratch directory.
+    pub fn sparse_file(&self, name: &str, size: u64) -> PathBuf {
+        let p = self.dir.path(name);
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(size))
+            .expect("backing file");
+        p
+    }
+
     /// The daemon's process id (for /proc and signals).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -328,6 +378,48 @@ impl Drop for Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A loop device over a file (`losetup -f --show`), detached on drop: the block
+/// device the backing-store tests use (root and /dev/loop* needed, as in CI).
+pub struct LoopDev(pub String);
+
+impl LoopDev {
+    /// Attach `file` to the first free loop device.
+    pub fn attach(file: &Path) -> LoopDev {
+        LoopDev::attach_with(file, &[])
+    }
+
+    /// [`LoopDev::attach`] with more `losetup` options (e.g. `--sector-size 4096`).
+    pub fn attach_with(file: &Path, extra: &[&str]) -> LoopDev {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .args(extra)
+            .arg(file)
+            .output()
+            .expect("losetup is missing: scripts/install-test-deps.sh installs it (mount)");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopDev(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `losetup -c`: the device takes its file's new size.
+    pub fn refresh(&self) {
+        let ok = Command::new("losetup")
+            .args(["-c", &self.0])
+            .status()
+            .expect("losetup -c");
+        assert!(ok.success(), "losetup -c {}", self.0);
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
     }
 }
 

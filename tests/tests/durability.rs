@@ -8,7 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use integration_tests::client::{read10, write10, Client};
-use integration_tests::{both_flavours, Daemon, Flavour};
+use integration_tests::{both_flavours, Daemon, Flavour, LoopDev};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,48 +118,11 @@ enum Kind {
 /// Create tid 1 LUN 1 on `store` with `bstype`, bound to ALL.
 fn lun_on(d: &Daemon, store: &str, bstype: &str) {
     d.new_target(1, IQN);
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        "1",
-        "--backing-store",
-        store,
-        "--bstype",
-        bstype,
-    ]);
+    let r = d.lu_new(1, 1, store, &["--bstype", bstype]);
+    assert_eq!(r.code, 0, "{r:?}");
     d.tgtadm_ok(&[
         "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
     ]);
-}
-
-/// A loop device over a file, detached on drop.
-struct LoopDev(String);
-
-impl LoopDev {
-    fn attach(file: &std::path::Path) -> LoopDev {
-        let out = std::process::Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(file)
-            .output()
-            .expect("losetup (util-linux) is missing");
-        assert!(out.status.success(), "losetup: {out:?}");
-        LoopDev(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for LoopDev {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.0])
-            .status();
-    }
 }
 
 fn survive_sigkill(f: Flavour, kind: Kind) {

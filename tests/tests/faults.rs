@@ -18,49 +18,15 @@ const SIZE: u64 = 16 * 1024 * 1024;
 const SYNC10: [u8; 10] = [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 fn sparse_file(d: &Daemon, name: &str) -> PathBuf {
-    let p = d.dir.path(name);
-    std::fs::File::create(&p)
-        .and_then(|f| f.set_len(SIZE))
-        .expect("backing file");
-    p
+    d.sparse_file(name, SIZE)
 }
 
 fn lu_new(d: &Daemon, lun: u32, path: &Path, extra: &[&str]) -> Run {
-    let lun = lun.to_string();
-    let mut args = vec![
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        &lun,
-        "--backing-store",
-        path.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    d.tgtadm(&args)
+    d.lu_new(1, lun, path.to_str().unwrap(), extra)
 }
 
 fn lu_update(d: &Daemon, lun: u32, params: &str) -> Run {
-    let lun = lun.to_string();
-    d.tgtadm(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--lun",
-        &lun,
-        "--params",
-        params,
-    ])
+    d.lu_update(1, lun, params)
 }
 
 fn update_ok(d: &Daemon, lun: u32, params: &str) {

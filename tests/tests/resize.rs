@@ -6,9 +6,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use integration_tests::client::{read10, Client};
-use integration_tests::{both_flavours, run_conformance, Daemon, Flavour};
+use integration_tests::{both_flavours, run_conformance, Daemon, Flavour, LoopDev};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const IQN: &str = "iqn.2026-11.test:resize";
 const MIB: u64 = 1024 * 1024;
@@ -30,37 +29,13 @@ fn grow(path: &Path, size: u64) {
 }
 
 fn lu_new(d: &Daemon, lun: u32, store: &str) {
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        &lun.to_string(),
-        "--backing-store",
-        store,
-    ]);
+    let r = d.lu_new(1, lun, store, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 fn resize(d: &Daemon, lun: u32) {
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--lun",
-        &lun.to_string(),
-        "--params",
-        "resize=1",
-    ]);
+    let r = d.lu_update(1, lun, "resize=1");
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 fn session(d: &Daemon, tail: u8) -> Client {
@@ -94,39 +69,6 @@ fn expect_capacity_change(sessions: &mut [Client], lun: u64, blocks: u64) {
         assert_eq!(unit_attention(c, lun), Some((0x6, 0x2a, 0x09)));
         assert_eq!(unit_attention(c, lun), None, "exactly once");
         assert_eq!(capacity(c, lun), blocks);
-    }
-}
-
-struct LoopDev(String);
-
-impl LoopDev {
-    fn attach(file: &Path) -> LoopDev {
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(file)
-            .output()
-            .expect("losetup (util-linux) is missing");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        LoopDev(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// `losetup -c`: the device takes the file's new size.
-    fn refresh(&self) {
-        let ok = Command::new("losetup")
-            .args(["-c", &self.0])
-            .status()
-            .expect("losetup -c");
-        assert!(ok.success(), "losetup -c {}", self.0);
-    }
-}
-
-impl Drop for LoopDev {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
     }
 }
 
@@ -200,20 +142,7 @@ fn grow_and_shrink_while_logged_in(f: Flavour) {
         "--backing-store",
         "8M",
     ]);
-    let r = d.tgtadm(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--lun",
-        "3",
-        "--params",
-        "resize=1",
-    ]);
+    let r = d.lu_update(1, 3, "resize=1");
     assert_eq!(r.code, 22, "{r:?}");
     assert!(r.stderr.contains("no size on disk"), "{r:?}");
 

@@ -7,10 +7,9 @@
 
 use integration_tests::client::{write10, Client};
 use integration_tests::conformance::Conformance;
-use integration_tests::{both_flavours, conformance_with, Daemon, Flavour};
+use integration_tests::{both_flavours, conformance_with, Daemon, Flavour, LoopDev};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const IQN: &str = "iqn.2026-11.test:stores";
 const SIZE: u64 = 64 * 1024 * 1024;
@@ -26,42 +25,13 @@ const DATA_SUITES: &[&str] = &[
 ];
 
 fn lu_new(d: &Daemon, lun: u32, store: &str, extra: &[&str]) -> integration_tests::Run {
-    let lun = lun.to_string();
-    let mut args = vec![
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "new",
-        "--tid",
-        "1",
-        "--lun",
-        &lun,
-        "--backing-store",
-        store,
-    ];
-    args.extend_from_slice(extra);
-    d.tgtadm(&args)
+    d.lu_new(1, lun, store, extra)
 }
 
 /// `--params` are set by `update` (tgt refuses them on `new`).
 fn thin(d: &Daemon, lun: u32) {
-    let lun = lun.to_string();
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "logicalunit",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--lun",
-        &lun,
-        "--params",
-        "thin_provisioning=1",
-    ]);
+    let r = d.lu_update(1, lun, "thin_provisioning=1");
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 fn target(d: &Daemon) {
@@ -72,11 +42,7 @@ fn target(d: &Daemon) {
 }
 
 fn sparse_file(d: &Daemon, name: &str, size: u64) -> PathBuf {
-    let p = d.dir.path(name);
-    std::fs::File::create(&p)
-        .and_then(|f| f.set_len(size))
-        .expect("backing file");
-    p
+    d.sparse_file(name, size)
 }
 
 /// The open flags (octal, as fdinfo prints them) of the daemon's descriptor for `path`.
@@ -323,31 +289,6 @@ fn lu_threads_of_its_own(f: Flavour) {
         0,
         "the LU's threads ended with it"
     );
-}
-
-/// A loop device, detached on drop.
-struct LoopDev(String);
-
-impl LoopDev {
-    fn attach(file: &Path) -> LoopDev {
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(file)
-            .output()
-            .expect("losetup (util-linux) is missing");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        LoopDev(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for LoopDev {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
 }
 
 /// Backing stores that cannot serve: tgt's exit status and "invalid request", our
