@@ -16,7 +16,7 @@
 //!
 //! let fx = fixture::single_target(64, fixture::Bind::All);
 //! let mut sim = Sim::new(fx.core.clone(), fixture::peer(), Default::default(), 7, base);
-//! sim.login_normal(fixture::TARGET);
+//! sim.login_ready(fixture::TARGET); // logs in and clears the power-on unit attention
 //! let itt = sim.ini.read(1, &cdb::read10(0, 1), 512);
 //! sim.drive();
 //! assert_eq!(sim.ini.task(itt).unwrap().status, Some(0));
