@@ -9,8 +9,9 @@
 //! - [`FileStore`] (`rdwr`): a regular file or block device, `pread`/`pwrite`.
 //! - [`MemoryStore`] (`memory`): sparse RAM, for demos and tests.
 //! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
-//! - Small reads whose data is in memory (page cache, RAM store) can run on the
-//!   caller's thread instead ([`BlockStore::execute_nowait`], up to [`INLINE_MAX`]).
+//! - Small reads whose data is in memory (page cache, RAM store), and small
+//!   whole-page buffered writes, can run on the caller's thread instead
+//!   ([`BlockStore::execute_nowait`], up to [`INLINE_MAX`]).
 //! - [`WorkerPool`]: named threads that run [`BlockStore::execute`] and hand each
 //!   result to a callback, which is how every runtime routes completions home
 //!   (mio: queue + `Waker`; tokio: channel).
@@ -38,7 +39,9 @@
 
 /// Largest operation a store runs on the caller's thread ([`BlockStore::execute_nowait`]):
 /// above it the copy takes long enough that a worker (and the second core) pays off.
-pub const INLINE_MAX: u64 = 64 * 1024;
+/// Up to it, the data stays in the cache of the core that sends it, which is what a
+/// data digest over it wants.
+pub const INLINE_MAX: u64 = 128 * 1024;
 
 mod aligned;
 mod compound;
