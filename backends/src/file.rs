@@ -15,7 +15,7 @@ use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
 use crate::aligned::AlignedBuf;
 use crate::compound::{self, Primitives};
-use crate::{BackendError, OpenOptions, DIRECT_ALIGN};
+use crate::{BackendError, OpenOptions, DIRECT_ALIGN, INLINE_WRITE_MAX};
 
 /// At most this many extents answer one allocation-map query (GET LBA STATUS returns
 /// a bounded list; the initiator asks again from where it ended).
@@ -458,17 +458,16 @@ impl FileStore {
     }
 }
 
-/// Largest write [`FileStore`] runs on the caller's thread.
-const INLINE_WRITE_MAX: u64 = crate::INLINE_MAX;
-
 /// Inline writes cover whole pages of the page cache.
 const PAGE: u64 = 4096;
 
-/// An inline write slower than this ...
-const INLINE_WRITE_SLOW: std::time::Duration = std::time::Duration::from_micros(500);
+/// An inline write slower than this (a page-cache copy takes microseconds; dirty-page
+/// throttling sleeps for tens of milliseconds; the thread being preempted on a busy
+/// machine is in between and only costs a short backoff) ...
+const INLINE_WRITE_SLOW: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// ... sends this many following writes to the workers.
-const INLINE_WRITE_BACKOFF: u32 = 1024;
+const INLINE_WRITE_BACKOFF: u32 = 256;
 
 /// Whether `data` can go to an O_DIRECT write as it is: start and length aligned.
 fn is_aligned(data: &[u8]) -> bool {

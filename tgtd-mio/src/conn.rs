@@ -40,7 +40,6 @@ impl Conn {
     /// machine. `Ok(false)` on EOF.
     pub(crate) fn read_ready(&mut self, now: Instant) -> io::Result<bool> {
         loop {
-            let len = self.rbuf.len();
             let want = self.window;
             self.rbuf.reserve(want);
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
