@@ -15,7 +15,7 @@ use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
 use crate::aligned::AlignedBuf;
 use crate::compound::{self, Primitives};
-use crate::{BackendError, OpenOptions, DIRECT_ALIGN};
+use crate::{BackendError, OpenOptions, DIRECT_ALIGN, INLINE_WRITE_MAX};
 
 /// At most this many extents answer one allocation-map query (GET LBA STATUS returns
 /// a bounded list; the initiator asks again from where it ended).
@@ -49,6 +49,8 @@ pub struct FileStore {
     /// does the real read; past [`NOWAIT_MISS_LIMIT`] misses only one read in
     /// [`NOWAIT_PROBE_EVERY`] tries, until one hits again.
     nowait_misses: AtomicU32,
+    /// Inline writes still to skip after one was slow (see [`INLINE_WRITE_SLOW`]).
+    inline_write_skip: AtomicU32,
     /// A block device's physical sector size (BLKPBSZGET).
     physical_block: Option<u32>,
     /// Opened with O_DIRECT: every transfer goes through an aligned buffer.
@@ -174,6 +176,7 @@ impl FileStore {
             rmw: RwLock::new(()),
             no_nowait: AtomicBool::new(false),
             nowait_misses: AtomicU32::new(0),
+            inline_write_skip: AtomicU32::new(0),
             physical_block,
             direct: opts.direct,
             sync: opts.sync,
@@ -426,8 +429,14 @@ impl BlockStore for FileStore {
     /// read goes to a worker as usual. Kernels or file systems without RWF_NOWAIT
     /// (EOPNOTSUPP) are remembered and not asked again.
     fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
-        let BlockOp::Read { offset, len } = *op else {
-            return None;
+        let (offset, len) = match op {
+            BlockOp::Read { offset, len } => (*offset, *len),
+            BlockOp::Write {
+                offset,
+                data,
+                fua: false,
+            } => return self.write_inline(*offset, data),
+            _ => return None,
         };
         // O_DIRECT reads never come from the page cache, so they would always miss.
         if self.direct {
@@ -466,6 +475,58 @@ impl BlockStore for FileStore {
         }
     }
 }
+
+impl FileStore {
+    /// A small buffered write, on the caller's thread: a `pwrite` that only copies
+    /// into the page cache costs a few microseconds, less than handing it to a
+    /// worker and the completion back (a futex wake, two context switches and an
+    /// eventfd write). ext4 and most file systems refuse `RWF_NOWAIT` on buffered
+    /// writes, so what keeps the caller from blocking is the choice of writes:
+    /// whole pages only (no read of a partly written page), no FUA, no O_SYNC or
+    /// O_DIRECT, at most [`INLINE_WRITE_MAX`], not while a read-modify-write holds
+    /// the store. A write that still took long (dirty-page throttling, a busy
+    /// journal) stops inline writes for the next [`INLINE_WRITE_BACKOFF`].
+    fn write_inline(&self, offset: u64, data: &Bytes) -> Option<Result<Bytes, IoErrorKind>> {
+        let len = data.len() as u64;
+        if self.direct
+            || self.sync
+            || self.readonly
+            || self.ring
+            || len == 0
+            || len > INLINE_WRITE_MAX
+            || !offset.is_multiple_of(PAGE)
+            || !len.is_multiple_of(PAGE)
+        {
+            return None;
+        }
+        let skip = self.inline_write_skip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.inline_write_skip.store(skip - 1, Ordering::Relaxed);
+            return None;
+        }
+        // An exclusive holder is a COMPARE AND WRITE or ORWRITE in progress: the
+        // write waits for it on a worker instead.
+        let _guard = self.rmw.try_read().ok()?;
+        let started = std::time::Instant::now();
+        let result = self.write_bytes(offset, data).map(|()| Bytes::new());
+        if started.elapsed() > INLINE_WRITE_SLOW {
+            self.inline_write_skip
+                .store(INLINE_WRITE_BACKOFF, Ordering::Relaxed);
+        }
+        Some(result)
+    }
+}
+
+/// Inline writes cover whole pages of the page cache.
+const PAGE: u64 = 4096;
+
+/// An inline write slower than this (a page-cache copy takes microseconds; dirty-page
+/// throttling sleeps for tens of milliseconds; the thread being preempted on a busy
+/// machine is in between and only costs a short backoff) ...
+const INLINE_WRITE_SLOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// ... sends this many following writes to the workers.
+const INLINE_WRITE_BACKOFF: u32 = 256;
 
 /// Whether `data` can go to an O_DIRECT write as it is: start and length aligned.
 fn is_aligned(data: &[u8]) -> bool {
@@ -600,12 +661,54 @@ mod tests {
             assert_eq!(s.execute_nowait(&read(4096, 4096)).unwrap().unwrap(), a);
             assert_eq!(s.nowait_misses.load(Ordering::Relaxed), 0, "a hit resets");
         }
-        // Never inline: writes, large reads, empty reads.
+        // Never inline: partial-page writes, large reads, empty reads.
         assert!(s.execute_nowait(&write(0, b"x")).is_none());
         assert!(s
             .execute_nowait(&read(0, crate::INLINE_MAX + 512))
             .is_none());
         assert!(s.execute_nowait(&read(0, 0)).is_none());
+    }
+
+    #[test]
+    fn small_whole_page_writes_run_inline() {
+        let f = temp_file(1 << 20);
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        let a: Vec<u8> = (0..8192u32).map(|i| (i * 3) as u8).collect();
+        assert_eq!(
+            s.execute_nowait(&write(4096, &a)).unwrap().unwrap(),
+            Bytes::new()
+        );
+        assert_eq!(s.execute(&read(4096, 8192)).unwrap(), a);
+        // Not inline: FUA, part of a page, too large, while a read-modify-write
+        // holds the store, after a slow one.
+        let fua = BlockOp::Write {
+            offset: 0,
+            data: Bytes::from(vec![1u8; 4096]),
+            fua: true,
+        };
+        assert!(s.execute_nowait(&fua).is_none());
+        assert!(s.execute_nowait(&write(512, &[1u8; 4096])).is_none());
+        assert!(s.execute_nowait(&write(0, &[1u8; 4000])).is_none());
+        let big = vec![1u8; (INLINE_WRITE_MAX + PAGE) as usize];
+        assert!(s.execute_nowait(&write(0, &big)).is_none());
+        {
+            let _rmw = s.rmw.write().unwrap();
+            assert!(s.execute_nowait(&write(0, &[1u8; 4096])).is_none());
+        }
+        s.inline_write_skip.store(2, Ordering::Relaxed);
+        assert!(s.execute_nowait(&write(0, &[1u8; 4096])).is_none());
+        assert!(s.execute_nowait(&write(0, &[1u8; 4096])).is_none());
+        assert!(s.execute_nowait(&write(0, &[1u8; 4096])).is_some());
+        // A read-only store leaves the refusal to the worker path.
+        let ro = FileStore::open(
+            f.path(),
+            &OpenOptions {
+                readonly: true,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(ro.execute_nowait(&write(0, &[1u8; 4096])).is_none());
     }
 
     #[test]

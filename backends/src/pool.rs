@@ -43,6 +43,13 @@ struct Shared {
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers waiting on `ready`.
+    sleeping: usize,
+    /// Notifications sent and not yet taken by a waking worker. A submit wakes a
+    /// worker only when more are asleep than are already being woken: a worker that
+    /// is awake takes queued jobs before it sleeps, so the futex system call of a
+    /// notification is saved whenever one is running.
+    waking: usize,
 }
 
 impl std::fmt::Debug for Queue {
@@ -103,8 +110,14 @@ impl WorkerPool {
     pub fn submit(&self, store: Arc<dyn BlockStore>, op: BlockOp, done: Completion) {
         let mut queue = self.lock();
         queue.jobs.push_back(Job { store, op, done });
+        let wake = queue.sleeping > queue.waking;
+        if wake {
+            queue.waking += 1;
+        }
         drop(queue);
-        self.shared.ready.notify_one();
+        if wake {
+            self.shared.ready.notify_one();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -141,10 +154,16 @@ fn worker(shared: &Shared) {
                 if queue.closed {
                     return;
                 }
+                queue.sleeping += 1;
                 queue = shared
                     .ready
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
+                queue.sleeping -= 1;
+                // Woken by a submit (or spuriously, or by the close): either way one
+                // pending notification is accounted for; a missed count only costs a
+                // spare notification later.
+                queue.waking = queue.waking.saturating_sub(1);
             }
         };
         run(job);

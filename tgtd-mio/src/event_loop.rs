@@ -28,7 +28,31 @@ const RING: Token = Token(FIRST_CONN - 1);
 struct Inbox {
     conns: Mutex<Vec<(TcpStream, SocketAddr)>>,
     completions: Mutex<Vec<(Token, IoCompletion)>>,
+    /// A worker has woken the loop and the loop has not taken its completions yet:
+    /// later completions only queue (one eventfd write per batch, not per command).
+    completion_wake: AtomicBool,
     waker: Waker,
+}
+
+impl Inbox {
+    /// A worker's completion: queue it, and wake the loop unless a wake is pending.
+    fn complete(&self, token: Token, c: IoCompletion, wake: bool) {
+        self.completions
+            .lock()
+            .expect("inbox lock")
+            .push((token, c));
+        if wake && !self.completion_wake.swap(true, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The loop's side: swap the queued completions into `into` (empty; its capacity
+    /// is reused by the next batch). Clearing the flag first means a completion queued
+    /// after the swap finds it clear and wakes the loop again.
+    fn take_completions(&self, into: &mut Vec<(Token, IoCompletion)>) {
+        self.completion_wake.store(false, Ordering::SeqCst);
+        std::mem::swap(&mut *self.completions.lock().expect("inbox lock"), into);
+    }
 }
 
 /// Run the daemon until `system delete`, SIGTERM or SIGINT (then drain: initiators are
@@ -46,6 +70,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
         let inbox = Arc::new(Inbox {
             conns: Mutex::new(Vec::new()),
             completions: Mutex::new(Vec::new()),
+            completion_wake: AtomicBool::new(false),
             waker,
         });
         inboxes.push(inbox.clone());
@@ -97,6 +122,8 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             next_listener: 0,
             generation: d.core.registry.generation(),
             conns: HashMap::new(),
+            spare_completions: Vec::new(),
+            touched: Vec::new(),
             next_token: FIRST_CONN,
             next_peer: 0,
             core: d.core.clone(),
@@ -147,6 +174,10 @@ struct Loop {
     /// `registry.generation()` last acted on.
     generation: u64,
     conns: HashMap<Token, Conn>,
+    /// Buffers kept between turns: completions taken from the inbox, connections
+    /// they touched.
+    spare_completions: Vec<(Token, IoCompletion)>,
+    touched: Vec<Token>,
     next_token: usize,
     next_peer: usize,
     core: Arc<Core>,
@@ -365,19 +396,22 @@ impl Loop {
             // Data may already be waiting (edge-triggered readiness).
             self.readable(token, now);
         }
-        let done: Vec<_> = std::mem::take(&mut *self.inbox.completions.lock().expect("inbox lock"));
-        let mut touched = Vec::new();
-        for (token, c) in done {
+        let mut done = std::mem::take(&mut self.spare_completions);
+        self.inbox.take_completions(&mut done);
+        let mut touched = std::mem::take(&mut self.touched);
+        for (token, c) in done.drain(..) {
             if let Some(conn) = self.conns.get_mut(&token) {
                 conn.conn.handle_io_completion(c, now);
                 touched.push(token);
             }
         }
+        self.spare_completions = done;
         touched.sort_unstable();
         touched.dedup();
-        for t in touched {
+        for t in touched.drain(..) {
             self.service(t);
         }
+        self.touched = touched;
     }
 
     fn expire(&mut self, now: Instant) {
@@ -417,16 +451,10 @@ impl Loop {
         tgtd_common::io::dispatch(&mut c.conn, &self.pool, Instant::now(), |tag| {
             let inbox = inbox.clone();
             Box::new(move |result| {
-                inbox
-                    .completions
-                    .lock()
-                    .expect("inbox lock")
-                    .push((token, IoCompletion { tag, result }));
                 // A worker wakes the loop; a ring completion is reaped on the loop
                 // itself, which takes its inbox right after.
-                if std::thread::current().id() != home {
-                    let _ = inbox.waker.wake();
-                }
+                let wake = std::thread::current().id() != home;
+                inbox.complete(token, IoCompletion { tag, result }, wake);
             })
         });
         let flushed = match c.flush() {

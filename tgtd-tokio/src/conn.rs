@@ -104,8 +104,10 @@ fn hand_over(stream: TcpStream, shared: Arc<Shared>) {
     });
 }
 
-/// Least free space to offer a read.
-const READ_RESERVE: usize = 64 * 1024;
+/// Free space offered to a read (refilled when under a quarter of it is left): as
+/// mio's largest read window, so a 128 KiB Data-Out PDU arrives in one or two reads
+/// and the buffer is not grown (and its partial PDU copied) along the way.
+const READ_RESERVE: usize = 256 * 1024;
 
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
