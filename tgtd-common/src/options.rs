@@ -167,7 +167,9 @@ impl Options {
 
 /// `program`'s man page (section 8) as roff.
 pub fn man_page(program: &Program) -> std::io::Result<Vec<u8>> {
-    let cmd = Options::command_for(program).name(program.man_name);
+    let cmd = Options::command_for(program)
+        .name(program.man_name)
+        .bin_name(program.man_name);
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
     Ok(out)
