@@ -385,6 +385,40 @@ fn pid_file_written_and_removed(f: Flavour) {
     assert!(!pid_file.exists(), "pid file left behind");
 }
 
+/// Without `-f` the pid file names the daemon that runs in the background (the
+/// child), not the process that was started and has exited.
+fn pid_file_of_a_background_daemon(f: Flavour) {
+    let dir = TempDir::new("pidfile-bg");
+    let pid_file = dir.path("tgtd.pid");
+    let mut parent = Command::new(bin(f.binary()))
+        .args(["-c", "none", "--iscsi", "portal=127.0.0.1:0", "--pid-file"])
+        .arg(&pid_file)
+        .arg("--control-socket")
+        .arg(dir.path("tgtd.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // The parent exits 0 once the child serves.
+    let status = parent.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&pid_file).expect("pid file after start");
+    let pid: u32 = text.trim().parse().expect("a pid");
+    assert_ne!(pid, parent.id(), "the pid file names the exited parent");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(
+        f.binary().starts_with(comm.trim()),
+        "pid {pid} is {comm:?}, not the daemon"
+    );
+    kill(pid, libc::SIGTERM);
+    let end = Instant::now() + Duration::from_secs(10);
+    while pid_file.exists() {
+        assert!(Instant::now() < end, "pid file left behind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A second daemon given a pid file that a running one holds refuses to start.
 fn pid_file_held_refuses_second_daemon(f: Flavour) {
     let dir = TempDir::new("pidfile2");
@@ -491,6 +525,7 @@ both_flavours!(
     sighup_keeps_a_target_in_use,
     sighup_parse_error_changes_nothing,
     pid_file_written_and_removed,
+    pid_file_of_a_background_daemon,
     pid_file_held_refuses_second_daemon,
     own_version_and_help,
     man_page_is_current,
