@@ -388,6 +388,67 @@ mod tests {
         assert_eq!(config_path(None), Some(PathBuf::from(DEFAULT_CONFIG)));
     }
 
+    /// A reload through a real management server: applied as `--update ALL`, the
+    /// change hook runs, and a file that does not parse changes nothing.
+    #[test]
+    fn reload_applies_or_changes_nothing() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = std::env::temp_dir().join(format!("tgtd-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("a.img");
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(1 << 20))
+            .unwrap();
+        let conf = dir.join("targets.conf");
+        let core = Arc::new(Core::new());
+        let server = crate::mgmt_server::spawn(
+            &dir.join("socket.0"),
+            core.clone(),
+            Arc::new(crate::BackendsOpener),
+        )
+        .unwrap();
+        let changes = Arc::new(AtomicUsize::new(0));
+        let c = changes.clone();
+        server.on_change(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        let names = || -> Vec<String> {
+            core.registry
+                .targets()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        let reloader = Reloader::new(server.local(), Some(conf.clone()));
+        let target = |name: &str| {
+            format!(
+                "<target {name}>\n  backing-store {}\n</target>\n",
+                img.display()
+            )
+        };
+        std::fs::write(&conf, target("iqn.2026-11.org.example:a")).unwrap();
+        assert!(matches!(reloader.reload(), ReloadOutcome::Applied(r) if r.code == 0));
+        assert_eq!(names(), ["iqn.2026-11.org.example:a"]);
+        assert_eq!(changes.load(Ordering::SeqCst), 1);
+        std::fs::write(&conf, target("iqn.2026-11.org.example:b")).unwrap();
+        assert!(matches!(reloader.reload(), ReloadOutcome::Applied(r) if r.code == 0));
+        assert_eq!(names(), ["iqn.2026-11.org.example:b"]);
+        // Unclosed block: nothing is applied, the error names file and line.
+        std::fs::write(&conf, "<target iqn.2026-11.org.example:c>\n").unwrap();
+        match reloader.reload() {
+            ReloadOutcome::Unchanged(msg) => {
+                assert!(msg.starts_with(&format!("{}:1:", conf.display())), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(names(), ["iqn.2026-11.org.example:b"]);
+        assert_eq!(changes.load(Ordering::SeqCst), 2);
+        let none = Reloader::new(server.local(), Some(PathBuf::from("none")));
+        assert_eq!(none.reload(), ReloadOutcome::NoFile);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn pid_file_written_locked_and_removed() {
         let dir = std::env::temp_dir().join(format!("tgtd-pidfile-{}", std::process::id()));
