@@ -499,6 +499,33 @@ fn man_page_is_current(f: Flavour) {
     );
 }
 
+/// The other programs' man pages (tgtadm's and tgt-admin's from their `--help`
+/// text, iscsi-bench's from clap) are current too.
+#[test]
+fn tool_man_pages_are_current() {
+    let dir = TempDir::new("man-tools");
+    for (prog, page) in [
+        ("tgtadm", "tgtadm.8"),
+        ("tgt-admin", "tgt-admin.8"),
+        ("iscsi-bench", "iscsi-bench.1"),
+    ] {
+        let o = Command::new(bin(prog))
+            .arg("--generate-man")
+            .arg(&dir.0)
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{prog}: {o:?}");
+        let fresh = std::fs::read_to_string(dir.path(page)).expect("generated page");
+        let committed = workspace().join("dist/man").join(page);
+        let kept = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(
+            fresh == kept,
+            "{} is stale: run `{prog} --generate-man dist/man`",
+            committed.display()
+        );
+    }
+}
+
 /// Logs on a pipe carry no ANSI colour codes; `-d 1` adds info, `-d 0` does not.
 fn plain_logs_on_a_pipe(f: Flavour) {
     let d = Daemon::start(f, &["-c", "none", "-d", "1"]);
