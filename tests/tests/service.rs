@@ -177,6 +177,38 @@ fn status_and_watchdog(f: Flavour) {
     notify.until("STOPPING=1", Duration::from_secs(10));
 }
 
+/// A reload is framed by RELOADING=1 (with MONOTONIC_USEC, which systemd 253 and
+/// later require) and READY=1, so `systemctl reload` waits for it.
+fn reload_notifies_the_service_manager(f: Flavour) {
+    let dir = TempDir::new("notify-reload");
+    let notify = NotifySocket::bind(&dir);
+    let env = notify.env();
+    let conf = dir.path("targets.conf");
+    let a1 = image(&dir.0, "a1.img");
+    std::fs::write(
+        &conf,
+        format!("<target {A}>\n  backing-store {a1}\n</target>\n"),
+    )
+    .unwrap();
+    let d = Daemon::start_with_env(
+        f,
+        &["-c", conf.to_str().unwrap()],
+        &[("NOTIFY_SOCKET", &env)],
+    );
+    let start = notify.until("READY=1", Duration::from_secs(5));
+    assert!(
+        start
+            .concat()
+            .contains("STATUS=serving 1 target, 0 sessions"),
+        "{start:?}"
+    );
+    d.signal(libc::SIGHUP);
+    let reloading = notify.until("RELOADING=1", Duration::from_secs(10));
+    let last = reloading.last().unwrap();
+    assert!(last.contains("MONOTONIC_USEC="), "{last:?}");
+    notify.until("READY=1", Duration::from_secs(10));
+}
+
 /// Without NOTIFY_SOCKET nothing is sent and nothing fails.
 fn no_notify_socket_no_messages(f: Flavour) {
     let d = Daemon::start(f, &["-c", "none"]);
@@ -547,6 +579,7 @@ fn plain_logs_on_a_pipe(f: Flavour) {
 both_flavours!(
     ready_after_portals_listen,
     status_and_watchdog,
+    reload_notifies_the_service_manager,
     no_notify_socket_no_messages,
     sighup_adds_removes_and_changes,
     sighup_keeps_a_target_in_use,
