@@ -231,7 +231,32 @@ fn resolve(portal: &str) -> Result<SocketAddr, SetupError> {
         .ok_or_else(|| SetupError::Resolve(portal.to_string()))
 }
 
+/// Packaging: `iscsi-bench --generate-man DIR` writes DIR/iscsi-bench.1.
+fn generate_man(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    let path = dir.join("iscsi-bench.1");
+    let mut page = Vec::new();
+    let written = clap_mangen::Man::new(Args::command())
+        .render(&mut page)
+        .and_then(|()| std::fs::create_dir_all(dir))
+        .and_then(|()| std::fs::write(&path, page));
+    match written {
+        Ok(()) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("iscsi-bench: cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 3 && argv[1] == "--generate-man" {
+        return generate_man(std::path::Path::new(&argv[2]));
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

@@ -101,7 +101,7 @@ fn parse_args(args: &[String]) -> Result<Args, Exit> {
     Ok(a)
 }
 
-const HELP: &str = "Usage: tgt-admin [OPTION]...\n\
+pub(crate) const HELP: &str = "Usage: tgt-admin [OPTION]...\n\
   -e, --execute          create the targets of the configuration file\n\
       --update ALL|NAME  recreate targets from the file (ALL also removes targets it lacks)\n\
       --delete ALL|NAME  delete targets (tid=N: by tid)\n\

@@ -67,6 +67,25 @@ pub fn main_with(admin: bool) -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // Packaging: `--generate-man DIR` writes the man page (not a tgt option).
+    if let [flag, dir] = args.as_slice() {
+        if flag == "--generate-man" {
+            let (name, _) = man_page(admin);
+            let path = std::path::Path::new(dir).join(format!("{name}.8"));
+            return match std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&path, man_page(admin).1))
+            {
+                Ok(()) => {
+                    println!("{}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{name}: cannot write {}: {e}", path.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let run = if admin { admin::run } else { run };
     let code = run(
         &args,
@@ -75,4 +94,39 @@ pub fn main_with(admin: bool) -> ExitCode {
     );
     let _ = std::io::stdout().flush();
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The man page (section 8) of `tgtadm` or, with `admin`, `tgt-admin`: its name and
+/// roff text, made from the same text as `--help`.
+pub fn man_page(admin: bool) -> (&'static str, String) {
+    let (name, what, help) = if admin {
+        (
+            "tgt-admin",
+            "load targets.conf into a running tgtd",
+            admin::HELP.to_string(),
+        )
+    } else {
+        (
+            "tgtadm",
+            "administer a running tgtd (tgt-compatible syntax)",
+            usage::text(),
+        )
+    };
+    let mut out = format!(
+        ".TH {name} 8 \"\" \"tgtd-rs {}\"\n.SH NAME\n{} \\- {what}\n\
+         .SH DESCRIPTION\nThe text of \\fB{} \\-\\-help\\fR:\n.PP\n.nf\n",
+        env!("CARGO_PKG_VERSION"),
+        name.replace('-', "\\-"),
+        name.replace('-', "\\-"),
+    );
+    for line in help.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with(['.', '\'']) {
+            out.push_str("\\&");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(".fi\n.SH SEE ALSO\ntgtd(8)\n");
+    (name, out)
 }

@@ -5,23 +5,48 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use target_core::Core;
 
-/// The child's end of the readiness pipe.
-#[derive(Debug)]
+/// The child's end of the readiness pipe, and the service manager's readiness
+/// (`sd_notify`, see [`crate::service`]).
 pub struct Readiness {
     pipe: Option<File>,
+    /// Set by `start` once the core exists: what `READY=1`'s status counts.
+    core: Option<Arc<Core>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("pipe", &self.pipe)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Readiness {
     /// No daemonizing (`-f`): readiness reports go nowhere.
     pub fn foreground() -> Self {
-        Readiness { pipe: None }
+        Readiness {
+            pipe: None,
+            core: None,
+        }
     }
 
-    /// Tell the waiting parent we are serving; it exits 0.
+    /// What the daemon serves, for the service manager's status line.
+    pub(crate) fn attach(&mut self, core: Arc<Core>) {
+        self.core = Some(core);
+    }
+
+    /// Tell the waiting parent we are serving (it exits 0) and the service manager
+    /// (`READY=1` when `NOTIFY_SOCKET` is set). Call it once every portal listens
+    /// and the start-up configuration is applied.
     pub fn ready(&mut self) {
         if let Some(mut p) = self.pipe.take() {
             let _ = p.write_all(b"\0");
+        }
+        if let Some(core) = self.core.take() {
+            crate::service::ready(core);
         }
     }
 
@@ -82,5 +107,6 @@ pub fn daemonize() -> std::io::Result<Readiness> {
     // SAFETY: fds[1] is open and owned by nobody else.
     Ok(Readiness {
         pipe: Some(unsafe { File::from_raw_fd(fds[1]) }),
+        core: None,
     })
 }

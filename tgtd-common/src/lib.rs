@@ -17,6 +17,7 @@ pub mod pacer;
 pub mod portals;
 pub mod ring;
 pub mod runner;
+pub mod service;
 pub mod state_file;
 pub mod txqueue;
 
@@ -56,20 +57,33 @@ pub struct Daemon {
     /// The iSNS thread; dropped last with the daemon, it deregisters the entity
     /// from the iSNS server (bounded wait) on every way out.
     pub isns: isns::IsnsThread,
+    /// SIGHUP: re-read targets.conf (`tgt-admin --update ALL`).
+    pub reloader: service::Reloader,
+    /// `--pid-file`, removed when the daemon is dropped.
+    pub pid_file: Option<service::PidFile>,
 }
 
-/// Set up logging to stderr at the `-d` level (`RUST_LOG` overrides).
+/// The tracing level of `-d N`, as its help text says: 0 warnings and errors, 1 info,
+/// 2 debug, 3 and more trace.
+pub fn log_level(debug: u8) -> tracing::Level {
+    match debug {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    }
+}
+
+/// Set up logging to stderr at the `-d` level (`RUST_LOG` overrides). Colours only
+/// when stderr is a terminal: a file, a pipe or the journal gets plain text.
 pub fn init_logging(debug: u8) {
-    let level = match debug {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(log_level(debug).as_str().to_ascii_lowercase())
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -84,8 +98,19 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     } else {
         daemonize::daemonize().map_err(|e| format!("tgtd: cannot daemonize: {e}"))?
     };
+    let mut readiness = readiness;
     init_logging(opts.debug);
+    // After going to the background (tgtd's order), before anything binds: a second
+    // daemon given the same file stops here.
+    let pid_file = match &opts.pid_file {
+        Some(p) => Some(
+            service::PidFile::create(p)
+                .map_err(|e| format!("tgtd: cannot write pid file {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     let core = Arc::new(Core::with_seed(os_seed()?));
+    readiness.attach(core.clone());
     core.set_pacer(Arc::new(pacer::SleepPacer));
     core.set_runner(Arc::new(runner::CommandRunner));
     let hub = Arc::new(PortalHub::default());
@@ -107,6 +132,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     config_file::load_at_start(&core, opts.config.as_deref(), opener.as_ref())?;
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
+    let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
     let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =
@@ -137,6 +163,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             threads,
             shutdown_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms),
             isns,
+            reloader,
+            pid_file,
         },
         readiness,
     ))
@@ -163,4 +191,19 @@ fn os_seed() -> Result<[u8; 32], String> {
         .and_then(|mut f| f.read_exact(&mut seed))
         .map_err(|e| format!("tgtd: cannot read /dev/urandom: {e}"))?;
     Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_level;
+    use tracing::Level;
+
+    #[test]
+    fn debug_levels_as_the_help_says() {
+        assert_eq!(log_level(0), Level::WARN);
+        assert_eq!(log_level(1), Level::INFO);
+        assert_eq!(log_level(2), Level::DEBUG);
+        assert_eq!(log_level(3), Level::TRACE);
+        assert_eq!(log_level(9), Level::TRACE);
+    }
 }

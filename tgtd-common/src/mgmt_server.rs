@@ -44,6 +44,9 @@ struct Shared {
     /// Called after every request that changed something, so the adapter can
     /// re-check its connections (see `Registry::generation`).
     on_change: Mutex<Option<Hook>>,
+    /// Held while a request is applied, so a request from the socket and one from
+    /// the daemon itself ([`LocalAdmin`], e.g. a SIGHUP reload) never interleave.
+    apply_lock: Mutex<()>,
 }
 
 /// A running control socket. Dropping it stops the thread and removes the socket
@@ -55,6 +58,7 @@ pub struct MgmtServer {
     identity: (u64, u64),
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    local: LocalAdmin,
 }
 
 /// Bind the control socket at `path` and serve it on a new thread.
@@ -82,8 +86,14 @@ pub fn spawn(
         shutdown: Arc::new(AtomicBool::new(false)),
         on_shutdown: Mutex::new(None),
         on_change: Mutex::new(None),
+        apply_lock: Mutex::new(()),
     });
     let thread_shared = shared.clone();
+    let local = LocalAdmin {
+        shared: shared.clone(),
+        core: core.clone(),
+        opener: opener.clone(),
+    };
     let thread = std::thread::Builder::new()
         .name("tgtd-mgmt".into())
         .spawn(move || serve(listener, &core, &*opener, &thread_shared))?;
@@ -92,7 +102,45 @@ pub fn spawn(
         identity: (meta.dev(), meta.ino()),
         shared,
         thread: Some(thread),
+        local,
     })
+}
+
+/// Management requests made by the daemon itself (a SIGHUP reload), applied as if
+/// they came through the socket: one at a time with the socket's requests, and the
+/// change hook runs afterwards so the event loops re-check their connections.
+#[derive(Clone)]
+pub struct LocalAdmin {
+    shared: Arc<Shared>,
+    core: Arc<Core>,
+    opener: Arc<dyn StoreOpener + Send + Sync>,
+}
+
+impl LocalAdmin {
+    /// Apply `req` on the calling thread.
+    pub fn apply(&self, req: Request) -> Result<Response, MgmtError> {
+        let read_only = req.is_read_only();
+        let answer = {
+            let _one_at_a_time = self
+                .shared
+                .apply_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            catch_unwind(AssertUnwindSafe(|| apply(&self.core, req, &*self.opener)))
+                .unwrap_or(Err(MgmtError::Unknown))
+        };
+        if !read_only {
+            if let Some(hook) = &*self.shared.on_change.lock().expect("hook lock poisoned") {
+                hook();
+            }
+        }
+        answer
+    }
+
+    /// The daemon's shared state.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
 }
 
 impl MgmtServer {
@@ -117,6 +165,11 @@ impl MgmtServer {
     /// to wake a mio `Waker` or notify a tokio task.
     pub fn on_shutdown(&self, hook: impl Fn() + Send + 'static) {
         *self.shared.on_shutdown.lock().expect("hook lock poisoned") = Some(Box::new(hook));
+    }
+
+    /// A handle for requests the daemon makes itself.
+    pub fn local(&self) -> LocalAdmin {
+        self.local.clone()
     }
 }
 
@@ -221,8 +274,11 @@ fn serve_one(
     let shutdown = req.is_shutdown();
     let read_only = req.is_read_only();
     // A bug in apply must not take management down for the daemon's lifetime.
-    let answer = catch_unwind(AssertUnwindSafe(|| apply(core, req, opener)))
-        .unwrap_or(Err(MgmtError::Unknown));
+    let answer = {
+        let _one_at_a_time = shared.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        catch_unwind(AssertUnwindSafe(|| apply(core, req, opener)))
+            .unwrap_or(Err(MgmtError::Unknown))
+    };
     if let Err(e) = &answer {
         tracing::info!("management request refused: {e}");
     }
@@ -233,6 +289,7 @@ fn serve_one(
         }
     }
     if shutdown && answer.is_ok() {
+        crate::service::stopping();
         shared.shutdown.store(true, Ordering::Release);
         if let Some(hook) = &*shared.on_shutdown.lock().expect("hook lock poisoned") {
             hook();

@@ -1,6 +1,6 @@
 //! The daemon command line: tgt's `tgtd` flags plus ours.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -10,8 +10,11 @@ pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
 pub const DEMO_PORTAL: &str = "127.0.0.1:3260";
 
 /// Userspace iSCSI target daemon, command-line compatible with tgtd.
+///
+/// Each daemon parses it with [`Options::parse_for`], which puts its own name,
+/// version and description on `--help`, `--version` and the man page.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about)]
+#[command(version)]
 pub struct Options {
     /// Stay in the foreground (do not daemonize).
     #[arg(short = 'f', long = "foreground")]
@@ -25,8 +28,9 @@ pub struct Options {
     /// Low-level driver options, tgt style: `--iscsi portal=HOST:PORT[,portal=...]`.
     #[arg(long = "iscsi", value_name = "portal=HOST:PORT")]
     pub iscsi: Vec<String>,
-    /// Debug level (0 off, 1 on; higher is more verbose).
-    #[arg(short = 'd', long = "debug", default_value_t = 0)]
+    /// Log level: 0 warnings and errors, 1 also info, 2 also debug, 3 and more
+    /// also trace (`RUST_LOG` overrides).
+    #[arg(short = 'd', long = "debug", value_name = "N", default_value_t = 0)]
     pub debug: u8,
     /// Start with a ready demo target (iqn.2026-11.org.example:demo, 1 GiB memory LUN 1,
     /// bound to 127.0.0.1) on 127.0.0.1:3260 unless a portal is given.
@@ -57,7 +61,36 @@ pub struct Options {
     /// initiator gets after `target delete --force` (at least 1 s).
     #[arg(long = "shutdown-grace", value_name = "MS", default_value_t = 2000)]
     pub shutdown_grace_ms: u64,
+    /// Write the daemon's process id to FILE once it runs (after going to the
+    /// background); the file is locked while it runs and removed at exit.
+    #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Write the daemon's man page into DIR and exit (packaging).
+    #[arg(long = "generate-man", value_name = "DIR", hide = true)]
+    pub generate_man: Option<PathBuf>,
 }
+
+/// Who is parsing the command line: the daemon's own name, version and description.
+#[derive(Debug, Clone, Copy)]
+pub struct Program {
+    /// The binary's name (`tgtd-mio`).
+    pub name: &'static str,
+    /// The name its man page documents (`tgtd` for the daemon installed as tgtd).
+    pub man_name: &'static str,
+    /// `CARGO_PKG_VERSION` of the daemon's crate.
+    pub version: &'static str,
+    /// `CARGO_PKG_DESCRIPTION` of the daemon's crate.
+    pub about: &'static str,
+}
+
+/// How the daemon runs as a service: appended to `--help` and the man page.
+const AFTER_HELP: &str = "\
+Signals: SIGTERM and SIGINT shut down (initiators are asked to log out, see \
+--shutdown-grace); SIGHUP reads the -c file again and applies it as \
+`tgt-admin --update ALL` does (targets in use are left as they are).
+With NOTIFY_SOCKET set (systemd Type=notify) the daemon sends READY=1 once every \
+portal listens and the configuration is applied, STATUS= lines, STOPPING=1, and \
+WATCHDOG=1 when WATCHDOG_USEC is set.";
 
 /// Why the command line could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +104,37 @@ pub enum OptionsError {
 }
 
 impl Options {
+    /// The command line of `program`.
+    pub fn command_for(program: &Program) -> clap::Command {
+        Options::command()
+            .name(program.name)
+            .bin_name(program.name)
+            .version(program.version)
+            .about(program.about)
+            .long_about(None)
+            .after_help(AFTER_HELP)
+    }
+
+    /// Parse the process's arguments as `program` (`--help`, `--version` and errors
+    /// name it); `--generate-man DIR` writes `DIR/<man_name>.8` and exits.
+    pub fn parse_for(program: &Program) -> Options {
+        let matches = Options::command_for(program).get_matches();
+        let opts = Options::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let Some(dir) = &opts.generate_man {
+            match write_man_page(program, dir) {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    eprintln!("{}: cannot write the man page: {e}", program.name);
+                    std::process::exit(1);
+                }
+            }
+        }
+        opts
+    }
+
     /// The portals to listen on.
     pub fn portals(&self) -> Result<Vec<SocketAddr>, OptionsError> {
         let mut out = Vec::new();
@@ -99,6 +163,24 @@ impl Options {
     pub fn control_socket_path(&self) -> PathBuf {
         crate::mgmt_server::default_socket_path(self.control_socket.as_deref(), self.control_port)
     }
+}
+
+/// `program`'s man page (section 8) as roff.
+pub fn man_page(program: &Program) -> std::io::Result<Vec<u8>> {
+    let cmd = Options::command_for(program)
+        .name(program.man_name)
+        .bin_name(program.man_name);
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
+    Ok(out)
+}
+
+/// Write `program`'s man page to `DIR/<man_name>.8`; returns the path.
+pub fn write_man_page(program: &Program, dir: &std::path::Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.8", program.man_name));
+    std::fs::write(&path, man_page(program)?)?;
+    Ok(path)
 }
 
 /// `HOST:PORT`, `[v6]:PORT`, or a bare host (port 3260).
@@ -181,5 +263,34 @@ mod tests {
         assert_eq!(opts(&["-t", "4"]).io_threads, 4);
         assert_eq!(opts(&["--nr_iothreads", "8"]).io_threads, 8);
         assert_eq!(opts(&["--io-threads", "2"]).io_threads, 2);
+        assert_eq!(
+            opts(&["-p", "/run/tgtd.pid"]).pid_file,
+            Some(PathBuf::from("/run/tgtd.pid"))
+        );
+        assert_eq!(
+            opts(&["--pid-file", "x.pid"]).pid_file,
+            Some(PathBuf::from("x.pid"))
+        );
+    }
+
+    const PROGRAM: Program = Program {
+        name: "tgtd-x",
+        man_name: "tgtd",
+        version: "9.8.7",
+        about: "The x daemon.",
+    };
+
+    #[test]
+    fn own_name_version_and_description() {
+        let mut cmd = Options::command_for(&PROGRAM);
+        assert_eq!(cmd.render_version().trim(), "tgtd-x 9.8.7");
+        let help = cmd.render_help().to_string();
+        assert!(help.starts_with("The x daemon."), "{help}");
+        assert!(help.contains("Usage: tgtd-x"), "{help}");
+        assert!(help.contains("SIGHUP"), "{help}");
+        assert!(!help.contains("generate-man"), "{help}");
+        let man = String::from_utf8(man_page(&PROGRAM).unwrap()).unwrap();
+        assert!(man.contains(".TH tgtd 8"), "{man}");
+        assert!(man.contains("pid\\-file"), "{man}");
     }
 }

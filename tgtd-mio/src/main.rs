@@ -8,16 +8,24 @@ mod conn;
 mod event_loop;
 mod signals;
 
-use clap::Parser;
 use std::process::ExitCode;
+use tgtd_common::options::Program;
 use tgtd_common::{start, Options};
 
+/// This daemon, for `--help`, `--version` and its man page (installed as tgtd).
+const PROGRAM: Program = Program {
+    name: env!("CARGO_PKG_NAME"),
+    man_name: "tgtd",
+    version: env!("CARGO_PKG_VERSION"),
+    about: env!("CARGO_PKG_DESCRIPTION"),
+};
+
 fn main() -> ExitCode {
-    let opts = Options::parse();
+    let opts = Options::parse_for(&PROGRAM);
     // Before any thread exists (the management server, the workers): every thread
-    // inherits the mask, and the event loop's signal thread takes them (`signals`).
+    // inherits the mask, and the signal threads take them (`signals`).
     if let Err(e) = signals::block() {
-        eprintln!("tgtd-mio: cannot block SIGTERM/SIGINT: {e}");
+        eprintln!("tgtd-mio: cannot block SIGTERM/SIGINT/SIGHUP: {e}");
         return ExitCode::FAILURE;
     }
     let (daemon, mut readiness) = match start(&opts) {
@@ -27,6 +35,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = signals::spawn_reloader(daemon.reloader.clone()) {
+        let msg = format!("tgtd-mio: cannot start the SIGHUP thread: {e}");
+        readiness.fail(&msg);
+        eprintln!("{msg}");
+        return ExitCode::FAILURE;
+    }
     match event_loop::run(daemon, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

@@ -8,16 +8,24 @@
 
 mod conn;
 
-use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tgtd_common::options::Program;
 use tgtd_common::{banner, start, Options, PortalChange};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 
+/// This daemon, for `--help`, `--version` and its man page.
+const PROGRAM: Program = Program {
+    name: env!("CARGO_PKG_NAME"),
+    man_name: env!("CARGO_PKG_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    about: env!("CARGO_PKG_DESCRIPTION"),
+};
+
 fn main() -> ExitCode {
-    let opts = Options::parse();
+    let opts = Options::parse_for(&PROGRAM);
     // Daemonizing forks, so it happens in `start` before the runtime starts threads.
     let (daemon, mut readiness) = match start(&opts) {
         Ok(d) => d,
@@ -51,6 +59,8 @@ fn main() -> ExitCode {
             .map_err(|e| format!("tgtd-tokio: cannot handle SIGTERM: {e}"))?;
         let mut int = signal(SignalKind::interrupt())
             .map_err(|e| format!("tgtd-tokio: cannot handle SIGINT: {e}"))?;
+        let mut hup = signal(SignalKind::hangup())
+            .map_err(|e| format!("tgtd-tokio: cannot handle SIGHUP: {e}"))?;
         eprintln!("{}", banner(&daemon, "tgtd-tokio", &daemon.portals));
         ready.ready();
         // Admin hook: any management change wakes every connection task so it
@@ -108,11 +118,25 @@ fn main() -> ExitCode {
                 portal_wake.notified().await;
             }
         });
-        let why = tokio::select! {
-            _ = delete.notified() => "system delete",
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        // SIGHUP re-reads targets.conf on a blocking thread, one reload at a time.
+        let mut reloading: Option<tokio::task::JoinHandle<()>> = None;
+        let why = loop {
+            tokio::select! {
+                _ = delete.notified() => break "system delete",
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = hup.recv() => {
+                    if let Some(previous) = reloading.take() {
+                        let _ = previous.await;
+                    }
+                    let r = daemon.reloader.clone();
+                    reloading = Some(tokio::task::spawn_blocking(move || {
+                        r.reload();
+                    }));
+                }
+            }
         };
+        tgtd_common::service::stopping();
         // Drain: every connection asks its initiator to log out (one still logging in
         // is dropped); wait for them up to the grace period, then go.
         tracing::info!("{why}: asking initiators to log out");
