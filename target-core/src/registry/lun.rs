@@ -47,6 +47,15 @@ pub fn default_scsi_id(tid: u32, lun: u64) -> String {
     format!("IET     {:04x}{:04x}", tid, lun)
 }
 
+/// tgt's default PRODUCT IDENTIFICATION of a device type.
+pub fn default_product_id(kind: DeviceType) -> &'static str {
+    match kind {
+        DeviceType::Disk => "VIRTUAL-DISK",
+        DeviceType::Cd => "VIRTUAL-CDROM",
+        DeviceType::Controller => "Controller",
+    }
+}
+
 /// tgt's default unit serial number for (tid, lun).
 pub fn default_scsi_sn(tid: u32, lun: u64) -> String {
     format!("beaf{}{}", tid, lun)
@@ -125,6 +134,19 @@ impl Lun {
             sanitize_rate: 0,
             state: Arc::default(),
         }
+    }
+
+    /// A CD/DVD LUN (tgt's `--device-type cd`) over an open image: 2048-byte blocks,
+    /// read-only, removable medium, "VIRTUAL-CDROM"; its commands go to `scsi_mmc`.
+    pub fn cd(tid: u32, lun: u64, store: Arc<dyn BlockStore>, backing: LunBacking) -> Self {
+        let mut lu = Lun::disk(tid, lun, store, scsi_mmc::BLOCK_SIZE, backing);
+        let c = &mut lu.config;
+        c.device_type = DeviceType::Cd;
+        c.identity.product_id = default_product_id(DeviceType::Cd).into();
+        c.readonly = true;
+        c.removable = true;
+        c.write_cache = false;
+        lu
     }
 
     /// Lock the LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
