@@ -180,8 +180,8 @@ pub(crate) fn announce_inventory_change(luns: &[Arc<Lun>], fresh: Option<u64>) {
     }
 }
 
-/// `new` replaced `old` (same state): CAPACITY DATA HAS CHANGED when the size moved
-/// (SBC-3 4.5), and the administrator's online/offline switch reaches the SCSI layer.
+/// `new` replaced `old` (same state): MEDIUM MAY HAVE CHANGED for a new backing file,
+/// else CAPACITY DATA HAS CHANGED when the size moved (SBC-3 4.5), and the administrator's online/offline switch reaches the SCSI layer.
 /// `luns` are the target's LUNs, whose nexuses all hear of the change.
 pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
     let resized = old.config.num_blocks != new.config.num_blocks
@@ -197,7 +197,9 @@ pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
     if new_medium {
         state.medium_changed(&nexuses);
     }
-    if resized {
+    // A new medium's size is news the MEDIUM MAY HAVE CHANGED already carries (an
+    // initiator reads the capacity again after it): one unit attention, not two.
+    if resized && !new_medium {
         state.capacity_changed(&nexuses);
     }
 }
