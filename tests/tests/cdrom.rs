@@ -357,4 +357,21 @@ fn bytes_match_debian_tgt() {
     // READ TRACK INFORMATION of track 1: the fields tgt fills (its page is 36 bytes,
     // MMC-6's 48).
     assert_eq!(a[7].data[2..32], b[7].data[2..32], "track information");
+    // Refusals: WRITE (10) is ILLEGAL REQUEST, CANNOT WRITE MEDIUM - INCOMPATIBLE
+    // FORMAT on both, READ (6) an invalid opcode; SYNCHRONIZE CACHE is GOOD. (tgt has
+    // no GET EVENT STATUS NOTIFICATION, MECHANISM STATUS or MODE SENSE (6).)
+    let mut ca = login(ours.portal);
+    let mut cb = login(reference.portal);
+    let block = vec![0u8; BLOCK];
+    for (cdb, out, want) in [
+        (&write10(0, 1)[..], &block[..], (2, Some((5, 0x30, 0x05)))),
+        (&[0x08, 0, 0, 0, 1, 0], &[], (2, Some((5, 0x20, 0)))),
+        (&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], (0, None)),
+    ] {
+        let len = if out.is_empty() { BLOCK as u32 } else { 0 };
+        for c in [&mut ca, &mut cb] {
+            let r = c.scsi(1, cdb, out, len).expect("scsi");
+            assert_eq!((r.status, r.sense_key_asc()), want, "{cdb:02x?}");
+        }
+    }
 }
