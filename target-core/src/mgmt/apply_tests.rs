@@ -892,7 +892,11 @@ fn lu_new_cd() {
     };
     assert_eq!(cd(2, Some(512), "cd", None), Err(MgmtError::InvalidRequest));
     for kind in ["tape", "changer", "pt", "osd"] {
-        assert_eq!(cd(2, None, kind, None), Err(MgmtError::UnsupportedOperation), "{kind}");
+        assert_eq!(
+            cd(2, None, kind, None),
+            Err(MgmtError::UnsupportedOperation),
+            "{kind}"
+        );
     }
     cd(1, None, "cd", Some("readonly=0,removable=0")).unwrap();
     let lun = core.registry.target(1).unwrap().lun(1).unwrap();
@@ -909,5 +913,8 @@ fn lu_new_cd() {
     let again = Core::new();
     execute_config(&again, &text);
     let lun = again.registry.target(1).unwrap().lun(1).unwrap();
-    assert_eq!(lun.config, core.registry.target(1).unwrap().lun(1).unwrap().config);
+    assert_eq!(
+        lun.config,
+        core.registry.target(1).unwrap().lun(1).unwrap().config
+    );
 }
