@@ -258,8 +258,21 @@ fn plan(
 fn spc(c: Cdb, lu: &LuConfig, ctx: &LuContext<'_>, state: &mut LuState) -> Result<Plan, Sense> {
     match c {
         Cdb::TestUnitReady | Cdb::SynchronizeCache { .. } => respond(Vec::new(), 0usize),
+        // SPC-4 6.39: with nothing pending, the sense reflects the LU's state, so an
+        // empty drive says MEDIUM NOT PRESENT.
         Cdb::RequestSense { desc, alloc_len } => {
-            respond(request_sense(state, ctx.nexus.id, desc), alloc_len)
+            let nexus = ctx.nexus.id;
+            let data = if !state.ua.has(nexus) && medium(lu, state).is_none() {
+                let s = Sense::new(SenseKey::NotReady, asc::MEDIUM_NOT_PRESENT);
+                if desc {
+                    s.to_descriptor()
+                } else {
+                    s.to_fixed().to_vec()
+                }
+            } else {
+                request_sense(state, nexus, desc)
+            };
+            respond(data, alloc_len)
         }
         Cdb::Inquiry {
             evpd,

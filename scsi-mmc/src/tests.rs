@@ -382,6 +382,12 @@ fn eject_load_and_prevent() {
         sense(&lu, &CTX, &mut st, &tur),
         (SenseKey::NotReady, 0x3a, 0)
     );
+    let rs = good(&lu, &mut st, &[0x03, 0, 0, 0, 18, 0]);
+    assert_eq!(
+        (rs[2], rs[12], rs[13]),
+        (2, 0x3a, 0),
+        "REQUEST SENSE: the empty drive"
+    );
     assert_eq!(
         sense(&lu, &CTX, &mut st, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         (SenseKey::NotReady, 0x3a, 0)
