@@ -8,6 +8,11 @@
 #   tgt            Debian's tgtd, tgtadm and tgt-admin: the reference target that the
 #                  differential tests compare our output with
 #   mount          losetup: loop devices for the block-device backing-store tests
+#   qemu-utils + qemu-block-extra
+#                  QEMU's iSCSI driver (qemu-img over iscsi://), a second real initiator:
+#                  downloaded (not installed) and unpacked into target/test-deps/qemu-iscsi
+#                  of this checkout, or $TGTD_TEST_QEMU_DIR, where tests/tests/cdrom.rs
+#                  finds it
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 sudo=""
@@ -30,6 +35,51 @@ for pair in "${need[@]}"; do
         case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
     fi
 done
+
+# QEMU's iSCSI driver, unpacked where the tests look (the same version of both
+# packages: the block module must match the binary).
+qemu_dir=${TGTD_TEST_QEMU_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target/test-deps/qemu-iscsi}
+install_qemu() {
+    local work ver
+    command -v apt-get >/dev/null || {
+        echo "install-test-deps: no apt-get here; unpack qemu-utils and qemu-block-extra into $qemu_dir by hand" >&2
+        return 1
+    }
+    $sudo apt-get update -qq >/dev/null
+    work=$(mktemp -d)
+    # The newest version apt can download both packages at (a pinned or partial
+    # source may list a version it cannot fetch).
+    local got=""
+    for ver in $(apt-cache madison qemu-utils | awk '{print $3}'); do
+        rm -f "$work"/*.deb
+        if (cd "$work" && apt-get download -qq "qemu-utils=$ver" "qemu-block-extra=$ver") \
+            >/dev/null 2>&1; then
+            got=$ver
+            break
+        fi
+    done
+    [ -n "$got" ] || {
+        rm -rf "$work"
+        echo "install-test-deps: apt-get download qemu-utils and qemu-block-extra failed" >&2
+        return 1
+    }
+    rm -rf "$qemu_dir"
+    mkdir -p "$qemu_dir"
+    for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$qemu_dir"; done
+    rm -rf "$work"
+}
+qemu_img="$qemu_dir/usr/bin/qemu-img"
+if [ ! -x "$qemu_img" ] || [ -z "$(find "$qemu_dir" -name block-iscsi.so 2>/dev/null)" ]; then
+    echo "install-test-deps: unpacking QEMU's iSCSI driver into $qemu_dir" >&2
+    install_qemu
+fi
+# Its shared libraries come from the system (libiscsi with libiscsi-bin, glib, ...).
+if ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep -q "not found"; then
+    echo "install-test-deps: QEMU in $qemu_dir lacks libraries:" >&2
+    ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep "not found" >&2
+    exit 1
+fi
+
 [ ${#missing[@]} = 0 ] && exit 0
 
 command -v apt-get >/dev/null || {

@@ -239,8 +239,9 @@ fn spc2_allowed(c: &Cdb) -> bool {
     )
 }
 
-/// An answer with the LU's sense format applied.
-fn check_outcome(sense: Sense, lu: &LuConfig, state: &LuState) -> Outcome {
+/// CHECK CONDITION with `sense`, in the LU's sense format (the control mode page's
+/// D_SENSE).
+pub fn check_outcome(sense: Sense, lu: &LuConfig, state: &LuState) -> Outcome {
     let mut o = Outcome::check(sense);
     o.descriptor_sense = state.mode.d_sense(lu);
     o
@@ -349,8 +350,29 @@ pub fn execute_in(
     }
 }
 
+/// REQUEST SENSE parameter data (SPC-4 6.39) for `nexus`, untruncated: its oldest
+/// pending unit attention (taken), else a running SANITIZE with its progress (SBC-4
+/// 4.11.2), else NO SENSE; descriptor format when `desc` is set.
+pub fn request_sense(state: &mut LuState, nexus: u64, desc: bool) -> Vec<u8> {
+    match state.ua.take(nexus) {
+        None if state.sanitizing => {
+            let s = Sense::new(SenseKey::NotReady, asc::SANITIZE_IN_PROGRESS);
+            s.with_progress(desc, state.sanitize_progress)
+        }
+        s => {
+            let idle = Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE);
+            let s = s.unwrap_or(idle);
+            if desc {
+                s.to_descriptor()
+            } else {
+                s.to_fixed().to_vec()
+            }
+        }
+    }
+}
+
 /// GOOD with `data` cut to the allocation length (SPC-4 4.2.5.6).
-pub(crate) fn respond(mut data: Vec<u8>, alloc_len: impl TryInto<usize>) -> Result<Plan, Sense> {
+pub fn respond(mut data: Vec<u8>, alloc_len: impl TryInto<usize>) -> Result<Plan, Sense> {
     data.truncate(alloc_len.try_into().unwrap_or(usize::MAX));
     Ok(Plan::Done(Outcome::good(Bytes::from(data))))
 }
@@ -369,23 +391,7 @@ fn plan(
         Cdb::TestUnitReady => respond(Vec::new(), 0usize),
         // SPC-4 6.39: a pending unit attention, else NO SENSE, in the format DESC asks for.
         Cdb::RequestSense { desc, alloc_len } => {
-            // SBC-4 4.11.2: a running SANITIZE is reported with its progress.
-            let data = match state.ua.take(ctx.nexus.id) {
-                None if state.sanitizing => {
-                    let s = Sense::new(SenseKey::NotReady, asc::SANITIZE_IN_PROGRESS);
-                    s.with_progress(desc, state.sanitize_progress)
-                }
-                s => {
-                    let idle = Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE);
-                    let s = s.unwrap_or(idle);
-                    if desc {
-                        s.to_descriptor()
-                    } else {
-                        s.to_fixed().to_vec()
-                    }
-                }
-            };
-            respond(data, alloc_len)
+            respond(request_sense(state, ctx.nexus.id, desc), alloc_len)
         }
         Cdb::Inquiry {
             evpd,

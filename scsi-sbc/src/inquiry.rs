@@ -6,10 +6,7 @@ use crate::vpd;
 
 /// Peripheral qualifier 000b (connected) and device type (SPC-4 table 141).
 pub(crate) fn peripheral(lu: &LuConfig) -> u8 {
-    match lu.device_type {
-        DeviceType::Disk => 0x00,
-        DeviceType::Controller => 0x0c,
-    }
+    lu.device_type.peripheral_type()
 }
 
 /// `s` as a fixed-width ASCII field: truncated, space padded, and with characters
@@ -33,10 +30,11 @@ pub(crate) fn ascii(s: &str) -> Vec<u8> {
 
 /// Version descriptors (SPC-4 table 144, "no version claimed" codes): SAM-5, iSCSI,
 /// SPC-4, then SBC-3 for a disk (libiscsi's suite looks for SBC-3 to expect the 3Ch
-/// Block Limits page) or SCC-2 for a controller.
+/// Block Limits page), MMC-6 for a CD/DVD device or SCC-2 for a controller.
 fn version_descriptors(lu: &LuConfig) -> [u16; 4] {
     let command_set = match lu.device_type {
         DeviceType::Disk => 0x04c0,
+        DeviceType::Cd => 0x04e0,
         DeviceType::Controller => 0x01e0,
     };
     [0x00a0, 0x0960, 0x0460, command_set]
@@ -47,7 +45,7 @@ fn version_descriptors(lu: &LuConfig) -> [u16; 4] {
 const STANDARD_LEN: usize = 66;
 
 /// Standard INQUIRY data (SPC-4 table 140), untruncated.
-pub(crate) fn standard(lu: &LuConfig) -> Vec<u8> {
+pub fn standard(lu: &LuConfig) -> Vec<u8> {
     let mut d = vec![0u8; STANDARD_LEN];
     d[0] = peripheral(lu);
     d[1] = if lu.removable { 0x80 } else { 0 }; // RMB
@@ -70,7 +68,7 @@ pub(crate) fn standard(lu: &LuConfig) -> Vec<u8> {
 
 /// INQUIRY: standard data, or the VPD page `page_code` when `evpd` is set. The
 /// result is not yet cut to the allocation length.
-pub(crate) fn inquiry(
+pub fn inquiry(
     lu: &LuConfig,
     ctx: &LuContext<'_>,
     evpd: bool,

@@ -27,6 +27,8 @@ pub mod lu;
 pub mod mode;
 pub mod pr;
 pub mod pr_persist;
+pub mod report_luns;
+pub mod rw;
 pub mod sense;
 pub mod state;
 pub mod store;
@@ -34,8 +36,6 @@ pub mod ua;
 
 mod capacity;
 mod opcodes;
-mod report_luns;
-mod rw;
 mod sbc_ext;
 mod vpd;
 mod xcopy;

@@ -7,6 +7,29 @@ pub enum DeviceType {
     Disk,
     /// Storage array controller (type 0x0c): tgt's LUN 0, no medium.
     Controller,
+    /// CD/DVD device (type 0x05, MMC), read-only over an image file. Its commands are
+    /// dispatched by the `scsi-mmc` crate, which uses this crate's SPC parts.
+    Cd,
+}
+
+impl DeviceType {
+    /// PERIPHERAL DEVICE TYPE (SPC-4 table 141).
+    pub fn peripheral_type(self) -> u8 {
+        match self {
+            DeviceType::Disk => 0x00,
+            DeviceType::Cd => 0x05,
+            DeviceType::Controller => 0x0c,
+        }
+    }
+
+    /// The name `tgtadm --op show` prints after `Type:` (tgt's device type names).
+    pub fn show_name(self) -> &'static str {
+        match self {
+            DeviceType::Disk => "disk",
+            DeviceType::Cd => "cd/dvd",
+            DeviceType::Controller => "controller",
+        }
+    }
 }
 
 /// Identity strings reported by INQUIRY and the VPD pages.

@@ -107,16 +107,48 @@ fn page(lu: &LuConfig, state: &LuState, code: u8, pc: PageControl) -> Vec<u8> {
     }
 }
 
-/// The pages a request names, or INVALID FIELD IN CDB.
-fn selected(ms: &ModeSense) -> Result<Vec<u8>, Sense> {
+/// The pages a MODE SENSE request names among `available` (a device type's page
+/// codes, ascending, none with subpages), or INVALID FIELD IN CDB: 3Fh is every page.
+pub fn select_pages(ms: &ModeSense, available: &[u8]) -> Result<Vec<u8>, Sense> {
     match (ms.page_code, ms.subpage_code) {
         // We have no subpages, so "all subpages" returns just the subpage-0 pages.
-        (ALL_PAGES, 0 | ALL_SUBPAGES) => Ok(PAGES.to_vec()),
-        (c, 0 | ALL_SUBPAGES) if PAGES.contains(&c) => Ok(vec![c]),
+        (ALL_PAGES, 0 | ALL_SUBPAGES) => Ok(available.to_vec()),
+        (c, 0 | ALL_SUBPAGES) if available.contains(&c) => Ok(vec![c]),
         // PAGE CODE is byte 2 bits 5-0, SUBPAGE CODE byte 3.
-        (c, _) if c == ALL_PAGES || PAGES.contains(&c) => Err(Sense::invalid_cdb_field(3, 7)),
+        (c, _) if c == ALL_PAGES || available.contains(&c) => Err(Sense::invalid_cdb_field(3, 7)),
         _ => Err(Sense::invalid_cdb_field(2, 5)),
     }
+}
+
+/// MODE SENSE (6)/(10) parameter data (SPC-4 7.5.4/7.5.5), untruncated: the mode
+/// parameter header with `device_specific` (its meaning is the device type's), the
+/// block descriptors `desc` (empty for none) and the `pages`, each already whole.
+pub fn assemble(
+    ms: &ModeSense,
+    device_specific: u8,
+    desc: &[u8],
+    pages: impl IntoIterator<Item = Vec<u8>>,
+) -> Vec<u8> {
+    let long = ms.ten && ms.llbaa;
+    let mut d = if ms.ten {
+        let longlba = u8::from(long && !desc.is_empty());
+        let [hi, lo] = u16::try_from(desc.len()).unwrap_or(0).to_be_bytes();
+        vec![0, 0, 0, device_specific, longlba, 0, hi, lo]
+    } else {
+        vec![0, 0, device_specific, desc.len().min(255) as u8]
+    };
+    d.extend_from_slice(desc);
+    for p in pages {
+        d.extend_from_slice(&p);
+    }
+    // MODE DATA LENGTH excludes itself.
+    if ms.ten {
+        let n = u16::try_from(d.len() - 2).unwrap_or(u16::MAX);
+        d[0..2].copy_from_slice(&n.to_be_bytes());
+    } else {
+        d[0] = (d.len() - 1).min(255) as u8;
+    }
+    d
 }
 
 /// Block descriptor for a direct-access device: short (SBC-3 table 178) or long
@@ -143,7 +175,7 @@ fn block_descriptor(lu: &LuConfig, long: bool, pc: PageControl) -> Vec<u8> {
 
 /// MODE SENSE parameter data, untruncated.
 pub(crate) fn mode_sense(lu: &LuConfig, state: &LuState, ms: &ModeSense) -> Result<Vec<u8>, Sense> {
-    let codes = selected(ms)?;
+    let codes = select_pages(ms, &PAGES)?;
     let long = ms.ten && ms.llbaa;
     let desc = if ms.dbd {
         Vec::new()
@@ -153,24 +185,8 @@ pub(crate) fn mode_sense(lu: &LuConfig, state: &LuState, ms: &ModeSense) -> Resu
     // SBC-3 table 177 DEVICE-SPECIFIC PARAMETER: WP (bit 7), DPOFUA (bit 4).
     let wp = lu.readonly || state.mode.swp;
     let dsp = if wp { 0x80 } else { 0 } | 0x10;
-    let mut d = if ms.ten {
-        let longlba = u8::from(long && !desc.is_empty());
-        vec![0, 0, 0, dsp, longlba, 0, 0, desc.len() as u8]
-    } else {
-        vec![0, 0, dsp, desc.len() as u8]
-    };
-    d.extend_from_slice(&desc);
-    for c in codes {
-        d.extend_from_slice(&page(lu, state, c, ms.pc));
-    }
-    // MODE DATA LENGTH excludes itself; our data is < 256 bytes.
-    if ms.ten {
-        let n = (d.len() - 2) as u16;
-        d[0..2].copy_from_slice(&n.to_be_bytes());
-    } else {
-        d[0] = (d.len() - 1).min(255) as u8;
-    }
-    Ok(d)
+    let pages = codes.into_iter().map(|c| page(lu, state, c, ms.pc));
+    Ok(assemble(ms, dsp, &desc, pages))
 }
 
 fn param_error() -> Sense {

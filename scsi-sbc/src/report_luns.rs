@@ -17,7 +17,7 @@ pub(crate) fn encode_lun(lun: u64) -> Option<[u8; 8]> {
 
 /// LUN list (SPC-4 table 283): LUN LIST LENGTH, 4 reserved bytes, then 8 bytes per LUN.
 /// We have no well-known logical units, so `WellKnownOnly` lists nothing.
-pub(crate) fn report_luns(luns: &[u64], select: SelectReport) -> Vec<u8> {
+pub fn report_luns(luns: &[u64], select: SelectReport) -> Vec<u8> {
     let encoded: Vec<[u8; 8]> = match select {
         SelectReport::WellKnownOnly => Vec::new(),
         SelectReport::All | SelectReport::AllAndWellKnown => {

@@ -57,13 +57,13 @@ pub(crate) fn prepare_write(lu: &LuConfig, t: &Transfer) -> Result<u64, Sense> {
     Ok(len)
 }
 
-/// Checks for a READ before it runs.
-pub(crate) fn prepare_read(lu: &LuConfig, t: &Transfer) -> Result<(), Sense> {
+/// Checks for a READ before it runs: range, then the transfer length limit.
+pub fn prepare_read(lu: &LuConfig, t: &Transfer) -> Result<(), Sense> {
     check_transfer(lu, t).map(|_| ())
 }
 
 /// READ: a [`BlockOp::Read`] of the whole range, or GOOD with no data for zero blocks.
-pub(crate) fn read(lu: &LuConfig, t: &Transfer) -> Result<Plan, Sense> {
+pub fn read(lu: &LuConfig, t: &Transfer) -> Result<Plan, Sense> {
     let (offset, len) = check_transfer(lu, t)?;
     if len == 0 {
         return Ok(Plan::Done(Outcome::good(Bytes::new())));

@@ -78,6 +78,9 @@ pub struct LuState {
     /// How far the running SANITIZE is, in 65536ths (REQUEST SENSE reports it as the
     /// PROGRESS INDICATION, SPC-4 4.5.2.4.4); the target updates it as the work goes.
     pub sanitize_progress: u16,
+    /// Media events (MMC-6 GET EVENT STATUS NOTIFICATION, media class) not yet
+    /// reported, per nexus: the event code, 2 NewMedia or 3 MediaRemoval.
+    pub media_events: BTreeMap<u64, u8>,
     /// An administrator took the LU offline (tgt `--params online=0`): media commands
     /// answer NOT READY until it is back online; INQUIRY, REPORT LUNS, REQUEST SENSE and
     /// the reservation commands still work.
@@ -117,6 +120,16 @@ impl LuState {
         self.res.nexus_lost(nexus);
         self.prevent.remove(&nexus);
         self.copies.remove(&nexus);
+        self.media_events.remove(&nexus);
+    }
+
+    /// Record media event `code` (2 NewMedia, 3 MediaRemoval) for every nexus this LU
+    /// knows, replacing one not yet reported.
+    pub fn media_event(&mut self, code: u8) {
+        let known: Vec<u64> = self.ua.known().collect();
+        for n in known {
+            self.media_events.insert(n, code);
+        }
     }
 
     /// The capacity changed (resize): CAPACITY DATA HAS CHANGED (SBC-3 4.5) to every
@@ -129,9 +142,13 @@ impl LuState {
 
     /// The medium was replaced (a new backing file): NOT READY TO READY CHANGE, MEDIUM
     /// MAY HAVE CHANGED (SBC-3 4.5) to every nexus this LU knows and to `nexuses`.
+    /// A new medium is in: an ejected LU is loaded again, and removable-medium devices
+    /// report a NewMedia event.
     pub fn medium_changed(&mut self, nexuses: &[u64]) {
         self.see_all(nexuses);
+        self.ejected = false;
         self.ua.broadcast(asc::MEDIUM_MAY_HAVE_CHANGED, None);
+        self.media_event(2);
     }
 
     /// LUNs were added to or removed from the target: REPORTED LUNS DATA HAS CHANGED

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod core;
+mod device;
 pub mod hooks;
 pub mod isns;
 pub mod mgmt;

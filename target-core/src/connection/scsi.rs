@@ -304,7 +304,7 @@ impl Connection {
             nexus: self.nexus(),
             peers: &[],
         };
-        let prepared = scsi_sbc::prepare_in(&c.cdb, &lun.config, &ctx, &mut lock(&lun))?;
+        let prepared = crate::device::prepare_in(&c.cdb, &lun.config, &ctx, &mut lock(&lun))?;
         Ok((lun, prepared))
     }
 
@@ -357,7 +357,7 @@ impl Connection {
         };
         let plan = {
             let mut state = lock(&task.lun);
-            scsi_sbc::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data)
+            crate::device::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data)
         };
         match plan {
             Plan::Done(outcome) => self.finish_task(itt, outcome),
@@ -430,7 +430,7 @@ impl Connection {
         };
         let outcome = {
             let mut state = lock(&task.lun);
-            scsi_sbc::complete_in(
+            crate::device::complete_in(
                 &task.cdb,
                 &task.lun.config,
                 nexus_id,

@@ -5,8 +5,9 @@
 use super::{Request, Response, StoreOpener};
 use crate::config::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
 use crate::isns::IsnsSettings;
-use crate::registry::{default_scsi_id, default_scsi_sn, Lun, Target, Tid};
+use crate::registry::{default_product_id, default_scsi_id, default_scsi_sn, Lun, Target, Tid};
 use crate::Core;
+use scsi_sbc::DeviceType;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -91,15 +92,18 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
     let c = &l.config;
     let id = &c.identity;
     let mut params = Vec::new();
+    // A cd LU's own defaults (read-only, removable, no write cache, 2048-byte blocks,
+    // "VIRTUAL-CDROM") are what `--device-type cd` gives, so they are not restated.
+    let cd = c.device_type == DeviceType::Cd;
     let mut flag = |k: &str, on: bool, default: bool| {
         if on != default {
             params.push((k.to_string(), if on { "1" } else { "0" }.to_string()));
         }
     };
-    flag("readonly", c.readonly, false);
-    flag("removable", c.removable, false);
+    flag("readonly", c.readonly, cd);
+    flag("removable", c.removable, cd);
     flag("online", l.online, true);
-    flag("write_cache", c.write_cache, true);
+    flag("write_cache", c.write_cache, !cd);
     flag("thin_provisioning", c.thin_provisioning, false);
     flag("sense_format", c.descriptor_sense, false);
     flag("sanitize", c.sanitize, false);
@@ -119,7 +123,11 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
     }
     for (k, v, d) in [
         ("vendor_id", &id.vendor_id, "IET".to_string()),
-        ("product_id", &id.product_id, "VIRTUAL-DISK".to_string()),
+        (
+            "product_id",
+            &id.product_id,
+            default_product_id(c.device_type).to_string(),
+        ),
         ("product_rev", &id.product_rev, "0001".to_string()),
         ("scsi_id", &id.scsi_id, default_scsi_id(tid, l.lun)),
         ("scsi_sn", &id.scsi_sn, default_scsi_sn(tid, l.lun)),
@@ -138,8 +146,8 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
         bstype: Some(l.backing.bstype.clone()),
         bsopts: Some(l.backing.bsopts.clone()).filter(|o| !o.is_empty()),
         bsoflags: Some(l.backing.oflags.clone()).filter(|f| !f.is_empty()),
-        blocksize: Some(c.block_size).filter(|b| *b != 512),
-        device_type: None,
+        blocksize: Some(c.block_size).filter(|b| *b != if cd { scsi_mmc::BLOCK_SIZE } else { 512 }),
+        device_type: cd.then(|| "cd".to_string()),
         params,
     }
 }

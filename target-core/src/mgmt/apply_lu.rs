@@ -96,15 +96,28 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     if target.lun(s.lun).is_some() {
         return Err(MgmtError::LunExists);
     }
-    let block_size = s.blocksize.unwrap_or(DEFAULT_BLOCKSIZE);
+    // Disks and CD/DVD devices are emulated; tgt's tape/changer/osd/passthrough are
+    // not.
+    let cd = match s.device_type.as_deref() {
+        None | Some("disk") => false,
+        Some("cd") => true,
+        Some(_) => return Err(MgmtError::UnsupportedOperation),
+    };
+    // A CD/DVD has 2048-byte blocks (tgt ignores --blocksize there; one that says
+    // otherwise is refused here rather than ignored).
+    let default_block = if cd {
+        scsi_mmc::BLOCK_SIZE
+    } else {
+        DEFAULT_BLOCKSIZE
+    };
+    let block_size = s.blocksize.unwrap_or(default_block);
+    if cd && block_size != scsi_mmc::BLOCK_SIZE {
+        return Err(MgmtError::InvalidRequest);
+    }
     // tgt logs and ignores a block size that is not a power of two; we refuse it so a
     // typo does not silently give 512-byte blocks. SBC needs at least 512.
     if !block_size.is_power_of_two() || !(512..=65536).contains(&block_size) {
         return Err(MgmtError::InvalidRequest);
-    }
-    // Only disks are emulated; tgt's cd/tape/changer/osd/passthrough are not.
-    if s.device_type.as_deref().is_some_and(|d| d != "disk") {
-        return Err(MgmtError::UnsupportedOperation);
     }
     // Which options a store type takes is the opener's business (it refuses the
     // ones it does not know, with the reason).
@@ -136,7 +149,8 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     if s.backing_store.is_empty() {
         return Err(MgmtError::InvalidRequest);
     }
-    let readonly = lu_params.readonly.unwrap_or(false);
+    // A disc is read-only whatever `readonly=` says.
+    let readonly = cd || lu_params.readonly.unwrap_or(false);
     let store = opener
         .open(&StoreSpec {
             bstype: &bstype,
@@ -154,8 +168,13 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
         bsopts,
     };
     let physical = store.physical_block_size();
-    let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
-    lu.config.geometry.lbppbe = auto_lbppbe(block_size, physical);
+    let mut lu = if cd {
+        Lun::cd(s.tid, s.lun, store, backing)
+    } else {
+        let mut lu = Lun::disk(s.tid, s.lun, store, block_size, backing);
+        lu.config.geometry.lbppbe = auto_lbppbe(block_size, physical);
+        lu
+    };
     lu_params.apply_to(&mut lu);
     restore_saved_state(&lu);
     target.add_lun(lu)?;
@@ -398,6 +417,11 @@ impl LuParams {
         }
         if let Some(v) = self.removable {
             cfg.removable = v;
+        }
+        // A disc is read-only and its medium removable, whatever the parameters say.
+        if cfg.device_type == scsi_sbc::DeviceType::Cd {
+            cfg.readonly = true;
+            cfg.removable = true;
         }
         if let Some(v) = self.write_cache {
             cfg.write_cache = v;

@@ -866,3 +866,55 @@ fn lu_update_resize_and_fault() {
     }
     assert_eq!(run(&core, req), Err(MgmtError::InvalidRequest));
 }
+
+/// `--device-type cd`: a read-only, removable LU of 2048-byte blocks named
+/// VIRTUAL-CDROM; other block sizes and tgt's other device types are refused; the
+/// running config says `device-type cd` and nothing a cd has by default, and a dump of
+/// it applies again as the same LU.
+#[test]
+fn lu_new_cd() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-12.test:cd").unwrap();
+    let cd = |lun: u64, blocksize: Option<u32>, kind: &str, params: Option<&str>| {
+        let mut req = lu_new(1, lun, "/disc.iso");
+        if let Request::LuNew {
+            device_type,
+            blocksize: b,
+            params: p,
+            ..
+        } = &mut req
+        {
+            *device_type = Some(kind.into());
+            *b = blocksize;
+            *p = params.map(Into::into);
+        }
+        run(&core, req)
+    };
+    assert_eq!(cd(2, Some(512), "cd", None), Err(MgmtError::InvalidRequest));
+    for kind in ["tape", "changer", "pt", "osd"] {
+        assert_eq!(
+            cd(2, None, kind, None),
+            Err(MgmtError::UnsupportedOperation),
+            "{kind}"
+        );
+    }
+    cd(1, None, "cd", Some("readonly=0,removable=0")).unwrap();
+    let lun = core.registry.target(1).unwrap().lun(1).unwrap();
+    let c = &lun.config;
+    assert_eq!(c.device_type, scsi_sbc::DeviceType::Cd);
+    assert_eq!((c.block_size, c.readonly, c.removable), (2048, true, true));
+    assert_eq!(c.identity.product_id, "VIRTUAL-CDROM");
+    let config = crate::mgmt::running_config(&core);
+    let l = &config.targets[0].luns[0];
+    assert_eq!(l.device_type.as_deref(), Some("cd"));
+    assert_eq!((l.blocksize, l.params.is_empty()), (None, true), "{l:?}");
+    let text = crate::config::dump(&config);
+    assert!(text.contains("device-type cd"), "{text}");
+    let again = Core::new();
+    execute_config(&again, &text);
+    let lun = again.registry.target(1).unwrap().lun(1).unwrap();
+    assert_eq!(
+        lun.config,
+        core.registry.target(1).unwrap().lun(1).unwrap().config
+    );
+}

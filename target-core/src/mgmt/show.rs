@@ -101,7 +101,7 @@ fn lun_json(l: &Lun) -> Value {
     let c = &l.config;
     json!({
         "lun": l.lun,
-        "type": match c.device_type { DeviceType::Disk => "disk", DeviceType::Controller => "controller" },
+        "type": match c.device_type { DeviceType::Cd => "cd", kind => kind.show_name() },
         "scsi_id": c.identity.scsi_id,
         "scsi_sn": c.identity.scsi_sn,
         "vendor_id": c.identity.vendor_id,
@@ -175,10 +175,7 @@ fn nexus_show(out: &mut String, s: &SessionInfo) {
 
 fn lun_show(out: &mut String, lun: &Lun) {
     let cfg = &lun.config;
-    let kind = match cfg.device_type {
-        DeviceType::Disk => "disk",
-        DeviceType::Controller => "controller",
-    };
+    let kind = cfg.device_type.show_name();
     // tgt prints the size of the opened store (lu->size), not blocks * block size.
     let size = lun.store.as_ref().map_or(0, |s| s.size());
     line(out, 2, &format!("LUN: {}", lun.lun));
@@ -200,8 +197,9 @@ fn lun_show(out: &mut String, lun: &Lun) {
         3,
         &format!("Removable media: {}", yes_no(cfg.removable)),
     );
-    // PREVENT ALLOW MEDIUM REMOVAL state lives with the SCSI layer, not the registry.
-    line(out, 3, "Prevent removal: No");
+    // PREVENT ALLOW MEDIUM REMOVAL state lives with the SCSI layer: any nexus.
+    let prevented = !lun.lock_state().prevent.is_empty();
+    line(out, 3, &format!("Prevent removal: {}", yes_no(prevented)));
     line(out, 3, &format!("Readonly: {}", yes_no(cfg.readonly)));
     line(out, 3, "SWP: No");
     // tgt shows the LU's thin_provisioning setting here.
@@ -256,7 +254,7 @@ pub fn system_show(info: &SystemInfo) -> Response {
         "backing_stores": info.backing_stores.iter().map(|b| json!({
             "name": b.name, "bsoflags": b.oflags,
         })).collect::<Vec<_>>(),
-        "device_types": ["disk", "controller"],
+        "device_types": ["disk", "cd", "controller"],
         "discovery_incoming_users": info.discovery.incoming,
         "discovery_outgoing_user": info.discovery.outgoing,
         "isns": {

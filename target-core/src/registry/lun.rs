@@ -47,6 +47,15 @@ pub fn default_scsi_id(tid: u32, lun: u64) -> String {
     format!("IET     {:04x}{:04x}", tid, lun)
 }
 
+/// tgt's default PRODUCT IDENTIFICATION of a device type.
+pub fn default_product_id(kind: DeviceType) -> &'static str {
+    match kind {
+        DeviceType::Disk => "VIRTUAL-DISK",
+        DeviceType::Cd => "VIRTUAL-CDROM",
+        DeviceType::Controller => "Controller",
+    }
+}
+
 /// tgt's default unit serial number for (tid, lun).
 pub fn default_scsi_sn(tid: u32, lun: u64) -> String {
     format!("beaf{}{}", tid, lun)
@@ -127,6 +136,19 @@ impl Lun {
         }
     }
 
+    /// A CD/DVD LUN (tgt's `--device-type cd`) over an open image: 2048-byte blocks,
+    /// read-only, removable medium, "VIRTUAL-CDROM"; its commands go to `scsi_mmc`.
+    pub fn cd(tid: u32, lun: u64, store: Arc<dyn BlockStore>, backing: LunBacking) -> Self {
+        let mut lu = Lun::disk(tid, lun, store, scsi_mmc::BLOCK_SIZE, backing);
+        let c = &mut lu.config;
+        c.device_type = DeviceType::Cd;
+        c.identity.product_id = default_product_id(DeviceType::Cd).into();
+        c.readonly = true;
+        c.removable = true;
+        c.write_cache = false;
+        lu
+    }
+
     /// Lock the LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
     pub fn lock_state(&self) -> MutexGuard<'_, LuState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -158,8 +180,8 @@ pub(crate) fn announce_inventory_change(luns: &[Arc<Lun>], fresh: Option<u64>) {
     }
 }
 
-/// `new` replaced `old` (same state): CAPACITY DATA HAS CHANGED when the size moved
-/// (SBC-3 4.5), and the administrator's online/offline switch reaches the SCSI layer.
+/// `new` replaced `old` (same state): MEDIUM MAY HAVE CHANGED for a new backing file,
+/// else CAPACITY DATA HAS CHANGED when the size moved (SBC-3 4.5), and the administrator's online/offline switch reaches the SCSI layer.
 /// `luns` are the target's LUNs, whose nexuses all hear of the change.
 pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
     let resized = old.config.num_blocks != new.config.num_blocks
@@ -175,7 +197,9 @@ pub(crate) fn announce_replacement(old: &Lun, new: &Lun, luns: &[Arc<Lun>]) {
     if new_medium {
         state.medium_changed(&nexuses);
     }
-    if resized {
+    // A new medium's size is news the MEDIUM MAY HAVE CHANGED already carries (an
+    // initiator reads the capacity again after it): one unit attention, not two.
+    if resized && !new_medium {
         state.capacity_changed(&nexuses);
     }
 }

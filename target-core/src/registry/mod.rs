@@ -14,7 +14,7 @@ mod target;
 
 pub use account::{Account, AccountBinding, Accounts};
 pub use acl::AclEntry;
-pub use lun::{default_scsi_id, default_scsi_sn, Lun, LunBacking};
+pub use lun::{default_product_id, default_scsi_id, default_scsi_sn, Lun, LunBacking};
 pub use params::{
     parse_callback_answer, CallbackError, Redirect, RedirectReason, TargetParams, PARAM_KEYS,
     REDIRECT_KEYS,
