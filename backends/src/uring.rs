@@ -101,6 +101,9 @@ pub struct Ring {
     free: Vec<usize>,
     in_flight: usize,
     queued: usize,
+    /// Completions taken from the queue in one pass, kept for the next reap (no
+    /// allocation per wake-up).
+    ready: Vec<(u64, i32)>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -128,6 +131,7 @@ impl Ring {
             free: Vec::new(),
             in_flight: 0,
             queued: 0,
+            ready: Vec::new(),
         })
     }
 
@@ -292,21 +296,19 @@ impl Ring {
         let mut count = [0u8; 8];
         let _ = rustix::io::read(&self.eventfd, &mut count);
         let mut finished = 0;
+        let mut ready = std::mem::take(&mut self.ready);
         loop {
-            let ready: Vec<(u64, i32)> = self
-                .ring
-                .completion()
-                .map(|c| (c.user_data(), c.result()))
-                .collect();
+            ready.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
             if ready.is_empty() {
                 break;
             }
-            for (slot, res) in ready {
+            for (slot, res) in ready.drain(..) {
                 if self.complete(slot as usize, res) {
                     finished += 1;
                 }
             }
         }
+        self.ready = ready;
         // Continuations queued while reaping go out now.
         self.submit();
         finished
