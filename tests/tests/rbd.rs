@@ -1,0 +1,350 @@
+//! `--bstype rbd` on a real one-node Ceph cluster (started once for this binary by
+//! `scripts/ceph-test-cluster.sh`, see `integration_tests::ceph`):
+//!
+//! - the store contract on an `RbdStore` (librbd's asynchronous calls), and a
+//!   snapshot opened read-only;
+//! - an operation the cluster does not answer (OSD stopped) ends with TIMED OUT
+//!   after `timeout=S` instead of hanging, and the store works again afterwards;
+//! - libiscsi's Read, Write, Unmap, WriteSame, CompareAndWrite and persistent
+//!   reservation suites on an rbd LU, both daemons: no failure;
+//! - a missing image, pool or cluster, and bad options, are refused by `logicalunit
+//!   new` with tgtadm's exact message;
+//! - `rbd resize` followed by `logicalunit update` reaches every nexus as CAPACITY
+//!   DATA HAS CHANGED, and READ CAPACITY gives the new size.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../../backends/tests/support/contract.rs"]
+mod support;
+
+use backends::{BlockOp, BlockStore, IoErrorKind, RbdStore};
+use bytes::Bytes;
+use integration_tests::ceph::{cluster, free_port};
+use integration_tests::client::{read10, Client};
+use integration_tests::conformance::Conformance;
+use integration_tests::{both_flavours, conformance_with, Daemon, Flavour};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{contract, readonly_contract, Keeps, SIZE};
+
+const IQN: &str = "iqn.2026-12.test:rbd";
+const MIB: u64 = 1024 * 1024;
+
+/// An image name no other test (or flavour) uses.
+fn image_name(tag: &str, f: Option<Flavour>) -> String {
+    match f {
+        Some(f) => format!("{tag}-{}", f.binary()),
+        None => tag.to_owned(),
+    }
+}
+
+#[test]
+fn store_contract_on_an_rbd_image() {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image("contract", SIZE);
+    let store = RbdStore::open(&path, &ceph.bsopts(), false).expect("open rbd image");
+    assert!(!store.image_id().is_empty());
+    let store: Arc<dyn BlockStore> = Arc::new(store);
+    contract(store.clone(), Keeps::Data);
+    drop(store);
+
+    // What was written is in the cluster: a fresh open reads it back.
+    let again = RbdStore::open(&path, &ceph.bsopts(), false).expect("reopen");
+    let before = again
+        .execute(&BlockOp::Read {
+            offset: 1 << 20,
+            len: 65536,
+        })
+        .unwrap();
+    assert_eq!(&before[..], &support::pattern(77, 1 << 20)[..65536]);
+
+    // COMPARE AND WRITE by the cluster: a mismatch reports where, writes nothing.
+    let caw = |compare: Bytes, data: Bytes| {
+        again.execute(&BlockOp::CompareAndWrite {
+            offset: 4096,
+            compare,
+            data,
+            fua: false,
+        })
+    };
+    let old = again
+        .execute(&BlockOp::Read {
+            offset: 4096,
+            len: 512,
+        })
+        .unwrap();
+    let mut wrong = old.to_vec();
+    wrong[10] ^= 0xff;
+    assert_eq!(
+        caw(wrong.into(), Bytes::from(vec![5u8; 512])),
+        Err(IoErrorKind::Miscompare { offset: 10 })
+    );
+    assert_eq!(caw(old.clone(), Bytes::from(vec![5u8; 512])), Ok(Bytes::new()));
+    let now = again
+        .execute(&BlockOp::Read {
+            offset: 4096,
+            len: 512,
+        })
+        .unwrap();
+    assert_eq!(now, Bytes::from(vec![5u8; 512]));
+    // WRITE SAME of a pattern, and of zeros.
+    let ws = |pattern: Bytes| {
+        again.execute(&BlockOp::WriteSame {
+            offset: 2 << 20,
+            len: 8192,
+            pattern,
+            fua: true,
+        })
+    };
+    assert_eq!(ws(Bytes::from(vec![0xabu8; 512])), Ok(Bytes::new()));
+    let r = again
+        .execute(&BlockOp::Read {
+            offset: 2 << 20,
+            len: 8192,
+        })
+        .unwrap();
+    assert!(r.iter().all(|&b| b == 0xab));
+    assert_eq!(ws(Bytes::from(vec![0u8; 512])), Ok(Bytes::new()));
+    let r = again
+        .execute(&BlockOp::Read {
+            offset: 2 << 20,
+            len: 8192,
+        })
+        .unwrap();
+    assert!(r.iter().all(|&b| b == 0));
+
+    // A snapshot opens read-only.
+    let fresh = ceph.create_image("contract-snap", SIZE);
+    ceph.rbd_ok(&["snap", "create", &format!("{fresh}@s1")]);
+    let snap = RbdStore::open(&format!("{fresh}@s1"), &ceph.bsopts(), false).expect("snap");
+    assert!(snap.is_readonly());
+    readonly_contract(Arc::new(snap));
+}
+
+/// The asynchronous route answers through the completion it was given, on a librbd
+/// thread (not the caller's).
+#[test]
+fn operations_complete_on_librbd_threads() {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image("async", 4 * MIB);
+    let store = RbdStore::open(&path, &ceph.bsopts(), false).expect("open");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let me = std::thread::current().id();
+    for i in 0..64u64 {
+        let tx = tx.clone();
+        let op = BlockOp::Write {
+            offset: i * 4096,
+            data: Bytes::from(vec![i as u8; 4096]),
+            fua: false,
+        };
+        let done: scsi_sbc_op_done::OpDone = Box::new(move |r| {
+            tx.send((r, std::thread::current().id())).unwrap();
+        });
+        assert!(store.submit_own(&op, done).is_ok(), "rbd writes are its own");
+    }
+    for _ in 0..64 {
+        let (r, thread) = rx.recv_timeout(Duration::from_secs(30)).expect("completion");
+        assert_eq!(r, Ok(Bytes::new()));
+        assert_ne!(thread, me);
+    }
+    for i in [0u64, 17, 63] {
+        let r = store
+            .execute(&BlockOp::Read {
+                offset: i * 4096,
+                len: 4096,
+            })
+            .unwrap();
+        assert!(r.iter().all(|&b| b == i as u8));
+    }
+}
+
+/// The OSD stopped (SIGSTOP): a read is answered TIMED OUT after `timeout=2`, not
+/// held; after SIGCONT the store works again.
+#[test]
+fn an_unanswered_operation_times_out() {
+    let ceph = cluster();
+    let path = {
+        let _use = ceph.shared();
+        ceph.create_image("timeout", 4 * MIB)
+    };
+    let _alone = ceph.exclusive();
+    let store = RbdStore::open(&path, &format!("{};timeout=2", ceph.bsopts()), false)
+        .expect("open");
+    let osd = ceph.osd_pid();
+    // SAFETY: signalling the OSD this binary's cluster started.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    let t0 = Instant::now();
+    let r = store.execute(&BlockOp::Read {
+        offset: 0,
+        len: 4096,
+    });
+    let took = t0.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    assert_eq!(r, Err(IoErrorKind::TimedOut));
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let w = store.execute(&BlockOp::Write {
+        offset: 0,
+        data: Bytes::from(vec![3u8; 4096]),
+        fua: true,
+    });
+    assert_eq!(w, Ok(Bytes::new()));
+}
+
+/// A target with LUN 1 on a new image of `size` bytes; the image's path.
+fn rbd_target(d: &Daemon, tag: &str, size: u64, params: &str) -> String {
+    let ceph = cluster();
+    let path = ceph.create_image(&image_name(tag, Some(d.flavour)), size);
+    d.new_target(1, IQN);
+    let bsopts = ceph.bsopts();
+    let r = d.lu_new(1, 1, &path, &["--bstype", "rbd", "--bsopts", &bsopts]);
+    assert_eq!(r.code, 0, "{r:?}");
+    if !params.is_empty() {
+        let r = d.lu_update(1, 1, params);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    path
+}
+
+/// libiscsi's data-path and reservation suites on an rbd LU.
+fn conformance_on_rbd(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let d = Daemon::start(f, &[]);
+    rbd_target(&d, "conformance", 128 * MIB, "thin_provisioning=1");
+    let show = d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(show.contains("Backing store type: rbd"), "{show}");
+    let suites = [
+        "SCSI.Read*",
+        "SCSI.Write*",
+        "SCSI.Unmap*",
+        "SCSI.WriteSame*",
+        "SCSI.CompareAndWrite*",
+        "SCSI.Prout*",
+        "SCSI.Prin*",
+    ];
+    let passed = conformance_with(&d, IQN, 1, &suites, Conformance::multipath);
+    assert!(passed >= 60, "too few tests passed: {passed}");
+}
+
+/// `logicalunit new` refuses what it cannot open, saying why.
+fn open_errors(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let d = Daemon::start(f, &[]);
+    d.new_target(1, IQN);
+    let bsopts = ceph.bsopts();
+    let rbd = ["--bstype", "rbd", "--bsopts", bsopts.as_str()];
+    let cases: Vec<(String, Vec<&str>, String)> = vec![
+        (
+            "rbd/no-such-image".into(),
+            rbd.to_vec(),
+            "tgtadm: invalid request: rbd image 'rbd/no-such-image' does not exist\n".into(),
+        ),
+        (
+            "nopool/img".into(),
+            rbd.to_vec(),
+            "tgtadm: invalid request: rbd pool 'nopool' does not exist\n".into(),
+        ),
+        (
+            "rbd/".into(),
+            rbd.to_vec(),
+            "tgtadm: invalid request: bad rbd backing store 'rbd/': expected \
+             [POOL/]IMAGE[@SNAP]\n"
+                .into(),
+        ),
+        (
+            "rbd/x".into(),
+            vec!["--bstype", "rbd", "--bsopts", "pool=rbd"],
+            "tgtadm: invalid request: bad --bsopts 'pool=rbd': the rbd backing store takes \
+             conf, id, cluster, timeout and nr_threads, not 'pool'\n"
+                .into(),
+        ),
+    ];
+    for (store, extra, want) in &cases {
+        let r = d.lu_new(1, 1, store, extra);
+        assert_eq!((r.code, r.stderr.as_str()), (22, want.as_str()), "{store}");
+    }
+    // A cluster nobody answers for: refused within the timeout, not hung.
+    let dead = d.dir.path("dead.conf");
+    std::fs::write(
+        &dead,
+        format!("[global]\nmon_host = v1:127.0.0.1:{}\n", free_port()),
+    )
+    .unwrap();
+    let opts = format!("conf={};timeout=3", dead.display());
+    let t0 = Instant::now();
+    let r = d.lu_new(1, 1, "rbd/img", &["--bstype", "rbd", "--bsopts", &opts]);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            22,
+            format!(
+                "tgtadm: invalid request: cannot connect to Ceph cluster 'ceph' as \
+                 client.admin with {}: Connection timed out (os error 110)\n",
+                dead.display()
+            )
+            .as_str()
+        )
+    );
+    // Nothing was created, and a good image still goes in as LUN 1.
+    let path = ceph.create_image(&image_name("errors", Some(f)), 4 * MIB);
+    let r = d.lu_new(1, 1, &path, &rbd);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// READ CAPACITY(16): the number of blocks.
+fn capacity(c: &mut Client, lun: u64) -> u64 {
+    let cdb = [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0];
+    let r = c.scsi(lun, &cdb, &[], 32).expect("read capacity");
+    assert_eq!(r.status, 0, "{r:?}");
+    u64::from_be_bytes(r.data[..8].try_into().unwrap()) + 1
+}
+
+/// `rbd resize`, then `logicalunit update`: each nexus hears it once.
+fn resize_is_seen(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let d = Daemon::start(f, &[]);
+    let path = rbd_target(&d, "resize", 16 * MIB, "");
+    let mut sessions: Vec<Client> = (0..2u8)
+        .map(|tail| {
+            let mut c = Client::connect(d.portal).expect("connect");
+            c.isid.0[5] = tail;
+            assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+            c.clear_unit_attentions().expect("clear");
+            c
+        })
+        .collect();
+    for c in sessions.iter_mut() {
+        assert_eq!(capacity(c, 1), 16 * MIB / 512);
+    }
+    ceph.rbd_ok(&["resize", "--size", "24M", &path]);
+    let r = d.lu_update(1, 1, "resize=1");
+    assert_eq!(r.code, 0, "{r:?}");
+    for c in sessions.iter_mut() {
+        let tur = c.scsi(1, &[0; 6], &[], 0).expect("tur");
+        assert_eq!(tur.sense_key_asc(), Some((0x6, 0x2a, 0x09)), "{tur:?}");
+        assert_eq!(c.scsi(1, &[0; 6], &[], 0).expect("tur").status, 0);
+        assert_eq!(capacity(c, 1), 24 * MIB / 512);
+        // The new blocks are there to read.
+        let r = c.scsi(1, &read10((20 * MIB / 512) as u32, 8), &[], 4096).unwrap();
+        assert_eq!((r.status, r.data.len()), (0, 4096));
+    }
+}
+
+both_flavours!(conformance_on_rbd, open_errors, resize_is_seen);
+
+mod scsi_sbc_op_done {
+    pub use backends::IoErrorKind;
+    /// The completion type `submit_own` takes.
+    pub type OpDone = Box<dyn FnOnce(Result<bytes::Bytes, IoErrorKind>) + Send>;
+}
