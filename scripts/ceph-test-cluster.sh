@@ -16,6 +16,7 @@
 # Memory is kept small (the machine running the tests is shared): the OSD aims at
 # 1 GiB with a 128 MiB bluestore cache, the monitor at 256 MiB.
 set -euo pipefail
+[ -n "${CEPH_TEST_CLUSTER_TRACE:-}" ] && { exec 2>>"$CEPH_TEST_CLUSTER_TRACE"; set -x; }
 
 usage() {
     sed -n '2,15p' "$0" >&2
@@ -95,7 +96,10 @@ EOF
         cat "$dir/mon-mkfs.log" >&2
         exit 1
     }
-    ceph-mon -c "$conf" -i a >"$dir/mon-start.log" 2>&1
+    ceph-mon -c "$conf" -i a >"$dir/mon-start.log" 2>&1 || {
+        cat "$dir/mon-start.log" >&2
+        exit 1
+    }
     # The daemon forks; its PID file appears once it runs.
     for _ in $(seq 50); do [ -s "$dir/mon.a.daemon.pid" ] && break; sleep 0.1; done
     cp "$dir/mon.a.daemon.pid" "$dir/mon.pid"
@@ -120,7 +124,21 @@ EOF
     c osd crush add-bucket node0 host >/dev/null 2>&1
     c osd crush move node0 root=default >/dev/null 2>&1
     c osd crush add osd.0 1.0 host=node0 >/dev/null 2>&1
-    ceph-osd -c "$conf" -i 0 >"$dir/osd-start.log" 2>&1
+    # A fresh monitor sometimes answers the OSD's first registration with EPERM
+    # ("wrong fsid") while the map that created osd.0 settles; starting again works.
+    started=""
+    for attempt in 1 2 3 4 5; do
+        if ceph-osd -c "$conf" -i 0 >"$dir/osd-start.log" 2>&1; then
+            started=1
+            break
+        fi
+        echo "ceph-test-cluster: OSD start attempt $attempt failed, retrying" >>"$dir/osd-retries.log"
+        sleep 2
+    done
+    [ -n "$started" ] || {
+        cat "$dir/osd-start.log" >&2
+        exit 1
+    }
     for _ in $(seq 50); do [ -s "$dir/osd.0.daemon.pid" ] && break; sleep 0.1; done
     cp "$dir/osd.0.daemon.pid" "$dir/osd.pid"
     up=""

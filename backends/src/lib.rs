@@ -102,7 +102,7 @@ pub use pooled::PooledStore;
 pub use rbd::RbdStore;
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
-pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
 use bytes::{Bytes, BytesMut};
 

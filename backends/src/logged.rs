@@ -204,6 +204,10 @@ impl BlockStore for ErrorLogStore {
         self.inner.refresh_size()
     }
 
+    fn medium_id(&self) -> Option<String> {
+        self.inner.medium_id()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
     }

@@ -257,6 +257,10 @@ impl BlockStore for ReadOnlyStore {
         self.0.refresh_size()
     }
 
+    fn medium_id(&self) -> Option<String> {
+        self.0.medium_id()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.0.configure(key, value)
     }

@@ -98,6 +98,14 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         Err(done)
     }
 
+    /// A name of the medium that is the same wherever it is opened (the id of a
+    /// Ceph RBD image): the LU's default SCSI ID and unit serial number are made
+    /// from it instead of from the target and LUN numbers, so that several targets
+    /// (gateways) serving one medium describe one logical unit to initiators.
+    fn medium_id(&self) -> Option<String> {
+        None
+    }
+
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.
     fn backend_note(&self) -> Option<String> {

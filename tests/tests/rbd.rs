@@ -16,7 +16,7 @@
 #[path = "../../backends/tests/support/contract.rs"]
 mod support;
 
-use backends::{BlockOp, BlockStore, IoErrorKind, RbdStore};
+use backends::{BlockOp, BlockStore, IoErrorKind, OpDone, RbdStore};
 use bytes::Bytes;
 use integration_tests::ceph::{cluster, free_port};
 use integration_tests::client::{read10, Client};
@@ -87,6 +87,45 @@ fn store_contract_on_an_rbd_image() {
         })
         .unwrap();
     assert_eq!(now, Bytes::from(vec![5u8; 512]));
+    // Over one sector librbd cannot compare and write: this gateway does it, holding
+    // its other writes off.
+    let caw8 = |compare: Bytes, data: Bytes| {
+        again.execute(&BlockOp::CompareAndWrite {
+            offset: 8192,
+            compare,
+            data,
+            fua: false,
+        })
+    };
+    let old8 = again
+        .execute(&BlockOp::Read {
+            offset: 8192,
+            len: 4096,
+        })
+        .unwrap();
+    let mut wrong8 = old8.to_vec();
+    wrong8[1000] ^= 1;
+    assert_eq!(
+        caw8(wrong8.into(), Bytes::from(vec![6u8; 4096])),
+        Err(IoErrorKind::Miscompare { offset: 1000 })
+    );
+    assert_eq!(
+        again
+            .execute(&BlockOp::Read {
+                offset: 8192,
+                len: 4096
+            })
+            .unwrap(),
+        old8
+    );
+    assert_eq!(caw8(old8, Bytes::from(vec![6u8; 4096])), Ok(Bytes::new()));
+    let now8 = again
+        .execute(&BlockOp::Read {
+            offset: 8192,
+            len: 4096,
+        })
+        .unwrap();
+    assert_eq!(now8, Bytes::from(vec![6u8; 4096]));
     // WRITE SAME of a pattern, and of zeros.
     let ws = |pattern: Bytes| {
         again.execute(&BlockOp::WriteSame {
@@ -138,7 +177,7 @@ fn operations_complete_on_librbd_threads() {
             data: Bytes::from(vec![i as u8; 4096]),
             fua: false,
         };
-        let done: scsi_sbc_op_done::OpDone = Box::new(move |r| {
+        let done: OpDone = Box::new(move |r| {
             tx.send((r, std::thread::current().id())).unwrap();
         });
         assert!(store.submit_own(&op, done).is_ok(), "rbd writes are its own");
@@ -171,6 +210,16 @@ fn an_unanswered_operation_times_out() {
     let _alone = ceph.exclusive();
     let store = RbdStore::open(&path, &format!("{};timeout=2", ceph.bsopts()), false)
         .expect("open");
+    // Written first: the object exists (a never-written block is answered from
+    // librbd's object map, without asking an OSD).
+    let write = |byte: u8| {
+        store.execute(&BlockOp::Write {
+            offset: 0,
+            data: Bytes::from(vec![byte; 4096]),
+            fua: true,
+        })
+    };
+    assert_eq!(write(1), Ok(Bytes::new()));
     let osd = ceph.osd_pid();
     // SAFETY: signalling the OSD this binary's cluster started.
     assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
@@ -182,17 +231,28 @@ fn an_unanswered_operation_times_out() {
     let took = t0.elapsed();
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
-    assert_eq!(r, Err(IoErrorKind::TimedOut));
+    assert_eq!(r.map(|b| b.len()), Err(IoErrorKind::TimedOut));
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
         "{took:?}"
     );
-    let w = store.execute(&BlockOp::Write {
-        offset: 0,
-        data: Bytes::from(vec![3u8; 4096]),
-        fua: true,
-    });
-    assert_eq!(w, Ok(Bytes::new()));
+    // The OSD back, the same store works again (librbd resends; a write may time
+    // out while the OSD catches up).
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match write(2) {
+            Ok(_) => break,
+            Err(e) if Instant::now() < until => eprintln!("write after SIGCONT: {e:?}"),
+            Err(e) => panic!("the store did not recover: {e:?}"),
+        }
+    }
+    let back = store
+        .execute(&BlockOp::Read {
+            offset: 0,
+            len: 4096,
+        })
+        .unwrap();
+    assert!(back.iter().all(|&b| b == 2));
 }
 
 /// A target with LUN 1 on a new image of `size` bytes; the image's path.
@@ -341,10 +401,96 @@ fn resize_is_seen(f: Flavour) {
     }
 }
 
-both_flavours!(conformance_on_rbd, open_errors, resize_is_seen);
-
-mod scsi_sbc_op_done {
-    pub use backends::IoErrorKind;
-    /// The completion type `submit_own` takes.
-    pub type OpDone = Box<dyn FnOnce(Result<bytes::Bytes, IoErrorKind>) + Send>;
+/// VPD page `page` (INQUIRY with EVPD).
+fn vpd(c: &mut Client, page: u8) -> Vec<u8> {
+    let r = c.scsi(1, &[0x12, 1, page, 0, 255, 0], &[], 255).expect("inquiry");
+    assert_eq!(r.status, 0, "{r:?}");
+    r.data
 }
+
+/// The logical-unit designators of VPD 83h (association 0), as raw descriptors.
+fn lu_designators(page: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 4;
+    while at + 4 <= page.len() {
+        let len = 4 + page[at + 3] as usize;
+        if (page[at + 1] >> 4) & 3 == 0 {
+            out.push(page[at..at + len].to_vec());
+        }
+        at += len;
+    }
+    out
+}
+
+/// Two daemons (gateways) over one image: one logical unit to an initiator (the
+/// same serial and designators, made from the image id) and one medium (written
+/// through A, read back through B). `scsi_id`/`scsi_sn` set on both stay equal.
+fn two_gateways_one_image(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image(&image_name("gateways", Some(f)), 16 * MIB);
+    let id = ceph.rbd_ok(&["info", "--format", "json", &path]);
+    let id = id
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no id in rbd info: {id}"))
+        .to_owned();
+    let (a, b) = (Daemon::start(f, &[]), Daemon::start(f, &[]));
+    for (d, tid) in [(&a, 1u32), (&b, 7)] {
+        d.new_target(tid, IQN);
+        let bsopts = ceph.bsopts();
+        let r = d.lu_new(tid, 1, &path, &["--bstype", "rbd", "--bsopts", &bsopts]);
+        assert_eq!(r.code, 0, "{r:?}");
+        d.tgtadm_ok(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid.to_string(),
+            "-I", "ALL",
+        ]);
+    }
+    let login = |d: &Daemon| {
+        let mut c = Client::connect(d.portal).expect("connect");
+        assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+        c.clear_unit_attentions().expect("clear");
+        c
+    };
+    let (mut ca, mut cb) = (login(&a), login(&b));
+    let serial = |c: &mut Client| vpd(c, 0x80)[4..].to_vec();
+    assert_eq!(serial(&mut ca), id.as_bytes(), "the serial is the image id");
+    assert_eq!(serial(&mut ca), serial(&mut cb));
+    let (da, db) = (lu_designators(&vpd(&mut ca, 0x83)), lu_designators(&vpd(&mut cb, 0x83)));
+    assert_eq!(da.len(), 2, "T10 vendor id and NAA: {da:?}");
+    assert_eq!(da, db);
+
+    // One medium: 1 MiB written through A reads back through B.
+    let data: Vec<u8> = (0..MIB as usize).map(|i| (i * 7 + i / 512) as u8).collect();
+    let w = ca
+        .scsi(1, &integration_tests::client::write10(100, 2048), &data, 0)
+        .expect("write");
+    assert_eq!(w.status, 0, "{w:?}");
+    let r = cb.scsi(1, &read10(100, 2048), &[], MIB as u32).expect("read");
+    assert_eq!(r.status, 0);
+    assert!(r.data == data, "B reads what A wrote");
+
+    // Set by the administrator, the same on both.
+    for (d, tid) in [(&a, 1u32), (&b, 7)] {
+        let r = d.tgtadm(&[
+            "--lld", "iscsi", "--mode", "logicalunit", "--op", "update", "--tid",
+            &tid.to_string(), "--lun", "1", "--params", "scsi_id=gw-lu-42,scsi_sn=SN0042",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let (mut ca, mut cb) = (login(&a), login(&b));
+    assert_eq!(serial(&mut ca), b"SN0042");
+    assert_eq!(serial(&mut cb), b"SN0042");
+    assert_eq!(
+        lu_designators(&vpd(&mut ca, 0x83)),
+        lu_designators(&vpd(&mut cb, 0x83))
+    );
+}
+
+both_flavours!(
+    conformance_on_rbd,
+    open_errors,
+    resize_is_seen,
+    two_gateways_one_image
+);

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -230,6 +230,13 @@ pub struct RbdStore {
     watchdog: Arc<Watchdog>,
     /// Set by the update watch when the image header changed (a resize).
     changed: Arc<AtomicBool>,
+    /// Taken shared by writes as they are queued and exclusive by this gateway's
+    /// read-modify-writes that librbd cannot do in one call (COMPARE AND WRITE of
+    /// more than one sector, ORWRITE), as `compound` does for files.
+    rmw: RwLock<()>,
+    /// Writes queued on librbd and not yet answered by it: a read-modify-write with
+    /// the lock waits for them to drain.
+    writes_in_flight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for RbdStore {
@@ -342,6 +349,8 @@ impl RbdStore {
             id,
             watchdog,
             changed,
+            rmw: RwLock::new(()),
+            writes_in_flight: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -365,9 +374,19 @@ impl RbdStore {
     fn start(&self, op: AioOp, slot: &Arc<Slot>, finish: AioFinish) {
         self.watchdog.watch(slot, Instant::now() + self.timeout);
         let s = slot.clone();
+        // Counted until librbd answers (not until a timeout does: the write may
+        // still land).
+        let counted = (!matches!(op, AioOp::Read { .. } | AioOp::Flush))
+            .then(|| self.writes_in_flight.clone());
+        if let Some(n) = &counted {
+            n.fetch_add(1, Ordering::AcqRel);
+        }
         let aio = Box::new(Aio {
             op,
             done: Box::new(move |op, ret| {
+                if let Some(n) = counted {
+                    n.fetch_sub(1, Ordering::AcqRel);
+                }
                 if let Some(result) = finish(op, ret) {
                     s.finish(result);
                 }
@@ -379,14 +398,28 @@ impl RbdStore {
         }
     }
 
-    /// Run `op` asynchronously if it is one librbd does in one call (or a few, for
-    /// UNMAP); `Err(done)` otherwise.
+    /// The asynchronous route ([`BlockStore::submit_own`]): `op` goes to librbd if
+    /// it is one librbd does in one call (or one per range, for UNMAP) and no
+    /// read-modify-write of this gateway holds the store; `Err(done)` sends it to a
+    /// worker ([`BlockStore::execute`]), which waits its turn.
     fn submit(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
-        let writes = !matches!(op, BlockOp::Read { .. } | BlockOp::Flush);
-        if writes && self.readonly {
-            // Refused on a worker by `execute`, like every other store does.
+        if matches!(op, BlockOp::Read { .. } | BlockOp::Flush) {
+            return self.launch(op, done);
+        }
+        if self.readonly || !one_call(op) {
+            // Refused (read-only) or built from several calls by `execute`.
             return Err(done);
         }
+        let Ok(_shared) = self.rmw.try_read() else {
+            return Err(done);
+        };
+        // Counted as in flight before the guard goes: a read-modify-write that takes
+        // the lock next waits for it.
+        self.launch(op, done)
+    }
+
+    /// Queue `op` on librbd (no lock, no read-only check: the callers did those).
+    fn launch(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
         match op {
             BlockOp::Read { offset, len } => {
                 let Ok(len) = usize::try_from(*len) else {
@@ -502,13 +535,13 @@ impl RbdStore {
         Ok(())
     }
 
-    /// Run `op` through [`RbdStore::submit`] and wait for its answer (on a worker).
+    /// Run `op` through [`RbdStore::launch`] and wait for its answer (on a worker).
     fn wait(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let done: OpDone = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        if let Err(done) = self.submit(op, done) {
+        if let Err(done) = self.launch(op, done) {
             // Not an asynchronous operation: nothing calls us back.
             drop(done);
             return Err(IoErrorKind::Other);
@@ -521,7 +554,50 @@ impl RbdStore {
     fn read(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
         self.wait(&BlockOp::Read { offset, len })
     }
+
+    fn write(&self, offset: u64, data: Bytes) -> Result<Bytes, IoErrorKind> {
+        self.wait(&BlockOp::Write {
+            offset,
+            data,
+            fua: false,
+        })
+    }
+
+    /// Hold the store against every other write of this gateway: take the lock
+    /// exclusive, then wait for the writes queued before it to be answered (at most
+    /// the timeout).
+    fn exclusive(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>, IoErrorKind> {
+        let guard = self.rmw.write().unwrap_or_else(PoisonError::into_inner);
+        let until = Instant::now() + self.timeout;
+        while self.writes_in_flight.load(Ordering::Acquire) > 0 {
+            if Instant::now() > until {
+                return Err(IoErrorKind::TimedOut);
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(guard)
+    }
 }
+
+/// Whether librbd does `op` in one asynchronous call: COMPARE AND WRITE only within
+/// one 512-byte sector (librbd refuses more with EINVAL; VMware's ATS, the common
+/// user, is one block).
+fn one_call(op: &BlockOp) -> bool {
+    match op {
+        BlockOp::Read { .. }
+        | BlockOp::Write { .. }
+        | BlockOp::Flush
+        | BlockOp::WriteSame { .. }
+        | BlockOp::Unmap { .. } => true,
+        BlockOp::CompareAndWrite { offset, data, .. } => {
+            offset % CAW_SECTOR + data.len() as u64 <= CAW_SECTOR
+        }
+        _ => false,
+    }
+}
+
+/// The unit librbd compares and writes atomically.
+const CAW_SECTOR: u64 = 512;
 
 /// What turns librbd's answer into the command's result; `None` while other parts of
 /// the command (the other ranges of an UNMAP) are still in flight.
@@ -566,13 +642,17 @@ impl BlockStore for RbdStore {
         if writes && self.readonly {
             return Err(IoErrorKind::ReadOnly);
         }
+        let shared = || self.rmw.read().unwrap_or_else(PoisonError::into_inner);
         match op {
-            BlockOp::Read { .. }
-            | BlockOp::Write { .. }
-            | BlockOp::Flush
-            | BlockOp::WriteSame { .. }
-            | BlockOp::Unmap { .. }
-            | BlockOp::CompareAndWrite { .. } => self.wait(op),
+            BlockOp::Read { .. } | BlockOp::Flush => self.wait(op),
+            BlockOp::Write { .. } | BlockOp::WriteSame { .. } | BlockOp::Unmap { .. } => {
+                let _g = shared();
+                self.wait(op)
+            }
+            BlockOp::CompareAndWrite { .. } if one_call(op) => {
+                let _g = shared();
+                self.wait(op)
+            }
             BlockOp::Compare { offset, data } => {
                 let have = self.read(*offset, data.len() as u64)?;
                 match first_difference(&have, data) {
@@ -580,33 +660,33 @@ impl BlockStore for RbdStore {
                     None => Ok(Bytes::new()),
                 }
             }
-            // Atomic through the cluster: read, OR, and write only if the bytes are
-            // still what was read; another writer in between makes it try again.
-            BlockOp::OrWrite { offset, data, .. } => {
-                for _ in 0..16 {
-                    let have = self.read(*offset, data.len() as u64)?;
-                    let merged: Vec<u8> = have.iter().zip(data.iter()).map(|(a, b)| a | b).collect();
-                    match self.wait(&BlockOp::CompareAndWrite {
-                        offset: *offset,
-                        compare: have,
-                        data: merged.into(),
-                        fua: false,
-                    }) {
-                        Err(IoErrorKind::Miscompare { .. }) => continue,
-                        other => return other,
-                    }
+            // More than librbd compares at once: atomic against this gateway's
+            // writes (not another gateway's; see docs/ARCHITECTURE.md).
+            BlockOp::CompareAndWrite {
+                offset,
+                compare,
+                data,
+                ..
+            } => {
+                let _g = self.exclusive()?;
+                let have = self.read(*offset, compare.len() as u64)?;
+                if let Some(at) = first_difference(&have, compare) {
+                    return Err(IoErrorKind::Miscompare { offset: at });
                 }
-                Err(IoErrorKind::WriteError)
+                self.write(*offset, data.clone())
+            }
+            BlockOp::OrWrite { offset, data, .. } => {
+                let _g = self.exclusive()?;
+                let have = self.read(*offset, data.len() as u64)?;
+                let merged: Vec<u8> = have.iter().zip(data.iter()).map(|(a, b)| a | b).collect();
+                self.write(*offset, merged.into())
             }
             BlockOp::Copy { segments, .. } => {
+                let _g = shared();
                 for seg in segments {
                     for (src, dst, len) in seg.chunks(COPY_CHUNK) {
                         let data = self.read(src, len)?;
-                        self.wait(&BlockOp::Write {
-                            offset: dst,
-                            data,
-                            fua: false,
-                        })?;
+                        self.write(dst, data)?;
                     }
                 }
                 Ok(Bytes::new())
@@ -625,6 +705,11 @@ impl BlockStore for RbdStore {
         self.submit(op, done)
     }
 
+    /// The image id: what every gateway of this image reports as SCSI ID and serial.
+    fn medium_id(&self) -> Option<String> {
+        (!self.id.is_empty()).then(|| self.id.clone())
+    }
+
     fn refresh_size(&self) -> Option<u64> {
         self.changed.store(false, Ordering::Release);
         match self.image.size() {
@@ -637,14 +722,6 @@ impl BlockStore for RbdStore {
                 None
             }
         }
-    }
-
-    fn backend_note(&self) -> Option<String> {
-        Some(format!(
-            "librbd, image id {}{}",
-            if self.id.is_empty() { "?" } else { &self.id },
-            if self.readonly { ", read-only" } else { "" }
-        ))
     }
 }
 
