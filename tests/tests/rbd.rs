@@ -401,6 +401,76 @@ fn resize_is_seen(f: Flavour) {
     }
 }
 
+/// The OSD stopped under a logged-in initiator: a READ of the rbd LU ends with
+/// ABORTED COMMAND, TIMEOUT ON LOGICAL UNIT after `timeout=2`, while a file LU of the
+/// same target keeps answering at once; with the OSD back the rbd LU reads again.
+fn timeout_is_a_retryable_sense(f: Flavour) {
+    let ceph = cluster();
+    let path = {
+        let _use = ceph.shared();
+        ceph.create_image(&image_name("sense-timeout", Some(f)), 4 * MIB)
+    };
+    let d = Daemon::start(f, &[]);
+    d.new_target(1, IQN);
+    let opts = format!("{};timeout=2", ceph.bsopts());
+    let r = d.lu_new(1, 1, &path, &["--bstype", "rbd", "--bsopts", &opts]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let file = d.sparse_file("other.img", 4 * MIB);
+    let r = d.lu_new(1, 2, file.to_str().unwrap(), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    c.clear_unit_attentions().expect("clear");
+    let block = vec![9u8; 512];
+    let w = c
+        .scsi(1, &integration_tests::client::write10(0, 1), &block, 0)
+        .unwrap();
+    assert_eq!(w.status, 0, "{w:?}");
+
+    let _alone = ceph.exclusive();
+    let osd = ceph.osd_pid();
+    let mut other = Client::connect(d.portal).expect("connect");
+    other.isid.0[5] = 9;
+    assert_eq!(other.login(Some(IQN)).expect("login"), (0, 0));
+    other.clear_unit_attentions().expect("clear");
+    // SAFETY: signalling the OSD this binary's cluster started.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    let t0 = Instant::now();
+    let reader = std::thread::spawn(move || {
+        let r = c.scsi(1, &read10(0, 1), &[], 512).expect("read");
+        (r, t0.elapsed(), c)
+    });
+    // Meanwhile the file LU answers at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let t1 = Instant::now();
+    let r = other.scsi(2, &read10(0, 8), &[], 4096).expect("file read");
+    assert_eq!(r.status, 0);
+    assert!(t1.elapsed() < Duration::from_secs(1), "{:?}", t1.elapsed());
+    let (r, took, mut c) = reader.join().expect("reader");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    assert_eq!(r.status, 2, "{r:?}");
+    assert_eq!(r.sense_key_asc(), Some((0xb, 0x3e, 0x02)), "{r:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // The initiator retries, as it would: good once the OSD is back.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c.scsi(1, &read10(0, 1), &[], 512).expect("read");
+        if r.status == 0 {
+            assert_eq!(r.data, block);
+            break;
+        }
+        assert_eq!(r.sense_key_asc(), Some((0xb, 0x3e, 0x02)), "{r:?}");
+        assert!(Instant::now() < until, "no recovery");
+    }
+}
+
 /// VPD page `page` (INQUIRY with EVPD).
 fn vpd(c: &mut Client, page: u8) -> Vec<u8> {
     let r = c.scsi(1, &[0x12, 1, page, 0, 255, 0], &[], 255).expect("inquiry");
@@ -492,5 +562,6 @@ both_flavours!(
     conformance_on_rbd,
     open_errors,
     resize_is_seen,
-    two_gateways_one_image
+    two_gateways_one_image,
+    timeout_is_a_retryable_sense
 );
