@@ -142,9 +142,7 @@ pub enum BackendError {
         why: String,
     },
     /// `--bstype` named a backing-store type this target does not implement.
-    #[error(
-        "unknown backing store type '{name}': expected rdwr, aio, memory, null, fault or rbd"
-    )]
+    #[error("unknown backing store type '{name}': expected rdwr, aio, memory, null, fault or rbd")]
     UnknownBsType {
         /// The type name as given.
         name: String,

@@ -71,7 +71,8 @@ pub fn cluster() -> &'static Ceph {
             Duration::from_secs(240),
         );
         assert_eq!(
-            run.code, 0,
+            run.code,
+            0,
             "{} start failed (run scripts/install-test-deps.sh first): {run:?}",
             script.display()
         );
@@ -120,7 +121,12 @@ impl Ceph {
     pub fn create_image(&self, name: &str, size: u64) -> String {
         let _ = self.rbd(&["snap", "purge", &format!("rbd/{name}")]);
         let _ = self.rbd(&["rm", &format!("rbd/{name}")]);
-        self.rbd_ok(&["create", "--size", &format!("{size}B"), &format!("rbd/{name}")]);
+        self.rbd_ok(&[
+            "create",
+            "--size",
+            &format!("{size}B"),
+            &format!("rbd/{name}"),
+        ]);
         format!("rbd/{name}")
     }
 

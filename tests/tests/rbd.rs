@@ -79,7 +79,10 @@ fn store_contract_on_an_rbd_image() {
         caw(wrong.into(), Bytes::from(vec![5u8; 512])),
         Err(IoErrorKind::Miscompare { offset: 10 })
     );
-    assert_eq!(caw(old.clone(), Bytes::from(vec![5u8; 512])), Ok(Bytes::new()));
+    assert_eq!(
+        caw(old.clone(), Bytes::from(vec![5u8; 512])),
+        Ok(Bytes::new())
+    );
     let now = again
         .execute(&BlockOp::Read {
             offset: 4096,
@@ -180,10 +183,15 @@ fn operations_complete_on_librbd_threads() {
         let done: OpDone = Box::new(move |r| {
             tx.send((r, std::thread::current().id())).unwrap();
         });
-        assert!(store.submit_own(&op, done).is_ok(), "rbd writes are its own");
+        assert!(
+            store.submit_own(&op, done).is_ok(),
+            "rbd writes are its own"
+        );
     }
     for _ in 0..64 {
-        let (r, thread) = rx.recv_timeout(Duration::from_secs(30)).expect("completion");
+        let (r, thread) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("completion");
         assert_eq!(r, Ok(Bytes::new()));
         assert_ne!(thread, me);
     }
@@ -208,8 +216,8 @@ fn an_unanswered_operation_times_out() {
         ceph.create_image("timeout", 4 * MIB)
     };
     let _alone = ceph.exclusive();
-    let store = RbdStore::open(&path, &format!("{};timeout=2", ceph.bsopts()), false)
-        .expect("open");
+    let store =
+        RbdStore::open(&path, &format!("{};timeout=2", ceph.bsopts()), false).expect("open");
     // Written first: the object exists (a never-written block is answered from
     // librbd's object map, without asking an OSD).
     let write = |byte: u8| {
@@ -396,7 +404,9 @@ fn resize_is_seen(f: Flavour) {
         assert_eq!(c.scsi(1, &[0; 6], &[], 0).expect("tur").status, 0);
         assert_eq!(capacity(c, 1), 24 * MIB / 512);
         // The new blocks are there to read.
-        let r = c.scsi(1, &read10((20 * MIB / 512) as u32, 8), &[], 4096).unwrap();
+        let r = c
+            .scsi(1, &read10((20 * MIB / 512) as u32, 8), &[], 4096)
+            .unwrap();
         assert_eq!((r.status, r.data.len()), (0, 4096));
     }
 }
@@ -473,7 +483,9 @@ fn timeout_is_a_retryable_sense(f: Flavour) {
 
 /// VPD page `page` (INQUIRY with EVPD).
 fn vpd(c: &mut Client, page: u8) -> Vec<u8> {
-    let r = c.scsi(1, &[0x12, 1, page, 0, 255, 0], &[], 255).expect("inquiry");
+    let r = c
+        .scsi(1, &[0x12, 1, page, 0, 255, 0], &[], 255)
+        .expect("inquiry");
     assert_eq!(r.status, 0, "{r:?}");
     r.data
 }
@@ -513,8 +525,16 @@ fn two_gateways_one_image(f: Flavour) {
         let r = d.lu_new(tid, 1, &path, &["--bstype", "rbd", "--bsopts", &bsopts]);
         assert_eq!(r.code, 0, "{r:?}");
         d.tgtadm_ok(&[
-            "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid.to_string(),
-            "-I", "ALL",
+            "--lld",
+            "iscsi",
+            "--mode",
+            "target",
+            "--op",
+            "bind",
+            "--tid",
+            &tid.to_string(),
+            "-I",
+            "ALL",
         ]);
     }
     let login = |d: &Daemon| {
@@ -527,7 +547,10 @@ fn two_gateways_one_image(f: Flavour) {
     let serial = |c: &mut Client| vpd(c, 0x80)[4..].to_vec();
     assert_eq!(serial(&mut ca), id.as_bytes(), "the serial is the image id");
     assert_eq!(serial(&mut ca), serial(&mut cb));
-    let (da, db) = (lu_designators(&vpd(&mut ca, 0x83)), lu_designators(&vpd(&mut cb, 0x83)));
+    let (da, db) = (
+        lu_designators(&vpd(&mut ca, 0x83)),
+        lu_designators(&vpd(&mut cb, 0x83)),
+    );
     assert_eq!(da.len(), 2, "T10 vendor id and NAA: {da:?}");
     assert_eq!(da, db);
 
@@ -537,15 +560,27 @@ fn two_gateways_one_image(f: Flavour) {
         .scsi(1, &integration_tests::client::write10(100, 2048), &data, 0)
         .expect("write");
     assert_eq!(w.status, 0, "{w:?}");
-    let r = cb.scsi(1, &read10(100, 2048), &[], MIB as u32).expect("read");
+    let r = cb
+        .scsi(1, &read10(100, 2048), &[], MIB as u32)
+        .expect("read");
     assert_eq!(r.status, 0);
     assert!(r.data == data, "B reads what A wrote");
 
     // Set by the administrator, the same on both.
     for (d, tid) in [(&a, 1u32), (&b, 7)] {
         let r = d.tgtadm(&[
-            "--lld", "iscsi", "--mode", "logicalunit", "--op", "update", "--tid",
-            &tid.to_string(), "--lun", "1", "--params", "scsi_id=gw-lu-42,scsi_sn=SN0042",
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "update",
+            "--tid",
+            &tid.to_string(),
+            "--lun",
+            "1",
+            "--params",
+            "scsi_id=gw-lu-42,scsi_sn=SN0042",
         ]);
         assert_eq!(r.code, 0, "{r:?}");
     }

@@ -49,15 +49,8 @@ struct Api {
     rbd_aio_write: unsafe extern "C" fn(ImageT, u64, usize, *const c_char, CompletionT) -> c_int,
     rbd_aio_flush: unsafe extern "C" fn(ImageT, CompletionT) -> c_int,
     rbd_aio_discard: unsafe extern "C" fn(ImageT, u64, u64, CompletionT) -> c_int,
-    rbd_aio_writesame: unsafe extern "C" fn(
-        ImageT,
-        u64,
-        usize,
-        *const c_char,
-        usize,
-        CompletionT,
-        c_int,
-    ) -> c_int,
+    rbd_aio_writesame:
+        unsafe extern "C" fn(ImageT, u64, usize, *const c_char, usize, CompletionT, c_int) -> c_int,
     rbd_aio_compare_and_write: unsafe extern "C" fn(
         ImageT,
         u64,
@@ -205,7 +198,10 @@ impl Cluster {
             return Err(("read the configuration of", r));
         }
         for (option, value) in settings {
-            let (o, v) = (cstr(option).map_err(|e| ("set an option of", e))?, cstr(value).map_err(|e| ("set an option of", e))?);
+            let (o, v) = (
+                cstr(option).map_err(|e| ("set an option of", e))?,
+                cstr(value).map_err(|e| ("set an option of", e))?,
+            );
             // SAFETY: a live, not yet connected handle; NUL-terminated strings.
             let r = unsafe { (api.rados_conf_set)(me.handle, o.as_ptr(), v.as_ptr()) };
             if r < 0 {
@@ -262,7 +258,12 @@ impl Drop for IoCtx<'_> {
 impl IoCtx<'_> {
     /// Open image `name` (at snapshot `snap`, read-only, when given; read-only also
     /// when `readonly`).
-    pub(crate) fn open(&self, name: &str, snap: Option<&str>, readonly: bool) -> Result<Image, i32> {
+    pub(crate) fn open(
+        &self,
+        name: &str,
+        snap: Option<&str>,
+        readonly: bool,
+    ) -> Result<Image, i32> {
         let api = self.cluster.api;
         let c_name = cstr(name)?;
         let c_snap = snap.map(cstr).transpose()?;

@@ -180,7 +180,10 @@ impl Watchdog {
     }
 
     fn stop(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop = true;
         self.wake.notify_one();
     }
 
@@ -263,9 +266,7 @@ impl RbdStore {
     pub fn open(path: &str, bsopts: &str, readonly: bool) -> Result<RbdStore, BackendError> {
         let opts = RbdOptions::parse(bsopts)?;
         let (pool, image_name, snap) = parse_image_path(path)?;
-        ffi::available().map_err(|e| BackendError::RbdUnavailable {
-            why: e.to_string(),
-        })?;
+        ffi::available().map_err(|e| BackendError::RbdUnavailable { why: e.to_string() })?;
         let secs = opts.timeout.as_secs().to_string();
         let settings = [
             // Connecting to a cluster that is down must not hold `logicalunit new`
@@ -494,10 +495,12 @@ impl RbdStore {
                             if left.fetch_sub(1, Ordering::AcqRel) > 1 {
                                 return None;
                             }
-                            Some(match *failed.lock().unwrap_or_else(PoisonError::into_inner) {
-                                Some(e) => Err(e),
-                                None => Ok(Bytes::new()),
-                            })
+                            Some(
+                                match *failed.lock().unwrap_or_else(PoisonError::into_inner) {
+                                    Some(e) => Err(e),
+                                    None => Ok(Bytes::new()),
+                                },
+                            )
                         }),
                     );
                 }
@@ -718,7 +721,11 @@ impl BlockStore for RbdStore {
                 Some(size)
             }
             Err(e) => {
-                tracing::warn!("rbd {}: cannot read the size: {}", self.label, errno_text(e));
+                tracing::warn!(
+                    "rbd {}: cannot read the size: {}",
+                    self.label,
+                    errno_text(e)
+                );
                 None
             }
         }
@@ -765,11 +772,26 @@ mod tests {
 
     #[test]
     fn errors_map_to_sense_kinds() {
-        assert_eq!(map_errno(-(libc::EIO as isize), false), IoErrorKind::ReadError);
-        assert_eq!(map_errno(-(libc::EIO as isize), true), IoErrorKind::WriteError);
-        assert_eq!(map_errno(-(libc::ENOSPC as isize), true), IoErrorKind::NoSpace);
-        assert_eq!(map_errno(-(libc::ETIMEDOUT as isize), true), IoErrorKind::TimedOut);
-        assert_eq!(map_errno(-(libc::EROFS as isize), true), IoErrorKind::ReadOnly);
+        assert_eq!(
+            map_errno(-(libc::EIO as isize), false),
+            IoErrorKind::ReadError
+        );
+        assert_eq!(
+            map_errno(-(libc::EIO as isize), true),
+            IoErrorKind::WriteError
+        );
+        assert_eq!(
+            map_errno(-(libc::ENOSPC as isize), true),
+            IoErrorKind::NoSpace
+        );
+        assert_eq!(
+            map_errno(-(libc::ETIMEDOUT as isize), true),
+            IoErrorKind::TimedOut
+        );
+        assert_eq!(
+            map_errno(-(libc::EROFS as isize), true),
+            IoErrorKind::ReadOnly
+        );
     }
 
     #[test]
