@@ -208,6 +208,10 @@ impl BlockStore for ErrorLogStore {
         self.inner.medium_id()
     }
 
+    fn size_changed(&self) -> bool {
+        self.inner.size_changed()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
     }

@@ -261,6 +261,10 @@ impl BlockStore for ReadOnlyStore {
         self.0.medium_id()
     }
 
+    fn size_changed(&self) -> bool {
+        self.0.size_changed()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.0.configure(key, value)
     }

@@ -49,6 +49,13 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether the medium says its size may have changed since the last
+    /// [`BlockStore::refresh_size`] (a Ceph RBD image told by its cluster that it was
+    /// resized): the daemon then reads the size again as `logicalunit update` does.
+    fn size_changed(&self) -> bool {
+        false
+    }
+
     /// Change a run-time setting that belongs to the store (`tgtadm --mode
     /// logicalunit --op update --params KEY=VALUE` for a key the target core does not
     /// know, e.g. `fault` of the fault-injecting store). The error is the reason it

@@ -18,6 +18,7 @@ pub mod portals;
 pub mod ring;
 pub mod runner;
 pub mod service;
+pub mod size_watch;
 pub mod state_file;
 pub mod txqueue;
 
@@ -133,6 +134,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
+    // Media that report their own resizes (rbd) are read again without an admin.
+    size_watch::spawn(mgmt.local()).map_err(|e| format!("tgtd: cannot start a thread: {e}"))?;
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
     let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =

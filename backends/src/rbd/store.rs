@@ -366,11 +366,6 @@ impl RbdStore {
         self.readonly
     }
 
-    /// Whether the image header changed since the last [`BlockStore::refresh_size`].
-    pub fn header_changed(&self) -> bool {
-        self.changed.load(Ordering::Acquire)
-    }
-
     /// Queue `op` on librbd; `finish` gets librbd's answer (or the timeout's).
     fn start(&self, op: AioOp, slot: &Arc<Slot>, finish: AioFinish) {
         self.watchdog.watch(slot, Instant::now() + self.timeout);
@@ -706,6 +701,12 @@ impl BlockStore for RbdStore {
 
     fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
         self.submit(op, done)
+    }
+
+    /// The update watch saw the header change (a resize, or a snapshot: then the
+    /// size read again is the same and nothing is announced).
+    fn size_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
     }
 
     /// The image id: what every gateway of this image reports as SCSI ID and serial.
