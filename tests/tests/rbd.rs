@@ -7,8 +7,8 @@
 //!   after `timeout=S` instead of hanging, and the store works again afterwards;
 //! - libiscsi's Read, Write, Unmap, WriteSame, CompareAndWrite and persistent
 //!   reservation suites on an rbd LU, both daemons: no failure;
-//! - a missing image, pool or cluster, and bad options, are refused by `logicalunit
-//!   new` with tgtadm's exact message;
+//! - a missing image, pool or cluster, bad options, and a machine without librbd,
+//!   are refused by `logicalunit new` with tgtadm's exact message;
 //! - `rbd resize` reaches every nexus as CAPACITY DATA HAS CHANGED (by librbd's
 //!   update watch, and at once with `logicalunit update`), and READ CAPACITY gives
 //!   the new size;
@@ -377,6 +377,28 @@ fn open_errors(f: Flavour) {
     assert_eq!(r.code, 0, "{r:?}");
 }
 
+/// A machine without librbd (the daemon told to load a file that does not exist):
+/// `logicalunit new --bstype rbd` names the library and the package to install, and
+/// the daemon serves its other LUs as before.
+fn without_librbd(f: Flavour) {
+    let d = Daemon::start_with_env(f, &[], &[("TGTD_LIBRBD", "/nonexistent/librbd.so.1")]);
+    d.new_target(1, IQN);
+    let r = d.lu_new(1, 1, "rbd/img", &["--bstype", "rbd"]);
+    assert_eq!(r.code, 22, "{r:?}");
+    assert!(
+        r.stderr.starts_with(
+            "tgtadm: invalid request: the rbd backing store is not available: cannot load \
+             /nonexistent/librbd.so.1 ("
+        ) && r
+            .stderr
+            .ends_with("); install the Debian package librbd1\n"),
+        "{r:?}"
+    );
+    let file = d.sparse_file("plain.img", 4 * MIB);
+    let r = d.lu_new(1, 1, file.to_str().unwrap(), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
 /// READ CAPACITY(16): the number of blocks.
 fn capacity(c: &mut Client, lun: u64) -> u64 {
     let cdb = [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0];
@@ -622,6 +644,7 @@ fn two_gateways_one_image(f: Flavour) {
 both_flavours!(
     conformance_on_rbd,
     open_errors,
+    without_librbd,
     resize_is_seen,
     two_gateways_one_image,
     timeout_is_a_retryable_sense

@@ -73,7 +73,7 @@ struct Api {
 #[error("cannot load {library} ({why}); install the Debian package {package}")]
 pub struct LoadError {
     /// The shared object that failed (`librados.so.2`, `librbd.so.1`).
-    pub library: &'static str,
+    pub library: String,
     /// The package that provides it (`librados2`, `librbd1`).
     pub package: &'static str,
     /// What the dynamic loader said (or the missing symbol).
@@ -92,12 +92,12 @@ pub(crate) fn available() -> Result<(), LoadError> {
     api().map(|_| ())
 }
 
-fn open_lib(library: &'static str, package: &'static str) -> Result<Library, LoadError> {
+fn open_lib(library: &str, package: &'static str) -> Result<Library, LoadError> {
     // SAFETY: loading runs the library's initialisers; librados and librbd are
     // ordinary C/C++ shared objects whose constructors only set up their own
-    // globals. The name comes from the list above, not from user input.
+    // globals. The name is the soname above (or the test override below).
     unsafe { Library::new(library) }.map_err(|e| LoadError {
-        library,
+        library: library.to_owned(),
         package,
         why: e.to_string(),
     })
@@ -106,8 +106,11 @@ fn open_lib(library: &'static str, package: &'static str) -> Result<Library, Loa
 fn load() -> Result<Api, LoadError> {
     const RADOS: (&str, &str) = ("librados.so.2", "librados2");
     const RBD: (&str, &str) = ("librbd.so.1", "librbd1");
+    // `TGTD_LIBRBD` names another file to load as librbd: tests use it to see the
+    // answer of a machine without Ceph's libraries.
+    let rbd_name = std::env::var("TGTD_LIBRBD").unwrap_or_else(|_| RBD.0.to_owned());
     let rados = open_lib(RADOS.0, RADOS.1)?;
-    let rbd = open_lib(RBD.0, RBD.1)?;
+    let rbd = open_lib(&rbd_name, RBD.1)?;
     macro_rules! sym {
         ($lib:expr, $which:expr, $name:ident) => {{
             // SAFETY: the type given for each symbol is the C prototype of that
@@ -115,7 +118,7 @@ fn load() -> Result<Api, LoadError> {
             // copied out and stays valid because the library is kept in `Api`.
             let s = unsafe { $lib.get(concat!(stringify!($name), "\0").as_bytes()) };
             *s.map_err(|e: libloading::Error| LoadError {
-                library: $which.0,
+                library: $which.0.to_owned(),
                 package: $which.1,
                 why: e.to_string(),
             })?
