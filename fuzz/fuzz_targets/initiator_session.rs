@@ -125,8 +125,8 @@ impl Harness {
             let opcode = h[0] & 0x3f;
             let immediate = h[0] & 0x40 != 0;
             let itt = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            let ordered = matches!(opcode, 0x01 | 0x02 | 0x04 | 0x06)
-                || (opcode == 0x00 && itt != u32::MAX);
+            let ordered =
+                matches!(opcode, 0x01 | 0x02 | 0x04 | 0x06) || (opcode == 0x00 && itt != u32::MAX);
             if ordered && !immediate {
                 let sn = SerialNumber(u32::from_be_bytes([h[24], h[25], h[26], h[27]]));
                 if let Some(want) = self.next_cmd_sn {
@@ -152,8 +152,13 @@ impl Harness {
             }
             while let Some(io) = self.conn.poll_io() {
                 let result = io.store.execute(&io.op);
-                self.conn
-                    .handle_io_completion(IoCompletion { tag: io.tag, result }, self.now);
+                self.conn.handle_io_completion(
+                    IoCompletion {
+                        tag: io.tag,
+                        result,
+                    },
+                    self.now,
+                );
             }
             let mut back = Vec::new();
             while let Some(t) = self.conn.poll_transmit() {
@@ -184,7 +189,7 @@ impl Harness {
     }
 }
 
-fn forged(input: &Input, h: &Harness, a: &Action) -> Vec<u8> {
+fn forged(h: &Harness, a: &Action) -> Vec<u8> {
     let Action::Forged {
         opcode,
         flags,
@@ -232,7 +237,6 @@ fn forged(input: &Input, h: &Harness, a: &Action) -> Vec<u8> {
         let c = crc32c(&wire[start..]);
         wire.extend_from_slice(&c.to_le_bytes());
     }
-    let _ = input;
     wire
 }
 
@@ -292,10 +296,7 @@ fuzz_target!(|input: Input| {
                 } else {
                     iscsi_initiator::cdb::read16(lba, blocks)
                 };
-                if let Ok(itt) = h
-                    .sess
-                    .submit(Command::new(u64::from(*lun % 3), &cdb, data))
-                {
+                if let Ok(itt) = h.sess.submit(Command::new(u64::from(*lun % 3), &cdb, data)) {
                     h.submitted += 1;
                     h.itts.push(itt);
                 }
@@ -315,8 +316,8 @@ fuzz_target!(|input: Input| {
                     5 => TmfFunction::TargetWarmReset,
                     _ => TmfFunction::TargetColdReset,
                 };
-                let referenced = (!h.itts.is_empty())
-                    .then(|| h.itts[usize::from(*pick) % h.itts.len()]);
+                let referenced =
+                    (!h.itts.is_empty()).then(|| h.itts[usize::from(*pick) % h.itts.len()]);
                 if let Ok(itt) = h.sess.task_management(f, 1, referenced) {
                     h.itts.push(itt);
                 }
@@ -328,7 +329,7 @@ fuzz_target!(|input: Input| {
             }
             Action::Pump(n) => h.pump(usize::from(*n % 16) + 1),
             Action::Forged { .. } => {
-                let wire = forged(&input, &h, action);
+                let wire = forged(&h, action);
                 let _ = h.sess.handle_input(&wire);
                 h.window_moved_forward();
                 h.drain_events();
