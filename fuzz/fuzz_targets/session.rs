@@ -5,9 +5,10 @@
 //! completions, session reinstatement by a second connection, logout and close.
 //!
 //! Invariants: nothing panics; every step settles; everything the target sends
-//! decodes; the session table never holds more sessions than there are connections;
-//! and once every connection is gone, nothing is left: no session in the table, no
-//! task, no storage request (state returns; nothing grows without bound).
+//! decodes; the CmdSN window the target announces only moves forward; the session
+//! table never holds more sessions than there are connections; and once every
+//! connection is gone, nothing is left: no session in the table, no task, no storage
+//! request (state returns; nothing grows without bound).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -268,6 +269,41 @@ fn new_sim(core: &Arc<Core>, seed: u64, base: Instant, chunk: u16) -> Sim {
     sim
 }
 
+/// The (ExpCmdSN, MaxCmdSN) a target PDU carries outside login.
+fn cmd_window(p: &Pdu) -> Option<(SerialNumber, SerialNumber)> {
+    Some(match p {
+        Pdu::NopIn(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::ScsiResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::TaskMgmtResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::TextResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::DataIn(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::LogoutResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::R2t(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::AsyncMessage(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Pdu::Reject(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        _ => return None,
+    })
+}
+
+/// The target's CmdSN window as its PDUs after login announce it: ExpCmdSN never
+/// goes back, and MaxCmdSN is never below ExpCmdSN - 1 (RFC 7143 §4.2.2.1).
+fn target_window_moves_forward(sim: &Sim) {
+    let mut last: Option<SerialNumber> = None;
+    for p in &sim.ini.received {
+        let Some((exp, max)) = cmd_window(p) else {
+            continue;
+        };
+        assert!(
+            exp.le(max.next()),
+            "MaxCmdSN {max:?} below ExpCmdSN {exp:?} - 1 in {p:?}"
+        );
+        if let Some(prev) = last {
+            assert!(prev.le(exp), "ExpCmdSN went back from {prev:?} in {p:?}");
+        }
+        last = Some(exp);
+    }
+}
+
 fuzz_target!(|input: Input| {
     let fx = fixture::single_target(64, fixture::Bind::All);
     #[allow(clippy::disallowed_methods)]
@@ -444,6 +480,7 @@ fuzz_target!(|input: Input| {
         assert!(s.drive_bounded(STEP_BOUND), "simulation livelocked");
         assert_eq!(s.conn.tasks_in_flight(), 0, "tasks left after close");
         assert_eq!(s.pending_io(), 0, "storage requests after close");
+        target_window_moves_forward(s);
         assert!(
             s.ini.decode_errors.is_empty(),
             "target sent bytes the initiator cannot decode: {:?}",
