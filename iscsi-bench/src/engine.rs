@@ -37,6 +37,8 @@ pub struct Outcome {
     pub unchecked: u64,
     /// Journal records written (or, with --verify-only, blocks it names).
     pub journaled: u64,
+    /// SYNCHRONIZE CACHE commands that completed GOOD (--sync-every).
+    pub syncs: u64,
     /// Why the run broke off, if it did.
     pub fatal: Option<String>,
     /// Negotiated parameters of the first session.
@@ -472,6 +474,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
         checked: work.checked,
         unchecked: work.unchecked,
         journaled: work.journaled,
+        syncs: work.syncs,
         fatal,
         params,
         capacity,
@@ -570,7 +573,9 @@ fn run_events(
                 } else {
                     0
                 };
-                stats.record(op.read, lat, bytes, now - start);
+                if !op.sync {
+                    stats.record(op.read, lat, bytes, now - start);
+                }
                 if !good {
                     stats.command_failed(&op, sense_key(&done), information(&done));
                 }

@@ -150,9 +150,14 @@ pub struct Args {
     /// Percentage of writes sent with FUA (force unit access).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub fua_pct: u8,
-    /// With --verify: append every FUA write acknowledged GOOD to this file (one line
-    /// `LBA BLOCKS GENERATION`), so that a later `--verify-only` run can check the
-    /// acknowledged data survived a crash of the target.
+    /// Send a SYNCHRONIZE CACHE(16) of the whole LU once this many writes without FUA
+    /// have completed since the last one (one at a time; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub sync_every: u32,
+    /// With --verify: append every FUA write acknowledged GOOD, and every write a
+    /// SYNCHRONIZE CACHE acknowledged GOOD covers (completed before it was sent), to
+    /// this file (one line `LBA BLOCKS GENERATION`), so that a later `--verify-only`
+    /// run can check the acknowledged data survived a crash of the target.
     #[arg(long)]
     pub journal: Option<std::path::PathBuf>,
     /// Write nothing: read back every block --journal names and check it carries its

@@ -264,6 +264,8 @@ struct Report<'a> {
     bs: u64,
     bs_max: u64,
     fua_pct: u8,
+    sync_every: u32,
+    syncs: u64,
     block_size: u32,
     lu_blocks: u64,
     lba_start: u64,
@@ -346,6 +348,8 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         bs: args.bs.min,
         bs_max: args.bs.max,
         fua_pct: args.fua_pct,
+        sync_every: args.sync_every,
+        syncs: o.syncs,
         block_size: o.capacity.block_len,
         lu_blocks: o.capacity.blocks,
         lba_start: o.lba_start,
@@ -485,6 +489,9 @@ fn text(r: &Report<'_>) -> String {
             c.description
         );
     }
+    if r.syncs > 0 {
+        let _ = writeln!(t, "  SYNCHRONIZE CACHE: {} completed", r.syncs);
+    }
     if r.journal_records > 0 {
         let _ = writeln!(
             t,
@@ -493,7 +500,7 @@ fn text(r: &Report<'_>) -> String {
             if r.verify_only {
                 "blocks read back"
             } else {
-                "acknowledged FUA writes recorded"
+                "acknowledged FUA or synced writes recorded"
             }
         );
     }

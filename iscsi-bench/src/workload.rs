@@ -26,6 +26,8 @@ pub struct Op {
     pub generation: u64,
     /// A WRITE with FUA set.
     pub fua: bool,
+    /// A SYNCHRONIZE CACHE(16) of the whole LU (`--sync-every`), not a READ or WRITE.
+    pub sync: bool,
 }
 
 /// A verify mismatch.
@@ -89,7 +91,8 @@ struct VerifyState {
 }
 
 /// `--journal` while writing: one line `LBA BLOCKS GENERATION` per FUA write
-/// acknowledged GOOD, appended (and written through) as each completes.
+/// acknowledged GOOD, appended (and written through) as each completes, and per write
+/// an acknowledged SYNCHRONIZE CACHE covers, after a `#` comment line naming it.
 #[derive(Debug)]
 struct Journal {
     out: BufWriter<std::fs::File>,
@@ -114,6 +117,9 @@ impl Replay {
         let mut minimum: BTreeMap<u64, u64> = BTreeMap::new();
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|e| bad(e.to_string()))?;
+            if line.starts_with('#') {
+                continue;
+            }
             let f: Vec<u64> = line
                 .split_whitespace()
                 .map(str::parse)
@@ -148,6 +154,14 @@ pub struct Workload {
     rw: Rw,
     read_pct: u8,
     fua_pct: u8,
+    sync_every: u32,
+    /// Writes without FUA completed GOOD since the last SYNCHRONIZE CACHE was sent:
+    /// (LBA, blocks, generation).
+    unsynced: Vec<(u64, u32, u64)>,
+    /// The writes the SYNCHRONIZE CACHE in flight covers.
+    syncing: Option<Vec<(u64, u32, u64)>>,
+    /// SYNCHRONIZE CACHE commands that completed GOOD.
+    pub syncs: u64,
     pattern: Pattern,
     start: u64,
     slots: u64,
@@ -214,6 +228,10 @@ impl Workload {
             rw: args.rw,
             read_pct: args.read_pct,
             fua_pct: args.fua_pct,
+            sync_every: args.sync_every,
+            unsynced: Vec::new(),
+            syncing: None,
+            syncs: 0,
             pattern: args.pattern,
             start,
             slots: count / u64::from(slot_blocks),
@@ -265,6 +283,23 @@ impl Workload {
                 slot: u64::MAX,
                 generation: 0,
                 fua: false,
+                sync: false,
+            });
+        }
+        if self.sync_every > 0
+            && self.syncing.is_none()
+            && self.unsynced.len() >= self.sync_every as usize
+        {
+            // Covers what completed before it is sent, nothing later.
+            self.syncing = Some(std::mem::take(&mut self.unsynced));
+            return Some(Op {
+                read: false,
+                lba: 0,
+                blocks: 0,
+                slot: u64::MAX,
+                generation: 0,
+                fua: false,
+                sync: true,
             });
         }
         let read = match self.rw {
@@ -329,6 +364,7 @@ impl Workload {
             slot,
             generation,
             fua,
+            sync: false,
         })
     }
 
@@ -339,6 +375,11 @@ impl Workload {
 
     /// The READ(16) or WRITE(16) (FUA when `op.fua`) for `op` on `lun`.
     pub fn command(&self, lun: u64, op: &Op) -> Command {
+        if op.sync {
+            let mut c = [0u8; 16];
+            c[0] = 0x91; // SYNCHRONIZE CACHE(16), LBA 0 and 0 blocks: the whole LU
+            return Command::new(lun, &c, DataDirection::None);
+        }
         if op.read {
             return Command::new(
                 lun,
@@ -373,6 +414,28 @@ impl Workload {
 
     /// A command finished (`good`: status GOOD); read data is checked in verify mode.
     pub fn complete(&mut self, op: &Op, good: bool, data: &[u8], out: &mut Mismatches) {
+        if op.sync {
+            let covered = self.syncing.take().unwrap_or_default();
+            if good {
+                self.syncs += 1;
+                if let Some(j) = &mut self.journal {
+                    if j.failed.is_none() {
+                        if let Err(e) = writeln!(
+                            j.out,
+                            "# SYNCHRONIZE CACHE {} covers the {} writes below",
+                            self.syncs,
+                            covered.len()
+                        ) {
+                            j.failed = Some(format!("--journal: {e}"));
+                        }
+                    }
+                }
+                for (lba, blocks, generation) in covered {
+                    self.journal(lba, blocks, generation);
+                }
+            }
+            return;
+        }
         let bl = self.block_len as usize;
         if let Some(r) = &self.replay {
             if !good {
@@ -405,7 +468,9 @@ impl Workload {
             let now = if good { op.generation } else { 0 };
             g.blocks[off..off + op.blocks as usize].fill(now);
             if good && op.fua {
-                self.journal(op);
+                self.journal(op.lba, op.blocks, op.generation);
+            } else if good && self.sync_every > 0 {
+                self.unsynced.push((op.lba, op.blocks, op.generation));
             }
             return;
         }
@@ -442,7 +507,7 @@ impl Workload {
         }
     }
 
-    fn journal(&mut self, op: &Op) {
+    fn journal(&mut self, lba: u64, blocks: u32, generation: u64) {
         let Some(j) = &mut self.journal else {
             return;
         };
@@ -451,7 +516,7 @@ impl Workload {
         }
         // Written through at once: the journal must hold every acknowledgement even
         // if this process dies next.
-        let line = writeln!(j.out, "{} {} {}", op.lba, op.blocks, op.generation);
+        let line = writeln!(j.out, "{lba} {blocks} {generation}");
         match line.and_then(|()| j.out.flush()) {
             Ok(()) => self.journaled += 1,
             Err(e) => j.failed = Some(format!("--journal: {e}")),
@@ -474,6 +539,10 @@ impl Workload {
 
     /// Forget a command that will not complete (the session failed).
     pub fn abandon(&mut self, op: &Op) {
+        if op.sync {
+            self.syncing = None;
+            return;
+        }
         if self.replay.is_some() {
             return;
         }
@@ -496,7 +565,7 @@ mod tests {
     #[test]
     fn journal_replay_merges_extents_and_keeps_the_newest_generation() {
         let dir = std::env::temp_dir().join(format!("iscsi-bench-journal-{}", std::process::id()));
-        std::fs::write(&dir, "10 4 1\n12 4 3\n100 1 2\n11 1 2\n").unwrap();
+        std::fs::write(&dir, "10 4 1\n12 4 3\n# synced\n100 1 2\n11 1 2\n").unwrap();
         let r = Replay::load(&dir).unwrap();
         assert_eq!(r.todo, VecDeque::from([(10, 6), (100, 1)]));
         assert_eq!(r.minimum[&10], 1);

@@ -211,7 +211,13 @@ fn bad_args_and_unreachable_exit_2(f: Flavour) {
         &["--expect-errors", "9-8"],
         &["--journal", "/nonexistent/dir/journal"],
         &["--verify-only"],
-        &["--verify-only", "--journal", "/nonexistent/journal", "--rw", "write"],
+        &[
+            "--verify-only",
+            "--journal",
+            "/nonexistent/journal",
+            "--rw",
+            "write",
+        ],
         &["--verify-only", "--journal", "/nonexistent/journal"],
         &["--fua-pct", "101"],
     ] {
