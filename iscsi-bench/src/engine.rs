@@ -35,6 +35,10 @@ pub struct Outcome {
     pub checked: u64,
     /// Blocks verify could not judge.
     pub unchecked: u64,
+    /// Journal records written (or, with --verify-only, blocks it names).
+    pub journaled: u64,
+    /// SYNCHRONIZE CACHE commands that completed GOOD (--sync-every).
+    pub syncs: u64,
     /// Why the run broke off, if it did.
     pub fatal: Option<String>,
     /// Negotiated parameters of the first session.
@@ -194,6 +198,30 @@ fn iscsi_proto_isid(index: u32, q: &[u8]) -> iscsi_initiator::Isid {
     ])
 }
 
+/// The INFORMATION field of a failed command's sense data (the LBA a medium error
+/// names), fixed or descriptor format, when it is valid.
+fn information(c: &Completion) -> Option<u64> {
+    let s = &c.sense.as_ref()?.raw;
+    match s.first()? & 0x7f {
+        0x70 | 0x71 if s[0] & 0x80 != 0 => {
+            Some(u64::from(u32::from_be_bytes(s.get(3..7)?.try_into().ok()?)))
+        }
+        0x72 | 0x73 => {
+            // Descriptors after the 8-byte header; the information descriptor is 00h.
+            let mut at = 8;
+            while at + 2 <= s.len() {
+                let (kind, len) = (s[at], usize::from(s[at + 1]));
+                if kind == 0 && s.get(at + 2)? & 0x80 != 0 {
+                    return Some(u64::from_be_bytes(s.get(at + 4..at + 12)?.try_into().ok()?));
+                }
+                at += 2 + len;
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 fn sense_key(c: &Completion) -> ErrorKey {
     ErrorKey {
         response: c.response,
@@ -282,13 +310,14 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     if bl < 64 {
         return Err(SetupError::Target(format!("block size {bl} is too small")));
     }
-    if !args.bs.is_multiple_of(bl) {
-        return Err(SetupError::Args(format!(
-            "--bs {} is not a multiple of the LU's block size {bl}",
-            args.bs
-        )));
+    for size in [args.bs.min, args.bs.max] {
+        if !size.is_multiple_of(bl) {
+            return Err(SetupError::Args(format!(
+                "--bs {size} is not a multiple of the LU's block size {bl}"
+            )));
+        }
     }
-    let io_blocks = (args.bs / bl) as u32;
+    let io_blocks = args.bs.max / bl;
     let (lba_start, lba_count) = args.lba_range.unwrap_or((0, capacity.blocks));
     if lba_start
         .checked_add(lba_count)
@@ -299,7 +328,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             capacity.blocks
         )));
     }
-    if lba_count < u64::from(io_blocks) {
+    if lba_count < io_blocks {
         return Err(SetupError::Args(format!(
             "--lba-range of {lba_count} blocks is smaller than --bs ({io_blocks} blocks)"
         )));
@@ -307,24 +336,19 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let seed = args
         .seed
         .unwrap_or_else(|| u64::from_le_bytes(random_bytes(8).try_into().expect("8 bytes")));
-    let mut work = Workload::new(
-        args,
-        lba_start,
-        lba_count,
-        io_blocks,
-        capacity.block_len,
-        seed,
-    );
+    let mut work = Workload::new(args, lba_start, lba_count, capacity.block_len, seed)?;
     let duration = match (args.duration, args.ops) {
         (Some(d), _) => Some(Duration::from_secs_f64(d)),
         (None, Some(_)) => None,
+        // --verify-only runs until the journal is read back.
+        (None, None) if args.verify_only => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
 
     // ----- measured phase -----
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let mut stats = Stats::new();
+    let mut stats = Stats::new(args.expect_errors);
     let mut mismatches = Mismatches::default();
     let mut fatal: Option<String> = None;
     let mut next_progress = start + Duration::from_secs(1);
@@ -356,20 +380,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             if c.phase == Phase::Ready && !stopping && fatal.is_none() {
                 while c.inflight.len() < args.qd as usize && c.sess.window_open() {
                     let Some(op) = work.next() else { break };
-                    let cmd = if op.read {
-                        Command::new(
-                            args.lun,
-                            &cdb::read16(op.lba, work.io_blocks),
-                            DataDirection::Read(work.io_bytes()),
-                        )
-                    } else {
-                        Command::new(
-                            args.lun,
-                            &cdb::write16(op.lba, work.io_blocks),
-                            DataDirection::Write(work.write_data(&op)),
-                        )
-                    };
-                    match c.sess.submit(cmd) {
+                    match c.sess.submit(work.command(args.lun, &op)) {
                         Ok(itt) => {
                             c.inflight.insert(itt.0, (op, Instant::now()));
                         }
@@ -453,12 +464,17 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     if tty {
         eprint!("\r\x1b[K");
     }
+    if let Err(e) = work.finish() {
+        fatal.get_or_insert(e);
+    }
     Ok(Outcome {
         elapsed,
         stats,
         mismatches,
         checked: work.checked,
         unchecked: work.unchecked,
+        journaled: work.journaled,
+        syncs: work.syncs,
         fatal,
         params,
         capacity,
@@ -552,10 +568,16 @@ fn run_events(
                 };
                 let good = done.status == 0 && done.response == 0;
                 let lat = now.saturating_duration_since(t0);
-                let bytes = if good { u64::from(work.io_bytes()) } else { 0 };
-                stats.record(op.read, lat, bytes, now - start);
+                let bytes = if good {
+                    u64::from(work.io_bytes(&op))
+                } else {
+                    0
+                };
+                if !op.sync {
+                    stats.record(op.read, lat, bytes, now - start);
+                }
                 if !good {
-                    stats.error(sense_key(&done));
+                    stats.command_failed(&op, sense_key(&done), information(&done));
                 }
                 work.complete(&op, good, &done.data, mismatches);
             }

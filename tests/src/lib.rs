@@ -425,26 +425,53 @@ impl Drop for LoopDev {
 
 /// Run a command with a time limit; a command that hangs is killed and fails the test.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    wait_with_timeout(child, limit, &format!("{cmd:?}"))
+}
+
+/// Wait for `child` (stdout and stderr piped) for at most `limit`, reading its output
+/// meanwhile (a child that writes more than a pipe holds must not stall); one that is
+/// still running then is killed and fails the test, named `what`.
+pub fn wait_with_timeout(mut child: Child, limit: Duration, what: &str) -> Run {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let start = std::time::Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output").into();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "{cmd:?} hung for {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let Some(status) = status else {
+        panic!("{what} hung for {limit:?}: {stderr}");
+    };
+    Run {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+        code: status.code().unwrap_or(-1),
     }
 }
 

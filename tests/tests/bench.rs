@@ -206,6 +206,20 @@ fn bad_args_and_unreachable_exit_2(f: Flavour) {
         &["--bs", "1000"],
         &["--lba-range", "0:99999999"],
         &["--duration", "-1"],
+        &["--bs", "256k-4k"],
+        &["--bs", "4k-1000"],
+        &["--expect-errors", "9-8"],
+        &["--journal", "/nonexistent/dir/journal"],
+        &["--verify-only"],
+        &[
+            "--verify-only",
+            "--journal",
+            "/nonexistent/journal",
+            "--rw",
+            "write",
+        ],
+        &["--verify-only", "--journal", "/nonexistent/journal"],
+        &["--fua-pct", "101"],
     ] {
         one_line(&bench(&d, args));
     }
