@@ -346,7 +346,232 @@ fn send_targets_follows_acl(f: Flavour) {
     assert_ne!(tool("iscsi-inq", &["-i", OTHER, &lun1]).code, 0);
 }
 
+/// The address the daemon printed for `--metrics 127.0.0.1:0`.
+fn metrics_addr(d: &Daemon) -> String {
+    wait_log(d, &["serving metrics on http://"])
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("metrics address")
+        .to_string()
+}
+
+/// One HTTP exchange: `request` as is, the whole answer back.
+fn http(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).expect("send request");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn scrape(addr: &str) -> String {
+    let r = http(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.contains("Content-Type: text/plain; version=0.0.4"), "{r}");
+    r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed); 0 when
+/// the series is absent (a counter that never moved).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("sample value"))
+}
+
+fn lu_series(name: &str, extra: &str) -> String {
+    format!("{name}{{target=\"{IQN}\",lun=\"1\"{extra}}}")
+}
+
+/// Known I/O through the in-process initiator (5 WRITE(10) of 8 blocks, 3 READ(10)
+/// of 4 blocks, one READ past the end), then `/metrics` shows exactly that much more
+/// than before it: commands, bytes, the ILLEGAL REQUEST, latency counts, and the
+/// gauges; logins and closes by status and reason; `system show --json` carries the
+/// same numbers.
+fn metrics_match_io(f: Flavour) {
+    use integration_tests::client::{read10, write10, Client};
+    let d = Daemon::start(f, &["-c", "none", "--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&d);
+    d.setup_file_target(1, IQN, 4 << 20);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let before = scrape(&addr);
+    assert_eq!(sample(&before, "tgtd_connections"), 1.0, "{before}");
+    assert_eq!(sample(&before, "tgtd_sessions"), 1.0, "{before}");
+    assert_eq!(
+        sample(
+            &before,
+            &format!("tgtd_target_sessions{{target=\"{IQN}\"}}")
+        ),
+        1.0
+    );
+    for i in 0..5u32 {
+        let data = vec![i as u8 + 1; 4096];
+        let r = c.scsi(1, &write10(i * 8, 8), &data, 0).expect("write");
+        assert_eq!(r.status, 0);
+    }
+    for i in 0..3u32 {
+        let r = c.scsi(1, &read10(i * 8, 4), &[], 2048).expect("read");
+        assert_eq!((r.status, r.data), (0, vec![i as u8 + 1; 2048]));
+    }
+    let r = c
+        .scsi(1, &read10(8192, 1), &[], 512)
+        .expect("read past the end");
+    assert_eq!(r.sense_key_asc().map(|s| s.0), Some(5), "{r:?}");
+    let after = scrape(&addr);
+    let delta = |name: &str, extra: &str| {
+        let series = lu_series(name, extra);
+        sample(&after, &series) - sample(&before, &series)
+    };
+    assert_eq!(delta("tgtd_lu_write_commands_total", ""), 5.0, "{after}");
+    assert_eq!(delta("tgtd_lu_write_bytes_total", ""), 20480.0, "{after}");
+    assert_eq!(delta("tgtd_lu_read_commands_total", ""), 4.0, "{after}");
+    assert_eq!(delta("tgtd_lu_read_bytes_total", ""), 6144.0, "{after}");
+    assert_eq!(
+        delta("tgtd_lu_errors_total", ",sense_key=\"ILLEGAL_REQUEST\""),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(delta("tgtd_lu_read_latency_seconds_count", ""), 4.0);
+    assert_eq!(delta("tgtd_lu_write_latency_seconds_count", ""), 5.0);
+    assert_eq!(
+        delta("tgtd_lu_write_latency_seconds_bucket", ",le=\"+Inf\""),
+        5.0
+    );
+    assert_eq!(
+        sample(&after, &lu_series("tgtd_lu_store_queue_depth", "")),
+        0.0
+    );
+    assert!(after.contains("# TYPE tgtd_lu_read_latency_seconds histogram"));
+
+    // The management answer carries the same counters.
+    let r = d.tgtadm(&["--mode", "system", "--op", "show", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("--json parses");
+    let m = &v["metrics"];
+    let lu = m["lus"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["target"] == IQN && l["lun"] == 1))
+        .unwrap_or_else(|| panic!("no LU 1 in {m}"));
+    for (key, name) in [
+        ("write_commands", "tgtd_lu_write_commands_total"),
+        ("write_bytes", "tgtd_lu_write_bytes_total"),
+        ("read_commands", "tgtd_lu_read_commands_total"),
+        ("read_bytes", "tgtd_lu_read_bytes_total"),
+    ] {
+        assert_eq!(
+            lu[key].as_f64(),
+            Some(sample(&after, &lu_series(name, ""))),
+            "{key}"
+        );
+    }
+    assert_eq!(lu["errors"]["ILLEGAL_REQUEST"], 1);
+    assert_eq!(m["connections"], 1);
+    assert_eq!(m["sessions"], 1);
+
+    // Logins by status, closes by reason.
+    let mut bad = Client::connect(d.portal).expect("connect");
+    assert_eq!(
+        bad.login(Some("iqn.2026-12.test:nosuch")).expect("login"),
+        (2, 3)
+    );
+    assert!(c.logout().expect("logout"));
+    drop(c);
+    let end = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let t = scrape(&addr);
+        if sample(&t, "tgtd_connections") == 0.0 || Instant::now() > end {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(sample(&last, "tgtd_connections"), 0.0, "{last}");
+    assert_eq!(sample(&last, "tgtd_sessions"), 0.0, "{last}");
+    assert_eq!(
+        sample(
+            &last,
+            "tgtd_logins_total{status=\"0x0000\",result=\"success\"}"
+        ),
+        1.0,
+        "{last}"
+    );
+    assert_eq!(
+        sample(
+            &last,
+            "tgtd_logins_total{status=\"0x0203\",result=\"failure\"}"
+        ),
+        1.0,
+        "{last}"
+    );
+    assert_eq!(
+        sample(&last, "tgtd_connections_closed_total{reason=\"logout\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &last,
+            "tgtd_connections_closed_total{reason=\"login_failed\"}"
+        ),
+        1.0,
+        "{last}"
+    );
+}
+
+/// The metrics listener answers only GET /metrics; other methods, paths, garbage
+/// and oversized heads are refused, and a client that sends nothing holds neither
+/// the data path nor, past the read timeout, the listener.
+fn metrics_refuses_other_requests(f: Flavour) {
+    use integration_tests::client::{read10, Client};
+    let d = Daemon::start(f, &["-c", "none", "--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&d);
+    let status = |req: &[u8]| {
+        let r = http(&addr, req);
+        r.lines().next().unwrap_or("").to_string()
+    };
+    assert_eq!(
+        status(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(
+        status(b"PUT /metrics HTTP/1.1\r\n\r\n"),
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(
+        status(b"GET /other HTTP/1.1\r\n\r\n"),
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
+    assert_eq!(
+        status(b"\x16\x03\x01 garbage\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request"
+    );
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    huge.resize(64 * 1024, b'a');
+    assert_eq!(
+        status(&huge),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    // A client that connects and says nothing: iSCSI is served meanwhile.
+    let idle = std::net::TcpStream::connect(&addr).expect("idle client");
+    d.setup_file_target(1, IQN, 4 << 20);
+    let t0 = Instant::now();
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let r = c.scsi(1, &read10(0, 8), &[], 4096).expect("read");
+    assert_eq!(r.status, 0);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    // After the read timeout the listener serves again.
+    let body = scrape(&addr);
+    assert!(body.contains("tgtd_connections 1"), "{body}");
+    drop(idle);
+}
+
 both_flavours!(
+    metrics_match_io,
+    metrics_refuses_other_requests,
     secrets_never_logged,
     secrets_only_for_root,
     control_socket_is_private,

@@ -65,6 +65,15 @@ impl LoginState {
             fail_note: None,
         }
     }
+
+    /// InitiatorName and TargetName of the leading login request, once seen (for
+    /// log context before the session exists).
+    pub(super) fn names(&self) -> Option<(&str, &str)> {
+        self.leading.as_ref().map(|l| {
+            let target = l.target.as_ref().map_or("", |t| t.name.as_str());
+            (l.initiator.as_str(), target)
+        })
+    }
 }
 
 /// Keys the login state machine handles itself rather than the negotiator.
@@ -456,6 +465,9 @@ impl Connection {
     /// Answer with a login failure and close (RFC 7143 §11.13.5: the target drops the
     /// connection after a non-zero status).
     fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+        self.core
+            .metrics
+            .login(u16::from(st.class) << 8 | u16::from(st.detail));
         let stat_sn = self.take_stat_sn();
         // RFC 7143 §11.13.5 / §13.8: a redirect names where to go.
         let data = match self.login.redirect.take() {
@@ -545,6 +557,7 @@ impl Connection {
                 }],
             });
         }
+        self.core.metrics.login(0);
         self.events.push_back(ConnEvent::LoggedIn {
             initiator: lead.initiator.clone(),
             target: lead
