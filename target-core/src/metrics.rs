@@ -508,7 +508,8 @@ mod tests {
         let s = h.snapshot();
         assert_eq!(s.count, 4);
         assert_eq!(s.buckets[0], (50e-6, 2));
-        assert_eq!(s.buckets[3], (1e-3, 3));
+        assert_eq!(s.buckets[3], (500e-6, 2));
+        assert_eq!(s.buckets[4], (1e-3, 3));
         assert_eq!(s.buckets.last().unwrap().1, 3);
         assert!((s.sum_seconds - 10.00079).abs() < 1e-9, "{}", s.sum_seconds);
     }

@@ -569,7 +569,54 @@ fn metrics_refuses_other_requests(f: Flavour) {
     drop(idle);
 }
 
+/// At `-d 1` every log line about a session (login, logout, a failed login) is
+/// written inside its span: target, initiator name, peer address and TSIH.
+fn session_lines_carry_the_session(f: Flavour) {
+    use integration_tests::client::Client;
+    let d = Daemon::start(f, &["-c", "none", "-d", "1"]);
+    d.setup_file_target(1, IQN, 4 << 20);
+    let mut c = Client::connect(d.portal).expect("connect");
+    let local = c_local_addr(&c);
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    assert!(c.logout().expect("logout"));
+    drop(c);
+    let mut bad = Client::connect(d.portal).expect("connect");
+    let bad_local = c_local_addr(&bad);
+    assert_eq!(
+        bad.login(Some("iqn.2026-12.test:nosuch")).expect("login"),
+        (2, 3)
+    );
+    drop(bad);
+    let login = wait_log(&d, &["logged in"]);
+    let logout = wait_log(&d, &["connection closed: logout"]);
+    let failed = wait_log(&d, &["connection closed: login failed"]);
+    let init = integration_tests::client::INITIATOR;
+    for line in [&login, &logout] {
+        assert!(line.contains(&format!("target={IQN}")), "{line}");
+        assert!(line.contains(&format!("initiator={init}")), "{line}");
+        assert!(line.contains(&format!("peer={local}")), "{line}");
+        let tsih = line
+            .split("tsih=")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u16>().ok());
+        assert!(tsih.is_some_and(|t| t != 0), "{line}");
+    }
+    assert!(
+        failed.contains("target=iqn.2026-12.test:nosuch"),
+        "{failed}"
+    );
+    assert!(failed.contains(&format!("initiator={init}")), "{failed}");
+    assert!(failed.contains(&format!("peer={bad_local}")), "{failed}");
+    assert!(failed.contains("tsih=0"), "{failed}");
+}
+
+fn c_local_addr(c: &integration_tests::client::Client) -> std::net::SocketAddr {
+    c.local_addr().expect("local address")
+}
+
 both_flavours!(
+    session_lines_carry_the_session,
     metrics_match_io,
     metrics_refuses_other_requests,
     secrets_never_logged,
