@@ -295,25 +295,47 @@ const ALLOWED: &str = "iqn.2026-12.init:allowed";
 const OTHER: &str = "iqn.2026-12.init:other";
 const OPEN: &str = "iqn.2026-12.test:open";
 
-/// SendTargets lists a target only to initiators its ACL lets in, as Debian's tgt
-/// does: target 1 is bound to one initiator name, target 2 to everyone. The
-/// refused initiator neither sees target 1 nor logs in to it.
-fn send_targets_follows_acl(f: Flavour) {
-    let d = Daemon::start(f, &["-c", "none"]);
-    d.setup_file_target(1, IQN, 4 << 20);
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "unbind",
-        "--tid",
-        "1",
-        "--initiator-address",
-        "ALL",
-    ]);
-    d.tgtadm_ok(&[
+/// What `iscsi-ls -i WHO` lists at `portal`, sorted.
+fn listed(portal: &str, who: &str) -> Vec<String> {
+    let r = tool("iscsi-ls", &["-i", who, &format!("iscsi://{portal}")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut names: Vec<String> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Target:"))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The same ACL set-up through `tgtadm` (ours or Debian's): target 1 bound to one
+/// initiator name only, target 2 to everyone.
+fn acl_targets(tgtadm: impl Fn(&[&str]) -> Run, lun1: &str, lun2: &str) {
+    let ok = |args: &[&str]| {
+        let r = tgtadm(args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    };
+    for (tid, name, file) in [("1", IQN, lun1), ("2", OPEN, lun2)] {
+        ok(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "new", "--tid", tid, "-T", name,
+        ]);
+        ok(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            tid,
+            "--lun",
+            "1",
+            "-b",
+            file,
+        ]);
+    }
+    ok(&[
         "--lld",
         "iscsi",
         "--mode",
@@ -325,25 +347,35 @@ fn send_targets_follows_acl(f: Flavour) {
         "--initiator-name",
         ALLOWED,
     ]);
-    d.setup_file_target(2, OPEN, 4 << 20);
-    let url = format!("iscsi://{}", d.portal_str());
-    let ls = |who: &str| {
-        let r = tool("iscsi-ls", &["-i", who, &url]);
-        assert_eq!(r.code, 0, "{r:?}");
-        let mut names: Vec<String> = r
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("Target:"))
-            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
-            .collect();
-        names.sort();
-        names
-    };
-    assert_eq!(ls(ALLOWED), [IQN, OPEN]);
-    assert_eq!(ls(OTHER), [OPEN]);
-    let lun1 = format!("{url}/{IQN}/1");
-    assert_eq!(tool("iscsi-inq", &["-i", ALLOWED, &lun1]).code, 0);
-    assert_ne!(tool("iscsi-inq", &["-i", OTHER, &lun1]).code, 0);
+    ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "2", "-I", "ALL",
+    ]);
+}
+
+/// SendTargets lists a target only to initiators its ACL lets in, and Debian's tgt
+/// lists exactly the same to each: the refused initiator neither sees target 1 nor
+/// logs in to it.
+fn send_targets_follows_acl(f: Flavour) {
+    let d = Daemon::start(f, &["-c", "none"]);
+    let (lun1, lun2) = (image(&d.dir.0, "acl1.img"), image(&d.dir.0, "acl2.img"));
+    acl_targets(|a| d.tgtadm(a), &lun1, &lun2);
+    let p = d.portal_str();
+    assert_eq!(listed(&p, ALLOWED), [IQN, OPEN]);
+    assert_eq!(listed(&p, OTHER), [OPEN]);
+    let lun1_url = format!("iscsi://{p}/{IQN}/1");
+    assert_eq!(tool("iscsi-inq", &["-i", ALLOWED, &lun1_url]).code, 0);
+    assert_ne!(tool("iscsi-inq", &["-i", OTHER, &lun1_url]).code, 0);
+
+    let reference = integration_tests::tgt_ref::RefTgtd::start();
+    acl_targets(|a| reference.tgtadm(a), &lun1, &lun2);
+    let rp = reference.portal.to_string();
+    for who in [ALLOWED, OTHER] {
+        assert_eq!(
+            listed(&rp, who),
+            listed(&p, who),
+            "{who}: tgt and ours differ"
+        );
+    }
 }
 
 /// The address the daemon printed for `--metrics 127.0.0.1:0`.
