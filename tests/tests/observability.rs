@@ -586,6 +586,27 @@ fn metrics_refuses_other_requests(f: Flavour) {
         status(&huge),
         "HTTP/1.1 431 Request Header Fields Too Large"
     );
+    // A client that trickles a byte at a time is cut off at the 2 s deadline.
+    let trickle = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+            let t0 = Instant::now();
+            // 80 bytes, 200 ms apart: 16 s if the listener waited for all of it.
+            let mut req = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+            req.resize(80, b'a');
+            for b in req {
+                if s.write_all(&[b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            (t0.elapsed(), rest)
+        })
+    };
     // A client that connects and says nothing: iSCSI is served meanwhile.
     let idle = std::net::TcpStream::connect(&addr).expect("idle client");
     d.setup_file_target(1, IQN, 4 << 20);
@@ -599,6 +620,12 @@ fn metrics_refuses_other_requests(f: Flavour) {
     let body = scrape(&addr);
     assert!(body.contains("tgtd_connections 1"), "{body}");
     drop(idle);
+    let (took, answer) = trickle.join().expect("trickle thread");
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        took < Duration::from_secs(9),
+        "trickling client kept for {took:?}"
+    );
 }
 
 /// At `-d 1` every log line about a session (login, logout, a failed login) is

@@ -20,14 +20,16 @@ use prometheus_client::registry::Registry;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use target_core::metrics::{HistogramSnapshot, MetricsSnapshot};
 use target_core::Core;
 
 /// Longest request head read (request line and headers).
 pub const MAX_REQUEST: usize = 4096;
 
-/// How long a client may take to send its request or read the answer.
+/// How long a client may take, in all, to send its request, and again to read the
+/// answer (a deadline, not a per-read timeout: a byte every second does not keep
+/// the listener).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Bind `addr` and serve the metrics of `core` from a thread of its own. Returns
@@ -96,11 +98,22 @@ fn route(head: &[u8], complete: bool) -> Route {
     }
 }
 
-/// Read up to the end of the head ("\r\n\r\n"), at most [`MAX_REQUEST`] bytes.
-fn read_head(s: &mut TcpStream) -> io::Result<(Vec<u8>, bool)> {
+/// What is left until `deadline`, or a timeout error when nothing is.
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    Ok(left)
+}
+
+/// Read up to the end of the head ("\r\n\r\n"), at most [`MAX_REQUEST`] bytes, by
+/// `deadline`.
+fn read_head(s: &mut TcpStream, deadline: Instant) -> io::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     loop {
+        s.set_read_timeout(Some(remaining(deadline)?))?;
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             buf.truncate(end + 4);
             return Ok((buf, true));
@@ -117,10 +130,22 @@ fn read_head(s: &mut TcpStream) -> io::Result<(Vec<u8>, bool)> {
     }
 }
 
+/// Write all of `data` by `deadline`.
+fn write_by(s: &mut TcpStream, mut data: &[u8], deadline: Instant) -> io::Result<()> {
+    while !data.is_empty() {
+        s.set_write_timeout(Some(remaining(deadline)?))?;
+        match s.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn serve_one(mut s: TcpStream, core: &Core) -> io::Result<()> {
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    let (head, complete) = read_head(&mut s)?;
+    let (head, complete) = read_head(&mut s, Instant::now() + IO_TIMEOUT)?;
     let (status, extra, body) = match route(&head, complete) {
         Route::Metrics => (
             "200 OK",
@@ -147,8 +172,7 @@ fn serve_one(mut s: TcpStream, core: &Core) -> io::Result<()> {
         "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(answer.as_bytes())?;
-    s.flush()
+    write_by(&mut s, answer.as_bytes(), Instant::now() + IO_TIMEOUT)
 }
 
 /// The snapshot as Prometheus text.
