@@ -552,6 +552,99 @@ fn metrics_match_io(f: Flavour) {
     );
 }
 
+/// Store failures and stalls as the metrics show them: a READ failing with EIO
+/// from a fault store counts under MEDIUM_ERROR, a held WRITE is one operation of
+/// queue depth until released, and an unknown opcode is one Reject counted as
+/// `command_not_supported`.
+fn metrics_show_store_trouble(f: Flavour) {
+    use integration_tests::client::{read10, write10, Client};
+    use iscsi_proto::pdu::Pdu;
+    let d = Daemon::start(f, &["-c", "none", "--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&d);
+    d.new_target(1, IQN);
+    let img = d.sparse_file("fault.img", 4 << 20);
+    let r = d.lu_new(
+        1,
+        1,
+        img.to_str().unwrap(),
+        &[
+            "--bstype",
+            "fault",
+            "--bsopts",
+            "inner=rdwr;rules=read:eio@100-107",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let r = c.scsi(1, &read10(100, 8), &[], 4096).expect("read");
+    assert_eq!(
+        r.sense_key_asc().map(|s| (s.0, s.1)),
+        Some((3, 0x11)),
+        "{r:?}"
+    );
+    let t = scrape(&addr);
+    assert_eq!(
+        sample(
+            &t,
+            &lu_series("tgtd_lu_errors_total", ",sense_key=\"MEDIUM_ERROR\"")
+        ),
+        1.0,
+        "{t}"
+    );
+    assert_eq!(
+        sample(&t, &lu_series("tgtd_lu_read_bytes_total", "")),
+        0.0,
+        "{t}"
+    );
+
+    // A held write: queue depth 1 while it waits, 0 once released.
+    let r = d.lu_update(1, 1, "fault=write:hang@10");
+    assert_eq!(r.code, 0, "{r:?}");
+    let held = std::thread::spawn(move || {
+        let r = c
+            .scsi(1, &write10(10, 1), &[7u8; 512], 0)
+            .expect("held write");
+        (c, r.status)
+    });
+    let depth = |want: f64| {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = scrape(&addr);
+            let got = sample(&t, &lu_series("tgtd_lu_store_queue_depth", ""));
+            if got == want || Instant::now() > end {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(depth(1.0), 1.0);
+    let r = d.lu_update(1, 1, "fault=");
+    assert_eq!(r.code, 0, "{r:?}");
+    let (mut c, status) = held.join().expect("held thread");
+    assert_eq!(status, 0);
+    assert_eq!(depth(0.0), 0.0);
+
+    // An opcode we do not know, in full feature phase: Reject (command not supported).
+    let mut bhs = [0u8; 48];
+    bhs[0] = 0x40 | 0x1d;
+    bhs[16..20].copy_from_slice(&0x7777u32.to_be_bytes());
+    c.send_raw(&bhs).expect("send");
+    match c.recv().expect("answer") {
+        Some(Pdu::Reject(r)) => assert_eq!(r.reason, 0x05),
+        other => panic!("expected a Reject, got {other:?}"),
+    }
+    let t = scrape(&addr);
+    assert_eq!(
+        sample(&t, "tgtd_rejects_total{reason=\"command_not_supported\"}"),
+        1.0,
+        "{t}"
+    );
+}
+
 /// The metrics listener answers only GET /metrics; other methods, paths, garbage
 /// and oversized heads are refused, and a client that sends nothing holds neither
 /// the data path nor, past the read timeout, the listener.
@@ -675,6 +768,7 @@ fn c_local_addr(c: &integration_tests::client::Client) -> std::net::SocketAddr {
 }
 
 both_flavours!(
+    metrics_show_store_trouble,
     session_lines_carry_the_session,
     metrics_match_io,
     metrics_refuses_other_requests,
