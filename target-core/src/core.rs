@@ -47,6 +47,8 @@ pub struct Core {
     pacer: OnceLock<Arc<dyn Pacer>>,
     /// Runs `RedirectCallback` programs (set by the daemon).
     runner: OnceLock<Arc<dyn ProgramRunner>>,
+    /// Monitoring counters (`--metrics`, `system show --json`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Core {
@@ -73,6 +75,7 @@ impl Core {
             resets: Mutex::new(HashMap::new()),
             pacer: OnceLock::new(),
             runner: OnceLock::new(),
+            metrics: Arc::default(),
         }
     }
 

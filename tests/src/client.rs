@@ -273,6 +273,11 @@ impl Client {
         }
     }
 
+    /// This end's address (the target sees it as the peer).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
     /// on R2T), `read_len` expected data-in.
     pub fn scsi(

@@ -155,9 +155,27 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra environment variables for the daemon.
     pub fn start_with_env(flavour: Flavour, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(flavour, extra, env, None)
+    }
+
+    /// [`Daemon::start`] as user and group `uid` (an unprivileged daemon); its
+    /// scratch directory is made writable for it.
+    pub fn start_as(flavour: Flavour, extra: &[&str], uid: u32) -> Daemon {
+        Daemon::launch(flavour, extra, &[], Some(uid))
+    }
+
+    fn launch(flavour: Flavour, extra: &[&str], env: &[(&str, &str)], uid: Option<u32>) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let dir = TempDir::new(flavour.binary());
         let socket = dir.path("tgtd.sock");
-        let mut child = Command::new(bin(flavour.binary()))
+        let mut cmd = Command::new(bin(flavour.binary()));
+        if let Some(uid) = uid {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod scratch dir");
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .args(["-f", "--iscsi", "portal=127.0.0.1:0", "--control-socket"])
             .arg(&socket)

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod events;
 pub mod io;
 pub mod isns;
+pub mod metrics;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;
@@ -133,6 +134,11 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
+    if let Some(addr) = opts.metrics {
+        let bound = metrics::spawn(addr, core.clone())
+            .map_err(|e| format!("tgtd: cannot serve metrics on {addr}: {e}"))?;
+        eprintln!("tgtd: serving metrics on http://{bound}/metrics");
+    }
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
     let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =

@@ -32,6 +32,10 @@ pub struct Options {
     /// also trace (`RUST_LOG` overrides).
     #[arg(short = 'd', long = "debug", value_name = "N", default_value_t = 0)]
     pub debug: u8,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9860; port 0
+    /// picks one, printed at start). Only GET /metrics is answered.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Start with a ready demo target (iqn.2026-11.org.example:demo, 1 GiB memory LUN 1,
     /// bound to 127.0.0.1) on 127.0.0.1:3260 unless a portal is given.
     #[arg(long = "demo")]

@@ -215,6 +215,12 @@ fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
             user: u.to_string(),
             password: p.to_string(),
         }),
+        // The second word is a secret: the error (which reaches the log) names only
+        // the user.
+        (u, Some(_), _) => Err(ConfigErrorKind::BadValue {
+            key: key.into(),
+            value: format!("{} <secret hidden> ...", u.unwrap_or_default()),
+        }),
         _ => Err(ConfigErrorKind::BadValue {
             key: key.into(),
             value: value.into(),

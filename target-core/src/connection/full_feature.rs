@@ -185,6 +185,7 @@ impl Connection {
             cdb_out_len: prepared.data_out_len,
             state: TaskState::Collecting(st),
             stats: None,
+            started: self.obs.now,
         };
         let itt = c.itt.0;
         self.tasks.insert(itt, task);

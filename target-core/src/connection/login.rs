@@ -47,6 +47,8 @@ pub(super) struct LoginState {
     redirect: Option<String>,
     /// Why the login failed, for the log, when the status alone does not say.
     fail_note: Option<String>,
+    /// InitiatorName and TargetName the leading request asked for (log context).
+    asked: Option<(String, String)>,
 }
 
 impl LoginState {
@@ -63,7 +65,14 @@ impl LoginState {
             transit_ok: false,
             redirect: None,
             fail_note: None,
+            asked: None,
         }
+    }
+
+    /// InitiatorName and TargetName of the leading login request, once seen (for
+    /// log context before the session exists).
+    pub(super) fn names(&self) -> Option<(&str, &str)> {
+        self.asked.as_ref().map(|(i, t)| (i.as_str(), t.as_str()))
     }
 }
 
@@ -284,6 +293,11 @@ impl Connection {
     /// Checks of the first login PDU: who is asking, for what, from where.
     fn leading_login(&mut self, req: &LoginRequest, pairs: &[Pair]) -> Result<(), LoginStatus> {
         let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        // For log context, even when this login fails below.
+        self.login.asked = Some((
+            get("InitiatorName").unwrap_or_default(),
+            get("TargetName").unwrap_or_default(),
+        ));
         // `tgtadm --mode system --op update --name State --value offline` and
         // `--mode lld --op stop` stop new logins (RFC 7143 §11.13.5: 0x0301).
         if !self.core.registry.accepts_logins() {
@@ -456,6 +470,9 @@ impl Connection {
     /// Answer with a login failure and close (RFC 7143 §11.13.5: the target drops the
     /// connection after a non-zero status).
     fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+        self.core
+            .metrics
+            .login(u16::from(st.class) << 8 | u16::from(st.detail));
         let stat_sn = self.take_stat_sn();
         // RFC 7143 §11.13.5 / §13.8: a redirect names where to go.
         let data = match self.login.redirect.take() {
@@ -545,6 +562,7 @@ impl Connection {
                 }],
             });
         }
+        self.core.metrics.login(0);
         self.events.push_back(ConnEvent::LoggedIn {
             initiator: lead.initiator.clone(),
             target: lead

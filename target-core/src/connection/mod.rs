@@ -25,6 +25,7 @@ mod full_feature;
 pub mod io;
 mod login;
 mod nop_logout;
+mod observe;
 mod params;
 mod scsi;
 mod task;
@@ -32,6 +33,7 @@ mod timer;
 mod tmf;
 
 pub use io::{IoCompletion, IoRequest, IoTag};
+pub use observe::SessionLabels;
 
 use crate::registry::{ConnPdu, ConnStats, Target};
 use crate::Core;
@@ -179,6 +181,8 @@ pub struct Connection {
     /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
     /// for many headers.
     header_arena: BytesMut,
+    /// Monitoring counters: LU lookups, the latest `now`, store operations in flight.
+    obs: crate::metrics::ConnMetrics,
 }
 
 impl std::fmt::Debug for Connection {
@@ -198,6 +202,7 @@ impl Connection {
     pub fn new(core: Arc<Core>, peer: PeerInfo, config: ConnConfig, now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(Timer::Login, now + config.login_timeout);
+        let obs = crate::metrics::ConnMetrics::new(core.metrics.clone(), now);
         Connection {
             core,
             peer,
@@ -226,6 +231,7 @@ impl Connection {
             lu_stats: HashMap::new(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
+            obs,
         }
     }
 
@@ -256,6 +262,7 @@ impl Connection {
     /// Feed bytes read from the socket. Whole PDUs are taken off the front of `buf`; a
     /// partial PDU stays for the next call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.obs.now = now;
         self.check_shared_state(now);
         let before = buf.len();
         while self.phase != Phase::Closed {
@@ -281,7 +288,9 @@ impl Connection {
     }
 
     /// A storage request finished.
-    pub fn handle_io_completion(&mut self, c: IoCompletion, _now: Instant) {
+    pub fn handle_io_completion(&mut self, c: IoCompletion, now: Instant) {
+        self.obs.now = now;
+        self.obs.io_done(c.tag);
         match self.io_tags.remove(&c.tag) {
             Some(itt) => self.complete_io(itt, c.result),
             None => self.stray_completions += 1,
@@ -290,6 +299,7 @@ impl Connection {
 
     /// A deadline from [`Connection::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.obs.now = now;
         if self.timers.is_expired(Timer::Login, now) {
             self.timers.stop(Timer::Login);
             if self.phase == Phase::Login {
@@ -455,6 +465,7 @@ impl Connection {
     }
 
     fn reject(&mut self, reason: u8, header: bytes::Bytes) {
+        self.core.metrics.rejected(reason);
         let stat_sn = self.take_stat_sn();
         let r = Pdu::Reject(Reject {
             reason,
@@ -506,6 +517,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.core.metrics.closed(reason);
         self.phase = Phase::Closed;
         self.tasks.clear();
         self.queued.clear();

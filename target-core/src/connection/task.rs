@@ -119,6 +119,8 @@ pub(super) struct Task {
     pub(super) state: TaskState,
     /// The I_T_L counters, once the task is submitted to its LU (`--op stat`).
     pub(super) stats: Option<Arc<LuStats>>,
+    /// When the command arrived (the `now` of that input), for latency metrics.
+    pub(super) started: std::time::Instant,
 }
 
 impl Task {
