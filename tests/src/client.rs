@@ -273,6 +273,54 @@ impl Client {
         }
     }
 
+    /// An immediate, final Text Request carrying `data` as is; the next PDU the
+    /// target sends (a Text Response or a Reject), `None` when it closed.
+    pub fn text(&mut self, data: &[u8]) -> io::Result<Option<Pdu>> {
+        let itt = self.next_itt();
+        let req = Pdu::TextRequest(TextRequest {
+            immediate: true,
+            final_bit: true,
+            continue_bit: false,
+            lun: LunField::default(),
+            itt,
+            ttt: Ttt::RESERVED,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            data: Bytes::copy_from_slice(data),
+        });
+        self.send(&req)?;
+        self.recv()
+    }
+
+    /// A non-immediate SCSI Command PDU without data (the caller sends it and any
+    /// Data-Out): the next ITT and CmdSN (advanced), the current ExpStatSN.
+    pub fn command_pdu(&mut self, lun: u64, cdb: &[u8], edtl: u32, write: bool) -> ScsiCommand {
+        let itt = self.next_itt();
+        let mut cdb16 = cdb.to_vec();
+        cdb16.resize(cdb.len().max(16), 0);
+        let cmd = ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: !write && edtl > 0,
+            write,
+            attr: TaskAttr::Simple,
+            lun: LunField::from_lun(lun),
+            itt,
+            expected_data_transfer_length: edtl,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            cdb: Bytes::from(cdb16),
+            data: Bytes::new(),
+        };
+        self.cmd_sn += 1;
+        cmd
+    }
+
+    /// The StatSN the client expects next.
+    pub fn exp_stat_sn(&self) -> SerialNumber {
+        SerialNumber(self.exp_stat_sn)
+    }
+
     /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
     /// on R2T), `read_len` expected data-in.
     pub fn scsi(

@@ -7,6 +7,7 @@ mod full_feature;
 mod login;
 mod reset;
 mod rw;
+mod text;
 
 use super::{ConnConfig, ConnEvent};
 use crate::testkit::{fixture, Sim};
