@@ -5,6 +5,7 @@
 mod digests;
 mod full_feature;
 mod login;
+mod mcs;
 mod reset;
 mod rw;
 mod text;
