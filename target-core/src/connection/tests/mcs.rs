@@ -90,7 +90,7 @@ fn commands_over_four_connections_run_in_cmd_sn_order_with_allegiance() {
     let first = sn;
     // Connections 2..4 send CmdSN first+1..first+3 before connection 1 sends `first`.
     sn = sn.next();
-    let mut itts = vec![Itt(0); 4];
+    let mut itts = [Itt(0); 4];
     for k in 1..4 {
         on(&mut sims, &mut sn, k);
         itts[k] = sims[k].ini.read(1, &read10(0, 1), 512);
