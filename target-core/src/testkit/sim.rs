@@ -17,6 +17,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub struct Kick(AtomicBool);
 
+impl Kick {
+    /// Whether a wake came since the last call (and forget it).
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
 impl crate::connection::Wake for Kick {
     fn wake(&self) {
         self.0.store(true, Ordering::SeqCst);
@@ -172,7 +179,7 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         let mut progress = false;
         // Another connection of the session woke this one (MC/S).
-        if self.kick.0.swap(false, Ordering::SeqCst) {
+        if self.kick.take() {
             let now = self.now();
             self.conn.handle_input(&mut BytesMut::new(), now);
             progress = true;
