@@ -134,8 +134,18 @@ fn a_dropped_connection_leaves_the_session(f: Flavour) {
     let (c, st) = join(&d, &a, 6);
     assert_eq!(st, (0, 0));
     wait_connections(&d, &["0", "5", "6"]);
+    // `--mode conn --op delete` closes one connection of several, not the session.
+    let conns = d.tgtadm_ok(&["--mode", "conn", "--op", "show", "--tid", "1"]);
+    assert_eq!(conns.matches("Connection: ").count(), 3, "{conns}");
+    let tsih = a.tsih.0.to_string();
+    d.tgtadm_ok(&[
+        "--mode", "conn", "--op", "delete", "--tid", "1", "--sid", &tsih, "--cid", "6",
+    ]);
+    wait_connections(&d, &["0", "5"]);
+    let mut c = c;
+    assert!(matches!(c.recv(), Ok(None) | Err(_)), "CID 6 is closed");
     drop(b);
-    wait_connections(&d, &["0", "6"]);
+    wait_connections(&d, &["0"]);
     let r = a.scsi(1, &read10(0, 1), &[], 512).expect("read");
     assert_eq!(r.status, 0);
     // The last connections going ends the session.

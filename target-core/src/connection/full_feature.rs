@@ -78,10 +78,8 @@ impl Connection {
             Pdu::NopOut(n) => self.handle_nop_out(n, now),
             Pdu::TextRequest(t) => self.handle_text(t),
             Pdu::LogoutRequest(l) => self.handle_logout(l),
-            Pdu::SnackRequest(_) => {
-                // SNACK needs ErrorRecoveryLevel > 0, which we never negotiate.
-                self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu)
-            }
+            // Rejected at ErrorRecoveryLevel 0 (recovery.rs).
+            Pdu::SnackRequest(s) => self.handle_snack(s),
             Pdu::LoginRequest(_) => {
                 self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu);
                 self.close("login request in full feature phase");

@@ -26,6 +26,7 @@ pub mod io;
 mod login;
 mod nop_logout;
 mod params;
+mod recovery;
 mod scsi;
 mod task;
 mod timer;
@@ -33,6 +34,7 @@ mod tmf;
 
 pub use crate::mcs::Wake;
 pub use io::{IoCompletion, IoRequest, IoTag};
+pub use recovery::{MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
 
 use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
@@ -176,6 +178,8 @@ pub struct Connection {
     wake: Option<Arc<dyn Wake>>,
     /// Left the session (close or drop); done once.
     detached: bool,
+    /// Sent PDUs kept for SNACKs (ErrorRecoveryLevel > 0 only).
+    retained: recovery::Retained,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
     next_io_tag: u64,
@@ -231,6 +235,7 @@ impl Connection {
             shared: None,
             wake: None,
             detached: false,
+            retained: Default::default(),
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
             next_io_tag: 1,
@@ -469,7 +474,14 @@ impl Connection {
                     }
                 }
             }
-            Phase::FullFeature => self.handle_full_feature(pdu, now),
+            Phase::FullFeature => {
+                if self.error_recovery_level() > 0 {
+                    if let Some(exp) = recovery::exp_stat_sn(&pdu) {
+                        self.retained.acknowledge(exp);
+                    }
+                }
+                self.handle_full_feature(pdu, now)
+            }
             Phase::Closed => {}
         }
     }
@@ -481,6 +493,9 @@ impl Connection {
             _ => {}
         }
         let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
+        if self.error_recovery_level() > 0 {
+            self.retained.keep(&pdu, &encoded);
+        }
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);
     }

@@ -6,6 +6,7 @@ mod digests;
 mod full_feature;
 mod login;
 mod mcs;
+mod recovery;
 mod reset;
 mod rw;
 mod text;

@@ -37,6 +37,8 @@ pub struct Offer {
     pub max_outstanding_r2t: u16,
     /// `MaxConnections` (offered only when above 1, the RFC default).
     pub max_connections: u16,
+    /// `ErrorRecoveryLevel`.
+    pub error_recovery_level: u8,
 }
 
 impl Default for Offer {
@@ -52,6 +54,7 @@ impl Default for Offer {
             first_burst_length: 65_536,
             max_outstanding_r2t: 1,
             max_connections: 1,
+            error_recovery_level: 0,
         }
     }
 }
@@ -89,7 +92,10 @@ impl Offer {
                     "MaxOutstandingR2T".into(),
                     self.max_outstanding_r2t.to_string(),
                 ),
-                ("ErrorRecoveryLevel".into(), "0".into()),
+                (
+                    "ErrorRecoveryLevel".into(),
+                    self.error_recovery_level.to_string(),
+                ),
             ]);
             if self.max_connections > 1 {
                 v.push(("MaxConnections".into(), self.max_connections.to_string()));
