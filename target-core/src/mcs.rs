@@ -26,7 +26,7 @@ use iscsi_proto::keys::SessionParams;
 use iscsi_proto::pdu::Pdu;
 use iscsi_proto::SerialNumber;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How a connection's adapter is asked to feed it an empty input soon (it has
@@ -78,6 +78,10 @@ pub struct SharedSession {
     pub(crate) params: SessionParams,
     /// ExpCmdSN as last advanced, readable without the lock (responses carry it).
     exp: AtomicU32,
+    /// A connection ever joined the leading one: only then can requests be released
+    /// to, or close requests be left for, a connection by another (a single-connection
+    /// session skips those checks on every input).
+    joined: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -108,6 +112,7 @@ impl SharedSession {
         let s = Arc::new(SharedSession {
             params,
             exp: AtomicU32::new(exp.get()),
+            joined: AtomicBool::new(false),
             inner: Mutex::new(inner),
         });
         (s, 1)
@@ -120,6 +125,11 @@ impl SharedSession {
     /// The session's ExpCmdSN.
     pub(crate) fn exp_cmd_sn(&self) -> SerialNumber {
         SerialNumber(self.exp.load(Ordering::Acquire))
+    }
+
+    /// Whether another connection ever joined (see the field).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire)
     }
 
     /// Connections in the session.
@@ -136,6 +146,7 @@ impl SharedSession {
     /// CID is replaced (connection reinstatement, RFC 7143 §6.3.4): it finds itself
     /// replaced at its next input and closes, its tasks end; its wake is returned.
     pub(crate) fn join(&self, cid: u16) -> (u64, Option<Arc<dyn Wake>>) {
+        self.joined.store(true, Ordering::Release);
         let mut g = self.lock();
         let member = g.next_member;
         g.next_member += 1;

@@ -384,8 +384,10 @@ impl Connection {
     /// moves, so this runs promptly even on a silent connection.
     fn check_shared_state(&mut self, now: Instant) {
         if let Some(sh) = &self.shared {
-            if let Some(why) = sh.close_requested(self.cid, self.member) {
-                return self.close(&why);
+            if sh.joined() {
+                if let Some(why) = sh.close_requested(self.cid, self.member) {
+                    return self.close(&why);
+                }
             }
             self.exp_cmd_sn = sh.exp_cmd_sn();
         }
@@ -642,7 +644,7 @@ impl Connection {
 
     /// Dispatch requests another connection of the session released for this one.
     fn take_released(&mut self, now: Instant) {
-        let Some(sh) = self.shared.clone() else {
+        let Some(sh) = self.shared.clone().filter(|s| s.joined()) else {
             return;
         };
         for pdu in sh.take_ready(self.cid, self.member) {
