@@ -1,7 +1,8 @@
 //! The mio event loop: one TCP connection and one `iscsi_initiator::Session` per
-//! session, set up (login, TEST UNIT READY, READ CAPACITY(16)), then driven at the
-//! requested queue depth until the time or the command budget runs out, then logged
-//! out.
+//! session connection, set up (login, TEST UNIT READY, READ CAPACITY(16) on each
+//! session's first connection, then the other connections of the session join it),
+//! then driven at the requested queue depth (spread over a session's connections)
+//! until the time or the command budget runs out, then logged out.
 
 use crate::report::{ErrorKey, Stats};
 use crate::workload::{Mismatches, Op, Workload};
@@ -72,6 +73,10 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     sess: Session,
+    /// Joined an existing session (not its first connection): ready at login.
+    joined: bool,
+    /// Commands this connection keeps in flight (its share of the session's --qd).
+    qd: usize,
     out: VecDeque<Bytes>,
     phase: Phase,
     inflight: HashMap<u32, (Op, Instant)>,
@@ -231,6 +236,36 @@ fn sense_key(c: &Completion) -> ErrorKey {
     }
 }
 
+/// A non-blocking connection to `addr`, registered with `poll` as `token`.
+fn connect(
+    poll: &Poll,
+    addr: SocketAddr,
+    timeout: Duration,
+    token: usize,
+) -> Result<TcpStream, SetupError> {
+    let std_stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    let _ = std_stream.set_nodelay(true);
+    std_stream
+        .set_nonblocking(true)
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    let mut stream = TcpStream::from_std(std_stream);
+    poll.registry()
+        .register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    Ok(stream)
+}
+
+/// Connection `k` (0 the first) of a session's `n` gets this share of its `qd`.
+fn share(qd: u32, n: u16, k: u16) -> usize {
+    let (qd, n, k) = (qd as usize, usize::from(n), usize::from(k));
+    qd / n + usize::from(k < qd % n)
+}
+
 /// Connect, set up and run. Errors before the measured phase are [`SetupError`]s.
 pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let timeout = Duration::from_secs_f64(args.connect_timeout.max(0.1));
@@ -238,24 +273,16 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let qualifier = random_bytes(4);
     let setup_start = Instant::now();
     let mut conns: Vec<Conn> = Vec::new();
+    let n = args.connections.max(1);
     for i in 0..args.sessions {
-        let std_stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|err| SetupError::Connect { addr, err })?;
-        let _ = std_stream.set_nodelay(true);
-        std_stream
-            .set_nonblocking(true)
-            .map_err(|err| SetupError::Connect { addr, err })?;
-        let mut stream = TcpStream::from_std(std_stream);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i as usize),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|err| SetupError::Connect { addr, err })?;
+        let stream = connect(&poll, addr, timeout, conns.len())?;
+        let mut config = session_config(args, i, &qualifier);
+        config.max_connections = n;
         conns.push(Conn {
             stream,
-            sess: Session::new(session_config(args, i, &qualifier), setup_start),
+            sess: Session::new(config, setup_start),
+            joined: false,
+            qd: share(args.qd, n, 0),
             out: VecDeque::new(),
             phase: Phase::Login,
             inflight: HashMap::new(),
@@ -268,6 +295,66 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
 
     // ----- setup: login, TEST UNIT READY, READ CAPACITY(16) -----
     let setup_deadline = setup_start + timeout;
+    setup(
+        &mut conns,
+        &mut poll,
+        &mut events,
+        &mut buf,
+        args,
+        addr,
+        setup_deadline,
+    )?;
+    // The other connections of each session join it (MC/S).
+    if n > 1 {
+        let leads = conns.len();
+        for lead in 0..leads {
+            let negotiated = conns[lead].sess.params().max_connections;
+            if negotiated < n {
+                return Err(SetupError::Target(format!(
+                    "{} allows {negotiated} connection(s) per session, not {n}",
+                    args.target
+                )));
+            }
+            for cid in 1..n {
+                let stream = connect(&poll, addr, timeout, conns.len())?;
+                let sess = Session::join(&conns[lead].sess, cid, Instant::now());
+                conns.push(Conn {
+                    stream,
+                    sess,
+                    joined: true,
+                    qd: share(args.qd, n, cid),
+                    out: VecDeque::new(),
+                    phase: Phase::Login,
+                    inflight: HashMap::new(),
+                    capacity: None,
+                    eof: false,
+                });
+            }
+        }
+        setup(
+            &mut conns,
+            &mut poll,
+            &mut events,
+            &mut buf,
+            args,
+            addr,
+            setup_deadline,
+        )?;
+    }
+    measure(args, conns, poll, events, buf)
+}
+
+/// Drive every connection until all are ready (logged in; a session's first
+/// connection has also cleared its unit attention and read the capacity).
+fn setup(
+    conns: &mut [Conn],
+    poll: &mut Poll,
+    events: &mut Events,
+    buf: &mut [u8],
+    args: &Args,
+    addr: SocketAddr,
+    setup_deadline: Instant,
+) -> Result<(), SetupError> {
     loop {
         for c in conns.iter_mut() {
             c.flush()
@@ -284,14 +371,14 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             )));
         }
         poll.poll(
-            &mut events,
+            events,
             Some((setup_deadline - now).min(Duration::from_millis(100))),
         )
         .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                c.fill(&mut buf)
+                c.fill(buf)
                     .map_err(|e| SetupError::Target(format!("login to {}: {e}", args.target)))?;
             }
         }
@@ -304,6 +391,17 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             }
         }
     }
+    Ok(())
+}
+
+/// The measured phase, then logout.
+fn measure(
+    args: &Args,
+    mut conns: Vec<Conn>,
+    mut poll: Poll,
+    mut events: Events,
+    mut buf: Vec<u8>,
+) -> Result<Outcome, SetupError> {
     let capacity = conns[0].capacity.expect("Ready sessions read the capacity");
     let params = *conns[0].sess.params();
     let bl = u64::from(capacity.block_len);
@@ -374,11 +472,13 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             if c.phase == Phase::Done {
                 continue;
             }
+            // Another connection of the session may have seen the window open.
+            c.sess.resume();
             if let Err(e) = run_events(c, &mut work, &mut stats, &mut mismatches, start) {
                 fatal.get_or_insert(e);
             }
             if c.phase == Phase::Ready && !stopping && fatal.is_none() {
-                while c.inflight.len() < args.qd as usize && c.sess.window_open() {
+                while c.inflight.len() < c.qd && c.sess.window_open() {
                     let Some(op) = work.next() else { break };
                     match c.sess.submit(work.command(args.lun, &op)) {
                         Ok(itt) => {
@@ -420,8 +520,16 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             }
             if logout_deadline.is_none() {
                 logout_deadline = Some(Instant::now() + Duration::from_secs(3));
+                // A joined connection leaves (Logout reason 1); the first one ends
+                // the session (reason 0).
                 for c in conns.iter_mut() {
-                    if c.phase == Phase::Ready && c.sess.logout().is_ok() {
+                    let sent = c.phase == Phase::Ready
+                        && if c.joined {
+                            c.sess.logout_connection().is_ok()
+                        } else {
+                            c.sess.logout().is_ok()
+                        };
+                    if sent {
                         c.phase = Phase::LoggingOut;
                         let _ = c.flush();
                     } else {
@@ -490,6 +598,8 @@ fn setup_events(c: &mut Conn, args: &Args) -> Result<(), SetupError> {
     }
     while let Some(ev) = c.sess.poll_event() {
         match ev {
+            // The session's nexus and capacity are known from its first connection.
+            Event::LoginComplete { .. } if c.joined => c.phase = Phase::Ready,
             Event::LoginComplete { .. } => {
                 c.phase = Phase::Tur(0);
                 c.sess

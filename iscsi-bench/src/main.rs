@@ -70,10 +70,15 @@ pub struct Args {
     /// Logical unit number.
     #[arg(default_value_t = 1)]
     pub lun: u64,
-    /// Sessions (one TCP connection each).
+    /// Sessions (each with --connections TCP connections).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub sessions: u32,
-    /// Commands in flight per session.
+    /// Connections per session (MC/S): the first logs in, the others join its
+    /// session (same ISID and TSIH, their own CID); the session's commands are
+    /// spread over them. MaxConnections is offered as this number.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: u16,
+    /// Commands in flight per session (spread over its connections).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub qd: u32,
     /// Read, write or a mix.

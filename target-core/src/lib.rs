@@ -13,6 +13,7 @@ mod device;
 pub mod hooks;
 pub mod isns;
 pub mod metrics;
+pub mod mcs;
 pub mod mgmt;
 pub mod pace;
 pub mod registry;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
 use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
@@ -28,10 +28,30 @@ const RING: Token = Token(FIRST_CONN - 1);
 struct Inbox {
     conns: Mutex<Vec<(TcpStream, SocketAddr)>>,
     completions: Mutex<Vec<(Token, IoCompletion)>>,
+    /// Connections another connection of their session (maybe on another loop)
+    /// asked to be fed an empty input (MC/S: requests released to them, a close).
+    kicks: Mutex<Vec<Token>>,
     /// A worker has woken the loop and the loop has not taken its completions yet:
     /// later completions only queue (one eventfd write per batch, not per command).
     completion_wake: AtomicBool,
     waker: Waker,
+}
+
+/// How a connection on a loop is woken from another thread (`Connection::set_waker`).
+struct Kick {
+    inbox: Arc<Inbox>,
+    token: Token,
+}
+
+impl Wake for Kick {
+    fn wake(&self) {
+        self.inbox
+            .kicks
+            .lock()
+            .expect("inbox lock")
+            .push(self.token);
+        let _ = self.inbox.waker.wake();
+    }
 }
 
 impl Inbox {
@@ -70,6 +90,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
         let inbox = Arc::new(Inbox {
             conns: Mutex::new(Vec::new()),
             completions: Mutex::new(Vec::new()),
+            kicks: Mutex::new(Vec::new()),
             completion_wake: AtomicBool::new(false),
             waker,
         });
@@ -388,6 +409,10 @@ impl Loop {
                 now,
             );
             let mut c = Conn::new(stream, conn);
+            c.conn.set_waker(Arc::new(Kick {
+                inbox: self.inbox.clone(),
+                token,
+            }));
             if self.drain_deadline.is_some() {
                 // Accepted just before the listener went: dropped (still logging in).
                 c.conn.request_logout(now);
@@ -406,6 +431,13 @@ impl Loop {
             }
         }
         self.spare_completions = done;
+        let kicks = std::mem::take(&mut *self.inbox.kicks.lock().expect("inbox lock"));
+        for token in kicks {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.conn.handle_input(&mut BytesMut::new(), now);
+                touched.push(token);
+            }
+        }
         touched.sort_unstable();
         touched.dedup();
         for t in touched.drain(..) {

@@ -6,7 +6,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
 use target_core::Core;
 use tgtd_common::txqueue::TxQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,6 +104,16 @@ fn hand_over(stream: TcpStream, shared: Arc<Shared>) {
     });
 }
 
+/// How a connection task is woken from another thread (`Connection::set_waker`):
+/// `notify_one` keeps a permit, so a wake before the task waits is not lost.
+struct Kick(Arc<Notify>);
+
+impl Wake for Kick {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Free space offered to a read (refilled when under a quarter of it is left): as
 /// mio's largest read window, so a 128 KiB Data-Out PDU arrives in one or two reads
 /// and the buffer is not grown (and its partial PDU copied) along the way.
@@ -121,6 +131,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared.config.clone(),
         Instant::now(),
     );
+    let kick = Arc::new(Notify::new());
+    conn.set_waker(Arc::new(Kick(kick.clone())));
     let _live = shared.live.enter();
     let mut admin = shared.admin.subscribe();
     let mut draining = shared.draining.subscribe();
@@ -174,6 +186,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             // Shutdown: an Async Message asks for logout; the connection ends when
             // the initiator logs out (or the daemon's grace runs out).
             Ok(()) = draining.changed() => conn.request_logout(Instant::now()),
+            // Another connection of the session released requests for this one or
+            // asked it to close (MC/S).
+            _ = kick.notified() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
             // Admin hook: an empty input makes the connection re-check its session.
             Ok(()) = admin.changed() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }

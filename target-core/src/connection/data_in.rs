@@ -13,6 +13,7 @@ impl Connection {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
+        self.release_itt(itt);
         if let Some(stats) = &task.stats {
             stats.done(task.data_dir(), outcome.status == ScsiStatus::Good);
         }

@@ -37,39 +37,33 @@ pub(super) fn iscsi_sense(asc: u8, ascq: u8) -> Outcome {
 
 impl Connection {
     pub(super) fn handle_full_feature(&mut self, pdu: Pdu, now: Instant) {
-        match ordered_cmd_sn(&pdu) {
+        let Some(sn) = ordered_cmd_sn(&pdu) else {
             // Immediate requests (and Data-Out, SNACK) are not ordered by CmdSN.
-            None => self.dispatch(pdu, now),
-            Some(sn) if sn == self.exp_cmd_sn => {
-                self.exp_cmd_sn = sn.next();
-                self.dispatch(pdu, now);
-            }
-            // Ahead of a gap: held until the gap fills (delivery in CmdSN order).
-            Some(sn) if sn.in_window(self.exp_cmd_sn, self.max_cmd_sn()) => {
-                if !self.discard_cmd_sn.contains(&sn.get()) {
-                    self.queued.insert(sn.get(), pdu);
-                }
-            }
-            // Outside the window (or a duplicate): RFC 7143 §4.2.2.1 says silently ignore.
-            Some(_) => {}
+            return self.dispatch(pdu, now);
+        };
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        // Released in CmdSN order over every connection of the session: a request
+        // ahead of a gap is held until the gap fills, on whichever connection
+        // (`crate::mcs`); out-of-window requests and duplicates are ignored (RFC 7143
+        // §4.2.2.1).
+        let released = shared.order(self.cid, sn, pdu, self.config.cmd_window);
+        self.exp_cmd_sn = shared.exp_cmd_sn();
+        for w in released.wakes {
+            w.wake();
         }
-        self.deliver_queued(now);
-    }
-
-    /// Deliver whatever the CmdSN window now allows, skipping CmdSNs an ABORT TASK
-    /// already consumed.
-    fn deliver_queued(&mut self, now: Instant) {
-        while self.phase == super::Phase::FullFeature {
-            let sn = self.exp_cmd_sn;
-            if self.discard_cmd_sn.remove(&sn.get()) {
-                self.exp_cmd_sn = sn.next();
-            } else if let Some(next) = self.queued.remove(&sn.get()) {
-                self.exp_cmd_sn = sn.next();
-                self.dispatch(next, now);
-            } else {
+        for p in released.mine {
+            if self.phase != super::Phase::FullFeature {
                 break;
             }
+            self.dispatch_ordered(p, now);
         }
+    }
+
+    /// Dispatch a request released in CmdSN order.
+    pub(super) fn dispatch_ordered(&mut self, pdu: Pdu, now: Instant) {
+        self.dispatch(pdu, now);
     }
 
     fn dispatch(&mut self, pdu: Pdu, now: Instant) {
@@ -84,10 +78,8 @@ impl Connection {
             Pdu::NopOut(n) => self.handle_nop_out(n, now),
             Pdu::TextRequest(t) => self.handle_text(t),
             Pdu::LogoutRequest(l) => self.handle_logout(l),
-            Pdu::SnackRequest(_) => {
-                // SNACK needs ErrorRecoveryLevel > 0, which we never negotiate.
-                self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu)
-            }
+            // Rejected at ErrorRecoveryLevel 0 (recovery.rs).
+            Pdu::SnackRequest(s) => self.handle_snack(s),
             Pdu::LoginRequest(_) => {
                 self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu);
                 self.close("login request in full feature phase");
@@ -114,8 +106,11 @@ impl Connection {
             let sense = scsi_sbc::Sense::invalid_field_in_cdb();
             return self.finish(&c, Outcome::check(sense), 0);
         }
-        if self.tasks.contains_key(&c.itt.0) {
-            // RFC 7143 §11.17.1: a task tag already in use.
+        let in_use = self.tasks.contains_key(&c.itt.0)
+            || self.shared.as_ref().is_some_and(|s| s.itt_in_use(c.itt.0));
+        if in_use {
+            // RFC 7143 §11.17.1: a task tag already in use (by any connection of
+            // the session).
             return self.reject_pdu(reject_reason::TASK_IN_PROGRESS, &Pdu::ScsiCommand(c));
         }
         let (lun, prepared) = match self.scsi_prepare(&target, &c) {
@@ -188,6 +183,10 @@ impl Connection {
             started: self.obs.now,
         };
         let itt = c.itt.0;
+        if !self.claim_itt(itt) {
+            // Claimed by another connection since the check above.
+            return self.reject_pdu(reject_reason::TASK_IN_PROGRESS, &Pdu::ScsiCommand(c));
+        }
         self.tasks.insert(itt, task);
         self.advance_task(itt);
     }

@@ -27,14 +27,18 @@ mod login;
 mod nop_logout;
 mod observe;
 mod params;
+mod recovery;
 mod scsi;
 mod task;
 mod timer;
 mod tmf;
 
+pub use crate::mcs::Wake;
 pub use io::{IoCompletion, IoRequest, IoTag};
 pub use observe::SessionLabels;
+pub use recovery::{MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
 
+use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
 use crate::Core;
 use bytes::BytesMut;
@@ -80,10 +84,17 @@ pub struct ConnConfig {
     pub logout_grace: Duration,
 }
 
+/// MaxConnections a session may negotiate when its target does not set it.
+pub const DEFAULT_MAX_CONNECTIONS: u16 = 8;
+
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
-            limits: TargetLimits::default(),
+            // Up to 8 connections per session unless a target sets MaxConnections.
+            limits: TargetLimits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                ..TargetLimits::default()
+            },
             login_timeout: Duration::from_secs(30),
             cmd_window: 128,
             nop_interval: None,
@@ -159,10 +170,18 @@ pub struct Connection {
     logout_asked: bool,
     stat_sn: SerialNumber,
     exp_cmd_sn: SerialNumber,
-    /// Non-immediate PDUs that arrived ahead of ExpCmdSN, delivered once the gap fills.
-    queued: std::collections::BTreeMap<u32, Pdu>,
-    /// CmdSNs an ABORT TASK consumed before they arrived (RFC 7143 §11.5.1).
-    discard_cmd_sn: std::collections::HashSet<u32>,
+    /// This connection's CID, and its member id in the session's shared state.
+    cid: u16,
+    member: u64,
+    /// What the session's connections share: the CmdSN window, task tags (MC/S,
+    /// `crate::mcs`). Set when the login completes.
+    shared: Option<Arc<SharedSession>>,
+    /// How the adapter is asked to feed this connection an empty input.
+    wake: Option<Arc<dyn Wake>>,
+    /// Left the session (close or drop); done once.
+    detached: bool,
+    /// Sent PDUs kept for SNACKs (ErrorRecoveryLevel > 0 only).
+    retained: recovery::Retained,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
     next_io_tag: u64,
@@ -216,8 +235,12 @@ impl Connection {
             logout_asked: false,
             stat_sn: SerialNumber(0),
             exp_cmd_sn: SerialNumber(0),
-            queued: Default::default(),
-            discard_cmd_sn: Default::default(),
+            cid: 0,
+            member: 0,
+            shared: None,
+            wake: None,
+            detached: false,
+            retained: Default::default(),
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
             next_io_tag: 1,
@@ -257,6 +280,21 @@ impl Connection {
         self.tasks.len()
     }
 
+    /// How to ask the adapter for an empty [`Connection::handle_input`] from another
+    /// thread: another connection of the session released requests for this one or
+    /// asked it to close (MC/S). Set it before the first input.
+    pub fn set_waker(&mut self, wake: Arc<dyn Wake>) {
+        if let Some(s) = &self.shared {
+            s.set_wake(self.cid, self.member, wake.clone());
+        }
+        self.wake = Some(wake);
+    }
+
+    /// This connection's CID (0 before login).
+    pub fn cid(&self) -> u16 {
+        self.cid
+    }
+
     // ----- inputs -----
 
     /// Feed bytes read from the socket. Whole PDUs are taken off the front of `buf`; a
@@ -264,6 +302,7 @@ impl Connection {
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
         self.obs.now = now;
         self.check_shared_state(now);
+        self.take_released(now);
         let before = buf.len();
         while self.phase != Phase::Closed {
             match self.decoder.decode(buf) {
@@ -291,6 +330,9 @@ impl Connection {
     pub fn handle_io_completion(&mut self, c: IoCompletion, now: Instant) {
         self.obs.now = now;
         self.obs.io_done(c.tag);
+        if let Some(s) = &self.shared {
+            self.exp_cmd_sn = s.exp_cmd_sn();
+        }
         match self.io_tags.remove(&c.tag) {
             Some(itt) => self.complete_io(itt, c.result),
             None => self.stray_completions += 1,
@@ -351,6 +393,14 @@ impl Connection {
     /// an empty input when [`Registry::generation`](crate::registry::Registry::generation)
     /// moves, so this runs promptly even on a silent connection.
     fn check_shared_state(&mut self, now: Instant) {
+        if let Some(sh) = &self.shared {
+            if sh.joined() {
+                if let Some(why) = sh.close_requested(self.cid, self.member) {
+                    return self.close(&why);
+                }
+            }
+            self.exp_cmd_sn = sh.exp_cmd_sn();
+        }
         let Some(s) = &self.session else {
             return;
         };
@@ -436,7 +486,14 @@ impl Connection {
                     }
                 }
             }
-            Phase::FullFeature => self.handle_full_feature(pdu, now),
+            Phase::FullFeature => {
+                if self.error_recovery_level() > 0 {
+                    if let Some(exp) = recovery::exp_stat_sn(&pdu) {
+                        self.retained.acknowledge(exp);
+                    }
+                }
+                self.handle_full_feature(pdu, now)
+            }
             Phase::Closed => {}
         }
     }
@@ -448,6 +505,9 @@ impl Connection {
             _ => {}
         }
         let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
+        if self.error_recovery_level() > 0 {
+            self.retained.keep(&pdu, &encoded);
+        }
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);
     }
@@ -519,20 +579,11 @@ impl Connection {
         }
         self.core.metrics.closed(reason);
         self.phase = Phase::Closed;
+        // At ErrorRecoveryLevel 0 this connection's tasks end with it; the other
+        // connections of the session keep theirs.
         self.tasks.clear();
-        self.queued.clear();
-        self.discard_cmd_sn.clear();
         self.io_tags.clear();
-        // The I_T nexus ends: its unit attentions and SPC-2 reservations (scsi.rs hook).
-        self.scsi_nexus_lost();
-        if let Some(s) = &self.session {
-            if let Some(t) = &s.target {
-                t.remove_session(s.sid);
-            }
-            self.core
-                .sessions
-                .connection_closed(self.session_tsih, s.sid);
-        }
+        self.detach();
         self.events.push_back(ConnEvent::Closed {
             reason: reason.to_string(),
         });
@@ -572,18 +623,70 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // Sessions are registered with their target for `tgtadm --op show`; a connection
-        // dropped without a close (adapter error path) must not leave a ghost behind.
+impl Connection {
+    /// Leave the session (once): the last connection ends it (the I_T nexus with its
+    /// unit attentions and SPC-2 reservations, the `--op show` entry); otherwise only
+    /// this connection goes from the session's records.
+    fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        let remaining = self
+            .shared
+            .as_ref()
+            .map_or(0, |sh| sh.leave(self.cid, self.member));
+        if remaining == 0 {
+            // The I_T nexus ends (scsi.rs hook).
+            self.scsi_nexus_lost();
+        }
         if let Some(s) = &self.session {
             if let Some(t) = &s.target {
-                t.remove_session(s.sid);
+                if remaining == 0 {
+                    t.remove_session(s.sid);
+                } else {
+                    t.remove_connection(s.sid, self.cid, &self.conn_stats);
+                }
             }
             self.core
                 .sessions
                 .connection_closed(self.session_tsih, s.sid);
         }
+    }
+
+    /// Dispatch requests another connection of the session released for this one.
+    fn take_released(&mut self, now: Instant) {
+        let Some(sh) = self.shared.clone().filter(|s| s.joined()) else {
+            return;
+        };
+        for pdu in sh.take_ready(self.cid, self.member) {
+            if self.phase != Phase::FullFeature {
+                break;
+            }
+            self.dispatch_ordered(pdu, now);
+        }
+    }
+
+    /// Claim task tag `itt` for the session; false when another task has it.
+    fn claim_itt(&self, itt: u32) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|s| s.claim_itt(itt, self.cid))
+    }
+
+    /// Task `itt` ended.
+    fn release_itt(&self, itt: u32) {
+        if let Some(s) = &self.shared {
+            s.release_itt(itt);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Sessions are registered with their target for `tgtadm --op show`; a connection
+        // dropped without a close (adapter error path) must not leave a ghost behind.
+        self.detach();
     }
 }
 

@@ -5,8 +5,11 @@
 mod digests;
 mod full_feature;
 mod login;
+mod mcs;
+mod recovery;
 mod reset;
 mod rw;
+mod text;
 
 use super::{ConnConfig, ConnEvent};
 use crate::testkit::{fixture, Sim};
