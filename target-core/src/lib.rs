@@ -12,6 +12,7 @@ mod core;
 mod device;
 pub mod hooks;
 pub mod isns;
+pub mod limits;
 pub mod mgmt;
 pub mod pace;
 pub mod registry;

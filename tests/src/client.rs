@@ -59,7 +59,11 @@ pub struct Client {
 impl Client {
     /// Connect (no login yet).
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
+        Client::from_stream(TcpStream::connect(addr)?)
+    }
+
+    /// A client on a connected socket (one bound to a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> io::Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
         Ok(Client {
@@ -416,6 +420,34 @@ impl Client {
     /// The negotiated MaxBurstLength.
     pub fn max_burst(&self) -> u32 {
         self.max_burst
+    }
+
+    /// Our address on the connection (the daemon's logs name it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    /// The CmdSN for the next non-immediate request (advances it); hand-built
+    /// commands use it.
+    pub fn take_cmd_sn(&mut self) -> SerialNumber {
+        let sn = SerialNumber(self.cmd_sn);
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        sn
+    }
+
+    /// The CmdSN the next request will carry, without advancing it.
+    pub fn cmd_sn(&self) -> SerialNumber {
+        SerialNumber(self.cmd_sn)
+    }
+
+    /// ExpStatSN to put in hand-built requests.
+    pub fn exp_stat_sn(&self) -> SerialNumber {
+        SerialNumber(self.exp_stat_sn)
+    }
+
+    /// The socket, for timeouts and shutdowns in hostile tests.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

@@ -17,6 +17,9 @@ pub fn drain(conn: &mut Connection) -> bool {
             }
             ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
             ConnEvent::SharedStateChanged => wake_all = true,
+            ConnEvent::LimitHit { limit, detail } => {
+                crate::limits::log_hit(conn.peer().peer, limit, &detail)
+            }
         }
     }
     wake_all

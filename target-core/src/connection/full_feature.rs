@@ -40,7 +40,9 @@ impl Connection {
         match ordered_cmd_sn(&pdu) {
             // Immediate requests (and Data-Out, SNACK) are not ordered by CmdSN.
             None => self.dispatch(pdu, now),
-            Some(sn) if sn == self.exp_cmd_sn => {
+            // In order and in the window (a closed window, MaxCmdSN = ExpCmdSN - 1,
+            // takes nothing).
+            Some(sn) if sn == self.exp_cmd_sn && sn.in_window(sn, self.max_cmd_sn()) => {
                 self.exp_cmd_sn = sn.next();
                 self.dispatch(pdu, now);
             }
@@ -114,6 +116,12 @@ impl Connection {
             let sense = scsi_sbc::Sense::invalid_field_in_cdb();
             return self.finish(&c, Outcome::check(sense), 0);
         }
+        if c.immediate && self.tasks.len() >= self.config.cmd_window as usize {
+            // Immediate commands bypass the CmdSN window; past the window's worth of
+            // tasks the task set is full (SAM-5 TASK SET FULL) rather than unbounded.
+            let full = Outcome::status(scsi_sbc::ScsiStatus::TaskSetFull);
+            return self.finish(&c, full, 0);
+        }
         if self.tasks.contains_key(&c.itt.0) {
             // RFC 7143 §11.17.1: a task tag already in use.
             return self.reject_pdu(reject_reason::TASK_IN_PROGRESS, &Pdu::ScsiCommand(c));
@@ -185,6 +193,7 @@ impl Connection {
             cdb_out_len: prepared.data_out_len,
             state: TaskState::Collecting(st),
             stats: None,
+            reserved: 0,
         };
         let itt = c.itt.0;
         self.tasks.insert(itt, task);

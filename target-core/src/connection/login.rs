@@ -445,6 +445,8 @@ impl Connection {
             if t.is_deleted() {
                 return Err(LoginStatus::TARGET_REMOVED);
             }
+            let (t, initiator, isid) = (t.clone(), lead.initiator.clone(), lead.isid);
+            self.check_session_limits(&t, &initiator, isid)?;
         }
         Ok(())
     }
@@ -455,7 +457,7 @@ impl Connection {
 
     /// Answer with a login failure and close (RFC 7143 §11.13.5: the target drops the
     /// connection after a non-zero status).
-    fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+    pub(super) fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
         let stat_sn = self.take_stat_sn();
         // RFC 7143 §11.13.5 / §13.8: a redirect names where to go.
         let data = match self.login.redirect.take() {
@@ -570,5 +572,6 @@ impl Connection {
         });
         self.phase = Phase::FullFeature;
         self.timers.stop(super::Timer::Login);
+        self.admission_logged_in();
     }
 }

@@ -23,6 +23,7 @@ mod data_out;
 mod discovery;
 mod full_feature;
 pub mod io;
+mod limits;
 mod login;
 mod nop_logout;
 mod params;
@@ -62,6 +63,14 @@ pub struct ConnConfig {
     pub limits: TargetLimits,
     /// How long a login may take before the connection is dropped.
     pub login_timeout: Duration,
+    /// How long a PDU whose first bytes arrived may take to arrive whole (slow
+    /// sender); `None`: no limit.
+    pub pdu_timeout: Option<Duration>,
+    /// Bytes of write data being collected and read data being fetched that one
+    /// connection may hold; a task over it waits until earlier ones end.
+    pub max_buffered_bytes: u64,
+    /// Daemon-wide connection admission (total, logins in progress per address).
+    pub admission: crate::limits::AdmissionLimits,
     /// How many commands past ExpCmdSN the initiator may have queued (MaxCmdSN window).
     pub cmd_window: u32,
     /// Send a NOP-In ping after this much idle time (`None`: never).
@@ -82,7 +91,10 @@ impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
             limits: TargetLimits::default(),
-            login_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(15),
+            pdu_timeout: Some(Duration::from_secs(30)),
+            max_buffered_bytes: 32 << 20,
+            admission: Default::default(),
             cmd_window: 128,
             nop_interval: None,
             nop_timeout: Duration::from_secs(30),
@@ -115,6 +127,14 @@ pub enum ConnEvent {
     /// (they compare [`Registry::generation`](crate::registry::Registry::generation),
     /// which has moved, and feed themselves an empty input).
     SharedStateChanged,
+    /// The peer ran into a resource limit; the daemon logs one line naming it and
+    /// the peer. What the connection answers (a login status, a close) follows.
+    LimitHit {
+        /// Which limit.
+        limit: crate::limits::Limit,
+        /// What happened, for the log.
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +199,8 @@ pub struct Connection {
     /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
     /// for many headers.
     header_arena: BytesMut,
+    /// Where this connection stands with the resource limits (`limits.rs`).
+    limits: limits::LimitState,
 }
 
 impl std::fmt::Debug for Connection {
@@ -198,7 +220,7 @@ impl Connection {
     pub fn new(core: Arc<Core>, peer: PeerInfo, config: ConnConfig, now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(Timer::Login, now + config.login_timeout);
-        Connection {
+        let mut c = Connection {
             core,
             peer,
             login: login::LoginState::new(config.limits.clone()),
@@ -226,7 +248,10 @@ impl Connection {
             lu_stats: HashMap::new(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
-        }
+            limits: Default::default(),
+        };
+        c.admit();
+        c
     }
 
     // ----- getters -----
@@ -258,9 +283,11 @@ impl Connection {
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
         self.check_shared_state(now);
         let before = buf.len();
+        let mut took_pdu = false;
         while self.phase != Phase::Closed {
             match self.decoder.decode(buf) {
                 Ok(Some(pdu)) => {
+                    took_pdu = true;
                     match &pdu {
                         Pdu::ScsiCommand(_) => self.conn_stats.pdu(ConnPdu::Command),
                         Pdu::DataOut(_) => self.conn_stats.pdu(ConnPdu::DataOut),
@@ -270,6 +297,12 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
+                    if let DecodeError::DataSegmentTooLong { len, max } = e {
+                        self.limit_hit(
+                            crate::limits::Limit::DataSegment,
+                            &format!("a PDU announced a {len}-byte data segment, over the {max} bytes we accept; connection dropped"),
+                        );
+                    }
                     self.close(&format!("{e}"));
                     break;
                 }
@@ -278,6 +311,8 @@ impl Connection {
         }
         self.conn_stats
             .received(before.saturating_sub(buf.len()) as u64);
+        self.track_partial_pdu(buf.len(), took_pdu, now);
+        self.advance_waiting();
     }
 
     /// A storage request finished.
@@ -286,6 +321,7 @@ impl Connection {
             Some(itt) => self.complete_io(itt, c.result),
             None => self.stray_completions += 1,
         }
+        self.advance_waiting();
     }
 
     /// A deadline from [`Connection::poll_timeout`] passed.
@@ -293,8 +329,18 @@ impl Connection {
         if self.timers.is_expired(Timer::Login, now) {
             self.timers.stop(Timer::Login);
             if self.phase == Phase::Login {
+                if !self.is_refused() {
+                    let secs = self.config.login_timeout.as_secs_f64();
+                    self.limit_hit(
+                        crate::limits::Limit::LoginTime,
+                        &format!("login not complete within {secs} s; connection dropped"),
+                    );
+                }
                 self.close("login timed out");
             }
+        }
+        if self.timers.is_expired(Timer::PduIncomplete, now) {
+            self.pdu_timed_out();
         }
         if self.timers.is_expired(Timer::NopInResponse, now) {
             self.close("NOP-In ping unanswered");
@@ -416,6 +462,9 @@ impl Connection {
         }
         match self.phase {
             Phase::Login => {
+                if self.refuse_login(&pdu) {
+                    return;
+                }
                 self.handle_login_phase(pdu, now);
                 // testkit fix: the NOP-In interval used to be armed only by a PDU received
                 // in full feature phase, so a connection that went quiet right after login
@@ -443,8 +492,7 @@ impl Connection {
     }
 
     fn max_cmd_sn(&self) -> SerialNumber {
-        self.exp_cmd_sn
-            .plus(self.config.cmd_window.saturating_sub(1))
+        self.capacity_max_cmd_sn()
     }
 
     /// The StatSN to put in a status-carrying PDU; advances it.
@@ -507,6 +555,8 @@ impl Connection {
             return;
         }
         self.phase = Phase::Closed;
+        self.release_admission();
+        self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
         self.queued.clear();
         self.discard_cmd_sn.clear();
@@ -562,6 +612,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.release_admission();
         // Sessions are registered with their target for `tgtadm --op show`; a connection
         // dropped without a close (adapter error path) must not leave a ghost behind.
         if let Some(s) = &self.session {
