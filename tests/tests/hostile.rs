@@ -907,10 +907,13 @@ fn memory_returns_after_abuse(f: Flavour) {
     // Everything times out or closes.
     std::thread::sleep(Duration::from_millis(2500));
     serves(&d, 480);
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
     let after = rss_kib(d.pid());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .map(|r| r.count())
+        .unwrap_or(0);
     eprintln!(
-        "{}: RSS before {before} KiB, after abuse {after} KiB",
+        "{}: RSS before {before} KiB, after abuse {after} KiB ({fds} descriptors open)",
         f.binary()
     );
     assert!(

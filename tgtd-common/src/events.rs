@@ -15,7 +15,10 @@ pub fn drain(conn: &mut Connection) -> bool {
             } => {
                 tracing::info!("{initiator} logged in to {target:?}")
             }
-            ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+            ConnEvent::Closed { reason } => {
+                tracing::info!("connection closed: {reason}");
+                crate::limits::connection_closed();
+            }
             ConnEvent::SharedStateChanged => wake_all = true,
             ConnEvent::LimitHit { limit, detail } => {
                 crate::limits::log_hit(conn.peer().peer, limit, &detail)

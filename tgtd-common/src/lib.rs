@@ -104,6 +104,11 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     };
     let mut readiness = readiness;
     init_logging(opts.debug);
+    limits::tune_allocator(opts.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }));
     // Every connection is a descriptor: take what the hard limit allows, as a
     // service manager's LimitNOFILE would.
     match limits::raise_nofile_limit() {

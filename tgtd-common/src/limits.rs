@@ -5,6 +5,7 @@
 //! The limits themselves are enforced by the sans-IO core
 //! (`target_core::connection`, `target_core::limits`); only the stalled reader needs
 //! the adapter, which alone knows whether its socket takes our bytes.
+#![allow(clippy::disallowed_methods)] // the memory trimmer owns a thread
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -140,6 +141,103 @@ impl StallWatch {
     }
 }
 
+/// How long the trimmer waits after a connection closes, so that a burst of closes
+/// (and the buffers their connections drop just after) is trimmed once.
+const TRIM_SETTLE: Duration = Duration::from_millis(200);
+/// At most one trim this often.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Set when a connection closed since the last trim; the trimmer thread waits on it.
+static TRIM: std::sync::OnceLock<(std::sync::Mutex<bool>, std::sync::Condvar)> =
+    std::sync::OnceLock::new();
+
+/// A connection closed: give freed memory back to the system soon.
+///
+/// glibc keeps freed heap memory in its arenas (and, after large buffers were
+/// freed, serves later large ones from the heap instead of `mmap`), so after a
+/// burst of connections went away the RSS would stay at its peak. A thread started
+/// on the first close calls `malloc_trim(0)` once the burst has settled, at most
+/// once a second (with [`tune_allocator`], the RSS comes back within 5% of its size
+/// before an abuse run).
+pub fn connection_closed() {
+    let (flag, cv) = TRIM.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("tgtd-trim".into())
+            .spawn(trimmer);
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the memory trimmer: {e}");
+        }
+        (std::sync::Mutex::new(false), std::sync::Condvar::new())
+    });
+    *flag
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    cv.notify_one();
+}
+
+fn trimmer() {
+    let (flag, cv) = loop {
+        // `connection_closed` stores the pair right after spawning us.
+        if let Some(p) = TRIM.get() {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    loop {
+        {
+            let mut g = flag
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !*g {
+                g = cv
+                    .wait(g)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *g = false;
+        }
+        std::thread::sleep(TRIM_SETTLE);
+        // SAFETY: malloc_trim only releases free memory of the allocator's arenas;
+        // it takes the arenas' own locks.
+        #[cfg(target_env = "gnu")]
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        std::thread::sleep(TRIM_EVERY.saturating_sub(TRIM_SETTLE));
+    }
+}
+
+/// Buffers of at least this size are mapped and unmapped on their own
+/// (`M_MMAP_THRESHOLD`), so they go back to the system when freed.
+const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+
+/// Tune glibc's allocator so memory freed after a burst goes back to the system;
+/// called before any thread starts.
+///
+/// - Arenas: at most the event loops plus two (at most 8). By default glibc makes
+///   up to 8 per CPU, one per allocating thread (16 I/O workers, the loops, ...),
+///   and each keeps what was freed into it.
+/// - Large buffers (1 MiB and more: big READs and WRITEs) are always `mmap`ed. By
+///   default glibc raises its mmap threshold to the size of the largest buffer
+///   freed, after which such buffers come from the arenas and stay there.
+///
+/// Measured with `hostile.rs`' abuse run (tgtd-mio, 2 loops): RSS 11 MiB before;
+/// after, 30-116 MiB with glibc's defaults even with `malloc_trim`, 11-26 MiB with
+/// the arena cap alone, 11.4-11.9 MiB (within 5%) with both. Smaller transfers keep
+/// the heap's speed (the threshold is where glibc's dynamic one ends up anyway for
+/// a 1 MiB workload).
+pub fn tune_allocator(loop_threads: usize) {
+    let arenas = (loop_threads + 2).clamp(2, 8) as libc::c_int;
+    // SAFETY: mallopt sets allocator parameters; called before other threads run.
+    #[cfg(target_env = "gnu")]
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+    let _ = arenas;
+}
+
 /// Raise the soft limit on open files to the hard limit, as a service manager's
 /// `LimitNOFILE` would: every connection is a descriptor, and the default soft
 /// limit (1024) is below `--max-connections`' default plus the daemon's own files.
@@ -183,7 +281,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // one real Instant as the fake clock's base
     fn stall_watch() {
         let t0 = Instant::now();
         let limit = Some(Duration::from_secs(10));
