@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // a test owns clocks and threads
 //! Hostile clients on raw sockets, both daemons: oversized and lying PDUs, Data-Out
 //! the target did not ask for, floods of connections and logins, session limits,
 //! slow senders, stalled readers, a full CmdSN window, and memory before and after.
