@@ -38,7 +38,13 @@ fn serves(d: &Daemon, lba: u32) {
     assert_eq!(r.status, 0);
     assert!(r.data == data, "read back differs");
     assert!(c.logout().expect("logout"));
+    let rss = rss_kib(d.pid());
+    assert!(rss < RSS_BOUND_KIB, "daemon RSS {rss} KiB after a hostile case");
 }
+
+/// The daemon's resident set stays under this through every case (the issue's
+/// bound for 1,000 idle sessions).
+const RSS_BOUND_KIB: u64 = 64 * 1024;
 
 /// Lines of the daemon's log that report `limit` hit by `peer`.
 fn hits(d: &Daemon, limit: &str, peer: SocketAddr) -> usize {
@@ -460,6 +466,261 @@ fn buffer_cap_paces_r2ts(f: Flavour) {
         }
     }
     serves(&d, 40);
+}
+
+/// A 48-byte header: opcode (with the immediate bit), flags, ITT, CmdSN, ExpStatSN.
+fn raw_header(c: &Client, opcode: u8, flags: u8, itt: u32) -> [u8; 48] {
+    let mut h = [0u8; 48];
+    h[0] = opcode;
+    h[1] = flags;
+    h[16..20].copy_from_slice(&itt.to_be_bytes());
+    h[24..28].copy_from_slice(&c.cmd_sn().get().to_be_bytes());
+    h[28..32].copy_from_slice(&c.exp_stat_sn().get().to_be_bytes());
+    h
+}
+
+/// What a case must get back.
+enum Answer {
+    /// A Reject with this reason (and the session goes on).
+    Reject(u8),
+    /// A Reject with this reason, then the connection closes.
+    RejectClose(u8),
+    /// The connection closes.
+    Close,
+    /// A SCSI Response with this status.
+    Status(u8),
+    /// A NOP-In echoing this many bytes.
+    Echo(usize),
+}
+
+/// Malformed and misplaced PDUs in full feature phase, each on its own session:
+/// the RFC's answer, then a well-behaved client is served.
+fn malformed_pdus(f: Flavour) {
+    let d = daemon(f, &[]);
+    type Case = (&'static str, fn(&mut Client) -> Vec<u8>, Answer);
+    let cases: Vec<Case> = vec![
+        (
+            "unknown opcode",
+            |c| raw_header(c, 0x40 | 0x1f, 0x80, 7).to_vec(),
+            Answer::Reject(0x05),
+        ),
+        (
+            "SNACK at ErrorRecoveryLevel 0",
+            |c| raw_header(c, 0x10, 0x80, 8).to_vec(),
+            Answer::Reject(0x04),
+        ),
+        (
+            "a target opcode (SCSI Response)",
+            |c| raw_header(c, 0x21, 0x80, 9).to_vec(),
+            Answer::Reject(0x04),
+        ),
+        (
+            "a login request in full feature phase",
+            |c| {
+                let mut h = raw_header(c, 0x43, 0x87, 10);
+                h[8..14].copy_from_slice(&[0x80, 0, 0, 0, 0, 1]);
+                h.to_vec()
+            },
+            Answer::RejectClose(0x04),
+        ),
+        (
+            "an AHS longer than its PDU says",
+            |c| {
+                let pdu = command(c, 11, &read10(0, 1), 512, false, true, false, Bytes::new());
+                let mut raw = pdu.encode(Digests::default()).to_vec();
+                raw[4] = 1; // TotalAHSLength: one word
+                raw.extend_from_slice(&[0xff, 0xff, 0x01, 0x00]); // AHSLength 65535
+                raw
+            },
+            Answer::Close,
+        ),
+        (
+            "a task tag already in use",
+            |c| {
+                let a = command(c, 12, &write10(0, 8), 4096, true, true, false, Bytes::new());
+                let b = command(c, 12, &read10(0, 1), 512, false, true, false, Bytes::new());
+                let mut raw = a.encode(Digests::default()).to_vec();
+                raw.extend_from_slice(&b.encode(Digests::default()).to_vec());
+                raw
+            },
+            Answer::Reject(0x07),
+        ),
+        (
+            "READ(16) of 2^32 blocks (tgt exits)",
+            |c| {
+                let mut cdb = vec![0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                cdb.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+                cdb[10..14].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+                command(c, 13, &cdb, 1 << 24, false, true, false, Bytes::new())
+                    .encode(Digests::default())
+                    .to_vec()
+            },
+            Answer::Status(0x02),
+        ),
+        (
+            "a NOP-Out carrying 8 KiB",
+            |c| {
+                let nop = Pdu::NopOut(iscsi_proto::pdu::NopOut {
+                    immediate: true,
+                    lun: LunField::default(),
+                    itt: Itt(14),
+                    ttt: Ttt::RESERVED,
+                    cmd_sn: c.cmd_sn(),
+                    exp_stat_sn: c.exp_stat_sn(),
+                    data: Bytes::from(vec![0x5a; 8192]),
+                });
+                nop.encode(Digests::default()).to_vec()
+            },
+            Answer::Echo(8192),
+        ),
+        (
+            "WRITE with immediate data longer than EDTL",
+            |c| {
+                command(
+                    c,
+                    15,
+                    &write10(0, 1),
+                    512,
+                    true,
+                    true,
+                    false,
+                    Bytes::from(vec![1u8; 4096]),
+                )
+                .encode(Digests::default())
+                .to_vec()
+            },
+            Answer::Status(0x02),
+        ),
+    ];
+    for (i, (name, bytes, want)) in cases.into_iter().enumerate() {
+        let mut c = logged_in(&d);
+        let raw = bytes(&mut c);
+        c.send_raw(&raw).unwrap();
+        let mut got = Vec::new();
+        let closed = loop {
+            match recv_within(&mut c, 2000) {
+                Ok(Some(Pdu::R2t(_))) => {}
+                Ok(Some(p)) => {
+                    got.push(p);
+                    if !matches!(want, Answer::RejectClose(_) | Answer::Close) {
+                        break false;
+                    }
+                }
+                Ok(None) => break true,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break true,
+                Err(e) => panic!("{name}: no answer ({e}); got {got:?}"),
+            }
+        };
+        match want {
+            Answer::Reject(r) | Answer::RejectClose(r) => {
+                assert!(
+                    matches!(got.first(), Some(Pdu::Reject(j)) if j.reason == r),
+                    "{name}: {got:?}"
+                );
+                assert_eq!(closed, matches!(want, Answer::RejectClose(_)), "{name}");
+            }
+            Answer::Close => assert!(closed && got.is_empty(), "{name}: {got:?}"),
+            Answer::Status(s) => assert!(
+                matches!(got.first(), Some(Pdu::ScsiResponse(r)) if r.status == s)
+                    || matches!(got.first(), Some(Pdu::DataIn(r)) if r.status_present && r.status == s),
+                "{name}: {got:?}"
+            ),
+            Answer::Echo(n) => assert!(
+                matches!(got.first(), Some(Pdu::NopIn(r)) if r.data.len() == n),
+                "{name}: {got:?}"
+            ),
+        }
+        serves(&d, 400 + i as u32 * 16);
+    }
+}
+
+/// Bad first PDUs and bad login requests on fresh connections: the login status
+/// RFC 7143 §11.13.5 gives, then the connection closes.
+fn malformed_logins(f: Flavour) {
+    let d = daemon(f, &[]);
+    let keys = |target: &'static str| -> Vec<(String, String)> {
+        vec![
+            ("InitiatorName".into(), INITIATOR.into()),
+            ("SessionType".into(), "Normal".into()),
+            ("TargetName".into(), target.into()),
+        ]
+    };
+    let login = |c: &Client, flags: u8, vmin: u8, text: Vec<u8>| -> Vec<u8> {
+        let mut h = [0u8; 48];
+        h[0] = 0x43;
+        h[1] = flags;
+        h[3] = vmin;
+        let n = text.len();
+        h[5..8].copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        h[8..14].copy_from_slice(&c.isid.0);
+        let mut raw = h.to_vec();
+        raw.extend_from_slice(&text);
+        raw.resize(48 + n.div_ceil(4) * 4, 0);
+        raw
+    };
+    let enc = |pairs: Vec<(String, String)>| iscsi_proto::text::encode(&pairs).to_vec();
+    let cases: Vec<(&str, Vec<u8>, (u8, u8))> = {
+        let c = Client::connect(d.portal).unwrap();
+        let mut dup = keys(IQN);
+        dup.push(("InitiatorName".into(), "iqn.x:y".into()));
+        let v = vec![
+            (
+                "a SCSI command before login",
+                {
+                    let mut h = [0u8; 48];
+                    h[0] = 0x01;
+                    h[1] = 0x80;
+                    h.to_vec()
+                },
+                (2, 0x0b),
+            ),
+            (
+                "version 1 only",
+                login(&c, 0x81, 1, enc(keys(IQN))),
+                (2, 0x05),
+            ),
+            (
+                "T and C together",
+                login(&c, 0xc1, 0, enc(keys(IQN))),
+                (2, 0x00),
+            ),
+            (
+                "text that is not key=value",
+                login(&c, 0x81, 0, b"\xff\xfe garbage\0".to_vec()),
+                (2, 0x00),
+            ),
+            ("a key given twice", login(&c, 0x81, 0, enc(dup)), (2, 0x00)),
+            (
+                "an unknown target",
+                login(&c, 0x81, 0, enc(keys("iqn.2026-12.org.example:none"))),
+                (2, 0x03),
+            ),
+            (
+                "no InitiatorName",
+                login(&c, 0x81, 0, enc(vec![("TargetName".into(), IQN.into())])),
+                (2, 0x07),
+            ),
+            (
+                "CSG full feature phase",
+                login(&c, 0x8f, 0, enc(keys(IQN))),
+                (2, 0x00),
+            ),
+        ];
+        drop(c);
+        v
+    };
+    for (i, (name, raw, want)) in cases.into_iter().enumerate() {
+        let mut c = Client::connect(d.portal).unwrap();
+        c.send_raw(&raw).unwrap();
+        match recv_within(&mut c, 3000) {
+            Ok(Some(Pdu::LoginResponse(r))) => {
+                assert_eq!((r.status_class, r.status_detail), want, "{name}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(closed_within(&mut c, 2000), "{name}: not closed");
+        serves(&d, 600 + i as u32 * 16);
+    }
 }
 
 // ----- 2. connection and session limits -----
@@ -948,6 +1209,8 @@ fn thousand_idle_sessions(f: Flavour) {
 
 both_flavours!(
     huge_segment_claims,
+    malformed_pdus,
+    malformed_logins,
     data_out_beyond_r2t,
     unsolicited_beyond_first_burst,
     r2t_bookkeeping,
