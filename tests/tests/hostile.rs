@@ -1123,13 +1123,13 @@ fn memory_returns_after_abuse(f: Flavour) {
             held.push(c);
         }
         // Huge claims.
-        for _ in 0..200 {
-            if let Ok(mut s) = TcpStream::connect(d.portal) {
-                let mut hdr = [0u8; 48];
-                hdr[0] = 0x43;
-                hdr[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
-                let _ = s.write_all(&hdr);
-            }
+        for i in 0..200u32 {
+            let src = format!("127.0.{}.{}", 3 + round, 1 + i % 100);
+            let mut c = connect_from(&src, d.portal.port());
+            let mut hdr = [0u8; 48];
+            hdr[0] = 0x43;
+            hdr[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+            let _ = c.send_raw(&hdr);
         }
         // Stalled readers and abandoned writes, logged in.
         for i in 0..16u32 {
