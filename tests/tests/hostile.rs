@@ -39,7 +39,10 @@ fn serves(d: &Daemon, lba: u32) {
     assert!(r.data == data, "read back differs");
     assert!(c.logout().expect("logout"));
     let rss = rss_kib(d.pid());
-    assert!(rss < RSS_BOUND_KIB, "daemon RSS {rss} KiB after a hostile case");
+    assert!(
+        rss < RSS_BOUND_KIB,
+        "daemon RSS {rss} KiB after a hostile case"
+    );
 }
 
 /// The daemon's resident set stays under this through every case (the issue's
@@ -1207,7 +1210,56 @@ fn thousand_idle_sessions(f: Flavour) {
     drop(sessions);
 }
 
+/// (soft, hard) open-file limits of `pid`.
+fn nofile(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let f: Vec<String> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (f[3].clone(), f[4].clone())
+}
+
+/// Started with a soft open-file limit of 256 (`prlimit`), the daemon raises it to
+/// the hard limit, as a service manager's LimitNOFILE would.
+fn raises_open_file_limit(f: Flavour) {
+    use std::io::BufRead;
+    let dir = integration_tests::TempDir::new("nofile");
+    let (_, hard) = nofile(std::process::id());
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile=256:{hard}"))
+        .arg("--")
+        .arg(integration_tests::bin(f.binary()))
+        .args([
+            "-f",
+            "--iscsi",
+            "portal=127.0.0.1:0",
+            "-c",
+            "none",
+            "--control-socket",
+        ])
+        .arg(dir.path("s"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = io::BufReader::new(stderr).lines();
+    let started = lines.any(|l| l.is_ok_and(|l| l.contains("serving iSCSI on")));
+    let got = nofile(child.id());
+    // SAFETY: kill(2) on the PID of the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    assert!(started, "daemon did not start");
+    assert_eq!(got, (hard.clone(), hard), "soft limit not raised");
+}
+
 both_flavours!(
+    raises_open_file_limit,
     huge_segment_claims,
     malformed_pdus,
     malformed_logins,
