@@ -32,6 +32,10 @@ pub enum Limit {
     PduTime,
     /// Our responses were not read for `--tx-stall-timeout` (stalled reader).
     TxStall,
+    /// A command came past MaxCmdSN, or an immediate one with the window's worth of
+    /// tasks in progress (`--max-commands-per-session`). Reported once per
+    /// connection: the RFC's answer (ignore, TASK SET FULL) repeats silently.
+    CommandWindow,
 }
 
 impl Limit {
@@ -46,6 +50,7 @@ impl Limit {
             Limit::LoginTime => "login-timeout",
             Limit::PduTime => "pdu-timeout",
             Limit::TxStall => "tx-stall-timeout",
+            Limit::CommandWindow => "max-commands-per-session",
         }
     }
 }

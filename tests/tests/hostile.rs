@@ -975,6 +975,7 @@ fn stalled_reader(f: Flavour) {
 fn cmd_window_tracks_capacity(f: Flavour) {
     let d = daemon(f, &["--max-commands-per-session", "4"]);
     let mut c = logged_in(&d);
+    let peer = c.local_addr();
     let mut r2ts = Vec::new();
     for i in 0..4u32 {
         let p = command(
@@ -1074,6 +1075,8 @@ fn cmd_window_tracks_capacity(f: Flavour) {
         Some(Pdu::DataIn(d)) => assert!(d.status_present && d.status == 0),
         other => panic!("{other:?}"),
     }
+    // One line for the overrun and the full task set together.
+    one_hit(&d, "max-commands-per-session", peer);
     serves(&d, 320);
 }
 

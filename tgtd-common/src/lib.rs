@@ -121,6 +121,9 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
     }
+    if let Err(e) = limits::start_trimmer() {
+        tracing::warn!("cannot start the memory trimmer: {e}");
+    }
     // After going to the background (tgtd's order), before anything binds: a second
     // daemon given the same file stops here.
     let pid_file = match &opts.pid_file {

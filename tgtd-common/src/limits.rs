@@ -151,24 +151,29 @@ const TRIM_EVERY: Duration = Duration::from_secs(1);
 static TRIM: std::sync::OnceLock<(std::sync::Mutex<bool>, std::sync::Condvar)> =
     std::sync::OnceLock::new();
 
-/// A connection closed: give freed memory back to the system soon.
+/// Start the `tgtd-trim` thread (once, at daemon start): after connections close it
+/// gives freed memory back to the system.
 ///
-/// glibc keeps freed heap memory in its arenas (and, after large buffers were
-/// freed, serves later large ones from the heap instead of `mmap`), so after a
-/// burst of connections went away the RSS would stay at its peak. A thread started
-/// on the first close calls `malloc_trim(0)` once the burst has settled, at most
-/// once a second (with [`tune_allocator`], the RSS comes back within 5% of its size
-/// before an abuse run).
+/// glibc keeps freed heap memory in its arenas, so after a burst of connections
+/// went away the RSS would stay at its peak. The thread calls `malloc_trim(0)` once
+/// a burst of closes has settled, at most once a second (with [`tune_allocator`],
+/// the RSS comes back within 5% of its size before an abuse run).
+pub fn start_trimmer() -> std::io::Result<()> {
+    if TRIM.get().is_some() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("tgtd-trim".into())
+        .spawn(trimmer)?;
+    let _ = TRIM.set((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    Ok(())
+}
+
+/// A connection closed: wake the trimmer (when it runs).
 pub fn connection_closed() {
-    let (flag, cv) = TRIM.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("tgtd-trim".into())
-            .spawn(trimmer);
-        if let Err(e) = spawned {
-            tracing::warn!("cannot start the memory trimmer: {e}");
-        }
-        (std::sync::Mutex::new(false), std::sync::Condvar::new())
-    });
+    let Some((flag, cv)) = TRIM.get() else {
+        return;
+    };
     *flag
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
@@ -177,7 +182,7 @@ pub fn connection_closed() {
 
 fn trimmer() {
     let (flag, cv) = loop {
-        // `connection_closed` stores the pair right after spawning us.
+        // `start_trimmer` stores the pair right after spawning us.
         if let Some(p) = TRIM.get() {
             break p;
         }

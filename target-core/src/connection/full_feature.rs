@@ -53,7 +53,7 @@ impl Connection {
                 }
             }
             // Outside the window (or a duplicate): RFC 7143 §4.2.2.1 says silently ignore.
-            Some(_) => {}
+            Some(sn) => self.window_overrun(Some(sn)),
         }
         self.deliver_queued(now);
     }
@@ -120,6 +120,7 @@ impl Connection {
             // Immediate commands bypass the CmdSN window; past the window's worth of
             // tasks the task set is full (SAM-5 TASK SET FULL) rather than unbounded.
             let full = Outcome::status(scsi_sbc::ScsiStatus::TaskSetFull);
+            self.window_overrun(None);
             return self.finish(&c, full, 0);
         }
         if self.tasks.contains_key(&c.itt.0) {

@@ -37,9 +37,10 @@ pub(super) struct LimitState {
     /// The highest MaxCmdSN we have told the initiator (it ignores smaller ones,
     /// RFC 7143 §4.2.2.1, so ours never goes back either).
     advertised: std::cell::Cell<Option<SerialNumber>>,
-    /// Bytes in the input buffer after the last PDU taken off it, and whether a
-    /// partial PDU's deadline is armed.
+    /// Whether a partial PDU's deadline is armed.
     partial: bool,
+    /// The command window's limit was reported (once per connection).
+    window_reported: bool,
 }
 
 impl Connection {
@@ -191,6 +192,27 @@ impl Connection {
         next
     }
 
+    /// A command past the window (RFC 7143 §4.2.2.1: ignored) or an immediate one
+    /// over the task set: report the first of this connection. Old CmdSNs
+    /// (duplicates) are not the initiator overrunning us and are not reported.
+    pub(super) fn window_overrun(&mut self, sn: Option<SerialNumber>) {
+        if sn.is_some_and(|sn| sn.lt(self.exp_cmd_sn)) || self.limits.window_reported {
+            return;
+        }
+        self.limits.window_reported = true;
+        let detail = match sn {
+            Some(sn) => format!(
+                "CmdSN {sn} past MaxCmdSN {} ignored (reported once per connection)",
+                self.max_cmd_sn()
+            ),
+            None => format!(
+                "immediate command with {} tasks in progress answered TASK SET FULL (reported once per connection)",
+                self.tasks.len()
+            ),
+        };
+        self.limit_hit(Limit::CommandWindow, &detail);
+    }
+
     /// Bytes this connection holds for tasks: write data being collected and read
     /// data being fetched.
     fn buffered(&self) -> u64 {
@@ -250,11 +272,21 @@ impl Connection {
 
     /// After input: arm the slow-sender deadline while a partial PDU sits in the
     /// buffer (from when its first bytes arrived, or the last whole PDU was taken),
-    /// disarm it when the buffer is empty.
-    pub(super) fn track_partial_pdu(&mut self, left: usize, took_pdu: bool, now: Instant) {
+    /// disarm it when the buffer is empty. An empty call (the adapters' nudge after
+    /// a management change, with a buffer of its own) says nothing about the input.
+    pub(super) fn track_partial_pdu(
+        &mut self,
+        before: usize,
+        left: usize,
+        took_pdu: bool,
+        now: Instant,
+    ) {
         let Some(limit) = self.config.pdu_timeout else {
             return;
         };
+        if before == 0 && left == 0 {
+            return;
+        }
         if left == 0 || self.phase == Phase::Closed {
             self.limits.partial = false;
             self.timers.stop(Timer::PduIncomplete);

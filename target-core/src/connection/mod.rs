@@ -311,7 +311,7 @@ impl Connection {
         }
         self.conn_stats
             .received(before.saturating_sub(buf.len()) as u64);
-        self.track_partial_pdu(buf.len(), took_pdu, now);
+        self.track_partial_pdu(before, buf.len(), took_pdu, now);
         self.advance_waiting();
     }
 
