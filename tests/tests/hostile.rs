@@ -202,6 +202,13 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// Descriptors `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
 /// Open files this test process may have: as many as the hard limit allows.
 fn raise_nofile() {
     let mut r = libc::rlimit {
@@ -768,7 +775,8 @@ fn pending_logins_per_host(f: Flavour) {
 /// A client connected from `src` (a loopback address) to the daemon's port.
 fn connect_from(src: &str, port: u16) -> Client {
     // SAFETY: plain socket calls on a descriptor we own, then handed to TcpStream.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    // CLOEXEC: a daemon another test starts meanwhile must not inherit it.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     assert!(fd >= 0);
     let addr = |ip: &str, port: u16| {
         let ip: std::net::Ipv4Addr = ip.parse().unwrap();
@@ -1103,6 +1111,7 @@ fn memory_returns_after_abuse(f: Flavour) {
     }
     std::thread::sleep(Duration::from_millis(500));
     let before = rss_kib(d.pid());
+    let fds_before = open_fds(d.pid());
     for round in 0..2 {
         let mut held = Vec::new();
         // Half logins from several addresses.
@@ -1177,12 +1186,15 @@ fn memory_returns_after_abuse(f: Flavour) {
     serves(&d, 480);
     std::thread::sleep(Duration::from_millis(1500));
     let after = rss_kib(d.pid());
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-        .map(|r| r.count())
-        .unwrap_or(0);
+    let fds = open_fds(d.pid());
     eprintln!(
         "{}: RSS before {before} KiB, after abuse {after} KiB ({fds} descriptors open)",
         f.binary()
+    );
+    // Every hostile connection is gone.
+    assert!(
+        fds <= fds_before,
+        "{fds_before} descriptors before, {fds} after"
     );
     assert!(
         after * 10 <= before * 11,
