@@ -226,11 +226,12 @@ const MMAP_THRESHOLD: libc::c_int = 1 << 20;
 ///   default glibc raises its mmap threshold to the size of the largest buffer
 ///   freed, after which such buffers come from the arenas and stay there.
 ///
-/// Measured with `hostile.rs`' abuse run (tgtd-mio, 2 loops): RSS 11 MiB before;
-/// after, 30-116 MiB with glibc's defaults even with `malloc_trim`, 11-26 MiB with
-/// the arena cap alone, 11.4-11.9 MiB (within 5%) with both. Smaller transfers keep
-/// the heap's speed (the threshold is where glibc's dynamic one ends up anyway for
-/// a 1 MiB workload).
+/// Measured with `hostile.rs`' abuse run (tgtd-mio, 2 loops, 2 CPUs): RSS 11 MiB
+/// before; after, 116 MiB with glibc's defaults, 34-73 MiB with `malloc_trim` alone,
+/// 11-30 MiB with trim and the arena cap, 11.4-11.9 MiB (within 5%) with trim, the
+/// cap and the threshold. Smaller transfers keep the heap's speed (the threshold is
+/// where glibc's dynamic one ends up anyway for a 1 MiB workload); a transfer of
+/// 1 MiB or more pays an `mmap`/`munmap` and its page faults (not measured).
 pub fn tune_allocator(loop_threads: usize) {
     let arenas = (loop_threads + 2).clamp(2, 8) as libc::c_int;
     // SAFETY: mallopt sets allocator parameters; called before other threads run.
