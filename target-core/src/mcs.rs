@@ -61,6 +61,9 @@ struct Inner {
     itts: HashMap<u32, u16>,
     conns: BTreeMap<u16, Slot>,
     next_member: u64,
+    /// The largest MaxCmdSN any connection advertised: the initiator may send up to
+    /// it on any connection, so no connection may advertise (or enforce) less.
+    advertised: Option<SerialNumber>,
 }
 
 /// What [`SharedSession::order`] decided.
@@ -125,6 +128,25 @@ impl SharedSession {
     /// The session's ExpCmdSN.
     pub(crate) fn exp_cmd_sn(&self) -> SerialNumber {
         SerialNumber(self.exp.load(Ordering::Acquire))
+    }
+
+    /// MaxCmdSN as capacity allows (limits.rs): the window less `tasks` (the asking
+    /// connection's) and the requests held ahead of a CmdSN gap or released to a
+    /// connection and not yet taken; never below what any connection of the session
+    /// already advertised (the initiator keeps the largest it saw and may use it on
+    /// any connection). With no room, ExpCmdSN - 1 closes the window.
+    pub(crate) fn capacity_max_cmd_sn(&self, tasks: usize, window: u32) -> SerialNumber {
+        let mut g = self.lock();
+        let held = tasks + g.held.len() + g.conns.values().map(|s| s.ready.len()).sum::<usize>();
+        let room = window.saturating_sub(u32::try_from(held).unwrap_or(u32::MAX));
+        let exp = g.exp_cmd_sn;
+        let candidate = exp.plus(room).plus(u32::MAX);
+        let next = match g.advertised {
+            Some(a) if candidate.in_window(exp.plus(u32::MAX), a) => a,
+            _ => candidate,
+        };
+        g.advertised = Some(next);
+        next
     }
 
     /// Whether another connection ever joined (see the field).

@@ -66,7 +66,11 @@ pub struct Client {
 impl Client {
     /// Connect (no login yet).
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
+        Client::from_stream(TcpStream::connect(addr)?)
+    }
+
+    /// A client on a connected socket (one bound to a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> io::Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
         Ok(Client {
@@ -290,11 +294,6 @@ impl Client {
         }
     }
 
-    /// This end's address (the target sees it as the peer).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
     /// An immediate, final Text Request carrying `data` as is; the next PDU the
     /// target sends (a Text Response or a Reject), `None` when it closed.
     pub fn text(&mut self, data: &[u8]) -> io::Result<Option<Pdu>> {
@@ -338,13 +337,8 @@ impl Client {
         cmd
     }
 
-    /// The CmdSN the next non-immediate command takes (connections of one session
-    /// share the sequence: hand it over with [`Client::set_cmd_sn`]).
-    pub fn cmd_sn(&self) -> u32 {
-        self.cmd_sn
-    }
-
-    /// Set the CmdSN the next non-immediate command takes.
+    /// Set the CmdSN the next non-immediate command takes (connections of one
+    /// session share the sequence: hand it over from [`Client::cmd_sn`]).
     pub fn set_cmd_sn(&mut self, sn: u32) {
         self.cmd_sn = sn;
     }
@@ -371,11 +365,6 @@ impl Client {
             Some(Pdu::LogoutResponse(r)) => Some(r.response),
             _ => None,
         })
-    }
-
-    /// The StatSN the client expects next.
-    pub fn exp_stat_sn(&self) -> SerialNumber {
-        SerialNumber(self.exp_stat_sn)
     }
 
     /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
@@ -521,6 +510,34 @@ impl Client {
     /// The negotiated MaxBurstLength.
     pub fn max_burst(&self) -> u32 {
         self.max_burst
+    }
+
+    /// Our address on the connection (the daemon's logs name it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    /// The CmdSN for the next non-immediate request (advances it); hand-built
+    /// commands use it.
+    pub fn take_cmd_sn(&mut self) -> SerialNumber {
+        let sn = SerialNumber(self.cmd_sn);
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        sn
+    }
+
+    /// The CmdSN the next request will carry, without advancing it.
+    pub fn cmd_sn(&self) -> SerialNumber {
+        SerialNumber(self.cmd_sn)
+    }
+
+    /// ExpStatSN to put in hand-built requests.
+    pub fn exp_stat_sn(&self) -> SerialNumber {
+        SerialNumber(self.exp_stat_sn)
+    }
+
+    /// The socket, for timeouts and shutdowns in hostile tests.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

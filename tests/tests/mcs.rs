@@ -35,7 +35,7 @@ fn join(d: &Daemon, a: &Client, cid: u16) -> (Client, (u8, u8)) {
     b.tsih = a.tsih;
     b.cid = cid;
     b.max_connections = a.max_connections;
-    b.set_cmd_sn(a.cmd_sn());
+    b.set_cmd_sn(a.cmd_sn().get());
     b.set_itt_base(u32::from(cid) << 20);
     let st = b.login_only(Some(IQN)).expect("login");
     (b, st)
@@ -88,7 +88,7 @@ fn two_connections_share_one_session(f: Flavour) {
     let out = show(&d);
     assert_eq!(out.matches("I_T nexus: ").count(), 1, "{out}");
     // One CmdSN window: CmdSN n+1 on A waits for n on B.
-    let n = a.cmd_sn();
+    let n = a.cmd_sn().get();
     a.set_cmd_sn(n + 1);
     let ca = a.command_pdu(1, &read10(0, 1), 512, false);
     a.send(&Pdu::ScsiCommand(ca)).expect("send");
@@ -110,7 +110,7 @@ fn two_connections_share_one_session(f: Flavour) {
     b.set_cmd_sn(n + 2);
     let w = b.scsi(1, &write10(7, 1), &[0x3c; 512], 0).expect("write");
     assert_eq!(w.status, 0, "{w:?}");
-    a.set_cmd_sn(b.cmd_sn());
+    a.set_cmd_sn(b.cmd_sn().get());
     let r = a.scsi(1, &read10(7, 1), &[], 512).expect("read");
     assert_eq!((r.status, r.data), (0, vec![0x3c; 512]));
     // Logout reason 1 on A for CID 2: B closes, A goes on.

@@ -38,8 +38,14 @@ pub fn drain(conn: &mut Connection) -> bool {
             ConnEvent::LoggedIn { session_type, .. } => {
                 tracing::info!("logged in ({session_type:?} session)")
             }
-            ConnEvent::Closed { reason } => tracing::info!("connection closed: {reason}"),
+            ConnEvent::Closed { reason } => {
+                tracing::info!("connection closed: {reason}");
+                crate::limits::connection_closed();
+            }
             ConnEvent::SharedStateChanged => {}
+            ConnEvent::LimitHit { limit, detail } => {
+                crate::limits::log_hit(conn.peer().peer, limit, &detail)
+            }
         }
     }
     wake_all

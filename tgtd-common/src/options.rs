@@ -72,6 +72,9 @@ pub struct Options {
     /// Write the daemon's man page into DIR and exit (packaging).
     #[arg(long = "generate-man", value_name = "DIR", hide = true)]
     pub generate_man: Option<PathBuf>,
+    /// Resource limits (`crate::limits`).
+    #[command(flatten)]
+    pub limits: crate::limits::LimitOptions,
 }
 
 /// Who is parsing the command line: the daemon's own name, version and description.

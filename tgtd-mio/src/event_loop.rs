@@ -154,6 +154,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             draining: draining.clone(),
             grace: d.shutdown_grace,
             drain_deadline: None,
+            tx_stall: d.tx_stall,
         };
         let done = done_tx.clone();
         let h = std::thread::Builder::new()
@@ -211,6 +212,8 @@ struct Loop {
     /// Set when this loop started draining: it ends when its connections are gone
     /// or at this instant.
     drain_deadline: Option<Instant>,
+    /// Drop a connection whose write queue has not moved for this long.
+    tx_stall: Option<Duration>,
 }
 
 impl Loop {
@@ -359,7 +362,8 @@ impl Loop {
     fn next_deadline(&self) -> Option<Instant> {
         self.conns
             .values()
-            .filter_map(|c| c.conn.poll_timeout())
+            .flat_map(|c| [c.conn.poll_timeout(), c.stall.deadline(self.tx_stall)])
+            .flatten()
             .min()
     }
 
@@ -447,6 +451,26 @@ impl Loop {
     }
 
     fn expire(&mut self, now: Instant) {
+        // Stalled readers: the queue cannot drain, so the socket goes without it.
+        let stalled: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.stall.deadline(self.tx_stall).is_some_and(|at| at <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stalled {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let secs = self.tx_stall.unwrap_or_default().as_secs_f64();
+                let detail = format!(
+                    "{} bytes of responses not read for {secs} s; connection dropped",
+                    c.tx.len()
+                );
+                c.conn
+                    .close_for_limit(target_core::limits::Limit::TxStall, &detail);
+                tgtd_common::events::drain(&mut c.conn);
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
         let due: Vec<Token> = self
             .conns
             .iter()
@@ -465,6 +489,12 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
+        if c.tx.len() >= tgtd_common::limits::TX_PAUSE_BYTES {
+            // The peer is not reading what we have for it: read no more requests
+            // until the queue drains (`service` resumes; the edge is spent).
+            c.read_paused = true;
+            return;
+        }
         match c.read_ready(now) {
             Ok(true) => {}
             Ok(false) | Err(_) => c.conn.handle_close(),
@@ -475,6 +505,22 @@ impl Loop {
     /// Drain the connection's outputs: I/O to the pool, PDUs to the socket, events to
     /// the log; then close it if it is done.
     fn service(&mut self, token: Token) {
+        self.service_once(token);
+        // Reading was paused while the write queue was full and it has drained:
+        // read what waits in the socket (its readiness edge was spent meanwhile).
+        let resume = self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.read_paused && c.tx.len() < tgtd_common::limits::TX_PAUSE_BYTES);
+        if resume {
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.read_paused = false;
+            }
+            self.readable(token, Instant::now());
+        }
+    }
+
+    fn service_once(&mut self, token: Token) {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
@@ -489,7 +535,7 @@ impl Loop {
                 inbox.complete(token, IoCompletion { tag, result }, wake);
             })
         });
-        let flushed = match c.flush() {
+        let flushed = match c.flush(Instant::now()) {
             Ok(done) => done,
             Err(_) => {
                 c.conn.handle_close();

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) loops: Vec<Handle>,
     /// Round-robin position for the next accepted connection.
     pub(crate) next_loop: AtomicUsize,
+    /// Drop a connection whose responses have not been taken for this long.
+    pub(crate) tx_stall: Option<std::time::Duration>,
 }
 
 /// Counts the connection tasks alive; shutdown waits for it to reach zero.
@@ -153,8 +155,20 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         // What this connection queued on the thread's io_uring goes to the kernel.
         tgtd_common::ring::submit();
         tx.fill_from(&mut conn);
-        if write_all(&mut wr, &mut tx).await.is_err() {
-            conn.handle_close();
+        match write_all(&mut wr, &mut tx, shared.tx_stall).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // A stalled reader: the queue cannot drain, the socket goes without it.
+                let secs = shared.tx_stall.unwrap_or_default().as_secs_f64();
+                let detail = format!(
+                    "{} bytes of responses not read for {secs} s; connection dropped",
+                    tx.len()
+                );
+                conn.close_for_limit(target_core::limits::Limit::TxStall, &detail);
+                tgtd_common::events::drain(&mut conn);
+                return;
+            }
+            Err(_) => conn.handle_close(),
         }
         // A target reset or reinstatement: every connection re-checks, as after a
         // management change.
@@ -201,12 +215,23 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn write_all(wr: &mut OwnedWriteHalf, tx: &mut TxQueue) -> std::io::Result<()> {
+/// Write the whole queue; `TimedOut` when one write made no progress for `stall`.
+async fn write_all(
+    wr: &mut OwnedWriteHalf,
+    tx: &mut TxQueue,
+    stall: Option<std::time::Duration>,
+) -> std::io::Result<()> {
     while !tx.is_empty() {
         let n = {
             let mut iov = [IoSlice::new(&[]); 64];
             let k = tx.iovecs(&mut iov);
-            wr.write_vectored(&iov[..k]).await?
+            let write = wr.write_vectored(&iov[..k]);
+            match stall {
+                Some(limit) => tokio::time::timeout(limit, write)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                None => write.await?,
+            }
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());

@@ -44,11 +44,22 @@ impl Connection {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        // MaxCmdSN as capacity allows (limits.rs): a request past it, a duplicate, or
+        // any request while the window is closed (MaxCmdSN = ExpCmdSN - 1) is ignored
+        // (RFC 7143 §4.2.2.1).
+        self.exp_cmd_sn = shared.exp_cmd_sn();
+        let max = self.max_cmd_sn();
+        if !sn.in_window(self.exp_cmd_sn, max) {
+            return self.window_overrun(Some(sn));
+        }
         // Released in CmdSN order over every connection of the session: a request
         // ahead of a gap is held until the gap fills, on whichever connection
-        // (`crate::mcs`); out-of-window requests and duplicates are ignored (RFC 7143
-        // §4.2.2.1).
-        let released = shared.order(self.cid, sn, pdu, self.config.cmd_window);
+        // (`crate::mcs`).
+        let window = max
+            .get()
+            .wrapping_sub(self.exp_cmd_sn.get())
+            .wrapping_add(1);
+        let released = shared.order(self.cid, sn, pdu, window);
         self.exp_cmd_sn = shared.exp_cmd_sn();
         for w in released.wakes {
             w.wake();
@@ -105,6 +116,13 @@ impl Connection {
             // Bidirectional commands are not supported: INVALID FIELD IN CDB.
             let sense = scsi_sbc::Sense::invalid_field_in_cdb();
             return self.finish(&c, Outcome::check(sense), 0);
+        }
+        if c.immediate && self.tasks.len() >= self.config.cmd_window as usize {
+            // Immediate commands bypass the CmdSN window; past the window's worth of
+            // tasks the task set is full (SAM-5 TASK SET FULL) rather than unbounded.
+            let full = Outcome::status(scsi_sbc::ScsiStatus::TaskSetFull);
+            self.window_overrun(None);
+            return self.finish(&c, full, 0);
         }
         let in_use = self.tasks.contains_key(&c.itt.0)
             || self.shared.as_ref().is_some_and(|s| s.itt_in_use(c.itt.0));
@@ -181,6 +199,7 @@ impl Connection {
             state: TaskState::Collecting(st),
             stats: None,
             started: self.obs.now,
+            reserved: 0,
         };
         let itt = c.itt.0;
         if !self.claim_itt(itt) {

@@ -467,13 +467,21 @@ impl Connection {
         let Some(lead) = &self.login.leading else {
             return Err(LoginStatus::TARGET_ERROR);
         };
+        let tsih = lead.tsih;
+        let joining = self.login.join.is_some();
         if let Some(t) = &lead.target {
             if t.is_deleted() {
                 return Err(LoginStatus::TARGET_REMOVED);
             }
+            // A connection joining a session (MC/S) adds no session: the session
+            // limits are for new sessions only (MaxConnections bounds the join).
+            if !joining {
+                let (t, initiator, isid) = (t.clone(), lead.initiator.clone(), lead.isid);
+                self.check_session_limits(&t, &initiator, isid)?;
+            }
         }
         // The session a connection joins may have ended meanwhile.
-        if self.login.join.is_some() && self.core.sessions.by_tsih(lead.tsih).is_none() {
+        if joining && self.core.sessions.by_tsih(tsih).is_none() {
             return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
         }
         Ok(())
@@ -485,7 +493,7 @@ impl Connection {
 
     /// Answer with a login failure and close (RFC 7143 §11.13.5: the target drops the
     /// connection after a non-zero status).
-    fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+    pub(super) fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
         self.core
             .metrics
             .login(u16::from(st.class) << 8 | u16::from(st.detail));
@@ -625,6 +633,7 @@ impl Connection {
         });
         self.phase = Phase::FullFeature;
         self.timers.stop(super::Timer::Login);
+        self.admission_logged_in();
     }
 
     /// The last step of a login that adds connection `lead.cid` to live session

@@ -23,6 +23,7 @@ mod data_out;
 mod discovery;
 mod full_feature;
 pub mod io;
+mod limits;
 mod login;
 mod nop_logout;
 mod observe;
@@ -68,6 +69,14 @@ pub struct ConnConfig {
     pub limits: TargetLimits,
     /// How long a login may take before the connection is dropped.
     pub login_timeout: Duration,
+    /// How long a PDU whose first bytes arrived may take to arrive whole (slow
+    /// sender); `None`: no limit.
+    pub pdu_timeout: Option<Duration>,
+    /// Bytes of write data being collected and read data being fetched that one
+    /// connection may hold; a task over it waits until earlier ones end.
+    pub max_buffered_bytes: u64,
+    /// Daemon-wide connection admission (total, logins in progress per address).
+    pub admission: crate::limits::AdmissionLimits,
     /// How many commands past ExpCmdSN the initiator may have queued (MaxCmdSN window).
     pub cmd_window: u32,
     /// Send a NOP-In ping after this much idle time (`None`: never).
@@ -95,7 +104,10 @@ impl Default for ConnConfig {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 ..TargetLimits::default()
             },
-            login_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(15),
+            pdu_timeout: Some(Duration::from_secs(30)),
+            max_buffered_bytes: 32 << 20,
+            admission: Default::default(),
             cmd_window: 128,
             nop_interval: None,
             nop_timeout: Duration::from_secs(30),
@@ -128,6 +140,14 @@ pub enum ConnEvent {
     /// (they compare [`Registry::generation`](crate::registry::Registry::generation),
     /// which has moved, and feed themselves an empty input).
     SharedStateChanged,
+    /// The peer ran into a resource limit; the daemon logs one line naming it and
+    /// the peer. What the connection answers (a login status, a close) follows.
+    LimitHit {
+        /// Which limit.
+        limit: crate::limits::Limit,
+        /// What happened, for the log.
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +222,8 @@ pub struct Connection {
     header_arena: BytesMut,
     /// Monitoring counters: LU lookups, the latest `now`, store operations in flight.
     obs: crate::metrics::ConnMetrics,
+    /// Where this connection stands with the resource limits (`limits.rs`).
+    limits: limits::LimitState,
 }
 
 impl std::fmt::Debug for Connection {
@@ -222,7 +244,7 @@ impl Connection {
         let mut timers = TimerTable::default();
         timers.set(Timer::Login, now + config.login_timeout);
         let obs = crate::metrics::ConnMetrics::new(core.metrics.clone(), now);
-        Connection {
+        let mut c = Connection {
             core,
             peer,
             login: login::LoginState::new(config.limits.clone()),
@@ -255,7 +277,10 @@ impl Connection {
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
             obs,
-        }
+            limits: Default::default(),
+        };
+        c.admit();
+        c
     }
 
     // ----- getters -----
@@ -304,9 +329,11 @@ impl Connection {
         self.check_shared_state(now);
         self.take_released(now);
         let before = buf.len();
+        let mut took_pdu = false;
         while self.phase != Phase::Closed {
             match self.decoder.decode(buf) {
                 Ok(Some(pdu)) => {
+                    took_pdu = true;
                     match &pdu {
                         Pdu::ScsiCommand(_) => self.conn_stats.pdu(ConnPdu::Command),
                         Pdu::DataOut(_) => self.conn_stats.pdu(ConnPdu::DataOut),
@@ -316,6 +343,12 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
+                    if let DecodeError::DataSegmentTooLong { len, max } = e {
+                        self.limit_hit(
+                            crate::limits::Limit::DataSegment,
+                            &format!("a PDU announced a {len}-byte data segment, over the {max} bytes we accept; connection dropped"),
+                        );
+                    }
                     self.close(&format!("{e}"));
                     break;
                 }
@@ -324,6 +357,8 @@ impl Connection {
         }
         self.conn_stats
             .received(before.saturating_sub(buf.len()) as u64);
+        self.track_partial_pdu(before, buf.len(), took_pdu, now);
+        self.advance_waiting();
     }
 
     /// A storage request finished.
@@ -337,6 +372,7 @@ impl Connection {
             Some(itt) => self.complete_io(itt, c.result),
             None => self.stray_completions += 1,
         }
+        self.advance_waiting();
     }
 
     /// A deadline from [`Connection::poll_timeout`] passed.
@@ -345,8 +381,18 @@ impl Connection {
         if self.timers.is_expired(Timer::Login, now) {
             self.timers.stop(Timer::Login);
             if self.phase == Phase::Login {
+                if !self.is_refused() {
+                    let secs = self.config.login_timeout.as_secs_f64();
+                    self.limit_hit(
+                        crate::limits::Limit::LoginTime,
+                        &format!("login not complete within {secs} s; connection dropped"),
+                    );
+                }
                 self.close("login timed out");
             }
+        }
+        if self.timers.is_expired(Timer::PduIncomplete, now) {
+            self.pdu_timed_out();
         }
         if self.timers.is_expired(Timer::NopInResponse, now) {
             self.close("NOP-In ping unanswered");
@@ -476,6 +522,9 @@ impl Connection {
         }
         match self.phase {
             Phase::Login => {
+                if self.refuse_login(&pdu) {
+                    return;
+                }
                 self.handle_login_phase(pdu, now);
                 // testkit fix: the NOP-In interval used to be armed only by a PDU received
                 // in full feature phase, so a connection that went quiet right after login
@@ -513,8 +562,7 @@ impl Connection {
     }
 
     fn max_cmd_sn(&self) -> SerialNumber {
-        self.exp_cmd_sn
-            .plus(self.config.cmd_window.saturating_sub(1))
+        self.capacity_max_cmd_sn()
     }
 
     /// The StatSN to put in a status-carrying PDU; advances it.
@@ -581,6 +629,8 @@ impl Connection {
         self.phase = Phase::Closed;
         // At ErrorRecoveryLevel 0 this connection's tasks end with it; the other
         // connections of the session keep theirs.
+        self.release_admission();
+        self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
         self.io_tags.clear();
         self.detach();
@@ -684,6 +734,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.release_admission();
         // Sessions are registered with their target for `tgtadm --op show`; a connection
         // dropped without a close (adapter error path) must not leave a ghost behind.
         self.detach();

@@ -4,6 +4,7 @@
 
 mod digests;
 mod full_feature;
+mod limits;
 mod login;
 mod mcs;
 mod recovery;
