@@ -13,6 +13,10 @@
 #                  downloaded (not installed) and unpacked into target/test-deps/qemu-iscsi
 #                  of this checkout, or $TGTD_TEST_QEMU_DIR, where tests/tests/cdrom.rs
 #                  finds it
+#   ceph-mon, ceph-osd, ceph-common (rbd, ceph, monmaptool), librbd1, librados2
+#                  a one-node Ceph cluster (scripts/ceph-test-cluster.sh) for the rbd
+#                  backing-store tests (tests/tests/rbd.rs); the daemons dlopen
+#                  librbd.so.1 and librados.so.2 at run time
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 sudo=""
@@ -27,6 +31,11 @@ need=(
     "tgtd tgt"
     "tgt-admin tgt"
     "losetup mount"
+    "ceph-mon ceph-mon"
+    "ceph-osd ceph-osd"
+    "monmaptool ceph-common"
+    "rbd ceph-common"
+    "ceph ceph-common"
 )
 missing=()
 for pair in "${need[@]}"; do
@@ -79,6 +88,14 @@ if ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep 
     ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep "not found" >&2
     exit 1
 fi
+
+# Libraries, not commands: the rbd store loads them at run time.
+for pair in "librbd.so.1 librbd1" "librados.so.2 librados2"; do
+    lib=${pair%% *} pkg=${pair##* }
+    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "$lib"; then
+        case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+    fi
+done
 
 [ ${#missing[@]} = 0 ] && exit 0
 

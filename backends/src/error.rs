@@ -101,8 +101,48 @@ pub enum BackendError {
         #[source]
         source: crate::fault::RuleError,
     },
+    /// An rbd backing store was not named `[POOL/]IMAGE[@SNAP]`.
+    #[error("bad rbd backing store '{path}': expected [POOL/]IMAGE[@SNAP]")]
+    BadImagePath {
+        /// The backing-store path as given.
+        path: String,
+    },
+    /// librados or librbd cannot be loaded: `--bstype rbd` needs them at run time.
+    #[error("the rbd backing store is not available: {why}")]
+    RbdUnavailable {
+        /// Which library is missing and the package that provides it.
+        why: String,
+    },
+    /// The Ceph cluster could not be reached (down, wrong configuration or user).
+    #[error("cannot {step} Ceph cluster '{cluster}' as {name} with {conf}: {why}")]
+    RbdCluster {
+        /// The cluster name.
+        cluster: String,
+        /// The client name.
+        name: String,
+        /// The configuration file.
+        conf: String,
+        /// What failed: "read the configuration of", "connect to", ...
+        step: &'static str,
+        /// What librados said.
+        why: String,
+    },
+    /// The pool, image or snapshot does not exist.
+    #[error("rbd {what} does not exist")]
+    RbdMissing {
+        /// Which (`pool 'p'`, `image 'p/i'`, ...).
+        what: String,
+    },
+    /// The image exists but could not be opened or read.
+    #[error("cannot open rbd image {path}: {why}")]
+    RbdImage {
+        /// The backing-store path as given.
+        path: String,
+        /// What librbd said.
+        why: String,
+    },
     /// `--bstype` named a backing-store type this target does not implement.
-    #[error("unknown backing store type '{name}': expected rdwr, aio, memory, null or fault")]
+    #[error("unknown backing store type '{name}': expected rdwr, aio, memory, null, fault or rbd")]
     UnknownBsType {
         /// The type name as given.
         name: String,

@@ -9,6 +9,8 @@
 //! - [`FileStore`] (`rdwr`): a regular file or block device, `pread`/`pwrite`.
 //! - [`MemoryStore`] (`memory`): sparse RAM, for demos and tests.
 //! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
+//! - [`RbdStore`] (`rbd`): a Ceph RBD image through librbd's asynchronous calls,
+//!   the libraries loaded at run time (see [`rbd`]).
 //! - [`FaultStore`] (`fault`): another store with injected failures, delays and held
 //!   operations, changeable at run time; the rule syntax is in [`fault`].
 //! - [`ErrorLogStore`]: logs an LU's failed operations, once per kind with the LBA
@@ -54,7 +56,8 @@
 //! pool.submit(store, op, Box::new(move |result| tx.send(result).unwrap()));
 //! assert_eq!(rx.recv().unwrap().unwrap(), vec![0u8; 512]);
 //! ```
-// Unsafe code only where io_uring needs it (`uring`), each block with its SAFETY note.
+// Unsafe code only where io_uring needs it (`uring`) and in the librbd bindings
+// (`rbd::ffi`), each block with its SAFETY note.
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 // This crate is the one place in the workspace allowed to own threads (the worker
@@ -84,6 +87,7 @@ mod null;
 mod open;
 mod pool;
 pub mod pooled;
+pub mod rbd;
 pub mod uring;
 
 pub use error::BackendError;
@@ -95,9 +99,10 @@ pub use null::NullStore;
 pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};
 pub use pool::{Completion, WorkerPool};
 pub use pooled::PooledStore;
+pub use rbd::RbdStore;
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
-pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
 use bytes::{Bytes, BytesMut};
 

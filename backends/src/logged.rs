@@ -17,6 +17,14 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct ErrorLogStore {
     inner: Arc<dyn BlockStore>,
+    /// Shared with completions that arrive off the caller's thread
+    /// ([`BlockStore::submit_own`]).
+    log: Arc<ErrorLog>,
+}
+
+/// What is logged, and when it was last.
+#[derive(Debug)]
+struct ErrorLog {
     label: String,
     block: u64,
     kinds: Mutex<HashMap<&'static str, Pending>>,
@@ -37,15 +45,30 @@ impl ErrorLogStore {
     pub fn wrap(inner: Arc<dyn BlockStore>, label: &str, block_size: u32) -> ErrorLogStore {
         ErrorLogStore {
             inner,
-            label: label.to_owned(),
-            block: u64::from(block_size.max(1)),
-            kinds: Mutex::new(HashMap::new()),
+            log: Arc::new(ErrorLog {
+                label: label.to_owned(),
+                block: u64::from(block_size.max(1)),
+                kinds: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
     /// Note a failure of `op`; `now` is when it completed. Returns the line logged,
     /// if one was.
     pub fn note(&self, op: &BlockOp, kind: IoErrorKind, now: Instant) -> Option<String> {
+        self.log.note(op, kind, now)
+    }
+
+    fn check(&self, op: &BlockOp, r: Result<Bytes, IoErrorKind>) -> Result<Bytes, IoErrorKind> {
+        if let Err(kind) = r {
+            self.log.note(op, kind, Instant::now());
+        }
+        r
+    }
+}
+
+impl ErrorLog {
+    fn note(&self, op: &BlockOp, kind: IoErrorKind, now: Instant) -> Option<String> {
         let flush = matches!(op, BlockOp::Flush);
         let name = match kind {
             // A failed flush has no LBA: some earlier write did not reach the disk.
@@ -55,6 +78,7 @@ impl ErrorLogStore {
             IoErrorKind::NoSpace => "out of space",
             IoErrorKind::ReadOnly => "write refused (read-only)",
             IoErrorKind::Other => "internal failure",
+            IoErrorKind::TimedOut => "timed out",
             // A miscompare is an answer, not a failure of the store.
             IoErrorKind::Miscompare { .. } => return None,
         };
@@ -140,13 +164,6 @@ impl ErrorLogStore {
             .max(first);
         (first, last)
     }
-
-    fn check(&self, op: &BlockOp, r: Result<Bytes, IoErrorKind>) -> Result<Bytes, IoErrorKind> {
-        if let Err(kind) = r {
-            self.note(op, kind, Instant::now());
-        }
-        r
-    }
 }
 
 fn range(first: u64, last: u64) -> String {
@@ -187,6 +204,14 @@ impl BlockStore for ErrorLogStore {
         self.inner.refresh_size()
     }
 
+    fn medium_id(&self) -> Option<String> {
+        self.inner.medium_id()
+    }
+
+    fn size_changed(&self) -> bool {
+        self.inner.size_changed()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
     }
@@ -214,6 +239,35 @@ impl BlockStore for ErrorLogStore {
 
     fn backend_note(&self) -> Option<String> {
         self.inner.backend_note()
+    }
+
+    // A store with its own asynchronous route (rbd): its failures are logged as
+    // they come back. A store without one gets `done` back unwrapped, so that the
+    // worker's `execute` above logs it once.
+    fn submit_own(&self, op: &BlockOp, done: scsi_sbc::OpDone) -> Result<(), scsi_sbc::OpDone> {
+        let held = Arc::new(Mutex::new(Some(done)));
+        let (log, what, hand) = (self.log.clone(), op.clone(), held.clone());
+        let logged: scsi_sbc::OpDone = Box::new(move |r| {
+            if let Err(kind) = r {
+                log.note(&what, kind, Instant::now());
+            }
+            let done = hand.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(done) = done {
+                done(r)
+            }
+        });
+        match self.inner.submit_own(op, logged) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                drop(refused);
+                let done = held.lock().unwrap_or_else(PoisonError::into_inner).take();
+                match done {
+                    Some(done) => Err(done),
+                    // The store called the wrapper before refusing it: answered.
+                    None => Ok(()),
+                }
+            }
+        }
     }
 }
 

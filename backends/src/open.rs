@@ -37,6 +37,9 @@ pub enum BsType {
     /// Another store with injected failures, delays and holds ([`FaultStore`]); the
     /// inner type and the rules come from `--bsopts`.
     Fault,
+    /// A Ceph RBD image, `[POOL/]IMAGE[@SNAP]` ([`crate::RbdStore`]); the cluster
+    /// comes from `--bsopts "conf=PATH;id=NAME;cluster=NAME;timeout=S"`.
+    Rbd,
 }
 
 impl BsType {
@@ -48,6 +51,7 @@ impl BsType {
             BsType::Memory => "memory",
             BsType::Null => "null",
             BsType::Fault => "fault",
+            BsType::Rbd => "rbd",
         }
     }
 }
@@ -68,6 +72,7 @@ impl FromStr for BsType {
             "memory" | "mem" => Ok(BsType::Memory),
             "null" => Ok(BsType::Null),
             "fault" => Ok(BsType::Fault),
+            "rbd" => Ok(BsType::Rbd),
             _ => Err(BackendError::UnknownBsType { name: s.to_owned() }),
         }
     }
@@ -145,6 +150,9 @@ pub fn open_store(
         BsType::Aio => return Ok(Arc::new(FileStore::open_aio(path, opts)?)),
         // An `rdwr` inner store and no rules; `FaultStore::open` takes `--bsopts`.
         BsType::Fault => return Ok(Arc::new(FaultStore::open(path, "", opts)?)),
+        // Default options (/etc/ceph/ceph.conf, client.admin); the daemon's opener
+        // passes `--bsopts` to `RbdStore::open`.
+        BsType::Rbd => return Ok(Arc::new(crate::RbdStore::open(path, "", opts.readonly)?)),
         BsType::Memory => Arc::new(MemoryStore::new(parse_size(path)?)),
         BsType::Null => Arc::new(NullStore::new(
             parse_size(path).unwrap_or(NullStore::DEFAULT_SIZE),
@@ -249,6 +257,14 @@ impl BlockStore for ReadOnlyStore {
         self.0.refresh_size()
     }
 
+    fn medium_id(&self) -> Option<String> {
+        self.0.medium_id()
+    }
+
+    fn size_changed(&self) -> bool {
+        self.0.size_changed()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.0.configure(key, value)
     }
@@ -266,6 +282,7 @@ mod tests {
             BsType::Memory,
             BsType::Null,
             BsType::Fault,
+            BsType::Rbd,
         ] {
             assert_eq!(t.to_string().parse::<BsType>().unwrap(), t);
         }

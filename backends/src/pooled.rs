@@ -94,6 +94,14 @@ impl BlockStore for PooledStore {
         self.inner.refresh_size()
     }
 
+    fn medium_id(&self) -> Option<String> {
+        self.inner.medium_id()
+    }
+
+    fn size_changed(&self) -> bool {
+        self.inner.size_changed()
+    }
+
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
     }

@@ -33,6 +33,9 @@ pub const SPACE_ALLOCATION_FAILED_WRITE_PROTECT: AscAscq = code(0x27, 0x07);
 pub const SAVING_PARAMETERS_NOT_SUPPORTED: AscAscq = code(0x39, 0x00);
 /// 44h/00h INTERNAL TARGET FAILURE.
 pub const INTERNAL_TARGET_FAILURE: AscAscq = code(0x44, 0x00);
+/// 3Eh/02h TIMEOUT ON LOGICAL UNIT: the store did not answer in time (retryable under
+/// ABORTED COMMAND).
+pub const TIMEOUT_ON_LOGICAL_UNIT: AscAscq = code(0x3e, 0x02);
 /// 1Dh/00h MISCOMPARE DURING VERIFY OPERATION.
 pub const MISCOMPARE_DURING_VERIFY: AscAscq = code(0x1d, 0x00);
 /// 1Ah/00h PARAMETER LIST LENGTH ERROR.

@@ -173,6 +173,9 @@ pub enum IoErrorKind {
     ReadOnly,
     /// Anything else (HARDWARE ERROR).
     Other,
+    /// The store did not answer in time (a network store whose cluster is
+    /// unreachable): ABORTED COMMAND, TIMEOUT ON LOGICAL UNIT, which initiators retry.
+    TimedOut,
     /// A compare found a difference `offset` bytes into the compared data
     /// (MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION).
     Miscompare {

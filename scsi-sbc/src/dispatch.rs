@@ -433,6 +433,7 @@ fn io_error_sense(kind: IoErrorKind) -> Sense {
         ),
         IoErrorKind::ReadOnly => Sense::write_protected(),
         IoErrorKind::Other => Sense::new(SenseKey::HardwareError, asc::INTERNAL_TARGET_FAILURE),
+        IoErrorKind::TimedOut => Sense::new(SenseKey::AbortedCommand, asc::TIMEOUT_ON_LOGICAL_UNIT),
         IoErrorKind::Miscompare { offset } => Sense {
             info: Some(offset),
             ..Sense::new(SenseKey::Miscompare, asc::MISCOMPARE_DURING_VERIFY)

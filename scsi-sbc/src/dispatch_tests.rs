@@ -124,6 +124,7 @@ fn complete_maps_results() {
         (IoErrorKind::NoSpace, SenseKey::DataProtect, 0x27, 0x07),
         (IoErrorKind::ReadOnly, SenseKey::DataProtect, 0x27, 0x00),
         (IoErrorKind::Other, SenseKey::HardwareError, 0x44, 0x00),
+        (IoErrorKind::TimedOut, SenseKey::AbortedCommand, 0x3e, 0x02),
     ];
     for (kind, key, asc, ascq) in cases {
         let o = complete(&read, Err(kind));

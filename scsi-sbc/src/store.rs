@@ -49,6 +49,13 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether the medium says its size may have changed since the last
+    /// [`BlockStore::refresh_size`] (a Ceph RBD image told by its cluster that it was
+    /// resized): the daemon then reads the size again as `logicalunit update` does.
+    fn size_changed(&self) -> bool {
+        false
+    }
+
     /// Change a run-time setting that belongs to the store (`tgtadm --mode
     /// logicalunit --op update --params KEY=VALUE` for a key the target core does not
     /// know, e.g. `fault` of the fault-injecting store). The error is the reason it
@@ -96,6 +103,14 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
         let _ = op;
         Err(done)
+    }
+
+    /// A name of the medium that is the same wherever it is opened (the id of a
+    /// Ceph RBD image): the LU's default SCSI ID and unit serial number are made
+    /// from it instead of from the target and LUN numbers, so that several targets
+    /// (gateways) serving one medium describe one logical unit to initiators.
+    fn medium_id(&self) -> Option<String> {
+        None
     }
 
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`

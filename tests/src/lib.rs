@@ -6,6 +6,7 @@
 //! Every scenario is written once as `fn(Flavour)` and instantiated for `tgtd-mio` and
 //! `tgtd-tokio` with [`both_flavours!`].
 
+pub mod ceph;
 pub mod client;
 pub mod conformance;
 pub mod tgt_ref;

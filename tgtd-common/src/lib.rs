@@ -20,6 +20,7 @@ pub mod portals;
 pub mod ring;
 pub mod runner;
 pub mod service;
+pub mod size_watch;
 pub mod state_file;
 pub mod txqueue;
 
@@ -158,6 +159,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
+    // Media that report their own resizes (rbd) are read again without an admin.
+    size_watch::spawn(mgmt.local()).map_err(|e| format!("tgtd: cannot start a thread: {e}"))?;
     if let Some(addr) = opts.metrics {
         let bound = metrics::spawn(addr, core.clone())
             .map_err(|e| format!("tgtd: cannot serve metrics on {addr}: {e}"))?;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use target_core::mgmt::{StoreOpener, StoreSpec};
 
 /// The daemon's [`StoreOpener`]: `rdwr` files and block devices, `memory`, `null`,
-/// and `fault` around any of them (`--bsopts "inner=TYPE;rules=RULES"`).
+/// `fault` around any of them (`--bsopts "inner=TYPE;rules=RULES"`), and `rbd`
+/// images (`--bsopts "conf=PATH;id=NAME;cluster=NAME;timeout=S"`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BackendsOpener;
 
@@ -24,7 +25,7 @@ impl BackendsOpener {
             .map_err(|e: backends::BackendError| e.to_string())?;
         let (bsopts, threads) =
             backends::pooled::take_nr_threads(spec.bsopts).map_err(|e| e.to_string())?;
-        if !bsopts.is_empty() && ty != BsType::Fault {
+        if !bsopts.is_empty() && !matches!(ty, BsType::Fault | BsType::Rbd) {
             // None of these types takes other options (tgt's are for rbd and glfs);
             // tgt ignores them silently, we say so rather than pretend they apply.
             return Err(backends::BackendError::BadOptions {
@@ -43,6 +44,17 @@ impl BackendsOpener {
         let store: Arc<dyn BlockStore> = if ty == BsType::Fault {
             Arc::new(
                 backends::FaultStore::open(spec.path, &bsopts, &opts).map_err(|e| e.to_string())?,
+            )
+        } else if ty == BsType::Rbd {
+            if !spec.oflags.is_empty() {
+                return Err(backends::BackendError::BadOflags {
+                    text: spec.oflags.to_owned(),
+                }
+                .to_string());
+            }
+            Arc::new(
+                backends::RbdStore::open(spec.path, &bsopts, spec.readonly)
+                    .map_err(|e| e.to_string())?,
             )
         } else {
             open_store(ty, spec.path, &opts).map_err(|e| e.to_string())?
@@ -79,6 +91,7 @@ impl StoreOpener for BackendsOpener {
             ("memory", ""),
             ("null", ""),
             ("fault", "sync:direct"),
+            ("rbd", ""),
         ]
         .into_iter()
         .map(|(name, oflags)| target_core::mgmt::BackingStoreType {

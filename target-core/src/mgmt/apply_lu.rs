@@ -168,6 +168,7 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
         bsopts,
     };
     let physical = store.physical_block_size();
+    let medium_id = store.medium_id();
     let mut lu = if cd {
         Lun::cd(s.tid, s.lun, store, backing)
     } else {
@@ -175,6 +176,13 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
         lu.config.geometry.lbppbe = auto_lbppbe(block_size, physical);
         lu
     };
+    // A medium known by the same name everywhere (an RBD image) is one logical unit
+    // whichever target serves it: same designators, same serial (`--params` can
+    // still set them).
+    if let Some(id) = medium_id {
+        lu.config.identity.scsi_id = cut(&id, 36);
+        lu.config.identity.scsi_sn = cut(&id, 36);
+    }
     lu_params.apply_to(&mut lu);
     restore_saved_state(&lu);
     target.add_lun(lu)?;

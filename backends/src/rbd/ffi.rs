@@ -1,0 +1,520 @@
+//! The few librados and librbd calls the rbd store makes, loaded at run time.
+//!
+//! Nothing here is linked: `librados.so.2` and `librbd.so.1` are opened with
+//! `dlopen` (through `libloading`) the first time an rbd LU is created, so the
+//! daemon builds and runs on a machine without Ceph, and only `--bstype rbd` needs
+//! the libraries (a missing one is [`LoadError`], naming the Debian package).
+//!
+//! The C prototypes are those of `rados/librados.h` and `rbd/librbd.h` (stable C
+//! ABI since Luminous; `rbd_aio_compare_and_write` since Mimic). Every handle gets
+//! an owning Rust type whose `Drop` releases it, and the asynchronous calls take
+//! their buffers and their completion closure by value in an [`Aio`] that lives on
+//! the heap until librbd's callback has run: librbd can only ever write into, or
+//! call back, memory that the callback itself frees.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::OnceLock;
+
+use bytes::{Bytes, BytesMut};
+use libloading::Library;
+
+type RadosT = *mut c_void;
+type IoctxT = *mut c_void;
+type ImageT = *mut c_void;
+type CompletionT = *mut c_void;
+type AioCallback = unsafe extern "C" fn(CompletionT, *mut c_void);
+type UpdateCallback = unsafe extern "C" fn(*mut c_void);
+
+/// The entry points, copied out of the libraries (which are never unloaded).
+struct Api {
+    rados_create2: unsafe extern "C" fn(*mut RadosT, *const c_char, *const c_char, u64) -> c_int,
+    rados_conf_read_file: unsafe extern "C" fn(RadosT, *const c_char) -> c_int,
+    rados_conf_set: unsafe extern "C" fn(RadosT, *const c_char, *const c_char) -> c_int,
+    rados_connect: unsafe extern "C" fn(RadosT) -> c_int,
+    rados_shutdown: unsafe extern "C" fn(RadosT),
+    rados_ioctx_create: unsafe extern "C" fn(RadosT, *const c_char, *mut IoctxT) -> c_int,
+    rados_ioctx_destroy: unsafe extern "C" fn(IoctxT),
+    rbd_open: unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
+    rbd_open_read_only:
+        unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
+    rbd_close: unsafe extern "C" fn(ImageT) -> c_int,
+    rbd_get_size: unsafe extern "C" fn(ImageT, *mut u64) -> c_int,
+    rbd_get_id: unsafe extern "C" fn(ImageT, *mut c_char, usize) -> c_int,
+    rbd_aio_create_completion:
+        unsafe extern "C" fn(*mut c_void, AioCallback, *mut CompletionT) -> c_int,
+    rbd_aio_get_return_value: unsafe extern "C" fn(CompletionT) -> isize,
+    rbd_aio_release: unsafe extern "C" fn(CompletionT),
+    rbd_aio_read: unsafe extern "C" fn(ImageT, u64, usize, *mut c_char, CompletionT) -> c_int,
+    rbd_aio_write: unsafe extern "C" fn(ImageT, u64, usize, *const c_char, CompletionT) -> c_int,
+    rbd_aio_flush: unsafe extern "C" fn(ImageT, CompletionT) -> c_int,
+    rbd_aio_discard: unsafe extern "C" fn(ImageT, u64, u64, CompletionT) -> c_int,
+    rbd_aio_writesame:
+        unsafe extern "C" fn(ImageT, u64, usize, *const c_char, usize, CompletionT, c_int) -> c_int,
+    rbd_aio_compare_and_write: unsafe extern "C" fn(
+        ImageT,
+        u64,
+        usize,
+        *const c_char,
+        *const c_char,
+        CompletionT,
+        *mut u64,
+        c_int,
+    ) -> c_int,
+    rbd_update_watch: unsafe extern "C" fn(ImageT, *mut u64, UpdateCallback, *mut c_void) -> c_int,
+    rbd_update_unwatch: unsafe extern "C" fn(ImageT, u64) -> c_int,
+    /// Keeps the code the pointers above point into mapped (never dropped: the
+    /// static holding `Api` lives until the process exits).
+    _libs: [Library; 2],
+}
+
+/// Why librados or librbd could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot load {library} ({why}); install the Debian package {package}")]
+pub struct LoadError {
+    /// The shared object that failed (`librados.so.2`, `librbd.so.1`).
+    pub library: String,
+    /// The package that provides it (`librados2`, `librbd1`).
+    pub package: &'static str,
+    /// What the dynamic loader said (or the missing symbol).
+    pub why: String,
+}
+
+static API: OnceLock<Result<Api, LoadError>> = OnceLock::new();
+
+/// Load the libraries once; later calls return the same answer.
+fn api() -> Result<&'static Api, LoadError> {
+    API.get_or_init(load).as_ref().map_err(Clone::clone)
+}
+
+/// Whether the libraries can be loaded (the first call loads them).
+pub(crate) fn available() -> Result<(), LoadError> {
+    api().map(|_| ())
+}
+
+fn open_lib(library: &str, package: &'static str) -> Result<Library, LoadError> {
+    // SAFETY: loading runs the library's initialisers; librados and librbd are
+    // ordinary C/C++ shared objects whose constructors only set up their own
+    // globals. The name is the soname above (or the test override below).
+    unsafe { Library::new(library) }.map_err(|e| LoadError {
+        library: library.to_owned(),
+        package,
+        why: e.to_string(),
+    })
+}
+
+fn load() -> Result<Api, LoadError> {
+    const RADOS: (&str, &str) = ("librados.so.2", "librados2");
+    const RBD: (&str, &str) = ("librbd.so.1", "librbd1");
+    // `TGTD_LIBRBD` names another file to load as librbd: tests use it to see the
+    // answer of a machine without Ceph's libraries.
+    let rbd_name = std::env::var("TGTD_LIBRBD").unwrap_or_else(|_| RBD.0.to_owned());
+    let rados = open_lib(RADOS.0, RADOS.1)?;
+    let rbd = open_lib(&rbd_name, RBD.1)?;
+    macro_rules! sym {
+        ($lib:expr, $which:expr, $name:ident) => {{
+            // SAFETY: the type given for each symbol is the C prototype of that
+            // function in librados.h / librbd.h (see the module doc); the pointer is
+            // copied out and stays valid because the library is kept in `Api`.
+            let s = unsafe { $lib.get(concat!(stringify!($name), "\0").as_bytes()) };
+            *s.map_err(|e: libloading::Error| LoadError {
+                library: $which.0.to_owned(),
+                package: $which.1,
+                why: e.to_string(),
+            })?
+        }};
+    }
+    Ok(Api {
+        rados_create2: sym!(rados, RADOS, rados_create2),
+        rados_conf_read_file: sym!(rados, RADOS, rados_conf_read_file),
+        rados_conf_set: sym!(rados, RADOS, rados_conf_set),
+        rados_connect: sym!(rados, RADOS, rados_connect),
+        rados_shutdown: sym!(rados, RADOS, rados_shutdown),
+        rados_ioctx_create: sym!(rados, RADOS, rados_ioctx_create),
+        rados_ioctx_destroy: sym!(rados, RADOS, rados_ioctx_destroy),
+        rbd_open: sym!(rbd, RBD, rbd_open),
+        rbd_open_read_only: sym!(rbd, RBD, rbd_open_read_only),
+        rbd_close: sym!(rbd, RBD, rbd_close),
+        rbd_get_size: sym!(rbd, RBD, rbd_get_size),
+        rbd_get_id: sym!(rbd, RBD, rbd_get_id),
+        rbd_aio_create_completion: sym!(rbd, RBD, rbd_aio_create_completion),
+        rbd_aio_get_return_value: sym!(rbd, RBD, rbd_aio_get_return_value),
+        rbd_aio_release: sym!(rbd, RBD, rbd_aio_release),
+        rbd_aio_read: sym!(rbd, RBD, rbd_aio_read),
+        rbd_aio_write: sym!(rbd, RBD, rbd_aio_write),
+        rbd_aio_flush: sym!(rbd, RBD, rbd_aio_flush),
+        rbd_aio_discard: sym!(rbd, RBD, rbd_aio_discard),
+        rbd_aio_writesame: sym!(rbd, RBD, rbd_aio_writesame),
+        rbd_aio_compare_and_write: sym!(rbd, RBD, rbd_aio_compare_and_write),
+        rbd_update_watch: sym!(rbd, RBD, rbd_update_watch),
+        rbd_update_unwatch: sym!(rbd, RBD, rbd_update_unwatch),
+        _libs: [rados, rbd],
+    })
+}
+
+/// A C string from Rust text; an interior NUL (never valid in Ceph names or paths)
+/// is `-EINVAL`.
+fn cstr(s: &str) -> Result<CString, i32> {
+    CString::new(s).map_err(|_| -libc::EINVAL)
+}
+
+/// A connected cluster handle (`rados_t`), shut down on drop.
+pub(crate) struct Cluster {
+    api: &'static Api,
+    handle: RadosT,
+}
+
+// SAFETY: librados handles are documented thread-safe; the pointer is only passed
+// back to librados.
+unsafe impl Send for Cluster {}
+// SAFETY: as above; no method mutates Rust-side state.
+unsafe impl Sync for Cluster {}
+
+impl Cluster {
+    /// Create a handle for `cluster` as user `name` (e.g. `client.admin`), read
+    /// `conf`, apply `settings` (`option`, `value`) and connect. Errors are negative
+    /// errno values, with the step that failed.
+    pub(crate) fn connect(
+        cluster: &str,
+        name: &str,
+        conf: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<Cluster, (&'static str, i32)> {
+        let api = api().map_err(|_| ("load", -libc::ENOENT))?;
+        let (c_cluster, c_name, c_conf) = (
+            cstr(cluster).map_err(|e| ("create a handle for", e))?,
+            cstr(name).map_err(|e| ("create a handle for", e))?,
+            cstr(conf).map_err(|e| ("read the configuration of", e))?,
+        );
+        let mut handle: RadosT = std::ptr::null_mut();
+        // SAFETY: `handle` is a valid out-pointer; the strings are NUL-terminated and
+        // live across the call (librados copies them).
+        let r = unsafe { (api.rados_create2)(&mut handle, c_cluster.as_ptr(), c_name.as_ptr(), 0) };
+        if r < 0 {
+            return Err(("create a handle for", r));
+        }
+        // From here the handle is owned: dropping `me` shuts it down.
+        let me = Cluster { api, handle };
+        // SAFETY: a live handle and a NUL-terminated path.
+        let r = unsafe { (api.rados_conf_read_file)(me.handle, c_conf.as_ptr()) };
+        if r < 0 {
+            return Err(("read the configuration of", r));
+        }
+        for (option, value) in settings {
+            let (o, v) = (
+                cstr(option).map_err(|e| ("set an option of", e))?,
+                cstr(value).map_err(|e| ("set an option of", e))?,
+            );
+            // SAFETY: a live, not yet connected handle; NUL-terminated strings.
+            let r = unsafe { (api.rados_conf_set)(me.handle, o.as_ptr(), v.as_ptr()) };
+            if r < 0 {
+                return Err(("set an option of", r));
+            }
+        }
+        // SAFETY: a live handle, configured above. Bounded by client_mount_timeout.
+        let r = unsafe { (api.rados_connect)(me.handle) };
+        if r < 0 {
+            return Err(("connect to", r));
+        }
+        Ok(me)
+    }
+
+    /// An I/O context on `pool`.
+    pub(crate) fn ioctx(&self, pool: &str) -> Result<IoCtx<'_>, i32> {
+        let c_pool = cstr(pool)?;
+        let mut io: IoctxT = std::ptr::null_mut();
+        // SAFETY: a connected handle, a valid out-pointer, a NUL-terminated name.
+        let r = unsafe { (self.api.rados_ioctx_create)(self.handle, c_pool.as_ptr(), &mut io) };
+        if r < 0 {
+            return Err(r);
+        }
+        Ok(IoCtx {
+            cluster: self,
+            handle: io,
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and owned; every ioctx and image made from it
+        // borrows `self` (or is dropped first by its owner, see `RbdImage`), so none
+        // is used after this.
+        unsafe { (self.api.rados_shutdown)(self.handle) }
+    }
+}
+
+/// A pool's I/O context, destroyed on drop; it cannot outlive its cluster.
+pub(crate) struct IoCtx<'c> {
+    cluster: &'c Cluster,
+    handle: IoctxT,
+}
+
+impl Drop for IoCtx<'_> {
+    fn drop(&mut self) {
+        // SAFETY: owned, live; images opened on it keep their own reference inside
+        // librbd (rbd_open duplicates the ioctx), so destroying ours is allowed.
+        unsafe { (self.cluster.api.rados_ioctx_destroy)(self.handle) }
+    }
+}
+
+impl IoCtx<'_> {
+    /// Open image `name` (at snapshot `snap`, read-only, when given; read-only also
+    /// when `readonly`).
+    pub(crate) fn open(
+        &self,
+        name: &str,
+        snap: Option<&str>,
+        readonly: bool,
+    ) -> Result<Image, i32> {
+        let api = self.cluster.api;
+        let c_name = cstr(name)?;
+        let c_snap = snap.map(cstr).transpose()?;
+        let snap_ptr = c_snap.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        let mut image: ImageT = std::ptr::null_mut();
+        let open = if readonly || snap.is_some() {
+            api.rbd_open_read_only
+        } else {
+            api.rbd_open
+        };
+        // SAFETY: a live ioctx, a valid out-pointer, NUL-terminated names (the snap
+        // pointer may be NULL: the head).
+        let r = unsafe { open(self.handle, c_name.as_ptr(), &mut image, snap_ptr) };
+        if r < 0 {
+            return Err(r);
+        }
+        Ok(Image {
+            api,
+            handle: image,
+            watch: None,
+        })
+    }
+}
+
+/// What an update watch calls (from a librbd thread) when the image header changes:
+/// a resize, a snapshot, a feature change.
+pub(crate) type OnUpdate = Box<dyn Fn() + Send + Sync>;
+
+/// An open image, closed on drop. The cluster it came from must outlive it (the
+/// store keeps both and drops the image first).
+pub(crate) struct Image {
+    api: &'static Api,
+    handle: ImageT,
+    /// The update watch's handle and its boxed callback (owned here, freed after the
+    /// watch is removed).
+    watch: Option<(u64, *mut OnUpdate)>,
+}
+
+// SAFETY: librbd image handles may be used from any thread; the asynchronous calls
+// are made concurrently by design. The watch box is only touched in `Drop`.
+unsafe impl Send for Image {}
+// SAFETY: as above.
+unsafe impl Sync for Image {}
+
+impl Image {
+    /// The image size in bytes.
+    pub(crate) fn size(&self) -> Result<u64, i32> {
+        let mut size = 0u64;
+        // SAFETY: a live image and a valid out-pointer.
+        let r = unsafe { (self.api.rbd_get_size)(self.handle, &mut size) };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(size)
+        }
+    }
+
+    /// The image's id (stable across renames; the same for every gateway).
+    pub(crate) fn id(&self) -> Result<String, i32> {
+        let mut buf = vec![0u8; 64];
+        // SAFETY: a live image; `buf` has `buf.len()` writable bytes.
+        let r = unsafe { (self.api.rbd_get_id)(self.handle, buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 {
+            return Err(r);
+        }
+        let id = CStr::from_bytes_until_nul(&buf).map_err(|_| -libc::EINVAL)?;
+        Ok(id.to_string_lossy().into_owned())
+    }
+
+    /// Call `f` whenever the image header changes (until the image is closed).
+    pub(crate) fn watch_updates(&mut self, f: OnUpdate) -> Result<(), i32> {
+        if self.watch.is_some() {
+            return Err(-libc::EBUSY);
+        }
+        let arg: *mut OnUpdate = Box::into_raw(Box::new(f));
+        let mut handle = 0u64;
+        // SAFETY: a live image; `arg` points to a boxed closure that stays allocated
+        // until after `rbd_update_unwatch` in `Drop` (which waits for a callback in
+        // progress), so the trampoline never sees freed memory.
+        let r =
+            unsafe { (self.api.rbd_update_watch)(self.handle, &mut handle, on_update, arg.cast()) };
+        if r < 0 {
+            // SAFETY: the watch was not registered; the box is ours again.
+            drop(unsafe { Box::from_raw(arg) });
+            return Err(r);
+        }
+        self.watch = Some((handle, arg));
+        Ok(())
+    }
+
+    /// Start `aio` on the image. On success its completion runs on a librbd thread
+    /// with the return value; on failure (a negative errno at submission) the
+    /// request comes back untouched so the caller can answer it.
+    pub(crate) fn submit(&self, aio: Box<Aio>) -> Result<(), (Box<Aio>, i32)> {
+        let raw: *mut Aio = Box::into_raw(aio);
+        let mut comp: CompletionT = std::ptr::null_mut();
+        // SAFETY: `raw` is a live heap allocation we give to librbd as the callback
+        // argument; `comp` is a valid out-pointer.
+        let r = unsafe { (self.api.rbd_aio_create_completion)(raw.cast(), on_complete, &mut comp) };
+        if r < 0 {
+            // SAFETY: no completion exists, nobody else has `raw`.
+            return Err((unsafe { Box::from_raw(raw) }, r));
+        }
+        // SAFETY: `raw` stays allocated until `on_complete` runs (it frees it), so the
+        // buffers inside it (read target, write data, compare data, mismatch offset)
+        // are valid for the whole operation; lengths are those of the buffers.
+        // `Bytes` and `BytesMut` never move their heap data while owned.
+        let r = unsafe {
+            let a = &mut *raw;
+            match &mut a.op {
+                AioOp::Read { offset, buf } => (self.api.rbd_aio_read)(
+                    self.handle,
+                    *offset,
+                    buf.len(),
+                    buf.as_mut_ptr().cast(),
+                    comp,
+                ),
+                AioOp::Write { offset, data } => (self.api.rbd_aio_write)(
+                    self.handle,
+                    *offset,
+                    data.len(),
+                    data.as_ptr().cast(),
+                    comp,
+                ),
+                AioOp::Flush => (self.api.rbd_aio_flush)(self.handle, comp),
+                AioOp::Discard { offset, len } => {
+                    (self.api.rbd_aio_discard)(self.handle, *offset, *len, comp)
+                }
+                AioOp::WriteSame {
+                    offset,
+                    len,
+                    pattern,
+                } => (self.api.rbd_aio_writesame)(
+                    self.handle,
+                    *offset,
+                    *len,
+                    pattern.as_ptr().cast(),
+                    pattern.len(),
+                    comp,
+                    0,
+                ),
+                AioOp::CompareAndWrite {
+                    offset,
+                    compare,
+                    data,
+                    mismatch,
+                } => (self.api.rbd_aio_compare_and_write)(
+                    self.handle,
+                    *offset,
+                    data.len(),
+                    compare.as_ptr().cast(),
+                    data.as_ptr().cast(),
+                    comp,
+                    mismatch,
+                    0,
+                ),
+            }
+        };
+        if r < 0 {
+            // SAFETY: the operation was refused, so the callback will not run: the
+            // completion and the request are ours to free.
+            unsafe { (self.api.rbd_aio_release)(comp) };
+            // SAFETY: as above.
+            return Err((unsafe { Box::from_raw(raw) }, r));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let watch = self.watch.take();
+        if let Some((handle, _)) = watch {
+            // SAFETY: a live image and the handle its watch was registered with;
+            // librbd waits for a notification in progress before it returns.
+            unsafe { (self.api.rbd_update_unwatch)(self.handle, handle) };
+        }
+        // SAFETY: a live, owned image; librbd waits for operations in flight to
+        // complete (their callbacks run) before it returns.
+        unsafe { (self.api.rbd_close)(self.handle) };
+        if let Some((_, arg)) = watch {
+            // SAFETY: the watch is gone and the image closed: nothing can call
+            // `on_update` with `arg` any more, so the box is ours to free.
+            drop(unsafe { Box::from_raw(arg) });
+        }
+    }
+}
+
+/// One asynchronous operation: what to do, and what to call with the outcome.
+pub(crate) struct Aio {
+    /// The operation and its buffers.
+    pub(crate) op: AioOp,
+    /// Called once, on a librbd thread, with the operation (buffers included) and
+    /// librbd's return value (bytes or 0 on success, a negative errno on failure).
+    pub(crate) done: Box<dyn FnOnce(AioOp, isize) + Send>,
+}
+
+/// The operations [`Image::submit`] runs, owning their buffers.
+pub(crate) enum AioOp {
+    /// `rbd_aio_read` into `buf` (its length is the read's).
+    Read { offset: u64, buf: BytesMut },
+    /// `rbd_aio_write` of `data`.
+    Write { offset: u64, data: Bytes },
+    /// `rbd_aio_flush`.
+    Flush,
+    /// `rbd_aio_discard`.
+    Discard { offset: u64, len: u64 },
+    /// `rbd_aio_writesame`: `pattern` repeated over `len` bytes.
+    WriteSame {
+        offset: u64,
+        len: usize,
+        pattern: Bytes,
+    },
+    /// `rbd_aio_compare_and_write`; on `-EILSEQ` `mismatch` holds where the data
+    /// first differed.
+    CompareAndWrite {
+        offset: u64,
+        compare: Bytes,
+        data: Bytes,
+        mismatch: u64,
+    },
+}
+
+/// librbd's completion callback: takes the request back and hands it on.
+unsafe extern "C" fn on_complete(comp: CompletionT, arg: *mut c_void) {
+    // SAFETY: `arg` is the pointer `Image::submit` made with `Box::into_raw` and gave
+    // to exactly this completion; librbd calls back once, so we own it again.
+    let aio = unsafe { Box::from_raw(arg.cast::<Aio>()) };
+    let api = match API.get() {
+        Some(Ok(api)) => api,
+        // Unreachable: a completion exists only after the API loaded.
+        _ => return,
+    };
+    // SAFETY: `comp` is the live completion this callback belongs to; released once.
+    let ret = unsafe {
+        let ret = (api.rbd_aio_get_return_value)(comp);
+        (api.rbd_aio_release)(comp);
+        ret
+    };
+    let Aio { op, done } = *aio;
+    // A panic must not unwind into C.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(op, ret)));
+}
+
+/// librbd's update-watch callback.
+unsafe extern "C" fn on_update(arg: *mut c_void) {
+    // SAFETY: `arg` is the boxed closure registered in `watch_updates`, alive until
+    // the watch is removed in `Image::drop`.
+    let f = unsafe { &*arg.cast::<OnUpdate>() };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+}

@@ -1,0 +1,812 @@
+//! The rbd [`BlockStore`]: options, opening, the asynchronous route and the timeout.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use scsi_sbc::block_op::{encode_extents, first_difference, Extent};
+use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
+
+use super::ffi::{self, Aio, AioOp, Cluster, Image};
+use crate::BackendError;
+
+/// How long an operation may take before it is answered with
+/// [`IoErrorKind::TimedOut`] when `--bsopts timeout=` does not say (tgt-rbd has no
+/// timeout at all; 30 s is what initiators' own command timeouts are usually above).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest piece a worker reads or writes at once when copying.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// The options of an rbd LU: tgt's `--bsopts "conf=PATH;id=NAME;cluster=NAME"`
+/// plus `timeout=SECONDS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbdOptions {
+    /// The Ceph configuration file (`conf=`, default `/etc/ceph/ceph.conf`).
+    pub conf: String,
+    /// The client name (`id=admin` or `id=client.admin`, default `client.admin`).
+    pub name: String,
+    /// The cluster name (`cluster=`, default `ceph`).
+    pub cluster: String,
+    /// Per-operation timeout (`timeout=`, seconds, default [`DEFAULT_TIMEOUT`]); it
+    /// also bounds connecting at `logicalunit new`.
+    pub timeout: Duration,
+}
+
+impl Default for RbdOptions {
+    fn default() -> Self {
+        RbdOptions {
+            conf: "/etc/ceph/ceph.conf".into(),
+            name: "client.admin".into(),
+            cluster: "ceph".into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl RbdOptions {
+    /// Parse `--bsopts` (`key=value` items joined by `;`). Unknown keys and bad
+    /// values are [`BackendError::BadOptions`].
+    pub fn parse(bsopts: &str) -> Result<RbdOptions, BackendError> {
+        let bad = |why: String| BackendError::BadOptions {
+            text: bsopts.to_owned(),
+            why,
+        };
+        let mut o = RbdOptions::default();
+        for item in bsopts.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("'{item}' is not key=value")))?;
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(bad(format!("{key} has no value")));
+            }
+            match key.trim() {
+                "conf" => o.conf = value.to_owned(),
+                "id" if value.contains('.') => o.name = value.to_owned(),
+                "id" => o.name = format!("client.{value}"),
+                "cluster" => o.cluster = value.to_owned(),
+                "timeout" => {
+                    let s = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=3600).contains(s))
+                        .ok_or_else(|| bad("timeout must be 1 to 3600 seconds".into()))?;
+                    o.timeout = Duration::from_secs(s);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "the rbd backing store takes conf, id, cluster, timeout and \
+                         nr_threads, not '{other}'"
+                    )))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `[POOL/]IMAGE[@SNAP]` split into its parts; the pool defaults to `rbd`, as in tgt.
+fn parse_image_path(path: &str) -> Result<(&str, &str, Option<&str>), BackendError> {
+    let bad = || BackendError::BadImagePath {
+        path: path.to_owned(),
+    };
+    let (pool, rest) = match path.split_once('/') {
+        Some((p, r)) => (p, r),
+        None => ("rbd", path),
+    };
+    let (image, snap) = match rest.split_once('@') {
+        Some((i, s)) => (i, Some(s)),
+        None => (rest, None),
+    };
+    if pool.is_empty() || image.is_empty() || image.contains('/') || snap == Some("") {
+        return Err(bad());
+    }
+    Ok((pool, image, snap))
+}
+
+/// `strerror` of a negative errno, for messages.
+fn errno_text(neg: i32) -> String {
+    std::io::Error::from_raw_os_error(-neg).to_string()
+}
+
+/// One operation's answer: whoever comes first (librbd's completion or the
+/// watchdog's timeout) takes `done` and calls it; the other finds it gone.
+struct Slot {
+    done: Mutex<Option<OpDone>>,
+}
+
+impl Slot {
+    fn new(done: OpDone) -> Arc<Slot> {
+        Arc::new(Slot {
+            done: Mutex::new(Some(done)),
+        })
+    }
+
+    fn finish(&self, result: Result<Bytes, IoErrorKind>) {
+        let done = self
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(done) = done {
+            done(result);
+        }
+    }
+}
+
+/// Deadlines of the operations in flight, oldest first (every operation of a store
+/// has the same timeout, so pushing at the back keeps them ordered). A finished
+/// operation leaves a dead `Weak` that is dropped when it reaches the front.
+#[derive(Default)]
+struct Deadlines {
+    queue: VecDeque<(Instant, Weak<Slot>)>,
+    stop: bool,
+}
+
+/// The store's one timer thread: answers operations whose deadline passed.
+struct Watchdog {
+    state: Mutex<Deadlines>,
+    wake: Condvar,
+}
+
+impl Watchdog {
+    fn start(label: &str) -> Result<Arc<Watchdog>, BackendError> {
+        let w = Arc::new(Watchdog {
+            state: Mutex::new(Deadlines::default()),
+            wake: Condvar::new(),
+        });
+        let run = w.clone();
+        std::thread::Builder::new()
+            .name("tgtd-rbd-timer".into())
+            .spawn(move || run.run())
+            .map_err(|source| BackendError::Spawn { source })?;
+        tracing::debug!("rbd {label}: timer started");
+        Ok(w)
+    }
+
+    fn watch(&self, slot: &Arc<Slot>, deadline: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while st.queue.front().is_some_and(|(_, w)| w.strong_count() == 0) {
+            st.queue.pop_front();
+        }
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back((deadline, Arc::downgrade(slot)));
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if st.stop {
+                return;
+            }
+            let now = Instant::now();
+            match st.queue.front() {
+                None => {
+                    st = self.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
+                Some((deadline, _)) if *deadline > now => {
+                    let left = *deadline - now;
+                    st = self
+                        .wake
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Some(_) => {
+                    let (_, slot) = st.queue.pop_front().expect("front");
+                    if let Some(slot) = slot.upgrade() {
+                        drop(st);
+                        slot.finish(Err(IoErrorKind::TimedOut));
+                        st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Ceph RBD image as an LU's medium (see the [module doc](super)).
+pub struct RbdStore {
+    // Declared first: dropped (closed, waiting for operations in flight) before
+    // the cluster handle it came from is shut down.
+    image: Image,
+    _cluster: Cluster,
+    label: String,
+    readonly: bool,
+    size: AtomicU64,
+    timeout: Duration,
+    id: String,
+    watchdog: Arc<Watchdog>,
+    /// Set by the update watch when the image header changed (a resize).
+    changed: Arc<AtomicBool>,
+    /// Taken shared by writes as they are queued and exclusive by this gateway's
+    /// read-modify-writes that librbd cannot do in one call (COMPARE AND WRITE of
+    /// more than one sector, ORWRITE), as `compound` does for files.
+    rmw: RwLock<()>,
+    /// Writes queued on librbd and not yet answered by it: a read-modify-write with
+    /// the lock waits for them to drain.
+    writes_in_flight: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for RbdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RbdStore")
+            .field("image", &self.label)
+            .field("id", &self.id)
+            .field("readonly", &self.readonly)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Drop for RbdStore {
+    fn drop(&mut self) {
+        self.watchdog.stop();
+    }
+}
+
+impl RbdStore {
+    /// Open `[POOL/]IMAGE[@SNAP]` with `--bsopts` text `bsopts`. A snapshot, or
+    /// `readonly`, opens the image read-only. Errors say what to fix: the missing
+    /// library and its package, the unreachable cluster, the missing pool or image.
+    pub fn open(path: &str, bsopts: &str, readonly: bool) -> Result<RbdStore, BackendError> {
+        let opts = RbdOptions::parse(bsopts)?;
+        let (pool, image_name, snap) = parse_image_path(path)?;
+        ffi::available().map_err(|e| BackendError::RbdUnavailable { why: e.to_string() })?;
+        let secs = opts.timeout.as_secs().to_string();
+        let settings = [
+            // Connecting to a cluster that is down must not hold `logicalunit new`
+            // (and the control socket) for librados' default of 5 minutes.
+            ("client_mount_timeout", secs.as_str()),
+            ("rados_mon_op_timeout", secs.as_str()),
+            // Several gateways may serve one image: no client-side cache, so every
+            // completed write is on the OSDs (durable, and seen by the others).
+            ("rbd_cache", "false"),
+            // UNMAP must leave zeros (LBPRZ), also for ranges that do not cover
+            // whole objects.
+            ("rbd_skip_partial_discard", "false"),
+        ];
+        let cluster = Cluster::connect(&opts.cluster, &opts.name, &opts.conf, &settings).map_err(
+            |(step, e)| BackendError::RbdCluster {
+                cluster: opts.cluster.clone(),
+                name: opts.name.clone(),
+                conf: opts.conf.clone(),
+                step,
+                why: errno_text(e),
+            },
+        )?;
+        let io = cluster.ioctx(pool).map_err(|e| {
+            if e == -libc::ENOENT {
+                BackendError::RbdMissing {
+                    what: format!("pool '{pool}'"),
+                }
+            } else {
+                BackendError::RbdImage {
+                    path: path.to_owned(),
+                    why: errno_text(e),
+                }
+            }
+        })?;
+        let mut image = io.open(image_name, snap, readonly).map_err(|e| {
+            if e == -libc::ENOENT {
+                BackendError::RbdMissing {
+                    what: match snap {
+                        Some(s) => format!("image '{pool}/{image_name}' or its snapshot '{s}'"),
+                        None => format!("image '{pool}/{image_name}'"),
+                    },
+                }
+            } else {
+                BackendError::RbdImage {
+                    path: path.to_owned(),
+                    why: errno_text(e),
+                }
+            }
+        })?;
+        drop(io);
+        let size_err = |e: i32| BackendError::RbdImage {
+            path: path.to_owned(),
+            why: format!("cannot read its size: {}", errno_text(e)),
+        };
+        let size = image.size().map_err(size_err)?;
+        if size == 0 {
+            return Err(BackendError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let id = image.id().unwrap_or_default();
+        let changed = Arc::new(AtomicBool::new(false));
+        let flag = changed.clone();
+        let label = path.to_owned();
+        let log_label = label.clone();
+        if let Err(e) = image.watch_updates(Box::new(move || {
+            flag.store(true, Ordering::Release);
+            tracing::info!("rbd {log_label}: image header changed (resize?)");
+        })) {
+            // Not fatal: `logicalunit update` still reads the size again.
+            tracing::warn!("rbd {label}: no update watch: {}", errno_text(e));
+        }
+        let watchdog = Watchdog::start(&label)?;
+        Ok(RbdStore {
+            image,
+            _cluster: cluster,
+            label,
+            readonly: readonly || snap.is_some(),
+            size: AtomicU64::new(size),
+            timeout: opts.timeout,
+            id,
+            watchdog,
+            changed,
+            rmw: RwLock::new(()),
+            writes_in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The image's RADOS id (the same through every gateway; empty if librbd did not
+    /// say).
+    pub fn image_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether writes are refused (a snapshot, or opened read-only).
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Queue `op` on librbd; `finish` gets librbd's answer (or the timeout's).
+    fn start(&self, op: AioOp, slot: &Arc<Slot>, finish: AioFinish) {
+        self.watchdog.watch(slot, Instant::now() + self.timeout);
+        let s = slot.clone();
+        // Counted until librbd answers (not until a timeout does: the write may
+        // still land).
+        let counted = (!matches!(op, AioOp::Read { .. } | AioOp::Flush))
+            .then(|| self.writes_in_flight.clone());
+        if let Some(n) = &counted {
+            n.fetch_add(1, Ordering::AcqRel);
+        }
+        let aio = Box::new(Aio {
+            op,
+            done: Box::new(move |op, ret| {
+                if let Some(n) = counted {
+                    n.fetch_sub(1, Ordering::AcqRel);
+                }
+                if let Some(result) = finish(op, ret) {
+                    s.finish(result);
+                }
+            }),
+        });
+        if let Err((aio, e)) = self.image.submit(aio) {
+            let Aio { op, done } = *aio;
+            done(op, e as isize);
+        }
+    }
+
+    /// The asynchronous route ([`BlockStore::submit_own`]): `op` goes to librbd if
+    /// it is one librbd does in one call (or one per range, for UNMAP) and no
+    /// read-modify-write of this gateway holds the store; `Err(done)` sends it to a
+    /// worker ([`BlockStore::execute`]), which waits its turn.
+    fn submit(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        if matches!(op, BlockOp::Read { .. } | BlockOp::Flush) {
+            return self.launch(op, done);
+        }
+        if self.readonly || !one_call(op) {
+            // Refused (read-only) or built from several calls by `execute`.
+            return Err(done);
+        }
+        let Ok(_shared) = self.rmw.try_read() else {
+            return Err(done);
+        };
+        // Counted as in flight before the guard goes: a read-modify-write that takes
+        // the lock next waits for it.
+        self.launch(op, done)
+    }
+
+    /// Queue `op` on librbd (no lock, no read-only check: the callers did those).
+    fn launch(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        match op {
+            BlockOp::Read { offset, len } => {
+                let Ok(len) = usize::try_from(*len) else {
+                    return Err(done);
+                };
+                let buf = BytesMut::zeroed(len);
+                self.start(
+                    AioOp::Read {
+                        offset: *offset,
+                        buf,
+                    },
+                    &Slot::new(done),
+                    Box::new(|op, ret| {
+                        Some(match op {
+                            AioOp::Read { buf, .. } if ret >= 0 => Ok(buf.freeze()),
+                            _ => Err(map_errno(ret, false)),
+                        })
+                    }),
+                );
+            }
+            BlockOp::Write { offset, data, .. } => self.start(
+                AioOp::Write {
+                    offset: *offset,
+                    data: data.clone(),
+                },
+                &Slot::new(done),
+                Box::new(|_, ret| Some(status(ret, true))),
+            ),
+            BlockOp::Flush => self.start(
+                AioOp::Flush,
+                &Slot::new(done),
+                Box::new(|_, ret| Some(status(ret, true))),
+            ),
+            BlockOp::WriteSame {
+                offset,
+                len,
+                pattern,
+                ..
+            } => {
+                let Ok(len) = usize::try_from(*len) else {
+                    return Err(done);
+                };
+                self.start(
+                    AioOp::WriteSame {
+                        offset: *offset,
+                        len,
+                        pattern: pattern.clone(),
+                    },
+                    &Slot::new(done),
+                    Box::new(|_, ret| Some(status(ret, true))),
+                )
+            }
+            BlockOp::Unmap { ranges } if ranges.is_empty() => done(Ok(Bytes::new())),
+            BlockOp::Unmap { ranges } => {
+                // One discard per range; the command completes with the last one
+                // (with the first failure, if any).
+                let slot = Slot::new(done);
+                let left = Arc::new(AtomicUsize::new(ranges.len()));
+                let failed = Arc::new(Mutex::new(None::<IoErrorKind>));
+                for &(offset, len) in ranges {
+                    let (left, failed) = (left.clone(), failed.clone());
+                    self.start(
+                        AioOp::Discard { offset, len },
+                        &slot,
+                        Box::new(move |_, ret| {
+                            if let Err(e) = status(ret, true) {
+                                failed
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .get_or_insert(e);
+                            }
+                            if left.fetch_sub(1, Ordering::AcqRel) > 1 {
+                                return None;
+                            }
+                            Some(
+                                match *failed.lock().unwrap_or_else(PoisonError::into_inner) {
+                                    Some(e) => Err(e),
+                                    None => Ok(Bytes::new()),
+                                },
+                            )
+                        }),
+                    );
+                }
+            }
+            BlockOp::CompareAndWrite {
+                offset,
+                compare,
+                data,
+                ..
+            } => {
+                self.start(
+                    AioOp::CompareAndWrite {
+                        offset: *offset,
+                        compare: compare.clone(),
+                        data: data.clone(),
+                        mismatch: 0,
+                    },
+                    &Slot::new(done),
+                    Box::new(move |op, ret| {
+                        Some(match op {
+                            AioOp::CompareAndWrite { mismatch, .. }
+                                if ret == -(libc::EILSEQ as isize) =>
+                            {
+                                // librbd reports where in the compared data the
+                                // first difference is, as the sense wants it.
+                                Err(IoErrorKind::Miscompare { offset: mismatch })
+                            }
+                            _ => status(ret, true),
+                        })
+                    }),
+                )
+            }
+            _ => return Err(done),
+        }
+        Ok(())
+    }
+
+    /// Run `op` through [`RbdStore::launch`] and wait for its answer (on a worker).
+    fn wait(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let done: OpDone = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        if let Err(done) = self.launch(op, done) {
+            // Not an asynchronous operation: nothing calls us back.
+            drop(done);
+            return Err(IoErrorKind::Other);
+        }
+        // The watchdog answers within the timeout; the margin covers its wake-up.
+        rx.recv_timeout(self.timeout + Duration::from_secs(5))
+            .unwrap_or(Err(IoErrorKind::TimedOut))
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        self.wait(&BlockOp::Read { offset, len })
+    }
+
+    fn write(&self, offset: u64, data: Bytes) -> Result<Bytes, IoErrorKind> {
+        self.wait(&BlockOp::Write {
+            offset,
+            data,
+            fua: false,
+        })
+    }
+
+    /// Hold the store against every other write of this gateway: take the lock
+    /// exclusive, then wait for the writes queued before it to be answered (at most
+    /// the timeout).
+    fn exclusive(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>, IoErrorKind> {
+        let guard = self.rmw.write().unwrap_or_else(PoisonError::into_inner);
+        let until = Instant::now() + self.timeout;
+        while self.writes_in_flight.load(Ordering::Acquire) > 0 {
+            if Instant::now() > until {
+                return Err(IoErrorKind::TimedOut);
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(guard)
+    }
+}
+
+/// Whether librbd does `op` in one asynchronous call: COMPARE AND WRITE only within
+/// one 512-byte sector (librbd refuses more with EINVAL; VMware's ATS, the common
+/// user, is one block).
+fn one_call(op: &BlockOp) -> bool {
+    match op {
+        BlockOp::Read { .. }
+        | BlockOp::Write { .. }
+        | BlockOp::Flush
+        | BlockOp::WriteSame { .. }
+        | BlockOp::Unmap { .. } => true,
+        BlockOp::CompareAndWrite { offset, data, .. } => {
+            offset % CAW_SECTOR + data.len() as u64 <= CAW_SECTOR
+        }
+        _ => false,
+    }
+}
+
+/// The unit librbd compares and writes atomically.
+const CAW_SECTOR: u64 = 512;
+
+/// What turns librbd's answer into the command's result; `None` while other parts of
+/// the command (the other ranges of an UNMAP) are still in flight.
+type AioFinish = Box<dyn FnOnce(AioOp, isize) -> Option<Result<Bytes, IoErrorKind>> + Send>;
+
+/// Success (empty result) or the failure a negative return means.
+fn status(ret: isize, write: bool) -> Result<Bytes, IoErrorKind> {
+    if ret >= 0 {
+        Ok(Bytes::new())
+    } else {
+        Err(map_errno(ret, write))
+    }
+}
+
+/// A negative errno from librbd as the failure the SCSI layer reports.
+fn map_errno(ret: isize, write: bool) -> IoErrorKind {
+    let e = i32::try_from(-ret).unwrap_or(libc::EIO);
+    match e {
+        libc::ENOSPC | libc::EDQUOT => IoErrorKind::NoSpace,
+        libc::EROFS => IoErrorKind::ReadOnly,
+        libc::ETIMEDOUT => IoErrorKind::TimedOut,
+        // Blocklisted (Ceph's EBLOCKLISTED is ESHUTDOWN): not a medium error.
+        libc::ESHUTDOWN => IoErrorKind::Other,
+        _ if write => IoErrorKind::WriteError,
+        _ => IoErrorKind::ReadError,
+    }
+}
+
+impl BlockStore for RbdStore {
+    fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        let writes = !matches!(
+            op,
+            BlockOp::Read { .. }
+                | BlockOp::Flush
+                | BlockOp::Compare { .. }
+                | BlockOp::Provisioning { .. }
+        );
+        if writes && self.readonly {
+            return Err(IoErrorKind::ReadOnly);
+        }
+        let shared = || self.rmw.read().unwrap_or_else(PoisonError::into_inner);
+        match op {
+            BlockOp::Read { .. } | BlockOp::Flush => self.wait(op),
+            BlockOp::Write { .. } | BlockOp::WriteSame { .. } | BlockOp::Unmap { .. } => {
+                let _g = shared();
+                self.wait(op)
+            }
+            BlockOp::CompareAndWrite { .. } if one_call(op) => {
+                let _g = shared();
+                self.wait(op)
+            }
+            BlockOp::Compare { offset, data } => {
+                let have = self.read(*offset, data.len() as u64)?;
+                match first_difference(&have, data) {
+                    Some(at) => Err(IoErrorKind::Miscompare { offset: at }),
+                    None => Ok(Bytes::new()),
+                }
+            }
+            // More than librbd compares at once: atomic against this gateway's
+            // writes (not another gateway's; see docs/ARCHITECTURE.md).
+            BlockOp::CompareAndWrite {
+                offset,
+                compare,
+                data,
+                ..
+            } => {
+                let _g = self.exclusive()?;
+                let have = self.read(*offset, compare.len() as u64)?;
+                if let Some(at) = first_difference(&have, compare) {
+                    return Err(IoErrorKind::Miscompare { offset: at });
+                }
+                self.write(*offset, data.clone())
+            }
+            BlockOp::OrWrite { offset, data, .. } => {
+                let _g = self.exclusive()?;
+                let have = self.read(*offset, data.len() as u64)?;
+                let merged: Vec<u8> = have.iter().zip(data.iter()).map(|(a, b)| a | b).collect();
+                self.write(*offset, merged.into())
+            }
+            BlockOp::Copy { segments, .. } => {
+                let _g = shared();
+                for seg in segments {
+                    for (src, dst, len) in seg.chunks(COPY_CHUNK) {
+                        let data = self.read(src, len)?;
+                        self.write(dst, data)?;
+                    }
+                }
+                Ok(Bytes::new())
+            }
+            // Allocation is the cluster's business (thin by nature); report mapped.
+            BlockOp::Provisioning { offset, len } => Ok(encode_extents(&[Extent {
+                offset: *offset,
+                len: *len,
+                mapped: true,
+            }])),
+            BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
+        }
+    }
+
+    fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        self.submit(op, done)
+    }
+
+    /// The update watch saw the header change (a resize, or a snapshot: then the
+    /// size read again is the same and nothing is announced).
+    fn size_changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// The image id: what every gateway of this image reports as SCSI ID and serial.
+    fn medium_id(&self) -> Option<String> {
+        (!self.id.is_empty()).then(|| self.id.clone())
+    }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.changed.store(false, Ordering::Release);
+        match self.image.size() {
+            Ok(size) => {
+                self.size.store(size, Ordering::Release);
+                Some(size)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "rbd {}: cannot read the size: {}",
+                    self.label,
+                    errno_text(e)
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_as_tgt_names_them() {
+        let o = RbdOptions::parse("").unwrap();
+        assert_eq!(o, RbdOptions::default());
+        let o = RbdOptions::parse("conf=/tmp/c.conf;id=gw1; cluster=east;timeout=5").unwrap();
+        assert_eq!(o.conf, "/tmp/c.conf");
+        assert_eq!(o.name, "client.gw1");
+        assert_eq!(o.cluster, "east");
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(RbdOptions::parse("id=client.x").unwrap().name, "client.x");
+        for bad in ["timeout=0", "timeout=x", "conf=", "pool=rbd", "conf"] {
+            assert!(
+                matches!(RbdOptions::parse(bad), Err(BackendError::BadOptions { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn image_paths_split_into_pool_image_and_snapshot() {
+        assert_eq!(parse_image_path("p/i").unwrap(), ("p", "i", None));
+        assert_eq!(parse_image_path("i").unwrap(), ("rbd", "i", None));
+        assert_eq!(parse_image_path("p/i@s").unwrap(), ("p", "i", Some("s")));
+        for bad in ["", "/i", "p/", "p/i@", "p/a/b"] {
+            assert!(
+                matches!(
+                    parse_image_path(bad),
+                    Err(BackendError::BadImagePath { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_map_to_sense_kinds() {
+        assert_eq!(
+            map_errno(-(libc::EIO as isize), false),
+            IoErrorKind::ReadError
+        );
+        assert_eq!(
+            map_errno(-(libc::EIO as isize), true),
+            IoErrorKind::WriteError
+        );
+        assert_eq!(
+            map_errno(-(libc::ENOSPC as isize), true),
+            IoErrorKind::NoSpace
+        );
+        assert_eq!(
+            map_errno(-(libc::ETIMEDOUT as isize), true),
+            IoErrorKind::TimedOut
+        );
+        assert_eq!(
+            map_errno(-(libc::EROFS as isize), true),
+            IoErrorKind::ReadOnly
+        );
+    }
+
+    #[test]
+    fn the_first_answer_wins_and_the_late_one_is_dropped() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let slot = Slot::new(Box::new(move |r| tx.send(r).unwrap()));
+        let w = Watchdog::start("test").unwrap();
+        w.watch(&slot, Instant::now() + Duration::from_millis(50));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Err(IoErrorKind::TimedOut)
+        );
+        slot.finish(Ok(Bytes::new()));
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        w.stop();
+    }
+}
