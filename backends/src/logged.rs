@@ -128,7 +128,10 @@ impl ErrorLogStore {
                 (lo, hi - lo)
             }
             BlockOp::Provisioning { offset, len } => (*offset, *len),
-            BlockOp::Flush | BlockOp::SaveState { .. } | BlockOp::Copy { .. } => (0, 0),
+            BlockOp::Flush
+            | BlockOp::SaveState { .. }
+            | BlockOp::Copy { .. }
+            | BlockOp::Device { .. } => (0, 0),
         };
         let first = match kind {
             IoErrorKind::ReadErrorAt { offset } | IoErrorKind::WriteErrorAt { offset } => offset,

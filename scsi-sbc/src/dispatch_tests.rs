@@ -138,6 +138,7 @@ fn complete_maps_results() {
                 ascq,
                 info: None,
                 field: None,
+                stream: 0,
             })
         );
     }
