@@ -11,6 +11,8 @@
 //! - [`NullStore`] (`null`): reads zeros, drops writes, for benchmarks.
 //! - [`FaultStore`] (`fault`): another store with injected failures, delays and held
 //!   operations, changeable at run time; the rule syntax is in [`fault`].
+//! - [`TapeStore`] (`ssc`): a tape image in tgt's format behind a virtual tape drive
+//!   (`--device-type tape`); it runs whole SSC commands ([`BlockOp::Device`]).
 //! - [`ErrorLogStore`]: logs an LU's failed operations, once per kind with the LBA
 //!   range, then at most one summary per [`LOG_EVERY`].
 //! - Small reads whose data is in memory (page cache, RAM store), and small
@@ -84,6 +86,7 @@ mod null;
 mod open;
 mod pool;
 pub mod pooled;
+mod tape;
 pub mod uring;
 
 pub use error::BackendError;
@@ -95,6 +98,7 @@ pub use null::NullStore;
 pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};
 pub use pool::{Completion, WorkerPool};
 pub use pooled::PooledStore;
+pub use tape::TapeStore;
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
 pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};

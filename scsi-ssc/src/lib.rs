@@ -50,6 +50,16 @@ fn admit(
             return Err(check_outcome(ua, lu, state));
         }
     }
+    // An LU made read-only (`--params readonly=1`) is a write-protected drive
+    // whatever the image allows.
+    if lu.readonly
+        && matches!(
+            c,
+            SscCdb::Write { .. } | SscCdb::WriteFilemarks { .. } | SscCdb::Erase
+        )
+    {
+        return Err(check_outcome(Sense::write_protected(), lu, state));
+    }
     if c.runs_in_drive() && state.offline {
         let s = Sense::new(SenseKey::NotReady, scsi_sbc::asc::MEDIUM_NOT_PRESENT);
         return Err(check_outcome(s, lu, state));
@@ -150,7 +160,7 @@ pub fn execute(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>) -> Plan {
 /// Turn the drive's reply into the command's outcome (fixed-format sense, as tgt's
 /// tape); a store that could not run it at all is a HARDWARE ERROR.
 pub fn complete_in(
-    _cdb: &[u8],
+    cdb: &[u8],
     lu: &LuConfig,
     _nexus: u64,
     state: &mut LuState,
@@ -166,6 +176,18 @@ pub fn complete_in(
         return check_outcome(s, lu, state);
     };
     state.stream_block_len = reply.block_len;
+    let mut reply = reply;
+    // WP in the mode parameter header of a read-only LU.
+    if lu.readonly && reply.sense.is_none() {
+        let at = match cdb.first() {
+            Some(0x1a) => Some(2),
+            Some(0x5a) => Some(3),
+            _ => None,
+        };
+        if let Some(b) = at.and_then(|i| reply.data.get_mut(i)) {
+            *b |= 0x80;
+        }
+    }
     match reply.sense {
         None => Outcome::good(Bytes::from(reply.data)),
         Some(s) => Outcome {

@@ -18,6 +18,15 @@ impl BackendsOpener {
         &self,
         spec: &StoreSpec<'_>,
     ) -> Result<(Arc<dyn BlockStore>, Option<usize>), String> {
+        // A tape drive (`--device-type tape`): the image in tgt's format, or no tape.
+        if spec.bstype == "ssc" {
+            let store = if spec.path.is_empty() {
+                backends::TapeStore::empty(spec.readonly)
+            } else {
+                backends::TapeStore::open(spec.path, spec.readonly).map_err(|e| e.to_string())?
+            };
+            return Ok((Arc::new(store), None));
+        }
         let ty: BsType = spec
             .bstype
             .parse()
@@ -79,6 +88,7 @@ impl StoreOpener for BackendsOpener {
             ("memory", ""),
             ("null", ""),
             ("fault", "sync:direct"),
+            ("ssc", ""),
         ]
         .into_iter()
         .map(|(name, oflags)| target_core::mgmt::BackingStoreType {

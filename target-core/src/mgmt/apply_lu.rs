@@ -96,8 +96,10 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     if target.lun(s.lun).is_some() {
         return Err(MgmtError::LunExists);
     }
-    // Disks and CD/DVD devices are emulated; tgt's tape/changer/osd/passthrough are
-    // not.
+    if s.device_type.as_deref() == Some("tape") {
+        return tape_new(&target, opener, s);
+    }
+    // Disks, CD/DVD devices and tapes are emulated; tgt's osd/passthrough are not.
     let cd = match s.device_type.as_deref() {
         None | Some("disk") => false,
         Some("cd") => true,
@@ -177,6 +179,53 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     };
     lu_params.apply_to(&mut lu);
     restore_saved_state(&lu);
+    target.add_lun(lu)?;
+    Ok(Response::ok())
+}
+
+/// `--device-type tape`: a tape drive over a tape image (tgt's `ssc` backing store,
+/// the default and the only one a tape takes). `--backing-store NONE` (or tgt's
+/// `NONE:0`) is a drive with no tape, for a changer to load.
+fn tape_new(
+    target: &crate::registry::Target,
+    opener: &dyn StoreOpener,
+    s: NewLu,
+) -> Result<Response, MgmtError> {
+    let bstype = s.bstype.unwrap_or_else(|| "ssc".to_owned());
+    if bstype != "ssc" || s.bsoflags.is_some() || s.bsopts.is_some() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let lu_params = LuParams::parse(s.params.as_deref().unwrap_or(""))?;
+    if lu_params.path.is_some() || lu_params.resize.is_some() || lu_params.fault.is_some() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    if s.backing_store.is_empty() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let readonly = lu_params.readonly.unwrap_or(false);
+    let path = if s.backing_store == "NONE" || s.backing_store.starts_with("NONE:") {
+        ""
+    } else {
+        s.backing_store.as_str()
+    };
+    let store = opener
+        .open(&StoreSpec {
+            bstype: &bstype,
+            path,
+            readonly,
+            oflags: "",
+            bsopts: "",
+            block_size: 1,
+        })
+        .map_err(MgmtError::BackingStore)?;
+    let backing = LunBacking {
+        bstype,
+        path: Some(s.backing_store),
+        oflags: String::new(),
+        bsopts: String::new(),
+    };
+    let mut lu = Lun::tape(s.tid, s.lun, store, backing);
+    lu_params.apply_to(&mut lu);
     target.add_lun(lu)?;
     Ok(Response::ok())
 }

@@ -254,7 +254,7 @@ pub fn system_show(info: &SystemInfo) -> Response {
         "backing_stores": info.backing_stores.iter().map(|b| json!({
             "name": b.name, "bsoflags": b.oflags,
         })).collect::<Vec<_>>(),
-        "device_types": ["disk", "cd", "controller"],
+        "device_types": ["disk", "cd", "controller", "tape", "changer"],
         "discovery_incoming_users": info.discovery.incoming,
         "discovery_outgoing_user": info.discovery.outgoing,
         "isns": {
