@@ -13,6 +13,8 @@
 //!   operations, changeable at run time; the rule syntax is in [`fault`].
 //! - [`TapeStore`] (`ssc`): a tape image in tgt's format behind a virtual tape drive
 //!   (`--device-type tape`); it runs whole SSC commands ([`BlockOp::Device`]).
+//! - [`ChangerStore`] (`smc`): the medium changer of a virtual tape library
+//!   (`--device-type changer`): its elements, and the drives' stores it loads.
 //! - [`ErrorLogStore`]: logs an LU's failed operations, once per kind with the LBA
 //!   range, then at most one summary per [`LOG_EVERY`].
 //! - Small reads whose data is in memory (page cache, RAM store), and small
@@ -76,6 +78,7 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 pub const INLINE_WRITE_MAX: u64 = 128 * 1024;
 
 mod aligned;
+mod changer;
 mod compound;
 mod error;
 pub mod fault;
@@ -89,6 +92,7 @@ pub mod pooled;
 mod tape;
 pub mod uring;
 
+pub use changer::ChangerStore;
 pub use error::BackendError;
 pub use fault::FaultStore;
 pub use file::FileStore;

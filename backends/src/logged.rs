@@ -194,6 +194,10 @@ impl BlockStore for ErrorLogStore {
         self.inner.configure(key, value)
     }
 
+    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
+        self.inner.attach_peer(name, peer)
+    }
+
     // Ring operations are the wrapped store's; their failures are logged here too.
     fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
         self.inner.ring_file()

@@ -98,6 +98,10 @@ impl BlockStore for PooledStore {
         self.inner.configure(key, value)
     }
 
+    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
+        self.inner.attach_peer(name, peer)
+    }
+
     fn ring_file(&self) -> Option<RingFile> {
         self.inner.ring_file()
     }

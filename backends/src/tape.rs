@@ -210,6 +210,9 @@ impl BlockStore for TapeStore {
         match key {
             "load" => self.load(value).map_err(|e| e.to_string()),
             "unload" => self.unload(),
+            // Asked by a changer before it takes the tape out.
+            "removable" if self.prevented() => Err("medium removal is prevented".to_owned()),
+            "removable" => Ok(()),
             _ => Err(format!("the ssc backing store has no setting '{key}'")),
         }
     }

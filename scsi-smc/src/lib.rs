@@ -208,9 +208,9 @@ pub fn execute_in(
             usize::from(alloc_len),
             state,
         ),
-        SmcCdb::Spc(Cdb::TestUnitReady) | SmcCdb::PreventAllow | SmcCdb::InitializeElementStatus => {
-            done(Ok(Vec::new()), 0, state)
-        }
+        SmcCdb::Spc(Cdb::TestUnitReady)
+        | SmcCdb::PreventAllow
+        | SmcCdb::InitializeElementStatus => done(Ok(Vec::new()), 0, state),
         _ => done(Err(Sense::invalid_opcode()), 0, state),
     }
 }

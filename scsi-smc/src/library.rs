@@ -151,7 +151,11 @@ struct Pending {
 
 /// `atoi`: leading digits, 0 when there are none.
 fn atoi(s: &str) -> u64 {
-    let d: String = s.trim().chars().take_while(|c| c.is_ascii_digit()).collect();
+    let d: String = s
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     d.parse().unwrap_or(0)
 }
 
@@ -266,10 +270,14 @@ impl Library {
             _ => {
                 // tgt's fields: a barcode of at most 11 characters, a volume tag of 32.
                 if p.barcode.len() > 11 || p.volume_tag.len() > 32 {
-                    return Err(ConfigError::Invalid("barcode or volume tag too long".into()));
+                    return Err(ConfigError::Invalid(
+                        "barcode or volume tag too long".into(),
+                    ));
                 }
                 if p.barcode.is_empty() || p.barcode.contains('/') {
-                    return Err(ConfigError::Invalid("a tape needs a barcode (its file name)".into()));
+                    return Err(ConfigError::Invalid(
+                        "a tape needs a barcode (its file name)".into(),
+                    ));
                 }
                 e.barcode = p.barcode.clone();
                 e.volume_tag = p.volume_tag.clone();
@@ -330,10 +338,11 @@ impl Library {
             return Err(Sense::invalid_cdb_field(10, 0));
         }
         let dst_drive = match self.elements[d].kind {
-            ElementType::DataTransfer => Some(self.elements[d].drive.ok_or(Sense::new(
-                SenseKey::NotReady,
-                asc::NOT_READY_INIT_REQUIRED,
-            ))?),
+            ElementType::DataTransfer => Some(
+                self.elements[d]
+                    .drive
+                    .ok_or(Sense::new(SenseKey::NotReady, asc::NOT_READY_INIT_REQUIRED))?,
+            ),
             _ => None,
         };
         if self.elements[s].kind == ElementType::DataTransfer {
@@ -351,9 +360,8 @@ impl Library {
                 ));
             };
             let path = format!("{home}/{}", self.elements[s].barcode);
-            bay.load(drive, &path).map_err(|_| {
-                Sense::new(SenseKey::HardwareError, MECHANICAL_POSITIONING_ERROR)
-            })?;
+            bay.load(drive, &path)
+                .map_err(|_| Sense::new(SenseKey::HardwareError, MECHANICAL_POSITIONING_ERROR))?;
         }
         if self.elements[s].kind == ElementType::DataTransfer {
             if let Some(drive) = self.elements[s].drive {

@@ -48,7 +48,20 @@ fn library() -> Library {
 fn res(cdb_flags: u8, start: u16, count: u16, dvcid: bool) -> [u8; 12] {
     let s = start.to_be_bytes();
     let n = count.to_be_bytes();
-    [0xb8, cdb_flags, s[0], s[1], n[0], n[1], u8::from(dvcid), 0, 0x40, 0, 0, 0]
+    [
+        0xb8,
+        cdb_flags,
+        s[0],
+        s[1],
+        n[0],
+        n[1],
+        u8::from(dvcid),
+        0,
+        0x40,
+        0,
+        0,
+        0,
+    ]
 }
 
 #[test]
@@ -58,11 +71,17 @@ fn configuration_errors() {
         l.configure("colour=red"),
         Err(ConfigError::UnknownParam("colour".into()))
     );
-    assert!(l.configure("element_type=2,start_address=1030,quantity=2").is_err());
+    assert!(l
+        .configure("element_type=2,start_address=1030,quantity=2")
+        .is_err());
     assert!(l.configure("element_type=2,address=999,barcode=X").is_err());
     assert!(l.configure("element_type=4,address=1").is_err());
-    assert!(l.configure("element_type=9,start_address=5000,quantity=1").is_err());
-    assert!(l.configure("element_type=2,address=1025,barcode=ABCDEFGHIJKL").is_err());
+    assert!(l
+        .configure("element_type=9,start_address=5000,quantity=1")
+        .is_err());
+    assert!(l
+        .configure("element_type=2,address=1025,barcode=ABCDEFGHIJKL")
+        .is_err());
     assert_eq!(l.assignment(ElementType::Storage), (1024, 10));
 }
 
@@ -111,11 +130,17 @@ fn move_between_slots_and_drives() {
     let mut bay = Bay::default();
     // Slot 1024 to drive 1: the drive LU gets /vtl/TAPE01.
     l.move_medium(1024, 1, false, &mut bay).unwrap();
-    assert_eq!(bay.loaded.get(&(1, 1)).map(String::as_str), Some("/vtl/TAPE01"));
+    assert_eq!(
+        bay.loaded.get(&(1, 1)).map(String::as_str),
+        Some("/vtl/TAPE01")
+    );
     let d = read_element_status(&l, true, 4, 0, 10, false);
     let e = &d[16..16 + 52];
     assert_eq!(e[2] & 1, 1);
-    assert_eq!((e[9] & 0x80, u16::from_be_bytes([e[10], e[11]])), (0x80, 1024));
+    assert_eq!(
+        (e[9] & 0x80, u16::from_be_bytes([e[10], e[11]])),
+        (0x80, 1024)
+    );
     // Errors: source empty, destination full, bad address, removal prevented.
     let empty = Sense::illegal_request(library::SOURCE_EMPTY);
     assert_eq!(l.move_medium(1024, 1025, false, &mut bay), Err(empty));
@@ -132,11 +157,17 @@ fn move_between_slots_and_drives() {
     // Drive 1 to slot 1029: unloaded, the slot full.
     l.move_medium(1, 1029, false, &mut bay).unwrap();
     assert!(bay.loaded.is_empty());
-    assert!(l.elements.iter().any(|e| e.addr == 1029 && e.full && e.barcode == "TAPE01"));
+    assert!(l
+        .elements
+        .iter()
+        .any(|e| e.addr == 1029 && e.full && e.barcode == "TAPE01"));
     // A drive that will not take the image.
     bay.fail = true;
     let e = l.move_medium(1026, 2, false, &mut bay).unwrap_err();
-    assert_eq!((e.key, e.asc, e.ascq), (SenseKey::HardwareError, 0x15, 0x01));
+    assert_eq!(
+        (e.key, e.asc, e.ascq),
+        (SenseKey::HardwareError, 0x15, 0x01)
+    );
     assert!(l.elements.iter().any(|e| e.addr == 1026 && e.full));
 }
 
@@ -147,7 +178,11 @@ fn commands_through_run() {
     let r = run(&res(0x12, 0, 100, false), &mut l, &mut bay);
     assert_eq!(r.sense, None);
     assert_eq!(r.data[8], 2);
-    let r = run(&[0xa5, 0, 0, 16, 0x04, 0x00, 0, 2, 0, 0, 0, 0], &mut l, &mut bay);
+    let r = run(
+        &[0xa5, 0, 0, 16, 0x04, 0x00, 0, 2, 0, 0, 0, 0],
+        &mut l,
+        &mut bay,
+    );
     assert_eq!(r.sense, None);
     assert_eq!(bay.loaded.len(), 1);
     // Element address assignment page.
@@ -163,6 +198,9 @@ fn commands_through_run() {
         cdb[0] = op;
         assert_eq!(SmcCdb::parse(&cdb), Err(Sense::invalid_opcode()));
     }
-    assert_eq!(SmcCdb::parse(&[0xb8, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Err(Sense::invalid_cdb_field(1, 3)));
+    assert_eq!(
+        SmcCdb::parse(&[0xb8, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(Sense::invalid_cdb_field(1, 3))
+    );
     assert!(SmcCdb::parse(&[0xa5, 0, 0]).is_err());
 }

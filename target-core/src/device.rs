@@ -1,5 +1,5 @@
 //! Which SCSI crate answers an LU: `scsi_mmc` for a CD/DVD LU, `scsi_ssc` for a
-//! tape drive, `scsi_sbc` for the rest (disks and the LUN 0 controller). They have
+//! tape drive, `scsi_smc` for a medium changer, `scsi_sbc` for the rest (disks and the LUN 0 controller). They have
 //! the same sans-IO API, so the choice is this one match on [`DeviceType`] per entry
 //! point.
 
@@ -18,9 +18,8 @@ pub(crate) fn prepare_in(
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::prepare_in(cdb, lu, ctx, state),
         DeviceType::Tape => scsi_ssc::prepare_in(cdb, lu, ctx, state),
-        DeviceType::Disk | DeviceType::Controller | DeviceType::Changer => {
-            scsi_sbc::prepare_in(cdb, lu, ctx, state)
-        }
+        DeviceType::Changer => scsi_smc::prepare_in(cdb, lu, ctx, state),
+        DeviceType::Disk | DeviceType::Controller => scsi_sbc::prepare_in(cdb, lu, ctx, state),
     }
 }
 
@@ -35,7 +34,8 @@ pub(crate) fn execute_in(
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::execute_in(cdb, lu, ctx, state, data_out),
         DeviceType::Tape => scsi_ssc::execute_in(cdb, lu, ctx, state, data_out),
-        DeviceType::Disk | DeviceType::Controller | DeviceType::Changer => {
+        DeviceType::Changer => scsi_smc::execute_in(cdb, lu, ctx, state, data_out),
+        DeviceType::Disk | DeviceType::Controller => {
             scsi_sbc::execute_in(cdb, lu, ctx, state, data_out)
         }
     }
@@ -53,7 +53,8 @@ pub(crate) fn complete_in(
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::complete_in(cdb, lu, nexus, state, op, result),
         DeviceType::Tape => scsi_ssc::complete_in(cdb, lu, nexus, state, op, result),
-        DeviceType::Disk | DeviceType::Controller | DeviceType::Changer => {
+        DeviceType::Changer => scsi_smc::complete_in(cdb, lu, nexus, state, op, result),
+        DeviceType::Disk | DeviceType::Controller => {
             scsi_sbc::complete_in(cdb, lu, nexus, state, op, result)
         }
     }

@@ -453,10 +453,209 @@ fn write_protected_image(f: Flavour) {
     assert_ne!(r.code, 0, "{r:?}");
 }
 
+/// TEST UNIT READY to `lun` until it stops reporting a unit attention; its last answer.
+fn settle(c: &mut Client, lun: u64) -> ScsiResult {
+    for _ in 0..8 {
+        let r = c.scsi(lun, &[0; 6], &[], 0).expect("scsi");
+        if r.sense_key_asc().map(|s| s.0) != Some(6) {
+            return r;
+        }
+    }
+    panic!("unit attentions do not end on LUN {lun}");
+}
+
+fn move_medium(c: &mut Client, src: u16, dst: u16) -> ScsiResult {
+    let (s, d) = (src.to_be_bytes(), dst.to_be_bytes());
+    let cdb = [0xa5, 0, 0, 16, s[0], s[1], d[0], d[1], 0, 0, 0, 0];
+    c.scsi(3, &cdb, &[], 0).expect("scsi")
+}
+
+/// READ ELEMENT STATUS with volume tags: (address, full, volume tag, source) of each
+/// element of `kind`.
+fn elements(c: &mut Client, kind: u8) -> Vec<(u16, bool, String, Option<u16>)> {
+    let cdb = [0xb8, 0x10 | kind, 0, 0, 0, 100, 0, 0, 0x40, 0, 0, 0];
+    let r = c.scsi(3, &cdb, &[], 0x4000).expect("scsi");
+    assert_eq!(r.status, 0, "{r:?}");
+    let d = r.data;
+    let mut out = vec![];
+    let mut at = 8;
+    while at + 8 <= d.len() {
+        let len = usize::from(u16::from_be_bytes([d[at + 2], d[at + 3]]));
+        let bytes = u32::from_be_bytes([0, d[at + 5], d[at + 6], d[at + 7]]) as usize;
+        for e in d[at + 8..at + 8 + bytes].chunks(len) {
+            let tag = String::from_utf8_lossy(&e[12..44]).trim_end().to_owned();
+            let src = (e[9] & 0x80 != 0).then(|| u16::from_be_bytes([e[10], e[11]]));
+            out.push((u16::from_be_bytes([e[0], e[1]]), e[2] & 1 == 1, tag, src));
+        }
+        at += 8 + bytes;
+    }
+    out
+}
+
+fn changer_params(media: &Path) -> Vec<String> {
+    vec![
+        "element_type=4,start_address=1,quantity=2".into(),
+        "element_type=4,address=1,tid=1,lun=1".into(),
+        "element_type=4,address=2,tid=1,lun=2".into(),
+        "element_type=1,start_address=16,quantity=1".into(),
+        "element_type=2,start_address=1024,quantity=10".into(),
+        "element_type=2,address=1024,barcode=TAPE01,sides=1".into(),
+        "element_type=2,address=1025,barcode=TAPE02".into(),
+        "element_type=3,start_address=32,quantity=2".into(),
+        format!("media_home={}", media.display()),
+    ]
+}
+
+fn library(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    let media = d.dir.path("vtl");
+    std::fs::create_dir_all(&media).unwrap();
+    for b in ["TAPE01", "TAPE02"] {
+        new_tape(&bin("tgtimg"), &media.join(b), b, 8);
+    }
+    let smc = d.dir.path("smc");
+    std::fs::write(&smc, [0u8; 1024]).unwrap();
+    d.new_target(1, IQN);
+    for lun in ["1", "2"] {
+        let r = d.tgtadm(&[
+            "--lld",
+            "iscsi",
+            "--mode",
+            "logicalunit",
+            "--op",
+            "new",
+            "--tid",
+            "1",
+            "--lun",
+            lun,
+            "--device-type",
+            "tape",
+            "--backing-store",
+            "NONE:0",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let r = d.tgtadm(&[
+        "--lld",
+        "iscsi",
+        "--mode",
+        "logicalunit",
+        "--op",
+        "new",
+        "--tid",
+        "1",
+        "--lun",
+        "3",
+        "--device-type",
+        "changer",
+        "--backing-store",
+        smc.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for p in changer_params(&media) {
+        let r = d.lu_update(1, 3, &p);
+        assert_eq!(r.code, 0, "{p}: {r:?}");
+    }
+    // tgt's answer to a key it does not know.
+    let r = d.lu_update(1, 3, "colour=red");
+    assert_eq!((r.code, r.stderr.trim()), (22, "tgtadm: unknown parameter"));
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login_only(Some(IQN)).expect("login"), (0, 0));
+    assert_eq!(settle(&mut c, 3).status, 0);
+    // Empty drives: NOT READY, MEDIUM NOT PRESENT.
+    assert_eq!(settle(&mut c, 1).sense_key_asc(), Some((2, 0x3a, 0)));
+    settle(&mut c, 2);
+    let inq = c.scsi(3, &[0x12, 0, 0, 0, 96, 0], &[], 96).unwrap().data;
+    assert_eq!((inq[0], &inq[16..31]), (0x08, &b"VIRTUAL-CHANGER"[..]));
+    assert_eq!(c.scsi(3, &[0x07, 0, 0, 0, 0, 0], &[], 0).unwrap().status, 0);
+    let slots = elements(&mut c, 2);
+    assert_eq!(slots.len(), 10);
+    assert_eq!(slots[0], (1024, true, "TAPE01".into(), None));
+    assert_eq!(slots[1], (1025, true, "TAPE02".into(), None));
+    assert!(!slots[2].1);
+    assert_eq!(
+        elements(&mut c, 4),
+        vec![
+            (1, false, String::new(), None),
+            (2, false, String::new(), None)
+        ]
+    );
+    assert_eq!(elements(&mut c, 3).len(), 2);
+    assert_eq!(elements(&mut c, 1), vec![(16, false, String::new(), None)]);
+    // Load TAPE01 into drive 1 and write two files on it.
+    assert_eq!(move_medium(&mut c, 1024, 1).status, 0);
+    assert_eq!(
+        elements(&mut c, 4)[0],
+        (1, true, "TAPE01".into(), Some(1024))
+    );
+    assert_eq!(settle(&mut c, 1).status, 0);
+    let one =
+        |c: &mut Client, cdb: &[u8], out: &[u8], read: u32| c.scsi(1, cdb, out, read).unwrap();
+    for i in 0..2 {
+        let b = block(i, 5000);
+        let n = (b.len() as u32).to_be_bytes();
+        assert_eq!(
+            one(&mut c, &[0x0a, 0, n[1], n[2], n[3], 0], &b, 0).status,
+            0
+        );
+        assert_eq!(one(&mut c, &WFM1, &[], 0).status, 0);
+    }
+    // The drive's tape cannot leave while removal is prevented.
+    assert_eq!(one(&mut c, &[0x1e, 0, 0, 0, 1, 0], &[], 0).status, 0);
+    assert_eq!(
+        move_medium(&mut c, 1, 1030).sense_key_asc(),
+        Some((5, 0x53, 0x02))
+    );
+    assert_eq!(one(&mut c, &[0x1e, 0, 0, 0, 0, 0], &[], 0).status, 0);
+    // Unload to another slot; the drive is empty again.
+    assert_eq!(move_medium(&mut c, 1, 1030).status, 0);
+    assert_eq!(settle(&mut c, 1).sense_key_asc(), Some((2, 0x3a, 0)));
+    let slots = elements(&mut c, 2);
+    assert_eq!(slots[6], (1030, true, "TAPE01".into(), Some(1)));
+    assert!(!slots[0].1);
+    // Errors: an empty source, a full destination, no such element.
+    assert_eq!(
+        move_medium(&mut c, 1024, 1026).sense_key_asc(),
+        Some((5, 0x3b, 0x0e))
+    );
+    assert_eq!(
+        move_medium(&mut c, 1025, 1030).sense_key_asc(),
+        Some((5, 0x3b, 0x0d))
+    );
+    assert_eq!(
+        move_medium(&mut c, 999, 1026).sense_key_asc(),
+        Some((5, 0x21, 0x01))
+    );
+    // The tape, moved into drive 2, has the files written in drive 1.
+    assert_eq!(move_medium(&mut c, 1030, 2).status, 0);
+    assert_eq!(settle(&mut c, 2).status, 0);
+    for i in 0..2 {
+        let r = c.scsi(2, &[0x08, 0, 0, 0x13, 0x88, 0], &[], 5000).unwrap();
+        assert_eq!(r.data, block(i, 5000));
+        let r = c.scsi(2, &[0x08, 0, 0, 0x13, 0x88, 0], &[], 5000).unwrap();
+        assert_eq!(r.sense[2] & 0x80, 0x80, "filemark {i}");
+    }
+    // An SSC command to the changer, an SMC one to a drive: not theirs.
+    assert_eq!(
+        c.scsi(3, &REWIND, &[], 0).unwrap().sense_key_asc(),
+        Some((5, 0x20, 0))
+    );
+    let res = [0xb8, 0, 0, 0, 0, 10, 0, 0, 0x40, 0, 0, 0];
+    assert_eq!(
+        c.scsi(2, &res, &[], 0x4000).unwrap().sense_key_asc(),
+        Some((5, 0x20, 0))
+    );
+}
+
 both_flavours!(
     tape_files_and_positioning,
     early_warning_and_end_of_medium,
     write_protected_image,
+    library,
 );
 
 /// The same commands through Debian's tgtd and ours, each on its own copy of one

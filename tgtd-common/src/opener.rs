@@ -27,6 +27,13 @@ impl BackendsOpener {
             };
             return Ok((Arc::new(store), None));
         }
+        // A medium changer (`--device-type changer`): its library. tgt opens the
+        // backing file and ignores it; a missing one is refused the same way.
+        if spec.bstype == "smc" {
+            std::fs::metadata(spec.path)
+                .map_err(|e| format!("cannot open backing store {}: {e}", spec.path))?;
+            return Ok((Arc::new(backends::ChangerStore::new()), None));
+        }
         let ty: BsType = spec
             .bstype
             .parse()
@@ -89,6 +96,7 @@ impl StoreOpener for BackendsOpener {
             ("null", ""),
             ("fault", "sync:direct"),
             ("ssc", ""),
+            ("smc", ""),
         ]
         .into_iter()
         .map(|(name, oflags)| target_core::mgmt::BackingStoreType {

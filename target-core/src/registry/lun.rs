@@ -165,6 +165,16 @@ impl Lun {
         lu
     }
 
+    /// A medium changer LUN (tgt's `--device-type changer`) over its library store:
+    /// "VIRTUAL-CHANGER", removable as tgt reports it; its commands go to `scsi_smc`.
+    pub fn changer(tid: u32, lun: u64, store: Arc<dyn BlockStore>, backing: LunBacking) -> Self {
+        let mut lu = Lun::tape(tid, lun, store, backing);
+        let c = &mut lu.config;
+        c.device_type = DeviceType::Changer;
+        c.identity.product_id = default_product_id(DeviceType::Changer).into();
+        lu
+    }
+
     /// Lock the LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
     pub fn lock_state(&self) -> MutexGuard<'_, LuState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
