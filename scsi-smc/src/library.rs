@@ -248,6 +248,17 @@ impl Library {
             self.rotate = p.sides > 1;
             return Ok(());
         }
+        if kind == ElementType::DataTransfer
+            && self
+                .elements
+                .iter()
+                .any(|e| e.drive == Some((p.tid as u32, p.lun)) && u64::from(e.addr) != p.address)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "tid {} lun {} is another element's drive",
+                p.tid, p.lun
+            )));
+        }
         let e = self
             .elements
             .iter_mut()
@@ -255,6 +266,9 @@ impl Library {
             .ok_or_else(|| ConfigError::Invalid(format!("no such element {}", p.address)))?;
         match kind {
             ElementType::DataTransfer => {
+                if e.full && e.drive != Some((p.tid as u32, p.lun)) {
+                    return Err(ConfigError::Invalid("the drive holds a tape".into()));
+                }
                 if p.tid == 0 {
                     return Err(ConfigError::Invalid("a drive needs tid and lun".into()));
                 }

@@ -76,6 +76,8 @@ fn configuration_errors() {
         .is_err());
     assert!(l.configure("element_type=2,address=999,barcode=X").is_err());
     assert!(l.configure("element_type=4,address=1").is_err());
+    // One drive LU for one element.
+    assert!(l.configure("element_type=4,address=2,tid=1,lun=1").is_err());
     assert!(l
         .configure("element_type=9,start_address=5000,quantity=1")
         .is_err());
