@@ -61,6 +61,9 @@ struct Inner {
     drive: Drive,
     medium: Option<FileMedium>,
     path: Option<String>,
+    /// The image's size when it was loaded: what `--op show` reports, as tgt's
+    /// `lu->size` (set when the LU opens its file).
+    size: u64,
 }
 
 /// A virtual tape drive and the image in it.
@@ -119,6 +122,7 @@ impl TapeStore {
                 drive: Drive::new(readonly),
                 medium: None,
                 path: None,
+                size: 0,
             }),
             readonly,
         };
@@ -133,6 +137,7 @@ impl TapeStore {
                 drive: Drive::new(readonly),
                 medium: None,
                 path: None,
+                size: 0,
             }),
             readonly,
         }
@@ -153,6 +158,7 @@ impl TapeStore {
                 path: path.to_owned(),
                 why: e.to_string(),
             })?;
+        inner.size = medium.file.metadata().map_or(0, |m| m.len());
         inner.medium = Some(medium);
         inner.path = Some(path.to_owned());
         Ok(())
@@ -167,6 +173,7 @@ impl TapeStore {
         inner.drive.eject();
         inner.medium = None;
         inner.path = None;
+        inner.size = 0;
         Ok(())
     }
 
@@ -182,14 +189,9 @@ impl TapeStore {
 }
 
 impl BlockStore for TapeStore {
-    /// The image file's size (0 with no tape).
+    /// The image file's size when it was loaded (0 with no tape).
     fn size(&self) -> u64 {
-        let inner = self.lock();
-        inner
-            .medium
-            .as_ref()
-            .and_then(|m| m.file.metadata().ok())
-            .map_or(0, |m| m.len())
+        self.lock().size
     }
 
     fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
@@ -239,7 +241,7 @@ mod tests {
         let s = TapeStore::open(path, false).unwrap();
         assert_eq!(cmd(&s, &[0x0a, 0, 0, 0, 3, 0], b"abc").sense, None);
         assert_eq!(cmd(&s, &[0x10, 0, 0, 0, 1, 0], &[]).sense, None);
-        assert_eq!(s.size(), 1152 + 48 + 3 + 48 + 48);
+        assert_eq!(s.size(), 1200);
         drop(s);
         let s = TapeStore::open(path, false).unwrap();
         assert_eq!(cmd(&s, &[0x08, 0, 0, 0, 3, 0], &[]).data, b"abc");

@@ -492,3 +492,81 @@ fn corrupt_chain_is_medium_error_not_a_hang() {
     let r = run(&mut d, &mut m, &space(3, 0), &[]);
     assert_eq!(r.sense, Some(corrupt()));
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Obj {
+        Block(Vec<u8>),
+        Filemark,
+    }
+
+    fn obj() -> impl Strategy<Value = Obj> {
+        prop_oneof![
+            3 => proptest::collection::vec(any::<u8>(), 1..300).prop_map(Obj::Block),
+            1 => Just(Obj::Filemark),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever sequence of blocks and filemarks is written, a rewind reads it
+        /// back in order (a filemark as FILEMARK sense), READ POSITION counts the
+        /// objects and files passed, and SPACE to end of data lands after the last.
+        #[test]
+        fn written_objects_read_back(objs in proptest::collection::vec(obj(), 0..40)) {
+            let (mut d, mut m) = tape(1, Cartridge::Data);
+            for o in &objs {
+                let r = match o {
+                    Obj::Block(b) => write_var(&mut d, &mut m, b),
+                    Obj::Filemark => run(&mut d, &mut m, &WFM1, &[]),
+                };
+                prop_assert_eq!(r.sense, None);
+            }
+            good(&mut d, &mut m, &REWIND, &[]);
+            let mut files = 0u64;
+            for (i, o) in objs.iter().enumerate() {
+                let p = good(&mut d, &mut m, &[0x34, 6, 0, 0, 0, 0, 0, 0, 0, 0], &[]);
+                prop_assert_eq!(u64::from_be_bytes(p[8..16].try_into().unwrap()), i as u64);
+                prop_assert_eq!(u64::from_be_bytes(p[16..24].try_into().unwrap()), files);
+                let r = read_var(&mut d, &mut m, 300, true);
+                match o {
+                    Obj::Block(b) => {
+                        prop_assert_eq!(r.sense, None);
+                        prop_assert_eq!(&r.data, b);
+                    }
+                    Obj::Filemark => {
+                        prop_assert_eq!(r.sense.map(|s| s.stream), Some(STREAM_FILEMARK));
+                        files += 1;
+                    }
+                }
+            }
+            let r = read_var(&mut d, &mut m, 1, false);
+            prop_assert_eq!(r.sense.map(|s| s.key), Some(SenseKey::BlankCheck));
+            good(&mut d, &mut m, &REWIND, &[]);
+            good(&mut d, &mut m, &space(3, 0), &[]);
+            let p = good(&mut d, &mut m, &[0x34, 6, 0, 0, 0, 0, 0, 0, 0, 0], &[]);
+            prop_assert_eq!(u64::from_be_bytes(p[8..16].try_into().unwrap()), objs.len() as u64);
+            // Spacing back over every filemark reaches BOP exactly when there are some.
+            let fms = objs.iter().filter(|o| matches!(o, Obj::Filemark)).count() as i32;
+            if fms > 0 {
+                good(&mut d, &mut m, &space(1, -fms), &[]);
+                let r = run(&mut d, &mut m, &space(1, -1), &[]);
+                prop_assert_eq!(r.sense.map(|s| s.asc), Some(0));
+            }
+        }
+
+        /// Random CDBs never panic and always answer with the block length.
+        #[test]
+        fn random_cdbs(cdbs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..16), 1..20)) {
+            let (mut d, mut m) = two_files();
+            for c in cdbs {
+                let r = d.run(&c, &[0u8; 64], Some(&mut m));
+                prop_assert_eq!(r.block_len, d.block_len());
+            }
+        }
+    }
+}
