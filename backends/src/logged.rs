@@ -198,6 +198,10 @@ impl BlockStore for ErrorLogStore {
         self.inner.attach_peer(name, peer)
     }
 
+    fn medium(&self) -> Option<Option<String>> {
+        self.inner.medium()
+    }
+
     // Ring operations are the wrapped store's; their failures are logged here too.
     fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
         self.inner.ring_file()

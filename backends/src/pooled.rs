@@ -102,6 +102,10 @@ impl BlockStore for PooledStore {
         self.inner.attach_peer(name, peer)
     }
 
+    fn medium(&self) -> Option<Option<String>> {
+        self.inner.medium()
+    }
+
     fn ring_file(&self) -> Option<RingFile> {
         self.inner.ring_file()
     }

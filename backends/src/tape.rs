@@ -206,6 +206,10 @@ impl BlockStore for TapeStore {
         Ok(wire::encode_reply(&reply))
     }
 
+    fn medium(&self) -> Option<Option<String>> {
+        Some(self.path())
+    }
+
     /// `load=PATH` puts another image in the drive, `unload=1` takes it out (what a
     /// changer's MOVE MEDIUM does to its drives).
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {

@@ -58,6 +58,14 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         Err(format!("the backing store has no setting '{key}'"))
     }
 
+    /// For a store whose medium comes and goes (a tape drive a changer loads):
+    /// `Some(Some(path))` with a medium, `Some(None)` without; `tgtadm --op show`
+    /// prints that path and, without a medium, the LU offline, as tgt does. `None`
+    /// (the default): the medium is the backing store the LU was created with.
+    fn medium(&self) -> Option<Option<String>> {
+        None
+    }
+
     /// Give the store a handle on another LU's store, named `name` (a medium
     /// changer's drives: `TID:LUN`), so that its commands can act on it (MOVE MEDIUM
     /// loads and unloads the drive's tape through [`BlockStore::configure`]). Stores

@@ -611,9 +611,24 @@ fn library(f: Flavour) {
         Some((5, 0x53, 0x02))
     );
     assert_eq!(one(&mut c, &[0x1e, 0, 0, 0, 0, 0], &[], 0).status, 0);
-    // Unload to another slot; the drive is empty again.
+    // `--op show` names the tape in drive 1 (tgt updates the LU's path on a move).
+    let lu_show = |d: &Daemon, lun: &str| {
+        let s = d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+        let at = s.find(&format!("        LUN: {lun}\n")).expect("LUN");
+        let rest = &s[at + 10..];
+        rest[..rest.find("        LUN: ").unwrap_or(rest.len())].to_owned()
+    };
+    let tape01 = media.join("TAPE01");
+    assert!(lu_show(&d, "1").contains(&format!("Backing store path: {}\n", tape01.display())));
+    assert!(lu_show(&d, "1").contains("Online: Yes\n"));
+    // Unload to another slot; the drive is empty again (offline, no path, as tgt).
     assert_eq!(move_medium(&mut c, 1, 1030).status, 0);
     assert_eq!(settle(&mut c, 1).sense_key_asc(), Some((2, 0x3a, 0)));
+    let s = lu_show(&d, "1");
+    assert!(
+        s.contains("Backing store path: None\n") && s.contains("Online: No\n"),
+        "{s}"
+    );
     let slots = elements(&mut c, 2);
     assert_eq!(slots[6], (1030, true, "TAPE01".into(), Some(1)));
     assert!(!slots[0].1);
