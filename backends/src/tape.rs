@@ -214,7 +214,11 @@ impl BlockStore for TapeStore {
     /// changer's MOVE MEDIUM does to its drives).
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         match key {
-            "load" => self.load(value).map_err(|e| e.to_string()),
+            "load" => {
+                self.load(value).map_err(|e| e.to_string())?;
+                self.lock().drive.mark_changed();
+                Ok(())
+            }
             "unload" => self.unload(),
             // Asked by a changer before it takes the tape out.
             "removable" if self.prevented() => Err("medium removal is prevented".to_owned()),

@@ -162,6 +162,9 @@ pub struct Drive {
     prevent: bool,
     /// The LU is configured read-only.
     readonly: bool,
+    /// A tape was put in from outside (a changer): the next command reports NOT
+    /// READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED instead of running.
+    changed: bool,
 }
 
 impl Default for Drive {
@@ -228,7 +231,14 @@ impl Drive {
             swp: false,
             prevent: false,
             readonly,
+            changed: false,
         }
+    }
+
+    /// A tape was loaded from outside (a changer's MOVE MEDIUM, the administrator):
+    /// the next command is answered with UNIT ATTENTION, MEDIUM MAY HAVE CHANGED.
+    pub fn mark_changed(&mut self) {
+        self.changed = true;
     }
 
     /// Mount the image in `m`: read its BOT header and MAM, position at the beginning.
@@ -282,6 +292,14 @@ impl Drive {
     /// data-out, on the mounted medium `m` (`None` when the drive holds no image).
     pub fn run(&mut self, cdb: &[u8], data_out: &[u8], m: Option<&mut dyn TapeMedium>) -> Reply {
         let mut reply = Reply::default();
+        if std::mem::take(&mut self.changed) {
+            reply.sense = Some(Sense::new(
+                SenseKey::UnitAttention,
+                asc::MEDIUM_MAY_HAVE_CHANGED,
+            ));
+            reply.block_len = self.block_len;
+            return reply;
+        }
         match SscCdb::parse(cdb).and_then(|c| self.command(c, data_out, m, &mut reply.data)) {
             Ok(()) => {}
             Err(s) => reply.sense = Some(s),

@@ -403,6 +403,17 @@ fn load_unload_and_prevent() {
     // LOAD: back at the beginning.
     good(&mut d, &mut m, &[0x1b, 0, 0, 0, 1, 0], &[]);
     assert_eq!(read_var(&mut d, &mut m, 4, false).data, b"aaaa");
+    // Loaded from outside: one UNIT ATTENTION, then the command runs again.
+    d.mark_changed();
+    let r = run(&mut d, &mut m, &REWIND, &[]);
+    assert_eq!(
+        r.sense,
+        Some(Sense::new(
+            SenseKey::UnitAttention,
+            asc::MEDIUM_MAY_HAVE_CHANGED
+        ))
+    );
+    good(&mut d, &mut m, &REWIND, &[]);
     // No image at all.
     let mut empty = Drive::new(false);
     assert_eq!(

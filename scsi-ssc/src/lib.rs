@@ -162,7 +162,7 @@ pub fn execute(cdb: &[u8], lu: &LuConfig, ctx: &LuContext<'_>) -> Plan {
 pub fn complete_in(
     cdb: &[u8],
     lu: &LuConfig,
-    _nexus: u64,
+    nexus: u64,
     state: &mut LuState,
     _op: &BlockOp,
     result: Result<Bytes, IoErrorKind>,
@@ -176,6 +176,15 @@ pub fn complete_in(
         return check_outcome(s, lu, state);
     };
     state.stream_block_len = reply.block_len;
+    // A tape loaded from outside: this nexus hears it now, the others next.
+    if reply
+        .sense
+        .is_some_and(|s| s.key == SenseKey::UnitAttention && (s.asc, s.ascq) == (0x28, 0x00))
+    {
+        state
+            .ua
+            .broadcast(scsi_sbc::asc::MEDIUM_MAY_HAVE_CHANGED, Some(nexus));
+    }
     let mut reply = reply;
     // WP in the mode parameter header of a read-only LU.
     if lu.readonly && reply.sense.is_none() {

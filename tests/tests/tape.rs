@@ -592,7 +592,10 @@ fn library(f: Flavour) {
         elements(&mut c, 4)[0],
         (1, true, "TAPE01".into(), Some(1024))
     );
-    assert_eq!(settle(&mut c, 1).status, 0);
+    // The drive says its medium changed, once.
+    let r = c.scsi(1, &[0; 6], &[], 0).unwrap();
+    assert_eq!(r.sense_key_asc(), Some((6, 0x28, 0)));
+    assert_eq!(c.scsi(1, &[0; 6], &[], 0).unwrap().status, 0);
     let one =
         |c: &mut Client, cdb: &[u8], out: &[u8], read: u32| c.scsi(1, cdb, out, read).unwrap();
     for i in 0..2 {
@@ -647,7 +650,9 @@ fn library(f: Flavour) {
     );
     // The tape, moved into drive 2, has the files written in drive 1.
     assert_eq!(move_medium(&mut c, 1030, 2).status, 0);
-    assert_eq!(settle(&mut c, 2).status, 0);
+    let r = c.scsi(2, &[0; 6], &[], 0).unwrap();
+    assert_eq!(r.sense_key_asc(), Some((6, 0x28, 0)));
+    assert_eq!(c.scsi(2, &[0; 6], &[], 0).unwrap().status, 0);
     for i in 0..2 {
         let r = c.scsi(2, &[0x08, 0, 0, 0x13, 0x88, 0], &[], 5000).unwrap();
         assert_eq!(r.data, block(i, 5000));
