@@ -258,6 +258,9 @@ mod tests {
         s.configure("unload", "1").unwrap();
         assert_eq!(cmd(&s, &[0, 0, 0, 0, 0, 0], &[]).sense.unwrap().asc, 0x3a);
         s.configure("load", path).unwrap();
+        // A tape from outside: one UNIT ATTENTION (28h/00h), then ready.
+        let ua = cmd(&s, &[0, 0, 0, 0, 0, 0], &[]).sense.unwrap();
+        assert_eq!((ua.key as u8, ua.asc, ua.ascq), (6, 0x28, 0));
         assert_eq!(cmd(&s, &[0, 0, 0, 0, 0, 0], &[]).sense, None);
     }
 
