@@ -104,6 +104,8 @@ fuzz_target!(|input: Input| {
         first_burst_length: if input.small_segments { 1024 } else { 65536 },
         max_burst_length: if input.small_segments { 2048 } else { 262_144 },
         max_outstanding_r2t: 2,
+        max_connections: 1,
+        error_recovery_level: 0,
     };
     // At least 4 bytes a step: a 64 KiB transfer then settles well within the step bound
     // (1-byte chunks made a legitimate transfer look like a livelock).

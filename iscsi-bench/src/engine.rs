@@ -1,7 +1,8 @@
 //! The mio event loop: one TCP connection and one `iscsi_initiator::Session` per
-//! session, set up (login, TEST UNIT READY, READ CAPACITY(16)), then driven at the
-//! requested queue depth until the time or the command budget runs out, then logged
-//! out.
+//! session connection, set up (login, TEST UNIT READY, READ CAPACITY(16) on each
+//! session's first connection, then the other connections of the session join it),
+//! then driven at the requested queue depth (spread over a session's connections)
+//! until the time or the command budget runs out, then logged out.
 
 use crate::report::{ErrorKey, Stats};
 use crate::workload::{Mismatches, Op, Workload};
@@ -35,6 +36,10 @@ pub struct Outcome {
     pub checked: u64,
     /// Blocks verify could not judge.
     pub unchecked: u64,
+    /// Journal records written (or, with --verify-only, blocks it names).
+    pub journaled: u64,
+    /// SYNCHRONIZE CACHE commands that completed GOOD (--sync-every).
+    pub syncs: u64,
     /// Why the run broke off, if it did.
     pub fatal: Option<String>,
     /// Negotiated parameters of the first session.
@@ -68,6 +73,10 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     sess: Session,
+    /// Joined an existing session (not its first connection): ready at login.
+    joined: bool,
+    /// Commands this connection keeps in flight (its share of the session's --qd).
+    qd: usize,
     out: VecDeque<Bytes>,
     phase: Phase,
     inflight: HashMap<u32, (Op, Instant)>,
@@ -194,6 +203,30 @@ fn iscsi_proto_isid(index: u32, q: &[u8]) -> iscsi_initiator::Isid {
     ])
 }
 
+/// The INFORMATION field of a failed command's sense data (the LBA a medium error
+/// names), fixed or descriptor format, when it is valid.
+fn information(c: &Completion) -> Option<u64> {
+    let s = &c.sense.as_ref()?.raw;
+    match s.first()? & 0x7f {
+        0x70 | 0x71 if s[0] & 0x80 != 0 => {
+            Some(u64::from(u32::from_be_bytes(s.get(3..7)?.try_into().ok()?)))
+        }
+        0x72 | 0x73 => {
+            // Descriptors after the 8-byte header; the information descriptor is 00h.
+            let mut at = 8;
+            while at + 2 <= s.len() {
+                let (kind, len) = (s[at], usize::from(s[at + 1]));
+                if kind == 0 && s.get(at + 2)? & 0x80 != 0 {
+                    return Some(u64::from_be_bytes(s.get(at + 4..at + 12)?.try_into().ok()?));
+                }
+                at += 2 + len;
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 fn sense_key(c: &Completion) -> ErrorKey {
     ErrorKey {
         response: c.response,
@@ -203,6 +236,36 @@ fn sense_key(c: &Completion) -> ErrorKey {
     }
 }
 
+/// A non-blocking connection to `addr`, registered with `poll` as `token`.
+fn connect(
+    poll: &Poll,
+    addr: SocketAddr,
+    timeout: Duration,
+    token: usize,
+) -> Result<TcpStream, SetupError> {
+    let std_stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    let _ = std_stream.set_nodelay(true);
+    std_stream
+        .set_nonblocking(true)
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    let mut stream = TcpStream::from_std(std_stream);
+    poll.registry()
+        .register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|err| SetupError::Connect { addr, err })?;
+    Ok(stream)
+}
+
+/// Connection `k` (0 the first) of a session's `n` gets this share of its `qd`.
+fn share(qd: u32, n: u16, k: u16) -> usize {
+    let (qd, n, k) = (qd as usize, usize::from(n), usize::from(k));
+    qd / n + usize::from(k < qd % n)
+}
+
 /// Connect, set up and run. Errors before the measured phase are [`SetupError`]s.
 pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let timeout = Duration::from_secs_f64(args.connect_timeout.max(0.1));
@@ -210,24 +273,16 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let qualifier = random_bytes(4);
     let setup_start = Instant::now();
     let mut conns: Vec<Conn> = Vec::new();
+    let n = args.connections.max(1);
     for i in 0..args.sessions {
-        let std_stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|err| SetupError::Connect { addr, err })?;
-        let _ = std_stream.set_nodelay(true);
-        std_stream
-            .set_nonblocking(true)
-            .map_err(|err| SetupError::Connect { addr, err })?;
-        let mut stream = TcpStream::from_std(std_stream);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i as usize),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|err| SetupError::Connect { addr, err })?;
+        let stream = connect(&poll, addr, timeout, conns.len())?;
+        let mut config = session_config(args, i, &qualifier);
+        config.max_connections = n;
         conns.push(Conn {
             stream,
-            sess: Session::new(session_config(args, i, &qualifier), setup_start),
+            sess: Session::new(config, setup_start),
+            joined: false,
+            qd: share(args.qd, n, 0),
             out: VecDeque::new(),
             phase: Phase::Login,
             inflight: HashMap::new(),
@@ -240,6 +295,66 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
 
     // ----- setup: login, TEST UNIT READY, READ CAPACITY(16) -----
     let setup_deadline = setup_start + timeout;
+    setup(
+        &mut conns,
+        &mut poll,
+        &mut events,
+        &mut buf,
+        args,
+        addr,
+        setup_deadline,
+    )?;
+    // The other connections of each session join it (MC/S).
+    if n > 1 {
+        let leads = conns.len();
+        for lead in 0..leads {
+            let negotiated = conns[lead].sess.params().max_connections;
+            if negotiated < n {
+                return Err(SetupError::Target(format!(
+                    "{} allows {negotiated} connection(s) per session, not {n}",
+                    args.target
+                )));
+            }
+            for cid in 1..n {
+                let stream = connect(&poll, addr, timeout, conns.len())?;
+                let sess = Session::join(&conns[lead].sess, cid, Instant::now());
+                conns.push(Conn {
+                    stream,
+                    sess,
+                    joined: true,
+                    qd: share(args.qd, n, cid),
+                    out: VecDeque::new(),
+                    phase: Phase::Login,
+                    inflight: HashMap::new(),
+                    capacity: None,
+                    eof: false,
+                });
+            }
+        }
+        setup(
+            &mut conns,
+            &mut poll,
+            &mut events,
+            &mut buf,
+            args,
+            addr,
+            setup_deadline,
+        )?;
+    }
+    measure(args, conns, poll, events, buf)
+}
+
+/// Drive every connection until all are ready (logged in; a session's first
+/// connection has also cleared its unit attention and read the capacity).
+fn setup(
+    conns: &mut [Conn],
+    poll: &mut Poll,
+    events: &mut Events,
+    buf: &mut [u8],
+    args: &Args,
+    addr: SocketAddr,
+    setup_deadline: Instant,
+) -> Result<(), SetupError> {
     loop {
         for c in conns.iter_mut() {
             c.flush()
@@ -256,14 +371,14 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             )));
         }
         poll.poll(
-            &mut events,
+            events,
             Some((setup_deadline - now).min(Duration::from_millis(100))),
         )
         .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                c.fill(&mut buf)
+                c.fill(buf)
                     .map_err(|e| SetupError::Target(format!("login to {}: {e}", args.target)))?;
             }
         }
@@ -276,19 +391,31 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             }
         }
     }
+    Ok(())
+}
+
+/// The measured phase, then logout.
+fn measure(
+    args: &Args,
+    mut conns: Vec<Conn>,
+    mut poll: Poll,
+    mut events: Events,
+    mut buf: Vec<u8>,
+) -> Result<Outcome, SetupError> {
     let capacity = conns[0].capacity.expect("Ready sessions read the capacity");
     let params = *conns[0].sess.params();
     let bl = u64::from(capacity.block_len);
     if bl < 64 {
         return Err(SetupError::Target(format!("block size {bl} is too small")));
     }
-    if !args.bs.is_multiple_of(bl) {
-        return Err(SetupError::Args(format!(
-            "--bs {} is not a multiple of the LU's block size {bl}",
-            args.bs
-        )));
+    for size in [args.bs.min, args.bs.max] {
+        if !size.is_multiple_of(bl) {
+            return Err(SetupError::Args(format!(
+                "--bs {size} is not a multiple of the LU's block size {bl}"
+            )));
+        }
     }
-    let io_blocks = (args.bs / bl) as u32;
+    let io_blocks = args.bs.max / bl;
     let (lba_start, lba_count) = args.lba_range.unwrap_or((0, capacity.blocks));
     if lba_start
         .checked_add(lba_count)
@@ -299,7 +426,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             capacity.blocks
         )));
     }
-    if lba_count < u64::from(io_blocks) {
+    if lba_count < io_blocks {
         return Err(SetupError::Args(format!(
             "--lba-range of {lba_count} blocks is smaller than --bs ({io_blocks} blocks)"
         )));
@@ -307,24 +434,19 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     let seed = args
         .seed
         .unwrap_or_else(|| u64::from_le_bytes(random_bytes(8).try_into().expect("8 bytes")));
-    let mut work = Workload::new(
-        args,
-        lba_start,
-        lba_count,
-        io_blocks,
-        capacity.block_len,
-        seed,
-    );
+    let mut work = Workload::new(args, lba_start, lba_count, capacity.block_len, seed)?;
     let duration = match (args.duration, args.ops) {
         (Some(d), _) => Some(Duration::from_secs_f64(d)),
         (None, Some(_)) => None,
+        // --verify-only runs until the journal is read back.
+        (None, None) if args.verify_only => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
 
     // ----- measured phase -----
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let mut stats = Stats::new();
+    let mut stats = Stats::new(args.expect_errors);
     let mut mismatches = Mismatches::default();
     let mut fatal: Option<String> = None;
     let mut next_progress = start + Duration::from_secs(1);
@@ -350,26 +472,15 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             if c.phase == Phase::Done {
                 continue;
             }
+            // Another connection of the session may have seen the window open.
+            c.sess.resume();
             if let Err(e) = run_events(c, &mut work, &mut stats, &mut mismatches, start) {
                 fatal.get_or_insert(e);
             }
             if c.phase == Phase::Ready && !stopping && fatal.is_none() {
-                while c.inflight.len() < args.qd as usize && c.sess.window_open() {
+                while c.inflight.len() < c.qd && c.sess.window_open() {
                     let Some(op) = work.next() else { break };
-                    let cmd = if op.read {
-                        Command::new(
-                            args.lun,
-                            &cdb::read16(op.lba, work.io_blocks),
-                            DataDirection::Read(work.io_bytes()),
-                        )
-                    } else {
-                        Command::new(
-                            args.lun,
-                            &cdb::write16(op.lba, work.io_blocks),
-                            DataDirection::Write(work.write_data(&op)),
-                        )
-                    };
-                    match c.sess.submit(cmd) {
+                    match c.sess.submit(work.command(args.lun, &op)) {
                         Ok(itt) => {
                             c.inflight.insert(itt.0, (op, Instant::now()));
                         }
@@ -409,8 +520,16 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             }
             if logout_deadline.is_none() {
                 logout_deadline = Some(Instant::now() + Duration::from_secs(3));
+                // A joined connection leaves (Logout reason 1); the first one ends
+                // the session (reason 0).
                 for c in conns.iter_mut() {
-                    if c.phase == Phase::Ready && c.sess.logout().is_ok() {
+                    let sent = c.phase == Phase::Ready
+                        && if c.joined {
+                            c.sess.logout_connection().is_ok()
+                        } else {
+                            c.sess.logout().is_ok()
+                        };
+                    if sent {
                         c.phase = Phase::LoggingOut;
                         let _ = c.flush();
                     } else {
@@ -453,12 +572,17 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
     if tty {
         eprint!("\r\x1b[K");
     }
+    if let Err(e) = work.finish() {
+        fatal.get_or_insert(e);
+    }
     Ok(Outcome {
         elapsed,
         stats,
         mismatches,
         checked: work.checked,
         unchecked: work.unchecked,
+        journaled: work.journaled,
+        syncs: work.syncs,
         fatal,
         params,
         capacity,
@@ -474,6 +598,8 @@ fn setup_events(c: &mut Conn, args: &Args) -> Result<(), SetupError> {
     }
     while let Some(ev) = c.sess.poll_event() {
         match ev {
+            // The session's nexus and capacity are known from its first connection.
+            Event::LoginComplete { .. } if c.joined => c.phase = Phase::Ready,
             Event::LoginComplete { .. } => {
                 c.phase = Phase::Tur(0);
                 c.sess
@@ -552,10 +678,16 @@ fn run_events(
                 };
                 let good = done.status == 0 && done.response == 0;
                 let lat = now.saturating_duration_since(t0);
-                let bytes = if good { u64::from(work.io_bytes()) } else { 0 };
-                stats.record(op.read, lat, bytes, now - start);
+                let bytes = if good {
+                    u64::from(work.io_bytes(&op))
+                } else {
+                    0
+                };
+                if !op.sync {
+                    stats.record(op.read, lat, bytes, now - start);
+                }
                 if !good {
-                    stats.error(sense_key(&done));
+                    stats.command_failed(&op, sense_key(&done), information(&done));
                 }
                 work.complete(&op, good, &done.data, mismatches);
             }

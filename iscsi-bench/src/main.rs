@@ -70,10 +70,15 @@ pub struct Args {
     /// Logical unit number.
     #[arg(default_value_t = 1)]
     pub lun: u64,
-    /// Sessions (one TCP connection each).
+    /// Sessions (each with --connections TCP connections).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub sessions: u32,
-    /// Commands in flight per session.
+    /// Connections per session (MC/S): the first logs in, the others join its
+    /// session (same ISID and TSIH, their own CID); the session's commands are
+    /// spread over them. MaxConnections is offered as this number.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: u16,
+    /// Commands in flight per session (spread over its connections).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub qd: u32,
     /// Read, write or a mix.
@@ -86,9 +91,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Pattern::Rand)]
     pub pattern: Pattern,
     /// I/O size: bytes, or with a k/m/g suffix (4k, 128k, 1m); a multiple of the
-    /// LU's block size.
-    #[arg(long, default_value = "4k", value_parser = parse_size)]
-    pub bs: u64,
+    /// LU's block size. `MIN-MAX` (e.g. 4k-256k) mixes sizes: MIN, 2xMIN, 4xMIN ...
+    /// and MAX, each equally likely.
+    #[arg(long, default_value = "4k", value_parser = parse_bs)]
+    pub bs: BlockSizes,
     /// LBA range START:COUNT in logical blocks (default: the whole LU).
     #[arg(long, value_parser = parse_range)]
     pub lba_range: Option<(u64, u64)>,
@@ -146,6 +152,28 @@ pub struct Args {
     /// Seed of the offset and mix choices (default: from the OS).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Percentage of writes sent with FUA (force unit access).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub fua_pct: u8,
+    /// Send a SYNCHRONIZE CACHE(16) of the whole LU once this many writes without FUA
+    /// have completed since the last one (one at a time; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub sync_every: u32,
+    /// With --verify: append every FUA write acknowledged GOOD, and every write a
+    /// SYNCHRONIZE CACHE acknowledged GOOD covers (completed before it was sent), to
+    /// this file (one line `LBA BLOCKS GENERATION`), so that a later `--verify-only`
+    /// run can check the acknowledged data survived a crash of the target.
+    #[arg(long)]
+    pub journal: Option<std::path::PathBuf>,
+    /// Write nothing: read back every block --journal names and check it carries its
+    /// LBA, a valid checksum and at least the journaled generation.
+    #[arg(long, requires = "journal", conflicts_with_all = ["rw", "lba_range", "ops"])]
+    pub verify_only: bool,
+    /// Commands that fail on blocks in FIRST-LAST (inclusive LBAs) are expected
+    /// (e.g. a fault injected there): counted apart, listed with their LBAs, and not a
+    /// reason to fail the run. Failures elsewhere still are.
+    #[arg(long, value_parser = parse_lba_span)]
+    pub expect_errors: Option<(u64, u64)>,
     /// Seconds to wait for the connection and the login.
     #[arg(long, default_value_t = 10.0)]
     pub connect_timeout: f64,
@@ -167,6 +195,61 @@ fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mul)
         .filter(|v| *v > 0)
         .ok_or_else(|| format!("size out of range: {s:?}"))
+}
+
+/// The I/O sizes of a run, in bytes: `min` alone, or a mix up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSizes {
+    /// Smallest.
+    pub min: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl BlockSizes {
+    /// The sizes drawn from: MIN, 2xMIN, 4xMIN ... below MAX, and MAX.
+    pub fn ladder(&self) -> Vec<u64> {
+        let mut v = Vec::new();
+        let mut s = self.min;
+        while s < self.max {
+            v.push(s);
+            s *= 2;
+        }
+        v.push(self.max);
+        v
+    }
+}
+
+/// `SIZE` or `MIN-MAX` (see [`parse_size`]).
+fn parse_bs(s: &str) -> Result<BlockSizes, String> {
+    let (min, max) = match s.split_once('-') {
+        Some((a, b)) => (parse_size(a)?, parse_size(b)?),
+        None => {
+            let n = parse_size(s)?;
+            (n, n)
+        }
+    };
+    if min > max {
+        return Err(format!("--bs {s:?}: MIN is larger than MAX"));
+    }
+    Ok(BlockSizes { min, max })
+}
+
+/// `FIRST-LAST` (inclusive LBAs) or one `LBA`.
+fn parse_lba_span(s: &str) -> Result<(u64, u64), String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("not FIRST-LAST: {s:?}"))
+    };
+    let (first, last) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, num(s)?),
+    };
+    if first > last {
+        return Err(format!("FIRST is beyond LAST in {s:?}"));
+    }
+    Ok((first, last))
 }
 
 /// `START:COUNT` in logical blocks.
@@ -312,12 +395,43 @@ fn run(args: Args) -> Result<bool, SetupError> {
             return Err(SetupError::Args(format!("{name} must be 512..16777215")));
         }
     }
-    if args.bs > u64::from(u32::MAX) {
+    if args.bs.max > u64::from(u32::MAX) {
         return Err(SetupError::Args("--bs must be below 4 GiB".into()));
+    }
+    if args.journal.is_some() && !args.verify && !args.verify_only {
+        return Err(SetupError::Args(
+            "--journal needs --verify (or --verify-only)".into(),
+        ));
     }
     let addr = resolve(&args.portal)?;
     let outcome = engine::run(&args, addr)?;
     let ok = outcome.success();
     report::emit(&args, &outcome);
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_size_mixes() {
+        let one = parse_bs("64k").unwrap();
+        assert_eq!((one.min, one.max), (65536, 65536));
+        assert_eq!(one.ladder(), vec![65536]);
+        let mix = parse_bs("4k-256k").unwrap();
+        assert_eq!(
+            mix.ladder(),
+            vec![4096, 8192, 16384, 32768, 65536, 131072, 262144]
+        );
+        assert_eq!(
+            parse_bs("4k-12k").unwrap().ladder(),
+            vec![4096, 8192, 12288]
+        );
+        assert!(parse_bs("256k-4k").is_err());
+        assert!(parse_bs("4k-").is_err());
+        assert_eq!(parse_lba_span("100-199"), Ok((100, 199)));
+        assert_eq!(parse_lba_span("7"), Ok((7, 7)));
+        assert!(parse_lba_span("9-8").is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Counting, and the final report: text, JSON and SVG.
 
 use crate::engine::Outcome;
+use crate::workload::Op;
 use crate::Args;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -44,6 +45,23 @@ impl fmt::Display for ErrorKey {
     }
 }
 
+/// A failed command, with where it went: what attributes errors to LBAs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailedCommand {
+    /// First LBA.
+    pub lba: u64,
+    /// Logical blocks.
+    pub blocks: u32,
+    /// A READ (else a WRITE).
+    pub read: bool,
+    /// Inside the --expect-errors range.
+    pub expected: bool,
+    /// What went wrong.
+    pub description: String,
+    /// The LBA the sense data names (INFORMATION), when it names one.
+    pub information: Option<u64>,
+}
+
 /// Counters of the measured phase.
 #[derive(Debug)]
 pub struct Stats {
@@ -61,8 +79,16 @@ pub struct Stats {
     pub bytes_read: u64,
     /// Bytes written (GOOD commands).
     pub bytes_written: u64,
-    /// Failed commands by kind.
+    /// Failed commands by kind (those not expected).
     pub errors: BTreeMap<ErrorKey, u64>,
+    /// --expect-errors: inclusive LBA range whose failures are expected.
+    expect: Option<(u64, u64)>,
+    /// Expected failed commands by kind.
+    pub expected: BTreeMap<ErrorKey, u64>,
+    /// The first [`Stats::KEEP_FAILED`] failed commands.
+    pub failed: Vec<FailedCommand>,
+    /// Failed commands (with an LBA), all counted.
+    pub failed_total: u64,
     /// (commands, bytes) per [`BUCKET`].
     pub timeline: Vec<(u64, u64)>,
 }
@@ -73,8 +99,12 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl Stats {
-    /// Empty counters.
-    pub fn new() -> Stats {
+    /// Failed commands kept for the report at most.
+    pub const KEEP_FAILED: usize = 1000;
+
+    /// Empty counters; failures of commands touching `expect` (inclusive LBAs) are
+    /// expected.
+    pub fn new(expect: Option<(u64, u64)>) -> Stats {
         Stats {
             hist: histogram(),
             interval: histogram(),
@@ -85,6 +115,10 @@ impl Stats {
             bytes_read: 0,
             bytes_written: 0,
             errors: BTreeMap::new(),
+            expect,
+            expected: BTreeMap::new(),
+            failed: Vec::new(),
+            failed_total: 0,
             timeline: Vec::new(),
         }
     }
@@ -116,7 +150,33 @@ impl Stats {
         *self.errors.entry(key).or_default() += 1;
     }
 
-    /// Failed commands.
+    /// A READ or WRITE that failed: kept with its LBAs, and counted as expected when
+    /// it touches the --expect-errors range (an error that names an LBA outside the
+    /// range is never expected).
+    pub fn command_failed(&mut self, op: &Op, key: ErrorKey, information: Option<u64>) {
+        let last = op.lba + u64::from(op.blocks).max(1) - 1;
+        let expected = self.expect.is_some_and(|(first, end)| {
+            op.lba <= end && first <= last && information.is_none_or(|i| first <= i && i <= end)
+        });
+        if expected {
+            *self.expected.entry(key).or_default() += 1;
+        } else {
+            self.error(key);
+        }
+        self.failed_total += 1;
+        if self.failed.len() < Self::KEEP_FAILED {
+            self.failed.push(FailedCommand {
+                lba: op.lba,
+                blocks: op.blocks,
+                read: op.read,
+                expected,
+                description: key.to_string(),
+                information,
+            });
+        }
+    }
+
+    /// Failed commands that were not expected.
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -197,11 +257,16 @@ struct Report<'a> {
     target: &'a str,
     lun: u64,
     sessions: u32,
+    connections: u16,
     qd: u32,
     rw: crate::Rw,
     read_pct: u8,
     pattern: crate::Pattern,
     bs: u64,
+    bs_max: u64,
+    fua_pct: u8,
+    sync_every: u32,
+    syncs: u64,
     block_size: u32,
     lu_blocks: u64,
     lba_start: u64,
@@ -226,13 +291,46 @@ struct Report<'a> {
     latency_us: Latency,
     errors_total: u64,
     errors: Vec<ErrorRow>,
+    errors_expected_total: u64,
+    errors_expected: Vec<ErrorRow>,
+    failed_commands_total: u64,
+    failed_commands: &'a [FailedCommand],
     verify: bool,
+    verify_only: bool,
+    journal_records: u64,
     verify_blocks_checked: u64,
     verify_blocks_unchecked: u64,
     verify_mismatches: u64,
     mismatches: &'a [crate::workload::Mismatch],
     failure: Option<&'a str>,
     success: bool,
+}
+
+impl Report<'_> {
+    /// `--bs` as given: one size or MIN-MAX.
+    fn bs_text(&self) -> String {
+        if self.bs == self.bs_max {
+            self.bs.to_string()
+        } else {
+            format!("{}-{}", self.bs, self.bs_max)
+        }
+    }
+}
+
+fn error_rows(m: &BTreeMap<ErrorKey, u64>) -> Vec<ErrorRow> {
+    m.iter()
+        .map(|(k, n)| ErrorRow {
+            count: *n,
+            description: k.to_string(),
+            status: k.status,
+            response: k.response,
+            sense_key: k.sense.map(|x| x.0),
+            asc: k.sense.map(|x| x.1),
+            ascq: k.sense.map(|x| x.2),
+            reject_reason: k.rejected,
+            aborted: k.aborted,
+        })
+        .collect()
 }
 
 fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
@@ -244,11 +342,16 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         target: &args.target,
         lun: args.lun,
         sessions: args.sessions,
+        connections: args.connections,
         qd: args.qd,
         rw: args.rw,
         read_pct: args.read_pct,
         pattern: args.pattern,
-        bs: args.bs,
+        bs: args.bs.min,
+        bs_max: args.bs.max,
+        fua_pct: args.fua_pct,
+        sync_every: args.sync_every,
+        syncs: o.syncs,
         block_size: o.capacity.block_len,
         lu_blocks: o.capacity.blocks,
         lba_start: o.lba_start,
@@ -272,22 +375,14 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         write_mb_per_s: s.bytes_written as f64 / 1e6 / secs,
         latency_us: latency(&s.hist),
         errors_total: s.errors_total(),
-        errors: s
-            .errors
-            .iter()
-            .map(|(k, n)| ErrorRow {
-                count: *n,
-                description: k.to_string(),
-                status: k.status,
-                response: k.response,
-                sense_key: k.sense.map(|x| x.0),
-                asc: k.sense.map(|x| x.1),
-                ascq: k.sense.map(|x| x.2),
-                reject_reason: k.rejected,
-                aborted: k.aborted,
-            })
-            .collect(),
-        verify: args.verify,
+        errors: error_rows(&s.errors),
+        errors_expected_total: s.expected.values().sum(),
+        errors_expected: error_rows(&s.expected),
+        failed_commands_total: s.failed_total,
+        failed_commands: &s.failed,
+        verify: args.verify || args.verify_only,
+        verify_only: args.verify_only,
+        journal_records: o.journaled,
         verify_blocks_checked: o.checked,
         verify_blocks_unchecked: o.unchecked,
         verify_mismatches: o.mismatches.total,
@@ -334,15 +429,16 @@ fn text(r: &Report<'_>) -> String {
     let l = &r.latency_us;
     let _ = writeln!(
         t,
-        "iscsi-bench {} {} LUN {}: {} session(s) x qd {}, {:?} {:?}, bs {}, LBA {}+{} of {} x {} B",
+        "iscsi-bench {} {} LUN {}: {} session(s) of {} connection(s) x qd {}, {:?} {:?}, bs {}, LBA {}+{} of {} x {} B",
         r.portal,
         r.target,
         r.lun,
         r.sessions,
+        r.connections,
         r.qd,
         r.rw,
         r.pattern,
-        r.bs,
+        r.bs_text(),
         r.lba_start,
         r.lba_count,
         r.lu_blocks,
@@ -380,6 +476,37 @@ fn text(r: &Report<'_>) -> String {
     for e in &r.errors {
         let _ = writeln!(t, "    {:>8}  {}", e.count, e.description);
     }
+    if r.errors_expected_total > 0 {
+        let _ = writeln!(t, "  expected errors: {}", r.errors_expected_total);
+        for e in &r.errors_expected {
+            let _ = writeln!(t, "    {:>8}  {}", e.count, e.description);
+        }
+    }
+    for c in r.failed_commands.iter().filter(|c| !c.expected).take(10) {
+        let _ = writeln!(
+            t,
+            "    failed: {} LBA {}+{}: {}",
+            if c.read { "READ" } else { "WRITE" },
+            c.lba,
+            c.blocks,
+            c.description
+        );
+    }
+    if r.syncs > 0 {
+        let _ = writeln!(t, "  SYNCHRONIZE CACHE: {} completed", r.syncs);
+    }
+    if r.journal_records > 0 {
+        let _ = writeln!(
+            t,
+            "  journal: {} {}",
+            r.journal_records,
+            if r.verify_only {
+                "blocks read back"
+            } else {
+                "acknowledged FUA or synced writes recorded"
+            }
+        );
+    }
     if r.verify {
         let _ = writeln!(
             t,
@@ -407,7 +534,7 @@ fn svg(r: &Report<'_>, s: &Stats) -> String {
         xml(r.target),
         r.rw,
         r.pattern,
-        r.bs,
+        r.bs_text(),
         r.qd,
         r.sessions,
         r.iops,

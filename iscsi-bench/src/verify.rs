@@ -71,16 +71,36 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Judge `block` read from `lba`; `expected` is the generation this run last wrote
-/// there, if it did.
-pub fn check(block: &[u8], lba: u64, expected: Option<u64>) -> Check {
+/// Which generation a read block must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Not known (never written by this run, or a write failed): judged by its header
+    /// if it has one.
+    Any,
+    /// Exactly this one (the last write this run saw acknowledged).
+    Exactly(u64),
+    /// This one or a later one (`--verify-only`: a journaled FUA write, possibly
+    /// overwritten by a later write before the crash).
+    AtLeast(u64),
+}
+
+impl From<Option<u64>> for Expect {
+    fn from(g: Option<u64>) -> Expect {
+        g.map_or(Expect::Any, Expect::Exactly)
+    }
+}
+
+/// Judge `block` read from `lba` against what it must carry.
+pub fn check(block: &[u8], lba: u64, expected: impl Into<Expect>) -> Check {
+    let expected = expected.into();
     let has_magic = &block[..8] == MAGIC;
     let want = match expected {
-        Some(g) => format!("lba={lba} gen={g} with a valid checksum"),
-        None => format!("lba={lba} with a valid checksum"),
+        Expect::Exactly(g) => format!("lba={lba} gen={g} with a valid checksum"),
+        Expect::AtLeast(g) => format!("lba={lba} gen>={g} with a valid checksum"),
+        Expect::Any => format!("lba={lba} with a valid checksum"),
     };
     if !has_magic {
-        if expected.is_none() {
+        if expected == Expect::Any {
             return Check::Unchecked;
         }
         let zero = block.iter().all(|&b| b == 0);
@@ -98,7 +118,11 @@ pub fn check(block: &[u8], lba: u64, expected: Option<u64>) -> Check {
     let stored = u32::from_le_bytes(block[28..32].try_into().expect("4 bytes"));
     let computed = crc(block);
     let crc_ok = stored == computed;
-    let gen_ok = expected.is_none_or(|g| g == got_gen);
+    let gen_ok = match expected {
+        Expect::Any => true,
+        Expect::Exactly(g) => g == got_gen,
+        Expect::AtLeast(g) => got_gen >= g,
+    };
     if got_lba == lba && gen_ok && crc_ok {
         return Check::Ok;
     }
@@ -134,6 +158,17 @@ mod tests {
             panic!()
         };
         assert!(found.contains("bad"), "{found}");
+        stamp(&mut b, 5, 3);
+        assert_eq!(check(&b, 5, Expect::AtLeast(3)), Check::Ok);
+        assert_eq!(check(&b, 5, Expect::AtLeast(2)), Check::Ok);
+        assert!(matches!(
+            check(&b, 5, Expect::AtLeast(4)),
+            Check::Mismatch { .. }
+        ));
+        assert!(matches!(
+            check(&[0u8; 512], 5, Expect::AtLeast(1)),
+            Check::Mismatch { .. }
+        ));
         let mut c = vec![0u8; 4096];
         stamp(&mut c, 1 << 40, 1);
         assert_eq!(check(&c, 1 << 40, Some(1)), Check::Ok);

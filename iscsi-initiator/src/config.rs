@@ -59,6 +59,8 @@ pub struct Config {
     pub first_burst_length: u32,
     /// How long the whole login may take.
     pub login_timeout: Duration,
+    /// `MaxConnections` offered (connections the session may have, MC/S).
+    pub max_connections: u16,
 }
 
 impl Config {
@@ -86,6 +88,7 @@ impl Config {
             max_burst_length: 16_776_192,
             first_burst_length: 262_144,
             login_timeout: Duration::from_secs(15),
+            max_connections: 1,
         }
     }
 
@@ -120,7 +123,10 @@ impl Config {
                     "FirstBurstLength".to_string(),
                     self.first_burst_length.to_string(),
                 ),
-                ("MaxConnections".to_string(), "1".to_string()),
+                (
+                    "MaxConnections".to_string(),
+                    self.max_connections.max(1).to_string(),
+                ),
                 ("MaxOutstandingR2T".to_string(), "1".to_string()),
                 ("DefaultTime2Wait".to_string(), "2".to_string()),
                 ("DefaultTime2Retain".to_string(), "0".to_string()),

@@ -14,7 +14,7 @@ use iscsi_proto::login::negotiate::parse_number;
 use iscsi_proto::login::LoginStatus;
 use iscsi_proto::pdu::{Digests, LoginRequest, LoginResponse, Pdu, Stage};
 use iscsi_proto::text::{self, Pair, TextAssembler};
-use iscsi_proto::{Itt, Tsih};
+use iscsi_proto::Itt;
 
 /// CHAP algorithms we offer, strongest first; MD5 last so that tgt (MD5 only) and
 /// older targets still find one.
@@ -88,10 +88,10 @@ impl Session {
             version_max: 0,
             version_min: 0,
             isid: self.config.isid,
-            tsih: Tsih(0),
+            tsih: self.tsih,
             itt: Itt(0),
-            cid: 0,
-            cmd_sn: self.cmd_sn,
+            cid: self.cid,
+            cmd_sn: self.win().cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
             data: if pairs.is_empty() {
                 Bytes::new()
@@ -319,8 +319,11 @@ impl Session {
         self.deadline = None;
         self.tsih = r.tsih;
         // The login response's window holds outright (nothing to compare it with).
-        self.exp_cmd_sn = r.exp_cmd_sn;
-        self.max_cmd_sn = r.max_cmd_sn;
+        {
+            let mut w = self.win();
+            w.exp_cmd_sn = r.exp_cmd_sn;
+            w.max_cmd_sn = r.max_cmd_sn;
+        }
         // Digests start with the first PDU after the final login response
         // (RFC 7143 §13.1).
         self.tx_digests = Digests {

@@ -16,6 +16,7 @@ use iscsi_proto::pdu::{
 use iscsi_proto::text::{self, TextAssembler};
 use iscsi_proto::{Itt, LunField, SerialNumber, Tsih, Ttt};
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// Where the session stands.
@@ -201,6 +202,25 @@ pub enum Event {
     },
 }
 
+/// The CmdSN window of a session, shared by its connections (RFC 7143 §4.2.2.1).
+#[derive(Debug)]
+pub(crate) struct Window {
+    /// CmdSN the next non-immediate request takes.
+    pub(crate) cmd_sn: SerialNumber,
+    pub(crate) exp_cmd_sn: SerialNumber,
+    pub(crate) max_cmd_sn: SerialNumber,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            cmd_sn: SerialNumber(1),
+            exp_cmd_sn: SerialNumber(1),
+            max_cmd_sn: SerialNumber(1),
+        }
+    }
+}
+
 /// A request waiting for the CmdSN window to open.
 #[derive(Debug)]
 enum Queued {
@@ -259,11 +279,11 @@ pub struct Session {
     pub(crate) login: LoginState,
     pub(crate) params: SessionParams,
     pub(crate) tsih: Tsih,
-    /// CmdSN the next non-immediate request takes.
-    pub(crate) cmd_sn: SerialNumber,
+    /// This connection's CID.
+    pub(crate) cid: u16,
+    /// The session's CmdSN window, shared by its connections (MC/S).
+    pub(crate) win: Arc<Mutex<Window>>,
     pub(crate) exp_stat_sn: SerialNumber,
-    pub(crate) exp_cmd_sn: SerialNumber,
-    pub(crate) max_cmd_sn: SerialNumber,
     pub(crate) decoder: PduDecoder,
     pub(crate) tx_digests: Digests,
     rx: BytesMut,
@@ -286,10 +306,9 @@ impl Session {
             login: LoginState::default(),
             state: State::Login,
             tsih: Tsih(0),
-            cmd_sn: SerialNumber(1),
+            cid: 0,
+            win: Arc::new(Mutex::new(Window::default())),
             exp_stat_sn: SerialNumber(0),
-            exp_cmd_sn: SerialNumber(1),
-            max_cmd_sn: SerialNumber(1),
             decoder: PduDecoder::new(LOGIN_MAX_DATA_SEGMENT),
             tx_digests: Digests::default(),
             rx: BytesMut::new(),
@@ -305,6 +324,54 @@ impl Session {
         };
         s.start_login();
         s
+    }
+
+    /// Another connection (CID `cid`) of `lead`'s session (MC/S, RFC 7143 §6.3.1):
+    /// it logs in with the session's ISID and TSIH and shares its CmdSN window, and
+    /// its task tags are kept apart from the other connections' (the CID in the top
+    /// byte). `lead` must have logged in. Commands may then be submitted on any
+    /// connection; each is answered on the one that carried it.
+    pub fn join(lead: &Session, cid: u16, now: Instant) -> Session {
+        let mut config = lead.config.clone();
+        config.isid = lead.config.isid;
+        let mut s = Session {
+            params: config.initial_params(),
+            login: LoginState::default(),
+            state: State::Login,
+            tsih: lead.tsih,
+            cid,
+            win: lead.win.clone(),
+            exp_stat_sn: SerialNumber(0),
+            decoder: PduDecoder::new(LOGIN_MAX_DATA_SEGMENT),
+            tx_digests: Digests::default(),
+            rx: BytesMut::new(),
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            queued: VecDeque::new(),
+            scsi: HashMap::new(),
+            other: HashMap::new(),
+            next_itt: (u32::from(cid) << 24) | 1,
+            deadline: Some(now + config.login_timeout),
+            arena: BytesMut::new(),
+            config,
+        };
+        s.start_login();
+        s
+    }
+
+    /// This connection's CID.
+    pub fn cid(&self) -> u16 {
+        self.cid
+    }
+
+    pub(crate) fn win(&self) -> MutexGuard<'_, Window> {
+        self.win.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Send requests that waited for the CmdSN window, which another connection of
+    /// the session may have seen open (call it on every connection after input).
+    pub fn resume(&mut self) {
+        self.flush_queue();
     }
 
     // ----- accessors -----
@@ -336,12 +403,16 @@ impl Session {
 
     /// The CmdSN window as we know it: (CmdSN of the next request, ExpCmdSN, MaxCmdSN).
     pub fn window(&self) -> (SerialNumber, SerialNumber, SerialNumber) {
-        (self.cmd_sn, self.exp_cmd_sn, self.max_cmd_sn)
+        let w = self.win();
+        (w.cmd_sn, w.exp_cmd_sn, w.max_cmd_sn)
     }
 
     /// Whether a non-immediate request submitted now would go out at once.
     pub fn window_open(&self) -> bool {
-        self.queued.is_empty() && self.cmd_sn.le(self.max_cmd_sn)
+        self.queued.is_empty() && {
+            let w = self.win();
+            w.cmd_sn.le(w.max_cmd_sn)
+        }
     }
 
     // ----- driving -----
@@ -566,7 +637,8 @@ impl Session {
         let lun_field = LunField::from_lun(lun);
         // RefCmdSN: the aborted command's CmdSN; a command still waiting for the window
         // is simply dropped here, it never reached the target.
-        let mut ref_cmd_sn = self.cmd_sn;
+        let cmd_sn = self.win().cmd_sn;
+        let mut ref_cmd_sn = cmd_sn;
         if let Some(r) = referenced {
             if let Some(t) = self.scsi.get(&r.0) {
                 match t.cmd_sn {
@@ -586,7 +658,7 @@ impl Session {
                 function,
                 lun: lun_field,
                 referenced,
-                cmd_sn: self.cmd_sn,
+                cmd_sn,
             },
         );
         let req = TaskMgmtRequest {
@@ -595,7 +667,7 @@ impl Session {
             lun: lun_field,
             itt,
             referenced_task_tag: referenced.unwrap_or(Itt::RESERVED),
-            cmd_sn: self.cmd_sn,
+            cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
             ref_cmd_sn,
             exp_data_sn: 0,
@@ -607,16 +679,27 @@ impl Session {
     /// Close the session (Logout reason 0), as an immediate request. Answered by
     /// [`Event::LoggedOut`].
     pub fn logout(&mut self) -> Result<Itt, Error> {
+        self.logout_reason(0)
+    }
+
+    /// Close only this connection of the session (Logout reason 1 with its CID).
+    /// Answered by [`Event::LoggedOut`].
+    pub fn logout_connection(&mut self) -> Result<Itt, Error> {
+        self.logout_reason(1)
+    }
+
+    fn logout_reason(&mut self, reason: u8) -> Result<Itt, Error> {
         self.ready()?;
         let itt = self.alloc_itt();
         self.other.insert(itt.0, Other::Logout);
         self.state = State::LoggingOut;
+        let cmd_sn = self.win().cmd_sn;
         let req = LogoutRequest {
             immediate: true,
-            reason: 0,
+            reason,
             itt,
-            cid: 0,
-            cmd_sn: self.cmd_sn,
+            cid: self.cid,
+            cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
         };
         self.send(&Pdu::LogoutRequest(req));
@@ -625,12 +708,19 @@ impl Session {
 
     /// Send queued requests while CmdSN <= MaxCmdSN (RFC 7143 §4.2.2.1).
     fn flush_queue(&mut self) {
-        while self.cmd_sn.le(self.max_cmd_sn) {
+        while !self.queued.is_empty() {
+            let sn = {
+                let mut w = self.win();
+                if !w.cmd_sn.le(w.max_cmd_sn) {
+                    return;
+                }
+                let sn = w.cmd_sn;
+                w.cmd_sn = sn.next();
+                sn
+            };
             let Some(q) = self.queued.pop_front() else {
                 return;
             };
-            let sn = self.cmd_sn;
-            self.cmd_sn = sn.next();
             let exp = self.exp_stat_sn;
             match q {
                 Queued::Command(mut c) => {
@@ -749,11 +839,12 @@ impl Session {
         if max.plus(1).lt(exp) {
             return;
         }
-        if self.exp_cmd_sn.le(exp) {
-            self.exp_cmd_sn = exp;
+        let mut w = self.win();
+        if w.exp_cmd_sn.le(exp) {
+            w.exp_cmd_sn = exp;
         }
-        if self.max_cmd_sn.le(max) {
-            self.max_cmd_sn = max;
+        if w.max_cmd_sn.le(max) {
+            w.max_cmd_sn = max;
         }
     }
 
@@ -866,7 +957,7 @@ impl Session {
                     lun: n.lun,
                     itt: Itt::RESERVED,
                     ttt: n.ttt,
-                    cmd_sn: self.cmd_sn,
+                    cmd_sn: self.win().cmd_sn,
                     exp_stat_sn: self.exp_stat_sn,
                     data: n.data,
                 };

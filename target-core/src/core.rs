@@ -37,6 +37,8 @@ pub struct Core {
     pub registry: Registry,
     /// Live iSCSI sessions: TSIH allocation, reinstatement, shared CmdSN windows.
     pub sessions: SessionTable,
+    /// Connections served and logins in progress per address (`crate::limits`).
+    pub admission: crate::limits::Admission,
     next_sid: AtomicU64,
     /// CHAP identifiers and challenges come from here, so they must be unpredictable:
     /// the daemon seeds it with OS randomness (sans-IO: the core never asks the OS).
@@ -47,6 +49,8 @@ pub struct Core {
     pacer: OnceLock<Arc<dyn Pacer>>,
     /// Runs `RedirectCallback` programs (set by the daemon).
     runner: OnceLock<Arc<dyn ProgramRunner>>,
+    /// Monitoring counters (`--metrics`, `system show --json`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Core {
@@ -68,11 +72,13 @@ impl Core {
         Core {
             registry: Registry::new(),
             sessions: SessionTable::default(),
+            admission: Default::default(),
             next_sid: AtomicU64::new(1),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
             resets: Mutex::new(HashMap::new()),
             pacer: OnceLock::new(),
             runner: OnceLock::new(),
+            metrics: Arc::default(),
         }
     }
 

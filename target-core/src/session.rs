@@ -10,9 +10,10 @@
 //! which only makes sense when the TSIH is live and belongs to the same initiator,
 //! ISID and target.
 
+use crate::mcs::SharedSession;
 use iscsi_proto::{Isid, Tsih};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The I_T nexus a session stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +44,8 @@ struct Inner {
     next_tsih: u16,
     by_key: HashMap<SessionKey, SessionEntry>,
     by_tsih: HashMap<u16, SessionKey>,
+    /// What the connections of each session share (MC/S), by TSIH.
+    shared: HashMap<u16, Arc<SharedSession>>,
 }
 
 /// Every live session of the daemon. Its lock is never held across a return.
@@ -92,6 +95,7 @@ impl SessionTable {
         let old = g.by_key.insert(key.clone(), entry);
         if let Some(o) = old {
             g.by_tsih.remove(&o.tsih.0);
+            g.shared.remove(&o.tsih.0);
         }
         g.by_tsih.insert(entry.tsih.0, key);
         old
@@ -129,7 +133,18 @@ impl SessionTable {
         if gone {
             g.by_key.remove(&key);
             g.by_tsih.remove(&tsih.0);
+            g.shared.remove(&tsih.0);
         }
+    }
+
+    /// Record what the connections of session `tsih` share.
+    pub(crate) fn attach(&self, tsih: Tsih, shared: Arc<SharedSession>) {
+        self.lock().shared.insert(tsih.0, shared);
+    }
+
+    /// What the connections of live session `tsih` share.
+    pub fn shared(&self, tsih: Tsih) -> Option<Arc<SharedSession>> {
+        self.lock().shared.get(&tsih.0).cloned()
     }
 
     /// Number of live sessions.

@@ -47,6 +47,13 @@ impl ScsiResult {
 pub struct Client {
     /// The ISID logins use; give two clients different ones for two sessions.
     pub isid: Isid,
+    /// The TSIH logins carry (0: a new session; a live session's: add a
+    /// connection to it). Set from the final login response.
+    pub tsih: Tsih,
+    /// The CID logins and logouts carry.
+    pub cid: u16,
+    /// MaxConnections to offer at login (not offered when `None`).
+    pub max_connections: Option<u16>,
     stream: TcpStream,
     rbuf: BytesMut,
     decoder: PduDecoder,
@@ -59,11 +66,18 @@ pub struct Client {
 impl Client {
     /// Connect (no login yet).
     pub fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
+        Client::from_stream(TcpStream::connect(addr)?)
+    }
+
+    /// A client on a connected socket (one bound to a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> io::Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
         Ok(Client {
             isid: Isid([0x80, 0, 0x23, 0x45, 0, 1]),
+            tsih: Tsih(0),
+            cid: 0,
+            max_connections: None,
             stream,
             rbuf: BytesMut::new(),
             decoder: PduDecoder::new(1 << 24),
@@ -142,9 +156,9 @@ impl Client {
             version_max: 0,
             version_min: 0,
             isid: self.isid,
-            tsih: Tsih(0),
+            tsih: self.tsih,
             itt: Itt(0),
-            cid: 0,
+            cid: self.cid,
             cmd_sn: SerialNumber(self.cmd_sn),
             exp_stat_sn: SerialNumber(self.exp_stat_sn),
             data: text::encode(keys),
@@ -152,6 +166,9 @@ impl Client {
         self.send(&req)?;
         match self.recv()? {
             Some(Pdu::LoginResponse(r)) => {
+                if r.transit && r.nsg == Stage::FullFeature {
+                    self.tsih = r.tsih;
+                }
                 let pairs = text::parse(&r.data).unwrap_or_default();
                 Ok((r.status_class, r.status_detail, pairs, r.transit))
             }
@@ -222,8 +239,9 @@ impl Client {
         if (c, d) != (0, 0) {
             return Ok((c, d));
         }
-        let ops: &[(&str, &str)] = if target.is_some() {
-            &[
+        let mc = self.max_connections.map(|n| n.to_string());
+        let mut ops: Vec<(&str, &str)> = if target.is_some() {
+            vec![
                 ("HeaderDigest", "None"),
                 ("DataDigest", "None"),
                 ("InitialR2T", "Yes"),
@@ -233,14 +251,17 @@ impl Client {
                 ("FirstBurstLength", "65536"),
             ]
         } else {
-            &[
+            vec![
                 ("HeaderDigest", "None"),
                 ("DataDigest", "None"),
                 ("MaxRecvDataSegmentLength", "65536"),
             ]
         };
+        if let Some(mc) = &mc {
+            ops.push(("MaxConnections", mc));
+        }
         let (c, d, pairs, _) =
-            self.login_step(Stage::Operational, Stage::FullFeature, true, ops)?;
+            self.login_step(Stage::Operational, Stage::FullFeature, true, &ops)?;
         for (k, v) in &pairs {
             if k == "MaxBurstLength" {
                 self.max_burst = v.parse().unwrap_or(262_144);
@@ -271,6 +292,79 @@ impl Client {
                 format!("{other:?}"),
             )),
         }
+    }
+
+    /// An immediate, final Text Request carrying `data` as is; the next PDU the
+    /// target sends (a Text Response or a Reject), `None` when it closed.
+    pub fn text(&mut self, data: &[u8]) -> io::Result<Option<Pdu>> {
+        let itt = self.next_itt();
+        let req = Pdu::TextRequest(TextRequest {
+            immediate: true,
+            final_bit: true,
+            continue_bit: false,
+            lun: LunField::default(),
+            itt,
+            ttt: Ttt::RESERVED,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            data: Bytes::copy_from_slice(data),
+        });
+        self.send(&req)?;
+        self.recv()
+    }
+
+    /// A non-immediate SCSI Command PDU without data (the caller sends it and any
+    /// Data-Out): the next ITT and CmdSN (advanced), the current ExpStatSN.
+    pub fn command_pdu(&mut self, lun: u64, cdb: &[u8], edtl: u32, write: bool) -> ScsiCommand {
+        let itt = self.next_itt();
+        let mut cdb16 = cdb.to_vec();
+        cdb16.resize(cdb.len().max(16), 0);
+        let cmd = ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: !write && edtl > 0,
+            write,
+            attr: TaskAttr::Simple,
+            lun: LunField::from_lun(lun),
+            itt,
+            expected_data_transfer_length: edtl,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+            cdb: Bytes::from(cdb16),
+            data: Bytes::new(),
+        };
+        self.cmd_sn += 1;
+        cmd
+    }
+
+    /// Set the CmdSN the next non-immediate command takes (connections of one
+    /// session share the sequence: hand it over from [`Client::cmd_sn`]).
+    pub fn set_cmd_sn(&mut self, sn: u32) {
+        self.cmd_sn = sn;
+    }
+
+    /// Use ITTs from `base` on (connections of one session must not share ITTs).
+    pub fn set_itt_base(&mut self, base: u32) {
+        self.itt = base;
+    }
+
+    /// A Logout Request with `reason` for connection `cid`; the Logout Response's
+    /// response code, or `None` when another PDU or the close came first.
+    pub fn logout_cid(&mut self, reason: u8, cid: u16) -> io::Result<Option<u8>> {
+        let itt = self.next_itt();
+        let req = Pdu::LogoutRequest(LogoutRequest {
+            immediate: true,
+            reason,
+            itt,
+            cid,
+            cmd_sn: SerialNumber(self.cmd_sn),
+            exp_stat_sn: SerialNumber(self.exp_stat_sn),
+        });
+        self.send(&req)?;
+        Ok(match self.recv()? {
+            Some(Pdu::LogoutResponse(r)) => Some(r.response),
+            _ => None,
+        })
     }
 
     /// Run a SCSI command: `cdb`, data-out (sent as immediate data up to 64 KiB, the rest
@@ -416,6 +510,34 @@ impl Client {
     /// The negotiated MaxBurstLength.
     pub fn max_burst(&self) -> u32 {
         self.max_burst
+    }
+
+    /// Our address on the connection (the daemon's logs name it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local address")
+    }
+
+    /// The CmdSN for the next non-immediate request (advances it); hand-built
+    /// commands use it.
+    pub fn take_cmd_sn(&mut self) -> SerialNumber {
+        let sn = SerialNumber(self.cmd_sn);
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        sn
+    }
+
+    /// The CmdSN the next request will carry, without advancing it.
+    pub fn cmd_sn(&self) -> SerialNumber {
+        SerialNumber(self.cmd_sn)
+    }
+
+    /// ExpStatSN to put in hand-built requests.
+    pub fn exp_stat_sn(&self) -> SerialNumber {
+        SerialNumber(self.exp_stat_sn)
+    }
+
+    /// The socket, for timeouts and shutdowns in hostile tests.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

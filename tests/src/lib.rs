@@ -155,9 +155,27 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra environment variables for the daemon.
     pub fn start_with_env(flavour: Flavour, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(flavour, extra, env, None)
+    }
+
+    /// [`Daemon::start`] as user and group `uid` (an unprivileged daemon); its
+    /// scratch directory is made writable for it.
+    pub fn start_as(flavour: Flavour, extra: &[&str], uid: u32) -> Daemon {
+        Daemon::launch(flavour, extra, &[], Some(uid))
+    }
+
+    fn launch(flavour: Flavour, extra: &[&str], env: &[(&str, &str)], uid: Option<u32>) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let dir = TempDir::new(flavour.binary());
         let socket = dir.path("tgtd.sock");
-        let mut child = Command::new(bin(flavour.binary()))
+        let mut cmd = Command::new(bin(flavour.binary()));
+        if let Some(uid) = uid {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod scratch dir");
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .args(["-f", "--iscsi", "portal=127.0.0.1:0", "--control-socket"])
             .arg(&socket)
@@ -425,26 +443,53 @@ impl Drop for LoopDev {
 
 /// Run a command with a time limit; a command that hangs is killed and fails the test.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Run {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    wait_with_timeout(child, limit, &format!("{cmd:?}"))
+}
+
+/// Wait for `child` (stdout and stderr piped) for at most `limit`, reading its output
+/// meanwhile (a child that writes more than a pipe holds must not stall); one that is
+/// still running then is killed and fails the test, named `what`.
+pub fn wait_with_timeout(mut child: Child, limit: Duration, what: &str) -> Run {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let start = std::time::Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output").into();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "{cmd:?} hung for {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let Some(status) = status else {
+        panic!("{what} hung for {limit:?}: {stderr}");
+    };
+    Run {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+        code: status.code().unwrap_or(-1),
     }
 }
 

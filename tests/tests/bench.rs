@@ -54,6 +54,64 @@ fn verify_mixed_run_passes(f: Flavour) {
     assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
 }
 
+/// One session of four connections (MC/S) on a daemon with two event-loop threads, so
+/// the session's connections are served by different threads: a mixed verify run
+/// passes (the bench refuses to run unless all four joined: see the last check).
+fn verify_mixed_run_over_four_connections(f: Flavour) {
+    let d = Daemon::start(f, &["--threads", "2"]);
+    d.setup_file_target(1, IQN, SIZE);
+    let r = bench(
+        &d,
+        &[
+            "--rw",
+            "mix",
+            "--read-pct",
+            "50",
+            "--verify",
+            "--connections",
+            "4",
+            "--qd",
+            "16",
+            "--bs",
+            "4k",
+            "--lba-range",
+            "0:2048",
+            "--ops",
+            "4000",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["connections"], 4);
+    assert_eq!(v["ops"], 4000);
+    assert_eq!(v["verify_mismatches"], 0);
+    assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
+    // More connections than the target allows: a clear setup error (exit 2).
+    d.tgtadm_ok(&[
+        "--lld",
+        "iscsi",
+        "--mode",
+        "target",
+        "--op",
+        "update",
+        "--tid",
+        "1",
+        "--name",
+        "MaxConnections",
+        "--value",
+        "2",
+    ]);
+    let r = bench(&d, &["--connections", "4", "--ops", "10"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("allows 2 connection(s) per session, not 4"),
+        "{r:?}"
+    );
+}
+
 /// Write a stamped range, overwrite bytes of one block in the backing file, read the
 /// range back with --verify: exit 1, and the LBA is named.
 fn corrupted_block_is_caught(f: Flavour) {
@@ -206,6 +264,20 @@ fn bad_args_and_unreachable_exit_2(f: Flavour) {
         &["--bs", "1000"],
         &["--lba-range", "0:99999999"],
         &["--duration", "-1"],
+        &["--bs", "256k-4k"],
+        &["--bs", "4k-1000"],
+        &["--expect-errors", "9-8"],
+        &["--journal", "/nonexistent/dir/journal"],
+        &["--verify-only"],
+        &[
+            "--verify-only",
+            "--journal",
+            "/nonexistent/journal",
+            "--rw",
+            "write",
+        ],
+        &["--verify-only", "--journal", "/nonexistent/journal"],
+        &["--fua-pct", "101"],
     ] {
         one_line(&bench(&d, args));
     }
@@ -319,6 +391,7 @@ fn chap_one_way_and_mutual(f: Flavour) {
 both_flavours!(
     chap_one_way_and_mutual,
     verify_mixed_run_passes,
+    verify_mixed_run_over_four_connections,
     corrupted_block_is_caught,
     json_report_has_fields,
     digests_negotiate_and_pass,

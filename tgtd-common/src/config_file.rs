@@ -121,7 +121,9 @@ pub fn load_at_start(
         .ok()
         .and_then(|r| ConfigReport::from_response(&r))
         .unwrap_or_default();
-    for line in report.stdout.lines().chain(report.stderr.lines()) {
+    let stdout = target_core::mgmt::redact::redact_text(&report.stdout);
+    let stderr = target_core::mgmt::redact::redact_text(&report.stderr);
+    for line in stdout.lines().chain(stderr.lines()) {
         tracing::error!("{}: {line}", path.display());
         eprintln!("tgtd: {}: {line}", path.display());
     }

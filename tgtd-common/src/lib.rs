@@ -10,6 +10,8 @@ pub mod demo;
 pub mod events;
 pub mod io;
 pub mod isns;
+pub mod limits;
+pub mod metrics;
 pub mod mgmt_server;
 pub mod opener;
 pub mod options;
@@ -61,6 +63,9 @@ pub struct Daemon {
     pub reloader: service::Reloader,
     /// `--pid-file`, removed when the daemon is dropped.
     pub pid_file: Option<service::PidFile>,
+    /// Drop a connection whose queued responses have not moved for this long
+    /// (stalled reader; `--tx-stall-timeout`).
+    pub tx_stall: Option<std::time::Duration>,
 }
 
 /// The tracing level of `-d N`, as its help text says: 0 warnings and errors, 1 info,
@@ -100,6 +105,26 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     };
     let mut readiness = readiness;
     init_logging(opts.debug);
+    limits::tune_allocator(opts.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }));
+    // Every connection is a descriptor: take what the hard limit allows, as a
+    // service manager's LimitNOFILE would.
+    match limits::raise_nofile_limit() {
+        Ok(n) if (n as usize) < opts.limits.max_connections.saturating_add(64) => {
+            tracing::warn!(
+                "open-file limit {n} is below --max-connections {} plus the daemon's own files",
+                opts.limits.max_connections
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+    if let Err(e) = limits::start_trimmer() {
+        tracing::warn!("cannot start the memory trimmer: {e}");
+    }
     // After going to the background (tgtd's order), before anything binds: a second
     // daemon given the same file stops here.
     let pid_file = match &opts.pid_file {
@@ -133,6 +158,11 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let mgmt = mgmt_server::spawn(&socket_path, core.clone(), opener)
         .map_err(|e| format!("tgtd: cannot serve {}: {e}", socket_path.display()))?;
     let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
+    if let Some(addr) = opts.metrics {
+        let bound = metrics::spawn(addr, core.clone())
+            .map_err(|e| format!("tgtd: cannot serve metrics on {addr}: {e}"))?;
+        eprintln!("tgtd: serving metrics on http://{bound}/metrics");
+    }
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
     let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =
@@ -151,10 +181,14 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             pool,
             // One grace for every "please log out" (shutdown, target delete --force), so
             // the Async Message's Parameter3 tells the initiator the time it really has.
-            conn_config: ConnConfig {
-                logout_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms)
-                    .max(std::time::Duration::from_secs(1)),
-                ..ConnConfig::default()
+            conn_config: {
+                let mut c = ConnConfig {
+                    logout_grace: std::time::Duration::from_millis(opts.shutdown_grace_ms)
+                        .max(std::time::Duration::from_secs(1)),
+                    ..ConnConfig::default()
+                };
+                opts.limits.apply(&mut c);
+                c
             },
             portals: bound,
             hub,
@@ -165,6 +199,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             isns,
             reloader,
             pid_file,
+            tx_stall: opts.limits.tx_stall(),
         },
         readiness,
     ))

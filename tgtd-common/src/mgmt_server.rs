@@ -282,6 +282,12 @@ fn serve_one(
     if let Err(e) = &answer {
         tracing::info!("management request refused: {e}");
     }
+    // CHAP secrets are root's to see (tgt-admin --dump --full, verbose commands).
+    let answer = if uid == 0 {
+        answer
+    } else {
+        answer.map(Response::without_secrets)
+    };
     let sent = reply(&mut stream, &answer);
     if !read_only {
         if let Some(hook) = &*shared.on_change.lock().expect("hook lock poisoned") {

@@ -32,6 +32,10 @@ pub struct Options {
     /// also trace (`RUST_LOG` overrides).
     #[arg(short = 'd', long = "debug", value_name = "N", default_value_t = 0)]
     pub debug: u8,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9860; port 0
+    /// picks one, printed at start). Only GET /metrics is answered.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Start with a ready demo target (iqn.2026-11.org.example:demo, 1 GiB memory LUN 1,
     /// bound to 127.0.0.1) on 127.0.0.1:3260 unless a portal is given.
     #[arg(long = "demo")]
@@ -68,6 +72,9 @@ pub struct Options {
     /// Write the daemon's man page into DIR and exit (packaging).
     #[arg(long = "generate-man", value_name = "DIR", hide = true)]
     pub generate_man: Option<PathBuf>,
+    /// Resource limits (`crate::limits`).
+    #[command(flatten)]
+    pub limits: crate::limits::LimitOptions,
 }
 
 /// Who is parsing the command line: the daemon's own name, version and description.

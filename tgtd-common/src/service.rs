@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use target_core::mgmt::redact::redact_text;
 use target_core::mgmt::{ConfigAction, ConfigReport, Request};
 use target_core::Core;
 
@@ -315,19 +316,17 @@ pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 /// warnings, the commands run are info, other comments debug, failures errors.
 fn log_report(path: &Path, report: &ConfigReport) {
     let shown = path.display();
-    for line in report
-        .stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+    // The verbose commands include `--password=SECRET` (as tgt-admin prints them).
+    let stdout = redact_text(&report.stdout);
+    let stderr = redact_text(&report.stderr);
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.strip_prefix('#').map(str::trim) {
             Some(c) if c.contains("is in use") => tracing::warn!("SIGHUP: {shown}: {c}"),
             Some(c) => tracing::debug!("SIGHUP: {shown}: {c}"),
             None => tracing::info!("SIGHUP: {shown}: {line}"),
         }
     }
-    for line in report.stderr.lines().filter(|l| !l.trim().is_empty()) {
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         tracing::error!("SIGHUP: {shown}: {line}");
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 use target_core::connection::Connection;
+use tgtd_common::limits::StallWatch;
 use tgtd_common::txqueue::TxQueue;
 
 /// Read window bounds: the window grows while reads fill it (large Data-Out) and
@@ -22,6 +23,10 @@ pub(crate) struct Conn {
     pub(crate) tx: TxQueue,
     pub(crate) writable_registered: bool,
     window: usize,
+    /// When the write queue last moved (stalled-reader limit).
+    pub(crate) stall: StallWatch,
+    /// Reading stopped because too much waits to be written (`TX_PAUSE_BYTES`).
+    pub(crate) read_paused: bool,
 }
 
 impl Conn {
@@ -33,6 +38,8 @@ impl Conn {
             tx: TxQueue::new(),
             writable_registered: false,
             window: MIN_WINDOW,
+            stall: StallWatch::default(),
+            read_paused: false,
         }
     }
 
@@ -69,9 +76,13 @@ impl Conn {
     }
 
     /// Write what is queued. `Ok(true)` when all is written.
-    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+    pub(crate) fn flush(&mut self, now: Instant) -> io::Result<bool> {
         self.tx.fill_from(&mut self.conn);
-        self.tx.write_to(&mut self.stream)
+        let before = self.tx.len();
+        let r = self.tx.write_to(&mut self.stream);
+        self.stall
+            .update(self.tx.len() < before, self.tx.is_empty(), now);
+        r
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
 use target_core::Core;
 use tgtd_common::daemonize::Readiness;
 use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
@@ -28,10 +28,30 @@ const RING: Token = Token(FIRST_CONN - 1);
 struct Inbox {
     conns: Mutex<Vec<(TcpStream, SocketAddr)>>,
     completions: Mutex<Vec<(Token, IoCompletion)>>,
+    /// Connections another connection of their session (maybe on another loop)
+    /// asked to be fed an empty input (MC/S: requests released to them, a close).
+    kicks: Mutex<Vec<Token>>,
     /// A worker has woken the loop and the loop has not taken its completions yet:
     /// later completions only queue (one eventfd write per batch, not per command).
     completion_wake: AtomicBool,
     waker: Waker,
+}
+
+/// How a connection on a loop is woken from another thread (`Connection::set_waker`).
+struct Kick {
+    inbox: Arc<Inbox>,
+    token: Token,
+}
+
+impl Wake for Kick {
+    fn wake(&self) {
+        self.inbox
+            .kicks
+            .lock()
+            .expect("inbox lock")
+            .push(self.token);
+        let _ = self.inbox.waker.wake();
+    }
 }
 
 impl Inbox {
@@ -70,6 +90,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
         let inbox = Arc::new(Inbox {
             conns: Mutex::new(Vec::new()),
             completions: Mutex::new(Vec::new()),
+            kicks: Mutex::new(Vec::new()),
             completion_wake: AtomicBool::new(false),
             waker,
         });
@@ -133,6 +154,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             draining: draining.clone(),
             grace: d.shutdown_grace,
             drain_deadline: None,
+            tx_stall: d.tx_stall,
         };
         let done = done_tx.clone();
         let h = std::thread::Builder::new()
@@ -190,6 +212,8 @@ struct Loop {
     /// Set when this loop started draining: it ends when its connections are gone
     /// or at this instant.
     drain_deadline: Option<Instant>,
+    /// Drop a connection whose write queue has not moved for this long.
+    tx_stall: Option<Duration>,
 }
 
 impl Loop {
@@ -338,7 +362,8 @@ impl Loop {
     fn next_deadline(&self) -> Option<Instant> {
         self.conns
             .values()
-            .filter_map(|c| c.conn.poll_timeout())
+            .flat_map(|c| [c.conn.poll_timeout(), c.stall.deadline(self.tx_stall)])
+            .flatten()
             .min()
     }
 
@@ -388,6 +413,10 @@ impl Loop {
                 now,
             );
             let mut c = Conn::new(stream, conn);
+            c.conn.set_waker(Arc::new(Kick {
+                inbox: self.inbox.clone(),
+                token,
+            }));
             if self.drain_deadline.is_some() {
                 // Accepted just before the listener went: dropped (still logging in).
                 c.conn.request_logout(now);
@@ -406,6 +435,13 @@ impl Loop {
             }
         }
         self.spare_completions = done;
+        let kicks = std::mem::take(&mut *self.inbox.kicks.lock().expect("inbox lock"));
+        for token in kicks {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.conn.handle_input(&mut BytesMut::new(), now);
+                touched.push(token);
+            }
+        }
         touched.sort_unstable();
         touched.dedup();
         for t in touched.drain(..) {
@@ -415,6 +451,26 @@ impl Loop {
     }
 
     fn expire(&mut self, now: Instant) {
+        // Stalled readers: the queue cannot drain, so the socket goes without it.
+        let stalled: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.stall.deadline(self.tx_stall).is_some_and(|at| at <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stalled {
+            if let Some(mut c) = self.conns.remove(&t) {
+                let secs = self.tx_stall.unwrap_or_default().as_secs_f64();
+                let detail = format!(
+                    "{} bytes of responses not read for {secs} s; connection dropped",
+                    c.tx.len()
+                );
+                c.conn
+                    .close_for_limit(target_core::limits::Limit::TxStall, &detail);
+                tgtd_common::events::drain(&mut c.conn);
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
         let due: Vec<Token> = self
             .conns
             .iter()
@@ -433,6 +489,12 @@ impl Loop {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
+        if c.tx.len() >= tgtd_common::limits::TX_PAUSE_BYTES {
+            // The peer is not reading what we have for it: read no more requests
+            // until the queue drains (`service` resumes; the edge is spent).
+            c.read_paused = true;
+            return;
+        }
         match c.read_ready(now) {
             Ok(true) => {}
             Ok(false) | Err(_) => c.conn.handle_close(),
@@ -443,6 +505,22 @@ impl Loop {
     /// Drain the connection's outputs: I/O to the pool, PDUs to the socket, events to
     /// the log; then close it if it is done.
     fn service(&mut self, token: Token) {
+        self.service_once(token);
+        // Reading was paused while the write queue was full and it has drained:
+        // read what waits in the socket (its readiness edge was spent meanwhile).
+        let resume = self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.read_paused && c.tx.len() < tgtd_common::limits::TX_PAUSE_BYTES);
+        if resume {
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.read_paused = false;
+            }
+            self.readable(token, Instant::now());
+        }
+    }
+
+    fn service_once(&mut self, token: Token) {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
@@ -457,7 +535,7 @@ impl Loop {
                 inbox.complete(token, IoCompletion { tag, result }, wake);
             })
         });
-        let flushed = match c.flush() {
+        let flushed = match c.flush(Instant::now()) {
             Ok(done) => done,
             Err(_) => {
                 c.conn.handle_close();

@@ -6,7 +6,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo};
+use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
 use target_core::Core;
 use tgtd_common::txqueue::TxQueue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) loops: Vec<Handle>,
     /// Round-robin position for the next accepted connection.
     pub(crate) next_loop: AtomicUsize,
+    /// Drop a connection whose responses have not been taken for this long.
+    pub(crate) tx_stall: Option<std::time::Duration>,
 }
 
 /// Counts the connection tasks alive; shutdown waits for it to reach zero.
@@ -104,6 +106,16 @@ fn hand_over(stream: TcpStream, shared: Arc<Shared>) {
     });
 }
 
+/// How a connection task is woken from another thread (`Connection::set_waker`):
+/// `notify_one` keeps a permit, so a wake before the task waits is not lost.
+struct Kick(Arc<Notify>);
+
+impl Wake for Kick {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Free space offered to a read (refilled when under a quarter of it is left): as
 /// mio's largest read window, so a 128 KiB Data-Out PDU arrives in one or two reads
 /// and the buffer is not grown (and its partial PDU copied) along the way.
@@ -121,6 +133,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared.config.clone(),
         Instant::now(),
     );
+    let kick = Arc::new(Notify::new());
+    conn.set_waker(Arc::new(Kick(kick.clone())));
     let _live = shared.live.enter();
     let mut admin = shared.admin.subscribe();
     let mut draining = shared.draining.subscribe();
@@ -141,8 +155,20 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         // What this connection queued on the thread's io_uring goes to the kernel.
         tgtd_common::ring::submit();
         tx.fill_from(&mut conn);
-        if write_all(&mut wr, &mut tx).await.is_err() {
-            conn.handle_close();
+        match write_all(&mut wr, &mut tx, shared.tx_stall).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // A stalled reader: the queue cannot drain, the socket goes without it.
+                let secs = shared.tx_stall.unwrap_or_default().as_secs_f64();
+                let detail = format!(
+                    "{} bytes of responses not read for {secs} s; connection dropped",
+                    tx.len()
+                );
+                conn.close_for_limit(target_core::limits::Limit::TxStall, &detail);
+                tgtd_common::events::drain(&mut conn);
+                return;
+            }
+            Err(_) => conn.handle_close(),
         }
         // A target reset or reinstatement: every connection re-checks, as after a
         // management change.
@@ -174,6 +200,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             // Shutdown: an Async Message asks for logout; the connection ends when
             // the initiator logs out (or the daemon's grace runs out).
             Ok(()) = draining.changed() => conn.request_logout(Instant::now()),
+            // Another connection of the session released requests for this one or
+            // asked it to close (MC/S).
+            _ = kick.notified() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
             // Admin hook: an empty input makes the connection re-check its session.
             Ok(()) = admin.changed() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }
@@ -186,12 +215,23 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn write_all(wr: &mut OwnedWriteHalf, tx: &mut TxQueue) -> std::io::Result<()> {
+/// Write the whole queue; `TimedOut` when one write made no progress for `stall`.
+async fn write_all(
+    wr: &mut OwnedWriteHalf,
+    tx: &mut TxQueue,
+    stall: Option<std::time::Duration>,
+) -> std::io::Result<()> {
     while !tx.is_empty() {
         let n = {
             let mut iov = [IoSlice::new(&[]); 64];
             let k = tx.iovecs(&mut iov);
-            wr.write_vectored(&iov[..k]).await?
+            let write = wr.write_vectored(&iov[..k]);
+            match stall {
+                Some(limit) => tokio::time::timeout(limit, write)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                None => write.await?,
+            }
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());

@@ -82,6 +82,7 @@ fn main() -> ExitCode {
             live: Arc::default(),
             loops: handles,
             next_loop: Default::default(),
+            tx_stall: daemon.tx_stall,
         });
         // Admin hook: listeners come from the hub (start-up portals first, then
         // `tgtadm --mode portal|lld`); one accept task per listener, aborted on removal.

@@ -200,9 +200,20 @@ impl ChapChallenge {
         let resp = get("CHAP_R")
             .and_then(decode_binary)
             .ok_or(ChapError::Malformed("CHAP_R"))?;
-        let secret = secret_of(name).ok_or_else(|| ChapError::UnknownUser(name.to_string()))?;
-        let expected = chap_response(self.algorithm, self.id, &secret, &self.challenge);
-        if !constant_time_eq(&expected, &resp) {
+        // An unknown user costs the same digest and comparison as a known one, so
+        // the answer's timing does not tell which user names exist.
+        let secret = secret_of(name);
+        let expected = chap_response(
+            self.algorithm,
+            self.id,
+            secret.as_deref().unwrap_or_default(),
+            &self.challenge,
+        );
+        let matches = constant_time_eq(&expected, &resp);
+        if secret.is_none() {
+            return Err(ChapError::UnknownUser(name.to_string()));
+        }
+        if !matches {
             return Err(ChapError::BadResponse(name.to_string()));
         }
         let mut out = Vec::new();
@@ -228,8 +239,21 @@ impl ChapChallenge {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compare two byte strings in time that depends only on their lengths, never on
+/// where they first differ: a CHAP response or secret compared with `==` stops at the
+/// first wrong byte, and the time it took tells an attacker how many leading bytes
+/// were right. Lengths are not secret here (digest lengths are fixed by the
+/// algorithm), so unequal lengths return at once.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        // black_box keeps the optimiser from turning the fold into an early exit.
+        diff = std::hint::black_box(diff | (x ^ y));
+    }
+    diff == 0
 }
 
 #[cfg(test)]
@@ -240,6 +264,25 @@ mod tests {
         v.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"sesame-secret", b"sesame-secret"));
+        assert!(!constant_time_eq(b"sesame-secret", b"sesame-secreT"));
+        assert!(!constant_time_eq(b"Sesame-secret", b"sesame-secret"));
+        assert!(!constant_time_eq(b"sesame", b"sesame-secret"));
+        assert!(!constant_time_eq(b"", b"x"));
+        // Every single-bit difference at every position is seen.
+        let a = [0x5au8; 32];
+        for i in 0..a.len() {
+            for bit in 0..8 {
+                let mut b = a;
+                b[i] ^= 1 << bit;
+                assert!(!constant_time_eq(&a, &b), "byte {i} bit {bit}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use super::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
 use crate::isns::IsnsSettings;
-use crate::registry::{PARAM_KEYS, REDIRECT_KEYS};
+use crate::registry::{LIMIT_KEYS, PARAM_KEYS, REDIRECT_KEYS};
 use std::collections::BTreeSet;
 
 /// Resolves an `include` pattern (relative to nothing: the daemon decides) to the
@@ -214,6 +214,12 @@ fn user(key: &str, value: &str) -> Result<UserConfig, ConfigErrorKind> {
         (Some(u), Some(p), None) => Ok(UserConfig {
             user: u.to_string(),
             password: p.to_string(),
+        }),
+        // The second word is a secret: the error (which reaches the log) names only
+        // the user.
+        (u, Some(_), _) => Err(ConfigErrorKind::BadValue {
+            key: key.into(),
+            value: format!("{} <secret hidden> ...", u.unwrap_or_default()),
         }),
         _ => Err(ConfigErrorKind::BadValue {
             key: key.into(),
@@ -513,7 +519,8 @@ impl Parser<'_, '_> {
             k if k == "nop_interval"
                 || k == "nop_count"
                 || PARAM_KEYS.iter().any(|(p, _)| *p == k)
-                || REDIRECT_KEYS.contains(&k) =>
+                || REDIRECT_KEYS.contains(&k)
+                || LIMIT_KEYS.contains(&k) =>
             {
                 cfg.params.push((k.into(), value.into()))
             }

@@ -3,7 +3,9 @@
 
 use super::Connection;
 use crate::registry::Account;
-use iscsi_proto::login::chap::{select_algorithm, ChapAlgorithm, ChapChallenge, ChapError};
+use iscsi_proto::login::chap::{
+    constant_time_eq, select_algorithm, ChapAlgorithm, ChapChallenge, ChapError,
+};
 use iscsi_proto::login::LoginStatus;
 use iscsi_proto::text::Pair;
 
@@ -147,7 +149,9 @@ impl Connection {
                     .map_err(|e| chap_status(&e))?;
                 // RFC 7143 §12.1.3: one secret must not serve both directions.
                 if let (Some(o), Some(i)) = (&outgoing, registry.account(&user)) {
-                    if !keys.is_empty() && o.password == i.password {
+                    if !keys.is_empty()
+                        && constant_time_eq(o.password.as_bytes(), i.password.as_bytes())
+                    {
                         return Err(LoginStatus::AUTH_FAILURE);
                     }
                 }

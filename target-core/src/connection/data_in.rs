@@ -13,10 +13,18 @@ impl Connection {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
+        self.release_itt(itt);
         if let Some(stats) = &task.stats {
             stats.done(task.data_dir(), outcome.status == ScsiStatus::Good);
         }
         let out_len = if task.write { task.cdb_out_len } else { 0 };
+        let opcode = task.cdb.first().copied().unwrap_or(0);
+        let moved = if task.write {
+            task.cdb_out_len
+        } else {
+            outcome.data.len() as u64
+        };
+        self.count_done(task.lun.lun, opcode, &outcome, moved, task.started);
         self.respond(
             Itt(itt),
             task.lun_field,
@@ -29,6 +37,8 @@ impl Connection {
 
     /// Answer a command that never became a task (failed before data was collected).
     pub(super) fn finish(&mut self, c: &ScsiCommand, outcome: Outcome, out_len: u64) {
+        let started = self.obs.now;
+        self.count_done_untracked(c, &outcome, started);
         self.respond(
             c.itt,
             c.lun,

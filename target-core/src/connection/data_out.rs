@@ -18,9 +18,35 @@ impl Connection {
             return;
         };
         if st.complete() {
+            // A read fetches its data now: count it against the buffer cap first.
+            let need = if task.read && !task.write {
+                u64::from(task.edtl).min(scsi_sbc::MAX_TRANSFER_BYTES)
+            } else {
+                0
+            };
+            if need > 0 && !self.reserve_buffer(itt, need) {
+                return;
+            }
+            let Some(TaskState::Collecting(st)) = self.tasks.get_mut(&itt).map(|t| &mut t.state)
+            else {
+                return;
+            };
             let data = st.take();
             return self.execute(itt, data);
         }
+        // Write data still to come: solicit it only within the buffer cap.
+        if st.outstanding.is_empty() && st.next_r2t_offset < st.want && task.reserved == 0 {
+            let need = u64::from(st.want);
+            if !self.reserve_buffer(itt, need) {
+                return;
+            }
+        }
+        let Some(task) = self.tasks.get_mut(&itt) else {
+            return;
+        };
+        let TaskState::Collecting(st) = &mut task.state else {
+            return;
+        };
         let mut r2ts = Vec::new();
         while st.outstanding.len() < usize::from(params.max_outstanding_r2t.max(1))
             && st.next_r2t_offset < st.want

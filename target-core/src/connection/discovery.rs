@@ -15,12 +15,62 @@ pub(super) struct TextState {
     /// Remaining pieces of a long answer, and the TTT the initiator continues it with.
     pending: Vec<Bytes>,
     pending_ttt: Option<Ttt>,
+    /// A request the initiator is still sending in pieces (its C bit): the ITT and the
+    /// TTT our empty answers gave it to continue with.
+    partial: Option<(iscsi_proto::Itt, Ttt)>,
 }
 
 fn portal(addr: SocketAddr, tpgt: u16) -> String {
     match addr {
         SocketAddr::V4(a) => format!("{}:{},{}", a.ip(), a.port(), tpgt),
         SocketAddr::V6(a) => format!("[{}]:{},{}", a.ip(), a.port(), tpgt),
+    }
+}
+
+/// What a Text Request's key asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    /// `SendTargets=All`.
+    All,
+    /// `SendTargets=` (empty): the session's own target.
+    Own,
+    /// `SendTargets=<iSCSI name>`.
+    Named(String),
+}
+
+/// Whether `v` has the form of an iSCSI name (RFC 7143 §4.2.7.1: `iqn.`, `eui.`,
+/// `naa.` types). A SendTargets value that is neither `All`, empty nor a name is
+/// malformed (`Alle`, `A`).
+fn is_iscsi_name(v: &str) -> bool {
+    ["iqn.", "eui.", "naa."]
+        .iter()
+        .any(|p| v.len() > p.len() && v.starts_with(p))
+}
+
+/// Keys a Text Request may carry that we answer `NotUnderstood` (the RFC's operational
+/// keys, which are not renegotiated in full feature phase here, and vendor extension
+/// keys, RFC 7143 §13.5.2, which the RFC says to answer that way). Any other key (a
+/// misspelled `SendTargetsPlease`, a wrong-case `sENDtARGETS`) makes the request
+/// malformed: it is rejected as LIO does, so the initiator sees an error rather than an
+/// empty, successful answer.
+fn answerable_unknown_key(k: &str) -> bool {
+    k.starts_with("X-") || k.starts_with("X#") || iscsi_proto::keys::range(k).is_some() || {
+        matches!(
+            k,
+            "HeaderDigest"
+                | "DataDigest"
+                | "InitialR2T"
+                | "ImmediateData"
+                | "DataPDUInOrder"
+                | "DataSequenceInOrder"
+                | "IFMarker"
+                | "OFMarker"
+                | "OFMarkInt"
+                | "IFMarkInt"
+                | "TargetAlias"
+                | "InitiatorAlias"
+                | "TaskReporting"
+        )
     }
 }
 
@@ -31,15 +81,28 @@ impl Connection {
             if self.text.pending_ttt == Some(t.ttt) {
                 return self.send_text_chunk(&t);
             }
-            return self.reject_pdu(reject_reason::INVALID_PDU_FIELD, &Pdu::TextRequest(t));
+            // The next piece of a request sent in pieces, with the TTT we gave it.
+            if self.text.partial != Some((t.itt, t.ttt)) {
+                self.text.partial = None;
+                self.text.assembler = TextAssembler::default();
+                return self.reject_pdu(reject_reason::INVALID_PDU_FIELD, &Pdu::TextRequest(t));
+            }
+        } else if self.text.partial.is_some_and(|(itt, _)| itt != t.itt) {
+            // A new request (reserved TTT, another ITT) drops a half-sent one
+            // (RFC 7143 §11.10.4); one continued with the reserved TTT is accepted.
+            self.text.assembler = TextAssembler::default();
         }
+        self.text.partial = None;
         self.text.pending.clear();
         self.text.pending_ttt = None;
         let full = match self.text.assembler.push(&t.data, t.continue_bit) {
             Ok(Some(full)) => full,
             Ok(None) => {
-                // Acknowledge a partial request with an empty response (RFC 7143 §11.10.2).
-                return self.send_text_response(&t, Bytes::new(), false, Ttt(0x1));
+                // Acknowledge a partial request with an empty response whose TTT the
+                // initiator continues with (RFC 7143 §11.10.2, §11.11.4).
+                let ttt = self.alloc_ttt();
+                self.text.partial = Some((t.itt, ttt));
+                return self.send_text_response(&t, Bytes::new(), false, ttt);
             }
             Err(_) => return self.reject_pdu(reject_reason::PROTOCOL_ERROR, &Pdu::TextRequest(t)),
         };
@@ -50,9 +113,20 @@ impl Connection {
         let mut out: Vec<Pair> = Vec::new();
         for (k, v) in &pairs {
             if k == "SendTargets" {
-                out.extend(self.send_targets(v));
-            } else {
+                let ask = match v.as_str() {
+                    "All" => Ask::All,
+                    "" => Ask::Own,
+                    name if is_iscsi_name(name) => Ask::Named(name.to_string()),
+                    // `SendTargets=Alle`, `SendTargets=A`: no such value.
+                    _ => {
+                        return self.reject_pdu(reject_reason::PROTOCOL_ERROR, &Pdu::TextRequest(t))
+                    }
+                };
+                out.extend(self.send_targets(ask));
+            } else if answerable_unknown_key(k) {
                 out.push((k.clone(), "NotUnderstood".into()));
+            } else {
+                return self.reject_pdu(reject_reason::PROTOCOL_ERROR, &Pdu::TextRequest(t));
             }
         }
         let body = text::encode(&out);
@@ -101,27 +175,29 @@ impl Connection {
         self.send(pdu);
     }
 
-    /// `SendTargets=All` lists every target this initiator may see; `SendTargets=<name>`
-    /// just that one; an empty value, the session's own target (RFC 7143 Appendix C).
-    fn send_targets(&self, which: &str) -> Vec<Pair> {
+    /// `SendTargets=All` lists every target this initiator may see in a discovery
+    /// session and, in a normal session, the session's own target (RFC 7143 Appendix
+    /// C); `SendTargets=<name>` just that one; an empty value, the session's own target.
+    fn send_targets(&self, ask: Ask) -> Vec<Pair> {
         let ip = self.peer.peer.ip();
         let discovery = self
             .session
             .as_ref()
             .is_some_and(|s| s.session_type == iscsi_proto::keys::SessionType::Discovery);
-        let targets: Vec<_> = match which {
-            "All" if discovery => self.core.registry.targets(),
-            "All" => return vec![("SendTargets".into(), "Reject".into())],
-            "" => self
-                .session
+        let own = || {
+            self.session
                 .as_ref()
                 .and_then(|s| s.target.clone())
                 .into_iter()
-                .collect(),
-            name => self
+                .collect::<Vec<_>>()
+        };
+        let targets: Vec<_> = match ask {
+            Ask::All if discovery => self.core.registry.targets(),
+            Ask::All | Ask::Own => own(),
+            Ask::Named(name) => self
                 .core
                 .registry
-                .target_by_name(name)
+                .target_by_name(&name)
                 .into_iter()
                 .collect(),
         };

@@ -38,39 +38,44 @@ pub(super) fn iscsi_sense(asc: u8, ascq: u8) -> Outcome {
 
 impl Connection {
     pub(super) fn handle_full_feature(&mut self, pdu: Pdu, now: Instant) {
-        match ordered_cmd_sn(&pdu) {
+        let Some(sn) = ordered_cmd_sn(&pdu) else {
             // Immediate requests (and Data-Out, SNACK) are not ordered by CmdSN.
-            None => self.dispatch(pdu, now),
-            Some(sn) if sn == self.exp_cmd_sn => {
-                self.exp_cmd_sn = sn.next();
-                self.dispatch(pdu, now);
-            }
-            // Ahead of a gap: held until the gap fills (delivery in CmdSN order).
-            Some(sn) if sn.in_window(self.exp_cmd_sn, self.max_cmd_sn()) => {
-                if !self.discard_cmd_sn.contains(&sn.get()) {
-                    self.queued.insert(sn.get(), pdu);
-                }
-            }
-            // Outside the window (or a duplicate): RFC 7143 §4.2.2.1 says silently ignore.
-            Some(_) => {}
+            return self.dispatch(pdu, now);
+        };
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        // MaxCmdSN as capacity allows (limits.rs): a request past it, a duplicate, or
+        // any request while the window is closed (MaxCmdSN = ExpCmdSN - 1) is ignored
+        // (RFC 7143 §4.2.2.1).
+        self.exp_cmd_sn = shared.exp_cmd_sn();
+        let max = self.max_cmd_sn();
+        if !sn.in_window(self.exp_cmd_sn, max) {
+            return self.window_overrun(Some(sn));
         }
-        self.deliver_queued(now);
-    }
-
-    /// Deliver whatever the CmdSN window now allows, skipping CmdSNs an ABORT TASK
-    /// already consumed.
-    fn deliver_queued(&mut self, now: Instant) {
-        while self.phase == super::Phase::FullFeature {
-            let sn = self.exp_cmd_sn;
-            if self.discard_cmd_sn.remove(&sn.get()) {
-                self.exp_cmd_sn = sn.next();
-            } else if let Some(next) = self.queued.remove(&sn.get()) {
-                self.exp_cmd_sn = sn.next();
-                self.dispatch(next, now);
-            } else {
+        // Released in CmdSN order over every connection of the session: a request
+        // ahead of a gap is held until the gap fills, on whichever connection
+        // (`crate::mcs`).
+        let window = max
+            .get()
+            .wrapping_sub(self.exp_cmd_sn.get())
+            .wrapping_add(1);
+        let released = shared.order(self.cid, sn, pdu, window);
+        self.exp_cmd_sn = shared.exp_cmd_sn();
+        for w in released.wakes {
+            w.wake();
+        }
+        for p in released.mine {
+            if self.phase != super::Phase::FullFeature {
                 break;
             }
+            self.dispatch_ordered(p, now);
         }
+    }
+
+    /// Dispatch a request released in CmdSN order.
+    pub(super) fn dispatch_ordered(&mut self, pdu: Pdu, now: Instant) {
+        self.dispatch(pdu, now);
     }
 
     fn dispatch(&mut self, pdu: Pdu, now: Instant) {
@@ -85,10 +90,8 @@ impl Connection {
             Pdu::NopOut(n) => self.handle_nop_out(n, now),
             Pdu::TextRequest(t) => self.handle_text(t),
             Pdu::LogoutRequest(l) => self.handle_logout(l),
-            Pdu::SnackRequest(_) => {
-                // SNACK needs ErrorRecoveryLevel > 0, which we never negotiate.
-                self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu)
-            }
+            // Rejected at ErrorRecoveryLevel 0 (recovery.rs).
+            Pdu::SnackRequest(s) => self.handle_snack(s),
             Pdu::LoginRequest(_) => {
                 self.reject_pdu(reject_reason::PROTOCOL_ERROR, &pdu);
                 self.close("login request in full feature phase");
@@ -115,8 +118,18 @@ impl Connection {
             let sense = scsi_sbc::Sense::invalid_field_in_cdb();
             return self.finish(&c, Outcome::check(sense), 0);
         }
-        if self.tasks.contains_key(&c.itt.0) {
-            // RFC 7143 §11.17.1: a task tag already in use.
+        if c.immediate && self.tasks.len() >= self.config.cmd_window as usize {
+            // Immediate commands bypass the CmdSN window; past the window's worth of
+            // tasks the task set is full (SAM-5 TASK SET FULL) rather than unbounded.
+            let full = Outcome::status(scsi_sbc::ScsiStatus::TaskSetFull);
+            self.window_overrun(None);
+            return self.finish(&c, full, 0);
+        }
+        let in_use = self.tasks.contains_key(&c.itt.0)
+            || self.shared.as_ref().is_some_and(|s| s.itt_in_use(c.itt.0));
+        if in_use {
+            // RFC 7143 §11.17.1: a task tag already in use (by any connection of
+            // the session).
             return self.reject_pdu(reject_reason::TASK_IN_PROGRESS, &Pdu::ScsiCommand(c));
         }
         let (lun, prepared) = match self.scsi_prepare(&target, &c) {
@@ -186,8 +199,14 @@ impl Connection {
             cdb_out_len: prepared.data_out_len,
             state: TaskState::Collecting(st),
             stats: None,
+            started: self.obs.now,
+            reserved: 0,
         };
         let itt = c.itt.0;
+        if !self.claim_itt(itt) {
+            // Claimed by another connection since the check above.
+            return self.reject_pdu(reject_reason::TASK_IN_PROGRESS, &Pdu::ScsiCommand(c));
+        }
         self.tasks.insert(itt, task);
         self.advance_task(itt);
     }

@@ -3,12 +3,13 @@
 
 use super::auth::{AuthPolicy, AuthState};
 use super::{ConnEvent, Connection, Phase, Session};
+use crate::mcs::SharedSession;
 use crate::registry::{
     parse_callback_answer, CallbackError, ConnectionInfo, RedirectReason, SessionInfo, Target,
 };
 use crate::session::{SessionEntry, SessionKey};
 use bytes::Bytes;
-use iscsi_proto::keys::{SessionType, TargetLimits};
+use iscsi_proto::keys::{SessionParams, SessionType, TargetLimits};
 use iscsi_proto::login::{LoginStatus, Negotiator};
 use iscsi_proto::pdu::{LoginRequest, LoginResponse, Pdu, Stage};
 use iscsi_proto::text::{self, Pair, TextAssembler};
@@ -47,6 +48,10 @@ pub(super) struct LoginState {
     redirect: Option<String>,
     /// Why the login failed, for the log, when the status alone does not say.
     fail_note: Option<String>,
+    /// InitiatorName and TargetName the leading request asked for (log context).
+    asked: Option<(String, String)>,
+    /// The live session this login adds a connection to (non-zero TSIH, MC/S).
+    join: Option<Arc<SharedSession>>,
 }
 
 impl LoginState {
@@ -63,7 +68,15 @@ impl LoginState {
             transit_ok: false,
             redirect: None,
             fail_note: None,
+            asked: None,
+            join: None,
         }
+    }
+
+    /// InitiatorName and TargetName of the leading login request, once seen (for
+    /// log context before the session exists).
+    pub(super) fn names(&self) -> Option<(&str, &str)> {
+        self.asked.as_ref().map(|(i, t)| (i.as_str(), t.as_str()))
     }
 }
 
@@ -240,7 +253,10 @@ impl Connection {
             if let Err(st) = self.admit_session() {
                 return self.fail_login(req, st);
             }
-            let tsih = self.core.alloc_tsih();
+            let tsih = match &self.login.join {
+                Some(_) => req.tsih.0,
+                None => self.core.alloc_tsih(),
+            };
             resp.tsih = Tsih(tsih);
             self.send(Pdu::LoginResponse(resp));
             self.enter_full_feature(tsih);
@@ -284,6 +300,11 @@ impl Connection {
     /// Checks of the first login PDU: who is asking, for what, from where.
     fn leading_login(&mut self, req: &LoginRequest, pairs: &[Pair]) -> Result<(), LoginStatus> {
         let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        // For log context, even when this login fails below.
+        self.login.asked = Some((
+            get("InitiatorName").unwrap_or_default(),
+            get("TargetName").unwrap_or_default(),
+        ));
         // `tgtadm --mode system --op update --name State --value offline` and
         // `--mode lld --op stop` stop new logins (RFC 7143 §11.13.5: 0x0301).
         if !self.core.registry.accepts_logins() {
@@ -359,21 +380,26 @@ impl Connection {
                 isid: req.isid,
                 target: target.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
             };
-            let (k, e) = self
+            let (k, _) = self
                 .core
                 .sessions
                 .by_tsih(req.tsih)
                 .ok_or(LoginStatus::SESSION_DOES_NOT_EXIST)?;
-            if k != key {
-                return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
+            let shared = self.core.sessions.shared(req.tsih);
+            let shared = match shared {
+                Some(sh) if k == key => sh,
+                _ => return Err(LoginStatus::SESSION_DOES_NOT_EXIST),
+            };
+            // Up to the MaxConnections the leading login negotiated; a CID already
+            // in the session is a connection reinstatement and replaces it.
+            let max = usize::from(shared.params.max_connections.max(1));
+            if !shared.has(req.cid) && shared.connections() >= max {
+                return Err(LoginStatus::TOO_MANY_CONNECTIONS);
             }
-            // Every session negotiates MaxConnections=1 unless a target allows more,
-            // and connections of one session do not share a CmdSN space here: a
-            // second connection is refused cleanly (0x0206).
-            let _ = e;
-            return Err(LoginStatus::TOO_MANY_CONNECTIONS);
-        }
-        if let Some(max) = self.config.max_sessions {
+            // The login's responses carry the session's command window.
+            self.exp_cmd_sn = shared.exp_cmd_sn();
+            self.login.join = Some(shared);
+        } else if let Some(max) = self.config.max_sessions {
             if self.core.sessions.len() >= max {
                 return Err(LoginStatus::OUT_OF_RESOURCES);
             }
@@ -441,10 +467,22 @@ impl Connection {
         let Some(lead) = &self.login.leading else {
             return Err(LoginStatus::TARGET_ERROR);
         };
+        let tsih = lead.tsih;
+        let joining = self.login.join.is_some();
         if let Some(t) = &lead.target {
             if t.is_deleted() {
                 return Err(LoginStatus::TARGET_REMOVED);
             }
+            // A connection joining a session (MC/S) adds no session: the session
+            // limits are for new sessions only (MaxConnections bounds the join).
+            if !joining {
+                let (t, initiator, isid) = (t.clone(), lead.initiator.clone(), lead.isid);
+                self.check_session_limits(&t, &initiator, isid)?;
+            }
+        }
+        // The session a connection joins may have ended meanwhile.
+        if joining && self.core.sessions.by_tsih(tsih).is_none() {
+            return Err(LoginStatus::SESSION_DOES_NOT_EXIST);
         }
         Ok(())
     }
@@ -455,7 +493,10 @@ impl Connection {
 
     /// Answer with a login failure and close (RFC 7143 §11.13.5: the target drops the
     /// connection after a non-zero status).
-    fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+    pub(super) fn fail_login_raw(&mut self, st: LoginStatus, itt: Itt, isid: Isid, csg: Stage) {
+        self.core
+            .metrics
+            .login(u16::from(st.class) << 8 | u16::from(st.detail));
         let stat_sn = self.take_stat_sn();
         // RFC 7143 §11.13.5 / §13.8: a redirect names where to go.
         let data = match self.login.redirect.take() {
@@ -495,10 +536,24 @@ impl Connection {
     }
 
     fn enter_full_feature(&mut self, tsih: u16) {
-        let params = self.login.negotiator.finish();
+        let mut params = self.login.negotiator.finish();
         let Some(lead) = self.login.leading.clone() else {
             return self.close("login without a leading request");
         };
+        self.cid = lead.cid;
+        if let Some(shared) = self.login.join.take() {
+            // Session-wide keys are the leading login's (RFC 7143 §13: "LO"); this
+            // connection keeps its own digests and data segment lengths.
+            let own = params;
+            params = SessionParams {
+                header_digest: own.header_digest,
+                data_digest: own.data_digest,
+                max_recv_data_segment_length: own.max_recv_data_segment_length,
+                max_xmit_data_segment_length: own.max_xmit_data_segment_length,
+                ..shared.params
+            };
+            return self.join_session(shared, lead, params, tsih);
+        }
         // Digests start with the first PDU after the final login response (RFC 7143 §13.1).
         self.tx_digests.header = params.header_digest;
         self.tx_digests.data = params.data_digest;
@@ -532,6 +587,13 @@ impl Connection {
             }
         }
         self.session_tsih = Tsih(tsih);
+        let (shared, member) = SharedSession::new(params, self.exp_cmd_sn, lead.cid);
+        self.core.sessions.attach(Tsih(tsih), shared.clone());
+        if let Some(w) = &self.wake {
+            shared.set_wake(lead.cid, member, w.clone());
+        }
+        self.shared = Some(shared);
+        self.member = member;
         if let Some(t) = &lead.target {
             t.add_session(SessionInfo {
                 sid,
@@ -545,6 +607,7 @@ impl Connection {
                 }],
             });
         }
+        self.core.metrics.login(0);
         self.events.push_back(ConnEvent::LoggedIn {
             initiator: lead.initiator.clone(),
             target: lead
@@ -566,6 +629,72 @@ impl Connection {
             params,
             initiator: lead.initiator,
             isid: lead.isid, // the I_T nexus identity (scsi helper)
+            resets_seen,
+        });
+        self.phase = Phase::FullFeature;
+        self.timers.stop(super::Timer::Login);
+        self.admission_logged_in();
+    }
+
+    /// The last step of a login that adds connection `lead.cid` to live session
+    /// `tsih` (MC/S, RFC 7143 §6.3.1): it shares the session's CmdSN window, task
+    /// tags and I_T nexus, keeps its own StatSN.
+    fn join_session(
+        &mut self,
+        shared: Arc<SharedSession>,
+        lead: Leading,
+        params: SessionParams,
+        tsih: u16,
+    ) {
+        let Some((_, entry)) = self.core.sessions.by_tsih(Tsih(tsih)) else {
+            return self.close("the session ended during the login");
+        };
+        let (member, replaced) = shared.join(lead.cid);
+        if let Some(w) = replaced {
+            w.wake();
+        }
+        if let Some(w) = &self.wake {
+            shared.set_wake(lead.cid, member, w.clone());
+        }
+        self.core.sessions.add_connection(Tsih(tsih));
+        self.session_tsih = Tsih(tsih);
+        self.decoder.max_data_segment = params.max_recv_data_segment_length as usize;
+        self.tx_digests.header = params.header_digest;
+        self.tx_digests.data = params.data_digest;
+        self.decoder.digests = self.tx_digests;
+        if let Some(t) = &lead.target {
+            t.add_connection(
+                entry.sid,
+                ConnectionInfo {
+                    cid: lead.cid,
+                    peer: self.peer.peer,
+                    stats: self.conn_stats.clone(),
+                },
+            );
+        }
+        self.events.push_back(ConnEvent::LoggedIn {
+            initiator: lead.initiator.clone(),
+            target: lead
+                .target
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            session_type: lead.session_type,
+        });
+        let resets_seen = lead
+            .target
+            .as_ref()
+            .map_or(0, |t| self.core.target_resets(t.tid).generation);
+        self.exp_cmd_sn = shared.exp_cmd_sn();
+        self.shared = Some(shared);
+        self.member = member;
+        self.session = Some(Session {
+            session_type: lead.session_type,
+            target: lead.target,
+            sid: entry.sid,
+            params,
+            initiator: lead.initiator,
+            isid: lead.isid,
             resets_seen,
         });
         self.phase = Phase::FullFeature;

@@ -23,16 +23,23 @@ mod data_out;
 mod discovery;
 mod full_feature;
 pub mod io;
+mod limits;
 mod login;
 mod nop_logout;
+mod observe;
 mod params;
+mod recovery;
 mod scsi;
 mod task;
 mod timer;
 mod tmf;
 
+pub use crate::mcs::Wake;
 pub use io::{IoCompletion, IoRequest, IoTag};
+pub use observe::SessionLabels;
+pub use recovery::{MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
 
+use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
 use crate::Core;
 use bytes::BytesMut;
@@ -62,6 +69,14 @@ pub struct ConnConfig {
     pub limits: TargetLimits,
     /// How long a login may take before the connection is dropped.
     pub login_timeout: Duration,
+    /// How long a PDU whose first bytes arrived may take to arrive whole (slow
+    /// sender); `None`: no limit.
+    pub pdu_timeout: Option<Duration>,
+    /// Bytes of write data being collected and read data being fetched that one
+    /// connection may hold; a task over it waits until earlier ones end.
+    pub max_buffered_bytes: u64,
+    /// Daemon-wide connection admission (total, logins in progress per address).
+    pub admission: crate::limits::AdmissionLimits,
     /// How many commands past ExpCmdSN the initiator may have queued (MaxCmdSN window).
     pub cmd_window: u32,
     /// Send a NOP-In ping after this much idle time (`None`: never).
@@ -78,11 +93,21 @@ pub struct ConnConfig {
     pub logout_grace: Duration,
 }
 
+/// MaxConnections a session may negotiate when its target does not set it.
+pub const DEFAULT_MAX_CONNECTIONS: u16 = 8;
+
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
-            limits: TargetLimits::default(),
-            login_timeout: Duration::from_secs(30),
+            // Up to 8 connections per session unless a target sets MaxConnections.
+            limits: TargetLimits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                ..TargetLimits::default()
+            },
+            login_timeout: Duration::from_secs(15),
+            pdu_timeout: Some(Duration::from_secs(30)),
+            max_buffered_bytes: 32 << 20,
+            admission: Default::default(),
             cmd_window: 128,
             nop_interval: None,
             nop_timeout: Duration::from_secs(30),
@@ -115,6 +140,14 @@ pub enum ConnEvent {
     /// (they compare [`Registry::generation`](crate::registry::Registry::generation),
     /// which has moved, and feed themselves an empty input).
     SharedStateChanged,
+    /// The peer ran into a resource limit; the daemon logs one line naming it and
+    /// the peer. What the connection answers (a login status, a close) follows.
+    LimitHit {
+        /// Which limit.
+        limit: crate::limits::Limit,
+        /// What happened, for the log.
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,10 +190,18 @@ pub struct Connection {
     logout_asked: bool,
     stat_sn: SerialNumber,
     exp_cmd_sn: SerialNumber,
-    /// Non-immediate PDUs that arrived ahead of ExpCmdSN, delivered once the gap fills.
-    queued: std::collections::BTreeMap<u32, Pdu>,
-    /// CmdSNs an ABORT TASK consumed before they arrived (RFC 7143 §11.5.1).
-    discard_cmd_sn: std::collections::HashSet<u32>,
+    /// This connection's CID, and its member id in the session's shared state.
+    cid: u16,
+    member: u64,
+    /// What the session's connections share: the CmdSN window, task tags (MC/S,
+    /// `crate::mcs`). Set when the login completes.
+    shared: Option<Arc<SharedSession>>,
+    /// How the adapter is asked to feed this connection an empty input.
+    wake: Option<Arc<dyn Wake>>,
+    /// Left the session (close or drop); done once.
+    detached: bool,
+    /// Sent PDUs kept for SNACKs (ErrorRecoveryLevel > 0 only).
+    retained: recovery::Retained,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
     next_io_tag: u64,
@@ -179,6 +220,10 @@ pub struct Connection {
     /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
     /// for many headers.
     header_arena: BytesMut,
+    /// Monitoring counters: LU lookups, the latest `now`, store operations in flight.
+    obs: crate::metrics::ConnMetrics,
+    /// Where this connection stands with the resource limits (`limits.rs`).
+    limits: limits::LimitState,
 }
 
 impl std::fmt::Debug for Connection {
@@ -198,7 +243,8 @@ impl Connection {
     pub fn new(core: Arc<Core>, peer: PeerInfo, config: ConnConfig, now: Instant) -> Self {
         let mut timers = TimerTable::default();
         timers.set(Timer::Login, now + config.login_timeout);
-        Connection {
+        let obs = crate::metrics::ConnMetrics::new(core.metrics.clone(), now);
+        let mut c = Connection {
             core,
             peer,
             login: login::LoginState::new(config.limits.clone()),
@@ -211,8 +257,12 @@ impl Connection {
             logout_asked: false,
             stat_sn: SerialNumber(0),
             exp_cmd_sn: SerialNumber(0),
-            queued: Default::default(),
-            discard_cmd_sn: Default::default(),
+            cid: 0,
+            member: 0,
+            shared: None,
+            wake: None,
+            detached: false,
+            retained: Default::default(),
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
             next_io_tag: 1,
@@ -226,7 +276,11 @@ impl Connection {
             lu_stats: HashMap::new(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
-        }
+            obs,
+            limits: Default::default(),
+        };
+        c.admit();
+        c
     }
 
     // ----- getters -----
@@ -251,16 +305,35 @@ impl Connection {
         self.tasks.len()
     }
 
+    /// How to ask the adapter for an empty [`Connection::handle_input`] from another
+    /// thread: another connection of the session released requests for this one or
+    /// asked it to close (MC/S). Set it before the first input.
+    pub fn set_waker(&mut self, wake: Arc<dyn Wake>) {
+        if let Some(s) = &self.shared {
+            s.set_wake(self.cid, self.member, wake.clone());
+        }
+        self.wake = Some(wake);
+    }
+
+    /// This connection's CID (0 before login).
+    pub fn cid(&self) -> u16 {
+        self.cid
+    }
+
     // ----- inputs -----
 
     /// Feed bytes read from the socket. Whole PDUs are taken off the front of `buf`; a
     /// partial PDU stays for the next call.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.obs.now = now;
         self.check_shared_state(now);
+        self.take_released(now);
         let before = buf.len();
+        let mut took_pdu = false;
         while self.phase != Phase::Closed {
             match self.decoder.decode(buf) {
                 Ok(Some(pdu)) => {
+                    took_pdu = true;
                     match &pdu {
                         Pdu::ScsiCommand(_) => self.conn_stats.pdu(ConnPdu::Command),
                         Pdu::DataOut(_) => self.conn_stats.pdu(ConnPdu::DataOut),
@@ -270,6 +343,12 @@ impl Connection {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
+                    if let DecodeError::DataSegmentTooLong { len, max } = e {
+                        self.limit_hit(
+                            crate::limits::Limit::DataSegment,
+                            &format!("a PDU announced a {len}-byte data segment, over the {max} bytes we accept; connection dropped"),
+                        );
+                    }
                     self.close(&format!("{e}"));
                     break;
                 }
@@ -278,23 +357,42 @@ impl Connection {
         }
         self.conn_stats
             .received(before.saturating_sub(buf.len()) as u64);
+        self.track_partial_pdu(before, buf.len(), took_pdu, now);
+        self.advance_waiting();
     }
 
     /// A storage request finished.
-    pub fn handle_io_completion(&mut self, c: IoCompletion, _now: Instant) {
+    pub fn handle_io_completion(&mut self, c: IoCompletion, now: Instant) {
+        self.obs.now = now;
+        self.obs.io_done(c.tag);
+        if let Some(s) = &self.shared {
+            self.exp_cmd_sn = s.exp_cmd_sn();
+        }
         match self.io_tags.remove(&c.tag) {
             Some(itt) => self.complete_io(itt, c.result),
             None => self.stray_completions += 1,
         }
+        self.advance_waiting();
     }
 
     /// A deadline from [`Connection::poll_timeout`] passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.obs.now = now;
         if self.timers.is_expired(Timer::Login, now) {
             self.timers.stop(Timer::Login);
             if self.phase == Phase::Login {
+                if !self.is_refused() {
+                    let secs = self.config.login_timeout.as_secs_f64();
+                    self.limit_hit(
+                        crate::limits::Limit::LoginTime,
+                        &format!("login not complete within {secs} s; connection dropped"),
+                    );
+                }
                 self.close("login timed out");
             }
+        }
+        if self.timers.is_expired(Timer::PduIncomplete, now) {
+            self.pdu_timed_out();
         }
         if self.timers.is_expired(Timer::NopInResponse, now) {
             self.close("NOP-In ping unanswered");
@@ -341,6 +439,14 @@ impl Connection {
     /// an empty input when [`Registry::generation`](crate::registry::Registry::generation)
     /// moves, so this runs promptly even on a silent connection.
     fn check_shared_state(&mut self, now: Instant) {
+        if let Some(sh) = &self.shared {
+            if sh.joined() {
+                if let Some(why) = sh.close_requested(self.cid, self.member) {
+                    return self.close(&why);
+                }
+            }
+            self.exp_cmd_sn = sh.exp_cmd_sn();
+        }
         let Some(s) = &self.session else {
             return;
         };
@@ -416,6 +522,9 @@ impl Connection {
         }
         match self.phase {
             Phase::Login => {
+                if self.refuse_login(&pdu) {
+                    return;
+                }
                 self.handle_login_phase(pdu, now);
                 // testkit fix: the NOP-In interval used to be armed only by a PDU received
                 // in full feature phase, so a connection that went quiet right after login
@@ -426,7 +535,14 @@ impl Connection {
                     }
                 }
             }
-            Phase::FullFeature => self.handle_full_feature(pdu, now),
+            Phase::FullFeature => {
+                if self.error_recovery_level() > 0 {
+                    if let Some(exp) = recovery::exp_stat_sn(&pdu) {
+                        self.retained.acknowledge(exp);
+                    }
+                }
+                self.handle_full_feature(pdu, now)
+            }
             Phase::Closed => {}
         }
     }
@@ -438,13 +554,15 @@ impl Connection {
             _ => {}
         }
         let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
+        if self.error_recovery_level() > 0 {
+            self.retained.keep(&pdu, &encoded);
+        }
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);
     }
 
     fn max_cmd_sn(&self) -> SerialNumber {
-        self.exp_cmd_sn
-            .plus(self.config.cmd_window.saturating_sub(1))
+        self.capacity_max_cmd_sn()
     }
 
     /// The StatSN to put in a status-carrying PDU; advances it.
@@ -455,6 +573,7 @@ impl Connection {
     }
 
     fn reject(&mut self, reason: u8, header: bytes::Bytes) {
+        self.core.metrics.rejected(reason);
         let stat_sn = self.take_stat_sn();
         let r = Pdu::Reject(Reject {
             reason,
@@ -506,21 +625,15 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.core.metrics.closed(reason);
         self.phase = Phase::Closed;
+        // At ErrorRecoveryLevel 0 this connection's tasks end with it; the other
+        // connections of the session keep theirs.
+        self.release_admission();
+        self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
-        self.queued.clear();
-        self.discard_cmd_sn.clear();
         self.io_tags.clear();
-        // The I_T nexus ends: its unit attentions and SPC-2 reservations (scsi.rs hook).
-        self.scsi_nexus_lost();
-        if let Some(s) = &self.session {
-            if let Some(t) = &s.target {
-                t.remove_session(s.sid);
-            }
-            self.core
-                .sessions
-                .connection_closed(self.session_tsih, s.sid);
-        }
+        self.detach();
         self.events.push_back(ConnEvent::Closed {
             reason: reason.to_string(),
         });
@@ -560,18 +673,71 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // Sessions are registered with their target for `tgtadm --op show`; a connection
-        // dropped without a close (adapter error path) must not leave a ghost behind.
+impl Connection {
+    /// Leave the session (once): the last connection ends it (the I_T nexus with its
+    /// unit attentions and SPC-2 reservations, the `--op show` entry); otherwise only
+    /// this connection goes from the session's records.
+    fn detach(&mut self) {
+        if self.detached {
+            return;
+        }
+        self.detached = true;
+        let remaining = self
+            .shared
+            .as_ref()
+            .map_or(0, |sh| sh.leave(self.cid, self.member));
+        if remaining == 0 {
+            // The I_T nexus ends (scsi.rs hook).
+            self.scsi_nexus_lost();
+        }
         if let Some(s) = &self.session {
             if let Some(t) = &s.target {
-                t.remove_session(s.sid);
+                if remaining == 0 {
+                    t.remove_session(s.sid);
+                } else {
+                    t.remove_connection(s.sid, self.cid, &self.conn_stats);
+                }
             }
             self.core
                 .sessions
                 .connection_closed(self.session_tsih, s.sid);
         }
+    }
+
+    /// Dispatch requests another connection of the session released for this one.
+    fn take_released(&mut self, now: Instant) {
+        let Some(sh) = self.shared.clone().filter(|s| s.joined()) else {
+            return;
+        };
+        for pdu in sh.take_ready(self.cid, self.member) {
+            if self.phase != Phase::FullFeature {
+                break;
+            }
+            self.dispatch_ordered(pdu, now);
+        }
+    }
+
+    /// Claim task tag `itt` for the session; false when another task has it.
+    fn claim_itt(&self, itt: u32) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|s| s.claim_itt(itt, self.cid))
+    }
+
+    /// Task `itt` ended.
+    fn release_itt(&self, itt: u32) {
+        if let Some(s) = &self.shared {
+            s.release_itt(itt);
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.release_admission();
+        // Sessions are registered with their target for `tgtadm --op show`; a connection
+        // dropped without a close (adapter error path) must not leave a ghost behind.
+        self.detach();
     }
 }
 

@@ -31,10 +31,42 @@ impl Connection {
         self.send(pdu);
     }
 
+    /// Logout (RFC 7143 §11.14): reason 0 closes the session (every connection),
+    /// 1 closes connection CID (this one or another of the session; response 1 when
+    /// there is no such CID), 2 (remove the connection for recovery) needs
+    /// ErrorRecoveryLevel 2 and is answered "not supported" (response 2). A Logout
+    /// for this connection closes it after the response.
     pub(super) fn handle_logout(&mut self, l: LogoutRequest) {
         let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
+        let mut close_self = false;
         let response = match l.reason {
-            0 | 1 => 0,
+            0 => {
+                if let Some(sh) = &self.shared {
+                    for w in sh.request_close_others(self.cid, "session logged out") {
+                        w.wake();
+                    }
+                }
+                close_self = true;
+                0
+            }
+            1 if l.cid == self.cid || self.shared.is_none() => {
+                close_self = true;
+                0
+            }
+            1 => match self
+                .shared
+                .as_ref()
+                .and_then(|sh| sh.request_close(l.cid, "logged out by another connection"))
+            {
+                Some(wake) => {
+                    if let Some(w) = wake {
+                        w.wake();
+                    }
+                    0
+                }
+                // CID not found.
+                None => 1,
+            },
             // Connection recovery needs ErrorRecoveryLevel 2.
             _ => 2,
         };
@@ -49,7 +81,7 @@ impl Connection {
             time2retain: params.default_time2retain,
         });
         self.send(pdu);
-        if response == 0 {
+        if close_self {
             self.close("logout");
         }
     }

@@ -84,7 +84,14 @@ pub(super) fn apply(l: &mut TargetLimits, key: &str, v: &str) {
                 l.max_connections = clamp(n, 1, 65_535) as u16;
             }
         }
-        // ErrorRecoveryLevel stays 0: nothing above it is implemented.
+        // Up to what the target implements (`recovery::MAX_ERROR_RECOVERY_LEVEL`,
+        // 0 until ErrorRecoveryLevel 1 is whole).
+        "ErrorRecoveryLevel" => {
+            if let Some(n) = number(v) {
+                l.error_recovery_level =
+                    n.min(u32::from(super::recovery::MAX_ERROR_RECOVERY_LEVEL)) as u8;
+            }
+        }
         _ => {}
     }
 }

@@ -119,6 +119,11 @@ pub(super) struct Task {
     pub(super) state: TaskState,
     /// The I_T_L counters, once the task is submitted to its LU (`--op stat`).
     pub(super) stats: Option<Arc<LuStats>>,
+    /// When the command arrived (the `now` of that input), for latency metrics.
+    pub(super) started: std::time::Instant,
+    /// Buffer bytes counted against the connection's cap for this task
+    /// (`limits.rs`): write data to collect, or read data to fetch.
+    pub(super) reserved: u64,
 }
 
 impl Task {

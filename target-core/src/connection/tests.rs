@@ -4,9 +4,13 @@
 
 mod digests;
 mod full_feature;
+mod limits;
 mod login;
+mod mcs;
+mod recovery;
 mod reset;
 mod rw;
+mod text;
 
 use super::{ConnConfig, ConnEvent};
 use crate::testkit::{fixture, Sim};

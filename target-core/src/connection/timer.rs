@@ -15,9 +15,11 @@ pub(crate) enum Timer {
     /// We asked the initiator to log out (Async Message); drop the connection if it
     /// has not by then.
     LogoutWait = 3,
+    /// A PDU's first bytes arrived and the rest must by then (slow sender).
+    PduIncomplete = 4,
 }
 
-const COUNT: usize = 4;
+const COUNT: usize = 5;
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone, Copy)]

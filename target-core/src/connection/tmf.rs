@@ -31,6 +31,7 @@ impl Connection {
         self.io_tags.retain(|_, i| *i != itt);
         match self.tasks.remove(&itt) {
             Some(task) => {
+                self.release_itt(itt);
                 count_aborted(&task);
                 true
             }
@@ -42,6 +43,9 @@ impl Connection {
     pub(super) fn abort_all_tasks(&mut self) {
         for (_, task) in self.tasks.drain() {
             count_aborted(&task);
+        }
+        if let Some(s) = &self.shared {
+            s.release_itts_of(self.cid);
         }
         self.io_tags.clear();
     }
@@ -140,11 +144,9 @@ impl Connection {
     /// inside the window and before the TMF's own CmdSN is considered received, so the
     /// command is dropped when (or if) it arrives and the CmdSN gap closes.
     fn abort_queued(&mut self, ref_cmd_sn: SerialNumber, tmf_cmd_sn: SerialNumber) -> bool {
-        if !ref_cmd_sn.in_window(self.exp_cmd_sn, self.max_cmd_sn()) || !ref_cmd_sn.lt(tmf_cmd_sn) {
-            return false;
-        }
-        self.queued.remove(&ref_cmd_sn.get());
-        self.discard_cmd_sn.insert(ref_cmd_sn.get());
-        true
+        let window = self.config.cmd_window;
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.abort_queued(ref_cmd_sn, tmf_cmd_sn, window))
     }
 }

@@ -38,7 +38,16 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
                 discovery: core.registry.discovery_accounts(),
                 isns: core.registry.isns.get(),
             };
-            Ok(show::system_show(&info))
+            let mut resp = show::system_show(&info);
+            // `--json` also carries the monitoring counters (the text stays tgt's).
+            if let Some(serde_json::Value::Object(map)) = &mut resp.data {
+                let m = core.metrics.snapshot(core);
+                map.insert(
+                    "metrics".into(),
+                    serde_json::to_value(m).unwrap_or_default(),
+                );
+            }
+            Ok(resp)
         }
         Request::SystemDelete => {
             // tgt's `is_system_inactive`: only a daemon without targets may stop.

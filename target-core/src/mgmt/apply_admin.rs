@@ -111,9 +111,20 @@ pub(super) fn apply(
             if !s.connections.iter().any(|c| u32::from(c.cid) == cid) {
                 return Err(MgmtError::NoConnection);
             }
-            // One connection per session (MaxConnections=1): closing the connection
-            // ends the session.
-            t.request_logout(s.sid)?;
+            // The session's last connection: closing it ends the session. One of
+            // several (MC/S): only that connection closes; it is woken directly and
+            // its tasks end (ErrorRecoveryLevel 0), the others go on.
+            let shared = core.sessions.shared(iscsi_proto::Tsih(s.tsih));
+            match shared.filter(|_| s.connections.len() > 1) {
+                Some(sh) => {
+                    if let Some(Some(w)) =
+                        sh.request_close(cid as u16, "closed by the administrator")
+                    {
+                        w.wake();
+                    }
+                }
+                None => t.request_logout(s.sid)?,
+            }
             Ok(Response::ok())
         }
         Request::SessionStat { tid, sid } => {

@@ -13,6 +13,7 @@ mod apply_config;
 mod apply_lu;
 mod error;
 pub mod path;
+pub mod redact;
 mod request;
 mod response;
 pub mod show;

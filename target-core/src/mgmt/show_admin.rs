@@ -44,6 +44,16 @@ pub fn target_params_show(p: &TargetParams) -> Response {
         out.push_str(&format!("{k}={v}\n"));
         map.insert(k.clone(), json!(v));
     }
+    // Our session limits (not tgt's), only once set: tgt's layout stays as it was.
+    for (k, v) in [
+        ("MaxSessions", p.max_sessions),
+        ("MaxSessionsPerInitiator", p.max_sessions_per_initiator),
+    ] {
+        if v != 0 {
+            out.push_str(&format!("{k}={v}\n"));
+            map.insert(k.into(), json!(v));
+        }
+    }
     Response::show(out, Value::Object(map))
 }
 

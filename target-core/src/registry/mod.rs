@@ -16,8 +16,8 @@ pub use account::{Account, AccountBinding, Accounts};
 pub use acl::AclEntry;
 pub use lun::{default_product_id, default_scsi_id, default_scsi_sn, Lun, LunBacking};
 pub use params::{
-    parse_callback_answer, CallbackError, Redirect, RedirectReason, TargetParams, PARAM_KEYS,
-    REDIRECT_KEYS,
+    parse_callback_answer, CallbackError, Redirect, RedirectReason, TargetParams, LIMIT_KEYS,
+    PARAM_KEYS, REDIRECT_KEYS,
 };
 pub use portal::{parse_portal, Portals, SystemState, ISCSI_PORT};
 pub use stats::{ConnPdu, ConnStatSnapshot, ConnStats, DataDir, LuStatSnapshot, LuStats};

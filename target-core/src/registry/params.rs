@@ -167,7 +167,18 @@ pub struct TargetParams {
     /// Login redirection (tgt's `Redirect*` keys).
     #[serde(default)]
     pub redirect: Redirect,
+    /// Sessions the target takes at once (`MaxSessions`; 0: no limit). Ours, not tgt's.
+    #[serde(default)]
+    pub max_sessions: u32,
+    /// Sessions one InitiatorName may have with the target at once
+    /// (`MaxSessionsPerInitiator`; 0: no limit). Ours, not tgt's.
+    #[serde(default)]
+    pub max_sessions_per_initiator: u32,
 }
+
+/// Our session-limit keys (not tgt's): settable with `--op update --name K`, shown
+/// by `--op show --tid N` and dumped only when set.
+pub const LIMIT_KEYS: &[&str] = &["MaxSessions", "MaxSessionsPerInitiator"];
 
 /// The redirection keys, in the order tgt shows them.
 pub const REDIRECT_KEYS: &[&str] = &[
@@ -187,6 +198,8 @@ impl Default for TargetParams {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             redirect: Redirect::default(),
+            max_sessions: 0,
+            max_sessions_per_initiator: 0,
         }
     }
 }
@@ -195,7 +208,7 @@ impl TargetParams {
     /// The value of `key` (tgt's spelling), if it is a key.
     pub fn get(&self, key: &str) -> Option<&str> {
         match key {
-            "nop_interval" | "nop_count" => None,
+            "nop_interval" | "nop_count" | "MaxSessions" | "MaxSessionsPerInitiator" => None,
             "RedirectAddress" => Some(self.redirect.address.as_str()),
             "RedirectPort" => Some(self.redirect.port.as_str()),
             "RedirectReason" => Some(self.redirect.reason_text()),
@@ -215,6 +228,12 @@ impl TargetParams {
         match key {
             "nop_interval" => return number().map(|n| self.nop_interval = n).is_some(),
             "nop_count" => return number().map(|n| self.nop_count = n).is_some(),
+            "MaxSessions" => return number().map(|n| self.max_sessions = n).is_some(),
+            "MaxSessionsPerInitiator" => {
+                return number()
+                    .map(|n| self.max_sessions_per_initiator = n)
+                    .is_some()
+            }
             // tgt takes any address and port text as is; an empty address turns the
             // redirection off.
             "RedirectAddress" => {
@@ -279,6 +298,15 @@ impl TargetParams {
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.clone()),
         );
+        if self.max_sessions != 0 {
+            out.push(("MaxSessions".into(), self.max_sessions.to_string()));
+        }
+        if self.max_sessions_per_initiator != 0 {
+            out.push((
+                "MaxSessionsPerInitiator".into(),
+                self.max_sessions_per_initiator.to_string(),
+            ));
+        }
         for key in REDIRECT_KEYS {
             match self.get(key) {
                 Some(v) if !v.is_empty() => out.push((key.to_string(), v.to_string())),

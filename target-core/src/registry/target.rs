@@ -244,6 +244,27 @@ impl Target {
             .insert(info.sid, info);
     }
 
+    /// A connection joined session `sid` (MC/S); one with the same CID is replaced
+    /// (connection reinstatement).
+    pub fn add_connection(&self, sid: u64, conn: ConnectionInfo) {
+        let mut g = self.sessions.write().expect("session lock poisoned");
+        if let Some(s) = g.get_mut(&sid) {
+            s.connections.retain(|c| c.cid != conn.cid);
+            s.connections.push(conn);
+            s.connections.sort_by_key(|c| c.cid);
+        }
+    }
+
+    /// Connection `cid` of session `sid` left while others remain. `stats` tells
+    /// it from a reinstated connection that took its CID.
+    pub fn remove_connection(&self, sid: u64, cid: u16, stats: &Arc<ConnStats>) {
+        let mut g = self.sessions.write().expect("session lock poisoned");
+        if let Some(s) = g.get_mut(&sid) {
+            s.connections
+                .retain(|c| c.cid != cid || !Arc::ptr_eq(&c.stats, stats));
+        }
+    }
+
     /// Forget a session.
     pub fn remove_session(&self, sid: u64) {
         self.sessions

@@ -35,6 +35,10 @@ pub struct Offer {
     pub first_burst_length: u32,
     /// `MaxOutstandingR2T`.
     pub max_outstanding_r2t: u16,
+    /// `MaxConnections` (offered only when above 1, the RFC default).
+    pub max_connections: u16,
+    /// `ErrorRecoveryLevel`.
+    pub error_recovery_level: u8,
 }
 
 impl Default for Offer {
@@ -49,6 +53,8 @@ impl Default for Offer {
             max_burst_length: 262_144,
             first_burst_length: 65_536,
             max_outstanding_r2t: 1,
+            max_connections: 1,
+            error_recovery_level: 0,
         }
     }
 }
@@ -86,8 +92,14 @@ impl Offer {
                     "MaxOutstandingR2T".into(),
                     self.max_outstanding_r2t.to_string(),
                 ),
-                ("ErrorRecoveryLevel".into(), "0".into()),
+                (
+                    "ErrorRecoveryLevel".into(),
+                    self.error_recovery_level.to_string(),
+                ),
             ]);
+            if self.max_connections > 1 {
+                v.push(("MaxConnections".into(), self.max_connections.to_string()));
+            }
         }
         v
     }
@@ -159,6 +171,11 @@ pub struct Initiator {
     pub params: SessionParams,
     /// TSIH from the final login response.
     pub tsih: Tsih,
+    /// The TSIH login requests carry: 0 for a new session, a live session's to add
+    /// a connection to it (MC/S).
+    pub login_tsih: Tsih,
+    /// This connection's CID (logins and logouts carry it).
+    pub cid: u16,
     /// The CmdSN the next non-immediate command takes.
     pub cmd_sn: SerialNumber,
     /// The next StatSN expected.
@@ -182,7 +199,9 @@ pub struct Initiator {
     /// Answer target NOP-In pings automatically.
     pub auto_ping_reply: bool,
     tasks: BTreeMap<u32, TaskView>,
-    next_itt: u32,
+    /// The next ITT [`Initiator::alloc_itt`] hands out (connections of one session
+    /// must not reuse each other's).
+    pub next_itt: u32,
     tx_digests: Digests,
     decoder: PduDecoder,
     rx: BytesMut,
@@ -246,6 +265,8 @@ impl Initiator {
             offer: Offer::default(),
             params: SessionParams::default(),
             tsih: Tsih(0),
+            login_tsih: Tsih(0),
+            cid: 1,
             cmd_sn: SerialNumber(1),
             exp_stat_sn: SerialNumber(0),
             exp_cmd_sn: SerialNumber(1),
@@ -403,9 +424,9 @@ impl Initiator {
             version_max: 0,
             version_min: 0,
             isid: self.isid,
-            tsih: Tsih(0),
+            tsih: self.login_tsih,
             itt: Itt(1),
-            cid: 1,
+            cid: self.cid,
             cmd_sn: self.cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
             data: text::encode(pairs),
@@ -545,7 +566,7 @@ impl Initiator {
             immediate: true,
             reason,
             itt: self.alloc_itt(),
-            cid: 1,
+            cid: self.cid,
             cmd_sn: self.cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
         }

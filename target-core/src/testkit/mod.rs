@@ -31,5 +31,5 @@ mod store;
 
 pub use initiator::{Initiator, Offer, SenseView, TaskView};
 pub use rng::Rng;
-pub use sim::{IoMode, Sim};
+pub use sim::{drive_all, IoMode, Kick, Sim};
 pub use store::MemStore;

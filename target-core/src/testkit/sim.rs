@@ -8,8 +8,27 @@ use bytes::BytesMut;
 use iscsi_proto::pdu::{LoginResponse, Pdu, Stage};
 use iscsi_proto::text::Pair;
 use scsi_sbc::BlockOp;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The [`crate::connection::Wake`] of a simulated connection: a flag [`Sim::step`]
+/// turns into an empty input.
+#[derive(Debug, Default)]
+pub struct Kick(AtomicBool);
+
+impl Kick {
+    /// Whether a wake came since the last call (and forget it).
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
+impl crate::connection::Wake for Kick {
+    fn wake(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 /// When the simulated workers run the storage requests the connection asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +64,7 @@ pub struct Sim {
     pending_io: Vec<IoRequest>,
     to_initiator: BytesMut,
     target_in: BytesMut,
+    kick: Arc<Kick>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -68,8 +88,12 @@ impl Sim {
         seed: u64,
         base: Instant,
     ) -> Self {
+        let kick = Arc::new(Kick::default());
+        let mut conn = Connection::new(core.clone(), peer, config, base);
+        conn.set_waker(kick.clone());
         Sim {
-            conn: Connection::new(core.clone(), peer, config, base),
+            conn,
+            kick,
             ini: Initiator::new(super::fixture::INITIATOR),
             core,
             io_mode: IoMode::Immediate,
@@ -154,6 +178,12 @@ impl Sim {
     /// storage per [`Sim::io_mode`]. Returns whether anything happened.
     pub fn step(&mut self) -> bool {
         let mut progress = false;
+        // Another connection of the session woke this one (MC/S).
+        if self.kick.take() {
+            let now = self.now();
+            self.conn.handle_input(&mut BytesMut::new(), now);
+            progress = true;
+        }
         while let Some(io) = self.conn.poll_io() {
             self.ops.push(io.op.clone());
             self.pending_io.push(io);
@@ -321,4 +351,19 @@ impl Sim {
         self.ini.send(&pdu);
         self.drive();
     }
+}
+
+/// Step several simulated connections (of one session, say) in turn until none has
+/// anything left to do (panics after 100 000 rounds: a livelock).
+pub fn drive_all(sims: &mut [&mut Sim]) {
+    for _ in 0..100_000 {
+        let mut progress = false;
+        for s in sims.iter_mut() {
+            progress |= s.step();
+        }
+        if !progress {
+            return;
+        }
+    }
+    panic!("simulations did not settle");
 }

@@ -293,21 +293,6 @@ fn send_targets_lists_allowed_targets() {
 }
 
 #[test]
-fn send_targets_all_refused_in_normal_session() {
-    let (mut sim, _fx) = super::logged_in(12);
-    let req = sim.ini.text_request(&pairs(&[("SendTargets", "All")]));
-    let itt = req.itt;
-    sim.send(Pdu::TextRequest(req));
-    let resp = sim.ini.text_responses(itt);
-    assert_eq!(resp.len(), 1);
-    assert_eq!(
-        text::parse(&resp[0].data).unwrap(),
-        pairs(&[("SendTargets", "Reject")])
-    );
-    assert_clean(&sim);
-}
-
-#[test]
 fn long_send_targets_answer_continues() {
     // Twenty targets do not fit the initiator's 512-byte segments: the target answers in
     // pieces with the C bit and a TTT the initiator continues with (RFC 7143 §11.11.2).

@@ -1,0 +1,93 @@
+//! What a connection tells monitoring: per-LU command counters and latencies, store
+//! operations in flight ([`crate::metrics`]), and who it serves, for log context.
+
+use super::{Connection, IoTag};
+use crate::metrics::CommandKind;
+use iscsi_proto::pdu::ScsiCommand;
+use scsi_sbc::Outcome;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Who a connection serves, for the daemon's per-session log span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionLabels {
+    /// TargetName ("" for discovery, or before the login names it).
+    pub target: String,
+    /// InitiatorName ("" before the first login request).
+    pub initiator: String,
+    /// The initiator's address.
+    pub peer: Option<SocketAddr>,
+    /// The session's TSIH (0 until the login succeeds).
+    pub tsih: u16,
+}
+
+impl Connection {
+    /// Target, initiator, peer address and TSIH of this connection: from the
+    /// session once logged in, from the leading login request before.
+    pub fn session_labels(&self) -> SessionLabels {
+        let (initiator, target) = match &self.session {
+            Some(s) => (
+                s.initiator.as_str(),
+                s.target.as_ref().map_or("", |t| t.name.as_str()),
+            ),
+            None => self.login.names().unwrap_or(("", "")),
+        };
+        SessionLabels {
+            target: target.to_string(),
+            initiator: initiator.to_string(),
+            peer: Some(self.peer.peer),
+            tsih: self.session_tsih.0,
+        }
+    }
+
+    /// A store operation of LU `lun` left with tag `tag` (store queue depth).
+    pub(super) fn io_started(&mut self, tag: IoTag, lun: u64) {
+        let Some(target) = self.session.as_ref().and_then(|s| s.target.as_ref()) else {
+            return;
+        };
+        let lu = self.obs.lu(&target.name, lun).clone();
+        self.obs.io_started(tag, lu);
+    }
+
+    /// A task of LU `lun` finished: count it with the bytes it moved and its time
+    /// since `started`.
+    pub(super) fn count_done(
+        &mut self,
+        lun: u64,
+        opcode: u8,
+        outcome: &Outcome,
+        bytes: u64,
+        started: Instant,
+    ) {
+        let Some(target) = self.session.as_ref().and_then(|s| s.target.as_ref()) else {
+            return;
+        };
+        let latency = self.obs.now.saturating_duration_since(started);
+        self.obs.lu(&target.name, lun).command_done(
+            CommandKind::of(opcode),
+            outcome,
+            bytes,
+            latency,
+        );
+    }
+
+    /// A command answered before it became a task (refused by the checks): counted
+    /// when its LU exists, with no bytes.
+    pub(super) fn count_done_untracked(
+        &mut self,
+        c: &ScsiCommand,
+        outcome: &Outcome,
+        started: Instant,
+    ) {
+        let lun = c.lun.to_lun();
+        let exists = self
+            .session
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .is_some_and(|t| t.lun(lun).is_some());
+        if exists {
+            let opcode = c.cdb.first().copied().unwrap_or(0);
+            self.count_done(lun, opcode, outcome, 0, started);
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! What the connections of one session share (multiple connections per session,
+//! MC/S, RFC 7143 §4.2.2, §6.3.1): one CmdSN window, one task tag space, and a way
+//! to reach each other.
+//!
+//! Each [`Connection`](crate::connection::Connection) stays owned by its adapter's
+//! event-loop thread with its own tasks, StatSN and timers; connections of one
+//! session may be on different threads. They meet only here, behind this session's
+//! own mutex (no daemon-wide lock), for three things:
+//!
+//! - **CmdSN ordering.** A non-immediate request is released in CmdSN order over the
+//!   whole session. A request ahead of a gap is held with the CID it came on; the
+//!   connection whose request fills the gap releases what follows. Released requests
+//!   of other connections are queued for them and their adapters are woken through
+//!   [`Wake`] (a request is always executed, and answered, on the connection that
+//!   carried it: connection allegiance, RFC 7143 §5.1).
+//! - **Task tags.** An ITT is claimed for the whole session while its task lives, so
+//!   the same ITT on two connections is refused (RFC 7143 §11.1).
+//! - **Membership.** Joining (with its CID), leaving, and asking another connection
+//!   to close (Logout reason 0 and 1, connection reinstatement, `tgtadm --mode
+//!   connection --op delete`).
+//!
+//! The lock is held only for map operations, never across a call out (wakes are
+//! returned and called by the caller after the lock is released).
+
+use iscsi_proto::keys::SessionParams;
+use iscsi_proto::pdu::Pdu;
+use iscsi_proto::SerialNumber;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// How a connection's adapter is asked to feed it an empty input soon (it has
+/// requests released by another connection, or was asked to close). Called from any
+/// thread; must not block.
+pub trait Wake: Send + Sync {
+    /// Schedule an empty `handle_input` on the connection.
+    fn wake(&self);
+}
+
+/// One member connection.
+#[derive(Default)]
+struct Slot {
+    /// Which connection holds the CID (a reinstatement gives it to a new one).
+    member: u64,
+    wake: Option<Arc<dyn Wake>>,
+    /// Requests released in CmdSN order, to be dispatched by this connection.
+    ready: VecDeque<Pdu>,
+    /// Why this connection was asked to close.
+    close: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    exp_cmd_sn: SerialNumber,
+    /// Requests ahead of ExpCmdSN, with the CID that carried them.
+    held: BTreeMap<u32, (u16, Pdu)>,
+    /// CmdSNs consumed without delivery (ABORT TASK of an unreceived command, a
+    /// held request whose connection went away).
+    discard: HashSet<u32>,
+    /// Live task tags and the CID that owns each.
+    itts: HashMap<u32, u16>,
+    conns: BTreeMap<u16, Slot>,
+    next_member: u64,
+    /// The largest MaxCmdSN any connection advertised: the initiator may send up to
+    /// it on any connection, so no connection may advertise (or enforce) less.
+    advertised: Option<SerialNumber>,
+}
+
+/// What [`SharedSession::order`] decided.
+#[derive(Default)]
+pub(crate) struct Released {
+    /// Requests for the calling connection, in CmdSN order.
+    pub(crate) mine: Vec<Pdu>,
+    /// Connections to wake (their requests were released); call after the return.
+    pub(crate) wakes: Vec<Arc<dyn Wake>>,
+}
+
+/// The shared part of one session.
+pub struct SharedSession {
+    /// The session-wide parameters the leading login negotiated.
+    pub(crate) params: SessionParams,
+    /// ExpCmdSN as last advanced, readable without the lock (responses carry it).
+    exp: AtomicU32,
+    /// A connection ever joined the leading one: only then can requests be released
+    /// to, or close requests be left for, a connection by another (a single-connection
+    /// session skips those checks on every input).
+    joined: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for SharedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSession")
+            .field("exp_cmd_sn", &self.exp.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl SharedSession {
+    /// A session whose leading connection `cid` logged in with ExpCmdSN `exp`, and
+    /// that connection's member id.
+    pub(crate) fn new(params: SessionParams, exp: SerialNumber, cid: u16) -> (Arc<Self>, u64) {
+        let mut inner = Inner {
+            exp_cmd_sn: exp,
+            next_member: 2,
+            ..Inner::default()
+        };
+        inner.conns.insert(
+            cid,
+            Slot {
+                member: 1,
+                ..Slot::default()
+            },
+        );
+        let s = Arc::new(SharedSession {
+            params,
+            exp: AtomicU32::new(exp.get()),
+            joined: AtomicBool::new(false),
+            inner: Mutex::new(inner),
+        });
+        (s, 1)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session's ExpCmdSN.
+    pub(crate) fn exp_cmd_sn(&self) -> SerialNumber {
+        SerialNumber(self.exp.load(Ordering::Acquire))
+    }
+
+    /// MaxCmdSN as capacity allows (limits.rs): the window less `tasks` (the asking
+    /// connection's) and the requests held ahead of a CmdSN gap or released to a
+    /// connection and not yet taken; never below what any connection of the session
+    /// already advertised (the initiator keeps the largest it saw and may use it on
+    /// any connection). With no room, ExpCmdSN - 1 closes the window.
+    pub(crate) fn capacity_max_cmd_sn(&self, tasks: usize, window: u32) -> SerialNumber {
+        let mut g = self.lock();
+        let held = tasks + g.held.len() + g.conns.values().map(|s| s.ready.len()).sum::<usize>();
+        let room = window.saturating_sub(u32::try_from(held).unwrap_or(u32::MAX));
+        let exp = g.exp_cmd_sn;
+        let candidate = exp.plus(room).plus(u32::MAX);
+        let next = match g.advertised {
+            Some(a) if candidate.in_window(exp.plus(u32::MAX), a) => a,
+            _ => candidate,
+        };
+        g.advertised = Some(next);
+        next
+    }
+
+    /// Whether another connection ever joined (see the field).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire)
+    }
+
+    /// Connections in the session.
+    pub(crate) fn connections(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Whether `cid` is a member.
+    pub(crate) fn has(&self, cid: u16) -> bool {
+        self.lock().conns.contains_key(&cid)
+    }
+
+    /// Add connection `cid`; returns its member id. A live connection with the same
+    /// CID is replaced (connection reinstatement, RFC 7143 §6.3.4): it finds itself
+    /// replaced at its next input and closes, its tasks end; its wake is returned.
+    pub(crate) fn join(&self, cid: u16) -> (u64, Option<Arc<dyn Wake>>) {
+        self.joined.store(true, Ordering::Release);
+        let mut g = self.lock();
+        let member = g.next_member;
+        g.next_member += 1;
+        let slot = Slot {
+            member,
+            ..Slot::default()
+        };
+        let old = g.conns.insert(cid, slot);
+        if old.is_some() {
+            g.itts.retain(|_, c| *c != cid);
+        }
+        (member, old.and_then(|s| s.wake))
+    }
+
+    /// Set how connection `cid` (member `member`) is woken.
+    pub(crate) fn set_wake(&self, cid: u16, member: u64, wake: Arc<dyn Wake>) {
+        if let Some(s) = self.lock().conns.get_mut(&cid) {
+            if s.member == member {
+                s.wake = Some(wake);
+            }
+        }
+    }
+
+    /// Connection `cid` (member `member`) is gone: its task tags are free, requests
+    /// it left held are consumed. Returns how many connections remain (a connection
+    /// that reinstated its CID stays).
+    pub(crate) fn leave(&self, cid: u16, member: u64) -> usize {
+        let mut g = self.lock();
+        let mine = g.conns.get(&cid).is_some_and(|s| s.member == member);
+        if mine {
+            g.conns.remove(&cid);
+            g.itts.retain(|_, c| *c != cid);
+            let gone: Vec<u32> = g
+                .held
+                .iter()
+                .filter(|(_, (c, _))| *c == cid)
+                .map(|(sn, _)| *sn)
+                .collect();
+            for sn in gone {
+                g.held.remove(&sn);
+                g.discard.insert(sn);
+            }
+        }
+        g.conns.len()
+    }
+
+    /// Ask connection `cid` to close for `why`; its wake, `None` when no such CID.
+    pub(crate) fn request_close(&self, cid: u16, why: &str) -> Option<Option<Arc<dyn Wake>>> {
+        let mut g = self.lock();
+        let s = g.conns.get_mut(&cid)?;
+        s.close = Some(why.to_string());
+        Some(s.wake.clone())
+    }
+
+    /// Ask every connection but `cid` to close; their wakes.
+    pub(crate) fn request_close_others(&self, cid: u16, why: &str) -> Vec<Arc<dyn Wake>> {
+        let mut g = self.lock();
+        let mut wakes = Vec::new();
+        for (c, s) in g.conns.iter_mut() {
+            if *c != cid {
+                s.close = Some(why.to_string());
+                wakes.extend(s.wake.clone());
+            }
+        }
+        wakes
+    }
+
+    /// Why connection `cid` (member `member`) must close, if it must: asked to, or
+    /// replaced by a connection that reinstated its CID.
+    pub(crate) fn close_requested(&self, cid: u16, member: u64) -> Option<String> {
+        match self.lock().conns.get(&cid) {
+            Some(s) if s.member == member => s.close.clone(),
+            Some(_) => Some("connection reinstated by a new login with its CID".into()),
+            None => Some("removed from the session".into()),
+        }
+    }
+
+    /// Requests other connections released for `cid` (member `member`), in CmdSN
+    /// order.
+    pub(crate) fn take_ready(&self, cid: u16, member: u64) -> VecDeque<Pdu> {
+        let mut g = self.lock();
+        match g.conns.get_mut(&cid) {
+            Some(s) if s.member == member => std::mem::take(&mut s.ready),
+            _ => VecDeque::new(),
+        }
+    }
+
+    /// A non-immediate request with CmdSN `sn` arrived on `cid`; `window` is the
+    /// CmdSN window (MaxCmdSN = ExpCmdSN + window - 1). Out-of-window requests are
+    /// ignored (RFC 7143 §4.2.2.1).
+    pub(crate) fn order(&self, cid: u16, sn: SerialNumber, pdu: Pdu, window: u32) -> Released {
+        let mut out = Released::default();
+        let mut g = self.lock();
+        let exp = g.exp_cmd_sn;
+        let max = exp.plus(window.saturating_sub(1));
+        if sn == exp {
+            g.exp_cmd_sn = sn.next();
+            // Requests released to this connection earlier come first.
+            if let Some(slot) = g.conns.get_mut(&cid) {
+                out.mine.extend(slot.ready.drain(..));
+            }
+            out.mine.push(pdu);
+        } else if sn.in_window(exp, max) {
+            if !g.discard.contains(&sn.get()) {
+                g.held.entry(sn.get()).or_insert((cid, pdu));
+            }
+            return out;
+        } else {
+            return out;
+        }
+        Self::release(&mut g, cid, &mut out);
+        self.exp.store(g.exp_cmd_sn.get(), Ordering::Release);
+        drop(g);
+        out
+    }
+
+    /// Move ExpCmdSN over every held or discarded CmdSN that now follows it.
+    fn release(g: &mut Inner, cid: u16, out: &mut Released) {
+        loop {
+            let sn = g.exp_cmd_sn;
+            if g.discard.remove(&sn.get()) {
+                g.exp_cmd_sn = sn.next();
+                continue;
+            }
+            let Some((owner, pdu)) = g.held.remove(&sn.get()) else {
+                break;
+            };
+            g.exp_cmd_sn = sn.next();
+            if owner == cid {
+                out.mine.push(pdu);
+            } else if let Some(slot) = g.conns.get_mut(&owner) {
+                slot.ready.push_back(pdu);
+                if let Some(w) = &slot.wake {
+                    if !out.wakes.iter().any(|x| Arc::ptr_eq(x, w)) {
+                        out.wakes.push(w.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// ABORT TASK for a command not received yet (RFC 7143 §11.5.1): a RefCmdSN in
+    /// the window and before the TMF's CmdSN is consumed when it arrives.
+    pub(crate) fn abort_queued(
+        &self,
+        ref_sn: SerialNumber,
+        tmf_sn: SerialNumber,
+        window: u32,
+    ) -> bool {
+        let mut g = self.lock();
+        let exp = g.exp_cmd_sn;
+        let max = exp.plus(window.saturating_sub(1));
+        if !ref_sn.in_window(exp, max) || !ref_sn.lt(tmf_sn) {
+            return false;
+        }
+        g.held.remove(&ref_sn.get());
+        g.discard.insert(ref_sn.get());
+        true
+    }
+
+    /// Claim task tag `itt` for `cid`; false when a live task of the session has it.
+    pub(crate) fn claim_itt(&self, itt: u32, cid: u16) -> bool {
+        let mut g = self.lock();
+        match g.itts.entry(itt) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(cid);
+                true
+            }
+        }
+    }
+
+    /// Whether a live task of the session has tag `itt`.
+    pub(crate) fn itt_in_use(&self, itt: u32) -> bool {
+        self.lock().itts.contains_key(&itt)
+    }
+
+    /// Task `itt` ended.
+    pub(crate) fn release_itt(&self, itt: u32) {
+        self.lock().itts.remove(&itt);
+    }
+
+    /// Every task of `cid` ended.
+    pub(crate) fn release_itts_of(&self, cid: u16) {
+        self.lock().itts.retain(|_, c| *c != cid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_proto::pdu::NopOut;
+    use iscsi_proto::{Itt, LunField, Ttt};
+    use std::sync::atomic::AtomicUsize;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn nop(sn: u32) -> Pdu {
+        Pdu::NopOut(NopOut {
+            immediate: false,
+            lun: LunField::default(),
+            itt: Itt(sn),
+            ttt: Ttt::RESERVED,
+            cmd_sn: SerialNumber(sn),
+            exp_stat_sn: SerialNumber(0),
+            data: bytes::Bytes::new(),
+        })
+    }
+
+    fn sns(v: &[Pdu]) -> Vec<u32> {
+        v.iter()
+            .map(|p| match p {
+                Pdu::NopOut(n) => n.cmd_sn.get(),
+                _ => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_are_released_in_cmd_sn_order_across_connections() {
+        let (s, _) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, old) = s.join(2);
+        assert!(old.is_none());
+        let w2 = Arc::new(Count(AtomicUsize::new(0)));
+        s.set_wake(2, m2, w2.clone());
+        // 3 and 2 on connection 2 first, then 4 on 1: all held behind 1.
+        assert!(s.order(2, SerialNumber(3), nop(3), 128).mine.is_empty());
+        assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
+        assert!(s.order(1, SerialNumber(4), nop(4), 128).mine.is_empty());
+        // 1 arrives on connection 1: it gets 1 and 4; 2 and 3 are queued for
+        // connection 2, which is woken once. (Released in CmdSN order; each
+        // connection dispatches its own in that order.)
+        let r = s.order(1, SerialNumber(1), nop(1), 128);
+        assert_eq!(sns(&r.mine), vec![1, 4]);
+        assert_eq!(r.wakes.len(), 1);
+        r.wakes[0].wake();
+        assert_eq!(w2.0.load(Ordering::SeqCst), 1);
+        assert_eq!(sns(&Vec::from(s.take_ready(2, m2))), vec![2, 3]);
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(5));
+        // Duplicates and requests beyond the window are ignored.
+        assert!(s.order(1, SerialNumber(3), nop(3), 128).mine.is_empty());
+        assert!(s
+            .order(1, SerialNumber(5 + 128), nop(0), 128)
+            .mine
+            .is_empty());
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(5));
+    }
+
+    #[test]
+    fn itts_are_unique_per_session_and_freed_with_their_connection() {
+        let (s, _) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        assert!(s.claim_itt(7, 1));
+        assert!(!s.claim_itt(7, 2));
+        assert!(s.claim_itt(8, 2));
+        // A stale member (reinstated CID) leaving changes nothing.
+        assert_eq!(s.leave(2, m2 + 100), 2);
+        assert_eq!(s.leave(2, m2), 1);
+        assert!(s.claim_itt(8, 1));
+        s.release_itt(7);
+        assert!(s.claim_itt(7, 1));
+    }
+
+    #[test]
+    fn a_leaving_connection_s_held_requests_are_consumed() {
+        let (s, _) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
+        assert!(s.order(1, SerialNumber(3), nop(3), 128).mine.is_empty());
+        s.leave(2, m2);
+        let r = s.order(1, SerialNumber(1), nop(1), 128);
+        assert_eq!(sns(&r.mine), vec![1, 3]);
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(4));
+    }
+}
