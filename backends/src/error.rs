@@ -55,6 +55,15 @@ pub enum BackendError {
         /// The text as given.
         text: String,
     },
+    /// The file is not a tape image in tgt's format (`--device-type tape`): make one
+    /// with `tgtimg --op new --device-type tape`.
+    #[error("{path} is not a tape image ({why}); make one with `tgtimg --op new --device-type tape --barcode B --size MB --type data --file {path}`")]
+    NotATape {
+        /// The backing-store path as given.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// `--bsoflags` held something other than `sync`, `direct` or both joined by `:`.
     #[error("unsupported --bsoflags '{text}': expected sync, direct or sync:direct")]
     BadOflags {

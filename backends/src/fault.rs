@@ -526,9 +526,10 @@ impl FaultStore {
                 .map(|&(o, l)| t(FaultOp::Write, o, l))
                 .collect(),
             BlockOp::Flush => vec![t(FaultOp::Flush, 0, 0)],
-            BlockOp::Copy { .. } | BlockOp::Provisioning { .. } | BlockOp::SaveState { .. } => {
-                Vec::new()
-            }
+            BlockOp::Copy { .. }
+            | BlockOp::Provisioning { .. }
+            | BlockOp::SaveState { .. }
+            | BlockOp::Device { .. } => Vec::new(),
         }
     }
 

@@ -13,6 +13,10 @@
 //!   the libraries loaded at run time (see [`rbd`]).
 //! - [`FaultStore`] (`fault`): another store with injected failures, delays and held
 //!   operations, changeable at run time; the rule syntax is in [`fault`].
+//! - [`TapeStore`] (`ssc`): a tape image in tgt's format behind a virtual tape drive
+//!   (`--device-type tape`); it runs whole SSC commands ([`BlockOp::Device`]).
+//! - [`ChangerStore`] (`smc`): the medium changer of a virtual tape library
+//!   (`--device-type changer`): its elements, and the drives' stores it loads.
 //! - [`ErrorLogStore`]: logs an LU's failed operations, once per kind with the LBA
 //!   range, then at most one summary per [`LOG_EVERY`].
 //! - Small reads whose data is in memory (page cache, RAM store), and small
@@ -77,6 +81,7 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 pub const INLINE_WRITE_MAX: u64 = 128 * 1024;
 
 mod aligned;
+mod changer;
 mod compound;
 mod error;
 pub mod fault;
@@ -88,8 +93,10 @@ mod open;
 mod pool;
 pub mod pooled;
 pub mod rbd;
+mod tape;
 pub mod uring;
 
+pub use changer::ChangerStore;
 pub use error::BackendError;
 pub use fault::FaultStore;
 pub use file::FileStore;
@@ -100,6 +107,7 @@ pub use open::{open_store, parse_size, BsType, OpenOptions, DIRECT_ALIGN};
 pub use pool::{Completion, WorkerPool};
 pub use pooled::PooledStore;
 pub use rbd::RbdStore;
+pub use tape::TapeStore;
 
 /// Re-exported so users of this crate need not name `scsi-sbc` for the store vocabulary.
 pub use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};

@@ -152,7 +152,10 @@ impl ErrorLog {
                 (lo, hi - lo)
             }
             BlockOp::Provisioning { offset, len } => (*offset, *len),
-            BlockOp::Flush | BlockOp::SaveState { .. } | BlockOp::Copy { .. } => (0, 0),
+            BlockOp::Flush
+            | BlockOp::SaveState { .. }
+            | BlockOp::Copy { .. }
+            | BlockOp::Device { .. } => (0, 0),
         };
         let first = match kind {
             IoErrorKind::ReadErrorAt { offset } | IoErrorKind::WriteErrorAt { offset } => offset,
@@ -214,6 +217,14 @@ impl BlockStore for ErrorLogStore {
 
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
+    }
+
+    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
+        self.inner.attach_peer(name, peer)
+    }
+
+    fn medium(&self) -> Option<Option<String>> {
+        self.inner.medium()
     }
 
     // Ring operations are the wrapped store's; their failures are logged here too.

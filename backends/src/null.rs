@@ -55,7 +55,7 @@ impl BlockStore for NullStore {
             | BlockOp::OrWrite { .. }
             | BlockOp::Copy { .. } => Ok(Bytes::new()),
             // Keeps no LU state (`saves_state` is false, so this is not sent).
-            BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
+            BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),
         }
     }
 }

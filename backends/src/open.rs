@@ -229,7 +229,8 @@ impl BlockStore for ReadOnlyStore {
             BlockOp::Read { .. }
             | BlockOp::Compare { .. }
             | BlockOp::Provisioning { .. }
-            | BlockOp::SaveState { .. } => self.0.execute(op),
+            | BlockOp::SaveState { .. }
+            | BlockOp::Device { .. } => self.0.execute(op),
         }
     }
 

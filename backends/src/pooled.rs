@@ -106,6 +106,14 @@ impl BlockStore for PooledStore {
         self.inner.configure(key, value)
     }
 
+    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
+        self.inner.attach_peer(name, peer)
+    }
+
+    fn medium(&self) -> Option<Option<String>> {
+        self.inner.medium()
+    }
+
     fn ring_file(&self) -> Option<RingFile> {
         self.inner.ring_file()
     }

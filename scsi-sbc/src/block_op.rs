@@ -108,6 +108,15 @@ pub enum BlockOp {
         /// updates its own copy even when several of a nexus's copies run at once.
         held: Option<u8>,
     },
+    /// A whole command of an emulated device whose medium state lives with its store
+    /// (a tape drive: the position on the tape; a medium changer: its elements), run
+    /// by that store in one go. The request and the answer (the result bytes) are in
+    /// the device crate's own encoding (`scsi_ssc`, `scsi_smc`); any other store fails
+    /// it with [`IoErrorKind::Other`].
+    Device {
+        /// The request, opaque to everything between the device crate and its store.
+        request: Bytes,
+    },
 }
 
 /// One segment of a [`BlockOp::Copy`]: `len` bytes from `src_offset` of LUN `src` to

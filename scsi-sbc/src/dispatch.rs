@@ -474,7 +474,10 @@ fn op_offset(op: &BlockOp) -> Option<u64> {
         | BlockOp::OrWrite { offset, .. }
         | BlockOp::Provisioning { offset, .. } => Some(*offset),
         BlockOp::Unmap { ranges } => ranges.iter().map(|r| r.0).min(),
-        BlockOp::Flush | BlockOp::SaveState { .. } | BlockOp::Copy { .. } => None,
+        BlockOp::Flush
+        | BlockOp::SaveState { .. }
+        | BlockOp::Copy { .. }
+        | BlockOp::Device { .. } => None,
     }
 }
 

@@ -139,6 +139,7 @@ fn complete_maps_results() {
                 ascq,
                 info: None,
                 field: None,
+                stream: 0,
             })
         );
     }

@@ -36,6 +36,9 @@ fn version_descriptors(lu: &LuConfig) -> [u16; 4] {
         DeviceType::Disk => 0x04c0,
         DeviceType::Cd => 0x04e0,
         DeviceType::Controller => 0x01e0,
+        // SSC-3 and SMC-3, no version claimed.
+        DeviceType::Tape => 0x0300,
+        DeviceType::Changer => 0x0480,
     };
     [0x00a0, 0x0960, 0x0460, command_set]
 }

@@ -10,6 +10,12 @@ pub enum DeviceType {
     /// CD/DVD device (type 0x05, MMC), read-only over an image file. Its commands are
     /// dispatched by the `scsi-mmc` crate, which uses this crate's SPC parts.
     Cd,
+    /// Sequential-access device (type 0x01, SSC): a tape drive over a tape image in
+    /// tgt's format. Its commands are dispatched by the `scsi-ssc` crate.
+    Tape,
+    /// Medium changer (type 0x08, SMC): a tape library's robot. Its commands are
+    /// dispatched by the `scsi-smc` crate.
+    Changer,
 }
 
 impl DeviceType {
@@ -19,6 +25,8 @@ impl DeviceType {
             DeviceType::Disk => 0x00,
             DeviceType::Cd => 0x05,
             DeviceType::Controller => 0x0c,
+            DeviceType::Tape => 0x01,
+            DeviceType::Changer => 0x08,
         }
     }
 
@@ -28,6 +36,8 @@ impl DeviceType {
             DeviceType::Disk => "disk",
             DeviceType::Cd => "cd/dvd",
             DeviceType::Controller => "controller",
+            DeviceType::Tape => "tape",
+            DeviceType::Changer => "changer",
         }
     }
 }

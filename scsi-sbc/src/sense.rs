@@ -22,10 +22,14 @@ pub enum SenseKey {
     UnitAttention = 0x6,
     /// 0x7
     DataProtect = 0x7,
+    /// 0x8: a read met blank medium (on a tape: end of data).
+    BlankCheck = 0x8,
     /// 0xa
     CopyAborted = 0xa,
     /// 0xb
     AbortedCommand = 0xb,
+    /// 0xd: a write reached the end of the medium with data left to write.
+    VolumeOverflow = 0xd,
     /// 0xe
     Miscompare = 0xe,
 }
@@ -44,7 +48,17 @@ pub struct Sense {
     /// Which field was invalid (ILLEGAL REQUEST), reported in the sense key specific
     /// bytes so that an initiator or its operator can tell what it got wrong.
     pub field: Option<FieldPointer>,
+    /// The stream commands bits FILEMARK (80h), EOM (40h) and ILI (20h) of a
+    /// sequential-access device (SSC-3 4.2.x); 0 for every other device.
+    pub stream: u8,
 }
+
+/// FILEMARK: a read or space met a filemark.
+pub const STREAM_FILEMARK: u8 = 0x80;
+/// EOM: end-of-medium or beginning-of-medium reached (or early warning).
+pub const STREAM_EOM: u8 = 0x40;
+/// ILI: the block read was not as long as asked.
+pub const STREAM_ILI: u8 = 0x20;
 
 /// A FIELD POINTER (SPC-4 4.5.2.4.2): the byte, and optionally the bit, of the first
 /// invalid field, in the CDB or in the parameter list.
@@ -113,6 +127,7 @@ impl Sense {
             ascq: code.ascq,
             info: None,
             field: None,
+            stream: 0,
         }
     }
 
@@ -166,7 +181,7 @@ impl Sense {
             b[0] |= 0x80;
             b[3..7].copy_from_slice(&info.to_be_bytes());
         }
-        b[2] = self.key as u8;
+        b[2] = self.key as u8 | (self.stream & 0xe0);
         // ADDITIONAL SENSE LENGTH: bytes 8..18.
         b[7] = 10;
         b[12] = self.asc;
@@ -186,6 +201,11 @@ impl Sense {
             b.extend_from_slice(&[0x00, 0x0a, 0x80, 0x00]);
             b.extend_from_slice(&info.to_be_bytes());
             b[7] = 12;
+        }
+        if self.stream != 0 {
+            // Stream commands descriptor (SSC-3 4.2.x, type 04h, length 02h).
+            b.extend_from_slice(&[0x04, 0x02, 0, self.stream & 0xe0]);
+            b[7] += 4;
         }
         if let Some(f) = self.field {
             push_sense_key_specific(&mut b, f.bytes());

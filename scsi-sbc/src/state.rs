@@ -85,6 +85,11 @@ pub struct LuState {
     /// answer NOT READY until it is back online; INQUIRY, REPORT LUNS, REQUEST SENSE and
     /// the reservation commands still work.
     pub offline: bool,
+    /// A tape LU's fixed block length as its drive last reported it (0: variable
+    /// blocks): what a fixed-block WRITE (6) carries is its count times this. The
+    /// drive (in its store) owns the value; `scsi-ssc` copies it here after each
+    /// command.
+    pub stream_block_len: u32,
 }
 
 impl LuState {

@@ -65,6 +65,23 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         Err(format!("the backing store has no setting '{key}'"))
     }
 
+    /// For a store whose medium comes and goes (a tape drive a changer loads):
+    /// `Some(Some(path))` with a medium, `Some(None)` without; `tgtadm --op show`
+    /// prints that path and, without a medium, the LU offline, as tgt does. `None`
+    /// (the default): the medium is the backing store the LU was created with.
+    fn medium(&self) -> Option<Option<String>> {
+        None
+    }
+
+    /// Give the store a handle on another LU's store, named `name` (a medium
+    /// changer's drives: `TID:LUN`), so that its commands can act on it (MOVE MEDIUM
+    /// loads and unloads the drive's tape through [`BlockStore::configure`]). Stores
+    /// that act on no other refuse it (the default).
+    fn attach_peer(&self, name: &str, peer: std::sync::Arc<dyn BlockStore>) -> Result<(), String> {
+        let _ = peer;
+        Err(format!("the backing store takes no peer '{name}'"))
+    }
+
     /// For a store whose plain reads, writes and flushes the daemon may queue on its
     /// asynchronous I/O ring (tgt's `--bstype aio`, io_uring here) instead of running
     /// [`BlockStore::execute`] on a worker: the open file to address. `None` (the

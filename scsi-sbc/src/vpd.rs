@@ -44,7 +44,9 @@ fn supported(lu: &LuConfig) -> &'static [u8] {
             BLOCK_LIMITS,
             BLOCK_DEVICE_CHARACTERISTICS,
         ],
-        DeviceType::Controller | DeviceType::Cd => &[SUPPORTED, UNIT_SERIAL, DEVICE_ID],
+        DeviceType::Controller | DeviceType::Cd | DeviceType::Tape | DeviceType::Changer => {
+            &[SUPPORTED, UNIT_SERIAL, DEVICE_ID]
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Which SCSI crate answers an LU: `scsi_mmc` for a CD/DVD LU, `scsi_sbc` for the
-//! rest (disks and the LUN 0 controller). Both have the same sans-IO API, so the
-//! choice is this one match on [`DeviceType`] per entry point.
+//! Which SCSI crate answers an LU: `scsi_mmc` for a CD/DVD LU, `scsi_ssc` for a
+//! tape drive, `scsi_smc` for a medium changer, `scsi_sbc` for the rest (disks and the LUN 0 controller). They have
+//! the same sans-IO API, so the choice is this one match on [`DeviceType`] per entry
+//! point.
 
 use bytes::Bytes;
 use scsi_sbc::{
@@ -16,6 +17,8 @@ pub(crate) fn prepare_in(
 ) -> Result<Prepared, Outcome> {
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::prepare_in(cdb, lu, ctx, state),
+        DeviceType::Tape => scsi_ssc::prepare_in(cdb, lu, ctx, state),
+        DeviceType::Changer => scsi_smc::prepare_in(cdb, lu, ctx, state),
         DeviceType::Disk | DeviceType::Controller => scsi_sbc::prepare_in(cdb, lu, ctx, state),
     }
 }
@@ -30,6 +33,8 @@ pub(crate) fn execute_in(
 ) -> Plan {
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::execute_in(cdb, lu, ctx, state, data_out),
+        DeviceType::Tape => scsi_ssc::execute_in(cdb, lu, ctx, state, data_out),
+        DeviceType::Changer => scsi_smc::execute_in(cdb, lu, ctx, state, data_out),
         DeviceType::Disk | DeviceType::Controller => {
             scsi_sbc::execute_in(cdb, lu, ctx, state, data_out)
         }
@@ -47,6 +52,8 @@ pub(crate) fn complete_in(
 ) -> Outcome {
     match lu.device_type {
         DeviceType::Cd => scsi_mmc::complete_in(cdb, lu, nexus, state, op, result),
+        DeviceType::Tape => scsi_ssc::complete_in(cdb, lu, nexus, state, op, result),
+        DeviceType::Changer => scsi_smc::complete_in(cdb, lu, nexus, state, op, result),
         DeviceType::Disk | DeviceType::Controller => {
             scsi_sbc::complete_in(cdb, lu, nexus, state, op, result)
         }

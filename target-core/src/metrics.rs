@@ -531,6 +531,7 @@ mod tests {
             ascq: 0,
             info: None,
             field: None,
+            stream: 0,
         };
         m.command_done(CommandKind::Read, &Outcome::check(sense), 512, ms);
         m.command_done(CommandKind::Other, &Outcome::good(Bytes::new()), 36, ms);

@@ -11,6 +11,7 @@ mod client;
 mod dashes;
 mod getopt;
 mod number;
+pub mod tgtimg;
 mod usage;
 
 use std::io::Write;

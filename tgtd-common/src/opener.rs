@@ -19,6 +19,22 @@ impl BackendsOpener {
         &self,
         spec: &StoreSpec<'_>,
     ) -> Result<(Arc<dyn BlockStore>, Option<usize>), String> {
+        // A tape drive (`--device-type tape`): the image in tgt's format, or no tape.
+        if spec.bstype == "ssc" {
+            let store = if spec.path.is_empty() {
+                backends::TapeStore::empty(spec.readonly)
+            } else {
+                backends::TapeStore::open(spec.path, spec.readonly).map_err(|e| e.to_string())?
+            };
+            return Ok((Arc::new(store), None));
+        }
+        // A medium changer (`--device-type changer`): its library. tgt opens the
+        // backing file and ignores it; a missing one is refused the same way.
+        if spec.bstype == "smc" {
+            std::fs::metadata(spec.path)
+                .map_err(|e| format!("cannot open backing store {}: {e}", spec.path))?;
+            return Ok((Arc::new(backends::ChangerStore::new()), None));
+        }
         let ty: BsType = spec
             .bstype
             .parse()
@@ -92,6 +108,8 @@ impl StoreOpener for BackendsOpener {
             ("null", ""),
             ("fault", "sync:direct"),
             ("rbd", ""),
+            ("ssc", ""),
+            ("smc", ""),
         ]
         .into_iter()
         .map(|(name, oflags)| target_core::mgmt::BackingStoreType {

@@ -695,7 +695,8 @@ impl BlockStore for RbdStore {
                 len: *len,
                 mapped: true,
             }])),
-            BlockOp::SaveState { .. } => Err(IoErrorKind::Other),
+            // Not a tape or changer medium (those have their own stores).
+            BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),
         }
     }
 

@@ -32,6 +32,7 @@ pub(super) fn iscsi_sense(asc: u8, ascq: u8) -> Outcome {
         ascq,
         info: None,
         field: None,
+        stream: 0,
     })
 }
 

@@ -29,6 +29,7 @@ const LUN_NOT_SUPPORTED: Sense = Sense {
     ascq: 0x00,
     info: None,
     field: None,
+    stream: 0,
 };
 
 /// EXTENDED COPY (LID1) operation code.
@@ -398,6 +399,7 @@ impl Connection {
                         ascq: 0,
                         info: None,
                         field: None,
+                        stream: 0,
                     };
                     return self.finish_task(itt, Outcome::check(sense));
                 };

@@ -95,15 +95,17 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
     // A cd LU's own defaults (read-only, removable, no write cache, 2048-byte blocks,
     // "VIRTUAL-CDROM") are what `--device-type cd` gives, so they are not restated.
     let cd = c.device_type == DeviceType::Cd;
+    // Tapes and changers: removable, no write cache, block size 1 by default.
+    let stream = matches!(c.device_type, DeviceType::Tape | DeviceType::Changer);
     let mut flag = |k: &str, on: bool, default: bool| {
         if on != default {
             params.push((k.to_string(), if on { "1" } else { "0" }.to_string()));
         }
     };
     flag("readonly", c.readonly, cd);
-    flag("removable", c.removable, cd);
+    flag("removable", c.removable, cd || stream);
     flag("online", l.online, true);
-    flag("write_cache", c.write_cache, !cd);
+    flag("write_cache", c.write_cache, !cd && !stream);
     flag("thin_provisioning", c.thin_provisioning, false);
     flag("sense_format", c.descriptor_sense, false);
     flag("sanitize", c.sanitize, false);
@@ -146,8 +148,20 @@ fn lun_config(tid: Tid, l: &Lun) -> LunConfig {
         bstype: Some(l.backing.bstype.clone()),
         bsopts: Some(l.backing.bsopts.clone()).filter(|o| !o.is_empty()),
         bsoflags: Some(l.backing.oflags.clone()).filter(|f| !f.is_empty()),
-        blocksize: Some(c.block_size).filter(|b| *b != if cd { scsi_mmc::BLOCK_SIZE } else { 512 }),
-        device_type: cd.then(|| "cd".to_string()),
+        blocksize: Some(c.block_size).filter(|b| {
+            let default = match c.device_type {
+                DeviceType::Cd => scsi_mmc::BLOCK_SIZE,
+                DeviceType::Tape | DeviceType::Changer => 1,
+                _ => 512,
+            };
+            *b != default
+        }),
+        device_type: match c.device_type {
+            DeviceType::Cd => Some("cd".to_string()),
+            DeviceType::Tape => Some("tape".to_string()),
+            DeviceType::Changer => Some("changer".to_string()),
+            _ => None,
+        },
         params,
     }
 }

@@ -96,8 +96,10 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     if target.lun(s.lun).is_some() {
         return Err(MgmtError::LunExists);
     }
-    // Disks and CD/DVD devices are emulated; tgt's tape/changer/osd/passthrough are
-    // not.
+    if matches!(s.device_type.as_deref(), Some("tape" | "changer")) {
+        return tape_new(&target, opener, s);
+    }
+    // Disks, CD/DVD devices and tapes are emulated; tgt's osd/passthrough are not.
     let cd = match s.device_type.as_deref() {
         None | Some("disk") => false,
         Some("cd") => true,
@@ -189,6 +191,63 @@ fn lu_new(core: &Core, opener: &dyn StoreOpener, s: NewLu) -> Result<Response, M
     Ok(Response::ok())
 }
 
+/// `--device-type tape`: a tape drive over a tape image (tgt's `ssc` backing store,
+/// the default and the only one a tape takes). `--backing-store NONE` (or tgt's
+/// `NONE:0`) is a drive with no tape, for a changer to load.
+///
+/// `--device-type changer`: a medium changer (tgt's `smc` store, the only one it
+/// takes); its backing store is a file tgt requires and ignores. Its elements come
+/// with `--op update --params element_type=...`.
+fn tape_new(
+    target: &crate::registry::Target,
+    opener: &dyn StoreOpener,
+    s: NewLu,
+) -> Result<Response, MgmtError> {
+    let changer = s.device_type.as_deref() == Some("changer");
+    let own = if changer { "smc" } else { "ssc" };
+    let bstype = s.bstype.unwrap_or_else(|| own.to_owned());
+    if bstype != own || s.bsoflags.is_some() || s.bsopts.is_some() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let lu_params = LuParams::parse(s.params.as_deref().unwrap_or(""))?;
+    if lu_params.path.is_some() || lu_params.resize.is_some() || lu_params.fault.is_some() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    if s.backing_store.is_empty() {
+        return Err(MgmtError::InvalidRequest);
+    }
+    let readonly = lu_params.readonly.unwrap_or(false);
+    let path = if !changer && (s.backing_store == "NONE" || s.backing_store.starts_with("NONE:")) {
+        ""
+    } else {
+        s.backing_store.as_str()
+    };
+    let store = opener
+        .open(&StoreSpec {
+            bstype: &bstype,
+            path,
+            readonly,
+            oflags: "",
+            bsopts: "",
+            block_size: 1,
+        })
+        .map_err(MgmtError::BackingStore)?;
+    let backing = LunBacking {
+        bstype,
+        path: Some(s.backing_store),
+        oflags: String::new(),
+        bsopts: String::new(),
+    };
+    let mut lu = if changer {
+        Lun::changer(s.tid, s.lun, store, backing)
+    } else {
+        Lun::tape(s.tid, s.lun, store, backing)
+    };
+    lu_params.apply_to(&mut lu);
+    target.add_lun(lu)?;
+    Ok(Response::ok())
+}
+
 /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT from the medium's physical block size
 /// (tgt does the same unless `lbppbe` is given): 3 for 512-byte blocks on a device
 /// with 4 KiB physical sectors; 0 when unknown or not a power-of-two multiple.
@@ -247,6 +306,10 @@ fn lu_update(
 ) -> Result<Response, MgmtError> {
     let target = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
     let current = target.lun(lun).ok_or(MgmtError::NoLun)?;
+    let mut params = params;
+    if current.config.device_type == scsi_sbc::DeviceType::Changer {
+        params = changer_update(core, &current, params.as_deref().unwrap_or(""))?;
+    }
     let lu_params = LuParams::parse(params.as_deref().unwrap_or(""))?;
     let mut lu: Lun = (*current).clone();
     let new_path = lu_params.path.clone();
@@ -295,6 +358,56 @@ fn lu_update(
     }
     target.replace_lun(lu)?;
     Ok(Response::ok())
+}
+
+/// A changer's `--params`: tgt's element keys go to its library store (a data
+/// transfer element mapped to `tid`/`lun` gets that LU's store attached first), the
+/// rest (vendor_id, online, ...) are returned for the LU itself.
+fn changer_update(core: &Core, lu: &Lun, params: &str) -> Result<Option<String>, MgmtError> {
+    let (smc, rest): (Vec<&str>, Vec<&str>) =
+        params.split(',').filter(|i| !i.is_empty()).partition(|i| {
+            let key = i.split_once('=').map_or(*i, |(k, _)| k);
+            scsi_smc::library::PARAM_KEYS.contains(&key)
+        });
+    if !smc.is_empty() {
+        let store = lu.store.as_ref().ok_or(MgmtError::InvalidRequest)?;
+        let value = |key: &str| {
+            smc.iter()
+                .rev()
+                .filter_map(|i| i.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.trim())
+        };
+        if let (Some(tid), Some(dlun)) = (value("tid"), value("lun")) {
+            let tid: Tid = tid.parse().map_err(|_| MgmtError::InvalidRequest)?;
+            let dlun: u64 = dlun.parse().map_err(|_| MgmtError::InvalidRequest)?;
+            // The drive must be a tape LU that exists now.
+            let drive = core
+                .registry
+                .target(tid)
+                .and_then(|t| t.lun(dlun))
+                .filter(|d| d.config.device_type == scsi_sbc::DeviceType::Tape)
+                .ok_or(MgmtError::NoLun)?;
+            let drive_store = drive.store.clone().ok_or(MgmtError::InvalidRequest)?;
+            store
+                .attach_peer(&format!("{tid}:{dlun}"), drive_store)
+                .map_err(MgmtError::BackingStore)?;
+        }
+        store.configure("smc", &smc.join(",")).map_err(|e| {
+            if e.starts_with("unknown parameter") {
+                MgmtError::UnknownParam
+            } else {
+                MgmtError::BackingStore(e)
+            }
+        })?;
+    }
+    let rest = (!rest.is_empty()).then(|| rest.join(","));
+    // tgt's changer hands keys its LU code does not know to the library, which
+    // calls them unknown.
+    if let Some(r) = &rest {
+        LuParams::parse(r).map_err(|_| MgmtError::UnknownParam)?;
+    }
+    Ok(rest)
 }
 
 /// `opts` (`key=value;key=value`) with `key` set to `value` (added when missing).

@@ -99,6 +99,13 @@ pub(crate) fn session_json(s: &SessionInfo) -> Value {
 
 fn lun_json(l: &Lun) -> Value {
     let c = &l.config;
+    // A drive a changer loads: its tape now (see `lun_show`).
+    let medium = l.store.as_ref().and_then(|s| s.medium());
+    let online = l.online && !matches!(medium, Some(None));
+    let path = match medium {
+        Some(m) => m,
+        None => l.backing.path.clone(),
+    };
     json!({
         "lun": l.lun,
         "type": match c.device_type { DeviceType::Cd => "cd", kind => kind.show_name() },
@@ -109,12 +116,12 @@ fn lun_json(l: &Lun) -> Value {
         "product_rev": c.identity.product_rev,
         "size": l.store.as_ref().map_or(0, |s| s.size()),
         "block_size": c.block_size,
-        "online": l.online,
+        "online": online,
         "removable": c.removable,
         "readonly": c.readonly,
         "write_cache": c.write_cache,
         "bstype": l.backing.bstype,
-        "path": l.backing.path,
+        "path": path,
         "bsoflags": l.backing.oflags,
         "bsopts": l.backing.bsopts,
     })
@@ -191,7 +198,11 @@ fn lun_show(out: &mut String, lun: &Lun) {
             cfg.block_size
         ),
     );
-    line(out, 3, &format!("Online: {}", yes_no(lun.online)));
+    // A drive a changer loads and unloads: its tape now, offline without one (tgt
+    // takes the LU offline on unload).
+    let medium = lun.store.as_ref().and_then(|s| s.medium());
+    let online = lun.online && !matches!(medium, Some(None));
+    line(out, 3, &format!("Online: {}", yes_no(online)));
     line(
         out,
         3,
@@ -222,7 +233,10 @@ fn lun_show(out: &mut String, lun: &Lun) {
         3,
         &format!(
             "Backing store path: {}",
-            lun.backing.path.as_deref().unwrap_or("None")
+            match &medium {
+                Some(m) => m.as_deref().unwrap_or("None"),
+                None => lun.backing.path.as_deref().unwrap_or("None"),
+            }
         ),
     );
     // tgt prints the empty flag string after the colon and space, leaving a trailing
@@ -254,7 +268,7 @@ pub fn system_show(info: &SystemInfo) -> Response {
         "backing_stores": info.backing_stores.iter().map(|b| json!({
             "name": b.name, "bsoflags": b.oflags,
         })).collect::<Vec<_>>(),
-        "device_types": ["disk", "cd", "controller"],
+        "device_types": ["disk", "cd", "controller", "tape", "changer"],
         "discovery_incoming_users": info.discovery.incoming,
         "discovery_outgoing_user": info.discovery.outgoing,
         "isns": {

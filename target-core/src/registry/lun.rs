@@ -53,6 +53,8 @@ pub fn default_product_id(kind: DeviceType) -> &'static str {
         DeviceType::Disk => "VIRTUAL-DISK",
         DeviceType::Cd => "VIRTUAL-CDROM",
         DeviceType::Controller => "Controller",
+        DeviceType::Tape => "VIRTUAL-TAPE",
+        DeviceType::Changer => "VIRTUAL-CHANGER",
     }
 }
 
@@ -146,6 +148,30 @@ impl Lun {
         c.readonly = true;
         c.removable = true;
         c.write_cache = false;
+        lu
+    }
+
+    /// A tape drive LUN (tgt's `--device-type tape`) over a tape store: removable
+    /// medium, "VIRTUAL-TAPE", block size 1 as tgt shows it; its commands go to
+    /// `scsi_ssc` and run in the store.
+    pub fn tape(tid: u32, lun: u64, store: Arc<dyn BlockStore>, backing: LunBacking) -> Self {
+        let mut lu = Lun::disk(tid, lun, store, 1, backing);
+        let c = &mut lu.config;
+        c.device_type = DeviceType::Tape;
+        c.num_blocks = 0;
+        c.identity.product_id = default_product_id(DeviceType::Tape).into();
+        c.removable = true;
+        c.write_cache = false;
+        lu
+    }
+
+    /// A medium changer LUN (tgt's `--device-type changer`) over its library store:
+    /// "VIRTUAL-CHANGER", removable as tgt reports it; its commands go to `scsi_smc`.
+    pub fn changer(tid: u32, lun: u64, store: Arc<dyn BlockStore>, backing: LunBacking) -> Self {
+        let mut lu = Lun::tape(tid, lun, store, backing);
+        let c = &mut lu.config;
+        c.device_type = DeviceType::Changer;
+        c.identity.product_id = default_product_id(DeviceType::Changer).into();
         lu
     }
 
