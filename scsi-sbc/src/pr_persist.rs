@@ -66,7 +66,10 @@ impl Reservations {
     /// `version` and the APTPL bit (the cluster keeps the state whether or not APTPL
     /// is set, so it has to say which).
     pub fn encode_shared(&self, version: u64) -> Vec<u8> {
-        self.encode_with(format!("version {version}\naptpl {}\n", u8::from(self.aptpl)))
+        self.encode_with(format!(
+            "version {version}\naptpl {}\n",
+            u8::from(self.aptpl)
+        ))
     }
 
     fn encode_with(&self, head: String) -> Vec<u8> {

@@ -104,7 +104,9 @@ pub fn apply_out(current: &[u8], op: &BlockOp) -> Result<SharedStep, RestoreErro
     let object = res.encode_shared(res.shared_version);
     let mut notify = object.clone();
     for (n, code) in r.unwrap_or_default() {
-        notify.extend_from_slice(format!("ua {n:016x} {:02x}{:02x}\n", code.asc, code.ascq).as_bytes());
+        notify.extend_from_slice(
+            format!("ua {n:016x} {:02x}{:02x}\n", code.asc, code.ascq).as_bytes(),
+        );
     }
     Ok(SharedStep::Write { object, notify })
 }
@@ -161,7 +163,12 @@ pub fn complete_out(
     let mut res = match read_shared(&base, state.res.ptpl_capable) {
         Ok(r) => r,
         // The store handed back what it could not parse either: it wrote nothing.
-        Err(_) => return Outcome::check(Sense::new(SenseKey::HardwareError, AscAscq { asc: 0x44, ascq: 0 })),
+        Err(_) => {
+            return Outcome::check(Sense::new(
+                SenseKey::HardwareError,
+                AscAscq { asc: 0x44, ascq: 0 },
+            ))
+        }
     };
     let Some((r, _)) = run_out(&mut res, op) else {
         return Outcome::check(Sense::invalid_field_in_cdb());
@@ -210,7 +217,9 @@ impl SharedPr {
     pub fn publish(&self, text: &[u8]) -> Result<u64, RestoreError> {
         let res = read_shared(text, true)?;
         let version = res.shared_version;
-        let uas = std::str::from_utf8(text).map(notified_uas).unwrap_or_default();
+        let uas = std::str::from_utf8(text)
+            .map(notified_uas)
+            .unwrap_or_default();
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if version > p.version {
             p.version = version;
@@ -320,7 +329,10 @@ mod tests {
         assert_eq!(b.res.shared_version, 2);
         assert_eq!(b.res.registrations.len(), 1);
         assert_eq!(b.res.holder.map(|h| h.typ), Some(5));
-        assert!(b.res.check(2, crate::pr::Access::Write).is_err(), "B enforces it");
+        assert!(
+            b.res.check(2, crate::pr::Access::Write).is_err(),
+            "B enforces it"
+        );
         assert!(b.res.check(2, crate::pr::Access::Read).is_ok());
 
         // A RESERVE that changes nothing writes nothing.
@@ -330,7 +342,10 @@ mod tests {
         // Through B: REGISTER, then a RESERVE that conflicts, answered exactly.
         let reg = out(2, I2, 0, 0, 0, 0xb2);
         let base = store_run(&mut object, &[&ba, &bb], &reg);
-        assert_eq!(complete_out(&mut b, &reg, Ok(base)), Outcome::good(Bytes::new()));
+        assert_eq!(
+            complete_out(&mut b, &reg, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
         let res = out(2, I2, 1, 1, 0xb2, 0);
         let base = store_run(&mut object, &[&ba, &bb], &res);
         assert_eq!(
@@ -341,7 +356,10 @@ mod tests {
         // PREEMPT through B: A's nexus loses its registration and gets the UA on A.
         let pre = out(2, I2, 4, 1, 0xb2, 0xa1);
         let base = store_run(&mut object, &[&ba, &bb], &pre);
-        assert_eq!(complete_out(&mut b, &pre, Ok(base)), Outcome::good(Bytes::new()));
+        assert_eq!(
+            complete_out(&mut b, &pre, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
         ba.sync(&mut a);
         assert_eq!(a.res.shared_version, 4);
         assert_eq!(a.res.holder.map(|h| (h.nexus, h.typ)), Some((2, 1)));
@@ -367,7 +385,10 @@ mod tests {
         store_run(&mut object, &[&bx], &reg2);
         bx.sync(&mut a);
         assert_eq!(a.res.shared_version, 2);
-        assert_eq!(complete_out(&mut a, &reg, Ok(base)), Outcome::good(Bytes::new()));
+        assert_eq!(
+            complete_out(&mut a, &reg, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
         assert_eq!(a.res.shared_version, 2);
         assert_eq!(a.res.registrations.len(), 2);
     }
@@ -386,7 +407,10 @@ mod tests {
             "tgtd-pr 1\nversion 9\naptpl 0\ngeneration 3\n"
         );
         let back = read_shared(&text, true).unwrap();
-        assert_eq!((back.shared_version, back.aptpl, back.generation), (9, false, 3));
+        assert_eq!(
+            (back.shared_version, back.aptpl, back.generation),
+            (9, false, 3)
+        );
         r.aptpl = true;
         assert!(read_shared(&r.encode_shared(1), true).unwrap().aptpl);
         let bx = SharedPr::default();
@@ -401,9 +425,9 @@ mod tests {
         assert_eq!(o.sense.map(|s| s.key), Some(SenseKey::AbortedCommand));
         let o = complete_out(&mut s, &op, Ok(Bytes::from_static(b"junk")));
         assert_eq!(o.sense.map(|s| s.key), Some(SenseKey::HardwareError));
-        assert_eq!(notified_uas("ua 00000000000000ff 2a05\nua zz 1\n"), vec![(
-            0xff,
-            asc::REGISTRATIONS_PREEMPTED
-        )]);
+        assert_eq!(
+            notified_uas("ua 00000000000000ff 2a05\nua zz 1\n"),
+            vec![(0xff, asc::REGISTRATIONS_PREEMPTED)]
+        );
     }
 }
