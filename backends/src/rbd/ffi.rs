@@ -47,12 +47,13 @@ struct Api {
     rados_write_op_write_full: unsafe extern "C" fn(WriteOpT, *const c_char, usize),
     rados_write_op_operate:
         unsafe extern "C" fn(WriteOpT, IoctxT, *const c_char, *mut libc::time_t, c_int) -> c_int,
-    rados_watch2: unsafe extern "C" fn(
+    rados_watch3: unsafe extern "C" fn(
         IoctxT,
         *const c_char,
         *mut u64,
         WatchCallback,
         WatchErrCallback,
+        u32,
         *mut c_void,
     ) -> c_int,
     rados_unwatch2: unsafe extern "C" fn(IoctxT, u64) -> c_int,
@@ -174,7 +175,7 @@ fn load() -> Result<Api, LoadError> {
         rados_write_op_create: sym!(rados, RADOS, rados_write_op_create),
         rados_write_op_write_full: sym!(rados, RADOS, rados_write_op_write_full),
         rados_write_op_operate: sym!(rados, RADOS, rados_write_op_operate),
-        rados_watch2: sym!(rados, RADOS, rados_watch2),
+        rados_watch3: sym!(rados, RADOS, rados_watch3),
         rados_unwatch2: sym!(rados, RADOS, rados_unwatch2),
         rados_watch_flush: sym!(rados, RADOS, rados_watch_flush),
         rados_notify2: sym!(rados, RADOS, rados_notify2),
@@ -286,11 +287,14 @@ impl Cluster {
 impl Cluster {
     /// Open RADOS object `oid` of `pool` (created empty when missing) and watch it:
     /// `on_notify` is called with the payload of every notification on it, then the
-    /// notification is acknowledged. See [`SharedObject`].
+    /// notification is acknowledged. The OSD drops the watch of a gateway it has not
+    /// heard from for `watch_timeout_s` seconds (a crashed one), so notifications stop
+    /// waiting for it. See [`SharedObject`].
     pub(crate) fn shared_object(
         &self,
         pool: &str,
         oid: &str,
+        watch_timeout_s: u32,
         on_notify: OnNotify,
     ) -> Result<SharedObject, (&'static str, i32)> {
         let c_pool = cstr(pool).map_err(|e| ("open the pool of", e))?;
@@ -324,12 +328,13 @@ impl Cluster {
         // SAFETY: a live ioctx and NUL-terminated name; `ctx` stays allocated until
         // `SharedObject::drop` has removed the watch and flushed its callbacks.
         let r = unsafe {
-            (self.api.rados_watch2)(
+            (self.api.rados_watch3)(
                 io,
                 obj.oid.as_ptr(),
                 &mut cookie,
                 on_watch_notify,
                 on_watch_error,
+                watch_timeout_s,
                 ctx.cast(),
             )
         };

@@ -271,6 +271,12 @@ struct SharedReservations {
 /// the object between our read and our write.
 const PR_RETRIES: usize = 32;
 
+/// Seconds the OSD keeps the watch of a gateway it no longer hears from, and the
+/// longest a PERSISTENT RESERVE OUT waits for the other gateways to acknowledge a
+/// change: a crashed gateway delays reservation changes by at most this much (well
+/// inside initiators' command timeouts), a live one acknowledges in milliseconds.
+const PR_WATCH_TIMEOUT_S: u32 = 5;
+
 impl SharedReservations {
     fn open(
         cluster: &Cluster,
@@ -286,6 +292,7 @@ impl SharedReservations {
             .shared_object(
                 pool,
                 &oid,
+                PR_WATCH_TIMEOUT_S,
                 Box::new(move |payload| {
                     if let Err(e) = inbox.publish(payload) {
                         tracing::warn!("rbd {log_label}: reservation update ignored: {e}");
@@ -349,7 +356,8 @@ impl SharedReservations {
                     return Err(map_errno(e as isize, true));
                 }
             }
-            let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            let wait = timeout.min(Duration::from_secs(u64::from(PR_WATCH_TIMEOUT_S)));
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             if let Err(e) = self.object.notify(&notify, ms) {
                 // The state is kept; a gateway that did not answer (dead, or its
                 // watch lost) reads it again when its watch comes back.
