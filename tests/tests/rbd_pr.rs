@@ -63,14 +63,7 @@ fn nexus(d: &Daemon, port: u8) -> Client {
 }
 
 /// PERSISTENT RESERVE OUT.
-fn pr_out(
-    c: &mut Client,
-    sa: u8,
-    typ: u8,
-    key: u64,
-    sa_key: u64,
-    aptpl: bool,
-) -> ScsiResult {
+fn pr_out(c: &mut Client, sa: u8, typ: u8, key: u64, sa_key: u64, aptpl: bool) -> ScsiResult {
     let mut p = vec![0u8; 24];
     p[0..8].copy_from_slice(&key.to_be_bytes());
     p[8..16].copy_from_slice(&sa_key.to_be_bytes());
@@ -100,7 +93,12 @@ fn keys(c: &mut Client) -> Vec<u64> {
 fn reservation(c: &mut Client) -> Option<(u64, u8)> {
     let d = pr_in(c, 1);
     let len = u32::from_be_bytes(d[4..8].try_into().unwrap());
-    (len >= 16).then(|| (u64::from_be_bytes(d[8..16].try_into().unwrap()), d[21] & 0x0f))
+    (len >= 16).then(|| {
+        (
+            u64::from_be_bytes(d[8..16].try_into().unwrap()),
+            d[21] & 0x0f,
+        )
+    })
 }
 
 fn write(c: &mut Client) -> ScsiResult {
@@ -125,7 +123,11 @@ fn reservations_span_gateways(f: Flavour) {
     let mut other = nexus(&b, 2);
     let mut stranger = nexus(&b, 3);
 
-    assert_eq!(pr_out(&mut holder, 0, 0, 0, 0xa1, false).status, 0, "REGISTER");
+    assert_eq!(
+        pr_out(&mut holder, 0, 0, 0, 0xa1, false).status,
+        0,
+        "REGISTER"
+    );
     assert_eq!(
         pr_out(&mut holder, 1, WRITE_EXCLUSIVE, 0xa1, 0, false).status,
         0,
@@ -157,7 +159,11 @@ fn reservations_span_gateways(f: Flavour) {
     assert_eq!(write(&mut holder).status, CONFLICT);
     assert_eq!(keys(&mut holder), vec![0xb2]);
     assert_eq!(reservation(&mut holder), Some((0xb2, WRITE_EXCLUSIVE)));
-    assert_eq!(write(&mut other).status, 0, "the new holder writes through B");
+    assert_eq!(
+        write(&mut other).status,
+        0,
+        "the new holder writes through B"
+    );
     // A RESERVE through A by a nexus that is not registered: conflict, decided on
     // the shared state.
     assert_eq!(
@@ -209,6 +215,81 @@ fn aptpl_survives_every_gateway(f: Flavour) {
     assert_eq!(reservation(&mut other), Some((0xa1, EXCLUSIVE_ACCESS)));
 }
 
+/// A gateway killed (SIGKILL, its watch left behind on the OSD) delays a change
+/// through another gateway by the watch timeout at most, and the change is made.
+fn a_killed_gateway_does_not_block_changes(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = image("killed", f);
+    let (a, b) = (gateway(f, 1, &path), gateway(f, 7, &path));
+    let mut holder = nexus(&a, 1);
+    assert_eq!(pr_out(&mut holder, 0, 0, 0, 0xa1, false).status, 0);
+    b.signal(libc::SIGKILL);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        pr_out(&mut holder, 1, WRITE_EXCLUSIVE, 0xa1, 0, false).status,
+        0
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(9), "RESERVE took {took:?}");
+    assert_eq!(reservation(&mut holder), Some((0xa1, WRITE_EXCLUSIVE)));
+    // The next change does not wait: the dead watch is gone.
+    let started = std::time::Instant::now();
+    assert_eq!(pr_out(&mut holder, 0, 0, 0xa1, 0xa2, false).status, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // A gateway started again finds the state.
+    drop(b);
+    let b = gateway(f, 7, &path);
+    let mut other = nexus(&b, 2);
+    assert_eq!(keys(&mut other), vec![0xa2]);
+    assert_eq!(write(&mut other).status, CONFLICT);
+}
+
+/// A gateway frozen (SIGSTOP) for longer than the watch timeout loses its watch; when
+/// it runs again it watches the object again and reads it, so it enforces the change
+/// made meanwhile through the other gateway.
+fn a_lost_watch_is_made_again(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = image("rewatch", f);
+    let (a, b) = (gateway(f, 1, &path), gateway(f, 7, &path));
+    let mut holder = nexus(&a, 1);
+    let mut other = nexus(&b, 2);
+    assert_eq!(keys(&mut other), Vec::<u64>::new());
+    b.signal(libc::SIGSTOP);
+    assert_eq!(pr_out(&mut holder, 0, 0, 0, 0xa1, false).status, 0);
+    assert_eq!(
+        pr_out(&mut holder, 1, WRITE_EXCLUSIVE, 0xa1, 0, false).status,
+        0
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    b.signal(libc::SIGCONT);
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if write(&mut other).status == CONFLICT {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "gateway B never learned the reservation: keys {:?}",
+            keys(&mut other)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(reservation(&mut other), Some((0xa1, WRITE_EXCLUSIVE)));
+    // And it gets notifications again: a change through A is enforced through B at
+    // once.
+    assert_eq!(
+        pr_out(&mut holder, 2, WRITE_EXCLUSIVE, 0xa1, 0, false).status,
+        0
+    );
+    assert_eq!(write(&mut other).status, 0);
+}
+
 /// libiscsi's reservation suites, the second initiator's session on gateway B.
 fn libiscsi_reservations_split_across_gateways(f: Flavour) {
     let ceph = cluster();
@@ -236,5 +317,7 @@ fn libiscsi_reservations_split_across_gateways(f: Flavour) {
 both_flavours!(
     reservations_span_gateways,
     aptpl_survives_every_gateway,
+    a_killed_gateway_does_not_block_changes,
+    a_lost_watch_is_made_again,
     libiscsi_reservations_split_across_gateways
 );

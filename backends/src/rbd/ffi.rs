@@ -14,7 +14,8 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use libloading::Library;
@@ -305,12 +306,22 @@ impl Cluster {
         if r < 0 {
             return Err(("open the pool of", r));
         }
-        let mut obj = SharedObject {
+        let ctx = Box::into_raw(Box::new(WatchCtx {
+            api: self.api,
+            io,
+            oid: c_oid.clone(),
+            on_notify,
+            lost: AtomicBool::new(false),
+        }));
+        // From here `obj` owns the ioctx and the context: dropping it frees both.
+        let obj = SharedObject {
             api: self.api,
             cluster: self.handle,
             io,
             oid: c_oid,
-            watch: None,
+            ctx,
+            timeout_s: watch_timeout_s,
+            cookie: Mutex::new(None),
         };
         // Create it if missing (a watch needs an object); another gateway may win.
         match obj.operate(&[], None, true) {
@@ -318,32 +329,7 @@ impl Cluster {
             Err(e) if e == -libc::EEXIST => {}
             Err(e) => return Err(("create", e)),
         }
-        let ctx = Box::into_raw(Box::new(WatchCtx {
-            api: self.api,
-            io,
-            oid: obj.oid.clone(),
-            on_notify,
-        }));
-        let mut cookie = 0u64;
-        // SAFETY: a live ioctx and NUL-terminated name; `ctx` stays allocated until
-        // `SharedObject::drop` has removed the watch and flushed its callbacks.
-        let r = unsafe {
-            (self.api.rados_watch3)(
-                io,
-                obj.oid.as_ptr(),
-                &mut cookie,
-                on_watch_notify,
-                on_watch_error,
-                watch_timeout_s,
-                ctx.cast(),
-            )
-        };
-        if r < 0 {
-            // SAFETY: the watch was not registered: the context is ours again.
-            drop(unsafe { Box::from_raw(ctx) });
-            return Err(("watch", r));
-        }
-        obj.watch = Some((cookie, ctx));
+        obj.rewatch().map_err(|e| ("watch", e))?;
         Ok(obj)
     }
 }
@@ -357,6 +343,8 @@ struct WatchCtx {
     io: IoctxT,
     oid: CString,
     on_notify: OnNotify,
+    /// Set by the error callback: the watch is gone and must be made again.
+    lost: AtomicBool,
 }
 
 /// A small RADOS object several gateways read, replace conditionally and notify
@@ -367,7 +355,12 @@ pub(crate) struct SharedObject {
     cluster: RadosT,
     io: IoctxT,
     oid: CString,
-    watch: Option<(u64, *mut WatchCtx)>,
+    /// The watch callbacks' context, allocated once, freed in `Drop` after the last
+    /// watch is removed and its callbacks flushed.
+    ctx: *mut WatchCtx,
+    timeout_s: u32,
+    /// The current watch.
+    cookie: Mutex<Option<u64>>,
 }
 
 // SAFETY: librados ioctx handles may be used from any thread (the store serialises
@@ -377,6 +370,48 @@ unsafe impl Send for SharedObject {}
 unsafe impl Sync for SharedObject {}
 
 impl SharedObject {
+    fn ctx(&self) -> &WatchCtx {
+        // SAFETY: allocated in `shared_object`, freed only in `Drop`.
+        unsafe { &*self.ctx }
+    }
+
+    /// Whether the watch was lost (the OSD timed it out, the connection broke):
+    /// notifications are not seen until [`SharedObject::rewatch`].
+    pub(crate) fn watch_lost(&self) -> bool {
+        self.ctx().lost.load(Ordering::Acquire)
+    }
+
+    /// Remove the watch, if any, and watch the object again.
+    pub(crate) fn rewatch(&self) -> Result<(), i32> {
+        let mut cookie = self.cookie.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = cookie.take() {
+            // SAFETY: a live ioctx and a watch registered on it (a lost watch is
+            // still ours to remove); not called from a watch callback.
+            unsafe { (self.api.rados_unwatch2)(self.io, old) };
+        }
+        self.ctx().lost.store(false, Ordering::Release);
+        let mut new = 0u64;
+        // SAFETY: a live ioctx and NUL-terminated name; `ctx` stays allocated until
+        // `Drop` has removed the watch and flushed its callbacks.
+        let r = unsafe {
+            (self.api.rados_watch3)(
+                self.io,
+                self.oid.as_ptr(),
+                &mut new,
+                on_watch_notify,
+                on_watch_error,
+                self.timeout_s,
+                self.ctx.cast(),
+            )
+        };
+        if r < 0 {
+            self.ctx().lost.store(true, Ordering::Release);
+            return Err(r);
+        }
+        *cookie = Some(new);
+        Ok(())
+    }
+
     /// The whole object and its version (the object's, as RADOS counts writes).
     pub(crate) fn read(&self) -> Result<(Vec<u8>, u64), i32> {
         let mut len = 64 * 1024;
@@ -482,15 +517,20 @@ impl SharedObject {
 
 impl Drop for SharedObject {
     fn drop(&mut self) {
-        if let Some((cookie, ctx)) = self.watch.take() {
-            // SAFETY: the watch registered on this ioctx; then wait for callbacks in
-            // progress on the cluster handle (alive: the store drops us first) so
-            // nothing uses `ctx` after it is freed.
-            unsafe {
+        let cookie = self
+            .cookie
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // SAFETY: the watch registered on this ioctx is removed; then callbacks in
+        // progress on the cluster handle (alive: the store drops us first) are waited
+        // for, so nothing uses `ctx` after it is freed.
+        unsafe {
+            if let Some(cookie) = cookie {
                 (self.api.rados_unwatch2)(self.io, cookie);
-                (self.api.rados_watch_flush)(self.cluster);
-                drop(Box::from_raw(ctx));
             }
+            (self.api.rados_watch_flush)(self.cluster);
+            drop(Box::from_raw(self.ctx));
         }
         // SAFETY: owned, live, and no watch uses it any more.
         unsafe { (self.api.rados_ioctx_destroy)(self.io) }
@@ -534,9 +574,9 @@ unsafe extern "C" fn on_watch_notify(
 unsafe extern "C" fn on_watch_error(arg: *mut c_void, _cookie: u64, err: c_int) {
     // SAFETY: as in `on_watch_notify`.
     let ctx = unsafe { &*arg.cast::<WatchCtx>() };
+    ctx.lost.store(true, Ordering::Release);
     tracing::warn!(
-        "rados object {}: watch lost ({}); reservation changes made through other \
-         gateways are seen again at the next PERSISTENT RESERVE OUT",
+        "rados object {}: watch lost ({}); watching it again",
         ctx.oid.to_string_lossy(),
         std::io::Error::from_raw_os_error(-err)
     );

@@ -226,7 +226,7 @@ pub struct RbdStore {
     // the cluster handle it came from is shut down.
     image: Image,
     // Also dropped (its watch removed) before the cluster handle.
-    pr: Option<SharedReservations>,
+    pr: Option<PrShare>,
     _cluster: Cluster,
     label: String,
     readonly: bool,
@@ -276,6 +276,67 @@ const PR_RETRIES: usize = 32;
 /// change: a crashed gateway delays reservation changes by at most this much (well
 /// inside initiators' command timeouts), a live one acknowledges in milliseconds.
 const PR_WATCH_TIMEOUT_S: u32 = 5;
+
+/// The shared reservations and the thread that watches the object again when the
+/// watch is lost (stopped and joined on drop, before the object is closed).
+struct PrShare {
+    pr: Arc<SharedReservations>,
+    stop: Arc<AtomicBool>,
+    healer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PrShare {
+    fn start(pr: SharedReservations, label: &str) -> Result<PrShare, String> {
+        let pr = Arc::new(pr);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, l) = (pr.clone(), stop.clone(), label.to_owned());
+        let healer = std::thread::Builder::new()
+            .name("tgtd-rbd-prwatch".into())
+            .spawn(move || heal(&p, &s, &l))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        Ok(PrShare {
+            pr,
+            stop,
+            healer: Some(healer),
+        })
+    }
+}
+
+impl Drop for PrShare {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.healer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Once a second: a lost watch is made again and the object read again, so that
+/// changes made meanwhile through other gateways are enforced here.
+fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
+    let mut ticks = 0u32;
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        ticks += 1;
+        if ticks % 10 != 0 || !pr.object.watch_lost() {
+            continue;
+        }
+        match pr.object.rewatch() {
+            Ok(()) => match pr.object.read() {
+                Ok((state, _)) if !state.is_empty() => {
+                    let _ = pr.shared.publish(&state);
+                    tracing::info!("rbd {label}: reservation object watched and read again");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("rbd {label}: reservations: {}", errno_text(e)),
+            },
+            Err(e) => tracing::warn!(
+                "rbd {label}: cannot watch the reservation object again: {}",
+                errno_text(e)
+            ),
+        }
+    }
+}
 
 impl SharedReservations {
     fn open(
@@ -463,7 +524,9 @@ impl RbdStore {
         let watchdog = Watchdog::start(&label)?;
         // A snapshot is a medium of its own, read-only: its reservations stay local.
         let pr = match (snap, id.is_empty()) {
-            (None, false) => match SharedReservations::open(&cluster, pool, &id, &label) {
+            (None, false) => match SharedReservations::open(&cluster, pool, &id, &label)
+                .and_then(|pr| PrShare::start(pr, &label))
+            {
                 Ok(pr) => Some(pr),
                 Err(e) => {
                     tracing::warn!("rbd {label}: reservations not shared between gateways: {e}");
@@ -831,7 +894,7 @@ impl BlockStore for RbdStore {
             }])),
             // Not a tape or changer medium (those have their own stores).
             BlockOp::PrOut { .. } => match &self.pr {
-                Some(pr) => pr.pr_out(op, &self.label, self.timeout),
+                Some(p) => p.pr.pr_out(op, &self.label, self.timeout),
                 None => Err(IoErrorKind::Other),
             },
             BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),
@@ -839,7 +902,7 @@ impl BlockStore for RbdStore {
     }
 
     fn shared_reservations(&self) -> Option<&SharedPr> {
-        self.pr.as_ref().map(|p| &*p.shared)
+        self.pr.as_ref().map(|p| &*p.pr.shared)
     }
 
     fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
