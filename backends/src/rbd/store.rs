@@ -318,7 +318,7 @@ fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(100));
         ticks += 1;
-        if ticks % 10 != 0 || !pr.object.watch_lost() {
+        if !ticks.is_multiple_of(10) || !pr.object.watch_lost() {
             continue;
         }
         match pr.object.rewatch() {
