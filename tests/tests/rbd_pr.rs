@@ -304,6 +304,15 @@ fn libiscsi_reservations_split_across_gateways(f: Flavour) {
         .run();
     report.assert_no_failures();
     eprintln!("{}", report.summary());
+    // iscsi-test-cu ran with both paths (A and B) open; its two-initiator tests
+    // (ProutReserve's ownership tests) then take their second session from the
+    // second path (libiscsi `mpath_sd2_get_or_clone`).
+    let reserve_log = std::fs::read_to_string(report.logs.join("SCSI.ProutReserve.log"))
+        .expect("ProutReserve log");
+    assert!(
+        reserve_log.contains("found matching LU device identifier for all (2) paths"),
+        "{reserve_log}"
+    );
     assert!(
         report.passed().len() >= 10,
         "too few tests passed: {}",
