@@ -133,6 +133,25 @@ fn reservations_span_gateways(f: Flavour) {
         0,
         "RESERVE"
     );
+    // The state is in the cluster: RADOS object tgtd-pr.<image id> of the pool.
+    let oid = format!("tgtd-pr.{}", ceph.image_id(&path));
+    let object = ceph.rados(&["-p", "rbd", "get", &oid, "-"]);
+    assert_eq!(object.code, 0, "{object:?}");
+    assert!(
+        object
+            .stdout
+            .starts_with("tgtd-pr 1\nversion 2\naptpl 0\ngeneration 1\n"),
+        "{}",
+        object.stdout
+    );
+    assert!(
+        object.stdout.contains(&format!(
+            " 00000000000000a1 {}\n",
+            integration_tests::client::INITIATOR
+        )) && object.stdout.ends_with(" 1\n"),
+        "{}",
+        object.stdout
+    );
     // B shows what A did, at once (A completed only after B had it).
     assert_eq!(keys(&mut other), vec![0xa1]);
     assert_eq!(reservation(&mut other), Some((0xa1, WRITE_EXCLUSIVE)));
