@@ -256,8 +256,8 @@ fn a_killed_gateway_does_not_block_changes(f: Flavour) {
     let started = std::time::Instant::now();
     assert_eq!(pr_out(&mut holder, 0, 0, 0xa1, 0xa2, false).status, 0);
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
+        started.elapsed() < Duration::from_millis(4500),
+        "waited for the dead gateway again: {:?}",
         started.elapsed()
     );
     // A gateway started again finds the state.
