@@ -13,9 +13,9 @@
 #                  downloaded (not installed) and unpacked into target/test-deps/qemu-iscsi
 #                  of this checkout, or $TGTD_TEST_QEMU_DIR, where tests/tests/cdrom.rs
 #                  finds it
-#   ceph-mon, ceph-osd, ceph-common (rbd, ceph, monmaptool), librbd1, librados2
+#   ceph-mon, ceph-osd, ceph-common (rbd, rados, ceph, monmaptool), librbd1, librados2
 #                  a one-node Ceph cluster (scripts/ceph-test-cluster.sh) for the rbd
-#                  backing-store tests (tests/tests/rbd.rs); the daemons dlopen
+#                  backing-store tests (tests/tests/rbd.rs, rbd_pr.rs); the daemons dlopen
 #                  librbd.so.1 and librados.so.2 at run time
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -35,6 +35,7 @@ need=(
     "ceph-osd ceph-osd"
     "monmaptool ceph-common"
     "rbd ceph-common"
+    "rados ceph-common"
     "ceph ceph-common"
 )
 missing=()

@@ -529,6 +529,7 @@ impl FaultStore {
             BlockOp::Copy { .. }
             | BlockOp::Provisioning { .. }
             | BlockOp::SaveState { .. }
+            | BlockOp::PrOut { .. }
             | BlockOp::Device { .. } => Vec::new(),
         }
     }

@@ -154,6 +154,7 @@ impl ErrorLog {
             BlockOp::Provisioning { offset, len } => (*offset, *len),
             BlockOp::Flush
             | BlockOp::SaveState { .. }
+            | BlockOp::PrOut { .. }
             | BlockOp::Copy { .. }
             | BlockOp::Device { .. } => (0, 0),
         };
@@ -209,6 +210,10 @@ impl BlockStore for ErrorLogStore {
 
     fn medium_id(&self) -> Option<String> {
         self.inner.medium_id()
+    }
+
+    fn shared_reservations(&self) -> Option<&scsi_sbc::pr_shared::SharedPr> {
+        self.inner.shared_reservations()
     }
 
     fn size_changed(&self) -> bool {

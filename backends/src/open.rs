@@ -230,6 +230,7 @@ impl BlockStore for ReadOnlyStore {
             | BlockOp::Compare { .. }
             | BlockOp::Provisioning { .. }
             | BlockOp::SaveState { .. }
+            | BlockOp::PrOut { .. }
             | BlockOp::Device { .. } => self.0.execute(op),
         }
     }
@@ -260,6 +261,10 @@ impl BlockStore for ReadOnlyStore {
 
     fn medium_id(&self) -> Option<String> {
         self.0.medium_id()
+    }
+
+    fn shared_reservations(&self) -> Option<&scsi_sbc::pr_shared::SharedPr> {
+        self.0.shared_reservations()
     }
 
     fn size_changed(&self) -> bool {

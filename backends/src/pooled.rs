@@ -98,6 +98,10 @@ impl BlockStore for PooledStore {
         self.inner.medium_id()
     }
 
+    fn shared_reservations(&self) -> Option<&scsi_sbc::pr_shared::SharedPr> {
+        self.inner.shared_reservations()
+    }
+
     fn size_changed(&self) -> bool {
         self.inner.size_changed()
     }

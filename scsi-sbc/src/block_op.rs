@@ -86,6 +86,24 @@ pub enum BlockOp {
         /// The state, opaque to the store.
         data: Bytes,
     },
+    /// PERSISTENT RESERVE OUT on reservations the store keeps for every gateway of
+    /// its medium ([`crate::BlockStore::shared_reservations`]): the store applies it
+    /// to the shared state with [`crate::pr_shared::apply_out`] and answers with the
+    /// state it applied it to (see [`crate::pr_shared`]).
+    PrOut {
+        /// The I_T nexus the command came from.
+        nexus: u64,
+        /// Its initiator name.
+        initiator: String,
+        /// SERVICE ACTION.
+        sa: u8,
+        /// SCOPE.
+        scope: u8,
+        /// TYPE.
+        typ: u8,
+        /// The parameter list.
+        param: Bytes,
+    },
     /// Report which bytes of `offset .. offset + len` are allocated (GET LBA STATUS).
     /// The result is an extent list encoded by [`encode_extents`].
     Provisioning {

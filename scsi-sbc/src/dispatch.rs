@@ -419,7 +419,7 @@ fn plan(
 }
 
 /// The sense for a failed store operation (no INFORMATION; see [`failure_sense`]).
-fn io_error_sense(kind: IoErrorKind) -> Sense {
+pub(crate) fn io_error_sense(kind: IoErrorKind) -> Sense {
     match kind {
         IoErrorKind::ReadError | IoErrorKind::ReadErrorAt { .. } => {
             Sense::new(SenseKey::MediumError, asc::UNRECOVERED_READ_ERROR)
@@ -476,6 +476,7 @@ fn op_offset(op: &BlockOp) -> Option<u64> {
         BlockOp::Unmap { ranges } => ranges.iter().map(|r| r.0).min(),
         BlockOp::Flush
         | BlockOp::SaveState { .. }
+        | BlockOp::PrOut { .. }
         | BlockOp::Copy { .. }
         | BlockOp::Device { .. } => None,
     }
@@ -520,6 +521,7 @@ pub fn complete_in(
 ) -> Outcome {
     let mut o = match (op, result) {
         (BlockOp::Provisioning { .. }, Ok(extents)) => sbc_ext::lba_status(cdb, lu, &extents),
+        (BlockOp::PrOut { .. }, result) => crate::pr_shared::complete_out(state, op, result),
         (BlockOp::Copy { held, .. }, result) => {
             let sense = result.as_ref().err().map(|k| io_error_sense(*k));
             let sense = sense.unwrap_or(Sense::new(SenseKey::NoSense, asc::NO_ADDITIONAL_SENSE));

@@ -27,6 +27,7 @@ pub mod lu;
 pub mod mode;
 pub mod pr;
 pub mod pr_persist;
+pub mod pr_shared;
 pub mod report_luns;
 pub mod rw;
 pub mod sense;

@@ -87,6 +87,12 @@ pub struct Reservations {
     /// Sequence number of the last [`Reservations::saved`] state, so a store can drop
     /// a save that arrives after a newer one.
     pub save_seq: u64,
+    /// The state lives with the store, shared by every gateway of the medium
+    /// ([`crate::pr_shared`]): PERSISTENT RESERVE OUT goes to the store instead of
+    /// changing this copy, which follows the store's updates.
+    pub shared: bool,
+    /// Version of the shared state this copy is (0: none seen yet).
+    pub shared_version: u64,
 }
 
 /// Unit attentions to queue: (nexus, condition).

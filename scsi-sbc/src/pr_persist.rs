@@ -58,7 +58,22 @@ impl Reservations {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut s = format!("{MAGIC}\ngeneration {}\n", self.generation);
+        self.encode_with(String::new())
+    }
+
+    /// The state as kept in a cluster object shared by several gateways
+    /// ([`crate::pr_shared`]): the lines of [`Reservations::saved`] plus the object's
+    /// `version` and the APTPL bit (the cluster keeps the state whether or not APTPL
+    /// is set, so it has to say which).
+    pub fn encode_shared(&self, version: u64) -> Vec<u8> {
+        self.encode_with(format!(
+            "version {version}\naptpl {}\n",
+            u8::from(self.aptpl)
+        ))
+    }
+
+    fn encode_with(&self, head: String) -> Vec<u8> {
+        let mut s = format!("{MAGIC}\n{head}generation {}\n", self.generation);
         for r in &self.registrations {
             s += &format!("register {:016x} {:016x} {}\n", r.nexus, r.key, r.initiator);
         }
@@ -81,6 +96,8 @@ impl Reservations {
         }
         let mut next = Reservations {
             ptpl_capable: self.ptpl_capable,
+            shared: self.shared,
+            save_seq: self.save_seq,
             aptpl: true,
             ..Reservations::default()
         };
@@ -92,6 +109,16 @@ impl Reservations {
             let hex = |s: Option<&str>| u64::from_str_radix(s.unwrap_or(""), 16).map_err(|_| bad());
             let mut w = line.splitn(4, ' ');
             match w.next() {
+                Some("version") => {
+                    next.shared_version = w.next().and_then(|g| g.parse().ok()).ok_or_else(bad)?;
+                }
+                Some("aptpl") => {
+                    next.aptpl = match w.next() {
+                        Some("0") => false,
+                        Some("1") => true,
+                        _ => return Err(bad()),
+                    };
+                }
                 Some("generation") => {
                     next.generation = w.next().and_then(|g| g.parse().ok()).ok_or_else(bad)?;
                 }
@@ -110,6 +137,8 @@ impl Reservations {
                     let typ = w.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                     next.holder = Some(Holder { nexus, typ });
                 }
+                // Unit attentions of a shared update ([`crate::pr_shared`]): not state.
+                Some("ua") => {}
                 Some("") | None => {}
                 Some(_) => return Err(bad()),
             }

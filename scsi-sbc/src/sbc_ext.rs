@@ -344,6 +344,17 @@ pub(crate) fn plan(
             if data.len() < param_len as usize {
                 return Err(length_error());
             }
+            if state.res.shared {
+                // The store applies it to the state of every gateway.
+                return Ok(Plan::Io(BlockOp::PrOut {
+                    nexus: ctx.nexus.id,
+                    initiator: ctx.nexus.initiator.to_string(),
+                    sa,
+                    scope,
+                    typ,
+                    param: data.clone(),
+                }));
+            }
             let aptpl_before = state.res.aptpl;
             let r = state.res.handle_out(&ctx.nexus, sa, scope, typ, &data);
             match r {

@@ -130,6 +130,16 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// For a store whose medium several gateways serve (a Ceph RBD image): the
+    /// mailbox through which it hands the LU the persistent reservation state it
+    /// keeps for all of them ([`crate::pr_shared`]). The LU then sends PERSISTENT
+    /// RESERVE OUT to the store as [`BlockOp::PrOut`]. `None` (the default): the
+    /// reservations are the LU's own, kept in memory (and saved with
+    /// [`BlockOp::SaveState`] for APTPL when the store [`BlockStore::saves_state`]).
+    fn shared_reservations(&self) -> Option<&crate::pr_shared::SharedPr> {
+        None
+    }
+
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.
     fn backend_note(&self) -> Option<String> {

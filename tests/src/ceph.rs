@@ -130,6 +130,25 @@ impl Ceph {
         format!("rbd/{name}")
     }
 
+    /// Run the `rados` tool on this cluster (raw objects: the shared reservation
+    /// state of an image).
+    pub fn rados(&self, args: &[&str]) -> Run {
+        run_with_timeout(
+            Command::new("rados").arg("-c").arg(&self.conf).args(args),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// The id of image `path` (`POOL/IMAGE`), from `rbd info`.
+    pub fn image_id(&self, path: &str) -> String {
+        let info = self.rbd_ok(&["info", "--format", "json", path]);
+        info.split("\"id\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no id in rbd info: {info}"))
+            .to_owned()
+    }
+
     /// The OSD's PID (for stopping it).
     pub fn osd_pid(&self) -> i32 {
         read_pid(&self.dir.join("osd.pid"))

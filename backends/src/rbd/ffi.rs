@@ -14,7 +14,8 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use libloading::Library;
@@ -25,6 +26,9 @@ type ImageT = *mut c_void;
 type CompletionT = *mut c_void;
 type AioCallback = unsafe extern "C" fn(CompletionT, *mut c_void);
 type UpdateCallback = unsafe extern "C" fn(*mut c_void);
+type WriteOpT = *mut c_void;
+type WatchCallback = unsafe extern "C" fn(*mut c_void, u64, u64, u64, *mut c_void, usize);
+type WatchErrCallback = unsafe extern "C" fn(*mut c_void, u64, c_int);
 
 /// The entry points, copied out of the libraries (which are never unloaded).
 struct Api {
@@ -35,6 +39,38 @@ struct Api {
     rados_shutdown: unsafe extern "C" fn(RadosT),
     rados_ioctx_create: unsafe extern "C" fn(RadosT, *const c_char, *mut IoctxT) -> c_int,
     rados_ioctx_destroy: unsafe extern "C" fn(IoctxT),
+    rados_read: unsafe extern "C" fn(IoctxT, *const c_char, *mut c_char, usize, u64) -> c_int,
+    rados_get_last_version: unsafe extern "C" fn(IoctxT) -> u64,
+    rados_create_write_op: unsafe extern "C" fn() -> WriteOpT,
+    rados_release_write_op: unsafe extern "C" fn(WriteOpT),
+    rados_write_op_assert_version: unsafe extern "C" fn(WriteOpT, u64),
+    rados_write_op_create: unsafe extern "C" fn(WriteOpT, c_int, *const c_char),
+    rados_write_op_write_full: unsafe extern "C" fn(WriteOpT, *const c_char, usize),
+    rados_write_op_operate:
+        unsafe extern "C" fn(WriteOpT, IoctxT, *const c_char, *mut libc::time_t, c_int) -> c_int,
+    rados_watch3: unsafe extern "C" fn(
+        IoctxT,
+        *const c_char,
+        *mut u64,
+        WatchCallback,
+        WatchErrCallback,
+        u32,
+        *mut c_void,
+    ) -> c_int,
+    rados_unwatch2: unsafe extern "C" fn(IoctxT, u64) -> c_int,
+    rados_watch_flush: unsafe extern "C" fn(RadosT) -> c_int,
+    rados_notify2: unsafe extern "C" fn(
+        IoctxT,
+        *const c_char,
+        *const c_char,
+        c_int,
+        u64,
+        *mut *mut c_char,
+        *mut usize,
+    ) -> c_int,
+    rados_notify_ack:
+        unsafe extern "C" fn(IoctxT, *const c_char, u64, u64, *const c_char, c_int) -> c_int,
+    rados_buffer_free: unsafe extern "C" fn(*mut c_char),
     rbd_open: unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
     rbd_open_read_only:
         unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
@@ -132,6 +168,20 @@ fn load() -> Result<Api, LoadError> {
         rados_shutdown: sym!(rados, RADOS, rados_shutdown),
         rados_ioctx_create: sym!(rados, RADOS, rados_ioctx_create),
         rados_ioctx_destroy: sym!(rados, RADOS, rados_ioctx_destroy),
+        rados_read: sym!(rados, RADOS, rados_read),
+        rados_get_last_version: sym!(rados, RADOS, rados_get_last_version),
+        rados_create_write_op: sym!(rados, RADOS, rados_create_write_op),
+        rados_release_write_op: sym!(rados, RADOS, rados_release_write_op),
+        rados_write_op_assert_version: sym!(rados, RADOS, rados_write_op_assert_version),
+        rados_write_op_create: sym!(rados, RADOS, rados_write_op_create),
+        rados_write_op_write_full: sym!(rados, RADOS, rados_write_op_write_full),
+        rados_write_op_operate: sym!(rados, RADOS, rados_write_op_operate),
+        rados_watch3: sym!(rados, RADOS, rados_watch3),
+        rados_unwatch2: sym!(rados, RADOS, rados_unwatch2),
+        rados_watch_flush: sym!(rados, RADOS, rados_watch_flush),
+        rados_notify2: sym!(rados, RADOS, rados_notify2),
+        rados_notify_ack: sym!(rados, RADOS, rados_notify_ack),
+        rados_buffer_free: sym!(rados, RADOS, rados_buffer_free),
         rbd_open: sym!(rbd, RBD, rbd_open),
         rbd_open_read_only: sym!(rbd, RBD, rbd_open_read_only),
         rbd_close: sym!(rbd, RBD, rbd_close),
@@ -233,6 +283,303 @@ impl Cluster {
             handle: io,
         })
     }
+}
+
+impl Cluster {
+    /// Open RADOS object `oid` of `pool` (created empty when missing) and watch it:
+    /// `on_notify` is called with the payload of every notification on it, then the
+    /// notification is acknowledged. The OSD drops the watch of a gateway it has not
+    /// heard from for `watch_timeout_s` seconds (a crashed one), so notifications stop
+    /// waiting for it. See [`SharedObject`].
+    pub(crate) fn shared_object(
+        &self,
+        pool: &str,
+        oid: &str,
+        watch_timeout_s: u32,
+        on_notify: OnNotify,
+    ) -> Result<SharedObject, (&'static str, i32)> {
+        let c_pool = cstr(pool).map_err(|e| ("open the pool of", e))?;
+        let c_oid = cstr(oid).map_err(|e| ("name", e))?;
+        let mut io: IoctxT = std::ptr::null_mut();
+        // SAFETY: a connected handle, a valid out-pointer, a NUL-terminated name.
+        let r = unsafe { (self.api.rados_ioctx_create)(self.handle, c_pool.as_ptr(), &mut io) };
+        if r < 0 {
+            return Err(("open the pool of", r));
+        }
+        let ctx = Box::into_raw(Box::new(WatchCtx {
+            api: self.api,
+            io,
+            oid: c_oid.clone(),
+            on_notify,
+            lost: AtomicBool::new(false),
+        }));
+        // From here `obj` owns the ioctx and the context: dropping it frees both.
+        let obj = SharedObject {
+            api: self.api,
+            cluster: self.handle,
+            io,
+            oid: c_oid,
+            ctx,
+            timeout_s: watch_timeout_s,
+            cookie: Mutex::new(None),
+        };
+        // Create it if missing (a watch needs an object); another gateway may win.
+        match obj.operate(&[], None, true) {
+            Ok(()) => {}
+            Err(e) if e == -libc::EEXIST => {}
+            Err(e) => return Err(("create", e)),
+        }
+        obj.rewatch().map_err(|e| ("watch", e))?;
+        Ok(obj)
+    }
+}
+
+/// What a [`SharedObject`]'s watch calls (on a librados thread) with a
+/// notification's payload, before acknowledging it.
+pub(crate) type OnNotify = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+struct WatchCtx {
+    api: &'static Api,
+    io: IoctxT,
+    oid: CString,
+    on_notify: OnNotify,
+    /// Set by the error callback: the watch is gone and must be made again.
+    lost: AtomicBool,
+}
+
+/// A small RADOS object several gateways read, replace conditionally and notify
+/// each other about (the shared reservation state of an image). Owns its ioctx and
+/// its watch; must be dropped before the [`Cluster`] it came from.
+pub(crate) struct SharedObject {
+    api: &'static Api,
+    cluster: RadosT,
+    io: IoctxT,
+    oid: CString,
+    /// The watch callbacks' context, allocated once, freed in `Drop` after the last
+    /// watch is removed and its callbacks flushed.
+    ctx: *mut WatchCtx,
+    timeout_s: u32,
+    /// The current watch.
+    cookie: Mutex<Option<u64>>,
+}
+
+// SAFETY: librados ioctx handles may be used from any thread (the store serialises
+// its read-modify-writes itself); the watch context is only freed in `Drop`.
+unsafe impl Send for SharedObject {}
+// SAFETY: as above.
+unsafe impl Sync for SharedObject {}
+
+impl SharedObject {
+    fn ctx(&self) -> &WatchCtx {
+        // SAFETY: allocated in `shared_object`, freed only in `Drop`.
+        unsafe { &*self.ctx }
+    }
+
+    /// Whether the watch was lost (the OSD timed it out, the connection broke):
+    /// notifications are not seen until [`SharedObject::rewatch`].
+    pub(crate) fn watch_lost(&self) -> bool {
+        self.ctx().lost.load(Ordering::Acquire)
+    }
+
+    /// Remove the watch, if any, and watch the object again.
+    pub(crate) fn rewatch(&self) -> Result<(), i32> {
+        let mut cookie = self.cookie.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = cookie.take() {
+            // SAFETY: a live ioctx and a watch registered on it (a lost watch is
+            // still ours to remove); not called from a watch callback.
+            unsafe { (self.api.rados_unwatch2)(self.io, old) };
+        }
+        self.ctx().lost.store(false, Ordering::Release);
+        let mut new = 0u64;
+        // SAFETY: a live ioctx and NUL-terminated name; `ctx` stays allocated until
+        // `Drop` has removed the watch and flushed its callbacks.
+        let r = unsafe {
+            (self.api.rados_watch3)(
+                self.io,
+                self.oid.as_ptr(),
+                &mut new,
+                on_watch_notify,
+                on_watch_error,
+                self.timeout_s,
+                self.ctx.cast(),
+            )
+        };
+        if r < 0 {
+            self.ctx().lost.store(true, Ordering::Release);
+            return Err(r);
+        }
+        *cookie = Some(new);
+        Ok(())
+    }
+
+    /// The whole object and its version (the object's, as RADOS counts writes).
+    pub(crate) fn read(&self) -> Result<(Vec<u8>, u64), i32> {
+        let mut len = 64 * 1024;
+        loop {
+            let mut buf = vec![0u8; len];
+            // SAFETY: a live ioctx, a NUL-terminated name, `buf` has `len` writable
+            // bytes.
+            let r = unsafe {
+                (self.api.rados_read)(self.io, self.oid.as_ptr(), buf.as_mut_ptr().cast(), len, 0)
+            };
+            if r < 0 {
+                return Err(r);
+            }
+            let n = usize::try_from(r).unwrap_or(0);
+            if n == len && len < 16 << 20 {
+                len *= 4;
+                continue;
+            }
+            buf.truncate(n);
+            // SAFETY: a live ioctx; the version is that of the read just made (the
+            // caller serialises the use of this ioctx for read-modify-writes).
+            let v = unsafe { (self.api.rados_get_last_version)(self.io) };
+            return Ok((buf, v));
+        }
+    }
+
+    /// Replace the object with `data` if its version is still `version`
+    /// (`-ERANGE`/`-EOVERFLOW` when it changed); `None`: create it with `data`
+    /// unless it exists (`-EEXIST`).
+    pub(crate) fn replace(&self, data: &[u8], version: Option<u64>) -> Result<(), i32> {
+        match version {
+            Some(v) => self.operate(data, Some(v), false),
+            None => self.operate(data, None, true),
+        }
+    }
+
+    fn operate(&self, data: &[u8], version: Option<u64>, create: bool) -> Result<(), i32> {
+        // SAFETY: creating a write op has no precondition; it is released below.
+        let op = unsafe { (self.api.rados_create_write_op)() };
+        if op.is_null() {
+            return Err(-libc::ENOMEM);
+        }
+        // SAFETY: a live op; `data` outlives `operate` (librados copies it into the
+        // op when it is added); a live ioctx and a NUL-terminated name.
+        let r = unsafe {
+            if create {
+                // LIBRADOS_CREATE_EXCLUSIVE = 1
+                (self.api.rados_write_op_create)(op, 1, std::ptr::null());
+            }
+            if let Some(v) = version {
+                (self.api.rados_write_op_assert_version)(op, v);
+            }
+            if !create || !data.is_empty() {
+                (self.api.rados_write_op_write_full)(op, data.as_ptr().cast(), data.len());
+            }
+            let r = (self.api.rados_write_op_operate)(
+                op,
+                self.io,
+                self.oid.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+            );
+            (self.api.rados_release_write_op)(op);
+            r
+        };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Send `payload` to every watcher of the object (this one included) and wait up
+    /// to `timeout_ms` for all of them to acknowledge (`-ETIMEDOUT` if one did not).
+    pub(crate) fn notify(&self, payload: &[u8], timeout_ms: u64) -> Result<(), i32> {
+        let len = c_int::try_from(payload.len()).map_err(|_| -libc::E2BIG)?;
+        let mut reply: *mut c_char = std::ptr::null_mut();
+        let mut reply_len = 0usize;
+        // SAFETY: a live ioctx, a NUL-terminated name, `payload` valid for `len`
+        // bytes during the call, valid out-pointers.
+        let r = unsafe {
+            (self.api.rados_notify2)(
+                self.io,
+                self.oid.as_ptr(),
+                payload.as_ptr().cast(),
+                len,
+                timeout_ms,
+                &mut reply,
+                &mut reply_len,
+            )
+        };
+        if !reply.is_null() {
+            // SAFETY: a buffer librados allocated for us and gave us to free.
+            unsafe { (self.api.rados_buffer_free)(reply) };
+        }
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for SharedObject {
+    fn drop(&mut self) {
+        let cookie = self
+            .cookie
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // SAFETY: the watch registered on this ioctx is removed; then callbacks in
+        // progress on the cluster handle (alive: the store drops us first) are waited
+        // for, so nothing uses `ctx` after it is freed.
+        unsafe {
+            if let Some(cookie) = cookie {
+                (self.api.rados_unwatch2)(self.io, cookie);
+            }
+            (self.api.rados_watch_flush)(self.cluster);
+            drop(Box::from_raw(self.ctx));
+        }
+        // SAFETY: owned, live, and no watch uses it any more.
+        unsafe { (self.api.rados_ioctx_destroy)(self.io) }
+    }
+}
+
+/// librados' watch callback: hand the payload on, then acknowledge, so the
+/// notifier's wait ends only after this gateway has the new state.
+unsafe extern "C" fn on_watch_notify(
+    arg: *mut c_void,
+    notify_id: u64,
+    cookie: u64,
+    _notifier: u64,
+    data: *mut c_void,
+    len: usize,
+) {
+    // SAFETY: `arg` is the `WatchCtx` registered with this watch, alive until the
+    // watch is removed and flushed in `SharedObject::drop`.
+    let ctx = unsafe { &*arg.cast::<WatchCtx>() };
+    let payload: &[u8] = if data.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: librados hands `len` readable bytes at `data` for the callback.
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
+    };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (ctx.on_notify)(payload)));
+    // SAFETY: a live ioctx and name; an empty reply.
+    unsafe {
+        (ctx.api.rados_notify_ack)(
+            ctx.io,
+            ctx.oid.as_ptr(),
+            notify_id,
+            cookie,
+            std::ptr::null(),
+            0,
+        )
+    };
+}
+
+/// librados' watch error callback (the watch was lost, e.g. the OSD timed it out).
+unsafe extern "C" fn on_watch_error(arg: *mut c_void, _cookie: u64, err: c_int) {
+    // SAFETY: as in `on_watch_notify`.
+    let ctx = unsafe { &*arg.cast::<WatchCtx>() };
+    ctx.lost.store(true, Ordering::Release);
+    tracing::warn!(
+        "rados object {}: watch lost ({}); watching it again",
+        ctx.oid.to_string_lossy(),
+        std::io::Error::from_raw_os_error(-err)
+    );
 }
 
 impl Drop for Cluster {

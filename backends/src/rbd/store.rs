@@ -9,8 +9,9 @@ use bytes::{Bytes, BytesMut};
 use scsi_sbc::block_op::{encode_extents, first_difference, Extent};
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
-use super::ffi::{self, Aio, AioOp, Cluster, Image};
+use super::ffi::{self, Aio, AioOp, Cluster, Image, SharedObject};
 use crate::BackendError;
+use scsi_sbc::pr_shared::{apply_out, SharedPr, SharedStep};
 
 /// How long an operation may take before it is answered with
 /// [`IoErrorKind::TimedOut`] when `--bsopts timeout=` does not say (tgt-rbd has no
@@ -224,6 +225,8 @@ pub struct RbdStore {
     // Declared first: dropped (closed, waiting for operations in flight) before
     // the cluster handle it came from is shut down.
     image: Image,
+    // Also dropped (its watch removed) before the cluster handle.
+    pr: Option<PrShare>,
     _cluster: Cluster,
     label: String,
     readonly: bool,
@@ -250,6 +253,185 @@ impl std::fmt::Debug for RbdStore {
             .field("readonly", &self.readonly)
             .field("size", &self.size)
             .finish()
+    }
+}
+
+/// The image's persistent reservations, kept for every gateway in RADOS object
+/// `tgtd-pr.<image id>` of the image's pool (see [`scsi_sbc::pr_shared`]).
+struct SharedReservations {
+    object: SharedObject,
+    /// What the watch learns, for the LU.
+    shared: Arc<SharedPr>,
+    /// One read-modify-write of the object at a time from this gateway (the object's
+    /// version, read back after the read, is per I/O context).
+    rmw: Mutex<()>,
+}
+
+/// How often a PERSISTENT RESERVE OUT is tried again when another gateway changed
+/// the object between our read and our write.
+const PR_RETRIES: usize = 32;
+
+/// Seconds the OSD keeps the watch of a gateway it no longer hears from, and the
+/// longest a PERSISTENT RESERVE OUT waits for the other gateways to acknowledge a
+/// change: a crashed gateway delays reservation changes by at most this much (well
+/// inside initiators' command timeouts), a live one acknowledges in milliseconds.
+const PR_WATCH_TIMEOUT_S: u32 = 5;
+
+/// The shared reservations and the thread that watches the object again when the
+/// watch is lost (stopped and joined on drop, before the object is closed).
+struct PrShare {
+    pr: Arc<SharedReservations>,
+    stop: Arc<AtomicBool>,
+    healer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PrShare {
+    fn start(pr: SharedReservations, label: &str) -> Result<PrShare, String> {
+        let pr = Arc::new(pr);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, l) = (pr.clone(), stop.clone(), label.to_owned());
+        let healer = std::thread::Builder::new()
+            .name("tgtd-rbd-prwatch".into())
+            .spawn(move || heal(&p, &s, &l))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        Ok(PrShare {
+            pr,
+            stop,
+            healer: Some(healer),
+        })
+    }
+}
+
+impl Drop for PrShare {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.healer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Once a second: a lost watch is made again and the object read again, so that
+/// changes made meanwhile through other gateways are enforced here.
+fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
+    let mut ticks = 0u32;
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        ticks += 1;
+        if !ticks.is_multiple_of(10) || !pr.object.watch_lost() {
+            continue;
+        }
+        match pr.object.rewatch() {
+            Ok(()) => match pr.object.read() {
+                Ok((state, _)) if !state.is_empty() => {
+                    let _ = pr.shared.publish(&state);
+                    tracing::info!("rbd {label}: reservation object watched and read again");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("rbd {label}: reservations: {}", errno_text(e)),
+            },
+            Err(e) => tracing::warn!(
+                "rbd {label}: cannot watch the reservation object again: {}",
+                errno_text(e)
+            ),
+        }
+    }
+}
+
+impl SharedReservations {
+    fn open(
+        cluster: &Cluster,
+        pool: &str,
+        id: &str,
+        label: &str,
+    ) -> Result<SharedReservations, String> {
+        let shared = Arc::new(SharedPr::default());
+        let inbox = shared.clone();
+        let log_label = label.to_owned();
+        let oid = format!("tgtd-pr.{id}");
+        let object = cluster
+            .shared_object(
+                pool,
+                &oid,
+                PR_WATCH_TIMEOUT_S,
+                Box::new(move |payload| {
+                    if let Err(e) = inbox.publish(payload) {
+                        tracing::warn!("rbd {log_label}: reservation update ignored: {e}");
+                    }
+                }),
+            )
+            .map_err(|(step, e)| format!("cannot {step} {pool}/{oid}: {}", errno_text(e)))?;
+        let me = SharedReservations {
+            object,
+            shared,
+            rmw: Mutex::new(()),
+        };
+        let (state, _) = me
+            .object
+            .read()
+            .map_err(|e| format!("cannot read {pool}/{oid}: {}", errno_text(e)))?;
+        if !state.is_empty() {
+            me.shared
+                .publish(&state)
+                .map_err(|e| format!("{pool}/{oid}: {e}"))?;
+        }
+        Ok(me)
+    }
+
+    /// PERSISTENT RESERVE OUT on the object: read, apply, write back if nobody wrote
+    /// in between (else again), notify every gateway and wait for their
+    /// acknowledgements. Answers the state the command was applied to.
+    fn pr_out(&self, op: &BlockOp, label: &str, timeout: Duration) -> Result<Bytes, IoErrorKind> {
+        let _one = self.rmw.lock().unwrap_or_else(PoisonError::into_inner);
+        for _ in 0..PR_RETRIES {
+            let (current, version) = match self.object.read() {
+                Ok((c, v)) => (c, Some(v)),
+                // Removed by an administrator: start again from nothing.
+                Err(e) if e == -libc::ENOENT => (Vec::new(), None),
+                Err(e) => {
+                    tracing::warn!("rbd {label}: reservations: {}", errno_text(e));
+                    return Err(map_errno(e as isize, false));
+                }
+            };
+            let step = apply_out(&current, op).map_err(|e| {
+                tracing::warn!("rbd {label}: reservation object: {e}");
+                IoErrorKind::Other
+            })?;
+            let SharedStep::Write { object, notify } = step else {
+                // What we read is news if our watch missed it.
+                if !current.is_empty() {
+                    let _ = self.shared.publish(&current);
+                }
+                return Ok(Bytes::from(current));
+            };
+            match self.object.replace(&object, version) {
+                Ok(()) => {}
+                Err(e)
+                    if [libc::ERANGE, libc::EOVERFLOW, libc::EEXIST, libc::ENOENT]
+                        .contains(&-e) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("rbd {label}: reservations: {}", errno_text(e));
+                    return Err(map_errno(e as isize, true));
+                }
+            }
+            let wait = timeout.min(Duration::from_secs(u64::from(PR_WATCH_TIMEOUT_S)));
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            if let Err(e) = self.object.notify(&notify, ms) {
+                // The state is kept; a gateway that did not answer (dead, or its
+                // watch lost) reads it again when its watch comes back.
+                tracing::warn!(
+                    "rbd {label}: not every gateway acknowledged a reservation change: {}",
+                    errno_text(e)
+                );
+                let _ = self.shared.publish(&notify);
+            }
+            return Ok(Bytes::from(current));
+        }
+        tracing::warn!("rbd {label}: reservations: too many concurrent changes");
+        Err(IoErrorKind::TimedOut)
     }
 }
 
@@ -340,8 +522,22 @@ impl RbdStore {
             tracing::warn!("rbd {label}: no update watch: {}", errno_text(e));
         }
         let watchdog = Watchdog::start(&label)?;
+        // A snapshot is a medium of its own, read-only: its reservations stay local.
+        let pr = match (snap, id.is_empty()) {
+            (None, false) => match SharedReservations::open(&cluster, pool, &id, &label)
+                .and_then(|pr| PrShare::start(pr, &label))
+            {
+                Ok(pr) => Some(pr),
+                Err(e) => {
+                    tracing::warn!("rbd {label}: reservations not shared between gateways: {e}");
+                    None
+                }
+            },
+            _ => None,
+        };
         Ok(RbdStore {
             image,
+            pr,
             _cluster: cluster,
             label,
             readonly: readonly || snap.is_some(),
@@ -636,6 +832,7 @@ impl BlockStore for RbdStore {
                 | BlockOp::Flush
                 | BlockOp::Compare { .. }
                 | BlockOp::Provisioning { .. }
+                | BlockOp::PrOut { .. }
         );
         if writes && self.readonly {
             return Err(IoErrorKind::ReadOnly);
@@ -696,8 +893,16 @@ impl BlockStore for RbdStore {
                 mapped: true,
             }])),
             // Not a tape or changer medium (those have their own stores).
+            BlockOp::PrOut { .. } => match &self.pr {
+                Some(p) => p.pr.pr_out(op, &self.label, self.timeout),
+                None => Err(IoErrorKind::Other),
+            },
             BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),
         }
+    }
+
+    fn shared_reservations(&self) -> Option<&SharedPr> {
+        self.pr.as_ref().map(|p| &*p.pr.shared)
     }
 
     fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {

@@ -273,6 +273,16 @@ fn restore_saved_state(lu: &Lun) {
     let Some(store) = &lu.store else {
         return;
     };
+    if store.shared_reservations().is_some() {
+        // Kept by the store for every gateway, APTPL or not (see pr_shared).
+        let mut state = lu.lock_state();
+        state.res.ptpl_capable = true;
+        state.res.shared = true;
+        drop(state);
+        // Locking again picks up the state the store read when it opened.
+        drop(lu.lock_state());
+        return;
+    }
     if !store.saves_state() {
         return;
     }

@@ -176,8 +176,20 @@ impl Lun {
     }
 
     /// Lock the LU's state; a poisoned lock (a panic elsewhere) still holds valid state.
+    ///
+    /// The reservations of a medium that several gateways share are brought up to
+    /// what the store last learned from the cluster first ([`SharedPr::sync`], one
+    /// atomic load when nothing changed), so every command is checked against them.
+    ///
+    /// [`SharedPr::sync`]: scsi_sbc::pr_shared::SharedPr::sync
     pub fn lock_state(&self) -> MutexGuard<'_, LuState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = self.store.as_ref().and_then(|s| s.shared_reservations()) {
+            if state.res.shared {
+                shared.sync(&mut state);
+            }
+        }
+        state
     }
 
     /// Size in bytes as the initiator sees it.

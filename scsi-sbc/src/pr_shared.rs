@@ -1,0 +1,433 @@
+//! Persistent reservations shared by several gateways (target daemons) serving one
+//! medium, e.g. a Ceph RBD image: the registrations and the reservation live with the
+//! store (a cluster object), not in one daemon's memory.
+//!
+//! The split, sans-IO on this side:
+//! - PERSISTENT RESERVE OUT does not change the LU's copy of the state. It becomes a
+//!   [`BlockOp::PrOut`] that the store runs as a read-modify-write of the shared state
+//!   with [`apply_out`] (the same [`Reservations::handle_out`] every LU runs), writes
+//!   the result conditionally on the version it read (retrying on a race), tells the
+//!   other gateways (their stores [`SharedPr::publish`] it) and only then completes.
+//!   The store answers with the state the command was applied to; [`complete_out`]
+//!   runs the command again on it, which gives the exact answer (GOOD, RESERVATION
+//!   CONFLICT or the sense) and the unit attentions, and adopts the result.
+//! - Every command first brings the LU's copy up to date ([`SharedPr::sync`]: one
+//!   atomic load when nothing changed), so a WRITE through gateway B after the PR OUT
+//!   through gateway A completed is checked against the new state: A completes only
+//!   after B's store published it.
+//!
+//! The text is [`Reservations::encode_shared`]'s; a store's notification adds one
+//! `ua NEXUS ASCASCQ` line (hex) per unit attention the change raised, which each
+//! gateway queues for the nexuses it knows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::asc::AscAscq;
+use crate::dispatch::{Outcome, ScsiStatus};
+use crate::lu::Nexus;
+use crate::pr::{PrError, Reservations, Uas};
+use crate::pr_persist::RestoreError;
+use crate::sense::{Sense, SenseKey};
+use crate::state::LuState;
+use crate::BlockOp;
+
+/// At most this many unit attentions wait in a [`SharedPr`] (a gateway that runs no
+/// command for a long time must not grow without bound).
+const MAX_PENDING_UAS: usize = 1024;
+
+/// What a store does for a [`BlockOp::PrOut`] on the state it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedStep {
+    /// Nothing to write: the command fails, or changes nothing.
+    Unchanged,
+    /// Write `object` in place of what was read (only if nobody wrote in between),
+    /// then notify every gateway with `notify` (the state and its unit attentions).
+    Write {
+        /// The new state, to keep.
+        object: Vec<u8>,
+        /// The new state and the unit attentions it raised, for the other gateways.
+        notify: Vec<u8>,
+    },
+}
+
+/// A shared state read from its store: empty bytes (no object yet) are the empty
+/// state at version 0.
+fn read_shared(current: &[u8], ptpl_capable: bool) -> Result<Reservations, RestoreError> {
+    let mut r = Reservations {
+        ptpl_capable,
+        shared: true,
+        ..Reservations::default()
+    };
+    r.restore(current)?;
+    Ok(r)
+}
+
+/// Run PERSISTENT RESERVE OUT `op` on `res` (at its `shared_version`): the answer and
+/// whether the state changed (then `res` is the new state, one version up).
+fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>, bool)> {
+    let BlockOp::PrOut {
+        nexus,
+        initiator,
+        sa,
+        scope,
+        typ,
+        param,
+    } = op
+    else {
+        return None;
+    };
+    let version = res.shared_version;
+    let before = res.encode_shared(version);
+    let n = Nexus {
+        id: *nexus,
+        initiator,
+    };
+    let r = res.handle_out(&n, *sa, *scope, *typ, param);
+    let changed = match &r {
+        Ok(uas) => !uas.is_empty() || res.encode_shared(version) != before,
+        Err(_) => false,
+    };
+    if changed {
+        res.shared_version = version + 1;
+    }
+    Some((r, changed))
+}
+
+/// The store's half of a [`BlockOp::PrOut`]: apply it to the shared state `current`
+/// (as read, empty when there is none yet).
+pub fn apply_out(current: &[u8], op: &BlockOp) -> Result<SharedStep, RestoreError> {
+    let mut res = read_shared(current, true)?;
+    let Some((r, true)) = run_out(&mut res, op) else {
+        return Ok(SharedStep::Unchanged);
+    };
+    let object = res.encode_shared(res.shared_version);
+    let mut notify = object.clone();
+    for (n, code) in r.unwrap_or_default() {
+        notify.extend_from_slice(
+            format!("ua {n:016x} {:02x}{:02x}\n", code.asc, code.ascq).as_bytes(),
+        );
+    }
+    Ok(SharedStep::Write { object, notify })
+}
+
+/// The unit attentions of a notification (its `ua` lines).
+fn notified_uas(text: &str) -> Vec<(u64, AscAscq)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("ua ")?.split(' ');
+            let n = u64::from_str_radix(w.next()?, 16).ok()?;
+            let c = u16::from_str_radix(w.next()?, 16).ok()?;
+            Some((
+                n,
+                AscAscq {
+                    asc: (c >> 8) as u8,
+                    ascq: c as u8,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Make `next` the LU's copy, keeping what is local to this gateway (SPC-2
+/// reservations, the save sequence, the capabilities).
+fn adopt(state: &mut LuState, mut next: Reservations) {
+    next.spc2 = state.res.spc2;
+    next.save_seq = state.res.save_seq;
+    next.ptpl_capable = state.res.ptpl_capable;
+    next.shared = true;
+    state.res = next;
+}
+
+/// Queue a unit attention from the shared state for `nexus` if it has addressed this
+/// LU through this gateway (the others are other gateways' nexuses).
+fn queue_ua(state: &mut LuState, nexus: u64, code: AscAscq) {
+    if state.ua.known().any(|k| k == nexus) {
+        state.ua.add(nexus, code);
+    }
+}
+
+/// The LU's half of a [`BlockOp::PrOut`]: the store answered with `result`, the shared
+/// state the command was applied to (or an I/O error). Runs the command again on
+/// that state for its exact answer and adopts the new state unless the LU already
+/// follows a newer one.
+pub fn complete_out(
+    state: &mut LuState,
+    op: &BlockOp,
+    result: Result<bytes::Bytes, crate::IoErrorKind>,
+) -> Outcome {
+    let base = match result {
+        Ok(b) => b,
+        Err(kind) => return Outcome::check(crate::dispatch::io_error_sense(kind)),
+    };
+    let mut res = match read_shared(&base, state.res.ptpl_capable) {
+        Ok(r) => r,
+        // The store handed back what it could not parse either: it wrote nothing.
+        Err(_) => {
+            return Outcome::check(Sense::new(
+                SenseKey::HardwareError,
+                AscAscq { asc: 0x44, ascq: 0 },
+            ))
+        }
+    };
+    let Some((r, _)) = run_out(&mut res, op) else {
+        return Outcome::check(Sense::invalid_field_in_cdb());
+    };
+    let newer = res.shared_version > state.res.shared_version;
+    if newer {
+        adopt(state, res);
+    }
+    match r {
+        Ok(uas) => {
+            if newer {
+                for (n, code) in uas {
+                    queue_ua(state, n, code);
+                }
+            }
+            Outcome::good(bytes::Bytes::new())
+        }
+        Err(PrError::Conflict) => Outcome::status(ScsiStatus::ReservationConflict),
+        Err(PrError::Check(s)) => Outcome::check(s),
+    }
+}
+
+/// Where a store puts the shared state it learns (an object read, another gateway's
+/// notification) for the LU to pick up before its next command: the mailbox between
+/// the store's threads and the LU's state.
+#[derive(Debug, Default)]
+pub struct SharedPr {
+    /// Newest version published: the LU's fast check.
+    latest: AtomicU64,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// The newest state's version and text.
+    version: u64,
+    state: Vec<u8>,
+    /// Unit attentions not yet queued: (version that raised it, nexus, code).
+    uas: Vec<(u64, u64, AscAscq)>,
+}
+
+impl SharedPr {
+    /// The store learned `text` (a state, with a notification's unit attentions).
+    /// Returns its version; an older one than already known changes nothing but its
+    /// unit attentions still count.
+    pub fn publish(&self, text: &[u8]) -> Result<u64, RestoreError> {
+        let res = read_shared(text, true)?;
+        let version = res.shared_version;
+        let uas = std::str::from_utf8(text)
+            .map(notified_uas)
+            .unwrap_or_default();
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if version > p.version {
+            p.version = version;
+            p.state = text.to_vec();
+        }
+        for (n, code) in uas {
+            if p.uas.len() >= MAX_PENDING_UAS {
+                p.uas.remove(0);
+            }
+            p.uas.push((version, n, code));
+        }
+        self.latest.fetch_max(version, Ordering::AcqRel);
+        Ok(version)
+    }
+
+    /// The newest version published.
+    pub fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    /// Bring the LU's copy up to the newest published state, queueing the unit
+    /// attentions raised since the version it had. Cheap when nothing changed.
+    pub fn sync(&self, state: &mut LuState) {
+        // Every published state has a version of 1 or more (the first write).
+        let have = state.res.shared_version;
+        if self.latest() <= have {
+            return;
+        }
+        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.version > have {
+            if let Ok(next) = read_shared(&p.state, state.res.ptpl_capable) {
+                adopt(state, next);
+            }
+        }
+        for &(v, n, code) in &p.uas {
+            if v > have {
+                queue_ua(state, n, code);
+            }
+        }
+        let now = state.res.shared_version;
+        p.uas.retain(|&(v, _, _)| v > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asc;
+    use bytes::Bytes;
+
+    const I1: &str = "iqn.2001-04.com.example:i1";
+    const I2: &str = "iqn.2001-04.com.example:i2";
+
+    fn out(nexus: u64, initiator: &str, sa: u8, typ: u8, key: u64, sa_key: u64) -> BlockOp {
+        let mut p = vec![0u8; 24];
+        p[0..8].copy_from_slice(&key.to_be_bytes());
+        p[8..16].copy_from_slice(&sa_key.to_be_bytes());
+        BlockOp::PrOut {
+            nexus,
+            initiator: initiator.into(),
+            sa,
+            scope: 0,
+            typ,
+            param: Bytes::from(p),
+        }
+    }
+
+    /// A store that keeps one object and applies PR OUTs as the rbd store does.
+    fn store_run(object: &mut Vec<u8>, boxes: &[&SharedPr], op: &BlockOp) -> Bytes {
+        let base = Bytes::from(object.clone());
+        if let SharedStep::Write { object: o, notify } = apply_out(object, op).unwrap() {
+            *object = o;
+            for b in boxes {
+                b.publish(&notify).unwrap();
+            }
+        }
+        base
+    }
+
+    fn lu(shared: &SharedPr) -> LuState {
+        let mut s = LuState::new();
+        s.res.ptpl_capable = true;
+        s.res.shared = true;
+        shared.sync(&mut s);
+        s
+    }
+
+    #[test]
+    fn two_gateways_see_one_state() {
+        let (ba, bb) = (SharedPr::default(), SharedPr::default());
+        let mut object = Vec::new();
+        let (mut a, mut b) = (lu(&ba), lu(&bb));
+        // Nexus 1 on A, nexus 2 on B have addressed the LU.
+        a.ua.see(1);
+        let _ = a.ua.take(1);
+        b.ua.see(2);
+        let _ = b.ua.take(2);
+
+        // REGISTER and RESERVE (write exclusive, registrants only) through A.
+        for op in [out(1, I1, 0, 0, 0, 0xa1), out(1, I1, 1, 5, 0xa1, 0)] {
+            let base = store_run(&mut object, &[&ba, &bb], &op);
+            let o = complete_out(&mut a, &op, Ok(base));
+            assert_eq!(o, Outcome::good(Bytes::new()));
+        }
+        assert_eq!(a.res.shared_version, 2);
+        bb.sync(&mut b);
+        assert_eq!(b.res.shared_version, 2);
+        assert_eq!(b.res.registrations.len(), 1);
+        assert_eq!(b.res.holder.map(|h| h.typ), Some(5));
+        assert!(
+            b.res.check(2, crate::pr::Access::Write).is_err(),
+            "B enforces it"
+        );
+        assert!(b.res.check(2, crate::pr::Access::Read).is_ok());
+
+        // A RESERVE that changes nothing writes nothing.
+        let same = out(1, I1, 1, 5, 0xa1, 0);
+        assert_eq!(apply_out(&object, &same).unwrap(), SharedStep::Unchanged);
+
+        // Through B: REGISTER, then a RESERVE that conflicts, answered exactly.
+        let reg = out(2, I2, 0, 0, 0, 0xb2);
+        let base = store_run(&mut object, &[&ba, &bb], &reg);
+        assert_eq!(
+            complete_out(&mut b, &reg, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
+        let res = out(2, I2, 1, 1, 0xb2, 0);
+        let base = store_run(&mut object, &[&ba, &bb], &res);
+        assert_eq!(
+            complete_out(&mut b, &res, Ok(base)),
+            Outcome::status(ScsiStatus::ReservationConflict)
+        );
+
+        // PREEMPT through B: A's nexus loses its registration and gets the UA on A.
+        let pre = out(2, I2, 4, 1, 0xb2, 0xa1);
+        let base = store_run(&mut object, &[&ba, &bb], &pre);
+        assert_eq!(
+            complete_out(&mut b, &pre, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
+        ba.sync(&mut a);
+        assert_eq!(a.res.shared_version, 4);
+        assert_eq!(a.res.holder.map(|h| (h.nexus, h.typ)), Some((2, 1)));
+        assert!(a.res.check(1, crate::pr::Access::Write).is_err());
+        let ua = a.ua.take(1).expect("UA on A");
+        assert_eq!((ua.asc, ua.ascq), (0x2a, 0x05));
+        assert_eq!(a.ua.take(1), None, "queued once");
+        // B raised nothing for itself; its own store's copy of the notify is not
+        // queued again.
+        bb.sync(&mut b);
+        assert_eq!(b.ua.take(2), None);
+    }
+
+    #[test]
+    fn a_completion_never_takes_the_state_back() {
+        let bx = SharedPr::default();
+        let mut object = Vec::new();
+        let mut a = lu(&bx);
+        let reg = out(1, I1, 0, 0, 0, 0xa1);
+        let base = store_run(&mut object, &[&bx], &reg);
+        // Another gateway's change arrives (and is synced) before our completion.
+        let reg2 = out(2, I2, 0, 0, 0, 0xb2);
+        store_run(&mut object, &[&bx], &reg2);
+        bx.sync(&mut a);
+        assert_eq!(a.res.shared_version, 2);
+        assert_eq!(
+            complete_out(&mut a, &reg, Ok(base)),
+            Outcome::good(Bytes::new())
+        );
+        assert_eq!(a.res.shared_version, 2);
+        assert_eq!(a.res.registrations.len(), 2);
+    }
+
+    #[test]
+    fn aptpl_and_version_round_trip_and_errors() {
+        let mut r = Reservations {
+            ptpl_capable: true,
+            aptpl: false,
+            generation: 3,
+            ..Reservations::default()
+        };
+        let text = r.encode_shared(9);
+        assert_eq!(
+            String::from_utf8(text.clone()).unwrap(),
+            "tgtd-pr 1\nversion 9\naptpl 0\ngeneration 3\n"
+        );
+        let back = read_shared(&text, true).unwrap();
+        assert_eq!(
+            (back.shared_version, back.aptpl, back.generation),
+            (9, false, 3)
+        );
+        r.aptpl = true;
+        assert!(read_shared(&r.encode_shared(1), true).unwrap().aptpl);
+        let bx = SharedPr::default();
+        assert!(bx.publish(b"not ours").is_err());
+        assert!(bx.publish(b"tgtd-pr 1\naptpl 2\n").is_err());
+        assert_eq!(bx.latest(), 0);
+        // A store error is the command's sense; bytes that do not parse are a target
+        // failure, not a panic.
+        let mut s = lu(&bx);
+        let op = out(1, I1, 0, 0, 0, 1);
+        let o = complete_out(&mut s, &op, Err(crate::IoErrorKind::TimedOut));
+        assert_eq!(o.sense.map(|s| s.key), Some(SenseKey::AbortedCommand));
+        let o = complete_out(&mut s, &op, Ok(Bytes::from_static(b"junk")));
+        assert_eq!(o.sense.map(|s| s.key), Some(SenseKey::HardwareError));
+        assert_eq!(
+            notified_uas("ua 00000000000000ff 2a05\nua zz 1\n"),
+            vec![(0xff, asc::REGISTRATIONS_PREEMPTED)]
+        );
+    }
+}
