@@ -373,6 +373,26 @@ pub(crate) fn plan(
             crate::opcodes::report(lu, rctd, options, opcode, sa)?,
             alloc_len,
         ),
+        E::ReportTargetPortGroups {
+            extended,
+            alloc_len,
+        } => {
+            use crate::alua::{report_target_port_groups, RtpgFormat};
+            // Without port groups the service action stays unknown, as before ALUA.
+            let Some(pg) = ctx.alua else {
+                return Err(crate::cdb::CdbError::UnknownServiceAction {
+                    opcode: 0xa3,
+                    service_action: 0x0a,
+                }
+                .into());
+            };
+            let format = if extended {
+                RtpgFormat::Extended
+            } else {
+                RtpgFormat::Length
+            };
+            respond(report_target_port_groups(pg, format), alloc_len)
+        }
         E::ReportTmf { repd, alloc_len } => {
             // SPC-4 table 296: ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LOGICAL UNIT
             // RESET, TARGET RESET; (byte 1) no I_T NEXUS RESET / QUERY functions.

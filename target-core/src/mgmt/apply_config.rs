@@ -46,7 +46,11 @@ pub fn running_config(core: &Core) -> Config {
                 initiator_names: t.initiator_name_acl(),
                 incoming: t.incoming_users().iter().filter_map(user).collect(),
                 outgoing: t.outgoing_user().as_ref().and_then(user),
-                params: t.params().changed(),
+                params: {
+                    let mut p = t.params().changed();
+                    p.extend(t.alua_params());
+                    p
+                },
                 controller_tid: None,
                 allow_in_use: false,
             })
