@@ -511,7 +511,8 @@ impl Admin<'_> {
         // One value per key (tgt-admin warns and takes the first), keys sorted.
         let mut params: Vec<&(String, String)> = Vec::new();
         for p in &t.params {
-            if !params.iter().any(|q| q.0 == p.0) {
+            // `alua_state` names one group a line: every line counts, in order.
+            if p.0 == "alua_state" || !params.iter().any(|q| q.0 == p.0) {
                 params.push(p);
             }
         }

@@ -996,3 +996,30 @@ fn alua_state_change_is_announced_once_per_nexus() {
         "{text}"
     );
 }
+
+/// targets.conf `alua_*` keys (every `alua_state` line counts) reach the target, and
+/// the dump writes them back so that they read in again the same.
+#[test]
+fn alua_keys_from_targets_conf_and_dump() {
+    let core = Core::new();
+    let report = execute_config(
+        &core,
+        "<target iqn.2026-12.test:gw>\n backing-store /disk\n alua_state 1:ao\n \
+         alua_state 2:standby:2,3\n alua_group 2\n alua_port 3\n</target>\n",
+    );
+    assert_eq!(report, ConfigReport::default());
+    let pg = core.registry.target(1).unwrap().alua().expect("ALUA on");
+    assert_eq!((pg.local_group, pg.local_port), (2, 3));
+    assert_eq!(pg.groups.len(), 2);
+    assert_eq!(pg.groups[1].ports, vec![2, 3]);
+    let text = crate::config::dump(&crate::mgmt::running_config(&core));
+    assert!(
+        text.contains(
+            "    alua_state 1:active/optimized:1\n    alua_state 2:standby:2,3\n    alua_port 3\n    alua_group 2\n"
+        ),
+        "{text}"
+    );
+    let fresh = Core::new();
+    execute_config(&fresh, &text);
+    assert_eq!(fresh.registry.target(1).unwrap().alua(), Some(pg));
+}
