@@ -294,13 +294,16 @@ mod tests {
                 0x0f, 0x8f, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3,
             ]
         );
-        for st in [AccessState::Unavailable] {
+        for (st, code) in [
+            (AccessState::Unavailable, 0x03),
+            (AccessState::ActiveNonOptimized, 0x01),
+        ] {
             pg.groups[0].state = st;
             let ctx = LuContext {
                 alua: Some(&pg),
                 ..CTX
             };
-            assert_eq!(run_good(&disk(), &ctx, &RTPG)[4], 0x03);
+            assert_eq!(run_good(&disk(), &ctx, &RTPG)[4], code);
         }
     }
 
