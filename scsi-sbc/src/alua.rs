@@ -342,6 +342,26 @@ mod tests {
     }
 
     #[test]
+    fn listed_in_report_supported_operation_codes_only_with_alua() {
+        // REPORTING OPTIONS 010b: opcode A3h, service action 000Ah.
+        let cdb = [0xa3, 0x0c, 0x02, 0xa3, 0x00, 0x0a, 0, 0, 1, 0, 0, 0];
+        let pg = two_gateways(1);
+        let ctx = LuContext {
+            alua: Some(&pg),
+            ..CTX
+        };
+        assert_eq!(
+            run_good(&disk(), &ctx, &cdb),
+            vec![
+                0, 0x03, 0, 12, // SUPPORT 011b, CDB SIZE 12
+                0xa3, 0x2a, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0,
+            ]
+        );
+        let d = run_good(&disk(), &CTX, &cdb);
+        assert_eq!(d[1] & 0x07, 0x01, "not supported without ALUA: {d:02x?}");
+    }
+
+    #[test]
     fn set_target_port_groups_is_unsupported() {
         // SPC-4 6.43: TPGS 01b, no explicit ALUA: INVALID COMMAND OPERATION CODE.
         let pg = two_gateways(1);

@@ -370,7 +370,7 @@ pub(crate) fn plan(
             sa,
             alloc_len,
         } => respond(
-            crate::opcodes::report(lu, rctd, options, opcode, sa)?,
+            crate::opcodes::report(lu, ctx.alua.is_some(), rctd, options, opcode, sa)?,
             alloc_len,
         ),
         E::ReportTargetPortGroups {
