@@ -168,6 +168,16 @@ pub fn report_target_port_groups(pg: &PortGroups, format: RtpgFormat) -> Vec<u8>
     d
 }
 
+/// REPORT TARGET PORT GROUPS on a target without port groups: an unknown service
+/// action (INVALID FIELD IN CDB at byte 1 bit 4), exactly as before ALUA existed.
+pub(crate) fn unsupported_without_alua() -> Sense {
+    crate::cdb::CdbError::UnknownServiceAction {
+        opcode: 0xa3,
+        service_action: 0x0a,
+    }
+    .into()
+}
+
 /// Commands every state admits: INQUIRY, REPORT LUNS, REQUEST SENSE and REPORT
 /// TARGET PORT GROUPS (SPC-4 5.15.2.4.4 to .6 have them in each list).
 fn always_allowed(c: &Cdb) -> bool {
@@ -318,6 +328,31 @@ mod tests {
         let vpd = run_good(&disk(), &CTX, &[0x12, 1, 0x83, 0, 255, 0]);
         assert!(contains(&vpd, &[0x51, 0x94, 0, 4, 0, 0, 0, 1]));
         assert!(contains(&vpd, &[0x51, 0x95, 0, 4, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn without_alua_refused_before_unit_attentions_as_before() {
+        let mut state = LuState::new();
+        state.ua.see(CTX.nexus.id); // POWER ON pending
+        let o = prepare_in(&RTPG, &disk(), &CTX, &mut state).unwrap_err();
+        let s = o.sense.unwrap();
+        assert_eq!((s.key, s.asc, s.ascq), (SenseKey::IllegalRequest, 0x24, 0));
+        assert!(
+            state.ua.has(CTX.nexus.id),
+            "the unit attention stays pending"
+        );
+        // PARAMETER DATA FORMAT 010b: INVALID FIELD IN CDB, byte 1 bit 7.
+        let pg = two_gateways(1);
+        let ctx = LuContext {
+            alua: Some(&pg),
+            ..CTX
+        };
+        let mut cdb = RTPG;
+        cdb[1] = 0x4a;
+        assert_eq!(
+            run_check(&disk(), &ctx, &cdb),
+            Sense::invalid_cdb_field(1, 7)
+        );
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {

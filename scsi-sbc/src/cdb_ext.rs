@@ -133,8 +133,9 @@ pub enum ExtCdb {
     /// REPORT TARGET PORT GROUPS (A3h/0Ah), SPC-4 6.37. Answered only when the target
     /// has ALUA port groups configured (otherwise an unknown service action, as before).
     ReportTargetPortGroups {
-        /// PARAMETER DATA FORMAT 001b: the extended header.
-        extended: bool,
+        /// PARAMETER DATA FORMAT (byte 1 bits 7:5): 000b length only, 001b extended
+        /// header; others are refused when the command runs.
+        format: u8,
         /// Allocation length.
         alloc_len: u32,
     },
@@ -404,12 +405,7 @@ pub(crate) fn parse(c: &[u8; MAX_CDB]) -> Result<ExtCdb, CdbError> {
         },
         0xa3 => match c[1] & 0x1f {
             0x0a => ExtCdb::ReportTargetPortGroups {
-                // PARAMETER DATA FORMAT (bits 7:5): 000b and 001b are defined.
-                extended: match c[1] >> 5 {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(invalid(1, 7)),
-                },
+                format: c[1] >> 5,
                 alloc_len: be32([c[6], c[7], c[8], c[9]]),
             },
             0x0c => ExtCdb::ReportOpcodes {

@@ -300,6 +300,12 @@ fn admit(
     let nexus = ctx.nexus.id;
     state.ua.see(nexus);
     let c = parse_for(cdb, lu).map_err(|s| check_outcome(s, lu, state))?;
+    // Without ALUA, REPORT TARGET PORT GROUPS is refused as the unknown service
+    // action it was before, ahead of unit attentions like any unparsable CDB.
+    if ctx.alua.is_none() && matches!(c, Cdb::Ext(ExtCdb::ReportTargetPortGroups { .. })) {
+        let s = crate::alua::unsupported_without_alua();
+        return Err(check_outcome(s, lu, state));
+    }
     if !ua_exempt(&c) {
         if let Some(ua) = state.ua.take(nexus) {
             return Err(check_outcome(ua, lu, state));

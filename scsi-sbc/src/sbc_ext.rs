@@ -373,23 +373,16 @@ pub(crate) fn plan(
             crate::opcodes::report(lu, ctx.alua.is_some(), rctd, options, opcode, sa)?,
             alloc_len,
         ),
-        E::ReportTargetPortGroups {
-            extended,
-            alloc_len,
-        } => {
+        E::ReportTargetPortGroups { format, alloc_len } => {
             use crate::alua::{report_target_port_groups, RtpgFormat};
             // Without port groups the service action stays unknown, as before ALUA.
             let Some(pg) = ctx.alua else {
-                return Err(crate::cdb::CdbError::UnknownServiceAction {
-                    opcode: 0xa3,
-                    service_action: 0x0a,
-                }
-                .into());
+                return Err(crate::alua::unsupported_without_alua());
             };
-            let format = if extended {
-                RtpgFormat::Extended
-            } else {
-                RtpgFormat::Length
+            let format = match format {
+                0 => RtpgFormat::Length,
+                1 => RtpgFormat::Extended,
+                _ => return Err(Sense::invalid_cdb_field(1, 7)),
             };
             respond(report_target_port_groups(pg, format), alloc_len)
         }
