@@ -57,6 +57,9 @@ pub struct Target {
     stats: RwLock<BTreeMap<(u64, u64), Arc<LuStats>>>,
     /// ALUA port groups (`alua_*` keys); off by default.
     alua: RwLock<AluaSettings>,
+    /// Whether ALUA is on: commands of a target without it (the usual case) skip
+    /// the lock above.
+    alua_on: AtomicBool,
 }
 
 impl Target {
@@ -77,6 +80,7 @@ impl Target {
             lun_generation: AtomicU64::new(0),
             stats: RwLock::new(BTreeMap::new()),
             alua: RwLock::new(AluaSettings::default()),
+            alua_on: AtomicBool::new(false),
         }
     }
 
@@ -423,11 +427,12 @@ impl Target {
     /// every LU of the target gets ASYMMETRIC ACCESS STATE CHANGED once (SPC-4
     /// 5.15.2.3: implicit transitions are announced with this unit attention).
     fn set_alua(&self, key: &str, value: &str) -> bool {
-        let change = self
-            .alua
-            .write()
-            .expect("alua lock poisoned")
-            .set(key, value);
+        let change = {
+            let mut alua = self.alua.write().expect("alua lock poisoned");
+            let change = alua.set(key, value);
+            self.alua_on.store(alua.view().is_some(), Ordering::Release);
+            change
+        };
         match change {
             None => false,
             Some(AluaChange::None) => true,
@@ -444,6 +449,9 @@ impl Target {
 
     /// The port groups commands see (`LuContext::alua`); `None` while ALUA is off.
     pub fn alua(&self) -> Option<Arc<scsi_sbc::alua::PortGroups>> {
+        if !self.alua_on.load(Ordering::Acquire) {
+            return None;
+        }
         self.alua.read().expect("alua lock poisoned").view()
     }
 
