@@ -53,6 +53,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
                 initiator: if c.second_nexus { "iqn.b" } else { "iqn.a" },
             },
             peers: &[],
+            alua: None,
         };
         if scsi_sbc::prepare_in(&c.cdb, &lu, &ctx, &mut state).is_err() {
             continue;

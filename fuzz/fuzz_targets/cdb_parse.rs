@@ -75,6 +75,7 @@ fuzz_target!(|input: Input| {
                 },
             },
             peers: &[],
+            alua: None,
         };
         let prepared = scsi_sbc::prepare_in(&cmd.cdb, &lu, &ctx, &mut state);
         if prepared.is_err() && !cmd.ignore_prepare {

@@ -90,6 +90,7 @@ fuzz_target!(|input: Input| {
                 initiator: "iqn.2024-01.com.example:a",
             },
             peers: &[],
+            alua: None,
         };
         let outcome = match scsi_mmc::prepare_in(&cdb, &lu, &ctx, &mut state) {
             Err(o) => o,

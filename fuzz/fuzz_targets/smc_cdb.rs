@@ -85,6 +85,7 @@ fuzz_target!(|steps: Vec<Step>| {
             initiator: "iqn.2024-01.com.example:a",
         },
         peers: &[],
+        alua: None,
     };
     for step in steps.into_iter().take(48) {
         let cdb = match step {

@@ -69,6 +69,7 @@ fuzz_target!(|input: Input| {
             initiator: "iqn.2024-01.com.example:a",
         },
         peers: &[],
+        alua: None,
     };
     for step in input.steps.into_iter().take(48) {
         let (cdb, data) = match step {

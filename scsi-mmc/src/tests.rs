@@ -15,6 +15,7 @@ const CTX: LuContext<'static> = LuContext {
         initiator: "iqn.2001-04.com.example:i1",
     },
     peers: &[],
+    alua: None,
 };
 
 const OTHER: LuContext<'static> = LuContext {

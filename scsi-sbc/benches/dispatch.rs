@@ -41,6 +41,7 @@ const CTX: LuContext<'static> = LuContext {
         initiator: "iqn.2026-11.org.example:initiator",
     },
     peers: &[],
+    alua: None,
 };
 
 fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {

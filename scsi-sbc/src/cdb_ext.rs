@@ -130,6 +130,15 @@ pub enum ExtCdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// REPORT TARGET PORT GROUPS (A3h/0Ah), SPC-4 6.37. Answered only when the target
+    /// has ALUA port groups configured (otherwise an unknown service action, as before).
+    ReportTargetPortGroups {
+        /// PARAMETER DATA FORMAT (byte 1 bits 7:5): 000b length only, 001b extended
+        /// header; others are refused when the command runs.
+        format: u8,
+        /// Allocation length.
+        alloc_len: u32,
+    },
     /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (A3h/0Dh), SPC-4 6.36.
     ReportTmf {
         /// Return extended parameter data.
@@ -395,6 +404,10 @@ pub(crate) fn parse(c: &[u8; MAX_CDB]) -> Result<ExtCdb, CdbError> {
             param_len: be32([c[5], c[6], c[7], c[8]]),
         },
         0xa3 => match c[1] & 0x1f {
+            0x0a => ExtCdb::ReportTargetPortGroups {
+                format: c[1] >> 5,
+                alloc_len: be32([c[6], c[7], c[8], c[9]]),
+            },
             0x0c => ExtCdb::ReportOpcodes {
                 rctd: c[2] & 0x80 != 0,
                 options: c[2] & 0x07,
@@ -462,6 +475,7 @@ impl ExtCdb {
             self,
             ExtCdb::ReportOpcodes { .. }
                 | ExtCdb::ReportTmf { .. }
+                | ExtCdb::ReportTargetPortGroups { .. }
                 | ExtCdb::PrIn { .. }
                 | ExtCdb::PrOut { .. }
                 | ExtCdb::Reserve

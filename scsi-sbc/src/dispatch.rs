@@ -219,6 +219,7 @@ fn access(c: &Cdb) -> Access {
             | E::PrOut { .. }
             | E::ReportOpcodes { .. }
             | E::ReportTmf { .. }
+            | E::ReportTargetPortGroups { .. }
             | E::Release => Access::Any,
             E::Reserve => Access::Spc2,
             _ => Access::Write,
@@ -235,7 +236,13 @@ fn spc2_allowed(c: &Cdb) -> bool {
         Cdb::Inquiry { .. }
             | Cdb::ReportLuns { .. }
             | Cdb::RequestSense { .. }
-            | Cdb::Ext(E::Release | E::ReportOpcodes { .. } | E::ReportTmf { .. } | E::PrIn { .. })
+            | Cdb::Ext(
+                E::Release
+                    | E::ReportOpcodes { .. }
+                    | E::ReportTmf { .. }
+                    | E::ReportTargetPortGroups { .. }
+                    | E::PrIn { .. }
+            )
     )
 }
 
@@ -293,6 +300,12 @@ fn admit(
     let nexus = ctx.nexus.id;
     state.ua.see(nexus);
     let c = parse_for(cdb, lu).map_err(|s| check_outcome(s, lu, state))?;
+    // Without ALUA, REPORT TARGET PORT GROUPS is refused as the unknown service
+    // action it was before, ahead of unit attentions like any unparsable CDB.
+    if ctx.alua.is_none() && matches!(c, Cdb::Ext(ExtCdb::ReportTargetPortGroups { .. })) {
+        let s = crate::alua::unsupported_without_alua();
+        return Err(check_outcome(s, lu, state));
+    }
     if !ua_exempt(&c) {
         if let Some(ua) = state.ua.take(nexus) {
             return Err(check_outcome(ua, lu, state));
@@ -304,6 +317,10 @@ fn admit(
     }
     // Before any data-out is solicited (a WRITE to an absent medium gets no R2T).
     check_ready(&c, lu, state).map_err(|s| check_outcome(s, lu, state))?;
+    // A port in standby, unavailable or transitioning state (SPC-4 5.15.2.4).
+    if let Some(pg) = ctx.alua {
+        crate::alua::check_access(pg, &c).map_err(|s| check_outcome(s, lu, state))?;
+    }
     Ok(c)
 }
 

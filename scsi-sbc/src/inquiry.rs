@@ -49,6 +49,11 @@ const STANDARD_LEN: usize = 66;
 
 /// Standard INQUIRY data (SPC-4 table 140), untruncated.
 pub fn standard(lu: &LuConfig) -> Vec<u8> {
+    standard_in(lu, None)
+}
+
+/// Standard INQUIRY data with TPGS set when the target has ALUA port groups.
+pub(crate) fn standard_in(lu: &LuConfig, alua: Option<&crate::alua::PortGroups>) -> Vec<u8> {
     let mut d = vec![0u8; STANDARD_LEN];
     d[0] = peripheral(lu);
     d[1] = if lu.removable { 0x80 } else { 0 }; // RMB
@@ -57,6 +62,9 @@ pub fn standard(lu: &LuConfig) -> Vec<u8> {
     d[4] = (STANDARD_LEN - 5) as u8; // ADDITIONAL LENGTH
     if lu.is_disk() {
         d[5] = 0x08; // 3PC: EXTENDED COPY
+    }
+    if alua.is_some() {
+        d[5] |= crate::alua::TPGS_IMPLICIT;
     }
     d[7] = 0x02; // CMDQUE
     d[8..16].copy_from_slice(&ascii_field(&lu.identity.vendor_id, 8));
@@ -80,7 +88,7 @@ pub fn inquiry(
     if evpd {
         vpd::page(lu, ctx, page_code)
     } else {
-        Ok(standard(lu))
+        Ok(standard_in(lu, ctx.alua))
     }
 }
 

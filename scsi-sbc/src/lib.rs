@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod alua;
 pub mod asc;
 pub mod block_op;
 pub mod cdb;

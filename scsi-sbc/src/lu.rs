@@ -139,4 +139,7 @@ pub struct LuContext<'a> {
     /// copy source or destination. The LU the command addresses need not be listed;
     /// a target may leave this empty for every other command.
     pub peers: &'a [(u64, &'a LuConfig)],
+    /// The target's ALUA port groups (several gateways over one LU); `None`: no ALUA
+    /// (TPGS 0, relative port 1 in target port group 0).
+    pub alua: Option<&'a crate::alua::PortGroups>,
 }

@@ -13,6 +13,8 @@ struct Op {
     disk: bool,
     thin: bool,
     sanitize: bool,
+    /// Only while the target has ALUA port groups (REPORT TARGET PORT GROUPS).
+    alua: bool,
 }
 
 const fn op(opcode: u8, usage: &'static [u8]) -> Op {
@@ -23,6 +25,7 @@ const fn op(opcode: u8, usage: &'static [u8]) -> Op {
         disk: true,
         thin: false,
         sanitize: false,
+        alua: false,
     }
 }
 
@@ -34,6 +37,7 @@ const fn any(opcode: u8, usage: &'static [u8]) -> Op {
         disk: false,
         thin: false,
         sanitize: false,
+        alua: false,
     }
 }
 
@@ -45,6 +49,7 @@ const fn sa(opcode: u8, sa: u8, usage: &'static [u8], disk: bool) -> Op {
         disk,
         thin: false,
         sanitize: false,
+        alua: false,
     }
 }
 
@@ -62,11 +67,17 @@ const fn sanitize(sa: u8) -> Op {
         disk: true,
         thin: false,
         sanitize: true,
+        alua: false,
     }
 }
 
 const fn thin(mut o: Op) -> Op {
     o.thin = true;
+    o
+}
+
+const fn alua(mut o: Op) -> Op {
+    o.alua = true;
     o
 }
 
@@ -282,6 +293,13 @@ const OPS: &[Op] = &[
         true,
     )),
     any(0xa0, &[0xa0, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, 0x00]),
+    // PARAMETER DATA FORMAT 000b and 001b (byte 1 bit 5).
+    alua(sa(
+        0xa3,
+        0x0a,
+        &[0xa3, 0x2a, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00],
+        false,
+    )),
     sa(
         0xa3,
         0x0c,
@@ -313,10 +331,11 @@ const OPS: &[Op] = &[
     op(0xb7, &[0xb7, 0x1f, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0x00]),
 ];
 
-fn offered(o: &Op, lu: &LuConfig) -> bool {
+fn offered(o: &Op, lu: &LuConfig, alua: bool) -> bool {
     (!o.disk || lu.device_type == DeviceType::Disk)
         && (!o.thin || lu.thin_provisioning)
         && (!o.sanitize || lu.sanitize)
+        && (!o.alua || alua)
 }
 
 /// Command timeouts descriptor (SPC-4 table 299): length 0Ah, no timeouts given.
@@ -325,12 +344,13 @@ const TIMEOUTS: [u8; 12] = [0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// REPORT SUPPORTED OPERATION CODES parameter data, untruncated.
 pub(crate) fn report(
     lu: &LuConfig,
+    alua: bool,
     rctd: bool,
     options: u8,
     opcode: u8,
     req_sa: u16,
 ) -> Result<Vec<u8>, Sense> {
-    let ops = OPS.iter().filter(|o| offered(o, lu));
+    let ops = OPS.iter().filter(|o| offered(o, lu, alua));
     if options == 0 {
         // All commands (SPC-4 table 297): 8-byte descriptors.
         let mut body = Vec::new();
@@ -354,17 +374,19 @@ pub(crate) fn report(
         // Opcode without service action; an opcode that has them is an invalid field.
         // REPORTING OPTIONS: byte 2 bits 2-0.
         1 if has_sa => return Err(Sense::invalid_cdb_field(2, 2)),
-        1 => OPS.iter().find(|o| o.opcode == opcode && offered(o, lu)),
+        1 => OPS
+            .iter()
+            .find(|o| o.opcode == opcode && offered(o, lu, alua)),
         2 if !has_sa && OPS.iter().any(|o| o.opcode == opcode) => {
             return Err(Sense::invalid_cdb_field(2, 2))
         }
-        2 => OPS
-            .iter()
-            .find(|o| o.opcode == opcode && o.sa.map(u16::from) == Some(req_sa) && offered(o, lu)),
+        2 => OPS.iter().find(|o| {
+            o.opcode == opcode && o.sa.map(u16::from) == Some(req_sa) && offered(o, lu, alua)
+        }),
         3 => OPS.iter().find(|o| {
             o.opcode == opcode
                 && (o.sa.is_none() || o.sa.map(u16::from) == Some(req_sa))
-                && offered(o, lu)
+                && offered(o, lu, alua)
         }),
         _ => return Err(Sense::invalid_cdb_field(2, 2)),
     };
@@ -422,16 +444,19 @@ mod tests {
     #[test]
     fn one_command_forms() {
         let lu = disk();
-        let d = report(&lu, false, 1, 0x28, 0).unwrap();
+        let d = report(&lu, false, false, 1, 0x28, 0).unwrap();
         assert_eq!(&d[..4], &[0, 3, 0, 10]);
         assert_eq!(d[5] & 0x18, 0x18); // DPO and FUA supported
         assert_eq!(
-            report(&lu, false, 1, 0x9e, 0),
+            report(&lu, false, false, 1, 0x9e, 0),
             Err(Sense::invalid_cdb_field(2, 2))
         );
-        let d = report(&lu, true, 2, 0x9e, 0x10).unwrap();
+        let d = report(&lu, false, true, 2, 0x9e, 0x10).unwrap();
         assert_eq!(&d[..2], &[0, 0x83]);
         assert_eq!(d.len(), 4 + 16 + 12);
-        assert_eq!(report(&lu, false, 1, 0xc0, 0).unwrap(), vec![0, 1, 0, 0]);
+        assert_eq!(
+            report(&lu, false, false, 1, 0xc0, 0).unwrap(),
+            vec![0, 1, 0, 0]
+        );
     }
 }

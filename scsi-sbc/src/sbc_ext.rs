@@ -381,9 +381,22 @@ pub(crate) fn plan(
             sa,
             alloc_len,
         } => respond(
-            crate::opcodes::report(lu, rctd, options, opcode, sa)?,
+            crate::opcodes::report(lu, ctx.alua.is_some(), rctd, options, opcode, sa)?,
             alloc_len,
         ),
+        E::ReportTargetPortGroups { format, alloc_len } => {
+            use crate::alua::{report_target_port_groups, RtpgFormat};
+            // Without port groups the service action stays unknown, as before ALUA.
+            let Some(pg) = ctx.alua else {
+                return Err(crate::alua::unsupported_without_alua());
+            };
+            let format = match format {
+                0 => RtpgFormat::Length,
+                1 => RtpgFormat::Extended,
+                _ => return Err(Sense::invalid_cdb_field(1, 7)),
+            };
+            respond(report_target_port_groups(pg, format), alloc_len)
+        }
         E::ReportTmf { repd, alloc_len } => {
             // SPC-4 table 296: ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LOGICAL UNIT
             // RESET, TARGET RESET; (byte 1) no I_T NEXUS RESET / QUERY functions.

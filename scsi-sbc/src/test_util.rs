@@ -16,6 +16,7 @@ pub(crate) const CTX: LuContext<'static> = LuContext {
         initiator: "iqn.2001-04.com.example:i1",
     },
     peers: &[],
+    alua: None,
 };
 
 /// tgt's LUN 1 of tid 1: 1000 blocks of 512 bytes, identity as tgt builds it.

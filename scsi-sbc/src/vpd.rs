@@ -124,10 +124,24 @@ fn device_identification(lu: &LuConfig, ctx: &LuContext<'_>) -> Vec<u8> {
     let mut d = Vec::new();
     designator(&mut d, ASCII, LU_T10, &t10_vendor_id(lu));
     designator(&mut d, BINARY, LU_NAA, &naa6(&lu.identity.scsi_id));
-    // Relative target port identifier 1 (SPC-4 7.8.6.7) and target port group 0
-    // (7.8.6.8): one port per target portal group.
-    designator(&mut d, ISCSI_BINARY, PORT_RELATIVE, &[0, 0, 0, 1]);
-    designator(&mut d, ISCSI_BINARY, PORT_GROUP, &[0, 0, 0, 0]);
+    // Relative target port identifier (SPC-4 7.8.6.7) and target port group
+    // (7.8.6.8): without ALUA one port, 1, in group 0; with it this gateway's port
+    // and group, so that each gateway's path tells the initiator its group.
+    let (port, group) = ctx
+        .alua
+        .map_or((1, 0), |pg| (pg.local_port, pg.local_group));
+    designator(
+        &mut d,
+        ISCSI_BINARY,
+        PORT_RELATIVE,
+        &u32::from(port).to_be_bytes(),
+    );
+    designator(
+        &mut d,
+        ISCSI_BINARY,
+        PORT_GROUP,
+        &u32::from(group).to_be_bytes(),
+    );
     designator(&mut d, ISCSI_UTF8, PORT_NAME, &target_port_name(ctx));
     d
 }

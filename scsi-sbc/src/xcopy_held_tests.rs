@@ -51,6 +51,7 @@ fn plan_with_peer(st: &mut LuState, id: u8, to_peer: bool) -> BlockOp {
     let peers = [(2u64, &other)];
     let ctx = LuContext {
         peers: &peers,
+        alua: None,
         ..CTX
     };
     let seg = if to_peer {

@@ -118,6 +118,7 @@ fn copy_between_lus_names_the_peer() {
     let peers = [(2u64, &other)];
     let ctx = LuContext {
         peers: &peers,
+        alua: None,
         ..CTX
     };
     let mut st = LuState::settled(&[1, 2, 3]);

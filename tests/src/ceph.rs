@@ -149,6 +149,23 @@ impl Ceph {
             .to_owned()
     }
 
+    /// Create image `rbd/NAME` of `size` bytes with exactly the `features` given
+    /// (`rbd create --image-feature`, e.g. `layering` alone: no exclusive-lock, the
+    /// layout for an image several gateways write at once); removed first if it exists.
+    pub fn create_image_with_features(&self, name: &str, size: u64, features: &str) -> String {
+        let _ = self.rbd(&["snap", "purge", &format!("rbd/{name}")]);
+        let _ = self.rbd(&["rm", &format!("rbd/{name}")]);
+        self.rbd_ok(&[
+            "create",
+            "--size",
+            &format!("{size}B"),
+            "--image-feature",
+            features,
+            &format!("rbd/{name}"),
+        ]);
+        format!("rbd/{name}")
+    }
+
     /// The OSD's PID (for stopping it).
     pub fn osd_pid(&self) -> i32 {
         read_pid(&self.dir.join("osd.pid"))

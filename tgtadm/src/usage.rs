@@ -14,6 +14,14 @@ Targets:\n\
       delete target ID; --force even while initiators are logged in\n\
   --lld iscsi --mode target --op show\n\
       show every target, its sessions, LUNs and access rules\n\
+  --lld iscsi --mode target --op update --tid ID --name KEY --value VALUE\n\
+      set a target key: tgt's iSCSI keys, or ALUA (several gateways over one\n\
+      LU): alua_group ID (this gateway's target port group; 0: ALUA off),\n\
+      alua_port ID (its relative target port; default the group id),\n\
+      alua_state GROUP:STATE[:PORT,...] with STATE active/optimized (ao),\n\
+      active/non-optimized (an), standby, unavailable, transitioning or none\n\
+  --lld iscsi --mode target --op show --tid ID\n\
+      show the keys of target ID\n\
   --lld iscsi --mode target --op bind --tid ID --initiator-address ADDR\n\
   --lld iscsi --mode target --op bind --tid ID --initiator-name NAME\n\
       let initiators at ADDR (ALL, an address, or ADDR/PREFIX) or named NAME in\n\

@@ -10,7 +10,7 @@
 
 use super::{Config, IsnsConfig, LunConfig, TargetConfig, UserConfig};
 use crate::isns::IsnsSettings;
-use crate::registry::{LIMIT_KEYS, PARAM_KEYS, REDIRECT_KEYS};
+use crate::registry::{ALUA_KEYS, LIMIT_KEYS, PARAM_KEYS, REDIRECT_KEYS};
 use std::collections::BTreeSet;
 
 /// Resolves an `include` pattern (relative to nothing: the daemon decides) to the
@@ -520,7 +520,8 @@ impl Parser<'_, '_> {
                 || k == "nop_count"
                 || PARAM_KEYS.iter().any(|(p, _)| *p == k)
                 || REDIRECT_KEYS.contains(&k)
-                || LIMIT_KEYS.contains(&k) =>
+                || LIMIT_KEYS.contains(&k)
+                || ALUA_KEYS.contains(&k) =>
             {
                 cfg.params.push((k.into(), value.into()))
             }

@@ -297,6 +297,7 @@ impl Connection {
             None => return Err(Outcome::check(LUN_NOT_SUPPORTED)),
         };
         let luns = target.lun_numbers();
+        let alua = target.alua();
         let ctx = LuContext {
             lun: lun.lun,
             luns: &luns,
@@ -304,6 +305,7 @@ impl Connection {
             tpgt: self.config.tpgt,
             nexus: self.nexus(),
             peers: &[],
+            alua: alua.as_deref(),
         };
         let prepared = crate::device::prepare_in(&c.cdb, &lun.config, &ctx, &mut lock(&lun))?;
         Ok((lun, prepared))
@@ -345,6 +347,7 @@ impl Connection {
             Vec::new()
         };
         let peers: Vec<(u64, &LuConfig)> = peer_luns.iter().map(|l| (l.lun, &l.config)).collect();
+        let alua = target.alua();
         let ctx = LuContext {
             lun: task.lun.lun,
             luns: &luns,
@@ -355,6 +358,7 @@ impl Connection {
                 initiator: &initiator,
             },
             peers: &peers,
+            alua: alua.as_deref(),
         };
         let plan = {
             let mut state = lock(&task.lun);

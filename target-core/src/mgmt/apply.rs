@@ -85,7 +85,7 @@ fn dispatch(core: &Core, req: Request, opener: &dyn StoreOpener) -> Result<Respo
         }
         Request::TargetShowParams { tid } => {
             let t = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;
-            Ok(show::target_params_show(&t.params()))
+            Ok(show::target_params_show(&t.params(), &t.alua_params()))
         }
         Request::TargetUpdate { tid, name, value } => {
             let t = core.registry.target(tid).ok_or(MgmtError::NoTarget)?;

@@ -46,7 +46,11 @@ pub fn running_config(core: &Core) -> Config {
                 initiator_names: t.initiator_name_acl(),
                 incoming: t.incoming_users().iter().filter_map(user).collect(),
                 outgoing: t.outgoing_user().as_ref().and_then(user),
-                params: t.params().changed(),
+                params: {
+                    let mut p = t.params().changed();
+                    p.extend(t.alua_params());
+                    p
+                },
                 controller_tid: None,
                 allow_in_use: false,
             })
@@ -507,7 +511,8 @@ impl Admin<'_> {
         // One value per key (tgt-admin warns and takes the first), keys sorted.
         let mut params: Vec<&(String, String)> = Vec::new();
         for p in &t.params {
-            if !params.iter().any(|q| q.0 == p.0) {
+            // `alua_state` names one group a line: every line counts, in order.
+            if p.0 == "alua_state" || !params.iter().any(|q| q.0 == p.0) {
                 params.push(p);
             }
         }

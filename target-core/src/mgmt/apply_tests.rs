@@ -918,3 +918,108 @@ fn lu_new_cd() {
         core.registry.target(1).unwrap().lun(1).unwrap().config
     );
 }
+
+/// ALUA keys through `target update`: refused values leave everything as it was, a
+/// reported change gives ASYMMETRIC ACCESS STATE CHANGED once per nexus on every LU,
+/// and `--op show` lists the groups.
+#[test]
+fn alua_state_change_is_announced_once_per_nexus() {
+    let core = Core::new();
+    new_target(&core, 1, "iqn.2026-12.test:alua").unwrap();
+    run(&core, lu_new(1, 1, "/disk.img")).unwrap();
+    let update = |name: &str, value: &str| {
+        run(
+            &core,
+            Request::TargetUpdate {
+                tid: 1,
+                name: name.into(),
+                value: value.into(),
+            },
+        )
+    };
+    let target = core.registry.target(1).unwrap();
+    for lun in [0, 1] {
+        let l = target.lun(lun).unwrap();
+        for nexus in [7, 8] {
+            l.lock_state().ua.see(nexus);
+            while l.lock_state().ua.take(nexus).is_some() {}
+        }
+    }
+    let take = |lun: u64, nexus: u64| {
+        let l = core.registry.target(1).unwrap().lun(lun).unwrap();
+        let s = l.lock_state().ua.take(nexus);
+        s.map(|s| (s.asc, s.ascq))
+    };
+    assert_eq!(
+        update("alua_state", "1:sometimes"),
+        Err(MgmtError::InvalidRequest)
+    );
+    assert_eq!(update("alua_group", "x"), Err(MgmtError::InvalidRequest));
+    assert!(target.alua().is_none());
+    update("alua_state", "1:active/optimized").unwrap();
+    update("alua_state", "2:active/non-optimized").unwrap();
+    assert_eq!(take(1, 7), None, "ALUA still off: nothing reported");
+    update("alua_group", "2").unwrap();
+    for (lun, nexus) in [(0, 7), (0, 8), (1, 7), (1, 8)] {
+        assert_eq!(
+            take(lun, nexus),
+            Some((0x2a, 0x06)),
+            "LUN {lun} nexus {nexus}"
+        );
+        assert_eq!(take(lun, nexus), None, "once");
+    }
+    update("alua_state", "2:standby").unwrap();
+    assert_eq!(take(1, 8), Some((0x2a, 0x06)));
+    assert_eq!(take(1, 8), None);
+    update("alua_state", "2:standby").unwrap();
+    assert_eq!(
+        take(1, 7),
+        Some((0x2a, 0x06)),
+        "the earlier one, still queued"
+    );
+    assert_eq!(take(1, 7), None, "an unchanged state is not news");
+    let pg = target.alua().unwrap();
+    assert_eq!((pg.local_group, pg.local_port), (2, 2));
+
+    let show = run(&core, Request::TargetShow).unwrap();
+    let text = show.output.as_deref().unwrap_or_default();
+    assert!(
+        text.contains(
+            "    ALUA information:\n        Local port group: 2\n        Local relative port: 2\n        Port group 1: active/optimized ports 1\n        Port group 2: standby ports 2\n"
+        ),
+        "{text}"
+    );
+    let params = run(&core, Request::TargetShowParams { tid: 1 }).unwrap();
+    let text = params.output.as_deref().unwrap_or_default();
+    assert!(
+        text.ends_with("alua_state=1:active/optimized:1\nalua_state=2:standby:2\nalua_group=2\n"),
+        "{text}"
+    );
+}
+
+/// targets.conf `alua_*` keys (every `alua_state` line counts) reach the target, and
+/// the dump writes them back so that they read in again the same.
+#[test]
+fn alua_keys_from_targets_conf_and_dump() {
+    let core = Core::new();
+    let report = execute_config(
+        &core,
+        "<target iqn.2026-12.test:gw>\n backing-store /disk\n alua_state 1:ao\n \
+         alua_state 2:standby:2,3\n alua_group 2\n alua_port 3\n</target>\n",
+    );
+    assert_eq!(report, ConfigReport::default());
+    let pg = core.registry.target(1).unwrap().alua().expect("ALUA on");
+    assert_eq!((pg.local_group, pg.local_port), (2, 3));
+    assert_eq!(pg.groups.len(), 2);
+    assert_eq!(pg.groups[1].ports, vec![2, 3]);
+    let text = crate::config::dump(&crate::mgmt::running_config(&core));
+    assert!(
+        text.contains(
+            "    alua_state 1:active/optimized:1\n    alua_state 2:standby:2,3\n    alua_port 3\n    alua_group 2\n"
+        ),
+        "{text}"
+    );
+    let fresh = Core::new();
+    execute_config(&fresh, &text);
+    assert_eq!(fresh.registry.target(1).unwrap().alua(), Some(pg));
+}

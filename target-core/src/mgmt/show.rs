@@ -80,6 +80,7 @@ fn target_json(t: &Target) -> Value {
         "outgoing_user": t.outgoing_user(),
         "initiator_addresses": t.acl().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "initiator_names": t.initiator_name_acl(),
+        "alua": alua_json(t),
     })
 }
 
@@ -160,8 +161,49 @@ fn target_show_text(targets: &[Arc<Target>]) -> String {
         for name in target.initiator_name_acl() {
             line(&mut out, 2, &name);
         }
+        alua_show(&mut out, target);
     }
     out
+}
+
+/// ALUA port groups (ours, not tgt's), only while ALUA is on, so that tgt's layout
+/// stays as it was otherwise: this gateway's group and port, then every group with
+/// its state and relative target ports.
+fn alua_show(out: &mut String, target: &Target) {
+    let Some(pg) = target.alua() else {
+        return;
+    };
+    line(out, 1, "ALUA information:");
+    line(out, 2, &format!("Local port group: {}", pg.local_group));
+    line(out, 2, &format!("Local relative port: {}", pg.local_port));
+    for g in &pg.groups {
+        let ports: Vec<String> = g.ports.iter().map(u16::to_string).collect();
+        line(
+            out,
+            2,
+            &format!(
+                "Port group {}: {} ports {}",
+                g.id,
+                g.state.name(),
+                ports.join(",")
+            ),
+        );
+    }
+}
+
+fn alua_json(target: &Target) -> Value {
+    match target.alua() {
+        None => Value::Null,
+        Some(pg) => json!({
+            "local_group": pg.local_group,
+            "local_port": pg.local_port,
+            "groups": pg.groups.iter().map(|g| json!({
+                "id": g.id,
+                "state": g.state.name(),
+                "ports": g.ports,
+            })).collect::<Vec<_>>(),
+        }),
+    }
 }
 
 /// One I_T nexus. tgt records this text once at login with the leading connection

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// `--mode target --op show --tid N`: `nop_interval`, `nop_count`, then the iSCSI
 /// keys, one `key=value` a line (tgt's `show_nop_info` + `show_iscsi_param`).
-pub fn target_params_show(p: &TargetParams) -> Response {
+pub fn target_params_show(p: &TargetParams, alua: &[(String, String)]) -> Response {
     // tgt shows only the callback when there is one (`show_redirect_callback`), else
     // only the redirection once an address is set (`show_redirect_info`).
     if !p.redirect.callback.is_empty() {
@@ -53,6 +53,14 @@ pub fn target_params_show(p: &TargetParams) -> Response {
             out.push_str(&format!("{k}={v}\n"));
             map.insert(k.into(), json!(v));
         }
+    }
+    // ALUA keys (ours), only once set; `alua_state` may repeat, one line a group.
+    for (k, v) in alua {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    if !alua.is_empty() {
+        let list: Vec<Value> = alua.iter().map(|(k, v)| json!([k, v])).collect();
+        map.insert("alua".into(), Value::Array(list));
     }
     Response::show(out, Value::Object(map))
 }

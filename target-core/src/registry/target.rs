@@ -1,5 +1,6 @@
 //! One target: name, LUNs, ACL and its live sessions.
 
+use super::alua::{AluaChange, AluaSettings};
 use super::{AccountBinding, AclEntry, ConnStats, LuStatSnapshot, LuStats, Lun, TargetParams};
 use crate::mgmt::MgmtError;
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +55,11 @@ pub struct Target {
     lun_generation: AtomicU64,
     /// I/O counters per (sid, LUN), for `--op stat`; dropped with the session.
     stats: RwLock<BTreeMap<(u64, u64), Arc<LuStats>>>,
+    /// ALUA port groups (`alua_*` keys); off by default.
+    alua: RwLock<AluaSettings>,
+    /// Whether ALUA is on: commands of a target without it (the usual case) skip
+    /// the lock above.
+    alua_on: AtomicBool,
 }
 
 impl Target {
@@ -73,6 +79,8 @@ impl Target {
             logout: RwLock::new(BTreeSet::new()),
             lun_generation: AtomicU64::new(0),
             stats: RwLock::new(BTreeMap::new()),
+            alua: RwLock::new(AluaSettings::default()),
+            alua_on: AtomicBool::new(false),
         }
     }
 
@@ -406,10 +414,50 @@ impl Target {
 
     /// Set one parameter; `false` when the key or value is refused.
     pub fn set_param(&self, key: &str, value: &str) -> bool {
+        if super::alua::is_alua_key(key) {
+            return self.set_alua(key, value);
+        }
         self.params
             .write()
             .expect("params lock poisoned")
             .set(key, value)
+    }
+
+    /// Set one ALUA key. When what initiators are told changed, every nexus known to
+    /// every LU of the target gets ASYMMETRIC ACCESS STATE CHANGED once (SPC-4
+    /// 5.15.2.3: implicit transitions are announced with this unit attention).
+    fn set_alua(&self, key: &str, value: &str) -> bool {
+        let change = {
+            let mut alua = self.alua.write().expect("alua lock poisoned");
+            let change = alua.set(key, value);
+            self.alua_on.store(alua.view().is_some(), Ordering::Release);
+            change
+        };
+        match change {
+            None => false,
+            Some(AluaChange::None) => true,
+            Some(AluaChange::Reported) => {
+                for lun in self.luns() {
+                    lun.lock_state()
+                        .ua
+                        .broadcast(scsi_sbc::asc::ASYMMETRIC_ACCESS_STATE_CHANGED, None);
+                }
+                true
+            }
+        }
+    }
+
+    /// The port groups commands see (`LuContext::alua`); `None` while ALUA is off.
+    pub fn alua(&self) -> Option<Arc<scsi_sbc::alua::PortGroups>> {
+        if !self.alua_on.load(Ordering::Acquire) {
+            return None;
+        }
+        self.alua.read().expect("alua lock poisoned").view()
+    }
+
+    /// The ALUA keys an administrator set, as `(key, value)` (dump, targets.conf).
+    pub fn alua_params(&self) -> Vec<(String, String)> {
+        self.alua.read().expect("alua lock poisoned").changed()
     }
 
     /// The live sessions, by sid.

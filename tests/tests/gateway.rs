@@ -1,0 +1,390 @@
+//! Several gateways over one rbd image, with ALUA (both daemons, on the repo's own
+//! one-node Ceph cluster, see `integration_tests::ceph`):
+//!
+//! - ALUA configured with tgtadm (gateway A's group active/optimized, B's
+//!   active/non-optimized): INQUIRY TPGS, VPD 83h port and group, REPORT TARGET PORT
+//!   GROUPS through each gateway (exact bytes); a state change set with tgtadm gives
+//!   ASYMMETRIC ACCESS STATE CHANGED once per nexus, and a standby port refuses media
+//!   access with NOT READY 04h/0Bh;
+//! - libiscsi's `SCSI.MultipathIO.*` with the first URL on A and the second on B;
+//! - 64 MiB written through A read back through B;
+//! - writes interleaved through A and B on an image *with* exclusive-lock (librbd
+//!   passes the lock back and forth) finish and read back as written: no deadlock;
+//! - A killed with SIGKILL under a writer: the writer goes on through B, and every
+//!   write acknowledged before or after the kill reads back intact.
+#![allow(clippy::disallowed_methods)]
+
+use integration_tests::ceph::cluster;
+use integration_tests::client::{read10, write10, Client};
+use integration_tests::conformance::Conformance;
+use integration_tests::{both_flavours, Daemon, Flavour};
+use std::time::{Duration, Instant};
+
+const IQN: &str = "iqn.2026-12.test:gateway";
+const MIB: u64 = 1024 * 1024;
+
+/// An image name no other test (or flavour) uses.
+fn image(tag: &str, f: Flavour) -> String {
+    format!("gw-{tag}-{}", f.binary())
+}
+
+fn tgtadm_target(d: &Daemon, op: &[&str]) {
+    let mut args = vec!["--lld", "iscsi", "--mode", "target", "--tid", "1"];
+    args.extend_from_slice(op);
+    d.tgtadm_ok(&args);
+}
+
+fn set(d: &Daemon, name: &str, value: &str) {
+    tgtadm_target(d, &["--op", "update", "--name", name, "--value", value]);
+}
+
+/// Target 1 with LUN 1 on `path` on each gateway; with `alua`, A is group 1 (port 1,
+/// active/optimized) and B group 2 (port 2, active/non-optimized), both told both.
+fn gateways(f: Flavour, path: &str, alua: bool) -> (Daemon, Daemon) {
+    let ceph = cluster();
+    let (a, b) = (Daemon::start(f, &[]), Daemon::start(f, &[]));
+    for (d, group) in [(&a, "1"), (&b, "2")] {
+        d.new_target(1, IQN);
+        let r = d.lu_new(1, 1, path, &["--bstype", "rbd", "--bsopts", &ceph.bsopts()]);
+        assert_eq!(r.code, 0, "{r:?}");
+        tgtadm_target(d, &["--op", "bind", "-I", "ALL"]);
+        if alua {
+            set(d, "alua_state", "1:active/optimized");
+            set(d, "alua_state", "2:active/non-optimized");
+            set(d, "alua_group", group);
+        }
+    }
+    (a, b)
+}
+
+fn login(d: &Daemon, isid_tail: u8) -> Client {
+    let mut c = Client::connect(d.portal).expect("connect");
+    c.isid.0[5] = isid_tail;
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    c
+}
+
+fn rtpg(c: &mut Client, extended: bool) -> Vec<u8> {
+    let b1 = if extended { 0x2a } else { 0x0a };
+    let r = c
+        .scsi(1, &[0xa3, b1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &[], 256)
+        .expect("report target port groups");
+    assert_eq!(r.status, 0, "{r:?}");
+    r.data
+}
+
+/// The target-port designators of VPD 83h (association 1) as (type, designator).
+fn port_designators(c: &mut Client) -> Vec<(u8, Vec<u8>)> {
+    let r = c
+        .scsi(1, &[0x12, 1, 0x83, 0, 255, 0], &[], 255)
+        .expect("vpd");
+    assert_eq!(r.status, 0, "{r:?}");
+    let page = r.data;
+    let mut out = Vec::new();
+    let mut at = 4;
+    while at + 4 <= page.len() {
+        let len = page[at + 3] as usize;
+        if (page[at + 1] >> 4) & 3 == 1 && page[at + 1] & 0x0f != 8 {
+            out.push((page[at + 1] & 0x0f, page[at + 4..at + 4 + len].to_vec()));
+        }
+        at += 4 + len;
+    }
+    out
+}
+
+/// One group descriptor with one port, as REPORT TARGET PORT GROUPS lays it out.
+fn group(state: u8, id: u8, status: u8) -> Vec<u8> {
+    vec![state, 0x8f, 0, id, 0, status, 0, 1, 0, 0, 0, id]
+}
+
+/// ALUA through both gateways: what each reports, a state change announced once
+/// per nexus, and what a standby port refuses.
+fn alua_through_each_gateway(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("alua", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut a1, mut a2, mut b1) = (login(&a, 1), login(&a, 2), login(&b, 1));
+
+    let both = [group(0, 1, 0), group(1, 2, 0)].concat();
+    for c in [&mut a1, &mut b1] {
+        let inq = c.scsi(1, &[0x12, 0, 0, 0, 96, 0], &[], 96).unwrap();
+        assert_eq!(inq.data[5] & 0x30, 0x10, "TPGS 01b: implicit ALUA");
+        assert_eq!(rtpg(c, false), [&[0, 0, 0, 24][..], &both].concat());
+        assert_eq!(
+            rtpg(c, true),
+            [&[0, 0, 0, 28, 0x10, 0, 0, 0][..], &both].concat()
+        );
+    }
+    // Relative target port (type 4) and target port group (type 5) of each path.
+    assert_eq!(
+        port_designators(&mut a1),
+        vec![(4, vec![0, 0, 0, 1]), (5, vec![0, 0, 0, 1])]
+    );
+    assert_eq!(
+        port_designators(&mut b1),
+        vec![(4, vec![0, 0, 0, 2]), (5, vec![0, 0, 0, 2])]
+    );
+    let show = a.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(
+        show.contains(
+            "    ALUA information:\n        Local port group: 1\n        Local relative port: 1\n        Port group 1: active/optimized ports 1\n        Port group 2: active/non-optimized ports 2\n"
+        ),
+        "{show}"
+    );
+
+    // The administrator moves A to standby and B to active/optimized, on both.
+    for d in [&a, &b] {
+        set(d, "alua_state", "1:standby");
+        set(d, "alua_state", "2:ao");
+    }
+    let read = read10(0, 8);
+    for c in [&mut a1, &mut a2, &mut b1] {
+        let r = c.scsi(1, &read, &[], 4096).unwrap();
+        assert_eq!(
+            (r.status, r.sense_key_asc()),
+            (2, Some((6, 0x2a, 0x06))),
+            "ASYMMETRIC ACCESS STATE CHANGED"
+        );
+    }
+    // Once per nexus: A's sessions now see standby, B reads.
+    for c in [&mut a1, &mut a2] {
+        let r = c.scsi(1, &read, &[], 4096).unwrap();
+        assert_eq!((r.status, r.sense_key_asc()), (2, Some((2, 0x04, 0x0b))));
+        let changed = [group(2, 1, 2), group(0, 2, 2)].concat();
+        assert_eq!(rtpg(c, false), [&[0, 0, 0, 24][..], &changed].concat());
+    }
+    let r = b1.scsi(1, &read, &[], 4096).unwrap();
+    assert_eq!((r.status, r.data.len()), (0, 4096), "{r:?}");
+    let r = b1.scsi(1, &read, &[], 4096).unwrap();
+    assert_eq!(r.status, 0, "no second unit attention");
+
+    // Unavailable: even MODE SENSE is refused (04h/0Ch); INQUIRY still answers.
+    set(&a, "alua_state", "1:unavailable");
+    let _ = a1.scsi(1, &read, &[], 4096).unwrap();
+    let r = a1.scsi(1, &[0x1a, 0, 0x3f, 0, 0xff, 0], &[], 255).unwrap();
+    assert_eq!((r.status, r.sense_key_asc()), (2, Some((2, 0x04, 0x0c))));
+    assert_eq!(
+        a1.scsi(1, &[0x12, 0, 0, 0, 96, 0], &[], 96).unwrap().status,
+        0
+    );
+
+    // Bad values are refused with tgtadm's "invalid request", nothing changes.
+    for (name, value) in [("alua_state", "1:offline"), ("alua_group", "70000")] {
+        let r = a.tgtadm(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "update", "--tid", "1", "--name", name,
+            "--value", value,
+        ]);
+        assert_eq!(r.code, 22, "{r:?}");
+        assert_eq!(r.stderr, "tgtadm: invalid request\n");
+    }
+    // ALUA off again: TPGS 0 and REPORT TARGET PORT GROUPS unknown, as before.
+    set(&b, "alua_group", "0");
+    let r = b1.scsi(1, &[0; 6], &[], 0).unwrap();
+    assert_eq!(
+        (r.status, r.sense_key_asc()),
+        (2, Some((6, 0x2a, 0x06))),
+        "the change is announced first"
+    );
+    let r = b1.scsi(1, &[0x12, 0, 0, 0, 96, 0], &[], 96).unwrap();
+    assert_eq!(r.data[5] & 0x30, 0);
+    let r = b1
+        .scsi(1, &[0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &[], 256)
+        .unwrap();
+    assert_eq!((r.status, r.sense_key_asc()), (2, Some((5, 0x24, 0))));
+}
+
+/// libiscsi's MultipathIO suite, the first path on gateway A and the second on B.
+///
+/// Not `SCSI.MultipathIO.Reset`: it sends LOGICAL UNIT RESET through one path and
+/// expects the reset's unit attention on the other, and a reset through gateway A does
+/// not reach the nexuses of gateway B (nothing passes between gateways yet; see
+/// docs/ARCHITECTURE.md, "Gateways, ALUA and coherence").
+fn multipath_io_across_gateways(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("mpio", f), 128 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let second = format!("iscsi://{}/{IQN}/1", b.portal_str());
+    let report = Conformance::new(&a.portal_str(), IQN, 1)
+        .patterns(&[
+            "SCSI.MultipathIO.Simple",
+            "SCSI.MultipathIO.CompareAndWrite*",
+        ])
+        .second_path(&second)
+        .idle_timeout(Duration::from_secs(240))
+        .run();
+    report.assert_no_failures();
+    eprintln!("{}", report.summary());
+    assert!(
+        report.passed().len() >= 3,
+        "too few MultipathIO tests ran: {}",
+        report.summary()
+    );
+}
+
+/// A block pattern that differs per (chunk, round).
+fn pattern(chunk: u64, round: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64 ^ (chunk * 131) ^ (round * 7919) ^ (i as u64 >> 9)) as u8)
+        .collect()
+}
+
+/// 64 MiB written through A (1 MiB WRITEs) reads back equal through B.
+fn written_on_a_read_on_b(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("64m", f), 80 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut ca, mut cb) = (login(&a, 1), login(&b, 1));
+    let blocks = (MIB / 512) as u16;
+    for chunk in 0..64u64 {
+        let data = pattern(chunk, 1, MIB as usize);
+        let w = ca
+            .scsi(1, &write10((chunk * MIB / 512) as u32, blocks), &data, 0)
+            .expect("write");
+        assert_eq!(w.status, 0, "chunk {chunk}: {w:?}");
+    }
+    for chunk in 0..64u64 {
+        let r = cb
+            .scsi(
+                1,
+                &read10((chunk * MIB / 512) as u32, blocks),
+                &[],
+                MIB as u32,
+            )
+            .expect("read");
+        assert_eq!(r.status, 0);
+        assert!(
+            r.data == pattern(chunk, 1, MIB as usize),
+            "chunk {chunk} differs"
+        );
+    }
+}
+
+/// Writes interleaved through A and B on an image with exclusive-lock (the default
+/// features): every write completes (librbd hands the lock to whichever gateway
+/// writes), within a bound, and the last write of each block is what both read.
+fn interleaved_writes_with_exclusive_lock(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image(&image("xlock", f), 16 * MIB);
+    let info = ceph.rbd_ok(&["info", &path]);
+    assert!(info.contains("exclusive-lock"), "{info}");
+    let (a, b) = gateways(f, &path, true);
+    let (mut ca, mut cb) = (login(&a, 1), login(&b, 1));
+    let started = Instant::now();
+    let len = 64 * 1024;
+    for round in 0..40u64 {
+        let chunk = round % 8;
+        let c = if round % 2 == 0 { &mut ca } else { &mut cb };
+        let data = pattern(chunk, round, len);
+        let w = c
+            .scsi(1, &write10((chunk * 128) as u32, 128), &data, 0)
+            .expect("write");
+        assert_eq!(w.status, 0, "round {round}: {w:?}");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(60), "40 writes took {took:?}");
+    for chunk in 0..8u64 {
+        let last = (32..40).find(|r| r % 8 == chunk).unwrap();
+        let want = pattern(chunk, last, len);
+        for c in [&mut ca, &mut cb] {
+            let r = c
+                .scsi(1, &read10((chunk * 128) as u32, 128), &[], len as u32)
+                .unwrap();
+            assert_eq!(r.status, 0);
+            assert!(r.data == want, "chunk {chunk}");
+        }
+    }
+}
+
+/// SIGKILL of gateway A under a writer (FUA writes, one at a time, each chunk once):
+/// the writer logs in to B, sends again the write that had no answer, and goes on;
+/// every chunk reads back through B as written.
+fn writer_survives_sigkill_of_a(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("kill", f), 64 * MIB, "layering");
+    let (mut a, b) = gateways(f, &path, true);
+    let a_portal = a.portal;
+    let chunks = 96u64;
+    let len = 256 * 1024usize;
+    let blocks = (len / 512) as u16;
+    // WRITE(10) with FUA: acknowledged means on the OSDs.
+    let fua_write = move |chunk: u64| {
+        let mut cdb = write10((chunk * len as u64 / 512) as u32, blocks);
+        cdb[1] |= 0x08;
+        cdb
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let b_portal = b.portal;
+    let writer = std::thread::spawn(move || {
+        let mut c = Client::connect(a_portal).expect("connect A");
+        c.isid.0[5] = 9;
+        assert_eq!(c.login(Some(IQN)).unwrap(), (0, 0));
+        let mut on_b = false;
+        let mut chunk = 0;
+        while chunk < chunks {
+            let data = pattern(chunk, 1, len);
+            match c.scsi(1, &fua_write(chunk), &data, 0) {
+                Ok(r) if r.status == 0 => {
+                    let _ = tx.send(chunk);
+                    chunk += 1;
+                }
+                // A unit attention (e.g. the state change) is retried, as an
+                // initiator does.
+                Ok(r) if r.status == 2 && r.sense_key_asc().map(|s| s.0) == Some(6) => {}
+                Ok(r) => panic!("chunk {chunk}: {r:?}"),
+                Err(e) => {
+                    assert!(!on_b, "B failed too: {e}");
+                    // The path is gone: fail over to B and send the write again.
+                    on_b = true;
+                    c = Client::connect(b_portal).expect("connect B");
+                    c.isid.0[5] = 9;
+                    assert_eq!(c.login(Some(IQN)).unwrap(), (0, 0));
+                }
+            }
+        }
+        on_b
+    });
+    // Kill A once a quarter of the chunks are acknowledged.
+    let mut acked = 0;
+    while acked < chunks / 4 {
+        acked = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("writer stalled")
+            + 1;
+    }
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(-1), "killed");
+    // Then B's group becomes active/optimized, as a failover does.
+    set(&b, "alua_state", "1:unavailable");
+    set(&b, "alua_state", "2:active/optimized");
+    let failed_over = writer.join().expect("writer");
+    assert!(
+        failed_over,
+        "the writer never needed B: the kill came too late"
+    );
+    let mut cb = login(&b, 1);
+    for chunk in 0..chunks {
+        let r = cb
+            .scsi(
+                1,
+                &read10((chunk * len as u64 / 512) as u32, blocks),
+                &[],
+                len as u32,
+            )
+            .expect("read");
+        assert_eq!(r.status, 0, "{r:?}");
+        assert!(r.data == pattern(chunk, 1, len), "chunk {chunk} differs");
+    }
+}
+
+both_flavours!(
+    alua_through_each_gateway,
+    multipath_io_across_gateways,
+    written_on_a_read_on_b,
+    interleaved_writes_with_exclusive_lock,
+    writer_survives_sigkill_of_a
+);
