@@ -119,8 +119,29 @@ EOF
         echo $! >"$dir/watch.pid"
     fi
     c() { timeout 60 ceph -c "$conf" "$@"; }
+    # A monitor that has just forked can answer its first commands with EPERM
+    # ("problem getting command descriptions from mon.") until it has formed its
+    # one-member quorum: wait until it answers before giving it work.
+    ready=""
+    for _ in $(seq 60); do
+        if c mon stat >/dev/null 2>&1; then ready=1; break; fi
+        sleep 0.5
+    done
+    [ -n "$ready" ] || {
+        echo "ceph-test-cluster: the monitor did not answer within 30 s" >&2
+        tail -5 "$dir/mon.a.log" >&2 2>/dev/null
+        exit 1
+    }
     osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-    c osd create "$osd_uuid" 0 >/dev/null
+    created=""
+    for _ in 1 2 3 4 5; do
+        if c osd create "$osd_uuid" 0 >/dev/null 2>"$dir/osd-create.err"; then created=1; break; fi
+        sleep 1
+    done
+    [ -n "$created" ] || {
+        cat "$dir/osd-create.err" >&2
+        exit 1
+    }
     ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/osd-mkfs.log" 2>&1 || {
         tail -5 "$dir/osd-mkfs.log" >&2
         exit 1
