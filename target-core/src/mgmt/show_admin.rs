@@ -54,6 +54,10 @@ pub fn target_params_show(p: &TargetParams) -> Response {
             map.insert(k.into(), json!(v));
         }
     }
+    if let Some(n) = p.max_error_recovery_level {
+        out.push_str(&format!("MaxErrorRecoveryLevel={n}\n"));
+        map.insert("MaxErrorRecoveryLevel".into(), json!(n));
+    }
     Response::show(out, Value::Object(map))
 }
 
