@@ -46,7 +46,7 @@ pub use error::Error;
 pub use iscsi_proto::keys::SessionParams;
 pub use iscsi_proto::pdu::{EncodedPdu, TaskAttr};
 pub use iscsi_proto::{Isid, Itt, SerialNumber};
-pub use recovery::{RECOVERY_TICK, RETRY_AFTER};
+pub use recovery::{GAP_RETRY_AFTER, RECOVERY_TICK, RETRY_AFTER};
 pub use sense::Sense;
 pub use session::{
     Command, Completion, DataDirection, DiscoveredTarget, Event, Residual, Session, State,

@@ -32,6 +32,10 @@ pub const RECOVERY_TICK: Duration = Duration::from_millis(250);
 /// A command with no PDU of its own for this long is retried.
 pub const RETRY_AFTER: Duration = Duration::from_secs(3);
 
+/// A command the target's ExpCmdSN has been stuck at this long, with later commands
+/// sent, is taken as lost (the target holds everything after the gap) and retried.
+pub const GAP_RETRY_AFTER: Duration = Duration::from_millis(500);
+
 /// Header digest errors in a row that fail the session.
 const HEADER_ERRORS_IN_A_ROW: u32 = 2;
 
@@ -72,6 +76,8 @@ pub(crate) struct SessionRecovery {
     /// The StatSN after the highest seen (`None`: ExpStatSN).
     next_stat: Option<SerialNumber>,
     last_tick: Option<Instant>,
+    /// The target's ExpCmdSN while commands after it are out, and since when.
+    stuck: Option<(SerialNumber, Instant)>,
     /// Commands retried and SNACKs sent (for reports and tests).
     pub(crate) retries: u64,
     pub(crate) snacks: u64,
@@ -409,6 +415,32 @@ impl Session {
                 t.rec.idle_since = Some(now);
                 retry.push(*itt);
             }
+        }
+        // A CmdSN gap: the target's ExpCmdSN stays at a command of ours while later
+        // ones are out; everything after it waits, so retry it soon.
+        let (exp, next) = {
+            let w = self.win();
+            (w.exp_cmd_sn, w.cmd_sn)
+        };
+        if exp.lt(next) {
+            match self.rec.stuck {
+                Some((sn, since)) if sn == exp => {
+                    if now.saturating_duration_since(since) >= GAP_RETRY_AFTER {
+                        let lost = self
+                            .scsi
+                            .iter()
+                            .find(|(_, t)| t.cmd_sn == Some(exp))
+                            .map(|(itt, _)| *itt);
+                        if let Some(itt) = lost.filter(|i| !retry.contains(i)) {
+                            retry.push(itt);
+                        }
+                        self.rec.stuck = Some((exp, now));
+                    }
+                }
+                _ => self.rec.stuck = Some((exp, now)),
+            }
+        } else {
+            self.rec.stuck = None;
         }
         let overdue = !retry.is_empty();
         for itt in retry {
