@@ -139,8 +139,8 @@ fn start(seed: u64, percent: u64, erl: u8) -> (Run, fixture::Fixture) {
     cfg.error_recovery_level = erl;
     // Several PDUs per transfer, so losses land in the middle of sequences.
     cfg.max_recv_data_segment_length = 1024;
-    cfg.immediate_data = seed % 2 == 0;
-    cfg.initial_r2t = seed % 3 != 0;
+    cfg.immediate_data = seed & 1 == 0;
+    cfg.initial_r2t = seed & 2 == 0;
     let mut conn_cfg = ConnConfig::default();
     conn_cfg.limits.max_recv_data_segment_length = 1024;
     let corrupter = |s| Corrupter {

@@ -455,9 +455,9 @@ impl Connection {
         true
     }
 
-    /// A Data-Out out of sequence (DataSN or offset not the next) at ErrorRecoveryLevel
-    /// > 0: an earlier PDU of its burst was lost; it is dropped, and the burst's last
-    /// PDU asks for the missing tail.
+    /// A Data-Out out of sequence (DataSN or offset not the next) at a level above 0:
+    /// an earlier PDU of its burst was lost; it is dropped, and the burst's last PDU
+    /// asks for the missing tail.
     pub(super) fn data_out_out_of_sequence(&mut self, itt: u32, ttt: Ttt, final_bit: bool) {
         if final_bit {
             self.recover_burst(itt, ttt);

@@ -224,6 +224,7 @@ fn manual_write(sim: &mut Sim, lba: u32, data: &Bytes) -> (Itt, R2t) {
     (itt, r[0].clone())
 }
 
+/// A Data-Out of `data[off..off + len]`; F when it ends the write.
 fn data_out(
     sim: &Sim,
     itt: Itt,
@@ -232,10 +233,9 @@ fn data_out(
     sn: u32,
     off: usize,
     len: usize,
-    last: bool,
 ) -> DataOut {
     DataOut {
-        final_bit: last,
+        final_bit: off + len == data.len(),
         lun: LunField::from_lun(1),
         itt,
         ttt,
@@ -267,7 +267,7 @@ fn a_data_out_lost_to_a_data_digest_error_is_asked_for_again() {
     let (itt, r) = manual_write(&mut sim, 2, &data);
     // PDU 1 (bytes 512..1024) arrives with a bad data digest; 2 and 3 follow.
     for sn in 0..4u32 {
-        let d = data_out(&sim, itt, r.ttt, &data, sn, sn as usize * 512, 512, sn == 3);
+        let d = data_out(&sim, itt, r.ttt, &data, sn, sn as usize * 512, 512);
         let mut wire = sim.ini.encode(&Pdu::DataOut(d));
         if sn == 1 {
             let n = wire.len();
@@ -289,12 +289,10 @@ fn a_data_out_lost_to_a_data_digest_error_is_asked_for_again() {
     assert_ne!(rec.ttt, r.ttt);
     assert!(sim.ini.task(itt).unwrap().status.is_none());
     // Late data for the replaced TTT is dropped without a word.
-    sim.send(Pdu::DataOut(data_out(
-        &sim, itt, r.ttt, &data, 1, 512, 512, false,
-    )));
+    sim.send(Pdu::DataOut(data_out(&sim, itt, r.ttt, &data, 1, 512, 512)));
     assert_eq!(rejects(&sim).len(), 1);
     for (i, off) in [512usize, 1024, 1536].into_iter().enumerate() {
-        let d = data_out(&sim, itt, rec.ttt, &data, i as u32, off, 512, off == 1536);
+        let d = data_out(&sim, itt, rec.ttt, &data, i as u32, off, 512);
         sim.send(Pdu::DataOut(d));
     }
     assert_eq!(sim.ini.task(itt).unwrap().status, Some(0));
@@ -309,7 +307,7 @@ fn the_last_data_out_lost_asks_for_exactly_its_range() {
     let data = pattern(2048, 1);
     let (itt, r) = manual_write(&mut sim, 0, &data);
     for sn in 0..4u32 {
-        let d = data_out(&sim, itt, r.ttt, &data, sn, sn as usize * 512, 512, sn == 3);
+        let d = data_out(&sim, itt, r.ttt, &data, sn, sn as usize * 512, 512);
         let mut wire = sim.ini.encode(&Pdu::DataOut(d));
         if sn == 3 {
             wire[60 + 100] ^= 1; // in the data segment (48 + 4 header digest + ...)
@@ -326,7 +324,7 @@ fn the_last_data_out_lost_asks_for_exactly_its_range() {
     sim.ini.auto_data_out = true;
     // Answered by the testkit's automatic Data-Out this time.
     sim.send(Pdu::DataOut(data_out(
-        &sim, itt, all[1].ttt, &data, 0, 1536, 512, true,
+        &sim, itt, all[1].ttt, &data, 0, 1536, 512,
     )));
     assert_eq!(sim.ini.task(itt).unwrap().status, Some(0));
     assert_eq!(fx.store.read_at(0, 2048), data.to_vec());
@@ -398,11 +396,9 @@ fn a_lost_final_data_out_is_asked_for_after_the_timeout() {
     let (mut sim, fx) = write_sim(67);
     let data = pattern(1024, 5);
     let (itt, r) = manual_write(&mut sim, 4, &data);
-    sim.send(Pdu::DataOut(data_out(
-        &sim, itt, r.ttt, &data, 0, 0, 512, false,
-    )));
+    sim.send(Pdu::DataOut(data_out(&sim, itt, r.ttt, &data, 0, 0, 512)));
     // The second (F) PDU is lost to a header digest error.
-    let d = data_out(&sim, itt, r.ttt, &data, 1, 512, 512, true);
+    let d = data_out(&sim, itt, r.ttt, &data, 1, 512, 512);
     let mut wire = sim.ini.encode(&Pdu::DataOut(d));
     wire[40] ^= 2;
     sim.ini.send_raw(&wire);
@@ -421,7 +417,7 @@ fn a_lost_final_data_out_is_asked_for_after_the_timeout() {
         (512, 512)
     );
     sim.send(Pdu::DataOut(data_out(
-        &sim, itt, all[1].ttt, &data, 0, 512, 512, true,
+        &sim, itt, all[1].ttt, &data, 0, 512, 512,
     )));
     assert_eq!(sim.ini.task(itt).unwrap().status, Some(0));
     assert_eq!(fx.store.read_at(4 * 512, 1024), data.to_vec());
@@ -441,12 +437,8 @@ fn r2t_snack_resends_the_r2t() {
     assert_eq!(all[1], r);
     sim.send(snack(0, itt, exp, 1, 1));
     assert_eq!(rejects(&sim), vec![reject_reason::SNACK_REJECT]);
-    sim.send(Pdu::DataOut(data_out(
-        &sim, itt, r.ttt, &data, 0, 0, 512, false,
-    )));
-    sim.send(Pdu::DataOut(data_out(
-        &sim, itt, r.ttt, &data, 1, 512, 512, true,
-    )));
+    sim.send(Pdu::DataOut(data_out(&sim, itt, r.ttt, &data, 0, 0, 512)));
+    sim.send(Pdu::DataOut(data_out(&sim, itt, r.ttt, &data, 1, 512, 512)));
     assert_eq!(sim.ini.task(itt).unwrap().status, Some(0));
     assert_eq!(fx.store.read_at(6 * 512, 1024), data.to_vec());
 }
