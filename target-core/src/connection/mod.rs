@@ -346,7 +346,9 @@ impl Connection {
                 }
                 Ok(None) => break,
                 // ErrorRecoveryLevel > 0: the PDU is discarded, the connection stays.
-                Err(DecodeError::HeaderDigest { .. }) if self.header_digest_error() => {}
+                Err(DecodeError::HeaderDigest { .. }) if self.header_digest_error() => {
+                    took_pdu = true
+                }
                 Err(e) if e.is_fatal() => {
                     if let DecodeError::DataSegmentTooLong { len, max } = e {
                         self.limit_hit(

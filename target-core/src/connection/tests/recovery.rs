@@ -471,6 +471,36 @@ fn retention_is_counted_per_session_and_given_back_on_close() {
     assert_eq!(shared.retained_bytes(), 0);
 }
 
+#[test]
+fn past_the_session_cap_nothing_is_kept_and_a_snack_is_rejected() {
+    let (mut sim, fx) = erl_sim(1, None, 70, |_| {});
+    fx.store.write_at(0, &pattern(4096, 8));
+    // Other connections of the session hold nearly the whole cap.
+    let shared = sim.conn.shared.clone().unwrap();
+    assert!(shared.retain(
+        crate::connection::RETAIN_CAP - 100,
+        crate::connection::RETAIN_CAP
+    ));
+    let itt = sim.ini.read(1, &read10(0, 8), 4096);
+    sim.drive();
+    assert_eq!(
+        sim.ini.task(itt).unwrap().status,
+        Some(0),
+        "the read itself is served"
+    );
+    let exp = data_ins(&sim, itt)[0].stat_sn;
+    sim.send(snack(0, itt, exp, 0, 0));
+    sim.send(snack(1, Itt::RESERVED, exp, exp.get(), 1));
+    assert_eq!(rejects(&sim), vec![reject_reason::SNACK_REJECT; 2]);
+    // Room again (the others acknowledged theirs): the next read is kept.
+    shared.unretain(crate::connection::RETAIN_CAP - 100);
+    let itt = sim.ini.read(1, &read10(0, 8), 4096);
+    sim.drive();
+    let d = data_ins(&sim, itt);
+    sim.send(snack(0, itt, d[0].stat_sn, 0, 0));
+    assert_eq!(data_ins(&sim, itt).len(), d.len() * 2);
+}
+
 /// Split whole PDUs (both digests on) off `buf`.
 fn frames(mut buf: BytesMut) -> Vec<BytesMut> {
     let mut out = Vec::new();
