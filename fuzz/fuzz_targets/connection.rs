@@ -105,7 +105,9 @@ fuzz_target!(|input: Input| {
         max_burst_length: if input.small_segments { 2048 } else { 262_144 },
         max_outstanding_r2t: 2,
         max_connections: 1,
-        error_recovery_level: 0,
+        // Half the runs at ErrorRecoveryLevel 1 (digest errors recovered, SNACKs
+        // answered, retention), half at 0.
+        error_recovery_level: (input.seed & 1) as u8,
     };
     // At least 4 bytes a step: a 64 KiB transfer then settles well within the step bound
     // (1-byte chunks made a legitimate transfer look like a livelock).

@@ -44,6 +44,8 @@ pub struct Outcome {
     pub fatal: Option<String>,
     /// Negotiated parameters of the first session.
     pub params: SessionParams,
+    /// Commands retried and SNACKs sent (ErrorRecoveryLevel > 0), all sessions.
+    pub recovery: (u64, u64),
     /// The LU.
     pub capacity: Capacity,
     /// First LBA of the range.
@@ -172,6 +174,7 @@ fn session_config(args: &Args, index: u32, qualifier: &[u8]) -> Config {
     c.max_recv_data_segment_length = args.max_recv_data_segment_length as u32;
     c.max_burst_length = args.max_burst as u32;
     c.first_burst_length = args.first_burst as u32;
+    c.error_recovery_level = args.erl;
     c.login_timeout = Duration::from_secs_f64(args.connect_timeout);
     if let (Some(user), Some(secret)) = (&args.chap_user, &args.chap_secret) {
         c.chap = Some(Chap {
@@ -474,6 +477,10 @@ fn measure(
             }
             // Another connection of the session may have seen the window open.
             c.sess.resume();
+            // ErrorRecoveryLevel > 0: command retries and SNACKs run off this timer.
+            if let Err(e) = c.sess.handle_timeout(now) {
+                fatal.get_or_insert(format!("session timer: {e}"));
+            }
             if let Err(e) = run_events(c, &mut work, &mut stats, &mut mismatches, start) {
                 fatal.get_or_insert(e);
             }
@@ -575,7 +582,11 @@ fn measure(
     if let Err(e) = work.finish() {
         fatal.get_or_insert(e);
     }
+    let recovery = conns.iter().fold((0, 0), |(r, s), c| {
+        (r + c.sess.commands_retried(), s + c.sess.snacks_sent())
+    });
     Ok(Outcome {
+        recovery,
         elapsed,
         stats,
         mismatches,

@@ -110,6 +110,11 @@ pub struct Args {
     /// Negotiate DataDigest=CRC32C.
     #[arg(long)]
     pub data_digest: bool,
+    /// ErrorRecoveryLevel offered (the target answers the lower of this and its
+    /// maximum). At 1 digest errors are recovered (SNACK, command retry) instead of
+    /// failing the session.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub erl: u8,
     /// InitialR2T offered.
     #[arg(long, value_enum, default_value_t = YesNo::No)]
     pub initial_r2t: YesNo,

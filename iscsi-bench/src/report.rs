@@ -278,6 +278,9 @@ struct Report<'a> {
     max_burst_length: u32,
     first_burst_length: u32,
     target_max_recv_data_segment_length: u32,
+    error_recovery_level: u8,
+    commands_retried: u64,
+    snacks_sent: u64,
     duration_s: f64,
     ops: u64,
     reads: u64,
@@ -363,6 +366,9 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         max_burst_length: o.params.max_burst_length,
         first_burst_length: o.params.first_burst_length,
         target_max_recv_data_segment_length: o.params.max_xmit_data_segment_length,
+        error_recovery_level: o.params.error_recovery_level,
+        commands_retried: o.recovery.0,
+        snacks_sent: o.recovery.1,
         duration_s: o.elapsed.as_secs_f64(),
         ops,
         reads: s.reads,
@@ -455,6 +461,13 @@ fn text(r: &Report<'_>) -> String {
         r.first_burst_length,
         r.target_max_recv_data_segment_length
     );
+    if r.error_recovery_level > 0 {
+        let _ = writeln!(
+            t,
+            "  ErrorRecoveryLevel {}: {} command(s) retried, {} SNACK(s) sent",
+            r.error_recovery_level, r.commands_retried, r.snacks_sent
+        );
+    }
     let _ = writeln!(
         t,
         "  {:.2} s: {} ops ({} reads, {} writes), {:.0} IOPS, {:.2} MB/s (read {:.2}, write {:.2})",

@@ -61,6 +61,11 @@ pub struct Config {
     pub login_timeout: Duration,
     /// `MaxConnections` offered (connections the session may have, MC/S).
     pub max_connections: u16,
+    /// ErrorRecoveryLevel to offer (0 to 2; the target answers the lower of its
+    /// maximum and this). At 1 and above the session recovers from digest errors
+    /// (`recovery.rs`); level 2's connection recovery is not implemented, so 1 is
+    /// what it can use.
+    pub error_recovery_level: u8,
 }
 
 impl Config {
@@ -89,6 +94,7 @@ impl Config {
             first_burst_length: 262_144,
             login_timeout: Duration::from_secs(15),
             max_connections: 1,
+            error_recovery_level: 0,
         }
     }
 
@@ -130,7 +136,10 @@ impl Config {
                 ("MaxOutstandingR2T".to_string(), "1".to_string()),
                 ("DefaultTime2Wait".to_string(), "2".to_string()),
                 ("DefaultTime2Retain".to_string(), "0".to_string()),
-                ("ErrorRecoveryLevel".to_string(), "0".to_string()),
+                (
+                    "ErrorRecoveryLevel".to_string(),
+                    self.error_recovery_level.min(2).to_string(),
+                ),
                 ("DataPDUInOrder".to_string(), "Yes".to_string()),
                 ("DataSequenceInOrder".to_string(), "Yes".to_string()),
             ]);

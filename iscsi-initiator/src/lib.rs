@@ -37,6 +37,7 @@ pub mod cdb;
 mod config;
 mod error;
 mod login;
+mod recovery;
 mod sense;
 mod session;
 
@@ -45,6 +46,7 @@ pub use error::Error;
 pub use iscsi_proto::keys::SessionParams;
 pub use iscsi_proto::pdu::{EncodedPdu, TaskAttr};
 pub use iscsi_proto::{Isid, Itt, SerialNumber};
+pub use recovery::{GAP_RETRY_AFTER, RECOVERY_TICK, RETRY_AFTER};
 pub use sense::Sense;
 pub use session::{
     Command, Completion, DataDirection, DiscoveredTarget, Event, Residual, Session, State,

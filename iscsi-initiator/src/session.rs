@@ -231,14 +231,22 @@ enum Queued {
 
 /// One outstanding SCSI command.
 #[derive(Debug)]
-struct ScsiTask {
-    lun: LunField,
-    cmd_sn: Option<SerialNumber>,
+pub(crate) struct ScsiTask {
+    pub(crate) lun: LunField,
+    pub(crate) cmd_sn: Option<SerialNumber>,
     edtl: u32,
-    write: Bytes,
-    data: BytesMut,
-    next_data_sn: u32,
+    pub(crate) write: Bytes,
+    pub(crate) data: BytesMut,
+    pub(crate) next_data_sn: u32,
     next_r2t_sn: u32,
+    /// ErrorRecoveryLevel > 0 bookkeeping (`recovery.rs`).
+    pub(crate) rec: crate::recovery::TaskRecovery,
+}
+
+impl ScsiTask {
+    pub(crate) fn edtl(&self) -> u32 {
+        self.edtl
+    }
 }
 
 /// What a non-SCSI task is.
@@ -290,7 +298,9 @@ pub struct Session {
     tx: VecDeque<EncodedPdu>,
     pub(crate) events: VecDeque<Event>,
     queued: VecDeque<Queued>,
-    scsi: HashMap<u32, ScsiTask>,
+    pub(crate) scsi: HashMap<u32, ScsiTask>,
+    /// ErrorRecoveryLevel > 0 bookkeeping (`recovery.rs`).
+    pub(crate) rec: crate::recovery::SessionRecovery,
     other: HashMap<u32, Other>,
     next_itt: u32,
     pub(crate) deadline: Option<Instant>,
@@ -316,6 +326,7 @@ impl Session {
             events: VecDeque::new(),
             queued: VecDeque::new(),
             scsi: HashMap::new(),
+            rec: Default::default(),
             other: HashMap::new(),
             next_itt: 1,
             deadline: Some(now + config.login_timeout),
@@ -349,6 +360,7 @@ impl Session {
             events: VecDeque::new(),
             queued: VecDeque::new(),
             scsi: HashMap::new(),
+            rec: Default::default(),
             other: HashMap::new(),
             next_itt: (u32::from(cid) << 24) | 1,
             deadline: Some(now + config.login_timeout),
@@ -428,6 +440,8 @@ impl Session {
             let pdu = match self.decoder.decode(&mut self.rx) {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()),
+                // ErrorRecoveryLevel > 0: the PDU is dropped and asked for again.
+                Err(e) if self.decode_error_recovered(&e) => continue,
                 // At ErrorRecoveryLevel 0 nothing can be retransmitted, so even a data
                 // digest error loses a command for good: give up on the connection.
                 Err(e) => return Err(self.fail(e.into())),
@@ -442,13 +456,19 @@ impl Session {
     }
 
     /// A deadline from [`Session::poll_timeout`] passed.
+    /// At ErrorRecoveryLevel > 0 call it at least every
+    /// [`RECOVERY_TICK`](crate::recovery::RECOVERY_TICK) while commands are outstanding
+    /// (it retries commands that got no answer and asks again for lost PDUs).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         match self.deadline {
             Some(d) if now >= d && self.state == State::Login => {
                 self.deadline = None;
                 Err(self.fail(Error::LoginTimeout))
             }
-            _ => Ok(()),
+            _ => {
+                self.recovery_tick(now);
+                Ok(())
+            }
         }
     }
 
@@ -469,13 +489,19 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.or_else(|| self.recovery_timeout())
     }
 
     pub(crate) fn fail(&mut self, e: Error) -> Error {
         self.state = State::Failed;
         self.deadline = None;
         e
+    }
+
+    /// Complete a SCSI task (ErrorRecoveryLevel > 0 once nothing is missing).
+    pub(crate) fn complete(&mut self, c: Completion) {
+        self.scsi.remove(&c.task.0);
+        self.events.push_back(Event::CommandComplete(c));
     }
 
     pub(crate) fn send(&mut self, pdu: &Pdu) {
@@ -565,6 +591,7 @@ impl Session {
                 data: BytesMut::new(),
                 next_data_sn: 0,
                 next_r2t_sn: 0,
+                rec: Default::default(),
             },
         );
         self.queued.push_back(Queued::Command(pdu));
@@ -730,9 +757,11 @@ impl Session {
                     let imm = c.data.len();
                     let unsolicited_done = c.final_bit;
                     let lun = c.lun;
+                    let keep = (self.params.error_recovery_level > 0).then(|| c.clone());
                     self.send(&Pdu::ScsiCommand(c));
                     let mut first_burst = 0;
                     if let Some(t) = self.scsi.get_mut(&itt.0) {
+                        t.rec.command = keep;
                         t.cmd_sn = Some(sn);
                         first_burst = (self.params.first_burst_length as usize).min(t.write.len());
                     }
@@ -756,7 +785,14 @@ impl Session {
 
     /// Write data `[from, to)` as Data-Out PDUs of at most the target's
     /// MaxRecvDataSegmentLength, DataSN from 0, F on the last (RFC 7143 §11.7).
-    fn send_data_out(&mut self, itt: Itt, lun: LunField, ttt: Ttt, from: usize, to: usize) {
+    pub(crate) fn send_data_out(
+        &mut self,
+        itt: Itt,
+        lun: LunField,
+        ttt: Ttt,
+        from: usize,
+        to: usize,
+    ) {
         let seg = self.params.max_xmit_data_segment_length.max(512) as usize;
         let Some(t) = self.scsi.get(&itt.0) else {
             return;
@@ -786,10 +822,16 @@ impl Session {
     // ----- receiving -----
 
     fn handle_pdu(&mut self, pdu: Pdu) -> Result<(), Error> {
+        self.rec.good_pdu();
         if let Some(sn) = status_sn(&pdu) {
-            // At ERL 0 a StatSN gap means a lost status we can never get back; we
-            // simply follow the target's numbering (as open-iscsi does).
-            self.exp_stat_sn = sn.next();
+            if self.params.error_recovery_level > 0 && self.state != State::Login {
+                // A gap is asked for again with a Status SNACK (recovery.rs).
+                self.status_seen(sn);
+            } else {
+                // At ERL 0 a StatSN gap means a lost status we can never get back;
+                // we simply follow the target's numbering (as open-iscsi does).
+                self.exp_stat_sn = sn.next();
+            }
         }
         if let Some((exp, max)) = cmd_window(&pdu) {
             self.update_window(exp, max);
@@ -849,6 +891,10 @@ impl Session {
     }
 
     fn on_data_in(&mut self, d: DataIn) -> Result<(), Error> {
+        if self.params.error_recovery_level > 0 {
+            self.data_in_recovering(d);
+            return Ok(());
+        }
         let Some(t) = self.scsi.get_mut(&d.itt.0) else {
             return Err(Error::Protocol(format!(
                 "Data-In for unknown task {:#x}",
@@ -898,6 +944,9 @@ impl Session {
     }
 
     fn on_scsi_response(&mut self, r: ScsiResponse) -> Result<(), Error> {
+        if self.params.error_recovery_level > 0 && self.response_recovering(&r) {
+            return Ok(());
+        }
         let Some(t) = self.scsi.remove(&r.itt.0) else {
             return Err(Error::Protocol(format!(
                 "SCSI Response for unknown task {:#x}",
@@ -917,6 +966,20 @@ impl Session {
 
     fn on_r2t(&mut self, r: R2t) -> Result<(), Error> {
         let max_burst = self.params.max_burst_length;
+        if self.params.error_recovery_level > 0 {
+            // Recovery R2Ts, and R2Ts sent again, come out of R2TSN order: each is
+            // answered (the target drops data for TTTs it replaced).
+            let Some(t) = self.scsi.get_mut(&r.itt.0) else {
+                return Ok(());
+            };
+            t.rec.activity += 1;
+            let end = u64::from(r.buffer_offset) + u64::from(r.desired_data_transfer_length);
+            if end <= t.write.len() as u64 {
+                let lun = t.lun;
+                self.send_data_out(r.itt, lun, r.ttt, r.buffer_offset as usize, end as usize);
+            }
+            return Ok(());
+        }
         let Some(t) = self.scsi.get_mut(&r.itt.0) else {
             return Err(Error::Protocol(format!(
                 "R2T for unknown task {:#x}",
@@ -1073,6 +1136,9 @@ impl Session {
     }
 
     fn on_reject(&mut self, r: Reject) {
+        if self.params.error_recovery_level > 0 && self.reject_recovered(&r) {
+            return;
+        }
         // The rejected PDU's header is the data segment; its ITT is at bytes 16..20.
         let itt = r
             .data
@@ -1091,7 +1157,7 @@ impl Session {
     }
 }
 
-fn residual(overflow: bool, underflow: bool, count: u32) -> Residual {
+pub(crate) fn residual(overflow: bool, underflow: bool, count: u32) -> Residual {
     if overflow {
         Residual::Overflow(count)
     } else if underflow {

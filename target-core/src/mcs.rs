@@ -26,7 +26,7 @@ use iscsi_proto::keys::SessionParams;
 use iscsi_proto::pdu::Pdu;
 use iscsi_proto::SerialNumber;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How a connection's adapter is asked to feed it an empty input soon (it has
@@ -85,6 +85,9 @@ pub struct SharedSession {
     /// to, or close requests be left for, a connection by another (a single-connection
     /// session skips those checks on every input).
     joined: AtomicBool,
+    /// Bytes its connections keep for ErrorRecoveryLevel 1 recovery
+    /// (`connection/recovery.rs`), bounded by a cap.
+    retained: AtomicUsize,
     inner: Mutex<Inner>,
 }
 
@@ -116,6 +119,7 @@ impl SharedSession {
             params,
             exp: AtomicU32::new(exp.get()),
             joined: AtomicBool::new(false),
+            retained: AtomicUsize::new(0),
             inner: Mutex::new(inner),
         });
         (s, 1)
@@ -147,6 +151,30 @@ impl SharedSession {
         };
         g.advertised = Some(next);
         next
+    }
+
+    /// Count `n` more retained bytes unless that passes `cap`; false when it would.
+    pub(crate) fn retain(&self, n: usize, cap: usize) -> bool {
+        self.retained
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                cur.checked_add(n).filter(|t| *t <= cap)
+            })
+            .is_ok()
+    }
+
+    /// `n` retained bytes were released.
+    pub(crate) fn unretain(&self, n: usize) {
+        let _ = self
+            .retained
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                Some(cur.saturating_sub(n))
+            });
+    }
+
+    /// Retained bytes over the whole session.
+    #[cfg(test)]
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.retained.load(Ordering::Acquire)
     }
 
     /// Whether another connection ever joined (see the field).

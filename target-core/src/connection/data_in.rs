@@ -100,9 +100,14 @@ impl Connection {
             } else {
                 self.stat_sn
             };
+            let final_bit = last || end == burst_end;
+            // ErrorRecoveryLevel > 0: the end of a burst without status asks for a
+            // DataACK (A bit, with a TTT to name it; recovery.rs).
+            let ack = final_bit && !with_status && self.error_recovery_level() > 0;
+            let ttt = if ack { self.alloc_ttt() } else { Ttt::RESERVED };
             let pdu = Pdu::DataIn(DataIn {
-                final_bit: last || end == burst_end,
-                ack: false,
+                final_bit,
+                ack,
                 overflow: with_status && overflow,
                 underflow: with_status && underflow,
                 status_present: with_status,
@@ -111,9 +116,9 @@ impl Connection {
                 } else {
                     0
                 },
-                lun: Default::default(),
+                lun: if ack { lun } else { Default::default() },
                 itt,
-                ttt: Ttt::RESERVED,
+                ttt,
                 stat_sn,
                 exp_cmd_sn: self.exp_cmd_sn,
                 max_cmd_sn: self.max_cmd_sn(),
@@ -139,7 +144,6 @@ impl Connection {
             }
             None => Bytes::new(),
         };
-        let _ = lun;
         let stat_sn = self.take_stat_sn();
         let resp = Pdu::ScsiResponse(ScsiResponse {
             bidi_overflow: false,

@@ -88,11 +88,11 @@ impl Connection {
 
     pub(super) fn handle_data_out(&mut self, d: DataOut) {
         let itt = d.itt.0;
-        let Some(task) = self.tasks.get_mut(&itt) else {
+        let Some(task) = self.tasks.get(&itt) else {
             // Data for a task that already ended (failed early, aborted): drop it.
             return;
         };
-        let TaskState::Collecting(st) = &mut task.state else {
+        let TaskState::Collecting(_) = &task.state else {
             return;
         };
         let end = u64::from(d.buffer_offset) + d.data.len() as u64;
@@ -104,6 +104,13 @@ impl Connection {
         // the next offset with the next DataSN. At ErrorRecoveryLevel 0 a broken
         // sequence cannot be recovered, so the task ends (RFC 7143 §7.1, §11.7.5).
         let in_sequence;
+        if self.data_out_retired(itt, d.ttt) {
+            // ErrorRecoveryLevel > 0: late data for a burst a recovery R2T replaced.
+            return;
+        }
+        let Some(TaskState::Collecting(st)) = self.tasks.get_mut(&itt).map(|t| &mut t.state) else {
+            return;
+        };
         if d.ttt == Ttt::RESERVED {
             if !st.unsolicited_open || end > u64::from(st.unsolicited_end) {
                 self.reject_pdu(reject_reason::PROTOCOL_ERROR, &Pdu::DataOut(d));
@@ -143,10 +150,15 @@ impl Connection {
                 }
             }
         }
+        if !in_sequence && self.error_recovery_level() > 0 {
+            // A PDU before it was lost (recovery.rs): drop, recover at the burst's end.
+            return self.data_out_out_of_sequence(itt, d.ttt, d.final_bit);
+        }
         if !in_sequence {
             self.reject_pdu(reject_reason::PROTOCOL_ERROR, &Pdu::DataOut(d));
             return self.finish_task(itt, iscsi_sense(0x0c, 0x0d));
         }
+        self.data_out_progress(itt);
         self.advance_task(itt);
     }
 }

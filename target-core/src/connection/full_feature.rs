@@ -45,6 +45,13 @@ impl Connection {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        if let Pdu::ScsiCommand(c) = &pdu {
+            // ErrorRecoveryLevel > 0: a retried command is never run twice.
+            self.exp_cmd_sn = shared.exp_cmd_sn();
+            if self.command_retried(c) {
+                return;
+            }
+        }
         // MaxCmdSN as capacity allows (limits.rs): a request past it, a duplicate, or
         // any request while the window is closed (MaxCmdSN = ExpCmdSN - 1) is ignored
         // (RFC 7143 §4.2.2.1).

@@ -37,7 +37,7 @@ mod tmf;
 pub use crate::mcs::Wake;
 pub use io::{IoCompletion, IoRequest, IoTag};
 pub use observe::SessionLabels;
-pub use recovery::{MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
+pub use recovery::{DATA_OUT_TIMEOUT, MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
 
 use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
@@ -100,8 +100,10 @@ impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
             // Up to 8 connections per session unless a target sets MaxConnections.
+            // ErrorRecoveryLevel up to what is implemented (`recovery.rs`).
             limits: TargetLimits {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
+                error_recovery_level: MAX_ERROR_RECOVERY_LEVEL,
                 ..TargetLimits::default()
             },
             login_timeout: Duration::from_secs(15),
@@ -334,6 +336,7 @@ impl Connection {
             match self.decoder.decode(buf) {
                 Ok(Some(pdu)) => {
                     took_pdu = true;
+                    self.retained.good_pdu();
                     match &pdu {
                         Pdu::ScsiCommand(_) => self.conn_stats.pdu(ConnPdu::Command),
                         Pdu::DataOut(_) => self.conn_stats.pdu(ConnPdu::DataOut),
@@ -342,6 +345,10 @@ impl Connection {
                     self.handle_pdu(pdu, now)
                 }
                 Ok(None) => break,
+                // ErrorRecoveryLevel > 0: the PDU is discarded, the connection stays.
+                Err(DecodeError::HeaderDigest { .. }) if self.header_digest_error() => {
+                    took_pdu = true
+                }
                 Err(e) if e.is_fatal() => {
                     if let DecodeError::DataSegmentTooLong { len, max } = e {
                         self.limit_hit(
@@ -359,6 +366,7 @@ impl Connection {
             .received(before.saturating_sub(buf.len()) as u64);
         self.track_partial_pdu(before, buf.len(), took_pdu, now);
         self.advance_waiting();
+        self.check_data_out_timer(now);
     }
 
     /// A storage request finished.
@@ -373,6 +381,7 @@ impl Connection {
             None => self.stray_completions += 1,
         }
         self.advance_waiting();
+        self.check_data_out_timer(now);
     }
 
     /// A deadline from [`Connection::poll_timeout`] passed.
@@ -404,6 +413,7 @@ impl Connection {
             self.close("initiator did not log out when asked");
         }
         self.check_shared_state(now);
+        self.check_data_out_timer(now);
     }
 
     /// Ask the initiator to log out (daemon shutdown, target removal): an Async
@@ -536,11 +546,7 @@ impl Connection {
                 }
             }
             Phase::FullFeature => {
-                if self.error_recovery_level() > 0 {
-                    if let Some(exp) = recovery::exp_stat_sn(&pdu) {
-                        self.retained.acknowledge(exp);
-                    }
-                }
+                self.acknowledged(&pdu);
                 self.handle_full_feature(pdu, now)
             }
             Phase::Closed => {}
@@ -554,9 +560,7 @@ impl Connection {
             _ => {}
         }
         let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
-        if self.error_recovery_level() > 0 {
-            self.retained.keep(&pdu, &encoded);
-        }
+        self.retain_sent(&pdu, &encoded);
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);
     }
@@ -609,7 +613,11 @@ impl Connection {
                 let itt = header
                     .get(16..20)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                self.reject(reject_reason::DATA_DIGEST_ERROR, header);
+                self.reject(reject_reason::DATA_DIGEST_ERROR, header.clone());
+                // ErrorRecoveryLevel > 0: a recovery R2T asks for it again.
+                if data_out && self.data_out_lost(&header) {
+                    return;
+                }
                 if let (true, Some(itt)) = (data_out, itt) {
                     if self.tasks.contains_key(&itt) {
                         self.finish_task(itt, full_feature::iscsi_sense(0x47, 0x05));
@@ -633,6 +641,7 @@ impl Connection {
         self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
         self.io_tags.clear();
+        self.release_retained();
         self.detach();
         self.events.push_back(ConnEvent::Closed {
             reason: reason.to_string(),
@@ -735,6 +744,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.release_admission();
+        self.release_retained();
         // Sessions are registered with their target for `tgtadm --op show`; a connection
         // dropped without a close (adapter error path) must not leave a ghost behind.
         self.detach();

@@ -84,12 +84,19 @@ pub(super) fn apply(l: &mut TargetLimits, key: &str, v: &str) {
                 l.max_connections = clamp(n, 1, 65_535) as u16;
             }
         }
-        // Up to what the target implements (`recovery::MAX_ERROR_RECOVERY_LEVEL`,
-        // 0 until ErrorRecoveryLevel 1 is whole).
+        // tgt's key, up to what the target implements
+        // (`recovery::MAX_ERROR_RECOVERY_LEVEL`).
         "ErrorRecoveryLevel" => {
             if let Some(n) = number(v) {
                 l.error_recovery_level =
                     n.min(u32::from(super::recovery::MAX_ERROR_RECOVERY_LEVEL)) as u8;
+            }
+        }
+        // Ours: a ceiling (applied after ErrorRecoveryLevel, `TargetParams::changed`
+        // order), so 0 keeps a target at ERL 0 whatever the daemon offers.
+        "MaxErrorRecoveryLevel" => {
+            if let Some(n) = number(v) {
+                l.error_recovery_level = l.error_recovery_level.min(n.min(2) as u8);
             }
         }
         _ => {}

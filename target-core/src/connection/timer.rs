@@ -17,9 +17,12 @@ pub(crate) enum Timer {
     LogoutWait = 3,
     /// A PDU's first bytes arrived and the rest must by then (slow sender).
     PduIncomplete = 4,
+    /// ErrorRecoveryLevel > 0: a write task's Data-Out stopped coming (a PDU lost to
+    /// a digest error); its missing bursts are asked for again (`recovery.rs`).
+    DataOutRecovery = 5,
 }
 
-const COUNT: usize = 5;
+const COUNT: usize = 6;
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone, Copy)]

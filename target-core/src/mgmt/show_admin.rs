@@ -54,6 +54,10 @@ pub fn target_params_show(p: &TargetParams, alua: &[(String, String)]) -> Respon
             map.insert(k.into(), json!(v));
         }
     }
+    if let Some(n) = p.max_error_recovery_level {
+        out.push_str(&format!("MaxErrorRecoveryLevel={n}\n"));
+        map.insert("MaxErrorRecoveryLevel".into(), json!(n));
+    }
     // ALUA keys (ours), only once set; `alua_state` may repeat, one line a group.
     for (k, v) in alua {
         out.push_str(&format!("{k}={v}\n"));

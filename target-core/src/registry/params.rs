@@ -174,11 +174,19 @@ pub struct TargetParams {
     /// (`MaxSessionsPerInitiator`; 0: no limit). Ours, not tgt's.
     #[serde(default)]
     pub max_sessions_per_initiator: u32,
+    /// The highest ErrorRecoveryLevel a session of this target may negotiate
+    /// (`MaxErrorRecoveryLevel`, 0 to 2; `None`: the daemon's maximum). Ours, not tgt's.
+    #[serde(default)]
+    pub max_error_recovery_level: Option<u8>,
 }
 
 /// Our session-limit keys (not tgt's): settable with `--op update --name K`, shown
 /// by `--op show --tid N` and dumped only when set.
-pub const LIMIT_KEYS: &[&str] = &["MaxSessions", "MaxSessionsPerInitiator"];
+pub const LIMIT_KEYS: &[&str] = &[
+    "MaxSessions",
+    "MaxSessionsPerInitiator",
+    "MaxErrorRecoveryLevel",
+];
 
 /// The redirection keys, in the order tgt shows them.
 pub const REDIRECT_KEYS: &[&str] = &[
@@ -200,6 +208,7 @@ impl Default for TargetParams {
             redirect: Redirect::default(),
             max_sessions: 0,
             max_sessions_per_initiator: 0,
+            max_error_recovery_level: None,
         }
     }
 }
@@ -208,7 +217,11 @@ impl TargetParams {
     /// The value of `key` (tgt's spelling), if it is a key.
     pub fn get(&self, key: &str) -> Option<&str> {
         match key {
-            "nop_interval" | "nop_count" | "MaxSessions" | "MaxSessionsPerInitiator" => None,
+            "nop_interval"
+            | "nop_count"
+            | "MaxSessions"
+            | "MaxSessionsPerInitiator"
+            | "MaxErrorRecoveryLevel" => None,
             "RedirectAddress" => Some(self.redirect.address.as_str()),
             "RedirectPort" => Some(self.redirect.port.as_str()),
             "RedirectReason" => Some(self.redirect.reason_text()),
@@ -229,6 +242,13 @@ impl TargetParams {
             "nop_interval" => return number().map(|n| self.nop_interval = n).is_some(),
             "nop_count" => return number().map(|n| self.nop_count = n).is_some(),
             "MaxSessions" => return number().map(|n| self.max_sessions = n).is_some(),
+            // RFC 7143 §13.20: ErrorRecoveryLevel is 0 to 2.
+            "MaxErrorRecoveryLevel" => {
+                return number()
+                    .filter(|n| *n <= 2)
+                    .map(|n| self.max_error_recovery_level = Some(n as u8))
+                    .is_some()
+            }
             "MaxSessionsPerInitiator" => {
                 return number()
                     .map(|n| self.max_sessions_per_initiator = n)
@@ -306,6 +326,9 @@ impl TargetParams {
                 "MaxSessionsPerInitiator".into(),
                 self.max_sessions_per_initiator.to_string(),
             ));
+        }
+        if let Some(n) = self.max_error_recovery_level {
+            out.push(("MaxErrorRecoveryLevel".into(), n.to_string()));
         }
         for key in REDIRECT_KEYS {
             match self.get(key) {

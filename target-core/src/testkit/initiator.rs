@@ -147,6 +147,8 @@ pub struct TaskView {
     pub residual: u32,
     /// Sense data from the SCSI Response.
     pub sense: Option<SenseView>,
+    /// The command as first sent by [`Initiator::command`] (for a retry).
+    pub command: Option<ScsiCommand>,
 }
 
 impl TaskView {
@@ -492,6 +494,7 @@ impl Initiator {
                 edtl,
                 write_data: data.clone(),
                 immediate_len: imm,
+                command: Some(cmd.clone()),
                 ..TaskView::default()
             },
         );
@@ -500,6 +503,28 @@ impl Initiator {
             self.send_data_out(itt, lun_field, Ttt::RESERVED, imm, unsolicited);
         }
         itt
+    }
+
+    /// Retry a command sent by [`Initiator::command`] that has no status yet: the same
+    /// PDU (ITT, CmdSN, immediate data) with the current ExpStatSN (RFC 7143 §6.2.1),
+    /// and its unsolicited Data-Out again. False when there is nothing to retry.
+    pub fn retry(&mut self, itt: Itt) -> bool {
+        let Some(t) = self.tasks.get(&itt.0).filter(|t| !t.done()) else {
+            return false;
+        };
+        let Some(mut cmd) = t.command.clone() else {
+            return false;
+        };
+        let (imm, len) = (t.immediate_len, t.write_data.len());
+        cmd.exp_stat_sn = self.exp_stat_sn;
+        let unsolicited = !cmd.final_bit;
+        let lun = cmd.lun;
+        self.send(&Pdu::ScsiCommand(cmd));
+        if unsolicited {
+            let end = (self.params.first_burst_length as usize).min(len);
+            self.send_data_out(itt, lun, Ttt::RESERVED, imm, end);
+        }
+        true
     }
 
     /// A read of `edtl` bytes.
@@ -630,7 +655,10 @@ impl Initiator {
                     self.exp_stat_sn
                 ));
             }
-            self.exp_stat_sn = sn.next();
+            // A status sent again (SNACK, retry) does not move ExpStatSN back.
+            if !sn.lt(self.exp_stat_sn) {
+                self.exp_stat_sn = sn.next();
+            }
         }
         if let Some((exp, max)) = cmd_window(&pdu) {
             self.exp_cmd_sn = exp;

@@ -65,6 +65,9 @@ pub struct Sim {
     to_initiator: BytesMut,
     target_in: BytesMut,
     kick: Arc<Kick>,
+    /// Applied to every chunk the initiator sends before the connection reads it
+    /// (tests of error recovery corrupt or drop PDUs here).
+    pub tamper: Option<Box<dyn FnMut(BytesMut) -> BytesMut>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -106,6 +109,7 @@ impl Sim {
             pending_io: Vec::new(),
             to_initiator: BytesMut::new(),
             target_in: BytesMut::new(),
+            tamper: None,
         }
     }
 
@@ -206,7 +210,10 @@ impl Sim {
         }
         if !self.conn.is_closed() && self.ini.outgoing_len() > 0 {
             let n = self.chunk_len(self.ini.outgoing_len());
-            let chunk = self.ini.take_outgoing(n);
+            let mut chunk = self.ini.take_outgoing(n);
+            if let Some(t) = self.tamper.as_mut() {
+                chunk = t(chunk);
+            }
             self.target_in.extend_from_slice(&chunk);
             let now = self.now();
             self.conn.handle_input(&mut self.target_in, now);

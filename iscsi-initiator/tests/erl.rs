@@ -1,0 +1,328 @@
+//! ErrorRecoveryLevel 1 between the initiator and the target core in process, with
+//! PDUs corrupted on the way in both directions (header and data digests on): every
+//! command completes GOOD, reads return what was written, each write runs once.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{config, pattern};
+use iscsi_initiator::{cdb, Command, DataDirection, Event, Itt, Session, State};
+use proptest::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use target_core::connection::{ConnConfig, Connection, IoCompletion};
+use target_core::testkit::fixture;
+use target_core::testkit::Rng;
+
+/// Whole PDUs of `buf` (both digests on, no AHS from either side here).
+fn frames(mut buf: BytesMut) -> Vec<BytesMut> {
+    let mut out = Vec::new();
+    while buf.len() >= 48 {
+        let ahs = usize::from(buf[4]) * 4;
+        let dsl = (usize::from(buf[5]) << 16) | (usize::from(buf[6]) << 8) | usize::from(buf[7]);
+        let pad = (4 - dsl % 4) % 4;
+        let total = 48 + ahs + 4 + dsl + pad + if dsl > 0 { 4 } else { 0 };
+        if buf.len() < total {
+            break;
+        }
+        out.push(buf.split_to(total));
+    }
+    if !buf.is_empty() {
+        out.push(buf);
+    }
+    out
+}
+
+/// Flips one bit in some PDUs (never the length bytes, never two in a row).
+struct Corrupter {
+    rng: Rng,
+    percent: u64,
+    last: bool,
+    pub hits: usize,
+}
+
+impl Corrupter {
+    fn apply(&mut self, buf: BytesMut, on: bool) -> BytesMut {
+        if !on {
+            return buf;
+        }
+        let mut out = BytesMut::new();
+        for mut f in frames(buf) {
+            let bad = !self.last && f.len() >= 52 && self.rng.next_u64() % 100 < self.percent;
+            if bad {
+                let mut at = self.rng.range(0, f.len() - 1);
+                if (4..8).contains(&at) {
+                    at = 2;
+                }
+                f[at] ^= 1 << self.rng.range(0, 7);
+                self.hits += 1;
+            }
+            self.last = bad;
+            out.extend_from_slice(&f);
+        }
+        out
+    }
+}
+
+struct Run {
+    conn: Connection,
+    ini: Session,
+    now: Instant,
+    events: Vec<Event>,
+    up: Corrupter,
+    down: Corrupter,
+}
+
+impl Run {
+    /// Move bytes and storage until nothing happens; corrupt only once `corrupt`.
+    fn settle(&mut self, corrupt: bool) {
+        for _ in 0..100_000 {
+            let mut progress = false;
+            let mut out = BytesMut::new();
+            while let Some(e) = self.ini.poll_transmit() {
+                out.extend_from_slice(&e.header);
+                out.extend_from_slice(&e.data);
+                out.extend_from_slice(&e.trailer);
+            }
+            if !out.is_empty() {
+                let mut out = self.up.apply(out, corrupt);
+                self.conn.handle_input(&mut out, self.now);
+                progress = true;
+            }
+            while let Some(io) = self.conn.poll_io() {
+                let result = io.store.execute(&io.op);
+                let c = IoCompletion {
+                    tag: io.tag,
+                    result,
+                };
+                self.conn.handle_io_completion(c, self.now);
+                progress = true;
+            }
+            let mut back = BytesMut::new();
+            while let Some(t) = self.conn.poll_transmit() {
+                back.extend_from_slice(&t.header);
+                back.extend_from_slice(&t.data);
+                back.extend_from_slice(&t.trailer);
+            }
+            while self.conn.poll_event().is_some() {}
+            if !back.is_empty() {
+                let back = self.down.apply(back, corrupt);
+                self.ini.handle_input(&back).expect("initiator input");
+                progress = true;
+            }
+            while let Some(e) = self.ini.poll_event() {
+                self.events.push(e);
+                progress = true;
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("did not settle");
+    }
+
+    /// Let time pass: both sides' timers.
+    fn tick(&mut self) {
+        self.now += iscsi_initiator::RECOVERY_TICK;
+        self.conn.handle_timeout(self.now);
+        self.ini.handle_timeout(self.now).expect("initiator timer");
+    }
+}
+
+fn start(seed: u64, percent: u64, erl: u8) -> (Run, fixture::Fixture) {
+    let fx = fixture::single_target(512, fixture::Bind::All);
+    let now = Instant::now();
+    let mut cfg = config();
+    cfg.header_digest = true;
+    cfg.data_digest = true;
+    cfg.error_recovery_level = erl;
+    // Several PDUs per transfer, so losses land in the middle of sequences.
+    cfg.max_recv_data_segment_length = 1024;
+    cfg.immediate_data = seed & 1 == 0;
+    cfg.initial_r2t = seed & 2 == 0;
+    let mut conn_cfg = ConnConfig::default();
+    conn_cfg.limits.max_recv_data_segment_length = 1024;
+    let corrupter = |s| Corrupter {
+        rng: Rng::new(s),
+        percent,
+        last: false,
+        hits: 0,
+    };
+    let mut run = Run {
+        conn: Connection::new(fx.core.clone(), fixture::peer(), conn_cfg, now),
+        ini: Session::new(cfg, now),
+        now,
+        events: Vec::new(),
+        up: corrupter(seed ^ 1),
+        down: corrupter(seed ^ 2),
+    };
+    run.settle(false);
+    assert_eq!(run.ini.state(), State::FullFeature);
+    // The new nexus's unit attention.
+    for _ in 0..2 {
+        let tur = Command::new(1, &cdb::test_unit_ready(), DataDirection::None);
+        run.ini.submit(tur).unwrap();
+    }
+    run.settle(false);
+    run.events.clear();
+    (run, fx)
+}
+
+fn done(run: &Run) -> HashMap<u32, &iscsi_initiator::Completion> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandComplete(c) => Some((c.task.0, c)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn erl_is_negotiated_to_the_targets_maximum() {
+    let (run, _fx) = start(7, 0, 2);
+    assert_eq!(run.ini.params().error_recovery_level, 1);
+    let (run, _fx) = start(7, 0, 0);
+    assert_eq!(run.ini.params().error_recovery_level, 0);
+}
+
+/// Writes then reads of `sizes` (in 512-byte blocks) with `percent` % of PDUs
+/// corrupted each way.
+fn corrupted_round_trip(seed: u64, percent: u64, sizes: &[u16]) -> (usize, u64, u64) {
+    let (mut run, fx) = start(seed, percent, 1);
+    assert_eq!(run.ini.params().error_recovery_level, 1);
+    let mut lba = 0u32;
+    let mut writes = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let data = pattern(usize::from(*n) * 512, i as u8 ^ seed as u8);
+        let cmd = Command::new(
+            1,
+            &cdb::write10(lba, *n),
+            DataDirection::Write(data.clone()),
+        );
+        writes.push((run.ini.submit(cmd).unwrap(), lba, data));
+        lba += u32::from(*n);
+    }
+    let all_done = |run: &Run, itts: &[Itt]| {
+        let d = done(run);
+        itts.iter().all(|i| d.contains_key(&i.0))
+    };
+    let itts: Vec<Itt> = writes.iter().map(|w| w.0).collect();
+    for round in 0.. {
+        run.settle(true);
+        if all_done(&run, &itts) {
+            break;
+        }
+        assert!(round < 2000, "writes did not finish: {:?}", run.events);
+        run.tick();
+    }
+    let d = done(&run);
+    for (itt, lba, data) in &writes {
+        assert_eq!(d[&itt.0].status, 0, "{:?}", d[&itt.0]);
+        assert_eq!(
+            fx.store.read_at(*lba as usize * 512, data.len()),
+            data.to_vec()
+        );
+    }
+    let mut reads = Vec::new();
+    for (_, lba, data) in &writes {
+        let n = (data.len() / 512) as u16;
+        let cmd = Command::new(
+            1,
+            &cdb::read10(*lba, n),
+            DataDirection::Read(data.len() as u32),
+        );
+        reads.push((run.ini.submit(cmd).unwrap(), data.clone()));
+    }
+    let itts: Vec<Itt> = reads.iter().map(|r| r.0).collect();
+    for round in 0.. {
+        run.settle(true);
+        if all_done(&run, &itts) {
+            break;
+        }
+        assert!(
+            round < 2000,
+            "reads did not finish: out {} retries {} snacks {} closed {} state {:?} {:#?}",
+            run.ini.commands_outstanding(),
+            run.ini.commands_retried(),
+            run.ini.snacks_sent(),
+            run.conn.is_closed(),
+            run.ini.state(),
+            run.events
+                .iter()
+                .filter(|e| !matches!(e, Event::CommandComplete(_)))
+                .collect::<Vec<_>>()
+        );
+        run.tick();
+    }
+    let d = done(&run);
+    for (itt, data) in &reads {
+        assert_eq!(d[&itt.0].status, 0);
+        assert_eq!(d[&itt.0].data, Bytes::clone(data), "read back");
+    }
+    assert!(run
+        .events
+        .iter()
+        .all(|e| !matches!(e, Event::CommandRejected { .. })));
+    (
+        run.up.hits + run.down.hits,
+        run.ini.commands_retried(),
+        run.ini.snacks_sent(),
+    )
+}
+
+#[test]
+fn commands_survive_corruption_both_ways() {
+    let (hits, retries, snacks) = corrupted_round_trip(11, 10, &[1, 8, 16, 3, 32, 2, 24, 5]);
+    assert!(hits > 5, "the run corrupted something ({hits})");
+    assert!(retries + snacks > 0, "and recovered from it");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn random_corruption_at_erl_1_loses_nothing(
+        seed in any::<u64>(),
+        percent in 0u64..25,
+        sizes in prop::collection::vec(1u16..40, 1..10),
+    ) {
+        corrupted_round_trip(seed, percent, &sizes);
+    }
+}
+
+#[test]
+fn level_0_still_fails_on_a_digest_error() {
+    let (mut run, _fx) = start(5, 0, 0);
+    let cmd = Command::new(1, &cdb::read10(0, 8), DataDirection::Read(4096));
+    run.ini.submit(cmd).unwrap();
+    run.down.percent = 100;
+    let mut back = BytesMut::new();
+    let mut out = BytesMut::new();
+    while let Some(e) = run.ini.poll_transmit() {
+        out.extend_from_slice(&e.header);
+        out.extend_from_slice(&e.data);
+        out.extend_from_slice(&e.trailer);
+    }
+    run.conn.handle_input(&mut out, run.now);
+    while let Some(io) = run.conn.poll_io() {
+        let result = io.store.execute(&io.op);
+        run.conn.handle_io_completion(
+            IoCompletion {
+                tag: io.tag,
+                result,
+            },
+            run.now,
+        );
+    }
+    while let Some(t) = run.conn.poll_transmit() {
+        back.extend_from_slice(&t.header);
+        back.extend_from_slice(&t.data);
+        back.extend_from_slice(&t.trailer);
+    }
+    let back = run.down.apply(back, true);
+    assert!(run.ini.handle_input(&back).is_err());
+    assert_eq!(run.ini.state(), State::Failed);
+    let _ = Duration::ZERO;
+}
