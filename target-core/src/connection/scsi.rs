@@ -251,9 +251,16 @@ pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64
 impl Connection {
     /// This connection's I_T nexus id (0 before login).
     fn nexus_id(&self) -> u64 {
-        self.session
+        let cached = self.nexus_id.get();
+        if cached != 0 {
+            return cached;
+        }
+        let id = self
+            .session
             .as_ref()
-            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid))
+            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid));
+        self.nexus_id.set(id);
+        id
     }
 
     /// This connection's I_T nexus.
