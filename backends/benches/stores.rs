@@ -1,4 +1,4 @@
-//! 4 KiB reads and writes on the memory and file stores: the per-command cost of the
+//! 4 KiB reads and writes and 128 KiB reads on the memory and file stores: the per-command cost of the
 //! backing store alone, without the pool or the protocol.
 
 use bytes::Bytes;
@@ -9,6 +9,7 @@ use backends::{FileStore, MemoryStore, OpenOptions};
 
 const IO: u64 = 4096;
 const SIZE: u64 = 64 << 20;
+const BIG: u64 = 128 << 10;
 
 /// Walk the store in 4 KiB steps so the benchmark is not one hot cache line.
 fn offsets() -> impl FnMut() -> u64 {
@@ -54,6 +55,23 @@ fn bench_store(c: &mut Criterion, name: &str, store: &dyn BlockStore) {
                 fua: false,
             };
             store.execute(&op).unwrap()
+        })
+    });
+    group.finish();
+
+    // A large read: what filling the buffer costs besides the copy from the cache.
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes(BIG));
+    let mut at = 0;
+    group.bench_function("read_128k", |b| {
+        b.iter(|| {
+            at = (at + BIG) % SIZE;
+            store
+                .execute(&BlockOp::Read {
+                    offset: at,
+                    len: BIG,
+                })
+                .unwrap()
         })
     });
     group.finish();

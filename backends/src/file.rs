@@ -224,13 +224,13 @@ impl FileStore {
             return Err(IoErrorKind::ReadError);
         }
         // One allocation, read in place, frozen: the data reaches the Data-In PDUs
-        // without another copy. Zeroed so that a short file reads as zeros past EOF.
-        // O_DIRECT needs the buffer aligned: the same, carved from an aligned spot.
-        let mut buf = if self.direct {
-            AlignedBuf::zeroed(len)
-        } else {
-            AlignedBuf::plain(len)
-        };
+        // without another copy.
+        if !self.direct {
+            return self.read_uninit(offset, len);
+        }
+        // O_DIRECT needs the buffer aligned: carved from an aligned spot, zeroed so
+        // that a short file reads as zeros past EOF.
+        let mut buf = AlignedBuf::zeroed(len);
         let mut done = 0;
         while done < len {
             match self
@@ -244,6 +244,27 @@ impl FileStore {
             }
         }
         Ok(buf.freeze())
+    }
+
+    /// [`FileStore::read`] into a buffer that is not zero-filled first: `pread`
+    /// writes into the vector's spare capacity, and only what lies past the end of
+    /// the file is zeroed. Filling 128 KiB with zeros costs about as much as copying
+    /// it from the page cache, so this halves the user-space work of a large read.
+    fn read_uninit(&self, offset: u64, len: usize) -> Result<Bytes, IoErrorKind> {
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = offset + buf.len() as u64;
+            match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => break, // end of file: the rest reads as zeros
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(self.map_error(&e.into(), IoErrorKind::ReadError)),
+            }
+        }
+        // The allocator may have given more capacity than asked for.
+        buf.truncate(len);
+        buf.resize(len, 0);
+        Ok(Bytes::from(buf))
     }
 
     fn write_bytes(&self, offset: u64, data: &[u8]) -> Result<(), IoErrorKind> {
@@ -718,6 +739,10 @@ mod tests {
         let a: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
         assert_eq!(s.execute(&write(8192, &a)).unwrap(), Bytes::new());
         assert_eq!(s.execute(&read(8192, 4096)).unwrap(), a);
+        // A large read fills its whole buffer from the file, not from zeros.
+        let big: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 + 3) as u8).collect();
+        s.execute(&write(65536, &big)).unwrap();
+        assert_eq!(s.execute(&read(65536, big.len() as u64)).unwrap(), big);
         // Unaligned write and a read that straddles it.
         s.execute(&write(8192 + 1001, b"hello")).unwrap();
         let got = s.execute(&read(8192 + 1000, 7)).unwrap();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
+use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone, StoreLayer};
 
 /// Shortest time between two log lines about one kind of failure of one LU.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -178,92 +178,30 @@ fn range(first: u64, last: u64) -> String {
     }
 }
 
-impl BlockStore for ErrorLogStore {
-    fn size(&self) -> u64 {
-        self.inner.size()
+impl StoreLayer for ErrorLogStore {
+    fn inner(&self) -> &dyn BlockStore {
+        &*self.inner
     }
 
-    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        self.check(op, self.inner.execute(op))
-    }
-
-    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
-        let r = self.inner.execute_nowait(op)?;
-        Some(self.check(op, r))
-    }
-
-    fn physical_block_size(&self) -> Option<u32> {
-        self.inner.physical_block_size()
-    }
-
-    fn saves_state(&self) -> bool {
-        self.inner.saves_state()
-    }
-
-    fn saved_state(&self) -> Option<Bytes> {
-        self.inner.saved_state()
-    }
-
-    fn refresh_size(&self) -> Option<u64> {
-        self.inner.refresh_size()
-    }
-
-    fn medium_id(&self) -> Option<String> {
-        self.inner.medium_id()
-    }
-
-    fn shared_reservations(&self) -> Option<&scsi_sbc::pr_shared::SharedPr> {
-        self.inner.shared_reservations()
-    }
-
-    fn size_changed(&self) -> bool {
-        self.inner.size_changed()
-    }
-
-    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
-        self.inner.configure(key, value)
-    }
-
-    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
-        self.inner.attach_peer(name, peer)
-    }
-
-    fn medium(&self) -> Option<Option<String>> {
-        self.inner.medium()
-    }
-
-    // Ring operations are the wrapped store's; their failures are logged here too.
-    fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
-        self.inner.ring_file()
-    }
-
-    fn ring_write_begin(&self) -> bool {
-        self.inner.ring_write_begin()
-    }
-
-    fn ring_write_done(&self) {
-        self.inner.ring_write_done()
-    }
-
-    fn ring_result(
+    // Failures of `execute`, `execute_nowait` and of ring operations are logged.
+    fn layer_result(
         &self,
         op: &BlockOp,
         result: Result<Bytes, IoErrorKind>,
     ) -> Result<Bytes, IoErrorKind> {
-        self.check(op, self.inner.ring_result(op, result))
-    }
-
-    fn backend_note(&self) -> Option<String> {
-        self.inner.backend_note()
+        self.check(op, result)
     }
 
     // A store with its own asynchronous route (rbd): its failures are logged as
-    // they come back. A store without one gets `done` back unwrapped, so that the
-    // worker's `execute` above logs it once.
-    fn submit_own(&self, op: &BlockOp, done: scsi_sbc::OpDone) -> Result<(), scsi_sbc::OpDone> {
+    // they come back. Only such a store is asked: an operation of any other goes
+    // back unwrapped at no cost, and the worker's `execute` logs its failure once.
+    fn layer_submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        if !self.inner.takes_own_submissions() {
+            return Err(done);
+        }
         let held = Arc::new(Mutex::new(Some(done)));
         let (log, what, hand) = (self.log.clone(), op.clone(), held.clone());
-        let logged: scsi_sbc::OpDone = Box::new(move |r| {
+        let logged: OpDone = Box::new(move |r| {
             if let Err(kind) = r {
                 log.note(&what, kind, Instant::now());
             }
@@ -291,6 +229,40 @@ impl BlockStore for ErrorLogStore {
 mod tests {
     use super::*;
     use crate::MemoryStore;
+
+    #[test]
+    fn only_stores_with_their_own_route_are_asked_to_take_operations() {
+        let plain = ErrorLogStore::wrap(Arc::new(MemoryStore::new(1 << 20)), "/m", 512);
+        assert!(!plain.takes_own_submissions());
+        let done: OpDone = Box::new(|_| panic!("not run by a store without its own route"));
+        assert!(plain.submit_own(&BlockOp::Flush, done).is_err());
+
+        /// Every operation fails.
+        #[derive(Debug)]
+        struct Failing;
+        impl BlockStore for Failing {
+            fn size(&self) -> u64 {
+                1 << 20
+            }
+            fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+                Err(IoErrorKind::ReadError)
+            }
+        }
+        let pooled = crate::PooledStore::wrap(Arc::new(Failing), 1).unwrap();
+        let logged = ErrorLogStore::wrap(Arc::new(pooled), "/p", 512);
+        assert!(logged.takes_own_submissions());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let read = BlockOp::Read {
+            offset: 0,
+            len: 512,
+        };
+        let done: OpDone = Box::new(move |r| tx.send(r).unwrap());
+        assert!(logged.submit_own(&read, done).is_ok());
+        // The failure comes back through the wrapper, which logged it.
+        assert!(rx.recv().unwrap().is_err());
+        let first = logged.note(&read, IoErrorKind::ReadError, Instant::now());
+        assert_eq!(first, None, "the failure was noted already");
+    }
 
     #[test]
     fn once_per_kind_then_rate_limited_summaries() {

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone, RingFile};
+use scsi_sbc::{BlockOp, BlockStore, OpDone, StoreLayer};
 
 use crate::{BackendError, WorkerPool};
 
@@ -60,86 +59,18 @@ impl PooledStore {
     }
 }
 
-impl BlockStore for PooledStore {
-    fn size(&self) -> u64 {
-        self.inner.size()
+impl StoreLayer for PooledStore {
+    fn inner(&self) -> &dyn BlockStore {
+        &*self.inner
     }
 
-    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
-        self.inner.execute(op)
-    }
-
-    fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+    fn layer_submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
         self.pool.submit(self.inner.clone(), op.clone(), done);
         Ok(())
     }
 
-    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
-        self.inner.execute_nowait(op)
-    }
-
-    fn physical_block_size(&self) -> Option<u32> {
-        self.inner.physical_block_size()
-    }
-
-    fn saves_state(&self) -> bool {
-        self.inner.saves_state()
-    }
-
-    fn saved_state(&self) -> Option<Bytes> {
-        self.inner.saved_state()
-    }
-
-    fn refresh_size(&self) -> Option<u64> {
-        self.inner.refresh_size()
-    }
-
-    fn medium_id(&self) -> Option<String> {
-        self.inner.medium_id()
-    }
-
-    fn shared_reservations(&self) -> Option<&scsi_sbc::pr_shared::SharedPr> {
-        self.inner.shared_reservations()
-    }
-
-    fn size_changed(&self) -> bool {
-        self.inner.size_changed()
-    }
-
-    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
-        self.inner.configure(key, value)
-    }
-
-    fn attach_peer(&self, name: &str, peer: Arc<dyn BlockStore>) -> Result<(), String> {
-        self.inner.attach_peer(name, peer)
-    }
-
-    fn medium(&self) -> Option<Option<String>> {
-        self.inner.medium()
-    }
-
-    fn ring_file(&self) -> Option<RingFile> {
-        self.inner.ring_file()
-    }
-
-    fn ring_write_begin(&self) -> bool {
-        self.inner.ring_write_begin()
-    }
-
-    fn ring_write_done(&self) {
-        self.inner.ring_write_done()
-    }
-
-    fn ring_result(
-        &self,
-        op: &BlockOp,
-        result: Result<Bytes, IoErrorKind>,
-    ) -> Result<Bytes, IoErrorKind> {
-        self.inner.ring_result(op, result)
-    }
-
-    fn backend_note(&self) -> Option<String> {
-        self.inner.backend_note()
+    fn layer_takes_own_submissions(&self) -> bool {
+        true
     }
 }
 
@@ -147,6 +78,7 @@ impl BlockStore for PooledStore {
 mod tests {
     use super::*;
     use crate::MemoryStore;
+    use bytes::Bytes;
 
     #[test]
     fn nr_threads_is_taken_out_of_the_options() {
@@ -186,6 +118,7 @@ mod tests {
             let name = std::thread::current().name().map(String::from);
             tx.send((r, name)).unwrap();
         });
+        assert!(s.takes_own_submissions());
         assert!(s.submit_own(&write, done).is_ok());
         let (r, name) = rx.recv().unwrap();
         assert_eq!(r, Ok(Bytes::new()));

@@ -54,5 +54,5 @@ pub use dispatch::{
 pub use lu::{DeviceType, Geometry, LuConfig, LuContext, LuIdentity, Nexus};
 pub use sense::{FieldPointer, Sense, SenseKey};
 pub use state::LuState;
-pub use store::{BlockStore, OpDone, RingFile};
+pub use store::{BlockStore, OpDone, RingFile, StoreLayer};
 pub use xcopy::{check_copy_target, copy_refused};

@@ -6,6 +6,10 @@ use bytes::Bytes;
 
 /// A backing store. Implementations do blocking I/O and are called from worker
 /// threads only, never from an event loop.
+///
+/// A store that wraps another one implements [`StoreLayer`] instead: a method added
+/// here is then forwarded in one place (the impl for `StoreLayer` below), not in
+/// every wrapper.
 pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// Size of the store in bytes.
     fn size(&self) -> u64;
@@ -122,6 +126,14 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         Err(done)
     }
 
+    /// Whether [`BlockStore::submit_own`] takes operations (rbd, an LU with
+    /// `nr_threads`): callers ask it only then, so that a store without its own route
+    /// costs no boxed callback or wrapping per operation. A store that overrides
+    /// `submit_own` to take operations says `true` here.
+    fn takes_own_submissions(&self) -> bool {
+        false
+    }
+
     /// A name of the medium that is the same wherever it is opened (the id of a
     /// Ceph RBD image): the LU's default SCSI ID and unit serial number are made
     /// from it instead of from the target and LUN numbers, so that several targets
@@ -147,6 +159,126 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A store that wraps another ([`StoreLayer::inner`]) and changes a few of its
+/// answers: every [`BlockStore`] method goes to the inner store, except that results
+/// pass [`StoreLayer::layer_result`] and own submissions go to
+/// [`StoreLayer::layer_submit_own`]. The forwarding is written once, below, so that a
+/// new `BlockStore` method cannot be forgotten in one wrapper.
+pub trait StoreLayer: Send + Sync + std::fmt::Debug {
+    /// The wrapped store.
+    fn inner(&self) -> &dyn BlockStore;
+
+    /// The result of `op` as the layer gives it out, from [`BlockStore::execute`],
+    /// [`BlockStore::execute_nowait`] and [`BlockStore::ring_result`] (e.g. logged
+    /// when it failed). By default unchanged.
+    fn layer_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        let _ = op;
+        result
+    }
+
+    /// [`BlockStore::submit_own`] of the layer; by default the inner store's.
+    fn layer_submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        self.inner().submit_own(op, done)
+    }
+
+    /// [`BlockStore::takes_own_submissions`] of the layer; by default the inner
+    /// store's.
+    fn layer_takes_own_submissions(&self) -> bool {
+        self.inner().takes_own_submissions()
+    }
+}
+
+impl<T: StoreLayer> BlockStore for T {
+    fn size(&self) -> u64 {
+        self.inner().size()
+    }
+
+    fn execute(&self, op: &BlockOp) -> Result<Bytes, IoErrorKind> {
+        self.layer_result(op, self.inner().execute(op))
+    }
+
+    fn execute_nowait(&self, op: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+        let r = self.inner().execute_nowait(op)?;
+        Some(self.layer_result(op, r))
+    }
+
+    fn physical_block_size(&self) -> Option<u32> {
+        self.inner().physical_block_size()
+    }
+
+    fn saves_state(&self) -> bool {
+        self.inner().saves_state()
+    }
+
+    fn saved_state(&self) -> Option<Bytes> {
+        self.inner().saved_state()
+    }
+
+    fn refresh_size(&self) -> Option<u64> {
+        self.inner().refresh_size()
+    }
+
+    fn size_changed(&self) -> bool {
+        self.inner().size_changed()
+    }
+
+    fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+        self.inner().configure(key, value)
+    }
+
+    fn medium(&self) -> Option<Option<String>> {
+        self.inner().medium()
+    }
+
+    fn attach_peer(&self, name: &str, peer: std::sync::Arc<dyn BlockStore>) -> Result<(), String> {
+        self.inner().attach_peer(name, peer)
+    }
+
+    fn ring_file(&self) -> Option<RingFile> {
+        self.inner().ring_file()
+    }
+
+    fn ring_write_begin(&self) -> bool {
+        self.inner().ring_write_begin()
+    }
+
+    fn ring_write_done(&self) {
+        self.inner().ring_write_done()
+    }
+
+    fn ring_result(
+        &self,
+        op: &BlockOp,
+        result: Result<Bytes, IoErrorKind>,
+    ) -> Result<Bytes, IoErrorKind> {
+        self.layer_result(op, self.inner().ring_result(op, result))
+    }
+
+    fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+        self.layer_submit_own(op, done)
+    }
+
+    fn takes_own_submissions(&self) -> bool {
+        self.layer_takes_own_submissions()
+    }
+
+    fn medium_id(&self) -> Option<String> {
+        self.inner().medium_id()
+    }
+
+    fn shared_reservations(&self) -> Option<&crate::pr_shared::SharedPr> {
+        self.inner().shared_reservations()
+    }
+
+    fn backend_note(&self) -> Option<String> {
+        self.inner().backend_note()
+    }
+}
+
 /// What is called with the result of an operation run off the caller's thread
 /// ([`BlockStore::submit_own`]; the daemon's worker pool and io_uring use the same).
 pub type OpDone = Box<dyn FnOnce(Result<Bytes, IoErrorKind>) + Send>;
@@ -163,4 +295,139 @@ pub struct RingFile {
     /// Bytes in the store: a read that ends early below this is resumed, past it the
     /// rest reads as zeros.
     pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A store that answers every method with something other than the default.
+    #[derive(Debug, Default)]
+    struct Probe {
+        ring_done: AtomicUsize,
+        shared: crate::pr_shared::SharedPr,
+    }
+
+    impl BlockStore for Probe {
+        fn size(&self) -> u64 {
+            7
+        }
+        fn execute(&self, _: &BlockOp) -> Result<Bytes, IoErrorKind> {
+            Err(IoErrorKind::ReadError)
+        }
+        fn execute_nowait(&self, _: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
+            Some(Ok(Bytes::from_static(b"now")))
+        }
+        fn physical_block_size(&self) -> Option<u32> {
+            Some(4096)
+        }
+        fn saves_state(&self) -> bool {
+            true
+        }
+        fn saved_state(&self) -> Option<Bytes> {
+            Some(Bytes::from_static(b"st"))
+        }
+        fn refresh_size(&self) -> Option<u64> {
+            Some(9)
+        }
+        fn size_changed(&self) -> bool {
+            true
+        }
+        fn configure(&self, key: &str, value: &str) -> Result<(), String> {
+            Err(format!("{key}={value}"))
+        }
+        fn medium(&self) -> Option<Option<String>> {
+            Some(None)
+        }
+        fn attach_peer(&self, name: &str, _: Arc<dyn BlockStore>) -> Result<(), String> {
+            Err(format!("peer {name}"))
+        }
+        fn ring_file(&self) -> Option<RingFile> {
+            Some(RingFile {
+                fd: 3,
+                direct: false,
+                readonly: true,
+                size: 7,
+            })
+        }
+        fn ring_write_begin(&self) -> bool {
+            true
+        }
+        fn ring_write_done(&self) {
+            self.ring_done.fetch_add(1, Ordering::Relaxed);
+        }
+        fn ring_result(
+            &self,
+            _: &BlockOp,
+            _: Result<Bytes, IoErrorKind>,
+        ) -> Result<Bytes, IoErrorKind> {
+            Err(IoErrorKind::NoSpace)
+        }
+        fn submit_own(&self, _: &BlockOp, done: OpDone) -> Result<(), OpDone> {
+            done(Ok(Bytes::from_static(b"own")));
+            Ok(())
+        }
+        fn takes_own_submissions(&self) -> bool {
+            true
+        }
+        fn medium_id(&self) -> Option<String> {
+            Some("id".into())
+        }
+        fn backend_note(&self) -> Option<String> {
+            Some("note".into())
+        }
+        fn shared_reservations(&self) -> Option<&crate::pr_shared::SharedPr> {
+            Some(&self.shared)
+        }
+    }
+
+    /// A layer that changes nothing.
+    #[derive(Debug)]
+    struct Plain(Probe);
+
+    impl StoreLayer for Plain {
+        fn inner(&self) -> &dyn BlockStore {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn a_layer_forwards_every_method() {
+        let p = Probe::default();
+        let l = Plain(Probe::default());
+        let op = BlockOp::Flush;
+        assert_eq!(l.size(), p.size());
+        assert_eq!(l.execute(&op), p.execute(&op));
+        assert_eq!(l.execute_nowait(&op), p.execute_nowait(&op));
+        assert_eq!(l.physical_block_size(), p.physical_block_size());
+        assert_eq!(l.saves_state(), p.saves_state());
+        assert_eq!(l.saved_state(), p.saved_state());
+        assert_eq!(l.refresh_size(), p.refresh_size());
+        assert_eq!(l.size_changed(), p.size_changed());
+        assert_eq!(l.configure("k", "v"), p.configure("k", "v"));
+        assert_eq!(l.medium(), p.medium());
+        let peer: Arc<dyn BlockStore> = Arc::new(Probe::default());
+        assert_eq!(
+            l.attach_peer("1:1", peer.clone()),
+            p.attach_peer("1:1", peer)
+        );
+        assert_eq!(l.ring_file(), p.ring_file());
+        assert_eq!(l.ring_write_begin(), p.ring_write_begin());
+        l.ring_write_done();
+        assert_eq!(l.0.ring_done.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            l.ring_result(&op, Ok(Bytes::new())),
+            Err(IoErrorKind::NoSpace)
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done: OpDone = Box::new(move |r| tx.send(r).unwrap());
+        assert!(l.submit_own(&op, done).is_ok());
+        assert_eq!(rx.recv().unwrap(), Ok(Bytes::from_static(b"own")));
+        assert_eq!(l.takes_own_submissions(), p.takes_own_submissions());
+        assert_eq!(l.medium_id(), p.medium_id());
+        assert_eq!(l.backend_note(), p.backend_note());
+        assert!(std::ptr::eq(l.shared_reservations().unwrap(), &l.0.shared));
+    }
 }

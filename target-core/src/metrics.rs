@@ -441,14 +441,28 @@ pub struct MetricsSnapshot {
 /// One connection's view of the metrics: its LU lookups, the `now` of its latest
 /// input, and its store operations in flight. Dropping it (the connection ends)
 /// takes the connection and its in-flight operations off the gauges.
+///
+/// Nothing here hashes per store operation: a task carries its LU's counters from
+/// its creation ([`ConnMetrics::lu`], once per command), and an operation's
+/// [`IoTag`] carries the index of its LU in [`ConnMetrics::slots`] in its low bits
+/// ([`ConnMetrics::tag`]), so that its completion finds the gauge to lower by
+/// indexing — also for a completion that arrives after its task was aborted.
 #[derive(Debug)]
 pub(crate) struct ConnMetrics {
     metrics: Arc<Metrics>,
     /// The `now` of the latest input: when a command arrived, or completed.
     pub(crate) now: Instant,
     lus: HashMap<u64, Arc<LuMetrics>>,
-    in_flight: HashMap<IoTag, Arc<LuMetrics>>,
+    /// The LUs this connection sent store operations to, with how many are in
+    /// flight; an LU's index is its slot in [`IoTag`]s.
+    slots: Vec<(Arc<LuMetrics>, u64)>,
 }
+
+/// Bits of an [`IoTag`] that hold the LU slot ([`ConnMetrics::tag`]).
+const SLOT_BITS: u32 = 16;
+/// The slot of an operation counted on no LU's gauge (no target; more LUs in use by
+/// one connection than slots).
+const NO_SLOT: u64 = (1 << SLOT_BITS) - 1;
 
 impl ConnMetrics {
     pub(crate) fn new(metrics: Arc<Metrics>, now: Instant) -> Self {
@@ -457,7 +471,7 @@ impl ConnMetrics {
             metrics,
             now,
             lus: HashMap::new(),
-            in_flight: HashMap::new(),
+            slots: Vec::new(),
         }
     }
 
@@ -469,16 +483,37 @@ impl ConnMetrics {
             .or_insert_with(|| metrics.lu(target, lun))
     }
 
-    /// A store operation tagged `tag` left for `lu`'s store.
-    pub(crate) fn io_started(&mut self, tag: IoTag, lu: Arc<LuMetrics>) {
-        lu.queue_add(1);
-        self.in_flight.insert(tag, lu);
+    /// The tag of the connection's store operation number `seq` for `lu` (`None`:
+    /// counted on no LU), raising `lu`'s queue-depth gauge until
+    /// [`ConnMetrics::io_done`] sees the tag come back. Tags stay unique: `seq`
+    /// fills the high bits.
+    pub(crate) fn tag(&mut self, seq: u64, lu: Option<&Arc<LuMetrics>>) -> IoTag {
+        let slot = match lu {
+            None => NO_SLOT,
+            Some(lu) => match self.slots.iter().position(|(s, _)| Arc::ptr_eq(s, lu)) {
+                Some(i) => i as u64,
+                None if (self.slots.len() as u64) < NO_SLOT => {
+                    self.slots.push((lu.clone(), 0));
+                    self.slots.len() as u64 - 1
+                }
+                None => NO_SLOT,
+            },
+        };
+        if let Some((lu, n)) = self.slots.get_mut(slot as usize) {
+            lu.queue_add(1);
+            *n += 1;
+        }
+        IoTag(seq << SLOT_BITS | slot)
     }
 
     /// The operation tagged `tag` came back.
     pub(crate) fn io_done(&mut self, tag: IoTag) {
-        if let Some(lu) = self.in_flight.remove(&tag) {
-            lu.queue_add(-1);
+        let slot = tag.0 & NO_SLOT;
+        if let Some((lu, n)) = self.slots.get_mut(slot as usize) {
+            if *n > 0 {
+                *n -= 1;
+                lu.queue_add(-1);
+            }
         }
     }
 }
@@ -486,8 +521,8 @@ impl ConnMetrics {
 impl Drop for ConnMetrics {
     fn drop(&mut self) {
         self.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        for lu in self.in_flight.values() {
-            lu.queue_add(-1);
+        for (lu, n) in &self.slots {
+            lu.queue_add(-(*n as i64));
         }
     }
 }
@@ -567,11 +602,24 @@ mod tests {
         let now = Instant::now();
         let mut c = ConnMetrics::new(m.clone(), now);
         let lu = c.lu("t", 0).clone();
-        c.io_started(IoTag(1), lu.clone());
-        c.io_started(IoTag(2), lu.clone());
-        c.io_done(IoTag(1));
-        c.io_done(IoTag(7));
+        let other = c.lu("t", 1).clone();
+        let t1 = c.tag(1, Some(&lu));
+        let t2 = c.tag(2, Some(&lu));
+        let t3 = c.tag(3, Some(&other));
+        let t4 = c.tag(4, None);
+        assert_eq!(
+            std::collections::BTreeSet::from([t1, t2, t3, t4]).len(),
+            4,
+            "tags are unique"
+        );
+        c.io_done(t1);
+        c.io_done(t3);
+        c.io_done(t4);
+        // A tag never handed out lowers nothing, nor more completions than operations.
+        c.io_done(IoTag(7 << SLOT_BITS | 5));
+        c.io_done(t3);
         assert_eq!(lu.queue_depth.load(Ordering::Relaxed), 1);
+        assert_eq!(other.queue_depth.load(Ordering::Relaxed), 0);
         assert_eq!(m.connections.load(Ordering::Relaxed), 1);
         drop(c);
         assert_eq!(lu.queue_depth.load(Ordering::Relaxed), 0);

@@ -29,11 +29,14 @@ pub fn dispatch(
             ),
             None => match crate::ring::try_queue(&req.store, &req.op, route(req.tag)) {
                 Ok(()) => {}
-                // The LU's own threads (`nr_threads`), else the daemon's pool.
-                Err(done) => match req.store.submit_own(&req.op, done) {
-                    Ok(()) => {}
-                    Err(done) => pool.submit(req.store, req.op, done),
-                },
+                // The LU's own threads (`nr_threads`, rbd), else the daemon's pool.
+                Err(done) if req.store.takes_own_submissions() => {
+                    match req.store.submit_own(&req.op, done) {
+                        Ok(()) => {}
+                        Err(done) => pool.submit(req.store, req.op, done),
+                    }
+                }
+                Err(done) => pool.submit(req.store, req.op, done),
             },
         }
     }

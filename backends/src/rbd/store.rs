@@ -909,6 +909,10 @@ impl BlockStore for RbdStore {
         self.submit(op, done)
     }
 
+    fn takes_own_submissions(&self) -> bool {
+        true
+    }
+
     /// The update watch saw the header change (a resize, or a snapshot: then the
     /// size read again is the same and nothing is announced).
     fn size_changed(&self) -> bool {

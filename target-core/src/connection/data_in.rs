@@ -24,7 +24,7 @@ impl Connection {
         } else {
             outcome.data.len() as u64
         };
-        self.count_done(task.lun.lun, opcode, &outcome, moved, task.started);
+        self.count_done(task.metrics.as_ref(), opcode, &outcome, moved, task.started);
         self.respond(
             Itt(itt),
             task.lun_field,

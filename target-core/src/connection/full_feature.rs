@@ -196,6 +196,7 @@ impl Connection {
             unsolicited_data_sn: 0,
         };
         st.put(0, &c.data);
+        let metrics = self.lu_metrics(lun.lun);
         let task = Task {
             lun_field: c.lun,
             lun,
@@ -207,6 +208,7 @@ impl Connection {
             state: TaskState::Collecting(st),
             stats: None,
             started: self.obs.now,
+            metrics,
             reserved: 0,
         };
         let itt = c.itt.0;

@@ -226,6 +226,10 @@ pub struct Connection {
     obs: crate::metrics::ConnMetrics,
     /// Where this connection stands with the resource limits (`limits.rs`).
     limits: limits::LimitState,
+    /// The I_T nexus id once computed (0: not yet): a hash over the initiator name
+    /// that every command needs two or three times, and that cannot change once the
+    /// session is set.
+    nexus_id: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -275,6 +279,7 @@ impl Connection {
             events: VecDeque::new(),
             timers,
             stray_completions: 0,
+            nexus_id: std::cell::Cell::new(0),
             lu_stats: HashMap::new(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),

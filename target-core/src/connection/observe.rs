@@ -1,11 +1,12 @@
 //! What a connection tells monitoring: per-LU command counters and latencies, store
 //! operations in flight ([`crate::metrics`]), and who it serves, for log context.
 
-use super::{Connection, IoTag};
-use crate::metrics::CommandKind;
+use super::Connection;
+use crate::metrics::{CommandKind, LuMetrics};
 use iscsi_proto::pdu::ScsiCommand;
 use scsi_sbc::Outcome;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who a connection serves, for the daemon's per-session log span.
@@ -40,35 +41,27 @@ impl Connection {
         }
     }
 
-    /// A store operation of LU `lun` left with tag `tag` (store queue depth).
-    pub(super) fn io_started(&mut self, tag: IoTag, lun: u64) {
-        let Some(target) = self.session.as_ref().and_then(|s| s.target.as_ref()) else {
-            return;
-        };
-        let lu = self.obs.lu(&target.name, lun).clone();
-        self.obs.io_started(tag, lu);
+    /// The counters of LU `lun` of this session's target, for a task to carry.
+    pub(super) fn lu_metrics(&mut self, lun: u64) -> Option<Arc<LuMetrics>> {
+        let target = self.session.as_ref().and_then(|s| s.target.as_ref())?;
+        Some(self.obs.lu(&target.name, lun).clone())
     }
 
-    /// A task of LU `lun` finished: count it with the bytes it moved and its time
-    /// since `started`.
+    /// A task finished: count it on `lu` (the task's LU) with the bytes it moved and
+    /// its time since `started`.
     pub(super) fn count_done(
-        &mut self,
-        lun: u64,
+        &self,
+        lu: Option<&Arc<LuMetrics>>,
         opcode: u8,
         outcome: &Outcome,
         bytes: u64,
         started: Instant,
     ) {
-        let Some(target) = self.session.as_ref().and_then(|s| s.target.as_ref()) else {
+        let Some(lu) = lu else {
             return;
         };
         let latency = self.obs.now.saturating_duration_since(started);
-        self.obs.lu(&target.name, lun).command_done(
-            CommandKind::of(opcode),
-            outcome,
-            bytes,
-            latency,
-        );
+        lu.command_done(CommandKind::of(opcode), outcome, bytes, latency);
     }
 
     /// A command answered before it became a task (refused by the checks): counted
@@ -87,7 +80,8 @@ impl Connection {
             .is_some_and(|t| t.lun(lun).is_some());
         if exists {
             let opcode = c.cdb.first().copied().unwrap_or(0);
-            self.count_done(lun, opcode, outcome, 0, started);
+            let lu = self.lu_metrics(lun);
+            self.count_done(lu.as_ref(), opcode, outcome, 0, started);
         }
     }
 }

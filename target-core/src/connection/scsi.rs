@@ -11,7 +11,7 @@
 //! RESET, target resets) and [`Connection::scsi_nexus_lost`] (the session ends).
 
 use super::task::TaskState;
-use super::{Connection, IoRequest, IoTag};
+use super::{Connection, IoRequest};
 use crate::pace::Pacer;
 use crate::registry::{LuStats, Lun, Target};
 use bytes::Bytes;
@@ -251,9 +251,16 @@ pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64
 impl Connection {
     /// This connection's I_T nexus id (0 before login).
     fn nexus_id(&self) -> u64 {
-        self.session
+        let cached = self.nexus_id.get();
+        if cached != 0 {
+            return cached;
+        }
+        let id = self
+            .session
             .as_ref()
-            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid))
+            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid));
+        self.nexus_id.set(id);
+        id
     }
 
     /// This connection's I_T nexus.
@@ -407,21 +414,19 @@ impl Connection {
                     };
                     return self.finish_task(itt, Outcome::check(sense));
                 };
-                let tag = IoTag(self.next_io_tag);
+                let seq = self.next_io_tag;
                 self.next_io_tag += 1;
-                let lun = task.lun.lun;
+                let tag = self.obs.tag(seq, task.metrics.as_ref());
                 // SANITIZE with IMMED (SBC-4 5.30.1): GOOD now, the erase goes on
                 // detached from the task. Its tag is not tracked, so no reset or abort
                 // stops it and its completion is ignored (counted as stray); the
                 // `SanitizeStore` makes the LU ready again when it ends.
                 if sanitize && immed(&task.cdb) {
-                    self.io_started(tag, lun);
                     self.io_out.push_back(IoRequest { tag, store, op });
                     return self.finish_task(itt, Outcome::good(Bytes::new()));
                 }
                 task.state = TaskState::Io(op.clone());
                 self.io_tags.insert(tag, itt);
-                self.io_started(tag, lun);
                 self.io_out.push_back(IoRequest { tag, store, op });
             }
         }

@@ -121,6 +121,8 @@ pub(super) struct Task {
     pub(super) stats: Option<Arc<LuStats>>,
     /// When the command arrived (the `now` of that input), for latency metrics.
     pub(super) started: std::time::Instant,
+    /// The LU's monitoring counters, looked up once when the task is created.
+    pub(super) metrics: Option<std::sync::Arc<crate::metrics::LuMetrics>>,
     /// Buffer bytes counted against the connection's cap for this task
     /// (`limits.rs`): write data to collect, or read data to fetch.
     pub(super) reserved: u64,
