@@ -641,8 +641,61 @@ fn two_gateways_one_image(f: Flavour) {
     );
 }
 
+/// SIGTERM closes the image: its exclusive lock is handed back at once, so the next
+/// client (another gateway, `rbd bench`) writes without waiting ~25 s for the dead
+/// owner's lock to expire.
+fn sigterm_hands_the_image_back(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let mut d = Daemon::start(f, &[]);
+    let path = rbd_target(&d, "sigterm", 16 * MIB, "");
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    c.clear_unit_attentions().expect("clear");
+    let w = c
+        .scsi(
+            1,
+            &integration_tests::client::write10(8, 8),
+            &[0x5a; 4096],
+            0,
+        )
+        .expect("write");
+    assert_eq!(w.status, 0, "{w:?}");
+    let locks = ceph.rbd_ok(&["lock", "ls", &path]);
+    assert!(
+        locks.contains("exclusive lock"),
+        "a writing gateway holds the exclusive lock: {locks}"
+    );
+    drop(c);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(30)), Some(0), "clean exit");
+    let locks = ceph.rbd_ok(&["lock", "ls", &path]);
+    assert!(
+        !locks.contains("exclusive lock"),
+        "lock handed back: {locks}"
+    );
+    let start = Instant::now();
+    let r = ceph.rbd(&[
+        "bench",
+        "--io-type",
+        "write",
+        "--io-size",
+        "4K",
+        "--io-total",
+        "4K",
+        &path,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the next writer waited {:?}",
+        start.elapsed()
+    );
+}
+
 both_flavours!(
     conformance_on_rbd,
+    sigterm_hands_the_image_back,
     open_errors,
     without_librbd,
     resize_is_seen,

@@ -69,6 +69,35 @@ pub struct Daemon {
     pub tx_stall: Option<std::time::Duration>,
 }
 
+/// How long the daemon waits at exit for its backing stores to close (an RBD image
+/// flushes and releases its lock; a cluster that does not answer must not keep a
+/// stopping daemon alive).
+pub const STORE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Drop for Daemon {
+    /// Every way out of the daemon (signal, `system delete`) ends here after the
+    /// event loops: the targets are removed so that their stores are dropped and
+    /// closed, on a helper thread with a bounded wait.
+    fn drop(&mut self) {
+        let core = self.core.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("tgtd-close".into())
+            .spawn(move || {
+                let removed = core.registry.remove_all_targets();
+                // The stores close as the last references go, here.
+                drop(removed);
+                let _ = tx.send(());
+            });
+        if spawned.is_ok() && rx.recv_timeout(STORE_CLOSE_GRACE).is_err() {
+            tracing::warn!(
+                "backing stores did not close within {} s; exiting without them",
+                STORE_CLOSE_GRACE.as_secs()
+            );
+        }
+    }
+}
+
 /// The tracing level of `-d N`, as its help text says: 0 warnings and errors, 1 info,
 /// 2 debug, 3 and more trace.
 pub fn log_level(debug: u8) -> tracing::Level {

@@ -88,6 +88,17 @@ impl Registry {
         Ok(target)
     }
 
+    /// Remove every target (their sessions are gone or going): at daemon exit, so
+    /// that each backing store is dropped and closed like on `--op delete`, which
+    /// for a Ceph RBD image hands its exclusive lock back at once instead of leaving
+    /// the next gateway to wait for the lock to expire. The targets removed.
+    pub fn remove_all_targets(&self) -> Vec<Arc<Target>> {
+        let tids: Vec<Tid> = self.targets().iter().map(|t| t.tid).collect();
+        tids.into_iter()
+            .filter_map(|tid| self.remove_target(tid, true).ok())
+            .collect()
+    }
+
     /// The account named `user` (CHAP secret lookup at login).
     pub fn account(&self, user: &str) -> Option<Account> {
         self.accounts.get(user)
