@@ -255,6 +255,24 @@ impl Daemon {
         r.stdout
     }
 
+    /// `tgtadm --mode target --op update --tid TID --name NAME --value VALUE`, its
+    /// answer unchecked (tests of refused values look at it).
+    pub fn target_update(&self, tid: u32, name: &str, value: &str) -> Run {
+        let tid = tid.to_string();
+        self.tgtadm(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "update", "--tid", &tid, "--name", name,
+            "--value", value,
+        ])
+    }
+
+    /// `tgtadm --mode target --op bind --tid TID -I ALL`: every initiator may log in.
+    pub fn bind_all(&self, tid: u32) {
+        let tid = tid.to_string();
+        self.tgtadm_ok(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid, "-I", "ALL",
+        ]);
+    }
+
     /// `tgtadm --mode target --op new --tid TID --targetname IQN` (no LUN, no binding).
     pub fn new_target(&self, tid: u32, iqn: &str) {
         self.tgtadm_ok(&[

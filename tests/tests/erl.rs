@@ -26,20 +26,8 @@ fn json(r: &Run) -> serde_json::Value {
 }
 
 fn set_max(d: &Daemon, v: &str) {
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--name",
-        "MaxErrorRecoveryLevel",
-        "--value",
-        v,
-    ]);
+    let r = d.target_update(1, "MaxErrorRecoveryLevel", v);
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 /// A small xorshift generator: the proxy's corruption is seeded, so a run replays.
@@ -155,20 +143,7 @@ fn erl_is_negotiated_up_to_the_targets_maximum(f: Flavour) {
     ]);
     assert!(show.contains("MaxErrorRecoveryLevel=0"), "{show}");
     // Out of range: refused as tgt refuses a bad value.
-    let bad = d.tgtadm(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "update",
-        "--tid",
-        "1",
-        "--name",
-        "MaxErrorRecoveryLevel",
-        "--value",
-        "3",
-    ]);
+    let bad = d.target_update(1, "MaxErrorRecoveryLevel", "3");
     assert_ne!(bad.code, 0, "{bad:?}");
     // An initiator asking 0 gets 0 wherever the maximum is.
     set_max(&d, "2");

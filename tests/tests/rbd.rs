@@ -572,18 +572,7 @@ fn two_gateways_one_image(f: Flavour) {
         let bsopts = ceph.bsopts();
         let r = d.lu_new(tid, 1, &path, &["--bstype", "rbd", "--bsopts", &bsopts]);
         assert_eq!(r.code, 0, "{r:?}");
-        d.tgtadm_ok(&[
-            "--lld",
-            "iscsi",
-            "--mode",
-            "target",
-            "--op",
-            "bind",
-            "--tid",
-            &tid.to_string(),
-            "-I",
-            "ALL",
-        ]);
+        d.bind_all(tid);
     }
     let login = |d: &Daemon| {
         let mut c = Client::connect(d.portal).expect("connect");

@@ -39,18 +39,7 @@ fn gateway(f: Flavour, tid: u32, path: &str) -> Daemon {
     let bsopts = cluster().bsopts();
     let r = d.lu_new(tid, 1, path, &["--bstype", "rbd", "--bsopts", &bsopts]);
     assert_eq!(r.code, 0, "{r:?}");
-    d.tgtadm_ok(&[
-        "--lld",
-        "iscsi",
-        "--mode",
-        "target",
-        "--op",
-        "bind",
-        "--tid",
-        &tid.to_string(),
-        "-I",
-        "ALL",
-    ]);
+    d.bind_all(tid);
     d
 }
 
