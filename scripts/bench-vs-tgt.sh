@@ -3,7 +3,8 @@
 # tgtd (1.0.85) serve a LUN each on the same machine, every workload runs against
 # each of them back to back, and iperf3 measures the loopback TCP ceiling in the
 # same run. Prints one table (IOPS, MB/s, p50 latency, target CPU per command) and
-# one line per goal with the ratio and whether it is met.
+# one line per goal with the ratio and whether it is met. The rows with
+# --connections 1/2/4 (one session, MC/S) are measured on our daemons only.
 #
 #   bench-vs-tgt.sh [SECONDS]
 #
@@ -56,6 +57,9 @@ workloads=(
     "read128k-qd8 read seq 128k 8"
     "read128k-qd8-dig read seq 128k 8 --header-digest --data-digest"
     "read1m-qd4 read seq 1m 4"
+    "read128k-qd16-c1 read seq 128k 16 --connections 1"
+    "read128k-qd16-c2 read seq 128k 16 --connections 2"
+    "read128k-qd16-c4 read seq 128k 16 --connections 4"
 )
 declare -A iops mbs p50 cpu pid portals
 
@@ -131,7 +135,11 @@ for _ in $(seq "$rounds"); do
         read -r name rw pattern bs qd extra <<<"$w"
         if [ -n "${ONLY:-}" ] && ! grep -qw -- "$name" <<<"$ONLY"; then continue; fi
         # shellcheck disable=SC2086 # extra holds options, split on purpose
-        for k in $keys; do run_iscsi "$k" "$name" "$rw" "$pattern" "$bs" "$qd" $extra; done
+        for k in $keys; do
+            # tgt refuses a second connection in a session: MC/S rows are ours only.
+            [ "$k" = tgt ] && [[ "$extra" == *--connections* ]] && continue
+            run_iscsi "$k" "$name" "$rw" "$pattern" "$bs" "$qd" $extra
+        done
     done
     iperf3 -s -p "$iperf_port" -1 >/dev/null 2>&1 &
     sleep 0.5
@@ -155,7 +163,11 @@ for w in "${workloads[@]}"; do
     [ -n "${iops[${keys%% *},$name]:-}" ] || continue
     printf '%-18s' "$name"
     for k in $keys; do
-        printf '%34s' "${iops[$k,$name]} / ${mbs[$k,$name]} / ${p50[$k,$name]} / ${cpu[$k,$name]}"
+        if [ -n "${iops[$k,$name]:-}" ]; then
+            printf '%34s' "${iops[$k,$name]} / ${mbs[$k,$name]} / ${p50[$k,$name]} / ${cpu[$k,$name]}"
+        else
+            printf '%34s' -
+        fi
     done
     echo
 done
