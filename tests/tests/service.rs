@@ -531,14 +531,15 @@ fn man_page_is_current(f: Flavour) {
     );
 }
 
-/// The other programs' man pages (tgtadm's and tgt-admin's from their `--help`
-/// text, iscsi-bench's from clap) are current too.
+/// The other programs' man pages (tgtadm's, tgt-admin's and tgtimg's from their
+/// `--help` text, iscsi-bench's from clap) are current too.
 #[test]
 fn tool_man_pages_are_current() {
     let dir = TempDir::new("man-tools");
     for (prog, page) in [
         ("tgtadm", "tgtadm.8"),
         ("tgt-admin", "tgt-admin.8"),
+        ("tgtimg", "tgtimg.8"),
         ("iscsi-bench", "iscsi-bench.1"),
     ] {
         let o = Command::new(bin(prog))

@@ -71,20 +71,8 @@ pub fn main_with(admin: bool) -> ExitCode {
     // Packaging: `--generate-man DIR` writes the man page (not a tgt option).
     if let [flag, dir] = args.as_slice() {
         if flag == "--generate-man" {
-            let (name, _) = man_page(admin);
-            let path = std::path::Path::new(dir).join(format!("{name}.8"));
-            return match std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(&path, man_page(admin).1))
-            {
-                Ok(()) => {
-                    println!("{}", path.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{name}: cannot write {}: {e}", path.display());
-                    ExitCode::FAILURE
-                }
-            };
+            let (name, page) = man_page(admin);
+            return write_man_page(name, dir, &page);
         }
     }
     let run = if admin { admin::run } else { run };
@@ -113,6 +101,28 @@ pub fn man_page(admin: bool) -> (&'static str, String) {
             usage::text(),
         )
     };
+    (name, help_man_page(name, what, &help))
+}
+
+/// Packaging: write `page` as DIR/NAME.8 and print its path.
+pub fn write_man_page(name: &str, dir: &str, page: &str) -> ExitCode {
+    let path = std::path::Path::new(dir).join(format!("{name}.8"));
+    match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, page)) {
+        Ok(()) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A section 8 man page whose description is a program's `--help` text, verbatim:
+/// tgt's tools document themselves in their usage text, and one text for both
+/// keeps the page from drifting.
+pub fn help_man_page(name: &str, what: &str, help: &str) -> String {
     let mut out = format!(
         ".TH {name} 8 \"\" \"tgtd-rs {}\"\n.SH NAME\n{} \\- {what}\n\
          .SH DESCRIPTION\nThe text of \\fB{} \\-\\-help\\fR:\n.PP\n.nf\n",
@@ -129,5 +139,5 @@ pub fn man_page(admin: bool) -> (&'static str, String) {
         out.push('\n');
     }
     out.push_str(".fi\n.SH SEE ALSO\ntgtd(8)\n");
-    (name, out)
+    out
 }

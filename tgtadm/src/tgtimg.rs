@@ -81,6 +81,15 @@ Linux SCSI Target Framework Image File Utility, version {}\n\
     )
 }
 
+/// The man page (section 8), made from the `--help` text.
+pub fn man_page() -> String {
+    crate::help_man_page(
+        PROG,
+        "make and show tape images in tgt's format",
+        &usage_text(),
+    )
+}
+
 /// How a run ends early: the exit status, after a message on stderr.
 struct Fail(i32);
 
