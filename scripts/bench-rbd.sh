@@ -24,17 +24,10 @@ tgt=${TGT:-1}
 tgt_port=${TGT_PORT:-3299}
 iqn=iqn.2026-12.rs.tgtd:bench-rbd
 work=$(mktemp -d /tmp/bench-rbd.XXXXXX)
-pids=()
-cleanup() {
-    # tgtd ignores SIGTERM while it has targets (and may refuse to delete them).
-    [ "$tgt" = 1 ] && tgtadm -C "$tgt_port" --mode target --op delete --tid 1 --force >/dev/null 2>&1
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 2
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+declare -A iops mbs pid portals
+# shellcheck source=bench-lib.sh
+. "$root/scripts/bench-lib.sh"
+trap bench_cleanup EXIT
 
 # name rw pattern bs qd
 workloads=(
@@ -43,7 +36,6 @@ workloads=(
     "128k-read read seq 128k 8"
     "128k-write write seq 128k 8"
 )
-declare -A iops mbs
 
 # librbd alone, without its cache (as our store opens the image).
 run_rbd() {
@@ -70,32 +62,10 @@ run_iscsi() {
 
 # Every target up first; then each workload runs on all of them back to back, so
 # that the machine's load drifts as little as possible between the numbers compared.
-declare -A portals
 for f in $flavours; do
-    log=$work/$f.log sock=$work/$f.sock
-    "$bin/tgtd-$f" -f --iscsi portal=127.0.0.1:0 --control-socket "$sock" 2>"$log" </dev/null &
-    pids+=($!)
-    for _ in $(seq 100); do grep -qs "serving iSCSI on " "$log" && break; sleep 0.1; done
-    portal=$(sed -n 's/.*serving iSCSI on \([0-9.:]*\).*/\1/p' "$log" | head -1)
-    [ -n "$portal" ] || { cat "$log" >&2; exit 1; }
-    adm() { "$bin/tgtadm" --control-socket "$sock" "$@" >/dev/null; }
-    adm --lld iscsi --mode target --op new --tid 1 --targetname "$iqn"
-    adm --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$image" \
-        --bstype rbd --bsopts "conf=$conf"
-    adm --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
-    portals[$f]=$portal
+    start_ours "$f" --backing-store "$image" --bstype rbd --bsopts "conf=$conf"
 done
-if [ "$tgt" = 1 ]; then
-    tgtd -f -C "$tgt_port" --iscsi portal="127.0.0.1:$tgt_port" >"$work/tgt.log" 2>&1 </dev/null &
-    pids+=($!)
-    for _ in $(seq 100); do tgtadm -C "$tgt_port" --mode target --op show >/dev/null 2>&1 && break; sleep 0.1; done
-    tadm() { tgtadm -C "$tgt_port" "$@" >/dev/null; }
-    tadm --lld iscsi --mode target --op new --tid 1 --targetname "$iqn"
-    tadm --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$image" \
-        --bstype rbd --bsopts "conf=$conf"
-    tadm --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
-    portals[tgt]=127.0.0.1:$tgt_port
-fi
+[ "$tgt" = 1 ] && start_tgt --backing-store "$image" --bstype rbd --bsopts "conf=$conf"
 
 for w in "${workloads[@]}"; do
     read -r name rw pattern bs qd <<<"$w"

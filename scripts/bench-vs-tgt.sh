@@ -34,17 +34,10 @@ for t in jq iperf3 "$bin/iscsi-bench" "$bin/tgtadm"; do
 done
 [ "$tgt" = 1 ] && { command -v tgtd >/dev/null || { echo "bench-vs-tgt: tgtd not found (apt install tgt, or TGT=0)" >&2; exit 2; }; }
 work=$(mktemp -d /tmp/bench-vs-tgt.XXXXXX)
-pids=()
-cleanup() {
-    # tgtd ignores SIGTERM while it has targets.
-    [ "$tgt" = 1 ] && tgtadm -C "$tgt_port" --mode target --op delete --tid 1 --force >/dev/null 2>&1
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 1
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+declare -A iops mbs p50 cpu pid portals
+# shellcheck source=bench-lib.sh
+. "$root/scripts/bench-lib.sh"
+trap bench_cleanup EXIT
 
 # name rw pattern bs qd extra-options
 workloads=(
@@ -61,7 +54,6 @@ workloads=(
     "read128k-qd16-c2 read seq 128k 16 --connections 2"
     "read128k-qd16-c4 read seq 128k 16 --connections 4"
 )
-declare -A iops mbs p50 cpu pid portals
 
 # Clock ticks of user + system time of a process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -87,37 +79,6 @@ run_iscsi() {
         'BEGIN{printf "%.1f", n ? t / hz * 1e6 / n : 0}')"
 }
 
-start_ours() {
-    local f=$1 log=$work/$1.log sock=$work/$1.sock
-    "$bin/tgtd-$f" -f --iscsi portal=127.0.0.1:0 --control-socket "$sock" 2>"$log" </dev/null &
-    pids+=($!)
-    pid[$f]=$!
-    disown
-    for _ in $(seq 100); do grep -qs "serving iSCSI on " "$log" && break; sleep 0.1; done
-    portals[$f]=$(sed -n 's/.*serving iSCSI on \([0-9.:]*\).*/\1/p' "$log" | head -1)
-    [ -n "${portals[$f]}" ] || { cat "$log" >&2; exit 1; }
-    adm() { "$bin/tgtadm" --control-socket "$sock" --lld iscsi "$@" >/dev/null; }
-    adm --mode target --op new --tid 1 --targetname "$iqn"
-    adm --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/$f.img"
-    adm --mode target --op bind --tid 1 --initiator-address ALL
-}
-
-start_tgt() {
-    tgtd -f -C "$tgt_port" --iscsi portal="127.0.0.1:$tgt_port" >"$work/tgt.log" 2>&1 </dev/null &
-    pids+=($!)
-    pid[tgt]=$!
-    disown
-    for _ in $(seq 100); do tgtadm -C "$tgt_port" --mode target --op show >/dev/null 2>&1 && break; sleep 0.1; done
-    tadm() { tgtadm -C "$tgt_port" --lld iscsi "$@" >/dev/null; }
-    tadm --mode target --op new --tid 1 --targetname "$iqn"
-    tadm --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/tgt.img"
-    # tgt offers no digest unless told to.
-    tadm --mode target --op update --tid 1 --name HeaderDigest --value CRC32C,None
-    tadm --mode target --op update --tid 1 --name DataDigest --value CRC32C,None
-    tadm --mode target --op bind --tid 1 --initiator-address ALL
-    portals[tgt]=127.0.0.1:$tgt_port
-}
-
 keys=$flavours
 [ "$tgt" = 1 ] && keys="$keys tgt"
 for k in $keys; do
@@ -125,8 +86,8 @@ for k in $keys; do
     head -c "$size" /dev/zero >"$work/$k.img"
     cat "$work/$k.img" >/dev/null
 done
-for f in $flavours; do start_ours "$f"; done
-[ "$tgt" = 1 ] && start_tgt
+for f in $flavours; do start_ours "$f" --backing-store "$work/$f.img"; done
+[ "$tgt" = 1 ] && start_tgt --backing-store "$work/tgt.img"
 
 iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 5299)
 iperf=""
