@@ -104,6 +104,15 @@ pub enum BlockOp {
         /// The parameter list.
         param: Bytes,
     },
+    /// Tell every other gateway of the store's medium of something done to the LU
+    /// through this one ([`crate::pr_shared::LuEvent`]: a reset, new mode values), so
+    /// that their nexuses get the same unit attentions. Only stores with
+    /// [`crate::BlockStore::shared_reservations`] are sent this; the store answers
+    /// once the other gateways have taken it (or after a bound).
+    LuEvent {
+        /// What happened.
+        event: crate::pr_shared::LuEvent,
+    },
     /// Report which bytes of `offset .. offset + len` are allocated (GET LBA STATUS).
     /// The result is an extent list encoded by [`encode_extents`].
     Provisioning {

@@ -11,7 +11,7 @@ use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
 use super::ffi::{self, Aio, AioOp, Cluster, Image, SharedObject};
 use crate::BackendError;
-use scsi_sbc::pr_shared::{apply_out, SharedPr, SharedStep};
+use scsi_sbc::pr_shared::{apply_out, LuEvent, SharedPr, SharedStep};
 
 /// How long an operation may take before it is answered with
 /// [`IoErrorKind::TimedOut`] when `--bsopts timeout=` does not say (tgt-rbd has no
@@ -338,14 +338,47 @@ fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
     }
 }
 
+/// A mark unique among the gateways of an image (process id, start time and the
+/// address of a fresh allocation), so a gateway knows its own event notifications
+/// when librados hands them back to it.
+fn gateway_origin() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let here = Box::new(0u8);
+    let addr = &*here as *const u8 as u64;
+    (u64::from(std::process::id()) << 40) ^ now ^ addr.rotate_left(17)
+}
+
 impl SharedReservations {
+    /// Tell the other gateways of `event` and wait for their acknowledgements (at
+    /// most the watch timeout, as for reservation changes: a dead gateway delays it
+    /// that long, and has no nexus to tell anyway).
+    fn announce(
+        &self,
+        event: &LuEvent,
+        label: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, IoErrorKind> {
+        let text = self.shared.encode_event(event);
+        let wait = timeout.min(Duration::from_secs(u64::from(PR_WATCH_TIMEOUT_S)));
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = self.object.notify(&text, ms) {
+            tracing::warn!(
+                "rbd {label}: not every gateway acknowledged {event:?}: {}",
+                errno_text(e)
+            );
+        }
+        Ok(Bytes::new())
+    }
+
     fn open(
         cluster: &Cluster,
         pool: &str,
         id: &str,
         label: &str,
     ) -> Result<SharedReservations, String> {
-        let shared = Arc::new(SharedPr::default());
+        let shared = Arc::new(SharedPr::new(gateway_origin()));
         let inbox = shared.clone();
         let log_label = label.to_owned();
         let oid = format!("tgtd-pr.{id}");
@@ -833,6 +866,7 @@ impl BlockStore for RbdStore {
                 | BlockOp::Compare { .. }
                 | BlockOp::Provisioning { .. }
                 | BlockOp::PrOut { .. }
+                | BlockOp::LuEvent { .. }
         );
         if writes && self.readonly {
             return Err(IoErrorKind::ReadOnly);
@@ -895,6 +929,10 @@ impl BlockStore for RbdStore {
             // Not a tape or changer medium (those have their own stores).
             BlockOp::PrOut { .. } => match &self.pr {
                 Some(p) => p.pr.pr_out(op, &self.label, self.timeout),
+                None => Err(IoErrorKind::Other),
+            },
+            BlockOp::LuEvent { event } => match &self.pr {
+                Some(p) => p.pr.announce(event, &self.label, self.timeout),
                 None => Err(IoErrorKind::Other),
             },
             BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),

@@ -16,6 +16,7 @@ use crate::pace::Pacer;
 use crate::registry::{LuStats, Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
+use scsi_sbc::pr_shared::LuEvent;
 use scsi_sbc::{
     BlockOp, BlockStore, IoErrorKind, LuConfig, LuContext, LuState, Nexus, Outcome, Plan, Prepared,
     Sense, SenseKey,
@@ -367,11 +368,31 @@ impl Connection {
             peers: &peers,
             alua: alua.as_deref(),
         };
-        let plan = {
+        let (plan, events) = {
             let mut state = lock(&task.lun);
-            crate::device::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data)
+            let plan =
+                crate::device::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data);
+            (plan, std::mem::take(&mut state.outbox))
+        };
+        let held = if events.is_empty() {
+            Vec::new()
+        } else {
+            let lun = task.lun.clone();
+            self.announce(&lun, events)
+        };
+        let Some(task) = self.tasks.get_mut(&itt) else {
+            return;
         };
         match plan {
+            // New mode values: the answer waits until the other gateways have them, so
+            // a command sent through another gateway after it hears of the change.
+            Plan::Done(outcome) if !held.is_empty() => {
+                self.held_tasks.push(super::tmf::HeldTask {
+                    itt,
+                    outcome,
+                    waiting: held.into_iter().collect(),
+                });
+            }
             Plan::Done(outcome) => self.finish_task(itt, outcome),
             Plan::Io(op) => {
                 // The other LUs of a copy, checked before any of it runs.
@@ -458,17 +479,49 @@ impl Connection {
 
     /// LOGICAL UNIT RESET of `lun` (or, with `None`, a target reset of every LU):
     /// unit attentions for every nexus, SPC-2 reservations released (SAM-5 6.3.3).
-    pub(super) fn scsi_lu_reset(&mut self, lun: Option<u64>) {
+    /// Returns the tags of the announcements to the other gateways of shared media
+    /// (the response waits for them, so a command sent through another gateway
+    /// after it hears of the reset).
+    pub(super) fn scsi_lu_reset(&mut self, lun: Option<u64>) -> Vec<super::IoTag> {
         let Some(target) = self.target_luns() else {
-            return;
+            return Vec::new();
         };
+        let mut tags = Vec::new();
         for n in target.lun_numbers() {
             if lun.is_none_or(|l| l == n) {
                 if let Some(l) = target.lun(n) {
-                    lock(&l).reset();
+                    let events = {
+                        let mut state = lock(&l);
+                        state.reset();
+                        std::mem::take(&mut state.outbox)
+                    };
+                    tags.extend(self.announce(&l, events));
                 }
             }
         }
+        tags
+    }
+
+    /// Send `events` of `lun` to its store for the other gateways of its medium
+    /// (nothing for an LU without a store). Returns the requests' tags.
+    fn announce(&mut self, lun: &Lun, events: Vec<LuEvent>) -> Vec<super::IoTag> {
+        let Some(store) = &lun.store else {
+            return Vec::new();
+        };
+        let mut tags = Vec::new();
+        for event in events {
+            let seq = self.next_io_tag;
+            self.next_io_tag += 1;
+            let tag = self.obs.tag(seq, None);
+            self.announcing.insert(tag);
+            self.io_out.push_back(IoRequest {
+                tag,
+                store: store.clone(),
+                op: BlockOp::LuEvent { event },
+            });
+            tags.push(tag);
+        }
+        tags
     }
 
     /// The session (I_T nexus) ends: its unit attentions and SPC-2 reservations go.
