@@ -95,6 +95,9 @@ pub enum BlockOp {
         nexus: u64,
         /// Its initiator name.
         initiator: String,
+        /// The relative target port it came through (0 when ALUA is off), kept with
+        /// a registration for READ FULL STATUS.
+        port: u16,
         /// SERVICE ACTION.
         sa: u8,
         /// SCOPE.

@@ -153,6 +153,7 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
     let BlockOp::PrOut {
         nexus,
         initiator,
+        port,
         sa,
         scope,
         typ,
@@ -168,6 +169,9 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
         initiator,
     };
     let r = res.handle_out(&n, *sa, *scope, *typ, param);
+    if r.is_ok() && matches!(sa, 0 | 6) {
+        res.note_port(*nexus, *port);
+    }
     let changed = match &r {
         Ok(uas) => !uas.is_empty() || res.encode_shared(version) != before,
         Err(_) => false,
@@ -416,6 +420,7 @@ mod tests {
         BlockOp::PrOut {
             nexus,
             initiator: initiator.into(),
+            port: 0,
             sa,
             scope: 0,
             typ,
@@ -579,6 +584,51 @@ mod tests {
         ] {
             assert!(bb.publish(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn registrations_keep_the_relative_port_they_came_through() {
+        let bx = SharedPr::default();
+        let mut object = Vec::new();
+        let mut a = lu(&bx);
+        // One initiator port through two gateways (ports 1 and 2): two nexuses.
+        for (nexus, port, key) in [(11, 1, 0xa1), (12, 2, 0xb2)] {
+            let mut op = out(nexus, I1, 0, 0, 0, key);
+            if let BlockOp::PrOut { port: p, .. } = &mut op {
+                *p = port;
+            }
+            let base = store_run(&mut object, &[&bx], &op);
+            assert_eq!(
+                complete_out(&mut a, &op, Ok(base)),
+                Outcome::good(Bytes::new())
+            );
+        }
+        let text = String::from_utf8(object.clone()).unwrap();
+        assert!(
+            text.ends_with("port 000000000000000b 1\nport 000000000000000c 2\n"),
+            "{text}"
+        );
+        // READ FULL STATUS through port 7: each registration with its own port.
+        let d = a.res.read_in(3, 7).unwrap();
+        let first = &d[8..];
+        assert_eq!(&first[0..8], &0xa1u64.to_be_bytes());
+        assert_eq!(&first[18..20], &[0, 1]);
+        let tid_len = u32::from_be_bytes(first[20..24].try_into().unwrap()) as usize;
+        let second = &first[24 + tid_len..];
+        assert_eq!(&second[0..8], &0xb2u64.to_be_bytes());
+        assert_eq!(&second[18..20], &[0, 2]);
+        // Without a port (ALUA off) nothing is written and the asker's port is shown.
+        let mut plain = Reservations::default();
+        plain.restore(&object).unwrap();
+        plain.note_port(11, 0);
+        assert_eq!(plain.registrations[0].port, 1);
+        let op = out(13, I2, 0, 0, 0, 0xc3);
+        if let SharedStep::Write { object: o, .. } = apply_out(&[], &op).unwrap() {
+            assert!(!String::from_utf8(o).unwrap().contains("port"));
+        }
+        let mut r = read_shared(&[], true).unwrap();
+        run_out(&mut r, &op);
+        assert_eq!(&r.read_in(3, 7).unwrap()[8 + 18..8 + 20], &[0, 7]);
     }
 
     #[test]

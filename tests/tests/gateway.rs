@@ -256,6 +256,67 @@ fn unit_attentions_cross_gateways(f: Flavour) {
     assert_eq!(caching(&mut b1)[6] & 0x04, page[2] & 0x04, "WCE taken on B");
 }
 
+/// PERSISTENT RESERVE OUT REGISTER through `c` with service action key `key`.
+fn register(c: &mut Client, key: u64) -> (u8, Option<(u8, u8, u8)>) {
+    let mut param = vec![0u8; 24];
+    param[8..16].copy_from_slice(&key.to_be_bytes());
+    let r = c
+        .scsi(1, &[0x5f, 0, 0, 0, 0, 0, 0, 0, 24, 0], &param, 0)
+        .unwrap();
+    (r.status, r.sense_key_asc())
+}
+
+/// READ FULL STATUS through `c`: (key, relative target port) of each registration.
+fn full_status(c: &mut Client) -> Vec<(u64, u16)> {
+    let r = c
+        .scsi(1, &[0x5e, 3, 0, 0, 0, 0, 0, 4, 0, 0], &[], 1024)
+        .unwrap();
+    assert_eq!(r.status, 0, "{r:?}");
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 24 <= r.data.len() {
+        let d = &r.data[at..];
+        let key = u64::from_be_bytes(d[0..8].try_into().unwrap());
+        let port = u16::from_be_bytes([d[18], d[19]]);
+        out.push((key, port));
+        at += 24 + u32::from_be_bytes(d[20..24].try_into().unwrap()) as usize;
+    }
+    out
+}
+
+/// With ALUA configured the relative target port is part of the I_T nexus: one
+/// initiator port (same name, same ISID) logged in through both gateways is two
+/// registrants with their own keys, and READ FULL STATUS through either gateway
+/// shows each with the port it registered through. Without ALUA (as before) it is
+/// one registrant: the second REGISTER with another key conflicts.
+fn same_isid_on_two_gateways_is_two_nexuses(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("itn", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut ca, mut cb) = (login(&a, 7), login(&b, 7));
+    for c in [&mut ca, &mut cb] {
+        c.clear_unit_attentions().unwrap();
+    }
+    assert_eq!(register(&mut ca, 0xa1), (0, None));
+    assert_eq!(register(&mut cb, 0xb2), (0, None));
+    for c in [&mut ca, &mut cb] {
+        assert_eq!(full_status(c), vec![(0xa1, 1), (0xb2, 2)]);
+    }
+    drop((ca, cb));
+
+    // The same without ALUA: one nexus for both gateways.
+    let path = ceph.create_image_with_features(&image("itn0", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, false);
+    let (mut ca, mut cb) = (login(&a, 7), login(&b, 7));
+    for c in [&mut ca, &mut cb] {
+        c.clear_unit_attentions().unwrap();
+    }
+    assert_eq!(register(&mut ca, 0xa1), (0, None));
+    assert_eq!(register(&mut cb, 0xb2).0, 0x18, "RESERVATION CONFLICT");
+    assert_eq!(full_status(&mut cb), vec![(0xa1, 1)]);
+}
+
 /// libiscsi's MultipathIO suite, the first path on gateway A and the second on B,
 /// `SCSI.MultipathIO.Reset` included (a LOGICAL UNIT RESET through one gateway gives
 /// the unit attention on the other's nexus).
@@ -444,6 +505,7 @@ fn writer_survives_sigkill_of_a(f: Flavour) {
 both_flavours!(
     alua_through_each_gateway,
     unit_attentions_cross_gateways,
+    same_isid_on_two_gateways_is_two_nexuses,
     multipath_io_across_gateways,
     written_on_a_read_on_b,
     interleaved_writes_with_exclusive_lock,

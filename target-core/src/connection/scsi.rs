@@ -4,8 +4,9 @@
 //! The LU's mutable state (unit attentions, reservations, mode values) lives in
 //! `Lun::state`; it is locked only for the duration of one `scsi_sbc` call. The I_T
 //! nexus of this connection is named by its initiator port, InitiatorName + ISID
-//! (RFC 7143 §4.4.1; SPC-4 5.13.1: registrations belong to the I_T nexus), so a
-//! re-login with the same ISID finds its registrations and unit attentions again.
+//! (RFC 7143 §4.4.1; SPC-4 5.13.1: registrations belong to the I_T nexus), and by the
+//! target's relative port when ALUA names one (`alua_port`), so a re-login with the
+//! same ISID finds its registrations and unit attentions again.
 //!
 //! Hooks for the rest of the connection: [`Connection::scsi_lu_reset`] (LOGICAL UNIT
 //! RESET, target resets) and [`Connection::scsi_nexus_lost`] (the session ends).
@@ -243,10 +244,31 @@ fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
 /// nexus again). Two different ports colliding is a 2^-64 chance per pair; an
 /// initiator able to pick its name and ISID can impersonate a port anyway.
 pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv(FNV_OFFSET, initiator.bytes().chain([0]).chain(isid.0))
+}
+
+/// The I_T nexus id: the initiator port's ([`initiator_port_id`]) and, when the
+/// target names its port (ALUA configured: `alua_port`, one relative target port per
+/// gateway), that port too (SPC-4 3.1.54: an I_T nexus is an initiator port and a
+/// target port), so one initiator port logged in through two gateways is two
+/// nexuses, two registrants. Without ALUA the id is the initiator port's, as before.
+pub(crate) fn nexus_id_at(initiator: &str, isid: iscsi_proto::Isid, port: Option<u16>) -> u64 {
+    let id = initiator_port_id(initiator, isid);
+    match port {
+        None => id,
+        // Continue the hash over a marker byte no name contains and the port.
+        Some(p) => fnv(id, [0xff].into_iter().chain(p.to_be_bytes())),
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, from `h`.
+fn fnv(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let bytes = initiator.bytes().chain([0]).chain(isid.0);
-    bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes
+        .into_iter()
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 impl Connection {
@@ -256,10 +278,14 @@ impl Connection {
         if cached != 0 {
             return cached;
         }
-        let id = self
-            .session
-            .as_ref()
-            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid));
+        let id = self.session.as_ref().map_or(0, |s| {
+            let port = s
+                .target
+                .as_ref()
+                .and_then(|t| t.alua())
+                .map(|a| a.local_port);
+            nexus_id_at(&s.initiator, s.isid, port)
+        });
         self.nexus_id.set(id);
         id
     }
@@ -557,7 +583,7 @@ fn absent_lun_inquiry(cdb: &[u8]) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::{initiator_port_id, CopyStore, SanitizeStore};
+    use super::{initiator_port_id, nexus_id_at, CopyStore, SanitizeStore};
     use crate::testkit::MemStore;
     use iscsi_proto::Isid;
     use scsi_sbc::{BlockOp, BlockStore, CopySegment, IoErrorKind, LuState};
@@ -674,6 +700,24 @@ mod tests {
         // 4096 B/s: 1024-byte pieces (two 512-byte patterns), each reported.
         let want: Vec<(u64, u64)> = (1..=8).map(|i| (4096, i * 1024)).collect();
         assert_eq!(*log.lock().unwrap(), want);
+    }
+
+    #[test]
+    fn the_target_port_is_part_of_the_nexus_only_when_named() {
+        let name = "iqn.2001-04.com.example:i1";
+        let isid = Isid([0x80, 0, 0x23, 0x45, 0, 1]);
+        assert_eq!(
+            nexus_id_at(name, isid, None),
+            initiator_port_id(name, isid),
+            "no ALUA: the id as before"
+        );
+        let (p1, p2) = (
+            nexus_id_at(name, isid, Some(1)),
+            nexus_id_at(name, isid, Some(2)),
+        );
+        assert_ne!(p1, p2, "one initiator port through two target ports");
+        assert_ne!(p1, initiator_port_id(name, isid));
+        assert_eq!(p1, nexus_id_at(name, isid, Some(1)), "stable");
     }
 
     #[test]
