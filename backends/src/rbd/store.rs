@@ -278,27 +278,50 @@ const PR_RETRIES: usize = 32;
 const PR_WATCH_TIMEOUT_S: u32 = 5;
 
 /// The shared reservations and the thread that watches the object again when the
-/// watch is lost (stopped and joined on drop, before the object is closed).
+/// watch is lost (stopped and joined on drop, before the object is closed), on a
+/// cluster handle of their own (dropped last, after the object).
 struct PrShare {
     pr: Arc<SharedReservations>,
     stop: Arc<AtomicBool>,
     healer: Option<std::thread::JoinHandle<()>>,
+    _cluster: Cluster,
 }
 
 impl PrShare {
-    fn start(pr: SharedReservations, label: &str) -> Result<PrShare, String> {
-        let pr = Arc::new(pr);
+    /// Connect a handle for the reservation object with `settings` (which bound
+    /// every object operation, see [`RbdStore::open`]), open and watch the object
+    /// and start the thread.
+    fn start(
+        opts: &RbdOptions,
+        settings: &[(&str, &str)],
+        pool: &str,
+        id: &str,
+        label: &str,
+    ) -> Result<PrShare, String> {
+        let cluster = Cluster::connect(&opts.cluster, &opts.name, &opts.conf, settings)
+            .map_err(|(step, e)| format!("cannot {step} the cluster: {}", errno_text(e)))?;
+        let pr = match SharedReservations::open(&cluster, pool, id, label) {
+            Ok(pr) => Arc::new(pr),
+            Err(e) => {
+                drop(cluster);
+                return Err(e);
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s, l) = (pr.clone(), stop.clone(), label.to_owned());
         let healer = std::thread::Builder::new()
             .name("tgtd-rbd-prwatch".into())
-            .spawn(move || heal(&p, &s, &l))
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
-        Ok(PrShare {
+            .spawn(move || heal(&p, &s, &l));
+        // Built before looking at the spawn: dropping it drops the object, then the
+        // handle, in that order.
+        let mut share = PrShare {
             pr,
             stop,
-            healer: Some(healer),
-        })
+            healer: None,
+            _cluster: cluster,
+        };
+        share.healer = Some(healer.map_err(|e| format!("cannot start a thread: {e}"))?);
+        Ok(share)
     }
 }
 
@@ -556,10 +579,14 @@ impl RbdStore {
         }
         let watchdog = Watchdog::start(&label)?;
         // A snapshot is a medium of its own, read-only: its reservations stay local.
+        // The reservation object's own handle: librados' `rados_osd_op_timeout` bounds
+        // each of its reads and writes (librbd's I/O keeps its own watchdog above and
+        // its handle without it), so an OSD outage ends a PERSISTENT RESERVE OUT with
+        // ABORTED COMMAND / TIMEOUT ON LOGICAL UNIT instead of holding it.
+        let mut pr_settings = settings.to_vec();
+        pr_settings.push(("rados_osd_op_timeout", secs.as_str()));
         let pr = match (snap, id.is_empty()) {
-            (None, false) => match SharedReservations::open(&cluster, pool, &id, &label)
-                .and_then(|pr| PrShare::start(pr, &label))
-            {
+            (None, false) => match PrShare::start(&opts, &pr_settings, pool, &id, &label) {
                 Ok(pr) => Some(pr),
                 Err(e) => {
                     tracing::warn!("rbd {label}: reservations not shared between gateways: {e}");
