@@ -156,9 +156,10 @@ pub(crate) fn run<P: Primitives + ?Sized>(p: &P, op: &BlockOp) -> Result<Bytes, 
         }
         // A plain store keeps no LU state (`saves_state` is false, so this is not sent);
         // a state-keeping wrapper handles it before the store sees it.
-        BlockOp::SaveState { .. } | BlockOp::PrOut { .. } | BlockOp::Device { .. } => {
-            Err(IoErrorKind::Other)
-        }
+        BlockOp::SaveState { .. }
+        | BlockOp::PrOut { .. }
+        | BlockOp::LuEvent { .. }
+        | BlockOp::Device { .. } => Err(IoErrorKind::Other),
     }
 }
 

@@ -530,6 +530,7 @@ impl FaultStore {
             | BlockOp::Provisioning { .. }
             | BlockOp::SaveState { .. }
             | BlockOp::PrOut { .. }
+            | BlockOp::LuEvent { .. }
             | BlockOp::Device { .. } => Vec::new(),
         }
     }

@@ -155,6 +155,7 @@ impl ErrorLog {
             BlockOp::Flush
             | BlockOp::SaveState { .. }
             | BlockOp::PrOut { .. }
+            | BlockOp::LuEvent { .. }
             | BlockOp::Copy { .. }
             | BlockOp::Device { .. } => (0, 0),
         };

@@ -55,9 +55,10 @@ impl BlockStore for NullStore {
             | BlockOp::OrWrite { .. }
             | BlockOp::Copy { .. } => Ok(Bytes::new()),
             // Keeps no LU state (`saves_state` is false, so this is not sent).
-            BlockOp::SaveState { .. } | BlockOp::PrOut { .. } | BlockOp::Device { .. } => {
-                Err(IoErrorKind::Other)
-            }
+            BlockOp::SaveState { .. }
+            | BlockOp::PrOut { .. }
+            | BlockOp::LuEvent { .. }
+            | BlockOp::Device { .. } => Err(IoErrorKind::Other),
         }
     }
 }

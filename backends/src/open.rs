@@ -231,6 +231,7 @@ impl BlockStore for ReadOnlyStore {
             | BlockOp::Provisioning { .. }
             | BlockOp::SaveState { .. }
             | BlockOp::PrOut { .. }
+            | BlockOp::LuEvent { .. }
             | BlockOp::Device { .. } => self.0.execute(op),
         }
     }

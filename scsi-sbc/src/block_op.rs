@@ -95,6 +95,9 @@ pub enum BlockOp {
         nexus: u64,
         /// Its initiator name.
         initiator: String,
+        /// The relative target port it came through (0 when ALUA is off), kept with
+        /// a registration for READ FULL STATUS.
+        port: u16,
         /// SERVICE ACTION.
         sa: u8,
         /// SCOPE.
@@ -103,6 +106,15 @@ pub enum BlockOp {
         typ: u8,
         /// The parameter list.
         param: Bytes,
+    },
+    /// Tell every other gateway of the store's medium of something done to the LU
+    /// through this one ([`crate::pr_shared::LuEvent`]: a reset, new mode values), so
+    /// that their nexuses get the same unit attentions. Only stores with
+    /// [`crate::BlockStore::shared_reservations`] are sent this; the store answers
+    /// once the other gateways have taken it (or after a bound).
+    LuEvent {
+        /// What happened.
+        event: crate::pr_shared::LuEvent,
     },
     /// Report which bytes of `offset .. offset + len` are allocated (GET LBA STATUS).
     /// The result is an extent list encoded by [`encode_extents`].

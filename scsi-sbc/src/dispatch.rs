@@ -494,6 +494,7 @@ fn op_offset(op: &BlockOp) -> Option<u64> {
         BlockOp::Flush
         | BlockOp::SaveState { .. }
         | BlockOp::PrOut { .. }
+        | BlockOp::LuEvent { .. }
         | BlockOp::Copy { .. }
         | BlockOp::Device { .. } => None,
     }

@@ -283,6 +283,8 @@ pub(crate) fn mode_select(
         state
             .ua
             .broadcast(asc::MODE_PARAMETERS_CHANGED, Some(ctx.nexus.id));
+        // Every gateway of a shared medium takes the new values and announces them.
+        state.tell_others(crate::pr_shared::LuEvent::Mode(next));
     }
     state.mode = next;
     if sp {

@@ -45,6 +45,10 @@ pub struct Registration {
     pub initiator: String,
     /// Its reservation key.
     pub key: u64,
+    /// The RELATIVE TARGET PORT IDENTIFIER it registered through, when the target
+    /// names its ports (ALUA configured: one port per gateway); 0: not known, READ
+    /// FULL STATUS then reports the port it is asked through.
+    pub port: u16,
 }
 
 /// The persistent reservation held, if any.
@@ -120,6 +124,17 @@ fn bad_cdb() -> PrError {
 }
 
 impl Reservations {
+    /// Record that `nexus` registered through relative target port `port` (0: the
+    /// target does not name its ports; nothing is recorded).
+    pub fn note_port(&mut self, nexus: u64, port: u16) {
+        if port == 0 {
+            return;
+        }
+        if let Some(r) = self.registrations.iter_mut().find(|r| r.nexus == nexus) {
+            r.port = port;
+        }
+    }
+
     fn reg(&self, nexus: u64) -> Option<&Registration> {
         self.registrations.iter().find(|r| r.nexus == nexus)
     }
@@ -267,6 +282,7 @@ impl Reservations {
                             nexus: id,
                             initiator: nexus.initiator.to_string(),
                             key: sa_key,
+                            port: 0,
                         });
                     }
                     Some(k) if sa == 0 && k != key => return conflict(),
@@ -449,7 +465,8 @@ impl Reservations {
         Ok(Uas::new())
     }
 
-    /// PERSISTENT RESERVE IN (SPC-4 6.13) parameter data, untruncated.
+    /// PERSISTENT RESERVE IN (SPC-4 6.13) parameter data, untruncated; `tpgt` is the
+    /// relative target port asked through.
     pub fn read_in(&self, sa: u8, tpgt: u16) -> Result<Vec<u8>, Sense> {
         let mut d = self.generation.to_be_bytes().to_vec();
         match sa {
@@ -505,7 +522,8 @@ impl Reservations {
                         0
                     });
                     body.extend_from_slice(&[0; 4]);
-                    body.extend_from_slice(&tpgt.max(1).to_be_bytes());
+                    let port = if r.port != 0 { r.port } else { tpgt.max(1) };
+                    body.extend_from_slice(&port.to_be_bytes());
                     let tid = transport_id(&r.initiator);
                     body.extend_from_slice(&(tid.len() as u32).to_be_bytes());
                     body.extend_from_slice(&tid);

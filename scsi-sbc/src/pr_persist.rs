@@ -77,6 +77,10 @@ impl Reservations {
         for r in &self.registrations {
             s += &format!("register {:016x} {:016x} {}\n", r.nexus, r.key, r.initiator);
         }
+        // Only when known (ALUA configured): without it the text is as it always was.
+        for r in self.registrations.iter().filter(|r| r.port != 0) {
+            s += &format!("port {:016x} {}\n", r.nexus, r.port);
+        }
         if let Some(h) = self.holder {
             s += &format!("reserve {:016x} {}\n", h.nexus, h.typ);
         }
@@ -130,7 +134,13 @@ impl Reservations {
                         nexus,
                         initiator,
                         key,
+                        port: 0,
                     });
+                }
+                Some("port") => {
+                    let nexus = hex(w.next())?;
+                    let port = w.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                    next.note_port(nexus, port);
                 }
                 Some("reserve") => {
                     let nexus = hex(w.next())?;

@@ -19,8 +19,16 @@
 //! The text is [`Reservations::encode_shared`]'s; a store's notification adds one
 //! `ua NEXUS ASCASCQ` line (hex) per unit attention the change raised, which each
 //! gateway queues for the nexuses it knows.
+//!
+//! The same channel carries what one gateway does to the LU that every nexus on every
+//! gateway must hear of ([`LuEvent`]: LOGICAL UNIT RESET and target resets, MODE
+//! SELECT): [`LuState::outbox`] collects them, the target sends each to the store as
+//! a [`BlockOp::LuEvent`] (text from [`SharedPr::encode_event`], marked with the
+//! sending gateway so that it ignores its own), and the other gateways' stores
+//! [`SharedPr::publish`] them; [`SharedPr::sync`] applies them to the LU before its
+//! next command, raising the same unit attentions there.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::asc::AscAscq;
@@ -29,12 +37,88 @@ use crate::lu::Nexus;
 use crate::pr::{PrError, Reservations, Uas};
 use crate::pr_persist::RestoreError;
 use crate::sense::{Sense, SenseKey};
-use crate::state::LuState;
+use crate::state::{LuState, ModeValues};
 use crate::BlockOp;
 
 /// At most this many unit attentions wait in a [`SharedPr`] (a gateway that runs no
 /// command for a long time must not grow without bound).
 const MAX_PENDING_UAS: usize = 1024;
+
+/// First line of an [`LuEvent`] notification.
+const EVENT_MAGIC: &str = "tgtd-lu 1";
+
+/// Something done to the LU through one gateway that every other gateway applies to
+/// its copy of the LU, raising the unit attentions SAM-5 and SPC-4 ask for on its
+/// nexuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LuEvent {
+    /// LOGICAL UNIT RESET or a target reset: POWER ON, RESET, OR BUS DEVICE RESET
+    /// OCCURRED (BUS DEVICE RESET FUNCTION OCCURRED) on every nexus, SPC-2
+    /// reservations and medium removal prevention cleared, mode values back to saved.
+    Reset,
+    /// MODE SELECT changed the current mode parameter values to these: MODE
+    /// PARAMETERS CHANGED on every nexus of the other gateways, which take the values.
+    Mode(ModeValues),
+}
+
+fn tri(v: Option<bool>) -> char {
+    match v {
+        None => '-',
+        Some(false) => '0',
+        Some(true) => '1',
+    }
+}
+
+fn untri(c: &str) -> Option<Option<bool>> {
+    match c {
+        "-" => Some(None),
+        "0" => Some(Some(false)),
+        "1" => Some(Some(true)),
+        _ => None,
+    }
+}
+
+/// An event notification: its sender and the event.
+fn parse_event(text: &str) -> Option<(u64, LuEvent)> {
+    let mut lines = text.lines();
+    if lines.next()? != EVENT_MAGIC {
+        return None;
+    }
+    let from = u64::from_str_radix(lines.next()?.strip_prefix("from ")?, 16).ok()?;
+    let mut w = lines.next()?.split(' ');
+    let event = match w.next()? {
+        "reset" => LuEvent::Reset,
+        "mode" => {
+            let wce = untri(w.next()?)?;
+            let rcd = untri(w.next()?)??;
+            let d_sense = untri(w.next()?)?;
+            let swp = untri(w.next()?)??;
+            LuEvent::Mode(ModeValues {
+                wce,
+                rcd,
+                d_sense,
+                swp,
+            })
+        }
+        _ => return None,
+    };
+    Some((from, event))
+}
+
+/// Apply another gateway's `event` to this gateway's copy of the LU.
+fn apply_event(state: &mut LuState, event: LuEvent) {
+    match event {
+        LuEvent::Reset => state.reset_here(),
+        LuEvent::Mode(values) => {
+            if values != state.mode {
+                state
+                    .ua
+                    .broadcast(crate::asc::MODE_PARAMETERS_CHANGED, None);
+                state.mode = values;
+            }
+        }
+    }
+}
 
 /// What a store does for a [`BlockOp::PrOut`] on the state it read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +153,7 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
     let BlockOp::PrOut {
         nexus,
         initiator,
+        port,
         sa,
         scope,
         typ,
@@ -84,6 +169,9 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
         initiator,
     };
     let r = res.handle_out(&n, *sa, *scope, *typ, param);
+    if r.is_ok() && matches!(sa, 0 | 6) {
+        res.note_port(*nexus, *port);
+    }
     let changed = match &r {
         Ok(uas) => !uas.is_empty() || res.encode_shared(version) != before,
         Err(_) => false,
@@ -198,6 +286,10 @@ pub fn complete_out(
 pub struct SharedPr {
     /// Newest version published: the LU's fast check.
     latest: AtomicU64,
+    /// Other gateways' [`LuEvent`]s wait in `pending`: the LU's other fast check.
+    events: AtomicBool,
+    /// This gateway's mark on the events it sends (its own come back to it).
+    origin: u64,
     pending: Mutex<Pending>,
 }
 
@@ -208,13 +300,55 @@ struct Pending {
     state: Vec<u8>,
     /// Unit attentions not yet queued: (version that raised it, nexus, code).
     uas: Vec<(u64, u64, AscAscq)>,
+    /// Other gateways' events not yet applied, oldest first.
+    events: Vec<LuEvent>,
 }
 
 impl SharedPr {
-    /// The store learned `text` (a state, with a notification's unit attentions).
-    /// Returns its version; an older one than already known changes nothing but its
-    /// unit attentions still count.
+    /// A mailbox whose gateway marks the events it sends with `origin` (a value
+    /// unique among the gateways of a medium, e.g. from the host, process and time).
+    pub fn new(origin: u64) -> SharedPr {
+        SharedPr {
+            origin,
+            ..SharedPr::default()
+        }
+    }
+
+    /// The notification that tells the other gateways of `event`.
+    pub fn encode_event(&self, event: &LuEvent) -> Vec<u8> {
+        let what = match event {
+            LuEvent::Reset => "reset".to_owned(),
+            LuEvent::Mode(m) => format!(
+                "mode {} {} {} {}",
+                tri(m.wce),
+                tri(Some(m.rcd)),
+                tri(m.d_sense),
+                tri(Some(m.swp))
+            ),
+        };
+        format!("{EVENT_MAGIC}\nfrom {:016x}\n{what}\n", self.origin).into_bytes()
+    }
+
+    /// The store learned `text`: a state (with a notification's unit attentions), or
+    /// another gateway's [`LuEvent`] (this gateway's own are ignored). Returns the
+    /// newest version known; an older state than already known changes nothing but
+    /// its unit attentions still count.
     pub fn publish(&self, text: &[u8]) -> Result<u64, RestoreError> {
+        if text.starts_with(EVENT_MAGIC.as_bytes()) {
+            let (from, event) = std::str::from_utf8(text)
+                .ok()
+                .and_then(parse_event)
+                .ok_or(RestoreError::NotOurs)?;
+            if from != self.origin {
+                let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if p.events.len() >= MAX_PENDING_UAS {
+                    p.events.remove(0);
+                }
+                p.events.push(event);
+                self.events.store(true, Ordering::Release);
+            }
+            return Ok(self.latest());
+        }
         let res = read_shared(text, true)?;
         let version = res.shared_version;
         let uas = std::str::from_utf8(text)
@@ -245,10 +379,16 @@ impl SharedPr {
     pub fn sync(&self, state: &mut LuState) {
         // Every published state has a version of 1 or more (the first write).
         let have = state.res.shared_version;
-        if self.latest() <= have {
+        if self.latest() <= have && !self.events.load(Ordering::Acquire) {
             return;
         }
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        // Events first: a reset replaces the unit attentions pending, and a
+        // reservation change notified after it must still be reported.
+        self.events.store(false, Ordering::Release);
+        for event in std::mem::take(&mut p.events) {
+            apply_event(state, event);
+        }
         if p.version > have {
             if let Ok(next) = read_shared(&p.state, state.res.ptpl_capable) {
                 adopt(state, next);
@@ -280,6 +420,7 @@ mod tests {
         BlockOp::PrOut {
             nexus,
             initiator: initiator.into(),
+            port: 0,
             sa,
             scope: 0,
             typ,
@@ -371,6 +512,123 @@ mod tests {
         // queued again.
         bb.sync(&mut b);
         assert_eq!(b.ua.take(2), None);
+    }
+
+    #[test]
+    fn a_reset_and_new_mode_values_reach_the_other_gateways_nexuses_once() {
+        let (ba, bb) = (SharedPr::new(0xa), SharedPr::new(0xb));
+        let (mut a, mut b) = (lu(&ba), lu(&bb));
+        a.ua.see(1);
+        let _ = a.ua.take(1);
+        for n in [2, 3] {
+            b.ua.see(n);
+            let _ = b.ua.take(n);
+        }
+        b.res.spc2 = Some(2);
+        // LOGICAL UNIT RESET through A: A's nexus hears of it and B is to be told.
+        a.reset();
+        assert_eq!(a.outbox, vec![LuEvent::Reset]);
+        for ev in std::mem::take(&mut a.outbox) {
+            let text = ba.encode_event(&ev);
+            // Every watcher gets it, the sender too.
+            ba.publish(&text).unwrap();
+            bb.publish(&text).unwrap();
+        }
+        ba.sync(&mut a);
+        assert_eq!(a.ua.take(1).map(|s| (s.asc, s.ascq)), Some((0x29, 0x03)));
+        assert_eq!(a.ua.take(1), None, "its own event is not applied again");
+        assert!(a.outbox.is_empty());
+        bb.sync(&mut b);
+        for n in [2, 3] {
+            let s = b.ua.take(n).expect("UA on B");
+            assert_eq!(
+                (s.key, s.asc, s.ascq),
+                (SenseKey::UnitAttention, 0x29, 0x03)
+            );
+            assert_eq!(b.ua.take(n), None, "once");
+        }
+        assert_eq!(b.res.spc2, None, "the reset released B's SPC-2 reservation");
+        assert!(b.outbox.is_empty(), "an applied event is not sent on again");
+        bb.sync(&mut b);
+        assert_eq!(b.ua.take(2), None);
+
+        // New mode values through A.
+        let m = ModeValues {
+            wce: Some(false),
+            rcd: true,
+            d_sense: None,
+            swp: true,
+        };
+        let text = ba.encode_event(&LuEvent::Mode(m));
+        assert_eq!(
+            String::from_utf8(text.clone()).unwrap(),
+            "tgtd-lu 1\nfrom 000000000000000a\nmode 0 1 - 1\n"
+        );
+        bb.publish(&text).unwrap();
+        bb.publish(&text).unwrap();
+        bb.sync(&mut b);
+        assert_eq!(b.mode, m);
+        let s = b.ua.take(2).expect("MODE PARAMETERS CHANGED");
+        assert_eq!((s.asc, s.ascq), (0x2a, 0x01));
+        assert_eq!(b.ua.take(2), None, "the same values twice: once");
+
+        // An LU of one gateway tells nobody; garbage is refused, not a panic.
+        let mut alone = LuState::new();
+        alone.reset();
+        assert!(alone.outbox.is_empty());
+        for bad in [
+            &b"tgtd-lu 1\n"[..],
+            b"tgtd-lu 1\nfrom zz\nreset\n",
+            b"tgtd-lu 1\nfrom 1\nmode 0 - - 1\n",
+            b"tgtd-lu 1\nfrom 1\nfly\n",
+        ] {
+            assert!(bb.publish(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn registrations_keep_the_relative_port_they_came_through() {
+        let bx = SharedPr::default();
+        let mut object = Vec::new();
+        let mut a = lu(&bx);
+        // One initiator port through two gateways (ports 1 and 2): two nexuses.
+        for (nexus, port, key) in [(11, 1, 0xa1), (12, 2, 0xb2)] {
+            let mut op = out(nexus, I1, 0, 0, 0, key);
+            if let BlockOp::PrOut { port: p, .. } = &mut op {
+                *p = port;
+            }
+            let base = store_run(&mut object, &[&bx], &op);
+            assert_eq!(
+                complete_out(&mut a, &op, Ok(base)),
+                Outcome::good(Bytes::new())
+            );
+        }
+        let text = String::from_utf8(object.clone()).unwrap();
+        assert!(
+            text.ends_with("port 000000000000000b 1\nport 000000000000000c 2\n"),
+            "{text}"
+        );
+        // READ FULL STATUS through port 7: each registration with its own port.
+        let d = a.res.read_in(3, 7).unwrap();
+        let first = &d[8..];
+        assert_eq!(&first[0..8], &0xa1u64.to_be_bytes());
+        assert_eq!(&first[18..20], &[0, 1]);
+        let tid_len = u32::from_be_bytes(first[20..24].try_into().unwrap()) as usize;
+        let second = &first[24 + tid_len..];
+        assert_eq!(&second[0..8], &0xb2u64.to_be_bytes());
+        assert_eq!(&second[18..20], &[0, 2]);
+        // Without a port (ALUA off) nothing is written and the asker's port is shown.
+        let mut plain = Reservations::default();
+        plain.restore(&object).unwrap();
+        plain.note_port(11, 0);
+        assert_eq!(plain.registrations[0].port, 1);
+        let op = out(13, I2, 0, 0, 0, 0xc3);
+        if let SharedStep::Write { object: o, .. } = apply_out(&[], &op).unwrap() {
+            assert!(!String::from_utf8(o).unwrap().contains("port"));
+        }
+        let mut r = read_shared(&[], true).unwrap();
+        run_out(&mut r, &op);
+        assert_eq!(&r.read_in(3, 7).unwrap()[8 + 18..8 + 20], &[0, 7]);
     }
 
     #[test]

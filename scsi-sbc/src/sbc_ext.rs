@@ -334,7 +334,11 @@ pub(crate) fn plan(
         }
         E::Reserve => pr_result(state.res.reserve(nexus).map(|_| Vec::new())),
         E::Release => pr_result(state.res.release(nexus).map(|_| Vec::new())),
-        E::PrIn { sa, alloc_len } => respond(state.res.read_in(sa, ctx.tpgt)?, alloc_len),
+        E::PrIn { sa, alloc_len } => {
+            // With ALUA each gateway is one port, named by its relative port id.
+            let port = ctx.alua.map_or(ctx.tpgt, |a| a.local_port);
+            respond(state.res.read_in(sa, port)?, alloc_len)
+        }
         E::PrOut {
             sa,
             scope,
@@ -349,6 +353,7 @@ pub(crate) fn plan(
                 return Ok(Plan::Io(BlockOp::PrOut {
                     nexus: ctx.nexus.id,
                     initiator: ctx.nexus.initiator.to_string(),
+                    port: ctx.alua.map_or(0, |a| a.local_port),
                     sa,
                     scope,
                     typ,
@@ -357,6 +362,10 @@ pub(crate) fn plan(
             }
             let aptpl_before = state.res.aptpl;
             let r = state.res.handle_out(&ctx.nexus, sa, scope, typ, &data);
+            if r.is_ok() && matches!(sa, 0 | 6) {
+                let port = ctx.alua.map_or(0, |a| a.local_port);
+                state.res.note_port(ctx.nexus.id, port);
+            }
             match r {
                 Ok(uas) => {
                     for (n, code) in uas {

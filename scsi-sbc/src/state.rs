@@ -5,6 +5,7 @@
 use crate::asc;
 use crate::lu::LuConfig;
 use crate::pr::Reservations;
+use crate::pr_shared::LuEvent;
 use crate::ua::UnitAttentions;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,7 +91,16 @@ pub struct LuState {
     /// drive (in its store) owns the value; `scsi-ssc` copies it here after each
     /// command.
     pub stream_block_len: u32,
+    /// What this gateway did to a medium that several gateways share (`res.shared`)
+    /// and the others must hear of, oldest first: the target takes them after each
+    /// command or reset and sends each to the store as a [`crate::BlockOp::LuEvent`].
+    /// Always empty on an LU of one gateway.
+    pub outbox: Vec<LuEvent>,
 }
+
+/// At most this many events wait in [`LuState::outbox`] (the target takes them after
+/// every command; the bound only guards against a target that does not).
+const MAX_OUTBOX: usize = 16;
 
 impl LuState {
     /// A freshly powered-on LU.
@@ -112,11 +122,31 @@ impl LuState {
 
     /// LOGICAL UNIT RESET / target reset (SAM-5 6.3.3): UA to every nexus, SPC-2
     /// reservation and medium removal prevention cleared, mode values back to saved.
+    /// On a medium shared by several gateways the reset is the LU's, not this
+    /// gateway's: the other gateways are told ([`LuState::outbox`]) and reset their
+    /// copy of the LU too ([`crate::pr_shared::SharedPr::sync`]).
     pub fn reset(&mut self) {
+        self.reset_here();
+        self.tell_others(LuEvent::Reset);
+    }
+
+    /// [`LuState::reset`] of this gateway's copy only (another gateway's reset).
+    pub(crate) fn reset_here(&mut self) {
         self.ua.reset();
         self.res.spc2 = None;
         self.prevent.clear();
         self.mode = self.saved;
+    }
+
+    /// Queue `event` for the other gateways when the medium is shared.
+    pub(crate) fn tell_others(&mut self, event: LuEvent) {
+        if !self.res.shared {
+            return;
+        }
+        if self.outbox.len() >= MAX_OUTBOX {
+            self.outbox.remove(0);
+        }
+        self.outbox.push(event);
     }
 
     /// An I_T nexus ended (logout, connection loss).

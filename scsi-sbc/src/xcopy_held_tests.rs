@@ -39,6 +39,7 @@ fn reserved_by_other(typ: u8) -> LuState {
         nexus: OTHER,
         initiator: "iqn.2001-04.com.example:other".into(),
         key: 0xabc,
+        port: 0,
     });
     st.res.holder = Some(Holder { nexus: OTHER, typ });
     st

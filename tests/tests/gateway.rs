@@ -194,12 +194,132 @@ fn alua_through_each_gateway(f: Flavour) {
     assert_eq!((r.status, r.sense_key_asc()), (2, Some((5, 0x24, 0))));
 }
 
-/// libiscsi's MultipathIO suite, the first path on gateway A and the second on B.
-///
-/// Not `SCSI.MultipathIO.Reset`: it sends LOGICAL UNIT RESET through one path and
-/// expects the reset's unit attention on the other, and a reset through gateway A does
-/// not reach the nexuses of gateway B (nothing passes between gateways yet; see
-/// docs/ARCHITECTURE.md, "Gateways, ALUA and coherence").
+/// A LOGICAL UNIT RESET and a MODE SELECT through gateway A reach the nexuses of
+/// gateway B: the next command through B gets the unit attention, once; a command
+/// that arrives before it through A's other nexus too; a target reset likewise.
+fn unit_attentions_cross_gateways(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("ua", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut a1, mut a2, mut b1, mut b2) = (login(&a, 1), login(&a, 2), login(&b, 1), login(&b, 2));
+    for c in [&mut a1, &mut a2, &mut b1, &mut b2] {
+        c.clear_unit_attentions().unwrap();
+    }
+    let tur = [0u8; 6];
+    // LOGICAL UNIT RESET through A: when its response is in, B's nexuses know.
+    assert_eq!(a1.task_mgmt(5, 1).unwrap(), Some(0));
+    for c in [&mut b1, &mut b2, &mut a1, &mut a2] {
+        let r = c.scsi(1, &tur, &[], 0).unwrap();
+        assert_eq!(
+            (r.status, r.sense_key_asc()),
+            (2, Some((6, 0x29, 0x03))),
+            "BUS DEVICE RESET FUNCTION OCCURRED"
+        );
+        let r = c.scsi(1, &tur, &[], 0).unwrap();
+        assert_eq!(r.status, 0, "once: {r:?}");
+    }
+    // A target warm reset through B reaches A's nexuses (and B's own).
+    assert_eq!(b2.task_mgmt(6, 0).unwrap(), Some(0));
+    for c in [&mut a1, &mut a2, &mut b1, &mut b2] {
+        let r = c.scsi(1, &tur, &[], 0).unwrap();
+        assert_eq!((r.status, r.sense_key_asc()), (2, Some((6, 0x29, 0x03))));
+        assert_eq!(c.scsi(1, &tur, &[], 0).unwrap().status, 0);
+    }
+    // MODE SELECT through A (caching page, WCE flipped): MODE PARAMETERS CHANGED on
+    // the other nexuses of both gateways, not on the one that changed it; B takes the
+    // value.
+    let caching = |c: &mut Client| {
+        let r = c.scsi(1, &[0x1a, 0x08, 0x08, 0, 255, 0], &[], 255).unwrap();
+        assert_eq!(r.status, 0, "{r:?}");
+        r.data
+    };
+    let before = caching(&mut a1);
+    let mut page = before[4..4 + 2 + before[5] as usize].to_vec();
+    page[0] &= 0x3f;
+    page[2] ^= 0x04;
+    let param = [&[0u8, 0, 0, 0][..], &page].concat();
+    let r = a1
+        .scsi(1, &[0x15, 0x10, 0, 0, param.len() as u8, 0], &param, 0)
+        .unwrap();
+    assert_eq!(r.status, 0, "{r:?}");
+    assert_eq!(a1.scsi(1, &tur, &[], 0).unwrap().status, 0);
+    for c in [&mut a2, &mut b1, &mut b2] {
+        let r = c.scsi(1, &tur, &[], 0).unwrap();
+        assert_eq!(
+            (r.status, r.sense_key_asc()),
+            (2, Some((6, 0x2a, 0x01))),
+            "MODE PARAMETERS CHANGED"
+        );
+        assert_eq!(c.scsi(1, &tur, &[], 0).unwrap().status, 0);
+    }
+    assert_eq!(caching(&mut b1)[6] & 0x04, page[2] & 0x04, "WCE taken on B");
+}
+
+/// PERSISTENT RESERVE OUT REGISTER through `c` with service action key `key`.
+fn register(c: &mut Client, key: u64) -> (u8, Option<(u8, u8, u8)>) {
+    let mut param = vec![0u8; 24];
+    param[8..16].copy_from_slice(&key.to_be_bytes());
+    let r = c
+        .scsi(1, &[0x5f, 0, 0, 0, 0, 0, 0, 0, 24, 0], &param, 0)
+        .unwrap();
+    (r.status, r.sense_key_asc())
+}
+
+/// READ FULL STATUS through `c`: (key, relative target port) of each registration.
+fn full_status(c: &mut Client) -> Vec<(u64, u16)> {
+    let r = c
+        .scsi(1, &[0x5e, 3, 0, 0, 0, 0, 0, 4, 0, 0], &[], 1024)
+        .unwrap();
+    assert_eq!(r.status, 0, "{r:?}");
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 24 <= r.data.len() {
+        let d = &r.data[at..];
+        let key = u64::from_be_bytes(d[0..8].try_into().unwrap());
+        let port = u16::from_be_bytes([d[18], d[19]]);
+        out.push((key, port));
+        at += 24 + u32::from_be_bytes(d[20..24].try_into().unwrap()) as usize;
+    }
+    out
+}
+
+/// With ALUA configured the relative target port is part of the I_T nexus: one
+/// initiator port (same name, same ISID) logged in through both gateways is two
+/// registrants with their own keys, and READ FULL STATUS through either gateway
+/// shows each with the port it registered through. Without ALUA (as before) it is
+/// one registrant: the second REGISTER with another key conflicts.
+fn same_isid_on_two_gateways_is_two_nexuses(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("itn", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut ca, mut cb) = (login(&a, 7), login(&b, 7));
+    for c in [&mut ca, &mut cb] {
+        c.clear_unit_attentions().unwrap();
+    }
+    assert_eq!(register(&mut ca, 0xa1), (0, None));
+    assert_eq!(register(&mut cb, 0xb2), (0, None));
+    for c in [&mut ca, &mut cb] {
+        assert_eq!(full_status(c), vec![(0xa1, 1), (0xb2, 2)]);
+    }
+    drop((ca, cb));
+
+    // The same without ALUA: one nexus for both gateways.
+    let path = ceph.create_image_with_features(&image("itn0", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, false);
+    let (mut ca, mut cb) = (login(&a, 7), login(&b, 7));
+    for c in [&mut ca, &mut cb] {
+        c.clear_unit_attentions().unwrap();
+    }
+    assert_eq!(register(&mut ca, 0xa1), (0, None));
+    assert_eq!(register(&mut cb, 0xb2).0, 0x18, "RESERVATION CONFLICT");
+    assert_eq!(full_status(&mut cb), vec![(0xa1, 1)]);
+}
+
+/// libiscsi's MultipathIO suite, the first path on gateway A and the second on B,
+/// `SCSI.MultipathIO.Reset` included (a LOGICAL UNIT RESET through one gateway gives
+/// the unit attention on the other's nexus).
 fn multipath_io_across_gateways(f: Flavour) {
     let ceph = cluster();
     let _use = ceph.shared();
@@ -209,6 +329,7 @@ fn multipath_io_across_gateways(f: Flavour) {
     let report = Conformance::new(&a.portal_str(), IQN, 1)
         .patterns(&[
             "SCSI.MultipathIO.Simple",
+            "SCSI.MultipathIO.Reset",
             "SCSI.MultipathIO.CompareAndWrite*",
         ])
         .second_path(&second)
@@ -217,7 +338,7 @@ fn multipath_io_across_gateways(f: Flavour) {
     report.assert_no_failures();
     eprintln!("{}", report.summary());
     assert!(
-        report.passed().len() >= 3,
+        report.passed().len() >= 4,
         "too few MultipathIO tests ran: {}",
         report.summary()
     );
@@ -383,6 +504,8 @@ fn writer_survives_sigkill_of_a(f: Flavour) {
 
 both_flavours!(
     alua_through_each_gateway,
+    unit_attentions_cross_gateways,
+    same_isid_on_two_gateways_is_two_nexuses,
     multipath_io_across_gateways,
     written_on_a_read_on_b,
     interleaved_writes_with_exclusive_lock,

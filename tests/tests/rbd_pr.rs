@@ -331,7 +331,59 @@ fn libiscsi_reservations_split_across_gateways(f: Flavour) {
     }
 }
 
+/// The OSD stopped (SIGSTOP): a PERSISTENT RESERVE OUT on an LU with `timeout=3`
+/// ends with ABORTED COMMAND / TIMEOUT ON LOGICAL UNIT (3Eh/02h), which initiators
+/// retry, instead of waiting for the OSD; after SIGCONT the retried command is GOOD
+/// and its change is in.
+fn an_osd_outage_ends_a_pr_out_with_a_retryable_sense(f: Flavour) {
+    let ceph = cluster();
+    let path = {
+        let _use = ceph.shared();
+        image("osd", f)
+    };
+    let d = Daemon::start(f, &[]);
+    d.new_target(1, IQN);
+    let bsopts = format!("{};timeout=3", ceph.bsopts());
+    let r = d.lu_new(1, 1, &path, &["--bstype", "rbd", "--bsopts", &bsopts]);
+    assert_eq!(r.code, 0, "{r:?}");
+    d.bind_all(1);
+    let mut c = nexus(&d, 1);
+    c.clear_unit_attentions().unwrap();
+    assert_eq!(pr_out(&mut c, 0, 0, 0, 0xa1, false).status, 0);
+
+    let _alone = ceph.exclusive();
+    let osd = ceph.osd_pid();
+    // SAFETY: signalling the OSD this binary's cluster started.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    let t0 = std::time::Instant::now();
+    let r = pr_out(&mut c, 0, 0, 0xa1, 0xa2, false);
+    let took = t0.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    assert_eq!(
+        (r.status, r.sense_key_asc()),
+        (CHECK, Some((0xb, 0x3e, 0x02))),
+        "{r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+    // The initiator retries: GOOD once the OSD is back, and the new key is in.
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = pr_out(&mut c, 0, 0, 0xa1, 0xa2, false);
+        if r.status == 0 {
+            break;
+        }
+        assert_eq!(r.sense_key_asc(), Some((0xb, 0x3e, 0x02)), "{r:?}");
+        assert!(std::time::Instant::now() < until, "no recovery");
+    }
+    assert_eq!(keys(&mut c), vec![0xa2]);
+}
+
 both_flavours!(
+    an_osd_outage_ends_a_pr_out_with_a_retryable_sense,
     reservations_span_gateways,
     aptpl_survives_every_gateway,
     a_killed_gateway_does_not_block_changes,

@@ -11,7 +11,7 @@ use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
 use super::ffi::{self, Aio, AioOp, Cluster, Image, SharedObject};
 use crate::BackendError;
-use scsi_sbc::pr_shared::{apply_out, SharedPr, SharedStep};
+use scsi_sbc::pr_shared::{apply_out, LuEvent, SharedPr, SharedStep};
 
 /// How long an operation may take before it is answered with
 /// [`IoErrorKind::TimedOut`] when `--bsopts timeout=` does not say (tgt-rbd has no
@@ -278,27 +278,50 @@ const PR_RETRIES: usize = 32;
 const PR_WATCH_TIMEOUT_S: u32 = 5;
 
 /// The shared reservations and the thread that watches the object again when the
-/// watch is lost (stopped and joined on drop, before the object is closed).
+/// watch is lost (stopped and joined on drop, before the object is closed), on a
+/// cluster handle of their own (dropped last, after the object).
 struct PrShare {
     pr: Arc<SharedReservations>,
     stop: Arc<AtomicBool>,
     healer: Option<std::thread::JoinHandle<()>>,
+    _cluster: Cluster,
 }
 
 impl PrShare {
-    fn start(pr: SharedReservations, label: &str) -> Result<PrShare, String> {
-        let pr = Arc::new(pr);
+    /// Connect a handle for the reservation object with `settings` (which bound
+    /// every object operation, see [`RbdStore::open`]), open and watch the object
+    /// and start the thread.
+    fn start(
+        opts: &RbdOptions,
+        settings: &[(&str, &str)],
+        pool: &str,
+        id: &str,
+        label: &str,
+    ) -> Result<PrShare, String> {
+        let cluster = Cluster::connect(&opts.cluster, &opts.name, &opts.conf, settings)
+            .map_err(|(step, e)| format!("cannot {step} the cluster: {}", errno_text(e)))?;
+        let pr = match SharedReservations::open(&cluster, pool, id, label) {
+            Ok(pr) => Arc::new(pr),
+            Err(e) => {
+                drop(cluster);
+                return Err(e);
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s, l) = (pr.clone(), stop.clone(), label.to_owned());
         let healer = std::thread::Builder::new()
             .name("tgtd-rbd-prwatch".into())
-            .spawn(move || heal(&p, &s, &l))
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
-        Ok(PrShare {
+            .spawn(move || heal(&p, &s, &l));
+        // Built before looking at the spawn: dropping it drops the object, then the
+        // handle, in that order.
+        let mut share = PrShare {
             pr,
             stop,
-            healer: Some(healer),
-        })
+            healer: None,
+            _cluster: cluster,
+        };
+        share.healer = Some(healer.map_err(|e| format!("cannot start a thread: {e}"))?);
+        Ok(share)
     }
 }
 
@@ -338,14 +361,47 @@ fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
     }
 }
 
+/// A mark unique among the gateways of an image (process id, start time and the
+/// address of a fresh allocation), so a gateway knows its own event notifications
+/// when librados hands them back to it.
+fn gateway_origin() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let here = Box::new(0u8);
+    let addr = &*here as *const u8 as u64;
+    (u64::from(std::process::id()) << 40) ^ now ^ addr.rotate_left(17)
+}
+
 impl SharedReservations {
+    /// Tell the other gateways of `event` and wait for their acknowledgements (at
+    /// most the watch timeout, as for reservation changes: a dead gateway delays it
+    /// that long, and has no nexus to tell anyway).
+    fn announce(
+        &self,
+        event: &LuEvent,
+        label: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, IoErrorKind> {
+        let text = self.shared.encode_event(event);
+        let wait = timeout.min(Duration::from_secs(u64::from(PR_WATCH_TIMEOUT_S)));
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = self.object.notify(&text, ms) {
+            tracing::warn!(
+                "rbd {label}: not every gateway acknowledged {event:?}: {}",
+                errno_text(e)
+            );
+        }
+        Ok(Bytes::new())
+    }
+
     fn open(
         cluster: &Cluster,
         pool: &str,
         id: &str,
         label: &str,
     ) -> Result<SharedReservations, String> {
-        let shared = Arc::new(SharedPr::default());
+        let shared = Arc::new(SharedPr::new(gateway_origin()));
         let inbox = shared.clone();
         let log_label = label.to_owned();
         let oid = format!("tgtd-pr.{id}");
@@ -523,10 +579,14 @@ impl RbdStore {
         }
         let watchdog = Watchdog::start(&label)?;
         // A snapshot is a medium of its own, read-only: its reservations stay local.
+        // The reservation object's own handle: librados' `rados_osd_op_timeout` bounds
+        // each of its reads and writes (librbd's I/O keeps its own watchdog above and
+        // its handle without it), so an OSD outage ends a PERSISTENT RESERVE OUT with
+        // ABORTED COMMAND / TIMEOUT ON LOGICAL UNIT instead of holding it.
+        let mut pr_settings = settings.to_vec();
+        pr_settings.push(("rados_osd_op_timeout", secs.as_str()));
         let pr = match (snap, id.is_empty()) {
-            (None, false) => match SharedReservations::open(&cluster, pool, &id, &label)
-                .and_then(|pr| PrShare::start(pr, &label))
-            {
+            (None, false) => match PrShare::start(&opts, &pr_settings, pool, &id, &label) {
                 Ok(pr) => Some(pr),
                 Err(e) => {
                     tracing::warn!("rbd {label}: reservations not shared between gateways: {e}");
@@ -833,6 +893,7 @@ impl BlockStore for RbdStore {
                 | BlockOp::Compare { .. }
                 | BlockOp::Provisioning { .. }
                 | BlockOp::PrOut { .. }
+                | BlockOp::LuEvent { .. }
         );
         if writes && self.readonly {
             return Err(IoErrorKind::ReadOnly);
@@ -895,6 +956,10 @@ impl BlockStore for RbdStore {
             // Not a tape or changer medium (those have their own stores).
             BlockOp::PrOut { .. } => match &self.pr {
                 Some(p) => p.pr.pr_out(op, &self.label, self.timeout),
+                None => Err(IoErrorKind::Other),
+            },
+            BlockOp::LuEvent { event } => match &self.pr {
+                Some(p) => p.pr.announce(event, &self.label, self.timeout),
                 None => Err(IoErrorKind::Other),
             },
             BlockOp::SaveState { .. } | BlockOp::Device { .. } => Err(IoErrorKind::Other),

@@ -206,6 +206,13 @@ pub struct Connection {
     retained: recovery::Retained,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
+    /// Announcements to the other gateways of a shared medium in flight
+    /// ([`scsi_sbc::BlockOp::LuEvent`]); their completions end no task.
+    announcing: std::collections::HashSet<IoTag>,
+    /// Task management responses held until the other gateways heard of the reset.
+    held_tmfs: Vec<tmf::HeldTmf>,
+    /// Finished commands whose answers wait for their announcements likewise.
+    held_tasks: Vec<tmf::HeldTask>,
     next_io_tag: u64,
     next_ttt: u32,
     text: discovery::TextState,
@@ -271,6 +278,9 @@ impl Connection {
             retained: Default::default(),
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
+            announcing: Default::default(),
+            held_tmfs: Vec::new(),
+            held_tasks: Vec::new(),
             next_io_tag: 1,
             next_ttt: 1,
             text: Default::default(),
@@ -383,6 +393,7 @@ impl Connection {
         }
         match self.io_tags.remove(&c.tag) {
             Some(itt) => self.complete_io(itt, c.result),
+            None if self.announcing.remove(&c.tag) => self.announced(c.tag),
             None => self.stray_completions += 1,
         }
         self.advance_waiting();
@@ -646,6 +657,7 @@ impl Connection {
         self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
         self.io_tags.clear();
+        self.held_tasks.clear();
         self.release_retained();
         self.detach();
         self.events.push_back(ConnEvent::Closed {

@@ -4,8 +4,9 @@
 //! The LU's mutable state (unit attentions, reservations, mode values) lives in
 //! `Lun::state`; it is locked only for the duration of one `scsi_sbc` call. The I_T
 //! nexus of this connection is named by its initiator port, InitiatorName + ISID
-//! (RFC 7143 §4.4.1; SPC-4 5.13.1: registrations belong to the I_T nexus), so a
-//! re-login with the same ISID finds its registrations and unit attentions again.
+//! (RFC 7143 §4.4.1; SPC-4 5.13.1: registrations belong to the I_T nexus), and by the
+//! target's relative port when ALUA names one (`alua_port`), so a re-login with the
+//! same ISID finds its registrations and unit attentions again.
 //!
 //! Hooks for the rest of the connection: [`Connection::scsi_lu_reset`] (LOGICAL UNIT
 //! RESET, target resets) and [`Connection::scsi_nexus_lost`] (the session ends).
@@ -16,6 +17,7 @@ use crate::pace::Pacer;
 use crate::registry::{LuStats, Lun, Target};
 use bytes::Bytes;
 use iscsi_proto::pdu::ScsiCommand;
+use scsi_sbc::pr_shared::LuEvent;
 use scsi_sbc::{
     BlockOp, BlockStore, IoErrorKind, LuConfig, LuContext, LuState, Nexus, Outcome, Plan, Prepared,
     Sense, SenseKey,
@@ -242,10 +244,31 @@ fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
 /// nexus again). Two different ports colliding is a 2^-64 chance per pair; an
 /// initiator able to pick its name and ISID can impersonate a port anyway.
 pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv(FNV_OFFSET, initiator.bytes().chain([0]).chain(isid.0))
+}
+
+/// The I_T nexus id: the initiator port's ([`initiator_port_id`]) and, when the
+/// target names its port (ALUA configured: `alua_port`, one relative target port per
+/// gateway), that port too (SPC-4 3.1.54: an I_T nexus is an initiator port and a
+/// target port), so one initiator port logged in through two gateways is two
+/// nexuses, two registrants. Without ALUA the id is the initiator port's, as before.
+pub(crate) fn nexus_id_at(initiator: &str, isid: iscsi_proto::Isid, port: Option<u16>) -> u64 {
+    let id = initiator_port_id(initiator, isid);
+    match port {
+        None => id,
+        // Continue the hash over a marker byte no name contains and the port.
+        Some(p) => fnv(id, [0xff].into_iter().chain(p.to_be_bytes())),
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, from `h`.
+fn fnv(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let bytes = initiator.bytes().chain([0]).chain(isid.0);
-    bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes
+        .into_iter()
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 impl Connection {
@@ -255,10 +278,14 @@ impl Connection {
         if cached != 0 {
             return cached;
         }
-        let id = self
-            .session
-            .as_ref()
-            .map_or(0, |s| initiator_port_id(&s.initiator, s.isid));
+        let id = self.session.as_ref().map_or(0, |s| {
+            let port = s
+                .target
+                .as_ref()
+                .and_then(|t| t.alua())
+                .map(|a| a.local_port);
+            nexus_id_at(&s.initiator, s.isid, port)
+        });
         self.nexus_id.set(id);
         id
     }
@@ -367,11 +394,31 @@ impl Connection {
             peers: &peers,
             alua: alua.as_deref(),
         };
-        let plan = {
+        let (plan, events) = {
             let mut state = lock(&task.lun);
-            crate::device::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data)
+            let plan =
+                crate::device::execute_in(&task.cdb, &task.lun.config, &ctx, &mut state, data);
+            (plan, std::mem::take(&mut state.outbox))
+        };
+        let held = if events.is_empty() {
+            Vec::new()
+        } else {
+            let lun = task.lun.clone();
+            self.announce(&lun, events)
+        };
+        let Some(task) = self.tasks.get_mut(&itt) else {
+            return;
         };
         match plan {
+            // New mode values: the answer waits until the other gateways have them, so
+            // a command sent through another gateway after it hears of the change.
+            Plan::Done(outcome) if !held.is_empty() => {
+                self.held_tasks.push(super::tmf::HeldTask {
+                    itt,
+                    outcome,
+                    waiting: held.into_iter().collect(),
+                });
+            }
             Plan::Done(outcome) => self.finish_task(itt, outcome),
             Plan::Io(op) => {
                 // The other LUs of a copy, checked before any of it runs.
@@ -458,17 +505,49 @@ impl Connection {
 
     /// LOGICAL UNIT RESET of `lun` (or, with `None`, a target reset of every LU):
     /// unit attentions for every nexus, SPC-2 reservations released (SAM-5 6.3.3).
-    pub(super) fn scsi_lu_reset(&mut self, lun: Option<u64>) {
+    /// Returns the tags of the announcements to the other gateways of shared media
+    /// (the response waits for them, so a command sent through another gateway
+    /// after it hears of the reset).
+    pub(super) fn scsi_lu_reset(&mut self, lun: Option<u64>) -> Vec<super::IoTag> {
         let Some(target) = self.target_luns() else {
-            return;
+            return Vec::new();
         };
+        let mut tags = Vec::new();
         for n in target.lun_numbers() {
             if lun.is_none_or(|l| l == n) {
                 if let Some(l) = target.lun(n) {
-                    lock(&l).reset();
+                    let events = {
+                        let mut state = lock(&l);
+                        state.reset();
+                        std::mem::take(&mut state.outbox)
+                    };
+                    tags.extend(self.announce(&l, events));
                 }
             }
         }
+        tags
+    }
+
+    /// Send `events` of `lun` to its store for the other gateways of its medium
+    /// (nothing for an LU without a store). Returns the requests' tags.
+    fn announce(&mut self, lun: &Lun, events: Vec<LuEvent>) -> Vec<super::IoTag> {
+        let Some(store) = &lun.store else {
+            return Vec::new();
+        };
+        let mut tags = Vec::new();
+        for event in events {
+            let seq = self.next_io_tag;
+            self.next_io_tag += 1;
+            let tag = self.obs.tag(seq, None);
+            self.announcing.insert(tag);
+            self.io_out.push_back(IoRequest {
+                tag,
+                store: store.clone(),
+                op: BlockOp::LuEvent { event },
+            });
+            tags.push(tag);
+        }
+        tags
     }
 
     /// The session (I_T nexus) ends: its unit attentions and SPC-2 reservations go.
@@ -504,7 +583,7 @@ fn absent_lun_inquiry(cdb: &[u8]) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use super::{initiator_port_id, CopyStore, SanitizeStore};
+    use super::{initiator_port_id, nexus_id_at, CopyStore, SanitizeStore};
     use crate::testkit::MemStore;
     use iscsi_proto::Isid;
     use scsi_sbc::{BlockOp, BlockStore, CopySegment, IoErrorKind, LuState};
@@ -621,6 +700,24 @@ mod tests {
         // 4096 B/s: 1024-byte pieces (two 512-byte patterns), each reported.
         let want: Vec<(u64, u64)> = (1..=8).map(|i| (4096, i * 1024)).collect();
         assert_eq!(*log.lock().unwrap(), want);
+    }
+
+    #[test]
+    fn the_target_port_is_part_of_the_nexus_only_when_named() {
+        let name = "iqn.2001-04.com.example:i1";
+        let isid = Isid([0x80, 0, 0x23, 0x45, 0, 1]);
+        assert_eq!(
+            nexus_id_at(name, isid, None),
+            initiator_port_id(name, isid),
+            "no ALUA: the id as before"
+        );
+        let (p1, p2) = (
+            nexus_id_at(name, isid, Some(1)),
+            nexus_id_at(name, isid, Some(2)),
+        );
+        assert_ne!(p1, p2, "one initiator port through two target ports");
+        assert_ne!(p1, initiator_port_id(name, isid));
+        assert_eq!(p1, nexus_id_at(name, isid, Some(1)), "stable");
     }
 
     #[test]

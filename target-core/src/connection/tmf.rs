@@ -2,7 +2,7 @@
 //! aborted (their Data-Out is dropped, their storage results are discarded) before the
 //! response goes out.
 
-use super::Connection;
+use super::{Connection, IoTag};
 use iscsi_proto::pdu::{Pdu, TaskMgmtRequest, TaskMgmtResponse};
 use iscsi_proto::SerialNumber;
 
@@ -12,6 +12,26 @@ fn count_aborted(task: &super::task::Task) {
     if let Some(stats) = &task.stats {
         stats.done(task.data_dir(), false);
     }
+}
+
+/// A task management response waiting for the announcements of its reset to the
+/// other gateways of a shared medium.
+#[derive(Debug)]
+pub(super) struct HeldTmf {
+    itt: iscsi_proto::Itt,
+    response: u8,
+    drop_after: bool,
+    waiting: std::collections::HashSet<IoTag>,
+}
+
+/// A finished command (MODE SELECT) whose answer waits for the announcement of what
+/// it changed to the other gateways of a shared medium. An abort or reset meanwhile
+/// removes the task; the answer then goes nowhere.
+#[derive(Debug)]
+pub(super) struct HeldTask {
+    pub(super) itt: u32,
+    pub(super) outcome: scsi_sbc::Outcome,
+    pub(super) waiting: std::collections::HashSet<IoTag>,
 }
 
 /// TMF response codes (RFC 7143 §11.6.1).
@@ -29,6 +49,7 @@ impl Connection {
     /// that arrives later is counted as stray.
     fn abort_task(&mut self, itt: u32) -> bool {
         self.io_tags.retain(|_, i| *i != itt);
+        self.held_tasks.retain(|h| h.itt != itt);
         match self.tasks.remove(&itt) {
             Some(task) => {
                 self.release_itt(itt);
@@ -48,6 +69,7 @@ impl Connection {
             s.release_itts_of(self.cid);
         }
         self.io_tags.clear();
+        self.held_tasks.clear();
     }
 
     /// TARGET WARM RESET / TARGET COLD RESET (RFC 7143 §11.5.1): every LU of the target
@@ -57,10 +79,10 @@ impl Connection {
     /// Returns whether this connection must drop after its response.
     ///
     /// [`ConnEvent::SharedStateChanged`]: super::ConnEvent::SharedStateChanged
-    fn target_reset(&mut self, cold: bool) -> bool {
+    fn target_reset(&mut self, cold: bool, held: &mut Vec<IoTag>) -> bool {
         self.abort_all_tasks();
         // Every LU of the target: unit attention to every nexus, reservations (scsi.rs hook).
-        self.scsi_lu_reset(None);
+        *held = self.scsi_lu_reset(None);
         let Some(s) = &mut self.session else {
             return cold;
         };
@@ -80,6 +102,7 @@ impl Connection {
         let lun = t.lun.to_lun();
         let lun_exists = self.target_luns().and_then(|tg| tg.lun(lun)).is_some();
         let mut drop_after = false;
+        let mut held = Vec::new();
         let response = match t.function {
             // ABORT TASK.
             1 => {
@@ -109,14 +132,14 @@ impl Connection {
                     }
                     if t.function == 5 {
                         // Unit attentions, reservation release (scsi.rs hook).
-                        self.scsi_lu_reset(Some(lun));
+                        held = self.scsi_lu_reset(Some(lun));
                     }
                     response::COMPLETE
                 }
             }
             // TARGET WARM RESET, TARGET COLD RESET.
             6 | 7 => {
-                drop_after = self.target_reset(t.function == 7);
+                drop_after = self.target_reset(t.function == 7, &mut held);
                 response::COMPLETE
             }
             // CLEAR ACA: no ACA support.
@@ -125,18 +148,59 @@ impl Connection {
             8 => response::REASSIGN_NOT_SUPPORTED,
             _ => response::REJECTED,
         };
+        let reply = HeldTmf {
+            itt: t.itt,
+            response,
+            drop_after,
+            waiting: held.into_iter().collect(),
+        };
+        if reply.waiting.is_empty() {
+            self.send_tmf_response(reply);
+        } else {
+            // The other gateways of a shared medium hear of the reset first.
+            self.held_tmfs.push(reply);
+        }
+    }
+
+    fn send_tmf_response(&mut self, reply: HeldTmf) {
         let stat_sn = self.take_stat_sn();
         let pdu = Pdu::TaskMgmtResponse(TaskMgmtResponse {
-            response,
-            itt: t.itt,
+            response: reply.response,
+            itt: reply.itt,
             stat_sn,
             exp_cmd_sn: self.exp_cmd_sn,
             max_cmd_sn: self.max_cmd_sn(),
         });
         self.send(pdu);
-        if drop_after {
+        if reply.drop_after {
             // A cold reset drops every connection (SAM-5 §7.13 via RFC 7143 §11.5.1).
             self.close("target cold reset");
+        }
+    }
+
+    /// The announcement tagged `tag` to the other gateways is done (taken by them,
+    /// or given up by the store after its bound): a response held for it goes out
+    /// once its last announcement is done.
+    pub(super) fn announced(&mut self, tag: IoTag) {
+        if let Some(i) = self
+            .held_tasks
+            .iter()
+            .position(|h| h.waiting.contains(&tag))
+        {
+            self.held_tasks[i].waiting.remove(&tag);
+            if self.held_tasks[i].waiting.is_empty() {
+                let held = self.held_tasks.remove(i);
+                self.finish_task(held.itt, held.outcome);
+            }
+            return;
+        }
+        let Some(i) = self.held_tmfs.iter().position(|h| h.waiting.contains(&tag)) else {
+            return;
+        };
+        self.held_tmfs[i].waiting.remove(&tag);
+        if self.held_tmfs[i].waiting.is_empty() {
+            let reply = self.held_tmfs.remove(i);
+            self.send_tmf_response(reply);
         }
     }
 

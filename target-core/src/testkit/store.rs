@@ -140,9 +140,10 @@ impl BlockStore for MemStore {
                 }]))
             }
             // Keeps no LU state (`saves_state` is false, so this is not sent).
-            BlockOp::SaveState { .. } | BlockOp::PrOut { .. } | BlockOp::Device { .. } => {
-                Err(IoErrorKind::Other)
-            }
+            BlockOp::SaveState { .. }
+            | BlockOp::PrOut { .. }
+            | BlockOp::LuEvent { .. }
+            | BlockOp::Device { .. } => Err(IoErrorKind::Other),
             // A copy within this store (every LUN it names is this store).
             BlockOp::Copy { segments, .. } => {
                 for seg in segments {
