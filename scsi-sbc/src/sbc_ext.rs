@@ -92,7 +92,14 @@ pub(crate) fn prepare(e: &E, lu: &LuConfig, mode: &ModeValues) -> Result<u64, Se
                 0 => 0,
                 1 => transfer_len(lu, &t)?,
                 _ if blocks == 0 => 0,
-                _ => u64::from(lu.block_size),
+                _ => {
+                    // One block comes in, but the comparison covers the whole range
+                    // and is held as one buffer: the range is bounded like any other
+                    // transfer (MAXIMUM TRANSFER LENGTH), or a VERIFY of a large LU
+                    // would make the target allocate the LU's size.
+                    transfer_len(lu, &t)?;
+                    u64::from(lu.block_size)
+                }
             }
         }
         E::WriteVerify(t) | E::OrWrite(t) => {

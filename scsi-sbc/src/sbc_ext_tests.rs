@@ -54,6 +54,40 @@ fn verify_bytchk() {
     }
 }
 
+/// BYTCHK=3 sends one block but compares the whole range, held as one buffer: a
+/// range above MAXIMUM TRANSFER LENGTH is refused before any data is asked for
+/// (found by the cdb_parse fuzzer: a 256 MiB range took seconds and its size in RAM).
+#[test]
+fn verify_bytchk3_is_bounded_by_the_transfer_limit() {
+    let lu = LuConfig {
+        num_blocks: 1 << 30,
+        ..disk()
+    };
+    let max = crate::rw::max_transfer_blocks(&lu);
+    let cdb = c16(0x8f, 0x06, 0, max + 1);
+    assert_eq!(
+        prepare(&cdb, &lu).unwrap_err(),
+        Sense::illegal_request(crate::asc::INVALID_FIELD_IN_CDB)
+    );
+    let mut st = LuState::settled(&[1, 2, 3]);
+    match execute_in(&cdb, &lu, &CTX, &mut st, Bytes::from(vec![1u8; 512])) {
+        Plan::Done(o) => {
+            let s = o.sense.expect("sense");
+            assert_eq!((s.key as u8, s.asc, s.ascq), (0x05, 0x24, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // At the limit: allowed, the buffer is the range.
+    let cdb = c16(0x8f, 0x06, 0, max);
+    assert_eq!(prepare(&cdb, &lu).unwrap().data_out_len, 512);
+    match execute_in(&cdb, &lu, &CTX, &mut st, Bytes::from(vec![1u8; 512])) {
+        Plan::Io(BlockOp::Compare { data, .. }) => {
+            assert_eq!(data.len() as u64, crate::MAX_TRANSFER_BYTES)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn write_same_and_unmap() {
     let lu = disk();
