@@ -7,7 +7,7 @@
 use crate::report::{ErrorKey, Stats};
 use crate::workload::{Mismatches, Op, Workload};
 use crate::{Args, SetupError};
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use iscsi_initiator::cdb::{self, Capacity};
 use iscsi_initiator::{
     Chap, Command, Completion, Config, DataDirection, Event, MutualChap, Session, SessionParams,
@@ -84,9 +84,43 @@ struct Conn {
     inflight: HashMap<u32, (Op, Instant)>,
     capacity: Option<Capacity>,
     eof: bool,
+    /// What was read and not yet decoded: the session splits whole PDUs off it and
+    /// keeps their data as slices of it (`Session::handle_input_buf`).
+    rbuf: BytesMut,
+    /// The socket's SO_RCVLOWAT as last set.
+    lowat: usize,
 }
 
+/// Free space offered to each read: a 256 KiB Data-In PDU arrives in one or two.
+const READ_WINDOW: usize = 256 * 1024;
+
+/// Most bytes a connection waits for before it is woken (SO_RCVLOWAT): the rest
+/// of a large Data-In PDU up to this, instead of a wake-up and a read for every few
+/// segments of it.
+const MAX_LOWAT: usize = 1024 * 1024;
+
+/// Allocation step of a connection's read buffer: several windows, so the
+/// incomplete PDU left at the end of a read is moved to the front of the buffer
+/// only once every few reads.
+const READ_BUFFER: usize = 4 * READ_WINDOW;
+
 impl Conn {
+    fn new(stream: TcpStream, sess: Session, joined: bool, qd: usize) -> Conn {
+        Conn {
+            stream,
+            sess,
+            joined,
+            qd,
+            out: VecDeque::new(),
+            phase: Phase::Login,
+            inflight: HashMap::new(),
+            capacity: None,
+            eof: false,
+            rbuf: BytesMut::with_capacity(READ_BUFFER),
+            lowat: 1,
+        }
+    }
+
     /// Move PDUs from the session to the socket until it would block.
     fn flush(&mut self) -> std::io::Result<()> {
         while let Some(p) = self.sess.poll_transmit() {
@@ -124,23 +158,89 @@ impl Conn {
     }
 
     /// Read until the socket would block, feeding the session.
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), String> {
+    fn fill(&mut self) -> Result<(), String> {
         loop {
-            match self.stream.read(buf) {
+            // The rest of the PDU under way fits in one read.
+            let missing = self.sess.input_missing(&self.rbuf);
+            let window = missing.max(READ_WINDOW);
+            if self.rbuf.capacity() - self.rbuf.len() < window && !self.rbuf.try_reclaim(window) {
+                // The incomplete PDU moves to the front of a buffer the session
+                // recycled (completions still hold slices of this one).
+                let mut next = self.sess.take_buffer(self.rbuf.len() + window);
+                next.extend_from_slice(&self.rbuf);
+                self.rbuf = next;
+            }
+            match read_into_spare(&self.stream, &mut self.rbuf, window) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(());
                 }
-                Ok(n) => self
-                    .sess
-                    .handle_input(&buf[..n])
-                    .map_err(|e| e.to_string())?,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(n) => {
+                    self.sess
+                        .handle_input_buf(&mut self.rbuf)
+                        .map_err(|e| e.to_string())?;
+                    // A short read emptied the socket: the next bytes raise a new
+                    // edge, so the read that would only say EAGAIN is skipped.
+                    if n < window {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
             }
         }
+        // Sleep until the PDU under way is whole: the target already sends it.
+        let lowat = self.sess.input_missing(&self.rbuf).clamp(1, MAX_LOWAT);
+        if lowat != self.lowat {
+            set_rcvlowat(&self.stream, lowat).map_err(|e| format!("SO_RCVLOWAT: {e}"))?;
+            self.lowat = lowat;
+        }
+        Ok(())
     }
+}
+
+/// Set SO_RCVLOWAT: readiness (and epoll's edge) only once this many bytes wait.
+/// The kernel checks readiness again when it changes, so bytes already queued are
+/// not missed.
+#[allow(unsafe_code)]
+fn set_rcvlowat(stream: &TcpStream, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a live c_int and its size is passed with it.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `read(2)` of at most `max` bytes appended to `buf`, into its spare capacity: the
+/// window is not zero-filled before every read.
+#[allow(unsafe_code)]
+fn read_into_spare(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let len = buf.len();
+    let spare = buf.spare_capacity_mut();
+    let max = max.min(spare.len());
+    // SAFETY: `spare` is writable memory of at least `max` bytes owned by `buf`;
+    // read(2) writes at most `max` bytes there and returns how many it wrote.
+    let n = unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), max) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the first `n` bytes after `len` were just initialised by read(2).
+    unsafe { buf.set_len(len + n) };
+    Ok(n)
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
@@ -281,20 +381,14 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
         let stream = connect(&poll, addr, timeout, conns.len())?;
         let mut config = session_config(args, i, &qualifier);
         config.max_connections = n;
-        conns.push(Conn {
+        conns.push(Conn::new(
             stream,
-            sess: Session::new(config, setup_start),
-            joined: false,
-            qd: share(args.qd, n, 0),
-            out: VecDeque::new(),
-            phase: Phase::Login,
-            inflight: HashMap::new(),
-            capacity: None,
-            eof: false,
-        });
+            Session::new(config, setup_start),
+            false,
+            share(args.qd, n, 0),
+        ));
     }
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; 256 * 1024];
 
     // ----- setup: login, TEST UNIT READY, READ CAPACITY(16) -----
     let setup_deadline = setup_start + timeout;
@@ -302,7 +396,6 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
         &mut conns,
         &mut poll,
         &mut events,
-        &mut buf,
         args,
         addr,
         setup_deadline,
@@ -321,30 +414,19 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             for cid in 1..n {
                 let stream = connect(&poll, addr, timeout, conns.len())?;
                 let sess = Session::join(&conns[lead].sess, cid, Instant::now());
-                conns.push(Conn {
-                    stream,
-                    sess,
-                    joined: true,
-                    qd: share(args.qd, n, cid),
-                    out: VecDeque::new(),
-                    phase: Phase::Login,
-                    inflight: HashMap::new(),
-                    capacity: None,
-                    eof: false,
-                });
+                conns.push(Conn::new(stream, sess, true, share(args.qd, n, cid)));
             }
         }
         setup(
             &mut conns,
             &mut poll,
             &mut events,
-            &mut buf,
             args,
             addr,
             setup_deadline,
         )?;
     }
-    measure(args, conns, poll, events, buf)
+    measure(args, conns, poll, events)
 }
 
 /// Drive every connection until all are ready (logged in; a session's first
@@ -353,7 +435,6 @@ fn setup(
     conns: &mut [Conn],
     poll: &mut Poll,
     events: &mut Events,
-    buf: &mut [u8],
     args: &Args,
     addr: SocketAddr,
     setup_deadline: Instant,
@@ -381,7 +462,7 @@ fn setup(
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                c.fill(buf)
+                c.fill()
                     .map_err(|e| SetupError::Target(format!("login to {}: {e}", args.target)))?;
             }
         }
@@ -403,7 +484,6 @@ fn measure(
     mut conns: Vec<Conn>,
     mut poll: Poll,
     mut events: Events,
-    mut buf: Vec<u8>,
 ) -> Result<Outcome, SetupError> {
     let capacity = conns[0].capacity.expect("Ready sessions read the capacity");
     let params = *conns[0].sess.params();
@@ -567,7 +647,7 @@ fn measure(
                 continue;
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                if let Err(e) = c.fill(&mut buf) {
+                if let Err(e) = c.fill() {
                     if c.phase != Phase::LoggingOut {
                         fatal.get_or_insert(format!("session {}: {e}", ev.token().0));
                     }
@@ -701,6 +781,7 @@ fn run_events(
                     stats.command_failed(&op, sense_key(&done), information(&done));
                 }
                 work.complete(&op, good, &done.data, mismatches);
+                c.sess.recycle(done.data);
             }
             Event::CommandRejected { task, reason } => {
                 if let Some((op, _)) = c.inflight.remove(&task.0) {

@@ -10,7 +10,7 @@
 //! Exit status: 0 success; 1 the run failed (a verify mismatch, a command error, a
 //! connection lost mid-run); 2 bad arguments or a target that cannot be reached or
 //! set up.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // exceptions: engine::read_into_spare, engine::set_rcvlowat
 #![allow(clippy::disallowed_methods)] // the load generator owns its clock
 
 mod engine;

@@ -236,7 +236,12 @@ pub(crate) struct ScsiTask {
     pub(crate) cmd_sn: Option<SerialNumber>,
     edtl: u32,
     pub(crate) write: Bytes,
+    /// Read data gathered from Data-In PDUs after the first one.
     pub(crate) data: BytesMut,
+    /// The first Data-In's data, kept as the slice the decoder made of the read
+    /// buffer: when one PDU carries all the data (MaxRecvDataSegmentLength covers the
+    /// transfer) it becomes the completion's data without a copy.
+    first: Bytes,
     pub(crate) next_data_sn: u32,
     next_r2t_sn: u32,
     /// ErrorRecoveryLevel > 0 bookkeeping (`recovery.rs`).
@@ -247,7 +252,28 @@ impl ScsiTask {
     pub(crate) fn edtl(&self) -> u32 {
         self.edtl
     }
+
+    /// Bytes of read data received so far.
+    fn received(&self) -> usize {
+        self.first.len() + self.data.len()
+    }
+
+    /// The read data gathered, for the completion.
+    fn take_data(&mut self) -> Bytes {
+        if self.data.is_empty() {
+            std::mem::take(&mut self.first)
+        } else {
+            std::mem::take(&mut self.data).freeze()
+        }
+    }
 }
+
+/// Most buffers [`Session::recycle`] keeps for reuse.
+const SPARE_BUFFERS: usize = 8;
+
+/// Buffers smaller than this are not worth keeping: the allocator serves them
+/// from its free lists, where a large one would be mapped and faulted in afresh.
+const SPARE_MIN: usize = 64 * 1024;
 
 /// What a non-SCSI task is.
 #[derive(Debug)]
@@ -305,6 +331,8 @@ pub struct Session {
     next_itt: u32,
     pub(crate) deadline: Option<Instant>,
     arena: BytesMut,
+    /// Read-data buffers handed back by [`Session::recycle`].
+    spare: Vec<BytesMut>,
 }
 
 impl Session {
@@ -331,6 +359,7 @@ impl Session {
             next_itt: 1,
             deadline: Some(now + config.login_timeout),
             arena: BytesMut::new(),
+            spare: Vec::new(),
             config,
         };
         s.start_login();
@@ -365,6 +394,7 @@ impl Session {
             next_itt: (u32::from(cid) << 24) | 1,
             deadline: Some(now + config.login_timeout),
             arena: BytesMut::new(),
+            spare: Vec::new(),
             config,
         };
         s.start_login();
@@ -436,8 +466,48 @@ impl Session {
             return Ok(());
         }
         self.rx.extend_from_slice(bytes);
+        let mut rx = std::mem::take(&mut self.rx);
+        let r = self.decode_from(&mut rx);
+        self.rx = rx;
+        r
+    }
+
+    /// As [`Session::handle_input`], with the bytes in the caller's read buffer:
+    /// whole PDUs are split off it and their data segments handed on as slices of
+    /// it (no copy), and an incomplete PDU is left at its front for the next read to
+    /// complete. Read from the socket into `buf`'s spare capacity and call this after
+    /// every read. Do not mix it with [`Session::handle_input`] on one session.
+    pub fn handle_input_buf(&mut self, buf: &mut BytesMut) -> Result<(), Error> {
+        if matches!(self.state, State::Failed | State::Closed) {
+            return Ok(());
+        }
+        if !self.rx.is_empty() {
+            // Bytes given to handle_input before stay first.
+            self.rx.extend_from_slice(buf);
+            buf.clear();
+            let mut rx = std::mem::take(&mut self.rx);
+            let r = self.decode_from(&mut rx);
+            self.rx = rx;
+            return r;
+        }
+        self.decode_from(buf)
+    }
+
+    /// Bytes the incomplete PDU at the front of `buf` (the buffer given to
+    /// [`Session::handle_input_buf`]) still needs; 0 when none is started. An event
+    /// loop may ask the socket not to wake it before that many arrived
+    /// (`SO_RCVLOWAT`): the target is already sending them.
+    pub fn input_missing(&self, buf: &[u8]) -> usize {
+        if self.rx.is_empty() {
+            self.decoder.missing(buf)
+        } else {
+            self.decoder.missing(&self.rx)
+        }
+    }
+
+    fn decode_from(&mut self, rx: &mut BytesMut) -> Result<(), Error> {
         loop {
-            let pdu = match self.decoder.decode(&mut self.rx) {
+            let pdu = match self.decoder.decode(rx) {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()),
                 // ErrorRecoveryLevel > 0: the PDU is dropped and asked for again.
@@ -452,6 +522,36 @@ impl Session {
             if matches!(self.state, State::Failed | State::Closed) {
                 return Ok(());
             }
+        }
+    }
+
+    /// Hand a completion's data back when done with it: a large read buffer that
+    /// nothing else shares is kept for a later command's Data-In, instead of a fresh
+    /// allocation that the kernel maps and zero-fills page by page (at 1 MiB reads
+    /// that cost more than the copy of the data itself).
+    pub fn recycle(&mut self, data: Bytes) {
+        if data.len() < SPARE_MIN || self.spare.len() >= SPARE_BUFFERS {
+            return;
+        }
+        if let Ok(mut buf) = data.try_into_mut() {
+            buf.clear();
+            if buf.capacity() >= SPARE_MIN {
+                self.spare.push(buf);
+            }
+        }
+    }
+
+    /// An empty buffer with room for `len` bytes: one handed back to
+    /// [`Session::recycle`] when one is big enough, else a new one (of `len`
+    /// rounded up to a power of two). An event loop
+    /// can take its next read buffer here: when whole Data-In PDUs of a large read
+    /// stay in its old one as the completions' data, the memory comes back round.
+    pub fn take_buffer(&mut self, len: usize) -> BytesMut {
+        match self.spare.iter().position(|b| b.capacity() >= len) {
+            Some(i) => self.spare.swap_remove(i),
+            // Rounded up: a buffer handed back as a slice that starts past a PDU
+            // header still has room for a request of the same size.
+            None => BytesMut::with_capacity(len.checked_next_power_of_two().unwrap_or(len)),
         }
     }
 
@@ -589,6 +689,7 @@ impl Session {
                 edtl,
                 write: wdata,
                 data: BytesMut::new(),
+                first: Bytes::new(),
                 next_data_sn: 0,
                 next_r2t_sn: 0,
                 rec: Default::default(),
@@ -911,32 +1012,44 @@ impl Session {
         if !d.data.is_empty() {
             // DataPDUInOrder=Yes and DataSequenceInOrder=Yes (what we offer, and what
             // every target does): data arrives in order, so it is appended.
-            if d.buffer_offset as usize != t.data.len() {
+            let received = t.received();
+            if d.buffer_offset as usize != received {
                 return Err(Error::Protocol(format!(
-                    "Data-In at offset {} where {} was expected",
+                    "Data-In at offset {} where {received} was expected",
                     d.buffer_offset,
-                    t.data.len()
                 )));
             }
-            if t.data.len() + d.data.len() > t.edtl as usize {
+            if received + d.data.len() > t.edtl as usize {
                 return Err(Error::Protocol(format!(
                     "Data-In beyond the expected length {}",
                     t.edtl
                 )));
             }
-            if t.data.is_empty() {
-                t.data.reserve(t.edtl as usize);
+            let whole = d.status_present || received + d.data.len() == t.edtl as usize;
+            if received == 0 && whole {
+                // Kept as the decoder's slice: the caller's read buffer is not held
+                // by a transfer still under way.
+                t.first = d.data;
+            } else {
+                if t.data.is_empty() {
+                    let edtl = t.edtl as usize;
+                    let mut buf = self.take_buffer(edtl);
+                    let t = self.scsi.get_mut(&d.itt.0).expect("task looked up above");
+                    buf.extend_from_slice(&std::mem::take(&mut t.first));
+                    t.data = buf;
+                }
+                let t = self.scsi.get_mut(&d.itt.0).expect("task looked up above");
+                t.data.extend_from_slice(&d.data);
             }
-            t.data.extend_from_slice(&d.data);
         }
         if d.status_present {
-            let t = self.scsi.remove(&d.itt.0).expect("task looked up above");
+            let mut t = self.scsi.remove(&d.itt.0).expect("task looked up above");
             self.events.push_back(Event::CommandComplete(Completion {
                 task: d.itt,
                 response: 0,
                 status: d.status,
                 sense: None,
-                data: t.data.freeze(),
+                data: t.take_data(),
                 residual: residual(d.overflow, d.underflow, d.residual_count),
             }));
         }
@@ -947,7 +1060,7 @@ impl Session {
         if self.params.error_recovery_level > 0 && self.response_recovering(&r) {
             return Ok(());
         }
-        let Some(t) = self.scsi.remove(&r.itt.0) else {
+        let Some(mut t) = self.scsi.remove(&r.itt.0) else {
             return Err(Error::Protocol(format!(
                 "SCSI Response for unknown task {:#x}",
                 r.itt.0
@@ -958,7 +1071,7 @@ impl Session {
             response: r.response,
             status: r.status,
             sense: Sense::from_response_data(&r.data),
-            data: t.data.freeze(),
+            data: t.take_data(),
             residual: residual(r.overflow, r.underflow, r.residual_count),
         }));
         Ok(())

@@ -51,6 +51,21 @@ impl PduDecoder {
         Some(Ok((total, ahs, dsl)))
     }
 
+    /// Bytes still missing before the PDU at the front of `buf` is whole: 0 when
+    /// `buf` is empty, holds a whole PDU, or starts with a header that will not
+    /// decode. An event loop can wait for that many (`SO_RCVLOWAT`) instead of
+    /// waking for every segment of a large data PDU.
+    pub fn missing(&self, buf: &[u8]) -> usize {
+        if buf.is_empty() {
+            return 0;
+        }
+        match self.frame_len(buf) {
+            None => BHS_LEN - buf.len(),
+            Some(Ok((total, ..))) => total.saturating_sub(buf.len()),
+            Some(Err(_)) => 0,
+        }
+    }
+
     /// Take one PDU off the front of `buf`.
     ///
     /// `Ok(None)`: need more bytes (nothing consumed). `Err` with a non-fatal error: the

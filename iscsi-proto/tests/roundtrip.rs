@@ -51,6 +51,30 @@ proptest! {
         prop_assert_eq!(out, pdus);
     }
 
+    /// `missing` counts exactly the bytes that make the front PDU decodable: with
+    /// fewer it stays undecoded, with them it decodes.
+    #[test]
+    fn missing_is_what_the_front_pdu_needs(pdu in any_pdu(), hd in any::<bool>(), dd in any::<bool>(), cut in 0usize..400) {
+        let digests = Digests { header: hd, data: dd };
+        let wire = pdu.encode(digests).to_vec();
+        let mut dec = PduDecoder::new(1 << 24);
+        dec.digests = digests;
+        let have = cut.min(wire.len());
+        let missing = dec.missing(&wire[..have]);
+        if have == 0 || have == wire.len() {
+            prop_assert_eq!(missing, 0);
+        } else {
+            prop_assert!(missing > 0);
+            prop_assert!(have + missing <= wire.len());
+            // The header alone tells the whole frame's length once it is here.
+            if have >= 48 {
+                prop_assert_eq!(have + missing, wire.len());
+            }
+            let mut buf = BytesMut::from(&wire[..have]);
+            prop_assert!(dec.decode(&mut buf).unwrap().is_none());
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), hd in any::<bool>(), dd in any::<bool>()) {
         let mut dec = PduDecoder::new(8192);

@@ -54,6 +54,44 @@ fn verify_mixed_run_passes(f: Flavour) {
     assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
 }
 
+/// 1 MiB commands, read data in 256 KiB Data-In PDUs (gathered) and in one 1 MiB PDU
+/// each (handed over as the read buffer's slice, buffers recycled), with and without
+/// a data digest: a sequential verify run passes every way.
+fn large_reads_verify(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    for (mrdsl, digest) in [("256k", false), ("1m", false), ("1m", true)] {
+        let mut args = vec![
+            "--rw",
+            "mix",
+            "--read-pct",
+            "50",
+            "--pattern",
+            "seq",
+            "--verify",
+            "--qd",
+            "4",
+            "--bs",
+            "1m",
+            "--ops",
+            "64",
+            "--max-recv-data-segment-length",
+            mrdsl,
+            "--json",
+        ];
+        if digest {
+            args.extend(["--header-digest", "--data-digest"]);
+        }
+        let r = bench(&d, &args);
+        assert_eq!(r.code, 0, "{mrdsl} {digest}: {r:?}");
+        let v = json(&r);
+        assert_eq!(v["ops"], 64, "{v}");
+        assert_eq!(v["errors_total"], 0, "{v}");
+        assert_eq!(v["verify_mismatches"], 0, "{v}");
+        assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
+    }
+}
+
 /// One session of four connections (MC/S) on a daemon with two event-loop threads, so
 /// the session's connections are served by different threads: a mixed verify run
 /// passes (the bench refuses to run unless all four joined: see the last check).
@@ -391,6 +429,7 @@ fn chap_one_way_and_mutual(f: Flavour) {
 both_flavours!(
     chap_one_way_and_mutual,
     verify_mixed_run_passes,
+    large_reads_verify,
     verify_mixed_run_over_four_connections,
     corrupted_block_is_caught,
     json_report_has_fields,

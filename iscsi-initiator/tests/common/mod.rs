@@ -34,6 +34,10 @@ pub struct Pair {
     pub violations: Vec<String>,
     /// Flip one byte of the next Data-In's data segment on its way to the initiator.
     pub corrupt_next_data: bool,
+    /// Feed the initiator through `handle_input_buf` in pieces of this many bytes
+    /// (a read buffer that keeps incomplete PDUs), instead of `handle_input`.
+    pub feed_chunk: Option<usize>,
+    pub rbuf: BytesMut,
     max_seen: Option<SerialNumber>,
     next_cmd_sn: Option<SerialNumber>,
     tap_out: PduDecoder,
@@ -68,6 +72,8 @@ impl Pair {
             next_cmd_sn: None,
             tap_out,
             tap_in: PduDecoder::new(16 << 20),
+            feed_chunk: None,
+            rbuf: BytesMut::new(),
         }
     }
 
@@ -196,8 +202,26 @@ impl Pair {
         while self.conn.poll_event().is_some() {}
         if !back.is_empty() {
             self.tap_received(&back);
-            if let Err(e) = self.ini.handle_input(&back) {
-                self.errors.push(e);
+            match self.feed_chunk {
+                None => {
+                    if let Err(e) = self.ini.handle_input(&back) {
+                        self.errors.push(e);
+                    }
+                }
+                Some(n) => {
+                    for (i, chunk) in back.chunks(n).enumerate() {
+                        self.rbuf.extend_from_slice(chunk);
+                        if let Err(e) = self.ini.handle_input_buf(&mut self.rbuf) {
+                            self.errors.push(e);
+                        }
+                        // What is left is one incomplete PDU, and it says how much
+                        // of it the rest of `back` holds.
+                        let rest: usize = back.len() - (i * n + chunk.len());
+                        let missing = self.ini.input_missing(&self.rbuf);
+                        assert!(missing <= rest, "{missing} missing, {rest} to come");
+                        assert_eq!(missing == 0, self.rbuf.is_empty());
+                    }
+                }
             }
             progress = true;
         }
