@@ -636,7 +636,9 @@ fn measure(
             next_progress = now + Duration::from_secs(1);
         }
         let mut wait = Duration::from_millis(50);
-        if let Some(d) = duration {
+        // Until the run's end, wake for it; once stopping, only socket events (and
+        // the 50 ms tick) matter: a wait of zero here would spin while draining.
+        if let (Some(d), false) = (duration, stopping) {
             wait = wait.min((start + d).saturating_duration_since(now));
         }
         poll.poll(&mut events, Some(wait))
