@@ -210,6 +210,7 @@ impl Connection {
             started: self.obs.now,
             metrics,
             reserved: 0,
+            io_store: None,
         };
         let itt = c.itt.0;
         if !self.claim_itt(itt) {

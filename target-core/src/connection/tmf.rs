@@ -8,7 +8,7 @@ use iscsi_proto::SerialNumber;
 
 /// An aborted command ends with TASK ABORTED: `--op stat` counts it done and as an
 /// error, as tgt's `abort_cmd` does.
-fn count_aborted(task: &super::task::Task) {
+pub(super) fn count_aborted(task: &super::task::Task) {
     if let Some(stats) = &task.stats {
         stats.done(task.data_dir(), false);
     }
@@ -19,7 +19,6 @@ mod response {
     pub(super) const COMPLETE: u8 = 0;
     pub(super) const NO_TASK: u8 = 1;
     pub(super) const NO_LUN: u8 = 2;
-    pub(super) const REASSIGN_NOT_SUPPORTED: u8 = 4;
     pub(super) const NOT_SUPPORTED: u8 = 5;
     pub(super) const REJECTED: u8 = 255;
 }
@@ -80,6 +79,7 @@ impl Connection {
         let lun = t.lun.to_lun();
         let lun_exists = self.target_luns().and_then(|tg| tg.lun(lun)).is_some();
         let mut drop_after = false;
+        let mut resume = None;
         let response = match t.function {
             // ABORT TASK.
             1 => {
@@ -121,8 +121,12 @@ impl Connection {
             }
             // CLEAR ACA: no ACA support.
             3 => response::NOT_SUPPORTED,
-            // TASK REASSIGN: needs ErrorRecoveryLevel 2.
-            8 => response::REASSIGN_NOT_SUPPORTED,
+            // TASK REASSIGN (erl2.rs).
+            8 => {
+                let (code, r) = self.task_reassign(&t);
+                resume = r;
+                code
+            }
             _ => response::REJECTED,
         };
         let stat_sn = self.take_stat_sn();
@@ -134,6 +138,10 @@ impl Connection {
             max_cmd_sn: self.max_cmd_sn(),
         });
         self.send(pdu);
+        if let Some(r) = resume {
+            // The task goes on on this connection after "Function complete".
+            self.resume(r);
+        }
         if drop_after {
             // A cold reset drops every connection (SAM-5 §7.13 via RFC 7143 §11.5.1).
             self.close("target cold reset");
