@@ -61,6 +61,10 @@ struct Inner {
     /// CmdSNs consumed without delivery (ABORT TASK of an unreceived command, a
     /// held request whose connection went away).
     discard: HashSet<u32>,
+    /// ErrorRecoveryLevel 2: CmdSNs of commands held ahead of a gap when their
+    /// connection failed (consumed, see `discard`); sent again on another
+    /// connection they run (`SharedSession::take_lost`).
+    lost: HashSet<u32>,
     /// Live task tags and the CID that owns each.
     itts: HashMap<u32, u16>,
     conns: BTreeMap<u16, Slot>,
@@ -281,9 +285,13 @@ impl SharedSession {
                 .filter(|(_, (c, _))| *c == cid)
                 .map(|(sn, _)| *sn)
                 .collect();
+            let erl2 = self.params.error_recovery_level == 2;
             for sn in gone {
                 g.held.remove(&sn);
                 g.discard.insert(sn);
+                if erl2 {
+                    g.lost.insert(sn);
+                }
             }
         }
         g.conns.len()
@@ -358,6 +366,12 @@ impl SharedSession {
             None if g.itts.contains_key(&itt) => Err(NotReassignable::StillAllegiant),
             None => Err(NotReassignable::NoTask),
         }
+    }
+
+    /// Whether CmdSN `sn` was a command lost with its failed connection (taken:
+    /// it runs once).
+    pub(crate) fn take_lost(&self, sn: SerialNumber) -> bool {
+        self.lock().lost.remove(&sn.get())
     }
 
     /// Orphaned tasks waiting for reassignment.

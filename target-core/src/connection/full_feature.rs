@@ -116,7 +116,7 @@ impl Connection {
         self.session.as_ref().and_then(|s| s.target.clone())
     }
 
-    fn handle_scsi_command(&mut self, c: ScsiCommand) {
+    pub(super) fn handle_scsi_command(&mut self, c: ScsiCommand) {
         let Some(target) = self.target_luns() else {
             return;
         };

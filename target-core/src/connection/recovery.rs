@@ -432,8 +432,23 @@ impl Connection {
             return true;
         }
         let again = self.retained.replay(itt);
+        if again.is_empty()
+            && self.error_recovery_level() == 2
+            && !self.claimed(itt)
+            && self.shared.as_ref().is_some_and(|s| s.take_lost(c.cmd_sn))
+        {
+            // Held behind a CmdSN gap when its connection failed, sent again here
+            // after TASK REASSIGN found no task (erl2.rs): it runs now.
+            self.handle_scsi_command(c.clone());
+            return true;
+        }
         self.resend(again);
         true
+    }
+
+    /// Whether a task of the session holds tag `itt`.
+    fn claimed(&self, itt: u32) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.itt_in_use(itt))
     }
 
     /// A Data-Out lost to a data digest error (its header, which passed its digest,
