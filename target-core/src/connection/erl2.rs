@@ -131,9 +131,8 @@ impl Connection {
         }
         let deadline = self.obs.now + retain;
         let mut out = Vec::new();
-        for (itt, mut task) in self.tasks.drain() {
-            // Its buffer reservation moves with it to the connection that takes it.
-            task.started = task.started.min(self.obs.now);
+        // A task's buffer reservation moves with it to the connection that takes it.
+        for (itt, task) in self.tasks.drain() {
             out.push((
                 itt,
                 Orphan {
