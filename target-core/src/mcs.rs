@@ -5,7 +5,7 @@
 //! Each [`Connection`](crate::connection::Connection) stays owned by its adapter's
 //! event-loop thread with its own tasks, StatSN and timers; connections of one
 //! session may be on different threads. They meet only here, behind this session's
-//! own mutex (no daemon-wide lock), for three things:
+//! own mutex (no daemon-wide lock), for these things:
 //!
 //! - **CmdSN ordering.** A non-immediate request is released in CmdSN order over the
 //!   whole session. A request ahead of a gap is held with the CID it came on; the
@@ -18,6 +18,9 @@
 //! - **Membership.** Joining (with its CID), leaving, and asking another connection
 //!   to close (Logout reason 0 and 1, connection reinstatement, `tgtadm --mode
 //!   connection --op delete`).
+//! - **Connection recovery** (ErrorRecoveryLevel 2, `connection/erl2.rs`): tasks
+//!   of failed connections wait here (orphans) for a TASK REASSIGN or their
+//!   Time2Retain, and a session whose last connection failed lingers here.
 //!
 //! The lock is held only for map operations, never across a call out (wakes are
 //! returned and called by the caller after the lock is released).

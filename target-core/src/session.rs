@@ -8,7 +8,9 @@
 //! and closes, dropping its tasks) and the new one takes its place. A login with a
 //! non-zero TSIH adds a connection to (or reinstates a connection of) that session,
 //! which only makes sense when the TSIH is live and belongs to the same initiator,
-//! ISID and target.
+//! ISID and target. At ErrorRecoveryLevel 2 a session outlives its last failed
+//! connection (0 connections) until Time2Retain passes
+//! ([`crate::Core::expire_sessions`]).
 
 use crate::mcs::SharedSession;
 use iscsi_proto::{Isid, Tsih};
