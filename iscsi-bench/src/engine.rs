@@ -46,6 +46,8 @@ pub struct Outcome {
     pub params: SessionParams,
     /// Commands retried and SNACKs sent (ErrorRecoveryLevel > 0), all sessions.
     pub recovery: (u64, u64),
+    /// Connections replaced after a failure (ErrorRecoveryLevel 2).
+    pub reconnects: u64,
     /// The LU.
     pub capacity: Capacity,
     /// First LBA of the range.
@@ -70,9 +72,17 @@ enum Phase {
     Ready,
     LoggingOut,
     Done,
+    /// ErrorRecoveryLevel 2: the connection failed; a new one replaces it at this
+    /// time (DefaultTime2Wait after the failure).
+    Reconnect(Instant),
+    /// Its replacement is logging in (then it takes the commands over with TASK
+    /// REASSIGN, `iscsi_initiator::Session::recover`).
+    Recovering,
 }
 
 struct Conn {
+    /// Its mio token (its index in the connection list).
+    token: usize,
     stream: TcpStream,
     sess: Session,
     /// Joined an existing session (not its first connection): ready at login.
@@ -105,8 +115,9 @@ const MAX_LOWAT: usize = 1024 * 1024;
 const READ_BUFFER: usize = 4 * READ_WINDOW;
 
 impl Conn {
-    fn new(stream: TcpStream, sess: Session, joined: bool, qd: usize) -> Conn {
+    fn new(token: usize, stream: TcpStream, sess: Session, joined: bool, qd: usize) -> Conn {
         Conn {
+            token,
             stream,
             sess,
             joined,
@@ -119,6 +130,45 @@ impl Conn {
             rbuf: BytesMut::with_capacity(READ_BUFFER),
             lowat: 1,
         }
+    }
+
+    /// ErrorRecoveryLevel 2: whether a failure of this connection is recovered by
+    /// a new connection rather than ending the run.
+    fn recoverable(&self) -> bool {
+        self.sess.params().error_recovery_level == 2
+            && matches!(self.phase, Phase::Ready | Phase::Recovering)
+    }
+
+    /// The connection failed: replace it after DefaultTime2Wait.
+    fn failed(&mut self, poll: &Poll, now: Instant) {
+        let _ = poll.registry().deregister(&mut self.stream);
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.out.clear();
+        let wait = Duration::from_secs(u64::from(self.sess.params().default_time2wait));
+        self.phase = Phase::Reconnect(now + wait);
+    }
+
+    /// Connect again and log in as the failed connection's replacement (same CID:
+    /// connection reinstatement), which takes its commands over.
+    fn reconnect(
+        &mut self,
+        poll: &Poll,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let stream = connect(poll, addr, timeout, self.token).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let config = self.sess.config().clone();
+        let dead = std::mem::replace(&mut self.sess, Session::new(config, now));
+        let cid = dead.cid();
+        self.sess = Session::recover(dead, cid, now);
+        self.stream = stream;
+        self.eof = false;
+        // A partial PDU of the dead connection is not the start of the new one's.
+        self.rbuf.clear();
+        self.lowat = 1;
+        self.phase = Phase::Recovering;
+        Ok(())
     }
 
     /// Move PDUs from the session to the socket until it would block.
@@ -382,6 +432,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
         let mut config = session_config(args, i, &qualifier);
         config.max_connections = n;
         conns.push(Conn::new(
+            conns.len(),
             stream,
             Session::new(config, setup_start),
             false,
@@ -414,7 +465,13 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             for cid in 1..n {
                 let stream = connect(&poll, addr, timeout, conns.len())?;
                 let sess = Session::join(&conns[lead].sess, cid, Instant::now());
-                conns.push(Conn::new(stream, sess, true, share(args.qd, n, cid)));
+                conns.push(Conn::new(
+                    conns.len(),
+                    stream,
+                    sess,
+                    true,
+                    share(args.qd, n, cid),
+                ));
             }
         }
         setup(
@@ -426,7 +483,7 @@ pub fn run(args: &Args, addr: SocketAddr) -> Result<Outcome, SetupError> {
             setup_deadline,
         )?;
     }
-    measure(args, conns, poll, events)
+    measure(args, addr, conns, poll, events)
 }
 
 /// Drive every connection until all are ready (logged in; a session's first
@@ -481,6 +538,7 @@ fn setup(
 /// The measured phase, then logout.
 fn measure(
     args: &Args,
+    addr: SocketAddr,
     mut conns: Vec<Conn>,
     mut poll: Poll,
     mut events: Events,
@@ -537,6 +595,7 @@ fn measure(
     let mut drain_deadline: Option<Instant> = None;
     let mut logout_deadline: Option<Instant> = None;
     let mut elapsed = Duration::ZERO;
+    let mut reconnects = 0u64;
     loop {
         let now = Instant::now();
         if !stopping && (work.exhausted() || duration.is_some_and(|d| now - start >= d)) {
@@ -555,11 +614,27 @@ fn measure(
             if c.phase == Phase::Done {
                 continue;
             }
+            if let Phase::Reconnect(at) = c.phase {
+                if now < at {
+                    continue;
+                }
+                let timeout = Duration::from_secs_f64(args.connect_timeout.max(0.1));
+                if let Err(e) = c.reconnect(&poll, addr, timeout) {
+                    fatal.get_or_insert(format!("reconnect: {e}"));
+                    c.phase = Phase::Done;
+                    continue;
+                }
+                reconnects += 1;
+            }
             // Another connection of the session may have seen the window open.
             c.sess.resume();
             // ErrorRecoveryLevel > 0: command retries and SNACKs run off this timer.
             if let Err(e) = c.sess.handle_timeout(now) {
                 fatal.get_or_insert(format!("session timer: {e}"));
+            }
+            if c.recoverable() && (c.eof || c.sess.state() == State::Failed) {
+                c.failed(&poll, now);
+                continue;
             }
             if let Err(e) = run_events(c, &mut work, &mut stats, &mut mismatches, start) {
                 fatal.get_or_insert(e);
@@ -580,6 +655,10 @@ fn measure(
                 }
             }
             if let Err(e) = c.flush() {
+                if c.recoverable() {
+                    c.failed(&poll, now);
+                    continue;
+                }
                 fatal.get_or_insert(format!("write: {e}"));
             }
             if c.eof && c.phase != Phase::LoggingOut && c.phase != Phase::Done {
@@ -601,7 +680,11 @@ fn measure(
             break;
         }
         // Drained: log out every session.
-        if stopping && conns.iter().all(|c| c.inflight.is_empty()) {
+        if stopping
+            && conns.iter().all(|c| {
+                c.inflight.is_empty() && !matches!(c.phase, Phase::Reconnect(_) | Phase::Recovering)
+            })
+        {
             if elapsed.is_zero() {
                 elapsed = start.elapsed();
             }
@@ -645,11 +728,15 @@ fn measure(
             .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
-            if c.phase == Phase::Done {
+            if matches!(c.phase, Phase::Done | Phase::Reconnect(_)) {
                 continue;
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 if let Err(e) = c.fill() {
+                    if c.recoverable() {
+                        c.failed(&poll, Instant::now());
+                        continue;
+                    }
                     if c.phase != Phase::LoggingOut {
                         fatal.get_or_insert(format!("session {}: {e}", ev.token().0));
                     }
@@ -669,6 +756,7 @@ fn measure(
     });
     Ok(Outcome {
         recovery,
+        reconnects,
         elapsed,
         stats,
         mismatches,
@@ -804,6 +892,7 @@ fn run_events(
                 }
             }
             Event::LoggedOut { .. } => c.phase = Phase::Done,
+            Event::LoginComplete { .. } if c.phase == Phase::Recovering => c.phase = Phase::Ready,
             Event::Async(a) if a.async_event == 1 => {
                 return Err("the target asked for logout mid-run".into());
             }

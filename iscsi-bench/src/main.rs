@@ -112,7 +112,8 @@ pub struct Args {
     pub data_digest: bool,
     /// ErrorRecoveryLevel offered (the target answers the lower of this and its
     /// maximum). At 1 digest errors are recovered (SNACK, command retry) instead of
-    /// failing the session.
+    /// failing the session; at 2 a failed connection is also replaced (after
+    /// DefaultTime2Wait) and its commands taken over with TASK REASSIGN.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub erl: u8,
     /// InitialR2T offered.

@@ -281,6 +281,7 @@ struct Report<'a> {
     error_recovery_level: u8,
     commands_retried: u64,
     snacks_sent: u64,
+    connections_recovered: u64,
     duration_s: f64,
     ops: u64,
     reads: u64,
@@ -369,6 +370,7 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         error_recovery_level: o.params.error_recovery_level,
         commands_retried: o.recovery.0,
         snacks_sent: o.recovery.1,
+        connections_recovered: o.reconnects,
         duration_s: o.elapsed.as_secs_f64(),
         ops,
         reads: s.reads,
@@ -464,8 +466,8 @@ fn text(r: &Report<'_>) -> String {
     if r.error_recovery_level > 0 {
         let _ = writeln!(
             t,
-            "  ErrorRecoveryLevel {}: {} command(s) retried, {} SNACK(s) sent",
-            r.error_recovery_level, r.commands_retried, r.snacks_sent
+            "  ErrorRecoveryLevel {}: {} command(s) retried, {} SNACK(s) sent, {} connection(s) recovered",
+            r.error_recovery_level, r.commands_retried, r.snacks_sent, r.connections_recovered
         );
     }
     let _ = writeln!(

@@ -135,7 +135,17 @@ impl Config {
                 ),
                 ("MaxOutstandingR2T".to_string(), "1".to_string()),
                 ("DefaultTime2Wait".to_string(), "2".to_string()),
-                ("DefaultTime2Retain".to_string(), "0".to_string()),
+                // Connection recovery (level 2) needs the target to keep a failed
+                // connection's tasks: the RFC default of 20 s then; else none.
+                (
+                    "DefaultTime2Retain".to_string(),
+                    if self.error_recovery_level >= 2 {
+                        "20"
+                    } else {
+                        "0"
+                    }
+                    .to_string(),
+                ),
                 (
                     "ErrorRecoveryLevel".to_string(),
                     self.error_recovery_level.min(2).to_string(),

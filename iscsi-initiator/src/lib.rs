@@ -37,6 +37,7 @@ pub mod cdb;
 mod config;
 mod error;
 mod login;
+mod reassign;
 mod recovery;
 mod sense;
 mod session;

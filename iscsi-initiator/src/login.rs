@@ -338,6 +338,8 @@ impl Session {
             params,
             target_keys: std::mem::take(&mut self.login.target_keys),
         });
+        // A connection replacing a failed one takes its tasks over (reassign.rs).
+        self.start_reassign();
     }
 }
 

@@ -377,7 +377,7 @@ impl Session {
     }
 
     /// Send command `itt` again as first sent (its unsolicited data too).
-    fn retry(&mut self, itt: Itt) {
+    pub(crate) fn retry(&mut self, itt: Itt) {
         let Some(t) = self.scsi.get(&itt.0) else {
             return;
         };
@@ -402,6 +402,8 @@ impl Session {
             return;
         }
         self.rec.last_tick = Some(now);
+        // ErrorRecoveryLevel 2: TASK REASSIGN refused as still allegiant, again.
+        self.reassign_tick();
         let mut retry = Vec::new();
         for (itt, t) in self.scsi.iter_mut() {
             if t.cmd_sn.is_none() {

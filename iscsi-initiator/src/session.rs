@@ -223,7 +223,7 @@ impl Default for Window {
 
 /// A request waiting for the CmdSN window to open.
 #[derive(Debug)]
-enum Queued {
+pub(crate) enum Queued {
     Command(ScsiCommand),
     Text(TextRequest),
     Nop(NopOut),
@@ -277,7 +277,7 @@ const SPARE_MIN: usize = 64 * 1024;
 
 /// What a non-SCSI task is.
 #[derive(Debug)]
-enum Other {
+pub(crate) enum Other {
     Tmf {
         function: TmfFunction,
         lun: LunField,
@@ -289,6 +289,10 @@ enum Other {
     },
     Nop,
     Logout,
+    /// TASK REASSIGN of a task of a failed connection (`reassign.rs`).
+    Reassign {
+        task: Itt,
+    },
 }
 
 /// During login both sides accept data segments up to 8192 bytes (RFC 7143 §13.12).
@@ -323,12 +327,14 @@ pub struct Session {
     rx: BytesMut,
     tx: VecDeque<EncodedPdu>,
     pub(crate) events: VecDeque<Event>,
-    queued: VecDeque<Queued>,
+    pub(crate) queued: VecDeque<Queued>,
     pub(crate) scsi: HashMap<u32, ScsiTask>,
+    /// Tasks of a failed connection to take over once logged in (`reassign.rs`).
+    pub(crate) reassign: Vec<Itt>,
     /// ErrorRecoveryLevel > 0 bookkeeping (`recovery.rs`).
     pub(crate) rec: crate::recovery::SessionRecovery,
-    other: HashMap<u32, Other>,
-    next_itt: u32,
+    pub(crate) other: HashMap<u32, Other>,
+    pub(crate) next_itt: u32,
     pub(crate) deadline: Option<Instant>,
     arena: BytesMut,
     /// Read-data buffers handed back by [`Session::recycle`].
@@ -354,6 +360,7 @@ impl Session {
             events: VecDeque::new(),
             queued: VecDeque::new(),
             scsi: HashMap::new(),
+            reassign: Vec::new(),
             rec: Default::default(),
             other: HashMap::new(),
             next_itt: 1,
@@ -389,6 +396,7 @@ impl Session {
             events: VecDeque::new(),
             queued: VecDeque::new(),
             scsi: HashMap::new(),
+            reassign: Vec::new(),
             rec: Default::default(),
             other: HashMap::new(),
             next_itt: (u32::from(cid) << 24) | 1,
@@ -609,7 +617,7 @@ impl Session {
         self.tx.push_back(e);
     }
 
-    fn alloc_itt(&mut self) -> Itt {
+    pub(crate) fn alloc_itt(&mut self) -> Itt {
         loop {
             let i = self.next_itt;
             self.next_itt = self.next_itt.wrapping_add(1);
@@ -1157,6 +1165,12 @@ impl Session {
     }
 
     fn on_tmf_response(&mut self, r: TaskMgmtResponse) -> Result<(), Error> {
+        if let Some(Other::Reassign { task }) = self.other.get(&r.itt.0) {
+            let task = *task;
+            self.other.remove(&r.itt.0);
+            self.reassigned(task, r.response);
+            return Ok(());
+        }
         let Some(Other::Tmf {
             function,
             lun,

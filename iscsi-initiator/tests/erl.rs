@@ -182,7 +182,7 @@ fn done(run: &Run) -> HashMap<u32, &iscsi_initiator::Completion> {
 #[test]
 fn erl_is_negotiated_to_the_targets_maximum() {
     let (run, _fx) = start(7, 0, 2);
-    assert_eq!(run.ini.params().error_recovery_level, 1);
+    assert_eq!(run.ini.params().error_recovery_level, 2);
     let (run, _fx) = start(7, 0, 0);
     assert_eq!(run.ini.params().error_recovery_level, 0);
 }
@@ -325,4 +325,104 @@ fn level_0_still_fails_on_a_digest_error() {
     assert!(run.ini.handle_input(&back).is_err());
     assert_eq!(run.ini.state(), State::Failed);
     let _ = Duration::ZERO;
+}
+
+/// ErrorRecoveryLevel 2: the connection dies with writes and reads in every state
+/// (not yet received, collecting data, answered but the answer lost); its
+/// replacement (`Session::recover`, the same CID and then a new one) takes every
+/// command over with TASK REASSIGN, or sends again one the target never got. Each
+/// completes GOOD once and reads return what was written.
+fn connection_recovery(seed: u64, new_cid: bool, deliver: usize) {
+    let (mut run, fx) = start(seed, 0, 2);
+    assert_eq!(run.ini.params().error_recovery_level, 2);
+    let mut want: HashMap<u32, Option<Bytes>> = HashMap::new();
+    for k in 0..4u32 {
+        let data = pattern(4096 + 1024 * k as usize, k as u8 + 1);
+        let cmd = Command::new(
+            1,
+            &cdb::write10(k * 16, (data.len() / 512) as u16),
+            DataDirection::Write(data),
+        );
+        want.insert(run.ini.submit(cmd).unwrap().0, None);
+    }
+    // Part of what the initiator sent reaches the target; nothing comes back.
+    let mut out = BytesMut::new();
+    while let Some(e) = run.ini.poll_transmit() {
+        out.extend_from_slice(&e.header);
+        out.extend_from_slice(&e.data);
+        out.extend_from_slice(&e.trailer);
+    }
+    let cut = frames(out)
+        .into_iter()
+        .take(deliver)
+        .fold(BytesMut::new(), |mut a, f| {
+            a.extend_from_slice(&f);
+            a
+        });
+    let mut cut = cut;
+    run.conn.handle_input(&mut cut, run.now);
+    while let Some(io) = run.conn.poll_io() {
+        let result = io.store.execute(&io.op);
+        run.conn.handle_io_completion(
+            IoCompletion {
+                tag: io.tag,
+                result,
+            },
+            run.now,
+        );
+    }
+    while run.conn.poll_transmit().is_some() {}
+    // The connection dies.
+    run.conn.handle_close();
+    let cfg = run.ini.config().clone();
+    let dead = std::mem::replace(&mut run.ini, Session::new(cfg, run.now));
+    let cid = if new_cid { dead.cid() + 1 } else { dead.cid() };
+    run.ini = Session::recover(dead, cid, run.now);
+    let mut conn_cfg = ConnConfig::default();
+    conn_cfg.limits.max_recv_data_segment_length = 1024;
+    run.conn = Connection::new(fx.core.clone(), fixture::peer(), conn_cfg, run.now);
+    for _ in 0..40 {
+        run.settle(false);
+        if want.keys().all(|i| done(&run).contains_key(i)) {
+            break;
+        }
+        run.tick();
+    }
+    let d = done(&run);
+    for itt in want.keys() {
+        assert_eq!(
+            d.get(itt).map(|c| c.status),
+            Some(0),
+            "task {itt:#x}: {:?}",
+            run.events
+        );
+    }
+    let completions = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::CommandComplete(_)))
+        .count();
+    assert_eq!(completions, want.len(), "each once");
+    for k in 0..4u32 {
+        let len = 4096 + 1024 * k as usize;
+        assert_eq!(
+            fx.store.read_at(k as usize * 16 * 512, len),
+            &pattern(len, k as u8 + 1)[..]
+        );
+    }
+    let _ = Itt(0);
+}
+
+#[test]
+fn connection_recovery_on_the_same_cid() {
+    for deliver in [0, 1, 2, 5, 9, 100] {
+        connection_recovery(40 + deliver as u64, false, deliver);
+    }
+}
+
+#[test]
+fn connection_recovery_on_a_new_cid() {
+    for deliver in [0, 3, 7, 100] {
+        connection_recovery(80 + deliver as u64, true, deliver);
+    }
 }

@@ -150,4 +150,50 @@ impl Core {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// ErrorRecoveryLevel 2 housekeeping (`connection/erl2.rs`): abort tasks of
+    /// failed connections whose DefaultTime2Retain passed by `now`, and end
+    /// sessions that outlived their last connection that long (their I_T nexus
+    /// and `--op show` entry go). The daemon calls it at
+    /// [`Core::next_retain_deadline`]; nothing else drives a session that has no
+    /// connection. Returns how many sessions ended.
+    pub fn expire_sessions(&self, now: std::time::Instant) -> usize {
+        let mut ended = 0;
+        for (tsih, sh) in self.sessions.all_shared() {
+            if sh.next_deadline().is_none_or(|d| d > now) {
+                continue;
+            }
+            let e = sh.expire(now);
+            if let Some(l) = &e.ended {
+                self.sessions.remove(tsih, l.sid);
+                ended += 1;
+            }
+            end_expired(e);
+        }
+        ended
+    }
+
+    /// The earliest Time2Retain deadline of any session (see
+    /// [`Core::expire_sessions`]); `None` when nothing waits.
+    pub fn next_retain_deadline(&self) -> Option<std::time::Instant> {
+        self.sessions
+            .all_shared()
+            .iter()
+            .filter_map(|(_, sh)| sh.next_deadline())
+            .min()
+    }
+}
+
+/// Abort what Time2Retain ended and, for a session that ended with it, forget its
+/// I_T nexus and its target's record of it.
+pub(crate) fn end_expired(e: crate::mcs::Expired) {
+    for o in e.orphans {
+        o.abort();
+    }
+    if let Some(l) = e.ended {
+        if let Some(t) = &l.target {
+            crate::connection::nexus_lost(t, l.nexus);
+            t.remove_session(l.sid);
+        }
+    }
 }

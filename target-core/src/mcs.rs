@@ -5,7 +5,7 @@
 //! Each [`Connection`](crate::connection::Connection) stays owned by its adapter's
 //! event-loop thread with its own tasks, StatSN and timers; connections of one
 //! session may be on different threads. They meet only here, behind this session's
-//! own mutex (no daemon-wide lock), for three things:
+//! own mutex (no daemon-wide lock), for these things:
 //!
 //! - **CmdSN ordering.** A non-immediate request is released in CmdSN order over the
 //!   whole session. A request ahead of a gap is held with the CID it came on; the
@@ -18,6 +18,9 @@
 //! - **Membership.** Joining (with its CID), leaving, and asking another connection
 //!   to close (Logout reason 0 and 1, connection reinstatement, `tgtadm --mode
 //!   connection --op delete`).
+//! - **Connection recovery** (ErrorRecoveryLevel 2, `connection/erl2.rs`): tasks
+//!   of failed connections wait here (orphans) for a TASK REASSIGN or their
+//!   Time2Retain, and a session whose last connection failed lingers here.
 //!
 //! The lock is held only for map operations, never across a call out (wakes are
 //! returned and called by the caller after the lock is released).
@@ -28,6 +31,9 @@ use iscsi_proto::SerialNumber;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::connection::Orphan;
 
 /// How a connection's adapter is asked to feed it an empty input soon (it has
 /// requests released by another connection, or was asked to close). Called from any
@@ -45,8 +51,9 @@ struct Slot {
     wake: Option<Arc<dyn Wake>>,
     /// Requests released in CmdSN order, to be dispatched by this connection.
     ready: VecDeque<Pdu>,
-    /// Why this connection was asked to close.
-    close: Option<String>,
+    /// Why this connection was asked to close, and whether its tasks stay for
+    /// recovery (ErrorRecoveryLevel 2: reinstated CID, Logout reason 2).
+    close: Option<(String, bool)>,
 }
 
 #[derive(Default)]
@@ -57,6 +64,10 @@ struct Inner {
     /// CmdSNs consumed without delivery (ABORT TASK of an unreceived command, a
     /// held request whose connection went away).
     discard: HashSet<u32>,
+    /// ErrorRecoveryLevel 2: CmdSNs of commands held ahead of a gap when their
+    /// connection failed (consumed, see `discard`); sent again on another
+    /// connection they run (`SharedSession::take_lost`).
+    lost: HashSet<u32>,
     /// Live task tags and the CID that owns each.
     itts: HashMap<u32, u16>,
     conns: BTreeMap<u16, Slot>,
@@ -64,6 +75,43 @@ struct Inner {
     /// The largest MaxCmdSN any connection advertised: the initiator may send up to
     /// it on any connection, so no connection may advertise (or enforce) less.
     advertised: Option<SerialNumber>,
+    /// ErrorRecoveryLevel 2: tasks of failed connections, by ITT, until a TASK
+    /// REASSIGN takes them or their Time2Retain passes.
+    orphans: HashMap<u32, Orphan>,
+    /// The session outlived its last connection (ErrorRecoveryLevel 2): what ends
+    /// it when Time2Retain passes with no connection back.
+    lingering: Option<Lingering>,
+}
+
+/// A session with no connection left, kept for connection recovery until `until`.
+#[derive(Debug, Clone)]
+pub(crate) struct Lingering {
+    /// When it ends unless a connection logs in to it.
+    pub(crate) until: Instant,
+    /// The daemon-wide session id.
+    pub(crate) sid: u64,
+    /// Its target (none for discovery sessions, which never linger).
+    pub(crate) target: Option<Arc<crate::registry::Target>>,
+    /// Its I_T nexus id (unit attentions and reservations go when it ends).
+    pub(crate) nexus: u64,
+}
+
+/// What [`SharedSession::expire`] took out.
+#[derive(Debug, Default)]
+pub(crate) struct Expired {
+    /// Orphaned tasks whose Time2Retain passed: they are aborted.
+    pub(crate) orphans: Vec<Orphan>,
+    /// The session itself ended (no connection came back in time).
+    pub(crate) ended: Option<Lingering>,
+}
+
+/// Why a TASK REASSIGN cannot take a task (RFC 7143 §11.6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotReassignable {
+    /// No task of the session has that tag ("Task does not exist").
+    NoTask,
+    /// The task is still allegiant to a live connection.
+    StillAllegiant,
 }
 
 /// What [`SharedSession::order`] decided.
@@ -198,6 +246,8 @@ impl SharedSession {
     pub(crate) fn join(&self, cid: u16) -> (u64, Option<Arc<dyn Wake>>) {
         self.joined.store(true, Ordering::Release);
         let mut g = self.lock();
+        // A connection came back to a session that outlived its last one.
+        g.lingering = None;
         let member = g.next_member;
         g.next_member += 1;
         let slot = Slot {
@@ -206,7 +256,8 @@ impl SharedSession {
         };
         let old = g.conns.insert(cid, slot);
         if old.is_some() {
-            g.itts.retain(|_, c| *c != cid);
+            let keep: HashSet<u32> = g.orphans.keys().copied().collect();
+            g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
         }
         (member, old.and_then(|s| s.wake))
     }
@@ -228,26 +279,39 @@ impl SharedSession {
         let mine = g.conns.get(&cid).is_some_and(|s| s.member == member);
         if mine {
             g.conns.remove(&cid);
-            g.itts.retain(|_, c| *c != cid);
+            // Tags of orphaned tasks stay claimed until reassigned or expired.
+            let keep: HashSet<u32> = g.orphans.keys().copied().collect();
+            g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
             let gone: Vec<u32> = g
                 .held
                 .iter()
                 .filter(|(_, (c, _))| *c == cid)
                 .map(|(sn, _)| *sn)
                 .collect();
+            let erl2 = self.params.error_recovery_level == 2;
             for sn in gone {
                 g.held.remove(&sn);
                 g.discard.insert(sn);
+                if erl2 {
+                    g.lost.insert(sn);
+                }
             }
         }
         g.conns.len()
     }
 
     /// Ask connection `cid` to close for `why`; its wake, `None` when no such CID.
-    pub(crate) fn request_close(&self, cid: u16, why: &str) -> Option<Option<Arc<dyn Wake>>> {
+    /// With `recover`, its tasks stay for reassignment (Logout reason 2 at
+    /// ErrorRecoveryLevel 2).
+    pub(crate) fn request_close(
+        &self,
+        cid: u16,
+        why: &str,
+        recover: bool,
+    ) -> Option<Option<Arc<dyn Wake>>> {
         let mut g = self.lock();
         let s = g.conns.get_mut(&cid)?;
-        s.close = Some(why.to_string());
+        s.close = Some((why.to_string(), recover));
         Some(s.wake.clone())
     }
 
@@ -257,7 +321,7 @@ impl SharedSession {
         let mut wakes = Vec::new();
         for (c, s) in g.conns.iter_mut() {
             if *c != cid {
-                s.close = Some(why.to_string());
+                s.close = Some((why.to_string(), false));
                 wakes.extend(s.wake.clone());
             }
         }
@@ -265,12 +329,118 @@ impl SharedSession {
     }
 
     /// Why connection `cid` (member `member`) must close, if it must: asked to, or
-    /// replaced by a connection that reinstated its CID.
-    pub(crate) fn close_requested(&self, cid: u16, member: u64) -> Option<String> {
+    /// replaced by a connection that reinstated its CID; and whether its tasks stay
+    /// for recovery (a reinstated CID's do, RFC 7143 §6.2.2 at level 2).
+    pub(crate) fn close_requested(&self, cid: u16, member: u64) -> Option<(String, bool)> {
         match self.lock().conns.get(&cid) {
             Some(s) if s.member == member => s.close.clone(),
-            Some(_) => Some("connection reinstated by a new login with its CID".into()),
-            None => Some("removed from the session".into()),
+            Some(_) => Some((
+                "connection reinstated by a new login with its CID".into(),
+                true,
+            )),
+            None => Some(("removed from the session".into(), false)),
+        }
+    }
+
+    /// ErrorRecoveryLevel 2: connection `cid` failed; its tasks stay, without
+    /// allegiance, until reassigned or their deadline passes. Their tags stay
+    /// claimed (orphans that already answered do not hold a tag).
+    pub(crate) fn orphan(&self, cid: u16, tasks: Vec<(u32, Orphan)>) {
+        let mut g = self.lock();
+        for (itt, o) in tasks {
+            if o.holds_tag() {
+                g.itts.insert(itt, cid);
+            }
+            g.orphans.insert(itt, o);
+        }
+    }
+
+    /// TASK REASSIGN of task `itt` to connection `cid`: the orphan, its tag now
+    /// claimed for `cid`.
+    pub(crate) fn take_orphan(&self, itt: u32, cid: u16) -> Result<Orphan, NotReassignable> {
+        let mut g = self.lock();
+        match g.orphans.remove(&itt) {
+            Some(o) => {
+                if o.holds_tag() {
+                    g.itts.insert(itt, cid);
+                }
+                Ok(o)
+            }
+            None if g.itts.contains_key(&itt) => Err(NotReassignable::StillAllegiant),
+            None => Err(NotReassignable::NoTask),
+        }
+    }
+
+    /// Whether CmdSN `sn` was a command lost with its failed connection (taken:
+    /// it runs once).
+    pub(crate) fn take_lost(&self, sn: SerialNumber) -> bool {
+        self.lock().lost.remove(&sn.get())
+    }
+
+    /// Orphaned tasks waiting for reassignment.
+    #[cfg(test)]
+    pub(crate) fn orphans(&self) -> usize {
+        self.lock().orphans.len()
+    }
+
+    /// The last connection failed at ErrorRecoveryLevel 2: the session stays until
+    /// `l.until` for a connection to come back.
+    pub(crate) fn linger(&self, l: Lingering) {
+        self.lock().lingering = Some(l);
+    }
+
+    /// Whether the session has no connection and waits for one (see [`Self::linger`]).
+    pub(crate) fn is_lingering(&self) -> bool {
+        self.lock().lingering.is_some()
+    }
+
+    /// The earliest Time2Retain deadline of the session: an orphan's, or the
+    /// session's own when it has no connection.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let g = self.lock();
+        let o = g.orphans.values().map(Orphan::deadline).min();
+        let l = g.lingering.as_ref().map(|l| l.until);
+        match (o, l) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Take out what Time2Retain ended by `now`: orphaned tasks past their deadline
+    /// (their tags are freed) and, when no connection came back in time, the
+    /// session itself with every orphan left.
+    pub(crate) fn expire(&self, now: Instant) -> Expired {
+        let mut g = self.lock();
+        let mut out = Expired::default();
+        let ended = g.lingering.as_ref().is_some_and(|l| l.until <= now);
+        let due: Vec<u32> = g
+            .orphans
+            .iter()
+            .filter(|(_, o)| ended || o.deadline() <= now)
+            .map(|(itt, _)| *itt)
+            .collect();
+        for itt in due {
+            if let Some(o) = g.orphans.remove(&itt) {
+                if o.holds_tag() {
+                    g.itts.remove(&itt);
+                }
+                out.orphans.push(o);
+            }
+        }
+        if ended {
+            out.ended = g.lingering.take();
+        }
+        out
+    }
+
+    /// The session ends now (a reinstatement replaced it while it had no
+    /// connection): every orphan, and what ends the session.
+    pub(crate) fn end(&self) -> Expired {
+        let mut g = self.lock();
+        g.itts.clear();
+        Expired {
+            orphans: g.orphans.drain().map(|(_, o)| o).collect(),
+            ended: g.lingering.take(),
         }
     }
 
@@ -381,7 +551,9 @@ impl SharedSession {
 
     /// Every task of `cid` ended.
     pub(crate) fn release_itts_of(&self, cid: u16) {
-        self.lock().itts.retain(|_, c| *c != cid);
+        let mut g = self.lock();
+        let keep: HashSet<u32> = g.orphans.keys().copied().collect();
+        g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
     }
 }
 

@@ -8,7 +8,9 @@
 //! and closes, dropping its tasks) and the new one takes its place. A login with a
 //! non-zero TSIH adds a connection to (or reinstates a connection of) that session,
 //! which only makes sense when the TSIH is live and belongs to the same initiator,
-//! ISID and target.
+//! ISID and target. At ErrorRecoveryLevel 2 a session outlives its last failed
+//! connection (0 connections) until Time2Retain passes
+//! ([`crate::Core::expire_sessions`]).
 
 use crate::mcs::SharedSession;
 use iscsi_proto::{Isid, Tsih};
@@ -119,6 +121,13 @@ impl SessionTable {
     /// A connection of session `sid` ended; the session goes with its last
     /// connection. A session already replaced by a reinstatement is left alone.
     pub fn connection_closed(&self, tsih: Tsih, sid: u64) {
+        self.connection_left(tsih, sid, false)
+    }
+
+    /// A connection of session `sid` ended; with `keep`, the session stays even
+    /// with no connection (ErrorRecoveryLevel 2: it waits Time2Retain for one,
+    /// then [`crate::Core::expire_sessions`] ends it).
+    pub fn connection_left(&self, tsih: Tsih, sid: u64, keep: bool) {
         let mut g = self.lock();
         let Some(key) = g.by_tsih.get(&tsih.0).cloned() else {
             return;
@@ -126,7 +135,7 @@ impl SessionTable {
         let gone = match g.by_key.get_mut(&key) {
             Some(e) if e.sid == sid => {
                 e.connections = e.connections.saturating_sub(1);
-                e.connections == 0
+                e.connections == 0 && !keep
             }
             _ => false,
         };
@@ -145,6 +154,29 @@ impl SessionTable {
     /// What the connections of live session `tsih` share.
     pub fn shared(&self, tsih: Tsih) -> Option<Arc<SharedSession>> {
         self.lock().shared.get(&tsih.0).cloned()
+    }
+
+    /// End session `tsih` (daemon-wide id `sid`) that outlived its connections,
+    /// unless a reinstatement already replaced it.
+    pub(crate) fn remove(&self, tsih: Tsih, sid: u64) {
+        let mut g = self.lock();
+        let Some(key) = g.by_tsih.get(&tsih.0).cloned() else {
+            return;
+        };
+        if g.by_key.get(&key).is_some_and(|e| e.sid == sid) {
+            g.by_key.remove(&key);
+            g.by_tsih.remove(&tsih.0);
+            g.shared.remove(&tsih.0);
+        }
+    }
+
+    /// What every live session shares, with its TSIH.
+    pub(crate) fn all_shared(&self) -> Vec<(Tsih, Arc<SharedSession>)> {
+        let g = self.lock();
+        g.shared
+            .iter()
+            .map(|(t, s)| (Tsih(*t), s.clone()))
+            .collect()
     }
 
     /// Number of live sessions.

@@ -54,6 +54,8 @@ pub struct Client {
     pub cid: u16,
     /// MaxConnections to offer at login (not offered when `None`).
     pub max_connections: Option<u16>,
+    /// More operational keys to offer at login (ErrorRecoveryLevel, Time2Retain...).
+    pub extra_keys: Vec<(String, String)>,
     stream: TcpStream,
     rbuf: BytesMut,
     decoder: PduDecoder,
@@ -78,6 +80,7 @@ impl Client {
             tsih: Tsih(0),
             cid: 0,
             max_connections: None,
+            extra_keys: Vec::new(),
             stream,
             rbuf: BytesMut::new(),
             decoder: PduDecoder::new(1 << 24),
@@ -259,6 +262,10 @@ impl Client {
         };
         if let Some(mc) = &mc {
             ops.push(("MaxConnections", mc));
+        }
+        let extra = self.extra_keys.clone();
+        for (k, v) in &extra {
+            ops.push((k, v));
         }
         let (c, d, pairs, _) =
             self.login_step(Stage::Operational, Stage::FullFeature, true, &ops)?;

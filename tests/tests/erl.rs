@@ -4,7 +4,11 @@
 //! at level 1 the run completes with no mismatch and no failed command.
 #![allow(clippy::disallowed_methods)]
 
+use bytes::Bytes;
+use integration_tests::client::{read10, write10, Client};
 use integration_tests::{bin, both_flavours, run_with_timeout, Daemon, Flavour, Run};
+use iscsi_proto::pdu::{DataOut, Pdu, TaskMgmtRequest};
+use iscsi_proto::{Isid, Itt, LunField, SerialNumber};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -130,7 +134,11 @@ fn erl_is_negotiated_up_to_the_targets_maximum(f: Flavour) {
     let args = ["--erl", "2", "--ops", "20", "--json"];
     let r = bench(&portal, &args);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(json(&r)["error_recovery_level"], 1);
+    assert_eq!(
+        json(&r)["error_recovery_level"],
+        2,
+        "the default maximum is 2"
+    );
     set_max(&d, "1");
     let r = bench(&portal, &args);
     assert_eq!(json(&r)["error_recovery_level"], 1);
@@ -150,11 +158,7 @@ fn erl_is_negotiated_up_to_the_targets_maximum(f: Flavour) {
     let r = bench(&portal, &["--erl", "0", "--ops", "20", "--json"]);
     assert_eq!(json(&r)["error_recovery_level"], 0);
     let r = bench(&portal, &args);
-    assert_eq!(
-        json(&r)["error_recovery_level"],
-        1,
-        "2 is capped by what is built"
-    );
+    assert_eq!(json(&r)["error_recovery_level"], 2);
     // targets.conf sets it too.
     let img = d.dir.path("conf.img");
     std::fs::File::create(&img).unwrap().set_len(SIZE).unwrap();
@@ -235,7 +239,240 @@ fn verify_run_survives_corruption_at_erl_1(f: Flavour) {
     assert_ne!(r.code, 0, "{r:?}");
 }
 
+/// Forward bytes as they come until either side ends.
+fn copy(mut from: TcpStream, mut to: TcpStream) {
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// A plain proxy in front of `target` that kills the newest live connection (both
+/// sides shut down) `kills` times: first after `first`, then every `every`. Its
+/// address and the count of connections killed.
+fn killing_proxy(
+    target: SocketAddr,
+    first: Duration,
+    every: Duration,
+    kills: u64,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = listener.local_addr().unwrap();
+    let killed = Arc::new(AtomicU64::new(0));
+    let live: Arc<std::sync::Mutex<Vec<(TcpStream, TcpStream)>>> = Arc::default();
+    let l2 = live.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { break };
+            let Ok(server) = TcpStream::connect(target) else {
+                break;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            l2.lock()
+                .unwrap()
+                .push((client.try_clone().unwrap(), server.try_clone().unwrap()));
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || copy(client, server));
+            std::thread::spawn(move || copy(s2, c2));
+        }
+    });
+    let k = killed.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(first);
+        for _ in 0..kills {
+            if let Some((c, s)) = live.lock().unwrap().pop() {
+                let _ = c.shutdown(Shutdown::Both);
+                let _ = s.shutdown(Shutdown::Both);
+                k.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(every);
+        }
+    });
+    (addr, killed)
+}
+
+fn bench_through_kills(d: &Daemon, erl: &str) -> (Run, u64) {
+    let (proxy, killed) = killing_proxy(
+        d.portal,
+        Duration::from_millis(700),
+        Duration::from_millis(1500),
+        3,
+    );
+    let r = bench(
+        &proxy.to_string(),
+        &[
+            "--erl",
+            erl,
+            "--rw",
+            "mix",
+            "--read-pct",
+            "50",
+            "--verify",
+            "--qd",
+            "8",
+            "--bs",
+            "4k-64k",
+            "--lba-range",
+            "0:4096",
+            "--duration",
+            "6",
+            "--json",
+        ],
+    );
+    (r, killed.load(Ordering::Relaxed))
+}
+
+/// A proxy kills the connection every 1.5 s: at level 2 `iscsi-bench --verify`
+/// reconnects (same CID), takes its commands over with TASK REASSIGN and completes
+/// with no mismatch and no failed command; at level 0 the same kills end the run.
+fn verify_run_survives_connection_kills_at_erl_2(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let (r, killed) = bench_through_kills(&d, "2");
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["error_recovery_level"], 2);
+    assert_eq!(v["verify_mismatches"], 0, "{v}");
+    assert_eq!(v["errors_total"], 0, "{v}");
+    assert_eq!(v["failed_commands_total"], 0, "{v}");
+    assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
+    assert!(killed >= 2, "the proxy killed {killed} connection(s)");
+    assert!(v["connections_recovered"].as_u64().unwrap() >= 2, "{v}");
+    let (r, killed) = bench_through_kills(&d, "0");
+    assert!(killed >= 1);
+    assert_ne!(r.code, 0, "{r:?}");
+}
+
+fn show_sessions(d: &Daemon) -> usize {
+    d.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"])
+        .matches("I_T nexus: ")
+        .count()
+}
+
+/// A level-2 session whose DefaultTime2Retain is `retain` seconds.
+fn erl2_client(d: &Daemon, retain: &str) -> Client {
+    let mut c = Client::connect(d.portal).expect("connect");
+    c.extra_keys = vec![
+        ("ErrorRecoveryLevel".into(), "2".into()),
+        ("DefaultTime2Wait".into(), "0".into()),
+        ("DefaultTime2Retain".into(), retain.into()),
+    ];
+    c
+}
+
+/// ErrorRecoveryLevel 2 against the daemon (raw PDUs): a write that got its R2T
+/// loses its connection; the session outlives it (still in `--op show`); the same
+/// CID logs in again, TASK REASSIGN takes the write over ("Function complete"), a
+/// recovery R2T asks for the data, the write ends GOOD and reads back. Then the
+/// last connection drops and, with no one driving it, the daemon's Time2Retain
+/// clock ends the session.
+fn erl2_task_reassign_and_time2retain(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    let mut a = erl2_client(&d, "2");
+    assert_eq!(a.login(Some(IQN)).expect("login"), (0, 0));
+    let cmd = a.command_pdu(1, &write10(3, 1), 512, true);
+    let itt = cmd.itt;
+    a.send(&Pdu::ScsiCommand(cmd)).expect("send");
+    match a.recv().expect("recv") {
+        Some(Pdu::R2t(r)) => assert_eq!(r.itt, itt),
+        other => panic!("expected an R2T, got {other:?}"),
+    }
+    let _ = a.stream().shutdown(Shutdown::Both);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(show_sessions(&d), 1, "the session outlives its connection");
+    // The same CID again: the session's TSIH, ISID and CmdSN.
+    let mut b = erl2_client(&d, "2");
+    b.isid = a.isid;
+    b.tsih = a.tsih;
+    b.cid = a.cid;
+    b.set_cmd_sn(a.cmd_sn().get());
+    b.set_itt_base(0x1000);
+    assert_eq!(b.login_only(Some(IQN)).expect("login"), (0, 0));
+    assert_eq!(b.tsih, a.tsih);
+    let tmf = TaskMgmtRequest {
+        immediate: true,
+        function: 8,
+        lun: LunField::from_lun(1),
+        itt: Itt(0x999),
+        referenced_task_tag: itt,
+        cmd_sn: b.cmd_sn(),
+        exp_stat_sn: b.exp_stat_sn(),
+        ref_cmd_sn: SerialNumber(0),
+        exp_data_sn: 0,
+    };
+    b.send(&Pdu::TaskMgmtRequest(tmf)).expect("send");
+    let mut r2t = None;
+    while r2t.is_none() {
+        match b.recv().expect("recv") {
+            Some(Pdu::TaskMgmtResponse(r)) => assert_eq!(r.response, 0, "{r:?}"),
+            Some(Pdu::R2t(r)) => r2t = Some(r),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let r2t = r2t.unwrap();
+    assert_eq!(
+        (r2t.itt, r2t.buffer_offset, r2t.desired_data_transfer_length),
+        (itt, 0, 512)
+    );
+    let data = Bytes::from(vec![0x5a; 512]);
+    b.send(&Pdu::DataOut(DataOut {
+        final_bit: true,
+        lun: LunField::from_lun(1),
+        itt,
+        ttt: r2t.ttt,
+        exp_stat_sn: b.exp_stat_sn(),
+        data_sn: 0,
+        buffer_offset: 0,
+        data,
+    }))
+    .expect("send");
+    match b.recv().expect("recv") {
+        Some(Pdu::ScsiResponse(r)) => assert_eq!((r.itt, r.status), (itt, 0)),
+        other => panic!("expected the write's status, got {other:?}"),
+    }
+    let r = b.scsi(1, &read10(3, 1), &[], 512).expect("read");
+    assert_eq!((r.status, r.data), (0, vec![0x5a; 512]));
+    // The last connection drops: Time2Retain (2 s) later the session is gone.
+    let _ = b.stream().shutdown(Shutdown::Both);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(show_sessions(&d), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while show_sessions(&d) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // At level 0 a dropped connection ends its session at once (as before).
+    let mut z = Client::connect(d.portal).expect("connect");
+    z.isid = Isid([0x80, 1, 2, 3, 4, 5]);
+    assert_eq!(z.login(Some(IQN)).expect("login"), (0, 0));
+    assert_eq!(show_sessions(&d), 1);
+    let _ = z.stream().shutdown(Shutdown::Both);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while show_sessions(&d) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ERL 0 session lingered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 both_flavours!(
     erl_is_negotiated_up_to_the_targets_maximum,
-    verify_run_survives_corruption_at_erl_1
+    verify_run_survives_corruption_at_erl_1,
+    erl2_task_reassign_and_time2retain,
+    verify_run_survives_connection_kills_at_erl_2
 );

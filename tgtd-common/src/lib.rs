@@ -17,6 +17,7 @@ pub mod opener;
 pub mod options;
 pub mod pacer;
 pub mod portals;
+pub mod retain;
 pub mod ring;
 pub mod runner;
 pub mod service;
@@ -195,6 +196,8 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             .map_err(|e| format!("tgtd: cannot serve metrics on {addr}: {e}"))?;
         eprintln!("tgtd: serving metrics on http://{bound}/metrics");
     }
+    // Sessions without a connection (ErrorRecoveryLevel 2) end on this clock.
+    retain::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start a thread: {e}"))?;
     // Registration with an iSNS server, once `iSNS On` (targets.conf or tgtadm).
     let isns = isns::spawn(core.clone()).map_err(|e| format!("tgtd: cannot start iSNS: {e}"))?;
     let pool =

@@ -5,7 +5,7 @@
 use super::Connection;
 use bytes::Bytes;
 use iscsi_proto::pdu::{DataIn, Pdu, ScsiCommand, ScsiResponse};
-use iscsi_proto::{Itt, Ttt};
+use iscsi_proto::{Itt, SerialNumber, Ttt};
 use scsi_sbc::{Outcome, ScsiStatus};
 
 impl Connection {
@@ -51,7 +51,7 @@ impl Connection {
 
     /// Send Data-In (if any) and status for a finished command, with residuals
     /// (RFC 7143 §11.4.5).
-    fn respond(
+    pub(super) fn respond(
         &mut self,
         itt: Itt,
         lun: iscsi_proto::LunField,
@@ -60,6 +60,16 @@ impl Connection {
         out_len: u64,
         outcome: Outcome,
     ) {
+        // Resumed after a TASK REASSIGN: Data-In before ExpDataSN arrived already.
+        let skip = self.take_resume_from(itt);
+        let remembered = (self.error_recovery_level() == 2).then(|| super::erl2::Done {
+            lun_field: lun,
+            edtl,
+            read,
+            out_len,
+            outcome: outcome.clone(),
+            stat_sn: SerialNumber(0),
+        });
         let data_len = outcome.data.len() as u64;
         // What the command would move compared with what the initiator expected.
         let moved = if read || data_len > 0 {
@@ -100,7 +110,18 @@ impl Connection {
             } else {
                 self.stat_sn
             };
+            if with_status {
+                if let Some(mut d) = remembered.clone() {
+                    d.stat_sn = stat_sn;
+                    self.remember_done(itt, d);
+                }
+            }
             let final_bit = last || end == burst_end;
+            if data_sn < skip && !with_status {
+                data_sn += 1;
+                off = end;
+                continue;
+            }
             // ErrorRecoveryLevel > 0: the end of a burst without status asks for a
             // DataACK (A bit, with a TTT to name it; recovery.rs).
             let ack = final_bit && !with_status && self.error_recovery_level() > 0;
@@ -145,6 +166,10 @@ impl Connection {
             None => Bytes::new(),
         };
         let stat_sn = self.take_stat_sn();
+        if let Some(mut d) = remembered {
+            d.stat_sn = stat_sn;
+            self.remember_done(itt, d);
+        }
         let resp = Pdu::ScsiResponse(ScsiResponse {
             bidi_overflow: false,
             bidi_underflow: false,

@@ -116,7 +116,7 @@ impl Connection {
         self.session.as_ref().and_then(|s| s.target.clone())
     }
 
-    fn handle_scsi_command(&mut self, c: ScsiCommand) {
+    pub(super) fn handle_scsi_command(&mut self, c: ScsiCommand) {
         let Some(target) = self.target_luns() else {
             return;
         };
@@ -210,6 +210,7 @@ impl Connection {
             started: self.obs.now,
             metrics,
             reserved: 0,
+            io_store: None,
         };
         let itt = c.itt.0;
         if !self.claim_itt(itt) {

@@ -575,7 +575,17 @@ impl Connection {
             tid: lead.target.as_ref().map(|t| t.tid),
             connections: 1,
         };
+        // A session that outlived its connections (ErrorRecoveryLevel 2) has none
+        // to notice the reinstatement: it is ended here, orphans and all.
+        let old_shared = self
+            .core
+            .sessions
+            .lookup(&key)
+            .and_then(|e| self.core.sessions.shared(e.tsih));
         if let Some(old) = self.core.sessions.insert(key, entry) {
+            if let Some(sh) = old_shared.filter(|sh| sh.is_lingering()) {
+                crate::core::end_expired(sh.end());
+            }
             // Session reinstatement: the old session's connection closes and its tasks
             // end (RFC 7143 §6.3.5); it notices at its next input or housekeeping tick.
             if let Some(tid) = old.tid {

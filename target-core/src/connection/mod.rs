@@ -21,6 +21,7 @@ mod auth;
 mod data_in;
 mod data_out;
 mod discovery;
+mod erl2;
 mod full_feature;
 pub mod io;
 mod limits;
@@ -35,9 +36,11 @@ mod timer;
 mod tmf;
 
 pub use crate::mcs::Wake;
+pub(crate) use erl2::Orphan;
 pub use io::{IoCompletion, IoRequest, IoTag};
 pub use observe::SessionLabels;
 pub use recovery::{DATA_OUT_TIMEOUT, MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
+pub(crate) use scsi::nexus_lost;
 
 use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
@@ -204,6 +207,14 @@ pub struct Connection {
     detached: bool,
     /// Sent PDUs kept for SNACKs (ErrorRecoveryLevel > 0 only).
     retained: recovery::Retained,
+    /// Finished tasks as answered, until their status is acknowledged
+    /// (ErrorRecoveryLevel 2, `erl2.rs`).
+    done: HashMap<u32, erl2::Done>,
+    /// Tasks taken over by TASK REASSIGN: Data-In to leave out (ExpDataSN).
+    resume_from: HashMap<u32, u32>,
+    /// This connection failed at ErrorRecoveryLevel 2 and handed its tasks to the
+    /// session: the session outlives it, even as its last connection.
+    orphaned: bool,
     tasks: HashMap<u32, task::Task>,
     io_tags: HashMap<IoTag, u32>,
     /// Announcements to the other gateways of a shared medium in flight
@@ -276,6 +287,9 @@ impl Connection {
             wake: None,
             detached: false,
             retained: Default::default(),
+            done: HashMap::new(),
+            resume_from: HashMap::new(),
+            orphaned: false,
             tasks: HashMap::new(),
             io_tags: HashMap::new(),
             announcing: Default::default(),
@@ -371,7 +385,7 @@ impl Connection {
                             &format!("a PDU announced a {len}-byte data segment, over the {max} bytes we accept; connection dropped"),
                         );
                     }
-                    self.close(&format!("{e}"));
+                    self.close_for_recovery(&format!("{e}"));
                     break;
                 }
                 Err(e) => self.reject_decode_error(e),
@@ -420,7 +434,7 @@ impl Connection {
             self.pdu_timed_out();
         }
         if self.timers.is_expired(Timer::NopInResponse, now) {
-            self.close("NOP-In ping unanswered");
+            self.close_for_recovery("NOP-In ping unanswered");
         }
         if self.timers.is_expired(Timer::NopInInterval, now) {
             self.send_nop_ping(now);
@@ -467,8 +481,8 @@ impl Connection {
     fn check_shared_state(&mut self, now: Instant) {
         if let Some(sh) = &self.shared {
             if sh.joined() {
-                if let Some(why) = sh.close_requested(self.cid, self.member) {
-                    return self.close(&why);
+                if let Some((why, recover)) = sh.close_requested(self.cid, self.member) {
+                    return self.close_with(&why, recover);
                 }
             }
             self.exp_cmd_sn = sh.exp_cmd_sn();
@@ -503,9 +517,10 @@ impl Connection {
         }
     }
 
-    /// The socket closed or failed: forget the session.
+    /// The socket closed or failed. Its tasks end, or at ErrorRecoveryLevel 2 wait
+    /// in the session for another connection to take them over (`erl2.rs`).
     pub fn handle_close(&mut self) {
-        self.close("connection closed by peer");
+        self.close_for_recovery("connection closed by peer");
     }
 
     // ----- outputs -----
@@ -646,16 +661,31 @@ impl Connection {
     }
 
     fn close(&mut self, reason: &str) {
+        self.close_with(reason, false)
+    }
+
+    /// The connection failed (rather than being logged out or closed on purpose):
+    /// at ErrorRecoveryLevel 2 its tasks stay for reassignment.
+    fn close_for_recovery(&mut self, reason: &str) {
+        self.close_with(reason, true)
+    }
+
+    fn close_with(&mut self, reason: &str, recover: bool) {
         if self.phase == Phase::Closed {
             return;
         }
         self.core.metrics.closed(reason);
-        self.phase = Phase::Closed;
         // At ErrorRecoveryLevel 0 this connection's tasks end with it; the other
-        // connections of the session keep theirs.
+        // connections of the session keep theirs. At level 2 a failed connection's
+        // tasks wait in the session (erl2.rs).
+        if recover && self.phase == Phase::FullFeature {
+            self.orphaned = self.orphan_tasks();
+        }
+        self.phase = Phase::Closed;
         self.release_admission();
         self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
+        self.done.clear();
         self.io_tags.clear();
         self.held_tasks.clear();
         self.release_retained();
@@ -712,6 +742,24 @@ impl Connection {
             .shared
             .as_ref()
             .map_or(0, |sh| sh.leave(self.cid, self.member));
+        if remaining == 0 && self.orphaned {
+            // ErrorRecoveryLevel 2: the session waits Time2Retain for a connection.
+            if let (Some(sh), Some(s)) = (&self.shared, &self.session) {
+                sh.linger(crate::mcs::Lingering {
+                    until: self.obs.now + self.time2retain(),
+                    sid: s.sid,
+                    target: s.target.clone(),
+                    nexus: self.nexus_id(),
+                });
+                if let Some(t) = &s.target {
+                    t.remove_connection(s.sid, self.cid, &self.conn_stats);
+                }
+                self.core
+                    .sessions
+                    .connection_left(self.session_tsih, s.sid, true);
+                return;
+            }
+        }
         if remaining == 0 {
             // The I_T nexus ends (scsi.rs hook).
             self.scsi_nexus_lost();

@@ -27,8 +27,7 @@
 //!   just the burst's missing tail, with a new TTT and the next R2TSN. Data still
 //!   coming for the retired TTT is dropped.
 //!
-//! Level 2 (connection recovery, TASK REASSIGN) is not implemented:
-//! [`MAX_ERROR_RECOVERY_LEVEL`] is 1.
+//! Level 2 (connection recovery, TASK REASSIGN) builds on this: `erl2.rs`.
 
 use super::task::{OutstandingR2t, TaskState};
 use super::timer::Timer;
@@ -40,7 +39,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The highest ErrorRecoveryLevel the target negotiates (and its default maximum).
-pub const MAX_ERROR_RECOVERY_LEVEL: u8 = 1;
+pub const MAX_ERROR_RECOVERY_LEVEL: u8 = 2;
 
 /// Bytes of sent PDUs a session keeps for SNACKs and retries.
 pub const RETAIN_CAP: usize = 64 << 20;
@@ -353,6 +352,7 @@ impl Connection {
             return;
         }
         if let Some(exp) = exp_stat_sn(pdu) {
+            self.forget_acknowledged(exp);
             let sh = self.shared.clone();
             self.retained.acknowledge(exp, sh.as_deref());
             let tasks = &self.tasks;
@@ -432,8 +432,23 @@ impl Connection {
             return true;
         }
         let again = self.retained.replay(itt);
+        if again.is_empty()
+            && self.error_recovery_level() == 2
+            && !self.claimed(itt)
+            && self.shared.as_ref().is_some_and(|s| s.take_lost(c.cmd_sn))
+        {
+            // Held behind a CmdSN gap when its connection failed, sent again here
+            // after TASK REASSIGN found no task (erl2.rs): it runs now.
+            self.handle_scsi_command(c.clone());
+            return true;
+        }
         self.resend(again);
         true
+    }
+
+    /// Whether a task of the session holds tag `itt`.
+    fn claimed(&self, itt: u32) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.itt_in_use(itt))
     }
 
     /// A Data-Out lost to a data digest error (its header, which passed its digest,

@@ -273,7 +273,7 @@ fn fnv(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
 
 impl Connection {
     /// This connection's I_T nexus id (0 before login).
-    fn nexus_id(&self) -> u64 {
+    pub(super) fn nexus_id(&self) -> u64 {
         let cached = self.nexus_id.get();
         if cached != 0 {
             return cached;
@@ -473,6 +473,7 @@ impl Connection {
                     return self.finish_task(itt, Outcome::good(Bytes::new()));
                 }
                 task.state = TaskState::Io(op.clone());
+                task.io_store = Some(store.clone());
                 self.io_tags.insert(tag, itt);
                 self.io_out.push_back(IoRequest { tag, store, op });
             }
@@ -560,6 +561,17 @@ impl Connection {
             if let Some(l) = target.lun(n) {
                 lock(&l).nexus_lost(id);
             }
+        }
+    }
+}
+
+/// I_T nexus `id` of `target` ended with no connection left to say so (a session
+/// that outlived its connections at ErrorRecoveryLevel 2): as
+/// [`Connection::scsi_nexus_lost`].
+pub(crate) fn nexus_lost(target: &Target, id: u64) {
+    for n in target.lun_numbers() {
+        if let Some(l) = target.lun(n) {
+            lock(&l).nexus_lost(id);
         }
     }
 }

@@ -126,6 +126,9 @@ pub(super) struct Task {
     /// Buffer bytes counted against the connection's cap for this task
     /// (`limits.rs`): write data to collect, or read data to fetch.
     pub(super) reserved: u64,
+    /// The store its block operation went to, so that a TASK REASSIGN can run it
+    /// again (ErrorRecoveryLevel 2, `erl2.rs`).
+    pub(super) io_store: Option<Arc<dyn scsi_sbc::BlockStore>>,
 }
 
 impl Task {

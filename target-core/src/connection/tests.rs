@@ -3,6 +3,7 @@
 //! exactly from its seed.
 
 mod digests;
+mod erl2;
 mod full_feature;
 mod limits;
 mod login;

@@ -8,7 +8,7 @@ use iscsi_proto::SerialNumber;
 
 /// An aborted command ends with TASK ABORTED: `--op stat` counts it done and as an
 /// error, as tgt's `abort_cmd` does.
-fn count_aborted(task: &super::task::Task) {
+pub(super) fn count_aborted(task: &super::task::Task) {
     if let Some(stats) = &task.stats {
         stats.done(task.data_dir(), false);
     }
@@ -39,7 +39,6 @@ mod response {
     pub(super) const COMPLETE: u8 = 0;
     pub(super) const NO_TASK: u8 = 1;
     pub(super) const NO_LUN: u8 = 2;
-    pub(super) const REASSIGN_NOT_SUPPORTED: u8 = 4;
     pub(super) const NOT_SUPPORTED: u8 = 5;
     pub(super) const REJECTED: u8 = 255;
 }
@@ -103,6 +102,7 @@ impl Connection {
         let lun_exists = self.target_luns().and_then(|tg| tg.lun(lun)).is_some();
         let mut drop_after = false;
         let mut held = Vec::new();
+        let mut resume = None;
         let response = match t.function {
             // ABORT TASK.
             1 => {
@@ -144,8 +144,12 @@ impl Connection {
             }
             // CLEAR ACA: no ACA support.
             3 => response::NOT_SUPPORTED,
-            // TASK REASSIGN: needs ErrorRecoveryLevel 2.
-            8 => response::REASSIGN_NOT_SUPPORTED,
+            // TASK REASSIGN (erl2.rs).
+            8 => {
+                let (code, r) = self.task_reassign(&t);
+                resume = r;
+                code
+            }
             _ => response::REJECTED,
         };
         let reply = HeldTmf {
@@ -156,6 +160,10 @@ impl Connection {
         };
         if reply.waiting.is_empty() {
             self.send_tmf_response(reply);
+            if let Some(r) = resume {
+                // The task goes on on this connection after "Function complete".
+                self.resume(r);
+            }
         } else {
             // The other gateways of a shared medium hear of the reset first.
             self.held_tmfs.push(reply);

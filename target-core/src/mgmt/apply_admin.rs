@@ -118,7 +118,7 @@ pub(super) fn apply(
             match shared.filter(|_| s.connections.len() > 1) {
                 Some(sh) => {
                     if let Some(Some(w)) =
-                        sh.request_close(cid as u16, "closed by the administrator")
+                        sh.request_close(cid as u16, "closed by the administrator", false)
                     {
                         w.wake();
                     }

@@ -617,6 +617,26 @@ impl Initiator {
         }
     }
 
+    /// Take over task `itt` as another connection's initiator saw it (connection
+    /// recovery at ErrorRecoveryLevel 2): Data-In and R2Ts continue its numbering.
+    pub fn adopt(&mut self, itt: Itt, view: TaskView) {
+        self.tasks.insert(itt.0, view);
+    }
+
+    /// An immediate TASK REASSIGN of `task` (RFC 7143 §11.5.1, function 8),
+    /// ExpDataSN = the Data-In this initiator has of it.
+    pub fn task_reassign(&mut self, lun: u64, task: Itt) -> TaskMgmtRequest {
+        let exp_data_sn = self
+            .tasks
+            .get(&task.0)
+            .map_or(0, |t| t.data_in.len() as u32);
+        TaskMgmtRequest {
+            function: 8,
+            exp_data_sn,
+            ..self.abort_task(lun, task)
+        }
+    }
+
     /// A final Text Request carrying `pairs`.
     pub fn text_request(&mut self, pairs: &[Pair]) -> TextRequest {
         TextRequest {

@@ -80,8 +80,10 @@ fn erl_sim(
 
 #[test]
 fn level_is_the_lower_of_the_offer_and_the_targets_maximum() {
-    // The daemon's default maximum is 1: asked 2, the answer is 1.
+    // The daemon's default maximum is 2.
     let (sim, _fx) = erl_sim(2, None, 60, |_| {});
+    assert_eq!(sim.ini.login_key("ErrorRecoveryLevel"), Some("2"));
+    let (sim, _fx) = erl_sim(1, None, 60, |_| {});
     assert_eq!(sim.ini.login_key("ErrorRecoveryLevel"), Some("1"));
     let (sim, _fx) = erl_sim(0, None, 60, |_| {});
     assert_eq!(sim.ini.login_key("ErrorRecoveryLevel"), Some("0"));
@@ -111,8 +113,8 @@ fn a_target_at_maximum_0_keeps_todays_behaviour() {
         error_recovery_level: 1,
         ..Default::default()
     };
-    crate::connection::params::apply(&mut l, "ErrorRecoveryLevel", "2");
-    assert_eq!(l.error_recovery_level, 1, "capped by what is implemented");
+    crate::connection::params::apply(&mut l, "ErrorRecoveryLevel", "7");
+    assert_eq!(l.error_recovery_level, 2, "capped by what is implemented");
     crate::connection::params::apply(&mut l, "MaxErrorRecoveryLevel", "0");
     assert_eq!(l.error_recovery_level, 0);
 }
