@@ -75,6 +75,8 @@ struct Harness {
     now: Instant,
     itts: Vec<Itt>,
     submitted: usize,
+    /// NOP-Out pings asked for: like commands, they wait in the queue for the window.
+    pinged: usize,
     /// Last ExpCmdSN/MaxCmdSN seen, and the CmdSN the next non-immediate request must
     /// carry.
     exp: SerialNumber,
@@ -185,7 +187,15 @@ impl Harness {
             self.sess.commands_outstanding() <= self.submitted,
             "more commands outstanding than submitted"
         );
-        assert!(self.sess.queued() <= self.submitted + 64);
+        // What waits for the window is what the caller asked for (commands and
+        // pings), plus a bounded number of the session's own requests.
+        assert!(
+            self.sess.queued() <= self.submitted + self.pinged + 64,
+            "queued {} with {} commands and {} pings submitted",
+            self.sess.queued(),
+            self.submitted,
+            self.pinged
+        );
     }
 }
 
@@ -265,6 +275,7 @@ fuzz_target!(|input: Input| {
         now: base,
         itts: Vec::new(),
         submitted: 0,
+        pinged: 0,
         exp: SerialNumber(1),
         max: SerialNumber(1),
         next_cmd_sn: None,
@@ -303,6 +314,7 @@ fuzz_target!(|input: Input| {
             }
             Action::Ping(d) => {
                 if let Ok(itt) = h.sess.ping(d[..d.len().min(4096)].to_vec().into()) {
+                    h.pinged += 1;
                     h.itts.push(itt);
                 }
             }
