@@ -724,8 +724,11 @@ fn measure(
         if let (Some(d), false) = (duration, stopping) {
             wait = wait.min((start + d).saturating_duration_since(now));
         }
-        poll.poll(&mut events, Some(wait))
-            .map_err(|e| SetupError::Target(format!("poll: {e}")))?;
+        match poll.poll(&mut events, Some(wait)) {
+            // A signal (a terminal resize, a stop and continue) is no event: go round.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
+            r => r.map_err(|e| SetupError::Target(format!("poll: {e}")))?,
+        }
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if matches!(c.phase, Phase::Done | Phase::Reconnect(_)) {

@@ -56,6 +56,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, per_mille: u64, seed: u64, hits:
     let mut last_bad = false;
     loop {
         let n = match from.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -244,6 +245,7 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
         match from.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if to.write_all(&chunk[..n]).is_err() {

@@ -122,7 +122,11 @@ fn read_head(s: &mut TcpStream, deadline: Instant) -> io::Result<(Vec<u8>, bool)
             return Ok((buf, false));
         }
         let want = chunk.len().min(MAX_REQUEST - buf.len());
-        let n = s.read(&mut chunk[..want])?;
+        // A timed-out socket read is not restarted after a signal (signal(7)).
+        let n = match s.read(&mut chunk[..want]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
         if n == 0 {
             return Ok((buf, false));
         }

@@ -315,7 +315,12 @@ fn read_request(stream: &mut UnixStream) -> io::Result<Result<Request, String>> 
             Ok(None) => {}
             Err(e) => return Ok(Err(e.to_string())),
         }
-        let n = stream.read(&mut chunk)?;
+        // The socket has a read timeout, so a signal (SIGHUP's reload) interrupts
+        // the read even with SA_RESTART (signal(7)): read again.
+        let n = match stream.read(&mut chunk) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
