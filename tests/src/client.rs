@@ -590,7 +590,7 @@ mod tests {
         // signal nothing else in this test binary uses.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = nothing as usize;
+            sa.sa_sigaction = nothing as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
         }
