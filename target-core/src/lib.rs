@@ -19,6 +19,7 @@ pub mod mgmt;
 pub mod pace;
 pub mod registry;
 pub mod session;
+mod taghash;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 

@@ -23,17 +23,21 @@
 //!   Time2Retain, and a session whose last connection failed lingers here.
 //!
 //! The lock is held only for map operations, never across a call out (wakes are
-//! returned and called by the caller after the lock is released).
+//! returned and called by the caller after the lock is released). What a command
+//! reads on every response — ExpCmdSN, how many requests wait here, the advertised
+//! MaxCmdSN — is kept in atomics besides, so MaxCmdSN is computed without the lock;
+//! a command takes it three times (CmdSN order, tag claim, tag release).
 
 use iscsi_proto::keys::SessionParams;
 use iscsi_proto::pdu::Pdu;
 use iscsi_proto::SerialNumber;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::connection::Orphan;
+use crate::taghash::TagMap;
 
 /// How a connection's adapter is asked to feed it an empty input soon (it has
 /// requests released by another connection, or was asked to close). Called from any
@@ -68,13 +72,11 @@ struct Inner {
     /// connection failed (consumed, see `discard`); sent again on another
     /// connection they run (`SharedSession::take_lost`).
     lost: HashSet<u32>,
-    /// Live task tags and the CID that owns each.
-    itts: HashMap<u32, u16>,
+    /// Live task tags and the CID that owns each (claimed and released once per
+    /// command: hashed cheaply, `crate::taghash`).
+    itts: TagMap<u32, u16>,
     conns: BTreeMap<u16, Slot>,
     next_member: u64,
-    /// The largest MaxCmdSN any connection advertised: the initiator may send up to
-    /// it on any connection, so no connection may advertise (or enforce) less.
-    advertised: Option<SerialNumber>,
     /// ErrorRecoveryLevel 2: tasks of failed connections, by ITT, until a TASK
     /// REASSIGN takes them or their Time2Retain passes.
     orphans: HashMap<u32, Orphan>,
@@ -136,6 +138,14 @@ pub struct SharedSession {
     /// Bytes its connections keep for ErrorRecoveryLevel 1 recovery
     /// (`connection/recovery.rs`), bounded by a cap.
     retained: AtomicUsize,
+    /// Requests held ahead of a CmdSN gap or released to a connection and not yet
+    /// taken (`held` and every `ready`), as of the last change under the lock: read
+    /// without it by [`Self::capacity_max_cmd_sn`].
+    waiting: AtomicUsize,
+    /// The largest MaxCmdSN any connection advertised (`1 << 32 | sn`; 0: none yet):
+    /// the initiator may send up to it on any connection, so no connection may
+    /// advertise (or enforce) less.
+    advertised: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -168,6 +178,8 @@ impl SharedSession {
             exp: AtomicU32::new(exp.get()),
             joined: AtomicBool::new(false),
             retained: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            advertised: AtomicU64::new(0),
             inner: Mutex::new(inner),
         });
         (s, 1)
@@ -175,6 +187,13 @@ impl SharedSession {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publish how many requests wait in `g` (call, with the lock held, after
+    /// changing `held` or a `ready` queue).
+    fn count_waiting(&self, g: &Inner) {
+        let n = g.held.len() + g.conns.values().map(|s| s.ready.len()).sum::<usize>();
+        self.waiting.store(n, Ordering::Release);
     }
 
     /// The session's ExpCmdSN.
@@ -187,17 +206,36 @@ impl SharedSession {
     /// connection and not yet taken; never below what any connection of the session
     /// already advertised (the initiator keeps the largest it saw and may use it on
     /// any connection). With no room, ExpCmdSN - 1 closes the window.
+    ///
+    /// Lock-free (it runs for every response): ExpCmdSN and the waiting count are
+    /// published after each change under the lock, ExpCmdSN first, so a reader racing
+    /// a change sees at most the room the change leaves (never more than the locked
+    /// computation would give); the advertised maximum only moves forward, by
+    /// compare-and-swap.
     pub(crate) fn capacity_max_cmd_sn(&self, tasks: usize, window: u32) -> SerialNumber {
-        let mut g = self.lock();
-        let held = tasks + g.held.len() + g.conns.values().map(|s| s.ready.len()).sum::<usize>();
+        let held = tasks + self.waiting.load(Ordering::Acquire);
         let room = window.saturating_sub(u32::try_from(held).unwrap_or(u32::MAX));
-        let exp = g.exp_cmd_sn;
+        let exp = self.exp_cmd_sn();
         let candidate = exp.plus(room).plus(u32::MAX);
-        let next = match g.advertised {
-            Some(a) if candidate.in_window(exp.plus(u32::MAX), a) => a,
-            _ => candidate,
-        };
-        g.advertised = Some(next);
+        let encode = |sn: SerialNumber| (1u64 << 32) | u64::from(sn.get());
+        let mut next = candidate;
+        let _ = self
+            .advertised
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                next = match cur {
+                    0 => candidate,
+                    cur => {
+                        let a = SerialNumber(cur as u32);
+                        if candidate.in_window(exp.plus(u32::MAX), a) {
+                            a
+                        } else {
+                            candidate
+                        }
+                    }
+                };
+                // Unchanged: no store (the line stays shared between connections).
+                (encode(next) != cur).then(|| encode(next))
+            });
         next
     }
 
@@ -255,6 +293,7 @@ impl SharedSession {
             ..Slot::default()
         };
         let old = g.conns.insert(cid, slot);
+        self.count_waiting(&g);
         if old.is_some() {
             let keep: HashSet<u32> = g.orphans.keys().copied().collect();
             g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
@@ -296,6 +335,7 @@ impl SharedSession {
                     g.lost.insert(sn);
                 }
             }
+            self.count_waiting(&g);
         }
         g.conns.len()
     }
@@ -448,10 +488,12 @@ impl SharedSession {
     /// order.
     pub(crate) fn take_ready(&self, cid: u16, member: u64) -> VecDeque<Pdu> {
         let mut g = self.lock();
-        match g.conns.get_mut(&cid) {
+        let ready = match g.conns.get_mut(&cid) {
             Some(s) if s.member == member => std::mem::take(&mut s.ready),
-            _ => VecDeque::new(),
-        }
+            _ => return VecDeque::new(),
+        };
+        self.count_waiting(&g);
+        ready
     }
 
     /// A non-immediate request with CmdSN `sn` arrived on `cid`; `window` is the
@@ -472,13 +514,16 @@ impl SharedSession {
         } else if sn.in_window(exp, max) {
             if !g.discard.contains(&sn.get()) {
                 g.held.entry(sn.get()).or_insert((cid, pdu));
+                self.count_waiting(&g);
             }
             return out;
         } else {
             return out;
         }
         Self::release(&mut g, cid, &mut out);
+        // ExpCmdSN before the waiting count (see `capacity_max_cmd_sn`).
         self.exp.store(g.exp_cmd_sn.get(), Ordering::Release);
+        self.count_waiting(&g);
         drop(g);
         out
     }
@@ -524,6 +569,7 @@ impl SharedSession {
         }
         g.held.remove(&ref_sn.get());
         g.discard.insert(ref_sn.get());
+        self.count_waiting(&g);
         true
     }
 

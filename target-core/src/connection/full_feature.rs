@@ -132,8 +132,14 @@ impl Connection {
             self.window_overrun(None);
             return self.finish(&c, full, 0);
         }
+        // Another connection's tags are asked about only once one ever joined: alone,
+        // the session's tags are this connection's tasks (the claim below stays the
+        // authority either way; this early check only spares `scsi_prepare`).
         let in_use = self.tasks.contains_key(&c.itt.0)
-            || self.shared.as_ref().is_some_and(|s| s.itt_in_use(c.itt.0));
+            || self
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.joined() && s.itt_in_use(c.itt.0));
         if in_use {
             // RFC 7143 §11.17.1: a task tag already in use (by any connection of
             // the session).

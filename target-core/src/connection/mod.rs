@@ -50,7 +50,8 @@ use iscsi_proto::framing::PduDecoder;
 use iscsi_proto::keys::{SessionParams, SessionType, TargetLimits};
 use iscsi_proto::pdu::{reject_reason, DecodeError, Digests, EncodedPdu, Pdu, Reject};
 use iscsi_proto::SerialNumber;
-use std::collections::{HashMap, VecDeque};
+use crate::taghash::{TagMap, TagSet};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -209,17 +210,19 @@ pub struct Connection {
     retained: recovery::Retained,
     /// Finished tasks as answered, until their status is acknowledged
     /// (ErrorRecoveryLevel 2, `erl2.rs`).
-    done: HashMap<u32, erl2::Done>,
+    done: TagMap<u32, erl2::Done>,
     /// Tasks taken over by TASK REASSIGN: Data-In to leave out (ExpDataSN).
-    resume_from: HashMap<u32, u32>,
+    resume_from: TagMap<u32, u32>,
     /// This connection failed at ErrorRecoveryLevel 2 and handed its tasks to the
     /// session: the session outlives it, even as its last connection.
     orphaned: bool,
-    tasks: HashMap<u32, task::Task>,
-    io_tags: HashMap<IoTag, u32>,
+    /// Live tasks by ITT, and running block operations by I/O tag: touched several
+    /// times per command, so hashed cheaply (`crate::taghash`).
+    tasks: TagMap<u32, task::Task>,
+    io_tags: TagMap<IoTag, u32>,
     /// Announcements to the other gateways of a shared medium in flight
     /// ([`scsi_sbc::BlockOp::LuEvent`]); their completions end no task.
-    announcing: std::collections::HashSet<IoTag>,
+    announcing: TagSet<IoTag>,
     /// Task management responses held until the other gateways heard of the reset.
     held_tmfs: Vec<tmf::HeldTmf>,
     /// Finished commands whose answers wait for their announcements likewise.
@@ -234,7 +237,7 @@ pub struct Connection {
     stray_completions: u64,
     /// This session's I/O counters per LUN, taken from the target once
     /// (`--op stat`).
-    lu_stats: HashMap<u64, Arc<crate::registry::LuStats>>,
+    lu_stats: TagMap<u64, Arc<crate::registry::LuStats>>,
     /// Octets and PDUs this connection carried (`--mode connection --op stat`).
     conn_stats: Arc<ConnStats>,
     /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
@@ -287,11 +290,11 @@ impl Connection {
             wake: None,
             detached: false,
             retained: Default::default(),
-            done: HashMap::new(),
-            resume_from: HashMap::new(),
+            done: TagMap::default(),
+            resume_from: TagMap::default(),
             orphaned: false,
-            tasks: HashMap::new(),
-            io_tags: HashMap::new(),
+            tasks: TagMap::default(),
+            io_tags: TagMap::default(),
             announcing: Default::default(),
             held_tmfs: Vec::new(),
             held_tasks: Vec::new(),
@@ -304,7 +307,7 @@ impl Connection {
             timers,
             stray_completions: 0,
             nexus_id: std::cell::Cell::new(0),
-            lu_stats: HashMap::new(),
+            lu_stats: TagMap::default(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
             obs,

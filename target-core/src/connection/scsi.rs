@@ -330,7 +330,7 @@ impl Connection {
             None if opcode == 0x12 => return Err(Outcome::good(absent_lun_inquiry(&c.cdb))),
             None => return Err(Outcome::check(LUN_NOT_SUPPORTED)),
         };
-        let luns = target.lun_numbers();
+        let luns = target.lun_list();
         let alua = target.alua();
         let ctx = LuContext {
             lun: lun.lun,
@@ -351,7 +351,6 @@ impl Connection {
             return;
         };
         let nexus_id = self.nexus_id();
-        let initiator = self.initiator_name().to_string();
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
         };
@@ -369,7 +368,10 @@ impl Connection {
             return;
         };
         task.stats = stats;
-        let luns = target.lun_numbers();
+        // Borrowed from the session field by field (no copy of the name per command:
+        // `task` borrows only `self.tasks`).
+        let initiator = self.session.as_ref().map_or("", |s| s.initiator.as_str());
+        let luns = target.lun_list();
         // EXTENDED COPY may name the target's other LUs: only then are they looked up.
         let peer_luns: Vec<Arc<Lun>> = if task.cdb.first() == Some(&EXTENDED_COPY) {
             luns.iter()

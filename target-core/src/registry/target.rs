@@ -42,6 +42,10 @@ pub struct Target {
     /// iSCSI qualified name.
     pub name: String,
     luns: RwLock<BTreeMap<u64, Arc<Lun>>>,
+    /// The keys of `luns`, ascending, rebuilt when a LUN is added or removed: every
+    /// SCSI command's context carries them (REPORT LUNS, copy targets), and sharing
+    /// one list saves building a `Vec` per command.
+    lun_list: RwLock<Arc<[u64]>>,
     acl: RwLock<Vec<AclEntry>>,
     name_acl: RwLock<Vec<String>>,
     sessions: RwLock<BTreeMap<u64, SessionInfo>>,
@@ -70,6 +74,7 @@ impl Target {
             tid,
             name,
             luns: RwLock::new(luns),
+            lun_list: RwLock::new(Arc::from([0u64].as_slice())),
             acl: RwLock::new(Vec::new()),
             name_acl: RwLock::new(Vec::new()),
             sessions: RwLock::new(BTreeMap::new()),
@@ -105,12 +110,19 @@ impl Target {
 
     /// Every LUN number, ascending (REPORT LUNS).
     pub fn lun_numbers(&self) -> Vec<u64> {
-        self.luns
-            .read()
-            .expect("lun lock poisoned")
-            .keys()
-            .copied()
-            .collect()
+        self.lun_list().to_vec()
+    }
+
+    /// Every LUN number, ascending, shared (no allocation: the per-command path).
+    pub fn lun_list(&self) -> Arc<[u64]> {
+        self.lun_list.read().expect("lun lock poisoned").clone()
+    }
+
+    /// Rebuild `lun_list` after the inventory changed (`luns` is write-locked by
+    /// the caller, so the two agree for every later reader).
+    fn set_lun_list(&self, luns: &BTreeMap<u64, Arc<Lun>>) {
+        let list: Arc<[u64]> = luns.keys().copied().collect();
+        *self.lun_list.write().expect("lun lock poisoned") = list;
     }
 
     /// Add a LUN; refused when the number is taken.
@@ -122,6 +134,7 @@ impl Target {
         let number = lun.lun;
         lun.lock_state().offline = !lun.online;
         luns.insert(number, Arc::new(lun));
+        self.set_lun_list(&luns);
         self.lun_generation.fetch_add(1, Ordering::AcqRel);
         let all: Vec<Arc<Lun>> = luns.values().cloned().collect();
         drop(luns);
@@ -153,6 +166,7 @@ impl Target {
             return Err(MgmtError::InvalidRequest);
         }
         let removed = luns.remove(&lun).ok_or(MgmtError::NoLun)?;
+        self.set_lun_list(&luns);
         self.lun_generation.fetch_add(1, Ordering::AcqRel);
         let all: Vec<Arc<Lun>> = luns.values().cloned().collect();
         drop(luns);
