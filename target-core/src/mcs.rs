@@ -683,6 +683,30 @@ mod tests {
         assert!(s.claim_itt(7, 1));
     }
 
+    /// MaxCmdSN (computed without the lock) leaves room for requests held ahead
+    /// of a gap and released to a connection but not yet taken, and never goes
+    /// below what was advertised.
+    #[test]
+    fn max_cmd_sn_counts_waiting_requests_and_never_moves_back() {
+        let (s, _) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        assert_eq!(s.capacity_max_cmd_sn(0, 8), SerialNumber(8));
+        // Two requests held behind the missing CmdSN 1: 1 + 6 - 1 = 6 < 8, kept 8.
+        assert!(s.order(2, SerialNumber(3), nop(3), 8).mine.is_empty());
+        assert!(s.order(2, SerialNumber(2), nop(2), 8).mine.is_empty());
+        assert_eq!(s.capacity_max_cmd_sn(0, 8), SerialNumber(8));
+        // 1 arrives: ExpCmdSN 4; 2 and 3 wait for connection 2; one task here:
+        // room 8 - 3 = 5, 4 + 5 - 1 = 8.
+        let r = s.order(1, SerialNumber(1), nop(1), 8);
+        assert_eq!(sns(&r.mine), vec![1]);
+        assert_eq!(s.capacity_max_cmd_sn(1, 8), SerialNumber(8));
+        // Connection 2 takes them: room 7, 4 + 7 - 1 = 10.
+        assert_eq!(s.take_ready(2, m2).len(), 2);
+        assert_eq!(s.capacity_max_cmd_sn(1, 8), SerialNumber(10));
+        // A full window would close (ExpCmdSN - 1), but 10 was advertised.
+        assert_eq!(s.capacity_max_cmd_sn(8, 8), SerialNumber(10));
+    }
+
     #[test]
     fn a_leaving_connection_s_held_requests_are_consumed() {
         let (s, _) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);

@@ -16,7 +16,7 @@ use crate::connection::IoTag;
 use crate::Core;
 use scsi_sbc::{Outcome, ScsiStatus};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -452,7 +452,8 @@ pub(crate) struct ConnMetrics {
     metrics: Arc<Metrics>,
     /// The `now` of the latest input: when a command arrived, or completed.
     pub(crate) now: Instant,
-    lus: HashMap<u64, Arc<LuMetrics>>,
+    /// Looked up once per command: hashed cheaply (`crate::taghash`).
+    lus: crate::taghash::TagMap<u64, Arc<LuMetrics>>,
     /// The LUs this connection sent store operations to, with how many are in
     /// flight; an LU's index is its slot in [`IoTag`]s.
     slots: Vec<(Arc<LuMetrics>, u64)>,
@@ -470,7 +471,7 @@ impl ConnMetrics {
         ConnMetrics {
             metrics,
             now,
-            lus: HashMap::new(),
+            lus: Default::default(),
             slots: Vec::new(),
         }
     }
