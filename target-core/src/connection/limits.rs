@@ -229,15 +229,18 @@ impl Connection {
     /// served). A task is always allowed when nothing else holds buffer, so one
     /// command larger than the cap still runs, alone.
     pub(super) fn reserve_buffer(&mut self, itt: u32, need: u64) -> bool {
+        match self.tasks.get(&itt) {
+            None => return false,
+            Some(task) if task.reserved > 0 || need == 0 => return true,
+            Some(_) => {}
+        }
+        // A walk over every task: only when this one takes buffer.
         let used = self.buffered();
         let cap = self.config.max_buffered_bytes;
         let first_in_line = self.limits.waiting.front().is_none_or(|&w| w == itt);
         let Some(task) = self.tasks.get_mut(&itt) else {
             return false;
         };
-        if task.reserved > 0 || need == 0 {
-            return true;
-        }
         if first_in_line && (used == 0 || used + need <= cap) {
             task.reserved = need;
             if self.limits.waiting.front() == Some(&itt) {

@@ -44,13 +44,13 @@ pub(crate) use scsi::nexus_lost;
 
 use crate::mcs::SharedSession;
 use crate::registry::{ConnPdu, ConnStats, Target};
+use crate::taghash::{TagMap, TagSet};
 use crate::Core;
 use bytes::BytesMut;
 use iscsi_proto::framing::PduDecoder;
 use iscsi_proto::keys::{SessionParams, SessionType, TargetLimits};
 use iscsi_proto::pdu::{reject_reason, DecodeError, Digests, EncodedPdu, Pdu, Reject};
 use iscsi_proto::SerialNumber;
-use crate::taghash::{TagMap, TagSet};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
