@@ -391,7 +391,7 @@ impl Connection {
             tpgt: self.config.tpgt,
             nexus: Nexus {
                 id: nexus_id,
-                initiator: &initiator,
+                initiator,
             },
             peers: &peers,
             alua: alua.as_deref(),
