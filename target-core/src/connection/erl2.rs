@@ -14,8 +14,11 @@
 //! naming it by ITT; the answer is "Function complete" and then the task resumes
 //! on the new connection:
 //!
-//! - a write still collecting data gets recovery R2Ts for all of it (what arrived
-//!   on the dead connection is not trusted to be complete, so it is asked again);
+//! - a write still collecting data gets recovery R2Ts for just the ranges that
+//!   did not arrive: each write remembers which byte ranges reached it in sequence
+//!   (a small set, `task::Ranges`, bounded by forgetting its smallest range, whose
+//!   bytes are then asked again); bursts and the unsolicited sequence of the dead
+//!   connection are void;
 //! - a task whose storage operation was in flight runs it again (its completion
 //!   went to the dead connection): reads are idempotent, a write writes the same
 //!   data to the same place;
@@ -209,14 +212,8 @@ impl Connection {
                 match &mut task.state {
                     TaskState::Collecting(st) => {
                         if !st.complete() {
-                            // Ask for all of it again with recovery R2Ts.
-                            st.received = 0;
-                            st.buf = None;
-                            st.whole = None;
-                            st.next_r2t_offset = 0;
-                            st.outstanding.clear();
-                            st.unsolicited_open = false;
-                            st.unsolicited_end = 0;
+                            // Keep what arrived; recovery R2Ts for the rest.
+                            st.reassigned();
                         }
                         self.tasks.insert(itt, task);
                         self.data_out_progress(itt);

@@ -7,9 +7,9 @@ use super::{assert_clean, base};
 use crate::connection::ConnConfig;
 use crate::testkit::cdb::{read10, write10};
 use crate::testkit::fixture::{self, Bind, Fixture};
-use crate::testkit::{drive_all, IoMode, Sim};
+use crate::testkit::{drive_all, IoMode, Offer, Sim};
 use bytes::Bytes;
-use iscsi_proto::pdu::{LogoutResponse, Pdu, TaskMgmtResponse};
+use iscsi_proto::pdu::{DataOut, LogoutResponse, Pdu, TaskMgmtResponse};
 use iscsi_proto::{Itt, Tsih};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -17,6 +17,11 @@ use std::time::Duration;
 /// A session at ErrorRecoveryLevel `erl` (MaxConnections 2) and its first
 /// connection, CID 1; the initiator accepts 512-byte Data-In segments.
 fn session(erl: u8, seed: u64) -> (Sim, Fixture) {
+    session_with(erl, seed, |_| {})
+}
+
+/// [`session`] with more of the initiator's offer changed by `offer`.
+fn session_with(erl: u8, seed: u64, offer: impl FnOnce(&mut Offer)) -> (Sim, Fixture) {
     let fx = fixture::single_target(1024, Bind::All);
     let mut s = Sim::new(
         fx.core.clone(),
@@ -29,6 +34,7 @@ fn session(erl: u8, seed: u64) -> (Sim, Fixture) {
     s.ini.offer.max_connections = 2;
     s.ini.offer.immediate_data = false;
     s.ini.offer.max_recv_data_segment_length = 512;
+    offer(&mut s.ini.offer);
     s.login_ready(fixture::TARGET);
     assert_eq!(
         s.ini.login_key("ErrorRecoveryLevel"),
@@ -175,6 +181,118 @@ fn a_write_whose_connection_died_gets_recovery_r2ts_on_the_new_connection() {
     assert!(t.r2ts.len() >= 2, "a recovery R2T: {:?}", t.r2ts);
     assert_eq!(writes(&b), 1);
     assert_eq!(fx.store.read_at(16 * 512, 8192), &data[..]);
+    assert_clean(&b);
+}
+
+/// A Data-Out of `data[off..end)` on burst `ttt`, DataSN `sn`.
+fn data_out(
+    s: &Sim,
+    itt: Itt,
+    ttt: iscsi_proto::Ttt,
+    data: &Bytes,
+    sn: u32,
+    off: usize,
+    end: usize,
+) -> DataOut {
+    DataOut {
+        final_bit: false,
+        lun: iscsi_proto::LunField::from_lun(1),
+        itt,
+        ttt,
+        exp_stat_sn: s.ini.exp_stat_sn,
+        data_sn: sn,
+        buffer_offset: off as u32,
+        data: data.slice(off..end),
+    }
+}
+
+#[test]
+fn a_reassigned_write_is_asked_only_for_the_ranges_that_did_not_arrive() {
+    let (mut a, fx) = session(2, 322);
+    let tsih = a.ini.tsih;
+    let data = pattern(8192, 4);
+    a.ini.auto_data_out = false;
+    let itt = a.ini.write(1, &write10(48, 16), data.clone());
+    a.drive();
+    // One burst of 8192 (MaxBurstLength 256 KiB): the first 3072 bytes arrive in
+    // three PDUs, then a fourth out of sequence (DataSN 4 at 5120: a PDU lost in
+    // between), which is not kept; then the connection dies.
+    let r = a.ini.task(itt).unwrap().r2ts[0].clone();
+    assert_eq!((r.buffer_offset, r.desired_data_transfer_length), (0, 8192));
+    for (sn, off) in [(0u32, 0usize), (1, 1024), (2, 2048), (4, 5120)] {
+        let d = data_out(&a, itt, r.ttt, &data, sn, off, off + 1024);
+        a.send(Pdu::DataOut(d));
+    }
+    a.drive();
+    a.conn.handle_close();
+    let mut b = rejoin(&fx, &a, tsih, 2, 323);
+    b.ini.adopt(itt, a.ini.task(itt).unwrap().clone());
+    assert_eq!(reassign(&mut b, itt), 0);
+    let t = b.ini.task(itt).unwrap();
+    assert_eq!(t.status, Some(0));
+    // One recovery R2T, for exactly what is missing (the out-of-sequence PDU's
+    // bytes are asked for again too).
+    let asked: Vec<(u32, u32)> = t.r2ts[1..]
+        .iter()
+        .map(|r| (r.buffer_offset, r.desired_data_transfer_length))
+        .collect();
+    assert_eq!(asked, vec![(3072, 8192 - 3072)]);
+    let sent: usize = t.data_out.iter().map(|d| d.data.len()).sum();
+    assert_eq!(sent, 8192 - 3072, "only the rest went again");
+    assert_eq!(writes(&b), 1);
+    assert_eq!(fx.store.read_at(48 * 512, 8192), &data[..]);
+    assert_clean(&b);
+}
+
+#[test]
+fn a_reassigned_write_with_a_hole_between_bursts_is_asked_for_each_hole() {
+    // Bursts of 2048, two outstanding: the second burst arrives whole, the
+    // third half, the first not at all; then the connection dies.
+    let (mut a, fx) = session_with(2, 327, |o| {
+        o.max_burst_length = 2048;
+        o.max_outstanding_r2t = 2;
+    });
+    let tsih = a.ini.tsih;
+    let data = pattern(8192, 6);
+    a.ini.auto_data_out = false;
+    let itt = a.ini.write(1, &write10(64, 16), data.clone());
+    a.drive();
+    let bursts = |s: &Sim| -> Vec<(u32, u32)> {
+        s.ini
+            .task(itt)
+            .unwrap()
+            .r2ts
+            .iter()
+            .map(|r| (r.buffer_offset, r.desired_data_transfer_length))
+            .collect()
+    };
+    assert_eq!(bursts(&a), vec![(0, 2048), (2048, 2048)]);
+    let r1 = a.ini.task(itt).unwrap().r2ts[1].clone();
+    for (sn, off) in [(0u32, 0usize), (1, 1024)] {
+        let mut d = data_out(&a, itt, r1.ttt, &data, sn, 2048 + off, 3072 + off);
+        d.final_bit = sn == 1;
+        a.send(Pdu::DataOut(d));
+    }
+    a.drive();
+    assert_eq!(bursts(&a)[2], (4096, 2048));
+    let r2 = a.ini.task(itt).unwrap().r2ts[2].clone();
+    a.send(Pdu::DataOut(data_out(
+        &a, itt, r2.ttt, &data, 0, 4096, 5120,
+    )));
+    a.drive();
+    a.conn.handle_close();
+    let mut b = rejoin(&fx, &a, tsih, 2, 329);
+    b.ini.adopt(itt, a.ini.task(itt).unwrap().clone());
+    assert_eq!(reassign(&mut b, itt), 0);
+    let t = b.ini.task(itt).unwrap();
+    assert_eq!(t.status, Some(0));
+    // The hole before what arrived, then the rest, each within MaxBurstLength.
+    assert_eq!(
+        bursts(&b)[3..].to_vec(),
+        vec![(0, 2048), (5120, 2048), (7168, 1024)]
+    );
+    assert_eq!(writes(&b), 1);
+    assert_eq!(fx.store.read_at(64 * 512, 8192), &data[..]);
     assert_clean(&b);
 }
 
