@@ -357,6 +357,8 @@ impl SharedSession {
 
     /// TASK REASSIGN of task `itt` to connection `cid`: the orphan, its tag now
     /// claimed for `cid`.
+    /// Its read data no longer counts here: the connection that resumes it counts
+    /// it again when it answers.
     pub(crate) fn take_orphan(&self, itt: u32, cid: u16) -> Result<Orphan, NotReassignable> {
         let mut g = self.lock();
         match g.orphans.remove(&itt) {
@@ -364,11 +366,29 @@ impl SharedSession {
                 if o.holds_tag() {
                     g.itts.insert(itt, cid);
                 }
+                drop(g);
+                self.unretain(o.retained_bytes());
                 Ok(o)
             }
             None if g.itts.contains_key(&itt) => Err(NotReassignable::StillAllegiant),
             None => Err(NotReassignable::NoTask),
         }
+    }
+
+    /// Past the retained-data cap: shed the read data of the oldest answered
+    /// orphan (`connection/erl2.rs`, `Done::shed`); the bytes it counted (still
+    /// counted: the caller gives them back), 0 when no orphan has any.
+    pub(crate) fn shed_oldest_orphan(&self) -> usize {
+        let mut g = self.lock();
+        let oldest = g
+            .orphans
+            .iter()
+            .filter_map(|(i, o)| o.shed_order().map(|k| (k, *i)))
+            .min()
+            .map(|(_, i)| i);
+        oldest
+            .and_then(|i| g.orphans.get_mut(&i))
+            .map_or(0, Orphan::shed)
     }
 
     /// Whether CmdSN `sn` was a command lost with its failed connection (taken:
@@ -429,7 +449,10 @@ impl SharedSession {
         }
         if ended {
             out.ended = g.lingering.take();
+            g.lost.clear();
         }
+        drop(g);
+        self.unretain(out.orphans.iter().map(Orphan::retained_bytes).sum());
         out
     }
 
@@ -438,10 +461,14 @@ impl SharedSession {
     pub(crate) fn end(&self) -> Expired {
         let mut g = self.lock();
         g.itts.clear();
-        Expired {
+        g.lost.clear();
+        let out = Expired {
             orphans: g.orphans.drain().map(|(_, o)| o).collect(),
             ended: g.lingering.take(),
-        }
+        };
+        drop(g);
+        self.unretain(out.orphans.iter().map(Orphan::retained_bytes).sum());
+        out
     }
 
     /// Requests other connections released for `cid` (member `member`), in CmdSN

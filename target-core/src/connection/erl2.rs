@@ -53,6 +53,21 @@ pub(super) struct Done {
     pub(super) outcome: Outcome,
     /// The StatSN its status went out with.
     pub(super) stat_sn: SerialNumber,
+    /// Bytes of its read data counted against the session's retained-data cap
+    /// (0 once shed, see [`Done::shed`]).
+    pub(super) kept: usize,
+}
+
+impl Done {
+    /// Past the session's retained-data cap: the read data goes and what is left
+    /// answers a TASK REASSIGN with CHECK CONDITION, ABORTED COMMAND, INTERNAL
+    /// TARGET FAILURE (44/00): the initiator's SCSI layer retries the read. (The
+    /// status already sent is not changed; only a reassignment sees this.)
+    /// Returns the bytes no longer counted.
+    fn shed(&mut self) -> usize {
+        self.outcome = super::full_feature::iscsi_sense(0x44, 0);
+        std::mem::take(&mut self.kept)
+    }
 }
 
 #[derive(Debug)]
@@ -82,6 +97,36 @@ impl Orphan {
         matches!(self.kind, Kind::Task(_))
     }
 
+    /// Bytes of read data it counts against the session's retained-data cap.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Done(d) => d.kept,
+            Kind::Task(_) => 0,
+        }
+    }
+
+    /// Which answered orphan is oldest: earliest deadline, then StatSN (`None`
+    /// for an orphan with no read data counted).
+    pub(crate) fn shed_order(&self) -> Option<(Instant, u32)> {
+        match &self.kind {
+            Kind::Done(d) if d.kept > 0 => Some((self.deadline, d.stat_sn.get())),
+            _ => None,
+        }
+    }
+
+    /// Drop its read data (see `Done::shed`); the bytes no longer counted.
+    pub(crate) fn shed(&mut self) -> usize {
+        match &mut self.kind {
+            Kind::Done(d) => d.shed(),
+            Kind::Task(_) => 0,
+        }
+    }
+
+    /// A running task of LU `lun` (a LOGICAL UNIT RESET aborts it).
+    pub(crate) fn runs_on(&self, lun: &crate::registry::Lun) -> bool {
+        matches!(&self.kind, Kind::Task(t) if t.lun.lun == lun.lun)
+    }
+
     /// Time2Retain passed: the task is aborted (counted as tgt counts an abort).
     pub(crate) fn abort(self) {
         if let Kind::Task(t) = self.kind {
@@ -108,16 +153,80 @@ pub(super) struct Resume {
 
 impl Connection {
     /// Level 2: remember what a finished task was answered, until acknowledged.
-    pub(super) fn remember_done(&mut self, itt: Itt, done: Done) {
-        if self.error_recovery_level() == 2 {
-            self.done.insert(itt.0, done);
+    ///
+    /// Its read data counts against the session's retained-data cap
+    /// ([`super::RETAIN_CAP`], with what ErrorRecoveryLevel 1 keeps): when it does
+    /// not fit, the oldest answered task's data is shed (`Done::shed`) — this
+    /// connection's first (lowest StatSN), then the session's orphans (earliest
+    /// deadline) — and when nothing is left to shed, this one's.
+    pub(super) fn remember_done(&mut self, itt: Itt, mut done: Done) {
+        if self.error_recovery_level() != 2 {
+            return;
+        }
+        let n = done.outcome.data.len();
+        if let (Some(sh), true) = (self.shared.clone(), n > 0) {
+            loop {
+                if sh.retain(n, super::RETAIN_CAP) {
+                    done.kept = n;
+                    break;
+                }
+                let oldest = self
+                    .done
+                    .iter()
+                    .filter(|(_, d)| d.kept > 0)
+                    .min_by(|a, b| {
+                        let (x, y) = (a.1.stat_sn, b.1.stat_sn);
+                        if x.lt(y) {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    })
+                    .map(|(i, _)| *i);
+                let freed = match oldest {
+                    Some(i) => self.done.get_mut(&i).map_or(0, Done::shed),
+                    None => sh.shed_oldest_orphan(),
+                };
+                if freed == 0 {
+                    done.shed();
+                    break;
+                }
+                sh.unretain(freed);
+            }
+        }
+        if let Some(old) = self.done.insert(itt.0, done) {
+            self.unretain_done(&old);
+        }
+    }
+
+    fn unretain_done(&self, d: &Done) {
+        if let (Some(sh), true) = (&self.shared, d.kept > 0) {
+            sh.unretain(d.kept);
         }
     }
 
     /// ExpStatSN `exp` acknowledged the statuses before it.
     pub(super) fn forget_acknowledged(&mut self, exp: SerialNumber) {
         if !self.done.is_empty() {
-            self.done.retain(|_, d| !d.stat_sn.lt(exp));
+            let gone: Vec<u32> = self
+                .done
+                .iter()
+                .filter(|(_, d)| d.stat_sn.lt(exp))
+                .map(|(i, _)| *i)
+                .collect();
+            for i in gone {
+                if let Some(d) = self.done.remove(&i) {
+                    self.unretain_done(&d);
+                }
+            }
+        }
+    }
+
+    /// The connection closes without handing its answers to the session.
+    pub(super) fn forget_done(&mut self) {
+        let dones: Vec<Done> = self.done.drain().map(|(_, d)| d).collect();
+        for d in &dones {
+            self.unretain_done(d);
         }
     }
 

@@ -685,7 +685,7 @@ impl Connection {
         self.release_admission();
         self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
-        self.done.clear();
+        self.forget_done();
         self.io_tags.clear();
         self.held_tasks.clear();
         self.release_retained();

@@ -315,6 +315,72 @@ fn a_write_in_flight_is_written_again_once_and_answered() {
 }
 
 #[test]
+fn answered_reads_kept_for_reassignment_count_against_the_cap_and_the_oldest_is_shed() {
+    let (mut a, fx) = session(2, 315);
+    let tsih = a.ini.tsih;
+    let sh = fx.core.sessions.shared(tsih).unwrap();
+    let want: Vec<Bytes> = (0..3u8).map(|k| pattern(2048, 20 + k)).collect();
+    let mut itts = Vec::new();
+    for (k, w) in want.iter().enumerate() {
+        fx.store.write_at(k * 4096, w);
+        itts.push(a.ini.read(1, &read10(k as u32 * 8, 4), 2048));
+    }
+    a.drive();
+    // Answered, never acknowledged (no PDU followed): the connection fails. What
+    // it kept for ERL 1 is released; the three reads' data wait for reassignment
+    // and are counted.
+    let mut seen = Vec::new();
+    for itt in &itts {
+        let mut t = a.ini.task(*itt).unwrap().clone();
+        t.data_in.clear();
+        t.data.clear();
+        t.status = None;
+        t.response = None;
+        seen.push(t);
+    }
+    a.conn.handle_close();
+    assert_eq!(sh.orphans(), 3);
+    assert_eq!(sh.retained_bytes(), 3 * 2048);
+    // Other connections of the session hold the rest of the cap.
+    let others = crate::connection::RETAIN_CAP - 3 * 2048;
+    assert!(sh.retain(others, crate::connection::RETAIN_CAP));
+    // The newest read is taken over first: answering it again needs room, so the
+    // oldest answered read (the first) sheds its data.
+    let mut b = rejoin(&fx, &a, tsih, 2, 316);
+    for (itt, t) in itts.iter().zip(&seen) {
+        b.ini.adopt(*itt, t.clone());
+    }
+    assert_eq!(reassign(&mut b, itts[2]), 0);
+    let t = b.ini.task(itts[2]).unwrap();
+    assert_eq!((t.status, &t.data[..]), (Some(0), &want[2][..]));
+    assert!(sh.retained_bytes() <= crate::connection::RETAIN_CAP);
+    // The first one's data is gone: its reassignment ends it with CHECK
+    // CONDITION, ABORTED COMMAND, INTERNAL TARGET FAILURE (the initiator retries).
+    assert_eq!(reassign(&mut b, itts[0]), 0);
+    let t = b.ini.task(itts[0]).unwrap();
+    assert_eq!(t.status, Some(2));
+    let sense = t.sense.clone().unwrap();
+    assert_eq!((sense.key, sense.asc, sense.ascq), (0x0b, 0x44, 0x00));
+    assert!(t.data.is_empty());
+    // The second still has its data.
+    assert_eq!(reassign(&mut b, itts[1]), 0);
+    let t = b.ini.task(itts[1]).unwrap();
+    assert_eq!((t.status, &t.data[..]), (Some(0), &want[1][..]));
+    assert!(sh.retained_bytes() <= crate::connection::RETAIN_CAP);
+    assert_clean(&b);
+    // Acknowledged and the others' share given back.
+    let nop = b.ini.nop_out(Bytes::new());
+    b.send(Pdu::NopOut(nop));
+    let nop = b.ini.nop_out(Bytes::new());
+    b.send(Pdu::NopOut(nop));
+    sh.unretain(others);
+    assert!(b.conn.done.is_empty());
+    // Only the last NOP-In (a 48-byte header, not acknowledged yet) is kept: the
+    // Data-In kept before a status that did not fit went with its acknowledgement.
+    assert_eq!(sh.retained_bytes(), 48);
+}
+
+#[test]
 fn time2retain_aborts_the_tasks_and_ends_the_session() {
     let (mut a, fx) = session(2, 330);
     let tsih = a.ini.tsih;
