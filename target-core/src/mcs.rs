@@ -375,6 +375,27 @@ impl SharedSession {
         }
     }
 
+    /// A reset: take out the running orphans (of LU `lun`, or all), their tags
+    /// freed, for the caller to abort. Answered ones stay (their command
+    /// completed before the reset; a reassignment sends that status again).
+    pub(crate) fn take_running_orphans(&self, lun: Option<&crate::registry::Lun>) -> Vec<Orphan> {
+        let mut g = self.lock();
+        let gone: Vec<u32> = g
+            .orphans
+            .iter()
+            .filter(|(_, o)| o.holds_tag() && lun.is_none_or(|l| o.runs_on(l)))
+            .map(|(i, _)| *i)
+            .collect();
+        let mut out = Vec::new();
+        for itt in gone {
+            if let Some(o) = g.orphans.remove(&itt) {
+                g.itts.remove(&itt);
+                out.push(o);
+            }
+        }
+        out
+    }
+
     /// Past the retained-data cap: shed the read data of the oldest answered
     /// orphan (`connection/erl2.rs`, `Done::shed`); the bytes it counted (still
     /// counted: the caller gives them back), 0 when no orphan has any.

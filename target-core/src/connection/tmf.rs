@@ -80,6 +80,14 @@ impl Connection {
     /// [`ConnEvent::SharedStateChanged`]: super::ConnEvent::SharedStateChanged
     fn target_reset(&mut self, cold: bool, held: &mut Vec<IoTag>) -> bool {
         self.abort_all_tasks();
+        if let Some(tid) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .map(|t| t.tid)
+        {
+            self.core.abort_orphans(tid, None);
+        }
         // Every LU of the target: unit attention to every nexus, reservations (scsi.rs hook).
         *held = self.scsi_lu_reset(None);
         let Some(s) = &mut self.session else {
@@ -130,6 +138,7 @@ impl Connection {
                     for itt in gone {
                         self.abort_task(itt);
                     }
+                    self.abort_orphans_of(t.function == 5, lun);
                     if t.function == 5 {
                         // Unit attentions, reservation release (scsi.rs hook).
                         held = self.scsi_lu_reset(Some(lun));
@@ -167,6 +176,30 @@ impl Connection {
         } else {
             // The other gateways of a shared medium hear of the reset first.
             self.held_tmfs.push(reply);
+        }
+    }
+
+    /// ErrorRecoveryLevel 2: tasks of LU `lun` left by failed connections
+    /// (`erl2.rs`) are aborted like live ones: this session's for ABORT TASK SET
+    /// and CLEAR TASK SET (they are tasks of this I_T nexus), every session's of
+    /// the target for a LOGICAL UNIT RESET (`all`).
+    fn abort_orphans_of(&mut self, all: bool, lun: u64) {
+        let Some(lu) = self.target_luns().and_then(|tg| tg.lun(lun)) else {
+            return;
+        };
+        if all {
+            if let Some(tid) = self
+                .session
+                .as_ref()
+                .and_then(|s| s.target.as_ref())
+                .map(|t| t.tid)
+            {
+                self.core.abort_orphans(tid, Some(&*lu));
+            }
+        } else if let Some(sh) = &self.shared {
+            for o in sh.take_running_orphans(Some(&*lu)) {
+                o.abort();
+            }
         }
     }
 

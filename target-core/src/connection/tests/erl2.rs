@@ -380,6 +380,72 @@ fn answered_reads_kept_for_reassignment_count_against_the_cap_and_the_oldest_is_
     assert_eq!(sh.retained_bytes(), 48);
 }
 
+/// Send task management function `function` on `lun` from `s`; its response code.
+fn tmf(s: &mut Sim, function: u8, lun: u64) -> u8 {
+    let mut t = s.ini.abort_task(lun, Itt::RESERVED);
+    t.function = function;
+    let itt = t.itt;
+    s.send(Pdu::TaskMgmtRequest(t));
+    tmf_response(s, itt).expect("TMF response")
+}
+
+/// A read left running by a failed connection CID `cid` of `a`'s session.
+fn orphan_read(fx: &Fixture, a: &mut Sim, cid: u16, seed: u64) -> Itt {
+    let mut c = rejoin(fx, a, a.ini.tsih, cid, seed);
+    // A reset before left a unit attention for the session.
+    c.clear_unit_attentions();
+    c.io_mode = IoMode::Hold;
+    let itt = c.ini.read(1, &read10(0, 1), 512);
+    c.drive();
+    assert_eq!(c.pending_io(), 1);
+    c.conn.handle_close();
+    // The session's CmdSN and tags went on there.
+    a.ini.cmd_sn = c.ini.cmd_sn;
+    a.ini.next_itt = c.ini.next_itt;
+    itt
+}
+
+#[test]
+fn resets_abort_the_tasks_failed_connections_left() {
+    let (mut a, fx) = session(2, 317);
+    let sh = fx.core.sessions.shared(a.ini.tsih).unwrap();
+    let itt = orphan_read(&fx, &mut a, 2, 318);
+    assert_eq!(sh.orphans(), 1);
+    // A LOGICAL UNIT RESET of another LU leaves it; of its LU, aborts it.
+    assert_eq!(tmf(&mut a, 5, 0), 0);
+    assert_eq!(sh.orphans(), 1);
+    assert_eq!(tmf(&mut a, 5, 1), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    assert_eq!(reassign(&mut a, itt), 1, "the task does not exist any more");
+    // ABORT TASK SET of its LU aborts this session's orphans too.
+    let itt = orphan_read(&fx, &mut a, 3, 319);
+    assert_eq!(sh.orphans(), 1);
+    assert_eq!(tmf(&mut a, 2, 1), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert_eq!(reassign(&mut a, itt), 1);
+    // A TARGET WARM RESET from another session aborts them as well.
+    let itt = orphan_read(&fx, &mut a, 4, 320);
+    assert_eq!(sh.orphans(), 1);
+    let mut other = Sim::new(
+        fx.core.clone(),
+        fixture::peer(),
+        ConnConfig::default(),
+        321,
+        a.now(),
+    );
+    other.ini.name = "iqn.2024-01.com.example:sim.other".into();
+    other.ini.isid = iscsi_proto::Isid([0x80, 0, 0, 0, 0, 9]);
+    other.login_ready(fixture::TARGET);
+    assert_eq!(tmf(&mut other, 6, 0), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    // The aborted tasks are counted as tgt counts aborts; nothing else changed
+    // for the live connection.
+    assert!(!a.conn.is_closed());
+    assert_clean(&a);
+}
+
 #[test]
 fn time2retain_aborts_the_tasks_and_ends_the_session() {
     let (mut a, fx) = session(2, 330);
