@@ -66,8 +66,10 @@ struct Inner {
     discard: HashSet<u32>,
     /// ErrorRecoveryLevel 2: CmdSNs of commands held ahead of a gap when their
     /// connection failed (consumed, see `discard`); sent again on another
-    /// connection they run (`SharedSession::take_lost`).
-    lost: HashSet<u32>,
+    /// connection they run (`SharedSession::take_lost`), each until its
+    /// Time2Retain passes (then, or when the session ends, it is forgotten: a
+    /// resend finds nothing to run). At most [`MAX_LOST`].
+    lost: HashMap<u32, Instant>,
     /// Live task tags and the CID that owns each.
     itts: HashMap<u32, u16>,
     conns: BTreeMap<u16, Slot>,
@@ -82,6 +84,12 @@ struct Inner {
     /// it when Time2Retain passes with no connection back.
     lingering: Option<Lingering>,
 }
+
+/// Most CmdSNs a session remembers as lost with failed connections (`Inner::lost`);
+/// past it a lost command is only consumed, as below ErrorRecoveryLevel 2. (The
+/// CmdSN window bounds what can be held in the first place; this bounds what
+/// repeated failures leave behind.)
+pub(crate) const MAX_LOST: usize = 1024;
 
 /// A session with no connection left, kept for connection recovery until `until`.
 #[derive(Debug, Clone)]
@@ -272,9 +280,10 @@ impl SharedSession {
     }
 
     /// Connection `cid` (member `member`) is gone: its task tags are free, requests
-    /// it left held are consumed. Returns how many connections remain (a connection
-    /// that reinstated its CID stays).
-    pub(crate) fn leave(&self, cid: u16, member: u64) -> usize {
+    /// it left held are consumed (at ErrorRecoveryLevel 2 remembered as lost until
+    /// `retain_until`). Returns how many connections remain (a connection that
+    /// reinstated its CID stays).
+    pub(crate) fn leave(&self, cid: u16, member: u64, retain_until: Instant) -> usize {
         let mut g = self.lock();
         let mine = g.conns.get(&cid).is_some_and(|s| s.member == member);
         if mine {
@@ -292,8 +301,8 @@ impl SharedSession {
             for sn in gone {
                 g.held.remove(&sn);
                 g.discard.insert(sn);
-                if erl2 {
-                    g.lost.insert(sn);
+                if erl2 && g.lost.len() < MAX_LOST {
+                    g.lost.insert(sn, retain_until);
                 }
             }
         }
@@ -415,7 +424,13 @@ impl SharedSession {
     /// Whether CmdSN `sn` was a command lost with its failed connection (taken:
     /// it runs once).
     pub(crate) fn take_lost(&self, sn: SerialNumber) -> bool {
-        self.lock().lost.remove(&sn.get())
+        self.lock().lost.remove(&sn.get()).is_some()
+    }
+
+    /// CmdSNs remembered as lost.
+    #[cfg(test)]
+    pub(crate) fn lost(&self) -> usize {
+        self.lock().lost.len()
     }
 
     /// Orphaned tasks waiting for reassignment.
@@ -439,12 +454,10 @@ impl SharedSession {
     /// session's own when it has no connection.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let g = self.lock();
-        let o = g.orphans.values().map(Orphan::deadline).min();
+        let o = g.orphans.values().map(Orphan::deadline);
         let l = g.lingering.as_ref().map(|l| l.until);
-        match (o, l) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = g.lost.values().copied();
+        o.chain(l).chain(c).min()
     }
 
     /// Take out what Time2Retain ended by `now`: orphaned tasks past their deadline
@@ -471,6 +484,8 @@ impl SharedSession {
         if ended {
             out.ended = g.lingering.take();
             g.lost.clear();
+        } else if !g.lost.is_empty() {
+            g.lost.retain(|_, until| *until > now);
         }
         drop(g);
         self.unretain(out.orphans.iter().map(Orphan::retained_bytes).sum());
@@ -678,8 +693,9 @@ mod tests {
         assert!(!s.claim_itt(7, 2));
         assert!(s.claim_itt(8, 2));
         // A stale member (reinstated CID) leaving changes nothing.
-        assert_eq!(s.leave(2, m2 + 100), 2);
-        assert_eq!(s.leave(2, m2), 1);
+        let now = Instant::now();
+        assert_eq!(s.leave(2, m2 + 100, now), 2);
+        assert_eq!(s.leave(2, m2, now), 1);
         assert!(s.claim_itt(8, 1));
         s.release_itt(7);
         assert!(s.claim_itt(7, 1));
@@ -691,9 +707,61 @@ mod tests {
         let (m2, _) = s.join(2);
         assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
         assert!(s.order(1, SerialNumber(3), nop(3), 128).mine.is_empty());
-        s.leave(2, m2);
+        s.leave(2, m2, Instant::now());
         let r = s.order(1, SerialNumber(1), nop(1), 128);
         assert_eq!(sns(&r.mine), vec![1, 3]);
         assert_eq!(s.exp_cmd_sn(), SerialNumber(4));
+    }
+
+    #[test]
+    fn lost_cmd_sns_are_forgotten_at_time2retain_and_session_end_and_bounded() {
+        let params = SessionParams {
+            error_recovery_level: 2,
+            ..SessionParams::default()
+        };
+        let t0 = Instant::now();
+        let until = t0 + std::time::Duration::from_secs(20);
+        // Connection 2 fails holding CmdSNs 2 and 3 behind the gap at 1.
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
+        assert!(s.order(2, SerialNumber(3), nop(3), 128).mine.is_empty());
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), 2);
+        assert_eq!(s.next_deadline(), Some(until));
+        // Resent in time: it runs once.
+        assert!(s.take_lost(SerialNumber(2)));
+        assert!(!s.take_lost(SerialNumber(2)));
+        // Time2Retain passes: the other is forgotten (and no deadline is left).
+        assert!(s
+            .expire(until - std::time::Duration::from_secs(1))
+            .orphans
+            .is_empty());
+        assert_eq!(s.lost(), 1);
+        s.expire(until);
+        assert_eq!(s.lost(), 0);
+        assert!(!s.take_lost(SerialNumber(3)));
+        assert_eq!(s.next_deadline(), None);
+        // The session ends: forgotten at once.
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        s.order(2, SerialNumber(5), nop(5), 128);
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), 1);
+        s.end();
+        assert_eq!(s.lost(), 0);
+        // Bounded, however many a failed connection held.
+        let n = MAX_LOST as u32 + 50;
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        for sn in 2..n + 2 {
+            s.order(2, SerialNumber(sn), nop(sn), n + 8);
+        }
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), MAX_LOST);
+        // Every one of them is consumed all the same: the gap closes.
+        let r = s.order(1, SerialNumber(1), nop(1), n + 8);
+        assert_eq!(sns(&r.mine), vec![1]);
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(n + 2));
     }
 }

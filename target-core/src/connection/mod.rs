@@ -738,10 +738,9 @@ impl Connection {
             return;
         }
         self.detached = true;
-        let remaining = self
-            .shared
-            .as_ref()
-            .map_or(0, |sh| sh.leave(self.cid, self.member));
+        let remaining = self.shared.as_ref().map_or(0, |sh| {
+            sh.leave(self.cid, self.member, self.obs.now + self.time2retain())
+        });
         if remaining == 0 && self.orphaned {
             // ErrorRecoveryLevel 2: the session waits Time2Retain for a connection.
             if let (Some(sh), Some(s)) = (&self.shared, &self.session) {
