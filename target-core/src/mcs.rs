@@ -54,6 +54,35 @@ struct Slot {
     /// Why this connection was asked to close, and whether its tasks stay for
     /// recovery (ErrorRecoveryLevel 2: reinstated CID, Logout reason 2).
     close: Option<(String, bool)>,
+    /// ABORT TASKs other connections received for this one's tasks.
+    aborts: Vec<RemoteAbort>,
+    /// Answers to ABORT TASKs this connection passed on: (TMF's ITT, aborted).
+    answers: Vec<(u32, bool)>,
+}
+
+/// An ABORT TASK received on one connection for a task of another (MC/S: a task
+/// management request may come on any connection of the session, RFC 7143
+/// §11.5; the task's own connection aborts it, the asking one answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RemoteAbort {
+    /// The task to abort.
+    pub(crate) itt: u32,
+    /// The LUN the request named (a task of another LU is not aborted).
+    pub(crate) lun: u64,
+    /// The connection that asked (its CID and member id), and its TMF's ITT.
+    pub(crate) from: (u16, u64),
+    pub(crate) tmf_itt: u32,
+}
+
+/// Where an ABORT TASK for a task not on the asking connection went.
+pub(crate) enum AbortElsewhere {
+    /// No live task of the session has the tag.
+    NoTask,
+    /// Taken from the orphans (ErrorRecoveryLevel 2): the caller aborts it.
+    Orphan(Orphan),
+    /// Passed to the task's connection (wake it): the answer comes back to the
+    /// asking connection (`SharedSession::take_abort_answers`).
+    Passed(Option<Arc<dyn Wake>>),
 }
 
 #[derive(Default)]
@@ -286,8 +315,26 @@ impl SharedSession {
     pub(crate) fn leave(&self, cid: u16, member: u64, retain_until: Instant) -> usize {
         let mut g = self.lock();
         let mine = g.conns.get(&cid).is_some_and(|s| s.member == member);
+        let mut wakes = Vec::new();
+        let mut aborted = Vec::new();
         if mine {
-            g.conns.remove(&cid);
+            let slot = g.conns.remove(&cid).unwrap_or_default();
+            // ABORT TASKs passed to it and not acted on: its tasks ended with it,
+            // or (ErrorRecoveryLevel 2) wait as orphans, which are aborted here.
+            for a in slot.aborts {
+                let orphan = g
+                    .orphans
+                    .get(&a.itt)
+                    .is_some_and(|o| o.holds_tag() && o.runs_on_lun(a.lun));
+                if orphan {
+                    aborted.extend(g.orphans.remove(&a.itt));
+                    g.itts.remove(&a.itt);
+                }
+                if let Some(s) = g.conns.get_mut(&a.from.0).filter(|s| s.member == a.from.1) {
+                    s.answers.push((a.tmf_itt, orphan));
+                    wakes.extend(s.wake.clone());
+                }
+            }
             // Tags of orphaned tasks stay claimed until reassigned or expired.
             let keep: HashSet<u32> = g.orphans.keys().copied().collect();
             g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
@@ -306,7 +353,15 @@ impl SharedSession {
                 }
             }
         }
-        g.conns.len()
+        let left = g.conns.len();
+        drop(g);
+        for o in aborted {
+            o.abort();
+        }
+        for w in wakes {
+            w.wake();
+        }
+        left
     }
 
     /// Ask connection `cid` to close for `why`; its wake, `None` when no such CID.
@@ -419,6 +474,67 @@ impl SharedSession {
         oldest
             .and_then(|i| g.orphans.get_mut(&i))
             .map_or(0, Orphan::shed)
+    }
+
+    /// ABORT TASK of task `a.itt`, received on connection `a.from` where it does
+    /// not run (see [`RemoteAbort`]).
+    pub(crate) fn abort_elsewhere(&self, a: RemoteAbort) -> AbortElsewhere {
+        let mut g = self.lock();
+        if g.orphans.get(&a.itt).is_some_and(Orphan::holds_tag) {
+            if let Some(o) = g.orphans.remove(&a.itt) {
+                if o.runs_on_lun(a.lun) {
+                    g.itts.remove(&a.itt);
+                    return AbortElsewhere::Orphan(o);
+                }
+                g.orphans.insert(a.itt, o);
+            }
+            return AbortElsewhere::NoTask;
+        }
+        let Some(owner) = g.itts.get(&a.itt).copied() else {
+            return AbortElsewhere::NoTask;
+        };
+        if owner == a.from.0 {
+            return AbortElsewhere::NoTask;
+        }
+        match g.conns.get_mut(&owner) {
+            Some(slot) => {
+                slot.aborts.push(a);
+                AbortElsewhere::Passed(slot.wake.clone())
+            }
+            None => AbortElsewhere::NoTask,
+        }
+    }
+
+    /// ABORT TASKs other connections passed to `cid` (member `member`).
+    pub(crate) fn take_abort_requests(&self, cid: u16, member: u64) -> Vec<RemoteAbort> {
+        let mut g = self.lock();
+        match g.conns.get_mut(&cid) {
+            Some(s) if s.member == member && !s.aborts.is_empty() => std::mem::take(&mut s.aborts),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The task's connection answered a [`RemoteAbort`]: hand the answer to the
+    /// asking connection; its wake (none when it is gone).
+    pub(crate) fn answer_abort(&self, a: &RemoteAbort, aborted: bool) -> Option<Arc<dyn Wake>> {
+        let mut g = self.lock();
+        let s = g
+            .conns
+            .get_mut(&a.from.0)
+            .filter(|s| s.member == a.from.1)?;
+        s.answers.push((a.tmf_itt, aborted));
+        s.wake.clone()
+    }
+
+    /// Answers to ABORT TASKs connection `cid` (member `member`) passed on.
+    pub(crate) fn take_abort_answers(&self, cid: u16, member: u64) -> Vec<(u32, bool)> {
+        let mut g = self.lock();
+        match g.conns.get_mut(&cid) {
+            Some(s) if s.member == member && !s.answers.is_empty() => {
+                std::mem::take(&mut s.answers)
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Whether CmdSN `sn` was a command lost with its failed connection (taken:

@@ -127,6 +127,11 @@ impl Orphan {
         matches!(&self.kind, Kind::Task(t) if t.lun.lun == lun.lun)
     }
 
+    /// A running task of LUN `lun` (ABORT TASK names the LUN too).
+    pub(crate) fn runs_on_lun(&self, lun: u64) -> bool {
+        matches!(&self.kind, Kind::Task(t) if t.lun.lun == lun)
+    }
+
     /// Time2Retain passed: the task is aborted (counted as tgt counts an abort).
     pub(crate) fn abort(self) {
         if let Kind::Task(t) = self.kind {

@@ -788,6 +788,9 @@ impl Connection {
             }
             self.dispatch_ordered(pdu, now);
         }
+        if self.phase == Phase::FullFeature {
+            self.remote_aborts(&sh);
+        }
     }
 
     /// Claim task tag `itt` for the session; false when another task has it.

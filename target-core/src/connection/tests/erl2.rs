@@ -447,6 +447,27 @@ fn resets_abort_the_tasks_failed_connections_left() {
 }
 
 #[test]
+fn abort_task_ends_a_task_waiting_for_reassignment() {
+    let (mut a, fx) = session(2, 324);
+    let sh = fx.core.sessions.shared(a.ini.tsih).unwrap();
+    let itt = orphan_read(&fx, &mut a, 2, 325);
+    assert_eq!(sh.orphans(), 1);
+    // The wrong LUN: not that task.
+    let t = a.ini.abort_task(0, itt);
+    let titt = t.itt;
+    a.send(Pdu::TaskMgmtRequest(t));
+    assert_eq!(tmf_response(&a, titt), Some(1));
+    assert_eq!(sh.orphans(), 1);
+    let t = a.ini.abort_task(1, itt);
+    let titt = t.itt;
+    a.send(Pdu::TaskMgmtRequest(t));
+    assert_eq!(tmf_response(&a, titt), Some(0));
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    assert_eq!(reassign(&mut a, itt), 1);
+}
+
+#[test]
 fn time2retain_aborts_the_tasks_and_ends_the_session() {
     let (mut a, fx) = session(2, 330);
     let tsih = a.ini.tsih;
