@@ -25,6 +25,11 @@
 //! - a read sends its Data-In from the TMF's ExpDataSN, then its status; a
 //!   finished task sends its status again (with a StatSN of the new connection).
 //!
+//! A finished read's data kept for this counts against the session's
+//! retained-data cap; past it the oldest sheds its data ([`Done::shed`]). Resets
+//! abort running orphans (of the LU, or of the whole target in every session,
+//! `crate::Core::abort_orphans`), and so does an ABORT TASK naming one.
+//!
 //! Refusals (RFC 7143 §11.6.1): "Task allegiance reassignment not supported" (4)
 //! below level 2, "Task still allegiant" (3) while the task's connection lives,
 //! "Task does not exist" (1) otherwise.
