@@ -743,6 +743,12 @@ mod tests {
     use iscsi_proto::{Itt, LunField, Ttt};
     use std::sync::atomic::AtomicUsize;
 
+    /// The fake clock's zero; the one place these tests read the real clock.
+    #[allow(clippy::disallowed_methods)]
+    fn clock() -> Instant {
+        Instant::now()
+    }
+
     struct Count(AtomicUsize);
     impl Wake for Count {
         fn wake(&self) {
@@ -809,7 +815,7 @@ mod tests {
         assert!(!s.claim_itt(7, 2));
         assert!(s.claim_itt(8, 2));
         // A stale member (reinstated CID) leaving changes nothing.
-        let now = Instant::now();
+        let now = clock();
         assert_eq!(s.leave(2, m2 + 100, now), 2);
         assert_eq!(s.leave(2, m2, now), 1);
         assert!(s.claim_itt(8, 1));
@@ -823,7 +829,7 @@ mod tests {
         let (m2, _) = s.join(2);
         assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
         assert!(s.order(1, SerialNumber(3), nop(3), 128).mine.is_empty());
-        s.leave(2, m2, Instant::now());
+        s.leave(2, m2, clock());
         let r = s.order(1, SerialNumber(1), nop(1), 128);
         assert_eq!(sns(&r.mine), vec![1, 3]);
         assert_eq!(s.exp_cmd_sn(), SerialNumber(4));
@@ -835,7 +841,7 @@ mod tests {
             error_recovery_level: 2,
             ..SessionParams::default()
         };
-        let t0 = Instant::now();
+        let t0 = clock();
         let until = t0 + std::time::Duration::from_secs(20);
         // Connection 2 fails holding CmdSNs 2 and 3 behind the gap at 1.
         let (s, _) = SharedSession::new(params, SerialNumber(1), 1);

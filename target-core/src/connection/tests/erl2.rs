@@ -359,7 +359,7 @@ fn answered_reads_kept_for_reassignment_count_against_the_cap_and_the_oldest_is_
     assert_eq!(reassign(&mut b, itts[0]), 0);
     let t = b.ini.task(itts[0]).unwrap();
     assert_eq!(t.status, Some(2));
-    let sense = t.sense.clone().unwrap();
+    let sense = t.sense.unwrap();
     assert_eq!((sense.key, sense.asc, sense.ascq), (0x0b, 0x44, 0x00));
     assert!(t.data.is_empty());
     // The second still has its data.
