@@ -78,6 +78,9 @@ pub(crate) struct RemoteAbort {
 pub(crate) enum AbortElsewhere {
     /// No live task of the session has the tag.
     NoTask,
+    /// A command released to another connection and not dispatched yet was
+    /// dropped: it never runs.
+    Dropped,
     /// Taken from the orphans (ErrorRecoveryLevel 2): the caller aborts it.
     Orphan(Orphan),
     /// Passed to the task's connection (wake it): the answer comes back to the
@@ -491,6 +494,17 @@ impl SharedSession {
             return AbortElsewhere::NoTask;
         }
         let Some(owner) = g.itts.get(&a.itt).copied() else {
+            // Released in CmdSN order to another connection and not dispatched
+            // there yet: it never runs (its CmdSN stays consumed).
+            for slot in g.conns.values_mut() {
+                let at = slot.ready.iter().position(|p| {
+                    matches!(p, Pdu::ScsiCommand(c) if c.itt.0 == a.itt && c.lun.to_lun() == a.lun)
+                });
+                if let Some(i) = at {
+                    slot.ready.remove(i);
+                    return AbortElsewhere::Dropped;
+                }
+            }
             return AbortElsewhere::NoTask;
         };
         if owner == a.from.0 {
@@ -885,5 +899,40 @@ mod tests {
         let r = s.order(1, SerialNumber(1), nop(1), n + 8);
         assert_eq!(sns(&r.mine), vec![1]);
         assert_eq!(s.exp_cmd_sn(), SerialNumber(n + 2));
+    }
+
+    #[test]
+    fn abort_of_a_command_released_to_another_connection_drops_it() {
+        let (s, m1) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        let cmd = Pdu::ScsiCommand(iscsi_proto::pdu::ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: true,
+            write: false,
+            attr: iscsi_proto::pdu::TaskAttr::Simple,
+            lun: LunField::from_lun(1),
+            itt: Itt(0x42),
+            expected_data_transfer_length: 512,
+            cmd_sn: SerialNumber(2),
+            exp_stat_sn: SerialNumber(0),
+            cdb: bytes::Bytes::from_static(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            data: bytes::Bytes::new(),
+        });
+        // CmdSN 2 on connection 2 waits for 1; 1 on connection 1 releases it to 2.
+        assert!(s.order(2, SerialNumber(2), cmd, 128).mine.is_empty());
+        s.order(1, SerialNumber(1), nop(1), 128);
+        let ask = |lun| RemoteAbort {
+            itt: 0x42,
+            lun,
+            from: (1, m1),
+            tmf_itt: 7,
+        };
+        // Another LUN: not that command.
+        assert!(matches!(s.abort_elsewhere(ask(0)), AbortElsewhere::NoTask));
+        assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::Dropped));
+        assert!(s.take_ready(2, m2).is_empty());
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(3));
+        assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::NoTask));
     }
 }

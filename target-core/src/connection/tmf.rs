@@ -222,6 +222,7 @@ impl Connection {
         };
         match sh.abort_elsewhere(ask) {
             AbortElsewhere::NoTask => Some(response::NO_TASK),
+            AbortElsewhere::Dropped => Some(response::COMPLETE),
             AbortElsewhere::Orphan(o) => {
                 o.abort();
                 Some(response::COMPLETE)
