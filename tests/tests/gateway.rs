@@ -441,6 +441,56 @@ fn interleaved_writes_with_exclusive_lock(f: Flavour) {
     }
 }
 
+/// QEMU's iSCSI driver, a real initiator, writes 64 MiB through A; QEMU reads the
+/// image back through B, equal.
+fn qemu_writes_through_a_reads_through_b(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("qemu", f), 64 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (img, modules) = integration_tests::qemu();
+    let data: Vec<u8> = (0..64u64)
+        .flat_map(|chunk| pattern(chunk, 3, MIB as usize))
+        .collect();
+    let src = a.dir.path("src.raw");
+    let back = b.dir.path("back.raw");
+    std::fs::write(&src, &data).expect("source file");
+    let qemu_img = |args: &[&str]| {
+        let r = std::process::Command::new(&img)
+            .env("QEMU_MODULE_DIR", &modules)
+            .args(args)
+            .output()
+            .expect("qemu-img");
+        assert!(r.status.success(), "qemu-img {args:?}: {r:?}");
+    };
+    let url = |d: &Daemon| format!("iscsi://{}/{IQN}/1", d.portal_str());
+    // -n: the LU exists; write the raw bytes onto it.
+    qemu_img(&[
+        "convert",
+        "-n",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &url(&a),
+    ]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        &url(&b),
+        back.to_str().unwrap(),
+    ]);
+    let got = std::fs::read(&back).expect("copy");
+    assert_eq!(got.len(), data.len());
+    if let Some(at) = got.iter().zip(&data).position(|(x, y)| x != y) {
+        panic!("QEMU read through B differs from what it wrote through A at byte {at}");
+    }
+}
+
 /// SIGKILL of gateway A under a writer (FUA writes, one at a time, each chunk once):
 /// the writer logs in to B, sends again the write that had no answer, and goes on;
 /// every chunk reads back through B as written.
@@ -587,6 +637,7 @@ fn failover_without_an_administrator(f: Flavour) {
 
 both_flavours!(
     failover_without_an_administrator,
+    qemu_writes_through_a_reads_through_b,
     alua_through_each_gateway,
     unit_attentions_cross_gateways,
     same_isid_on_two_gateways_is_two_nexuses,
