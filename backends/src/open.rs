@@ -268,6 +268,10 @@ impl BlockStore for ReadOnlyStore {
         self.0.shared_reservations()
     }
 
+    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+        self.0.live_gateways(local_port)
+    }
+
     fn size_changed(&self) -> bool {
         self.0.size_changed()
     }

@@ -5,8 +5,9 @@
 //! replacement: a connection of the same session (same TSIH and ISID, a CID of the
 //! caller's choice — the failed one's for a connection reinstatement) that carries
 //! the failed connection's commands. Once it is logged in it sends TASK REASSIGN
-//! (TMF function 8) for every command that had gone out; the target answers
-//! "Function complete" and resumes each (Data-In from ExpDataSN, recovery R2Ts, the
+//! (TMF function 8) for every command that had gone out, with ExpDataSN the first
+//! Data-In of the task not received in order; the target answers "Function
+//! complete" and resumes each (Data-In from that ExpDataSN, recovery R2Ts, the
 //! status again), or "Task does not exist" for a command it never received, which
 //! is then sent again as it was (same ITT and CmdSN). "Task still allegiant" (the
 //! target has not noticed the old connection's end yet) is asked again at the next
@@ -76,6 +77,7 @@ impl Session {
             return;
         };
         let (lun, ref_cmd_sn) = (t.lun, t.cmd_sn.unwrap_or(SerialNumber(0)));
+        let exp_data_sn = t.exp_data_sn();
         let itt = self.alloc_itt();
         self.other.insert(itt.0, Other::Reassign { task });
         let req = TaskMgmtRequest {
@@ -87,9 +89,10 @@ impl Session {
             cmd_sn: self.win().cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
             ref_cmd_sn,
-            // Everything again: Data-In are placed at their offset and duplicates
-            // dropped, so no bookkeeping of what arrived is needed.
-            exp_data_sn: 0,
+            // The first Data-In not received in order: the target resends from it
+            // (RFC 7143 §11.5.1); later ones that did arrive come again and are
+            // dropped as duplicates.
+            exp_data_sn,
         };
         self.send(&Pdu::TaskMgmtRequest(req));
     }

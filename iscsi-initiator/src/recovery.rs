@@ -65,6 +65,13 @@ pub(crate) struct TaskRecovery {
     idle_since: Option<Instant>,
 }
 
+impl TaskRecovery {
+    /// The oldest Data-In DataSN lost and asked for again.
+    pub(crate) fn first_missing(&self) -> Option<u32> {
+        self.missing.first().copied()
+    }
+}
+
 /// Per session (connection).
 #[derive(Debug, Default)]
 pub(crate) struct SessionRecovery {

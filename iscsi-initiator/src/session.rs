@@ -253,6 +253,12 @@ impl ScsiTask {
         self.edtl
     }
 
+    /// The first DataSN not received in order (ExpDataSN of a TASK REASSIGN): the
+    /// oldest one asked for again, else the next one.
+    pub(crate) fn exp_data_sn(&self) -> u32 {
+        self.rec.first_missing().unwrap_or(self.next_data_sn)
+    }
+
     /// Bytes of read data received so far.
     fn received(&self) -> usize {
         self.first.len() + self.data.len()

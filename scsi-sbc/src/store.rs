@@ -152,6 +152,19 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// For a medium several gateways serve (a Ceph RBD image): say that this gateway
+    /// serves it through relative target port `local_port`, ask every gateway of the
+    /// medium for its port, and answer the ports of those that replied in time (this
+    /// one's included), sorted. A crashed gateway does not reply, so its port is
+    /// missing: that is how the survivors see the ALUA active/optimized gateway gone
+    /// (`tgtd-common`'s `gateway_watch`). Blocks for up to a few seconds; never called
+    /// on the data path. `None` (the default): the medium is not shared, or the
+    /// gateways could not be asked now.
+    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+        let _ = local_port;
+        None
+    }
+
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.
     fn backend_note(&self) -> Option<String> {
@@ -274,6 +287,10 @@ impl<T: StoreLayer> BlockStore for T {
         self.inner().shared_reservations()
     }
 
+    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+        self.inner().live_gateways(local_port)
+    }
+
     fn backend_note(&self) -> Option<String> {
         self.inner().backend_note()
     }
@@ -319,6 +336,9 @@ mod tests {
         }
         fn execute_nowait(&self, _: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
             Some(Ok(Bytes::from_static(b"now")))
+        }
+        fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+            Some(vec![1, local_port])
         }
         fn physical_block_size(&self) -> Option<u32> {
             Some(4096)
@@ -406,6 +426,7 @@ mod tests {
         assert_eq!(l.saved_state(), p.saved_state());
         assert_eq!(l.refresh_size(), p.refresh_size());
         assert_eq!(l.size_changed(), p.size_changed());
+        assert_eq!(l.live_gateways(3), p.live_gateways(3));
         assert_eq!(l.configure("k", "v"), p.configure("k", "v"));
         assert_eq!(l.medium(), p.medium());
         let peer: Arc<dyn BlockStore> = Arc::new(Probe::default());

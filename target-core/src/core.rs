@@ -144,6 +144,22 @@ impl Core {
         (before, after)
     }
 
+    /// A reset of target `tid` (all its LUs) or of its LU `lun`: abort the tasks
+    /// of failed connections waiting for reassignment in every session of the
+    /// target (ErrorRecoveryLevel 2, `connection/erl2.rs`): they are tasks of
+    /// that LU, which the live connections' resets do not reach. Returns how
+    /// many.
+    pub(crate) fn abort_orphans(&self, tid: u32, lun: Option<&crate::registry::Lun>) -> usize {
+        let mut n = 0;
+        for sh in self.sessions.shared_of_target(tid) {
+            for o in sh.take_running_orphans(lun) {
+                o.abort();
+                n += 1;
+            }
+        }
+        n
+    }
+
     fn lock_resets(&self) -> std::sync::MutexGuard<'_, HashMap<u32, TargetResets>> {
         // The map holds plain counters: a panic elsewhere cannot leave it half-updated.
         self.resets

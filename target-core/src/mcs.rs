@@ -58,6 +58,38 @@ struct Slot {
     /// Why this connection was asked to close, and whether its tasks stay for
     /// recovery (ErrorRecoveryLevel 2: reinstated CID, Logout reason 2).
     close: Option<(String, bool)>,
+    /// ABORT TASKs other connections received for this one's tasks.
+    aborts: Vec<RemoteAbort>,
+    /// Answers to ABORT TASKs this connection passed on: (TMF's ITT, aborted).
+    answers: Vec<(u32, bool)>,
+}
+
+/// An ABORT TASK received on one connection for a task of another (MC/S: a task
+/// management request may come on any connection of the session, RFC 7143
+/// §11.5; the task's own connection aborts it, the asking one answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RemoteAbort {
+    /// The task to abort.
+    pub(crate) itt: u32,
+    /// The LUN the request named (a task of another LU is not aborted).
+    pub(crate) lun: u64,
+    /// The connection that asked (its CID and member id), and its TMF's ITT.
+    pub(crate) from: (u16, u64),
+    pub(crate) tmf_itt: u32,
+}
+
+/// Where an ABORT TASK for a task not on the asking connection went.
+pub(crate) enum AbortElsewhere {
+    /// No live task of the session has the tag.
+    NoTask,
+    /// A command released to another connection and not dispatched yet was
+    /// dropped: it never runs.
+    Dropped,
+    /// Taken from the orphans (ErrorRecoveryLevel 2): the caller aborts it.
+    Orphan(Orphan),
+    /// Passed to the task's connection (wake it): the answer comes back to the
+    /// asking connection (`SharedSession::take_abort_answers`).
+    Passed(Option<Arc<dyn Wake>>),
 }
 
 #[derive(Default)]
@@ -70,8 +102,10 @@ struct Inner {
     discard: HashSet<u32>,
     /// ErrorRecoveryLevel 2: CmdSNs of commands held ahead of a gap when their
     /// connection failed (consumed, see `discard`); sent again on another
-    /// connection they run (`SharedSession::take_lost`).
-    lost: HashSet<u32>,
+    /// connection they run (`SharedSession::take_lost`), each until its
+    /// Time2Retain passes (then, or when the session ends, it is forgotten: a
+    /// resend finds nothing to run). At most [`MAX_LOST`].
+    lost: HashMap<u32, Instant>,
     /// Live task tags and the CID that owns each (claimed and released once per
     /// command: hashed cheaply, `crate::taghash`).
     itts: TagMap<u32, u16>,
@@ -84,6 +118,12 @@ struct Inner {
     /// it when Time2Retain passes with no connection back.
     lingering: Option<Lingering>,
 }
+
+/// Most CmdSNs a session remembers as lost with failed connections (`Inner::lost`);
+/// past it a lost command is only consumed, as below ErrorRecoveryLevel 2. (The
+/// CmdSN window bounds what can be held in the first place; this bounds what
+/// repeated failures leave behind.)
+pub(crate) const MAX_LOST: usize = 1024;
 
 /// A session with no connection left, kept for connection recovery until `until`.
 #[derive(Debug, Clone)]
@@ -311,13 +351,32 @@ impl SharedSession {
     }
 
     /// Connection `cid` (member `member`) is gone: its task tags are free, requests
-    /// it left held are consumed. Returns how many connections remain (a connection
-    /// that reinstated its CID stays).
-    pub(crate) fn leave(&self, cid: u16, member: u64) -> usize {
+    /// it left held are consumed (at ErrorRecoveryLevel 2 remembered as lost until
+    /// `retain_until`). Returns how many connections remain (a connection that
+    /// reinstated its CID stays).
+    pub(crate) fn leave(&self, cid: u16, member: u64, retain_until: Instant) -> usize {
         let mut g = self.lock();
         let mine = g.conns.get(&cid).is_some_and(|s| s.member == member);
+        let mut wakes = Vec::new();
+        let mut aborted = Vec::new();
         if mine {
-            g.conns.remove(&cid);
+            let slot = g.conns.remove(&cid).unwrap_or_default();
+            // ABORT TASKs passed to it and not acted on: its tasks ended with it,
+            // or (ErrorRecoveryLevel 2) wait as orphans, which are aborted here.
+            for a in slot.aborts {
+                let orphan = g
+                    .orphans
+                    .get(&a.itt)
+                    .is_some_and(|o| o.holds_tag() && o.runs_on_lun(a.lun));
+                if orphan {
+                    aborted.extend(g.orphans.remove(&a.itt));
+                    g.itts.remove(&a.itt);
+                }
+                if let Some(s) = g.conns.get_mut(&a.from.0).filter(|s| s.member == a.from.1) {
+                    s.answers.push((a.tmf_itt, orphan));
+                    wakes.extend(s.wake.clone());
+                }
+            }
             // Tags of orphaned tasks stay claimed until reassigned or expired.
             let keep: HashSet<u32> = g.orphans.keys().copied().collect();
             g.itts.retain(|itt, c| *c != cid || keep.contains(itt));
@@ -331,13 +390,21 @@ impl SharedSession {
             for sn in gone {
                 g.held.remove(&sn);
                 g.discard.insert(sn);
-                if erl2 {
-                    g.lost.insert(sn);
+                if erl2 && g.lost.len() < MAX_LOST {
+                    g.lost.insert(sn, retain_until);
                 }
             }
             self.count_waiting(&g);
         }
-        g.conns.len()
+        let left = g.conns.len();
+        drop(g);
+        for o in aborted {
+            o.abort();
+        }
+        for w in wakes {
+            w.wake();
+        }
+        left
     }
 
     /// Ask connection `cid` to close for `why`; its wake, `None` when no such CID.
@@ -397,6 +464,8 @@ impl SharedSession {
 
     /// TASK REASSIGN of task `itt` to connection `cid`: the orphan, its tag now
     /// claimed for `cid`.
+    /// Its read data no longer counts here: the connection that resumes it counts
+    /// it again when it answers.
     pub(crate) fn take_orphan(&self, itt: u32, cid: u16) -> Result<Orphan, NotReassignable> {
         let mut g = self.lock();
         match g.orphans.remove(&itt) {
@@ -404,6 +473,8 @@ impl SharedSession {
                 if o.holds_tag() {
                     g.itts.insert(itt, cid);
                 }
+                drop(g);
+                self.unretain(o.retained_bytes());
                 Ok(o)
             }
             None if g.itts.contains_key(&itt) => Err(NotReassignable::StillAllegiant),
@@ -411,10 +482,126 @@ impl SharedSession {
         }
     }
 
+    /// A reset: take out the running orphans (of LU `lun`, or all), their tags
+    /// freed, for the caller to abort. Answered ones stay (their command
+    /// completed before the reset; a reassignment sends that status again).
+    pub(crate) fn take_running_orphans(&self, lun: Option<&crate::registry::Lun>) -> Vec<Orphan> {
+        let mut g = self.lock();
+        let gone: Vec<u32> = g
+            .orphans
+            .iter()
+            .filter(|(_, o)| o.holds_tag() && lun.is_none_or(|l| o.runs_on(l)))
+            .map(|(i, _)| *i)
+            .collect();
+        let mut out = Vec::new();
+        for itt in gone {
+            if let Some(o) = g.orphans.remove(&itt) {
+                g.itts.remove(&itt);
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Past the retained-data cap: shed the read data of the oldest answered
+    /// orphan (`connection/erl2.rs`, `Done::shed`); the bytes it counted (still
+    /// counted: the caller gives them back), 0 when no orphan has any.
+    pub(crate) fn shed_oldest_orphan(&self) -> usize {
+        let mut g = self.lock();
+        let oldest = g
+            .orphans
+            .iter()
+            .filter_map(|(i, o)| o.shed_order().map(|k| (k, *i)))
+            .min()
+            .map(|(_, i)| i);
+        oldest
+            .and_then(|i| g.orphans.get_mut(&i))
+            .map_or(0, Orphan::shed)
+    }
+
+    /// ABORT TASK of task `a.itt`, received on connection `a.from` where it does
+    /// not run (see [`RemoteAbort`]).
+    pub(crate) fn abort_elsewhere(&self, a: RemoteAbort) -> AbortElsewhere {
+        let mut g = self.lock();
+        if g.orphans.get(&a.itt).is_some_and(Orphan::holds_tag) {
+            if let Some(o) = g.orphans.remove(&a.itt) {
+                if o.runs_on_lun(a.lun) {
+                    g.itts.remove(&a.itt);
+                    return AbortElsewhere::Orphan(o);
+                }
+                g.orphans.insert(a.itt, o);
+            }
+            return AbortElsewhere::NoTask;
+        }
+        let Some(owner) = g.itts.get(&a.itt).copied() else {
+            // Released in CmdSN order to another connection and not dispatched
+            // there yet: it never runs (its CmdSN stays consumed).
+            for slot in g.conns.values_mut() {
+                let at = slot.ready.iter().position(|p| {
+                    matches!(p, Pdu::ScsiCommand(c) if c.itt.0 == a.itt && c.lun.to_lun() == a.lun)
+                });
+                if let Some(i) = at {
+                    slot.ready.remove(i);
+                    self.count_waiting(&g);
+                    return AbortElsewhere::Dropped;
+                }
+            }
+            return AbortElsewhere::NoTask;
+        };
+        if owner == a.from.0 {
+            return AbortElsewhere::NoTask;
+        }
+        match g.conns.get_mut(&owner) {
+            Some(slot) => {
+                slot.aborts.push(a);
+                AbortElsewhere::Passed(slot.wake.clone())
+            }
+            None => AbortElsewhere::NoTask,
+        }
+    }
+
+    /// ABORT TASKs other connections passed to `cid` (member `member`).
+    pub(crate) fn take_abort_requests(&self, cid: u16, member: u64) -> Vec<RemoteAbort> {
+        let mut g = self.lock();
+        match g.conns.get_mut(&cid) {
+            Some(s) if s.member == member && !s.aborts.is_empty() => std::mem::take(&mut s.aborts),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The task's connection answered a [`RemoteAbort`]: hand the answer to the
+    /// asking connection; its wake (none when it is gone).
+    pub(crate) fn answer_abort(&self, a: &RemoteAbort, aborted: bool) -> Option<Arc<dyn Wake>> {
+        let mut g = self.lock();
+        let s = g
+            .conns
+            .get_mut(&a.from.0)
+            .filter(|s| s.member == a.from.1)?;
+        s.answers.push((a.tmf_itt, aborted));
+        s.wake.clone()
+    }
+
+    /// Answers to ABORT TASKs connection `cid` (member `member`) passed on.
+    pub(crate) fn take_abort_answers(&self, cid: u16, member: u64) -> Vec<(u32, bool)> {
+        let mut g = self.lock();
+        match g.conns.get_mut(&cid) {
+            Some(s) if s.member == member && !s.answers.is_empty() => {
+                std::mem::take(&mut s.answers)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether CmdSN `sn` was a command lost with its failed connection (taken:
     /// it runs once).
     pub(crate) fn take_lost(&self, sn: SerialNumber) -> bool {
-        self.lock().lost.remove(&sn.get())
+        self.lock().lost.remove(&sn.get()).is_some()
+    }
+
+    /// CmdSNs remembered as lost.
+    #[cfg(test)]
+    pub(crate) fn lost(&self) -> usize {
+        self.lock().lost.len()
     }
 
     /// Orphaned tasks waiting for reassignment.
@@ -438,12 +625,10 @@ impl SharedSession {
     /// session's own when it has no connection.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let g = self.lock();
-        let o = g.orphans.values().map(Orphan::deadline).min();
+        let o = g.orphans.values().map(Orphan::deadline);
         let l = g.lingering.as_ref().map(|l| l.until);
-        match (o, l) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = g.lost.values().copied();
+        o.chain(l).chain(c).min()
     }
 
     /// Take out what Time2Retain ended by `now`: orphaned tasks past their deadline
@@ -469,7 +654,12 @@ impl SharedSession {
         }
         if ended {
             out.ended = g.lingering.take();
+            g.lost.clear();
+        } else if !g.lost.is_empty() {
+            g.lost.retain(|_, until| *until > now);
         }
+        drop(g);
+        self.unretain(out.orphans.iter().map(Orphan::retained_bytes).sum());
         out
     }
 
@@ -478,10 +668,14 @@ impl SharedSession {
     pub(crate) fn end(&self) -> Expired {
         let mut g = self.lock();
         g.itts.clear();
-        Expired {
+        g.lost.clear();
+        let out = Expired {
             orphans: g.orphans.drain().map(|(_, o)| o).collect(),
             ended: g.lingering.take(),
-        }
+        };
+        drop(g);
+        self.unretain(out.orphans.iter().map(Orphan::retained_bytes).sum());
+        out
     }
 
     /// Requests other connections released for `cid` (member `member`), in CmdSN
@@ -610,6 +804,12 @@ mod tests {
     use iscsi_proto::{Itt, LunField, Ttt};
     use std::sync::atomic::AtomicUsize;
 
+    /// The fake clock's zero; the one place these tests read the real clock.
+    #[allow(clippy::disallowed_methods)]
+    fn clock() -> Instant {
+        Instant::now()
+    }
+
     struct Count(AtomicUsize);
     impl Wake for Count {
         fn wake(&self) {
@@ -676,8 +876,9 @@ mod tests {
         assert!(!s.claim_itt(7, 2));
         assert!(s.claim_itt(8, 2));
         // A stale member (reinstated CID) leaving changes nothing.
-        assert_eq!(s.leave(2, m2 + 100), 2);
-        assert_eq!(s.leave(2, m2), 1);
+        let now = clock();
+        assert_eq!(s.leave(2, m2 + 100, now), 2);
+        assert_eq!(s.leave(2, m2, now), 1);
         assert!(s.claim_itt(8, 1));
         s.release_itt(7);
         assert!(s.claim_itt(7, 1));
@@ -713,9 +914,96 @@ mod tests {
         let (m2, _) = s.join(2);
         assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
         assert!(s.order(1, SerialNumber(3), nop(3), 128).mine.is_empty());
-        s.leave(2, m2);
+        s.leave(2, m2, clock());
         let r = s.order(1, SerialNumber(1), nop(1), 128);
         assert_eq!(sns(&r.mine), vec![1, 3]);
         assert_eq!(s.exp_cmd_sn(), SerialNumber(4));
+    }
+
+    #[test]
+    fn lost_cmd_sns_are_forgotten_at_time2retain_and_session_end_and_bounded() {
+        let params = SessionParams {
+            error_recovery_level: 2,
+            ..SessionParams::default()
+        };
+        let t0 = clock();
+        let until = t0 + std::time::Duration::from_secs(20);
+        // Connection 2 fails holding CmdSNs 2 and 3 behind the gap at 1.
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        assert!(s.order(2, SerialNumber(2), nop(2), 128).mine.is_empty());
+        assert!(s.order(2, SerialNumber(3), nop(3), 128).mine.is_empty());
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), 2);
+        assert_eq!(s.next_deadline(), Some(until));
+        // Resent in time: it runs once.
+        assert!(s.take_lost(SerialNumber(2)));
+        assert!(!s.take_lost(SerialNumber(2)));
+        // Time2Retain passes: the other is forgotten (and no deadline is left).
+        assert!(s
+            .expire(until - std::time::Duration::from_secs(1))
+            .orphans
+            .is_empty());
+        assert_eq!(s.lost(), 1);
+        s.expire(until);
+        assert_eq!(s.lost(), 0);
+        assert!(!s.take_lost(SerialNumber(3)));
+        assert_eq!(s.next_deadline(), None);
+        // The session ends: forgotten at once.
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        s.order(2, SerialNumber(5), nop(5), 128);
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), 1);
+        s.end();
+        assert_eq!(s.lost(), 0);
+        // Bounded, however many a failed connection held.
+        let n = MAX_LOST as u32 + 50;
+        let (s, _) = SharedSession::new(params, SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        for sn in 2..n + 2 {
+            s.order(2, SerialNumber(sn), nop(sn), n + 8);
+        }
+        s.leave(2, m2, until);
+        assert_eq!(s.lost(), MAX_LOST);
+        // Every one of them is consumed all the same: the gap closes.
+        let r = s.order(1, SerialNumber(1), nop(1), n + 8);
+        assert_eq!(sns(&r.mine), vec![1]);
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(n + 2));
+    }
+
+    #[test]
+    fn abort_of_a_command_released_to_another_connection_drops_it() {
+        let (s, m1) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        let cmd = Pdu::ScsiCommand(iscsi_proto::pdu::ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: true,
+            write: false,
+            attr: iscsi_proto::pdu::TaskAttr::Simple,
+            lun: LunField::from_lun(1),
+            itt: Itt(0x42),
+            expected_data_transfer_length: 512,
+            cmd_sn: SerialNumber(2),
+            exp_stat_sn: SerialNumber(0),
+            cdb: bytes::Bytes::from_static(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            data: bytes::Bytes::new(),
+        });
+        // CmdSN 2 on connection 2 waits for 1; 1 on connection 1 releases it to 2.
+        assert!(s.order(2, SerialNumber(2), cmd, 128).mine.is_empty());
+        s.order(1, SerialNumber(1), nop(1), 128);
+        let ask = |lun| RemoteAbort {
+            itt: 0x42,
+            lun,
+            from: (1, m1),
+            tmf_itt: 7,
+        };
+        // Another LUN: not that command.
+        assert!(matches!(s.abort_elsewhere(ask(0)), AbortElsewhere::NoTask));
+        assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::Dropped));
+        assert!(s.take_ready(2, m2).is_empty());
+        assert_eq!(s.exp_cmd_sn(), SerialNumber(3));
+        assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::NoTask));
     }
 }

@@ -170,6 +170,16 @@ impl SessionTable {
         }
     }
 
+    /// What the live sessions of target `tid` share.
+    pub(crate) fn shared_of_target(&self, tid: u32) -> Vec<Arc<SharedSession>> {
+        let g = self.lock();
+        g.by_key
+            .values()
+            .filter(|e| e.tid == Some(tid))
+            .filter_map(|e| g.shared.get(&e.tsih.0).cloned())
+            .collect()
+    }
+
     /// What every live session shares, with its TSIH.
     pub(crate) fn all_shared(&self) -> Vec<(Tsih, Arc<SharedSession>)> {
         let g = self.lock();

@@ -75,6 +75,29 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// QEMU's `qemu-img` and the directory of its block modules, as
+/// `scripts/install-test-deps.sh` unpacks them (`$TGTD_TEST_QEMU_DIR`, else
+/// `target/test-deps/qemu-iscsi` of this checkout); missing is a failure.
+pub fn qemu() -> (PathBuf, PathBuf) {
+    let dir = std::env::var_os("TGTD_TEST_QEMU_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/test-deps/qemu-iscsi"));
+    let img = dir.join("usr/bin/qemu-img");
+    let modules = std::fs::read_dir(dir.join("usr/lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("qemu"))
+        .find(|m| m.join("block-iscsi.so").exists());
+    match (img.exists(), modules) {
+        (true, Some(m)) => (img, m),
+        _ => panic!(
+            "QEMU's iSCSI driver is not in {}: run scripts/install-test-deps.sh",
+            dir.display()
+        ),
+    }
+}
+
 /// Require a libiscsi tool: a missing initiator is a failure, not a skip.
 pub fn require_tool(name: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {

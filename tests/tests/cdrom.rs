@@ -239,34 +239,11 @@ fn media_change_reaches_a_logged_in_initiator(f: Flavour) {
     assert!(show(&d).contains(&format!("Backing store path: {}", next.display())));
 }
 
-/// QEMU's `qemu-img` and the directory of its block modules, as
-/// `scripts/install-test-deps.sh` unpacks them (`$TGTD_TEST_QEMU_DIR`, else
-/// `target/test-deps/qemu-iscsi` of this checkout); missing is a failure.
-fn qemu() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("TGTD_TEST_QEMU_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| integration_tests::workspace().join("target/test-deps/qemu-iscsi"));
-    let img = dir.join("usr/bin/qemu-img");
-    let modules = std::fs::read_dir(dir.join("usr/lib"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("qemu"))
-        .find(|m| m.join("block-iscsi.so").exists());
-    match (img.exists(), modules) {
-        (true, Some(m)) => (img, m),
-        _ => panic!(
-            "QEMU's iSCSI driver is not in {}: run scripts/install-test-deps.sh",
-            dir.display()
-        ),
-    }
-}
-
 /// QEMU's iSCSI driver, a real initiator, reads the whole disc.
 fn qemu_reads_the_disc(f: Flavour) {
     let d = Daemon::start(f, &[]);
     let (_, data) = setup(&d, 3 * MIB + BLOCK);
-    let (img, modules) = qemu();
+    let (img, modules) = integration_tests::qemu();
     let out = d.dir.path("copy.raw");
     let r = Command::new(img)
         .env("QEMU_MODULE_DIR", modules)

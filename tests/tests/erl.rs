@@ -372,9 +372,10 @@ fn erl2_client(d: &Daemon, retain: &str) -> Client {
 }
 
 /// ErrorRecoveryLevel 2 against the daemon (raw PDUs): a write that got its R2T
-/// loses its connection; the session outlives it (still in `--op show`); the same
-/// CID logs in again, TASK REASSIGN takes the write over ("Function complete"), a
-/// recovery R2T asks for the data, the write ends GOOD and reads back. Then the
+/// and sent half its data loses its connection; the session outlives it (still in
+/// `--op show`); the same CID logs in again, TASK REASSIGN takes the write over
+/// ("Function complete"), a recovery R2T asks for just the other half, the write
+/// ends GOOD and reads back. Then the
 /// last connection drops and, with no one driving it, the daemon's Time2Retain
 /// clock ends the session.
 fn erl2_task_reassign_and_time2retain(f: Flavour) {
@@ -382,13 +383,35 @@ fn erl2_task_reassign_and_time2retain(f: Flavour) {
     d.setup_file_target(1, IQN, SIZE);
     let mut a = erl2_client(&d, "2");
     assert_eq!(a.login(Some(IQN)).expect("login"), (0, 0));
-    let cmd = a.command_pdu(1, &write10(3, 1), 512, true);
+    let cmd = a.command_pdu(1, &write10(3, 2), 1024, true);
     let itt = cmd.itt;
     a.send(&Pdu::ScsiCommand(cmd)).expect("send");
-    match a.recv().expect("recv") {
-        Some(Pdu::R2t(r)) => assert_eq!(r.itt, itt),
+    let first = match a.recv().expect("recv") {
+        Some(Pdu::R2t(r)) => r,
         other => panic!("expected an R2T, got {other:?}"),
-    }
+    };
+    assert_eq!(
+        (
+            first.itt,
+            first.buffer_offset,
+            first.desired_data_transfer_length
+        ),
+        (itt, 0, 1024)
+    );
+    let data = Bytes::from(vec![0x5a; 1024]);
+    // The first half arrives; then the connection dies.
+    a.send(&Pdu::DataOut(DataOut {
+        final_bit: false,
+        lun: LunField::from_lun(1),
+        itt,
+        ttt: first.ttt,
+        exp_stat_sn: a.exp_stat_sn(),
+        data_sn: 0,
+        buffer_offset: 0,
+        data: data.slice(..512),
+    }))
+    .expect("send");
+    std::thread::sleep(Duration::from_millis(100));
     let _ = a.stream().shutdown(Shutdown::Both);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(show_sessions(&d), 1, "the session outlives its connection");
@@ -421,12 +444,12 @@ fn erl2_task_reassign_and_time2retain(f: Flavour) {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // Only the half that did not arrive is asked for again.
     let r2t = r2t.unwrap();
     assert_eq!(
         (r2t.itt, r2t.buffer_offset, r2t.desired_data_transfer_length),
-        (itt, 0, 512)
+        (itt, 512, 512)
     );
-    let data = Bytes::from(vec![0x5a; 512]);
     b.send(&Pdu::DataOut(DataOut {
         final_bit: true,
         lun: LunField::from_lun(1),
@@ -434,16 +457,16 @@ fn erl2_task_reassign_and_time2retain(f: Flavour) {
         ttt: r2t.ttt,
         exp_stat_sn: b.exp_stat_sn(),
         data_sn: 0,
-        buffer_offset: 0,
-        data,
+        buffer_offset: 512,
+        data: data.slice(512..),
     }))
     .expect("send");
     match b.recv().expect("recv") {
         Some(Pdu::ScsiResponse(r)) => assert_eq!((r.itt, r.status), (itt, 0)),
         other => panic!("expected the write's status, got {other:?}"),
     }
-    let r = b.scsi(1, &read10(3, 1), &[], 512).expect("read");
-    assert_eq!((r.status, r.data), (0, vec![0x5a; 512]));
+    let r = b.scsi(1, &read10(3, 2), &[], 1024).expect("read");
+    assert_eq!((r.status, r.data), (0, vec![0x5a; 1024]));
     // The last connection drops: Time2Retain (2 s) later the session is gone.
     let _ = b.stream().shutdown(Shutdown::Both);
     std::thread::sleep(Duration::from_millis(500));

@@ -41,20 +41,41 @@ fn set(d: &Daemon, name: &str, value: &str) {
 /// Target 1 with LUN 1 on `path` on each gateway; with `alua`, A is group 1 (port 1,
 /// active/optimized) and B group 2 (port 2, active/non-optimized), both told both.
 fn gateways(f: Flavour, path: &str, alua: bool) -> (Daemon, Daemon) {
+    (
+        gateway(f, path, alua.then_some("1")),
+        gateway(f, path, alua.then_some("2")),
+    )
+}
+
+/// One gateway: target 1 with LUN 1 on `path`; with `group`, ALUA with group 1
+/// active/optimized, group 2 active/non-optimized, this one in `group`.
+fn gateway(f: Flavour, path: &str, group: Option<&str>) -> Daemon {
     let ceph = cluster();
-    let (a, b) = (Daemon::start(f, &[]), Daemon::start(f, &[]));
-    for (d, group) in [(&a, "1"), (&b, "2")] {
-        d.new_target(1, IQN);
-        let r = d.lu_new(1, 1, path, &["--bstype", "rbd", "--bsopts", &ceph.bsopts()]);
-        assert_eq!(r.code, 0, "{r:?}");
-        tgtadm_target(d, &["--op", "bind", "-I", "ALL"]);
-        if alua {
-            set(d, "alua_state", "1:active/optimized");
-            set(d, "alua_state", "2:active/non-optimized");
-            set(d, "alua_group", group);
-        }
+    // -d 1: the failover test reads the info line naming the gateways that answer.
+    let d = Daemon::start(f, &["-d", "1"]);
+    d.new_target(1, IQN);
+    let r = d.lu_new(1, 1, path, &["--bstype", "rbd", "--bsopts", &ceph.bsopts()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    tgtadm_target(&d, &["--op", "bind", "-I", "ALL"]);
+    if let Some(group) = group {
+        set(&d, "alua_state", "1:active/optimized");
+        set(&d, "alua_state", "2:active/non-optimized");
+        set(&d, "alua_group", group);
     }
-    (a, b)
+    d
+}
+
+/// Wait (at most `limit`) for a line of `d`'s log containing `text`.
+fn wait_log(d: &Daemon, text: &str, limit: Duration) {
+    let start = Instant::now();
+    while !d.log_lines().iter().any(|l| l.contains(text)) {
+        assert!(
+            start.elapsed() < limit,
+            "no log line with {text:?} after {limit:?}: {:#?}",
+            d.log_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn login(d: &Daemon, isid_tail: u8) -> Client {
@@ -420,6 +441,56 @@ fn interleaved_writes_with_exclusive_lock(f: Flavour) {
     }
 }
 
+/// QEMU's iSCSI driver, a real initiator, writes 64 MiB through A; QEMU reads the
+/// image back through B, equal.
+fn qemu_writes_through_a_reads_through_b(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("qemu", f), 64 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (img, modules) = integration_tests::qemu();
+    let data: Vec<u8> = (0..64u64)
+        .flat_map(|chunk| pattern(chunk, 3, MIB as usize))
+        .collect();
+    let src = a.dir.path("src.raw");
+    let back = b.dir.path("back.raw");
+    std::fs::write(&src, &data).expect("source file");
+    let qemu_img = |args: &[&str]| {
+        let r = std::process::Command::new(&img)
+            .env("QEMU_MODULE_DIR", &modules)
+            .args(args)
+            .output()
+            .expect("qemu-img");
+        assert!(r.status.success(), "qemu-img {args:?}: {r:?}");
+    };
+    let url = |d: &Daemon| format!("iscsi://{}/{IQN}/1", d.portal_str());
+    // -n: the LU exists; write the raw bytes onto it.
+    qemu_img(&[
+        "convert",
+        "-n",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &url(&a),
+    ]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        &url(&b),
+        back.to_str().unwrap(),
+    ]);
+    let got = std::fs::read(&back).expect("copy");
+    assert_eq!(got.len(), data.len());
+    if let Some(at) = got.iter().zip(&data).position(|(x, y)| x != y) {
+        panic!("QEMU read through B differs from what it wrote through A at byte {at}");
+    }
+}
+
 /// SIGKILL of gateway A under a writer (FUA writes, one at a time, each chunk once):
 /// the writer logs in to B, sends again the write that had no answer, and goes on;
 /// every chunk reads back through B as written.
@@ -502,7 +573,71 @@ fn writer_survives_sigkill_of_a(f: Flavour) {
     }
 }
 
+/// The active/optimized gateway A killed: B sees it no longer answer, makes its own
+/// group active/optimized and A's unavailable by itself, and announces it once on
+/// each nexus. A started again serves as active/non-optimized.
+fn failover_without_an_administrator(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("failover", f), 16 * MIB, "layering");
+    let (mut a, b) = gateways(f, &path, true);
+    // Each has heard the other before anything is gone.
+    for d in [&a, &b] {
+        wait_log(
+            d,
+            "tid 1: gateways answering on ports 1,2",
+            Duration::from_secs(30),
+        );
+    }
+    let (mut b1, mut b2) = (login(&b, 1), login(&b, 2));
+    let start = [group(0, 1, 0), group(1, 2, 0)].concat();
+    assert_eq!(rtpg(&mut b1, false), [&[0, 0, 0, 24][..], &start].concat());
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(-1), "killed");
+    let killed = Instant::now();
+    wait_log(
+        &b,
+        "tid 1: port group 2:active/optimized (failover)",
+        Duration::from_secs(30),
+    );
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(25), "failover took {took:?}");
+    let read = read10(0, 8);
+    for c in [&mut b1, &mut b2] {
+        let r = c.scsi(1, &read, &[], 4096).unwrap();
+        assert_eq!(
+            (r.status, r.sense_key_asc()),
+            (2, Some((6, 0x2a, 0x06))),
+            "ASYMMETRIC ACCESS STATE CHANGED"
+        );
+        let r = c.scsi(1, &read, &[], 4096).unwrap();
+        assert_eq!((r.status, r.data.len()), (0, 4096), "once: {r:?}");
+        let failed_over = [group(3, 1, 2), group(0, 2, 2)].concat();
+        assert_eq!(rtpg(c, false), [&[0, 0, 0, 24][..], &failed_over].concat());
+    }
+    let show = b.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(
+        show.contains("        Port group 1: unavailable ports 1\n        Port group 2: active/optimized ports 2\n"),
+        "{show}"
+    );
+    // A back (as its administrator configured it): B lets it serve again, not
+    // preferred.
+    let a = gateway(f, &path, Some("1"));
+    wait_log(
+        &b,
+        "tid 1: port group 1:active/non-optimized (failover)",
+        Duration::from_secs(30),
+    );
+    let r = b1.scsi(1, &read, &[], 4096).unwrap();
+    assert_eq!(r.sense_key_asc(), Some((6, 0x2a, 0x06)));
+    let back = [group(1, 1, 2), group(0, 2, 2)].concat();
+    assert_eq!(rtpg(&mut b1, false), [&[0, 0, 0, 24][..], &back].concat());
+    drop(a);
+}
+
 both_flavours!(
+    failover_without_an_administrator,
+    qemu_writes_through_a_reads_through_b,
     alua_through_each_gateway,
     unit_attentions_cross_gateways,
     same_isid_on_two_gateways_is_two_nexuses,

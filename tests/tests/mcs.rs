@@ -6,9 +6,11 @@
 //! MaxConnections is a per-target limit.
 #![allow(clippy::disallowed_methods)]
 
+use bytes::Bytes;
 use integration_tests::client::{read10, write10, Client};
 use integration_tests::{both_flavours, Daemon, Flavour};
-use iscsi_proto::pdu::Pdu;
+use iscsi_proto::pdu::{DataOut, Pdu, TaskMgmtRequest};
+use iscsi_proto::{Itt, LunField, SerialNumber};
 use std::time::{Duration, Instant};
 
 const IQN: &str = "iqn.2026-12.test:mcs";
@@ -189,7 +191,67 @@ fn max_connections_is_a_per_target_limit(f: Flavour) {
     assert_eq!(st, (0x02, 0x06));
 }
 
+/// ABORT TASK on connection A for a write of connection B (waiting for its data,
+/// on another loop thread): B's connection aborts it, A answers "Function
+/// complete"; B's late Data-Out is dropped without a response and the tag is free
+/// again. A tag no task has: "Task does not exist".
+fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
+    let d = daemon(f);
+    let mut a = lead(&d, 4);
+    let (mut b, st) = join(&d, &a, 2);
+    assert_eq!(st, (0, 0));
+    wait_connections(&d, &["0", "2"]);
+    let n = a.cmd_sn().get();
+    b.set_cmd_sn(n);
+    let cmd = b.command_pdu(1, &write10(9, 1), 512, true);
+    let itt = cmd.itt;
+    b.send(&Pdu::ScsiCommand(cmd)).expect("send");
+    let r2t = match b.recv().expect("recv") {
+        Some(Pdu::R2t(r)) => r,
+        other => panic!("expected an R2T, got {other:?}"),
+    };
+    let tmf = |tag: Itt, tmf_itt: u32, a: &Client| TaskMgmtRequest {
+        immediate: true,
+        function: 1,
+        lun: LunField::from_lun(1),
+        itt: Itt(tmf_itt),
+        referenced_task_tag: tag,
+        cmd_sn: SerialNumber(n + 1),
+        exp_stat_sn: a.exp_stat_sn(),
+        ref_cmd_sn: SerialNumber(n),
+        exp_data_sn: 0,
+    };
+    for (tag, tmf_itt, want) in [(itt, 0x7001, 0), (Itt(0x6666), 0x7002, 1)] {
+        a.send(&Pdu::TaskMgmtRequest(tmf(tag, tmf_itt, &a)))
+            .expect("send");
+        match a.recv().expect("recv") {
+            Some(Pdu::TaskMgmtResponse(r)) => {
+                assert_eq!((r.itt, r.response), (Itt(tmf_itt), want), "{r:?}")
+            }
+            other => panic!("expected the TMF response, got {other:?}"),
+        }
+    }
+    // The aborted write's data goes nowhere: no status for it.
+    b.send(&Pdu::DataOut(DataOut {
+        final_bit: true,
+        lun: LunField::from_lun(1),
+        itt,
+        ttt: r2t.ttt,
+        exp_stat_sn: b.exp_stat_sn(),
+        data_sn: 0,
+        buffer_offset: 0,
+        data: Bytes::from(vec![0x11; 512]),
+    }))
+    .expect("send");
+    // The same tag again on B (free once aborted) reads the block unchanged.
+    b.set_cmd_sn(n + 1);
+    b.set_itt_base(itt.0 - 1);
+    let r = b.scsi(1, &read10(9, 1), &[], 512).expect("read");
+    assert_eq!((r.status, r.data), (0, vec![0; 512]));
+}
+
 both_flavours!(
+    abort_task_reaches_a_task_of_another_connection,
     two_connections_share_one_session,
     a_dropped_connection_leaves_the_session,
     max_connections_is_a_per_target_limit

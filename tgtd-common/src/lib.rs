@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod daemonize;
 pub mod demo;
 pub mod events;
+pub mod gateway_watch;
 pub mod io;
 pub mod isns;
 pub mod limits;
@@ -191,6 +192,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     let reloader = service::Reloader::new(mgmt.local(), opts.config.clone());
     // Media that report their own resizes (rbd) are read again without an admin.
     size_watch::spawn(mgmt.local()).map_err(|e| format!("tgtd: cannot start a thread: {e}"))?;
+    gateway_watch::spawn(mgmt.local()).map_err(|e| format!("tgtd: cannot start a thread: {e}"))?;
     if let Some(addr) = opts.metrics {
         let bound = metrics::spawn(addr, core.clone())
             .map_err(|e| format!("tgtd: cannot serve metrics on {addr}: {e}"))?;

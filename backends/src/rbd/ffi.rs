@@ -312,6 +312,7 @@ impl Cluster {
             oid: c_oid.clone(),
             on_notify,
             lost: AtomicBool::new(false),
+            ack: Mutex::new(Vec::new()),
         }));
         // From here `obj` owns the ioctx and the context: dropping it frees both.
         let obj = SharedObject {
@@ -345,6 +346,9 @@ struct WatchCtx {
     on_notify: OnNotify,
     /// Set by the error callback: the watch is gone and must be made again.
     lost: AtomicBool,
+    /// What this watch answers every notification with (see
+    /// [`SharedObject::set_ack`]).
+    ack: Mutex<Vec<u8>>,
 }
 
 /// A small RADOS object several gateways read, replace conditionally and notify
@@ -484,10 +488,48 @@ impl SharedObject {
         }
     }
 
+    /// What this gateway's watch answers every notification with from now on (empty
+    /// at first): the other gateways read it in [`SharedObject::survey`].
+    pub(crate) fn set_ack(&self, payload: &[u8]) {
+        let mut ack = self
+            .ctx()
+            .ack
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *ack != payload {
+            *ack = payload.to_vec();
+        }
+    }
+
+    /// Send `payload` to every watcher of the object (this one included), wait up to
+    /// `timeout_ms`, and answer what each watcher that acknowledged in time replied
+    /// with. A watcher that did not (a gateway that crashed and whose watch the OSD
+    /// has not yet dropped) is simply missing from the answer.
+    pub(crate) fn survey(&self, payload: &[u8], timeout_ms: u64) -> Result<Vec<Vec<u8>>, i32> {
+        let (r, reply) = self.notify_raw(payload, timeout_ms);
+        if r < 0 && r != -libc::ETIMEDOUT {
+            return Err(r);
+        }
+        match parse_notify_reply(&reply) {
+            Some(acks) => Ok(acks.into_iter().map(|(_, _, p)| p).collect()),
+            None => Err(-libc::EBADMSG),
+        }
+    }
+
     /// Send `payload` to every watcher of the object (this one included) and wait up
     /// to `timeout_ms` for all of them to acknowledge (`-ETIMEDOUT` if one did not).
     pub(crate) fn notify(&self, payload: &[u8], timeout_ms: u64) -> Result<(), i32> {
-        let len = c_int::try_from(payload.len()).map_err(|_| -libc::E2BIG)?;
+        match self.notify_raw(payload, timeout_ms).0 {
+            r if r < 0 => Err(r),
+            _ => Ok(()),
+        }
+    }
+
+    /// `rados_notify2`: its return value and the reply buffer (copied).
+    fn notify_raw(&self, payload: &[u8], timeout_ms: u64) -> (c_int, Vec<u8>) {
+        let Ok(len) = c_int::try_from(payload.len()) else {
+            return (-libc::E2BIG, Vec::new());
+        };
         let mut reply: *mut c_char = std::ptr::null_mut();
         let mut reply_len = 0usize;
         // SAFETY: a live ioctx, a NUL-terminated name, `payload` valid for `len`
@@ -503,16 +545,45 @@ impl SharedObject {
                 &mut reply_len,
             )
         };
+        let mut copy = Vec::new();
         if !reply.is_null() {
-            // SAFETY: a buffer librados allocated for us and gave us to free.
-            unsafe { (self.api.rados_buffer_free)(reply) };
+            // SAFETY: librados allocated `reply_len` readable bytes at `reply` for us
+            // to read and then free.
+            unsafe {
+                copy.extend_from_slice(std::slice::from_raw_parts(reply.cast::<u8>(), reply_len));
+                (self.api.rados_buffer_free)(reply);
+            }
         }
-        if r < 0 {
-            Err(r)
-        } else {
-            Ok(())
-        }
+        (r, copy)
     }
+}
+
+/// The acknowledgements in a `rados_notify2` reply: Ceph's encoding of a map from
+/// (watcher's client id, watch cookie) to the reply bytes, followed by the set of
+/// watchers that timed out (all integers little-endian, lengths 32-bit). `None` when
+/// the bytes do not follow that layout.
+pub(crate) fn parse_notify_reply(buf: &[u8]) -> Option<Vec<(u64, u64, Vec<u8>)>> {
+    if buf.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let end = at.checked_add(n).filter(|e| *e <= buf.len())?;
+        let s = &buf[at..end];
+        at = end;
+        Some(s)
+    };
+    let u32le = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+    let u64le = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let count = u32le(take(4)?);
+    let mut acks = Vec::new();
+    for _ in 0..count {
+        let gid = u64le(take(8)?);
+        let cookie = u64le(take(8)?);
+        let len = u32le(take(4)?) as usize;
+        acks.push((gid, cookie, take(len)?.to_vec()));
+    }
+    Some(acks)
 }
 
 impl Drop for SharedObject {
@@ -557,15 +628,22 @@ unsafe extern "C" fn on_watch_notify(
         unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }
     };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (ctx.on_notify)(payload)));
-    // SAFETY: a live ioctx and name; an empty reply.
+    let ack = ctx
+        .ack
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let ack_len = c_int::try_from(ack.len()).unwrap_or(0);
+    // SAFETY: a live ioctx and name; the reply is valid for `ack_len` bytes during
+    // the call (librados copies it).
     unsafe {
         (ctx.api.rados_notify_ack)(
             ctx.io,
             ctx.oid.as_ptr(),
             notify_id,
             cookie,
-            std::ptr::null(),
-            0,
+            ack.as_ptr().cast(),
+            ack_len,
         )
     };
 }
@@ -864,4 +942,44 @@ unsafe extern "C" fn on_update(arg: *mut c_void) {
     // the watch is removed in `Image::drop`.
     let f = unsafe { &*arg.cast::<OnUpdate>() };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_notify_reply;
+
+    fn entry(gid: u64, cookie: u64, reply: &[u8]) -> Vec<u8> {
+        let mut v = gid.to_le_bytes().to_vec();
+        v.extend_from_slice(&cookie.to_le_bytes());
+        v.extend_from_slice(&(reply.len() as u32).to_le_bytes());
+        v.extend_from_slice(reply);
+        v
+    }
+
+    #[test]
+    fn notify_replies_are_read_as_ceph_encodes_them() {
+        let mut buf = 2u32.to_le_bytes().to_vec();
+        buf.extend(entry(4171, 94_000_000_001, b"tgtd-gw 1\nport 1\n"));
+        buf.extend(entry(4180, 7, b""));
+        // One watcher timed out: (gid, cookie) after the map.
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        buf.extend_from_slice(&9u64.to_le_bytes());
+        buf.extend_from_slice(&9u64.to_le_bytes());
+        assert_eq!(
+            parse_notify_reply(&buf),
+            Some(vec![
+                (4171, 94_000_000_001, b"tgtd-gw 1\nport 1\n".to_vec()),
+                (4180, 7, Vec::new()),
+            ])
+        );
+        assert_eq!(parse_notify_reply(&[]), Some(Vec::new()), "no reply at all");
+        // Cut anywhere inside an entry: refused, never read past the end.
+        for cut in 1..buf.len() - 20 {
+            if cut != 4 + 37 && cut != 4 + 37 + 20 {
+                assert_eq!(parse_notify_reply(&buf[..cut]), None, "cut at {cut}");
+            }
+        }
+        let huge = [&1u32.to_le_bytes()[..], &[0; 16], &u32::MAX.to_le_bytes()].concat();
+        assert_eq!(parse_notify_reply(&huge), None);
+    }
 }

@@ -277,6 +277,29 @@ const PR_RETRIES: usize = 32;
 /// inside initiators' command timeouts), a live one acknowledges in milliseconds.
 const PR_WATCH_TIMEOUT_S: u32 = 5;
 
+/// The question a gateway asks every gateway of the image on the reservation
+/// object's watch channel ([`BlockStore::live_gateways`]). Each gateway's watch
+/// acknowledges every notification with [`gateway_answer`] (its relative target
+/// port), so the acknowledgements of this one notification name the gateways alive.
+const GATEWAY_PROBE: &[u8] = b"tgtd-gw? 1\n";
+
+/// How long [`GATEWAY_PROBE`] waits for the acknowledgements: a live gateway answers
+/// in milliseconds; one that does not within this is taken for gone.
+const GATEWAY_PROBE_TIMEOUT_MS: u64 = 2000;
+
+/// A gateway's acknowledgement: its relative target port.
+fn gateway_answer(port: u16) -> String {
+    format!("tgtd-gw 1\nport {port}\n")
+}
+
+/// The port in a [`gateway_answer`]; `None` for anything else (an empty
+/// acknowledgement from a gateway that was not asked yet, or from an older build).
+fn parse_gateway_answer(ack: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(ack).ok()?;
+    let rest = text.strip_prefix("tgtd-gw 1\nport ")?;
+    rest.strip_suffix('\n')?.parse().ok().filter(|p| *p > 0)
+}
+
 /// The shared reservations and the thread that watches the object again when the
 /// watch is lost (stopped and joined on drop, before the object is closed), on a
 /// cluster handle of their own (dropped last, after the object).
@@ -411,6 +434,9 @@ impl SharedReservations {
                 &oid,
                 PR_WATCH_TIMEOUT_S,
                 Box::new(move |payload| {
+                    if payload == GATEWAY_PROBE {
+                        return; // Answered by the acknowledgement itself.
+                    }
                     if let Err(e) = inbox.publish(payload) {
                         tracing::warn!("rbd {log_label}: reservation update ignored: {e}");
                     }
@@ -432,6 +458,23 @@ impl SharedReservations {
                 .map_err(|e| format!("{pool}/{oid}: {e}"))?;
         }
         Ok(me)
+    }
+
+    /// Answer [`GATEWAY_PROBE`] with `port` from now on, send it, and collect the
+    /// ports of the gateways that acknowledged (this one's always included).
+    fn live_gateways(&self, port: u16) -> Result<Vec<u16>, i32> {
+        self.object.set_ack(gateway_answer(port).as_bytes());
+        let acks = self
+            .object
+            .survey(GATEWAY_PROBE, GATEWAY_PROBE_TIMEOUT_MS)?;
+        let mut ports: Vec<u16> = acks
+            .iter()
+            .filter_map(|a| parse_gateway_answer(a))
+            .chain([port])
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ports)
     }
 
     /// PERSISTENT RESERVE OUT on the object: read, apply, write back if nobody wrote
@@ -585,6 +628,11 @@ impl RbdStore {
         // ABORTED COMMAND / TIMEOUT ON LOGICAL UNIT instead of holding it.
         let mut pr_settings = settings.to_vec();
         pr_settings.push(("rados_osd_op_timeout", secs.as_str()));
+        // librados pings a watch on each objecter tick (default every 5 s), and the
+        // OSD drops a watch not pinged for PR_WATCH_TIMEOUT_S (5 s): at the default
+        // the ping raced the timeout and the watch was lost about every 10 s (and
+        // with it, until watched and read again, the other gateways' changes).
+        pr_settings.push(("objecter_tick_interval", "1"));
         let pr = match (snap, id.is_empty()) {
             (None, false) => match PrShare::start(&opts, &pr_settings, pool, &id, &label) {
                 Ok(pr) => Some(pr),
@@ -970,6 +1018,21 @@ impl BlockStore for RbdStore {
         self.pr.as_ref().map(|p| &*p.pr.shared)
     }
 
+    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+        let pr = self.pr.as_ref()?;
+        match pr.pr.live_gateways(local_port) {
+            Ok(ports) => Some(ports),
+            Err(e) => {
+                tracing::warn!(
+                    "rbd {}: cannot ask the other gateways: {}",
+                    self.label,
+                    errno_text(e)
+                );
+                None
+            }
+        }
+    }
+
     fn submit_own(&self, op: &BlockOp, done: OpDone) -> Result<(), OpDone> {
         self.submit(op, done)
     }
@@ -1011,6 +1074,26 @@ impl BlockStore for RbdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_answers_carry_the_port() {
+        assert_eq!(parse_gateway_answer(gateway_answer(7).as_bytes()), Some(7));
+        assert_eq!(
+            parse_gateway_answer(gateway_answer(65535).as_bytes()),
+            Some(65535)
+        );
+        for bad in [
+            &b""[..],
+            b"tgtd-gw 1\nport 0\n",
+            b"tgtd-gw 1\nport 70000\n",
+            b"tgtd-gw 2\nport 1\n",
+            b"tgtd-gw 1\nport 1",
+            b"\xff",
+            GATEWAY_PROBE,
+        ] {
+            assert_eq!(parse_gateway_answer(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn options_parse_as_tgt_names_them() {

@@ -69,6 +69,7 @@ impl Connection {
             out_len,
             outcome: outcome.clone(),
             stat_sn: SerialNumber(0),
+            kept: 0,
         });
         let data_len = outcome.data.len() as u64;
         // What the command would move compared with what the initiator expected.

@@ -35,7 +35,8 @@ impl Connection {
             return self.execute(itt, data);
         }
         // Write data still to come: solicit it only within the buffer cap.
-        if st.outstanding.is_empty() && st.next_r2t_offset < st.want && task.reserved == 0 {
+        let to_solicit = st.next_r2t_offset < st.want || !st.gaps.is_empty();
+        if st.outstanding.is_empty() && to_solicit && task.reserved == 0 {
             let need = u64::from(st.want);
             if !self.reserve_buffer(itt, need) {
                 return;
@@ -48,10 +49,26 @@ impl Connection {
             return;
         };
         let mut r2ts = Vec::new();
+        let burst = params.max_burst_length.max(512);
         while st.outstanding.len() < usize::from(params.max_outstanding_r2t.max(1))
-            && st.next_r2t_offset < st.want
+            && (st.next_r2t_offset < st.want || !st.gaps.is_empty())
         {
-            let len = (st.want - st.next_r2t_offset).min(params.max_burst_length.max(512));
+            // Gaps a TASK REASSIGN found come first (erl2.rs), then new bursts.
+            let (offset, len) = match st.gaps.pop_front() {
+                Some((from, to)) => {
+                    let len = (to - from).min(burst);
+                    if from + len < to {
+                        st.gaps.push_front((from + len, to));
+                    }
+                    (from, len)
+                }
+                None => {
+                    let len = (st.want - st.next_r2t_offset).min(burst);
+                    let offset = st.next_r2t_offset;
+                    st.next_r2t_offset += len;
+                    (offset, len)
+                }
+            };
             let ttt = Ttt(self.next_ttt);
             self.next_ttt = self.next_ttt.wrapping_add(1).max(1);
             if self.next_ttt == u32::MAX {
@@ -59,7 +76,7 @@ impl Connection {
             }
             let r = OutstandingR2t {
                 ttt,
-                offset: st.next_r2t_offset,
+                offset,
                 len,
                 received: 0,
                 next_data_sn: 0,
@@ -67,7 +84,6 @@ impl Connection {
             st.outstanding.push(r);
             r2ts.push((r, st.r2t_sn));
             st.r2t_sn += 1;
-            st.next_r2t_offset += len;
         }
         let lun = task.lun_field;
         for (r, r2t_sn) in r2ts {

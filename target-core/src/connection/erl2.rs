@@ -14,13 +14,21 @@
 //! naming it by ITT; the answer is "Function complete" and then the task resumes
 //! on the new connection:
 //!
-//! - a write still collecting data gets recovery R2Ts for all of it (what arrived
-//!   on the dead connection is not trusted to be complete, so it is asked again);
+//! - a write still collecting data gets recovery R2Ts for just the ranges that
+//!   did not arrive: each write remembers which byte ranges reached it in sequence
+//!   (a small set, `task::Ranges`, bounded by forgetting its smallest range, whose
+//!   bytes are then asked again); bursts and the unsolicited sequence of the dead
+//!   connection are void;
 //! - a task whose storage operation was in flight runs it again (its completion
 //!   went to the dead connection): reads are idempotent, a write writes the same
 //!   data to the same place;
 //! - a read sends its Data-In from the TMF's ExpDataSN, then its status; a
 //!   finished task sends its status again (with a StatSN of the new connection).
+//!
+//! A finished read's data kept for this counts against the session's
+//! retained-data cap; past it the oldest sheds its data ([`Done::shed`]). Resets
+//! abort running orphans (of the LU, or of the whole target in every session,
+//! `crate::Core::abort_orphans`), and so does an ABORT TASK naming one.
 //!
 //! Refusals (RFC 7143 §11.6.1): "Task allegiance reassignment not supported" (4)
 //! below level 2, "Task still allegiant" (3) while the task's connection lives,
@@ -50,6 +58,21 @@ pub(super) struct Done {
     pub(super) outcome: Outcome,
     /// The StatSN its status went out with.
     pub(super) stat_sn: SerialNumber,
+    /// Bytes of its read data counted against the session's retained-data cap
+    /// (0 once shed, see [`Done::shed`]).
+    pub(super) kept: usize,
+}
+
+impl Done {
+    /// Past the session's retained-data cap: the read data goes and what is left
+    /// answers a TASK REASSIGN with CHECK CONDITION, ABORTED COMMAND, INTERNAL
+    /// TARGET FAILURE (44/00): the initiator's SCSI layer retries the read. (The
+    /// status already sent is not changed; only a reassignment sees this.)
+    /// Returns the bytes no longer counted.
+    fn shed(&mut self) -> usize {
+        self.outcome = super::full_feature::iscsi_sense(0x44, 0);
+        std::mem::take(&mut self.kept)
+    }
 }
 
 #[derive(Debug)]
@@ -79,6 +102,41 @@ impl Orphan {
         matches!(self.kind, Kind::Task(_))
     }
 
+    /// Bytes of read data it counts against the session's retained-data cap.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Done(d) => d.kept,
+            Kind::Task(_) => 0,
+        }
+    }
+
+    /// Which answered orphan is oldest: earliest deadline, then StatSN (`None`
+    /// for an orphan with no read data counted).
+    pub(crate) fn shed_order(&self) -> Option<(Instant, u32)> {
+        match &self.kind {
+            Kind::Done(d) if d.kept > 0 => Some((self.deadline, d.stat_sn.get())),
+            _ => None,
+        }
+    }
+
+    /// Drop its read data (see `Done::shed`); the bytes no longer counted.
+    pub(crate) fn shed(&mut self) -> usize {
+        match &mut self.kind {
+            Kind::Done(d) => d.shed(),
+            Kind::Task(_) => 0,
+        }
+    }
+
+    /// A running task of LU `lun` (a LOGICAL UNIT RESET aborts it).
+    pub(crate) fn runs_on(&self, lun: &crate::registry::Lun) -> bool {
+        matches!(&self.kind, Kind::Task(t) if t.lun.lun == lun.lun)
+    }
+
+    /// A running task of LUN `lun` (ABORT TASK names the LUN too).
+    pub(crate) fn runs_on_lun(&self, lun: u64) -> bool {
+        matches!(&self.kind, Kind::Task(t) if t.lun.lun == lun)
+    }
+
     /// Time2Retain passed: the task is aborted (counted as tgt counts an abort).
     pub(crate) fn abort(self) {
         if let Kind::Task(t) = self.kind {
@@ -105,16 +163,80 @@ pub(super) struct Resume {
 
 impl Connection {
     /// Level 2: remember what a finished task was answered, until acknowledged.
-    pub(super) fn remember_done(&mut self, itt: Itt, done: Done) {
-        if self.error_recovery_level() == 2 {
-            self.done.insert(itt.0, done);
+    ///
+    /// Its read data counts against the session's retained-data cap
+    /// ([`super::RETAIN_CAP`], with what ErrorRecoveryLevel 1 keeps): when it does
+    /// not fit, the oldest answered task's data is shed (`Done::shed`) — this
+    /// connection's first (lowest StatSN), then the session's orphans (earliest
+    /// deadline) — and when nothing is left to shed, this one's.
+    pub(super) fn remember_done(&mut self, itt: Itt, mut done: Done) {
+        if self.error_recovery_level() != 2 {
+            return;
+        }
+        let n = done.outcome.data.len();
+        if let (Some(sh), true) = (self.shared.clone(), n > 0) {
+            loop {
+                if sh.retain(n, super::RETAIN_CAP) {
+                    done.kept = n;
+                    break;
+                }
+                let oldest = self
+                    .done
+                    .iter()
+                    .filter(|(_, d)| d.kept > 0)
+                    .min_by(|a, b| {
+                        let (x, y) = (a.1.stat_sn, b.1.stat_sn);
+                        if x.lt(y) {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    })
+                    .map(|(i, _)| *i);
+                let freed = match oldest {
+                    Some(i) => self.done.get_mut(&i).map_or(0, Done::shed),
+                    None => sh.shed_oldest_orphan(),
+                };
+                if freed == 0 {
+                    done.shed();
+                    break;
+                }
+                sh.unretain(freed);
+            }
+        }
+        if let Some(old) = self.done.insert(itt.0, done) {
+            self.unretain_done(&old);
+        }
+    }
+
+    fn unretain_done(&self, d: &Done) {
+        if let (Some(sh), true) = (&self.shared, d.kept > 0) {
+            sh.unretain(d.kept);
         }
     }
 
     /// ExpStatSN `exp` acknowledged the statuses before it.
     pub(super) fn forget_acknowledged(&mut self, exp: SerialNumber) {
         if !self.done.is_empty() {
-            self.done.retain(|_, d| !d.stat_sn.lt(exp));
+            let gone: Vec<u32> = self
+                .done
+                .iter()
+                .filter(|(_, d)| d.stat_sn.lt(exp))
+                .map(|(i, _)| *i)
+                .collect();
+            for i in gone {
+                if let Some(d) = self.done.remove(&i) {
+                    self.unretain_done(&d);
+                }
+            }
+        }
+    }
+
+    /// The connection closes without handing its answers to the session.
+    pub(super) fn forget_done(&mut self) {
+        let dones: Vec<Done> = self.done.drain().map(|(_, d)| d).collect();
+        for d in &dones {
+            self.unretain_done(d);
         }
     }
 
@@ -209,14 +331,8 @@ impl Connection {
                 match &mut task.state {
                     TaskState::Collecting(st) => {
                         if !st.complete() {
-                            // Ask for all of it again with recovery R2Ts.
-                            st.received = 0;
-                            st.buf = None;
-                            st.whole = None;
-                            st.next_r2t_offset = 0;
-                            st.outstanding.clear();
-                            st.unsolicited_open = false;
-                            st.unsolicited_end = 0;
+                            // Keep what arrived; recovery R2Ts for the rest.
+                            st.reassigned();
                         }
                         self.tasks.insert(itt, task);
                         self.data_out_progress(itt);

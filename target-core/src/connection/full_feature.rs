@@ -200,6 +200,8 @@ impl Connection {
             unsolicited_end,
             unsolicited_next: c.data.len() as u32,
             unsolicited_data_sn: 0,
+            have: Default::default(),
+            gaps: Default::default(),
         };
         st.put(0, &c.data);
         let metrics = self.lu_metrics(lun.lun);

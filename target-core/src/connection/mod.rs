@@ -688,7 +688,7 @@ impl Connection {
         self.release_admission();
         self.timers.stop(Timer::PduIncomplete);
         self.tasks.clear();
-        self.done.clear();
+        self.forget_done();
         self.io_tags.clear();
         self.held_tasks.clear();
         self.release_retained();
@@ -741,10 +741,9 @@ impl Connection {
             return;
         }
         self.detached = true;
-        let remaining = self
-            .shared
-            .as_ref()
-            .map_or(0, |sh| sh.leave(self.cid, self.member));
+        let remaining = self.shared.as_ref().map_or(0, |sh| {
+            sh.leave(self.cid, self.member, self.obs.now + self.time2retain())
+        });
         if remaining == 0 && self.orphaned {
             // ErrorRecoveryLevel 2: the session waits Time2Retain for a connection.
             if let (Some(sh), Some(s)) = (&self.shared, &self.session) {
@@ -791,6 +790,9 @@ impl Connection {
                 break;
             }
             self.dispatch_ordered(pdu, now);
+        }
+        if self.phase == Phase::FullFeature {
+            self.remote_aborts(&sh);
         }
     }
 

@@ -132,6 +132,12 @@ impl Retained {
                 // A status-carrying Data-In is kept twice (by DataSN and by StatSN).
                 let n = if d.status_present { 2 * len } else { len };
                 if !self.room(n, sh) {
+                    if d.status_present {
+                        // Not kept, but its earlier Data-In may be: the status's
+                        // acknowledgement must still release them.
+                        self.status_of.insert(d.itt.0, (d.stat_sn, true));
+                        self.drop_r2ts(d.itt.0, sh);
+                    }
                     return;
                 }
                 let e = self.data_in.entry(d.itt.0).or_default();

@@ -41,6 +41,74 @@ pub(super) struct DataOutState {
     pub(super) unsolicited_next: u32,
     /// DataSN the next unsolicited Data-Out must carry.
     pub(super) unsolicited_data_sn: u32,
+    /// Which byte ranges arrived (in sequence, so trusted): after a TASK REASSIGN
+    /// only the rest is asked for again (ErrorRecoveryLevel 2, `erl2.rs`).
+    pub(super) have: Ranges,
+    /// Ranges below `next_r2t_offset` still to be solicited (the gaps a TASK
+    /// REASSIGN found), sent before any new burst.
+    pub(super) gaps: std::collections::VecDeque<(u32, u32)>,
+}
+
+/// Most disjoint ranges a write remembers as received. Past it the smallest is
+/// forgotten: its bytes are asked for again after a reassignment, which is
+/// wasteful but never wrong (the bound keeps a hostile pattern of tiny bursts
+/// from growing the set).
+pub(super) const MAX_RANGES: usize = 64;
+
+/// A small set of disjoint, non-adjacent half-open byte ranges, sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Ranges(Vec<(u32, u32)>);
+
+impl Ranges {
+    /// Add `[from, to)`, merging with the ranges it touches.
+    pub(super) fn insert(&mut self, from: u32, to: u32) {
+        if from >= to {
+            return;
+        }
+        let (mut lo, mut hi) = (from, to);
+        // Ranges entirely before (ending before `from`) and after (starting past `to`).
+        let first = self.0.partition_point(|r| r.1 < from);
+        let last = self.0.partition_point(|r| r.0 <= to);
+        if first < last {
+            lo = lo.min(self.0[first].0);
+            hi = hi.max(self.0[last - 1].1);
+        }
+        self.0.splice(first..last, [(lo, hi)]);
+        if self.0.len() > MAX_RANGES {
+            if let Some(i) = (0..self.0.len()).min_by_key(|&i| self.0[i].1 - self.0[i].0) {
+                self.0.remove(i);
+            }
+        }
+    }
+
+    /// Bytes covered.
+    pub(super) fn covered(&self) -> u32 {
+        self.0.iter().map(|r| r.1 - r.0).sum()
+    }
+
+    /// The ranges of `[0, want)` not covered, in order.
+    pub(super) fn missing(&self, want: u32) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &(a, b) in &self.0 {
+            if a >= want {
+                break;
+            }
+            if a > at {
+                out.push((at, a));
+            }
+            at = at.max(b);
+        }
+        if at < want {
+            out.push((at, want));
+        }
+        out
+    }
+
+    #[cfg(test)]
+    pub(super) fn ranges(&self) -> &[(u32, u32)] {
+        &self.0
+    }
 }
 
 impl DataOutState {
@@ -74,7 +142,22 @@ impl DataOutState {
             buf.extend_from_slice(&piece[split..]);
         }
         self.received = self.received.saturating_add(n);
+        self.have.insert(offset, end);
         n
+    }
+
+    /// A TASK REASSIGN took the task over (ErrorRecoveryLevel 2): what arrived
+    /// stays, the missing ranges are solicited again (recovery R2Ts, RFC 7143
+    /// §6.2.2, §7.2) and the old connection's bursts and unsolicited sequence are
+    /// void.
+    pub(super) fn reassigned(&mut self) {
+        let missing = self.have.missing(self.want);
+        self.received = self.have.covered().min(self.want);
+        self.gaps = missing.into();
+        self.next_r2t_offset = self.want;
+        self.outstanding.clear();
+        self.unsolicited_open = false;
+        self.unsolicited_end = 0;
     }
 
     pub(super) fn complete(&self) -> bool {
@@ -169,6 +252,8 @@ mod tests {
             unsolicited_end: 0,
             unsolicited_next: 0,
             unsolicited_data_sn: 0,
+            have: Ranges::default(),
+            gaps: Default::default(),
         }
     }
 
@@ -210,5 +295,62 @@ mod tests {
         let mut st = state(8);
         st.put(2, &parts(2..4));
         assert_eq!(&st.take()[..], &[0, 0, 12, 13, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn ranges_merge_and_name_what_is_missing() {
+        let mut r = Ranges::default();
+        r.insert(100, 200);
+        r.insert(300, 400);
+        r.insert(0, 50);
+        assert_eq!(r.ranges(), &[(0, 50), (100, 200), (300, 400)]);
+        assert_eq!(r.missing(500), vec![(50, 100), (200, 300), (400, 500)]);
+        // Adjacent and overlapping pieces merge.
+        r.insert(50, 100);
+        r.insert(150, 320);
+        assert_eq!(r.ranges(), &[(0, 400)]);
+        assert_eq!(r.covered(), 400);
+        assert_eq!(r.missing(400), vec![]);
+        assert_eq!(r.missing(450), vec![(400, 450)]);
+        r.insert(10, 20);
+        assert_eq!(r.ranges(), &[(0, 400)]);
+    }
+
+    #[test]
+    fn ranges_are_bounded_by_forgetting_the_smallest() {
+        let mut r = Ranges::default();
+        for i in 0..(MAX_RANGES as u32 + 10) {
+            // Every other 8 bytes; the first one a little larger.
+            r.insert(i * 16, i * 16 + if i == 0 { 12 } else { 8 });
+        }
+        assert_eq!(r.ranges().len(), MAX_RANGES);
+        // Forgotten ranges are missing (asked again), never claimed.
+        let want = (MAX_RANGES as u32 + 10) * 16;
+        let missing: u32 = r.missing(want).iter().map(|m| m.1 - m.0).sum();
+        assert_eq!(missing + r.covered(), want);
+        assert_eq!(r.ranges()[0], (0, 12));
+    }
+
+    #[test]
+    fn a_reassigned_write_keeps_what_arrived_and_asks_for_the_gaps() {
+        let whole = piece(1, 4096);
+        let mut st = state(4096);
+        st.put(0, &whole.slice(0..1024));
+        st.put(2048, &whole.slice(2048..3072));
+        st.outstanding.push(OutstandingR2t {
+            ttt: Ttt(9),
+            offset: 3072,
+            len: 1024,
+            received: 0,
+            next_data_sn: 0,
+        });
+        st.reassigned();
+        assert_eq!(st.received, 2048);
+        assert_eq!(Vec::from(st.gaps.clone()), vec![(1024, 2048), (3072, 4096)]);
+        assert!(st.outstanding.is_empty());
+        st.put(1024, &whole.slice(1024..2048));
+        st.put(3072, &whole.slice(3072..4096));
+        assert!(st.complete());
+        assert_eq!(st.take(), whole);
     }
 }

@@ -3,6 +3,7 @@
 //! response goes out.
 
 use super::{Connection, IoTag};
+use crate::mcs::{AbortElsewhere, RemoteAbort, SharedSession};
 use iscsi_proto::pdu::{Pdu, TaskMgmtRequest, TaskMgmtResponse};
 use iscsi_proto::SerialNumber;
 
@@ -80,6 +81,14 @@ impl Connection {
     /// [`ConnEvent::SharedStateChanged`]: super::ConnEvent::SharedStateChanged
     fn target_reset(&mut self, cold: bool, held: &mut Vec<IoTag>) -> bool {
         self.abort_all_tasks();
+        if let Some(tid) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .map(|t| t.tid)
+        {
+            self.core.abort_orphans(tid, None);
+        }
         // Every LU of the target: unit attention to every nexus, reservations (scsi.rs hook).
         *held = self.scsi_lu_reset(None);
         let Some(s) = &mut self.session else {
@@ -113,7 +122,11 @@ impl Connection {
                 } else if self.abort_task(itt) || self.abort_queued(t.ref_cmd_sn, t.cmd_sn) {
                     response::COMPLETE
                 } else {
-                    response::NO_TASK
+                    match self.abort_elsewhere(itt, lun, t.itt) {
+                        Some(code) => code,
+                        // The task's connection answers; the response goes then.
+                        None => return,
+                    }
                 }
             }
             // ABORT TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET.
@@ -130,6 +143,7 @@ impl Connection {
                     for itt in gone {
                         self.abort_task(itt);
                     }
+                    self.abort_orphans_of(t.function == 5, lun);
                     if t.function == 5 {
                         // Unit attentions, reservation release (scsi.rs hook).
                         held = self.scsi_lu_reset(Some(lun));
@@ -167,6 +181,82 @@ impl Connection {
         } else {
             // The other gateways of a shared medium hear of the reset first.
             self.held_tmfs.push(reply);
+        }
+    }
+
+    /// ErrorRecoveryLevel 2: tasks of LU `lun` left by failed connections
+    /// (`erl2.rs`) are aborted like live ones: this session's for ABORT TASK SET
+    /// and CLEAR TASK SET (they are tasks of this I_T nexus), every session's of
+    /// the target for a LOGICAL UNIT RESET (`all`).
+    fn abort_orphans_of(&mut self, all: bool, lun: u64) {
+        let Some(lu) = self.target_luns().and_then(|tg| tg.lun(lun)) else {
+            return;
+        };
+        if all {
+            if let Some(tid) = self
+                .session
+                .as_ref()
+                .and_then(|s| s.target.as_ref())
+                .map(|t| t.tid)
+            {
+                self.core.abort_orphans(tid, Some(&*lu));
+            }
+        } else if let Some(sh) = &self.shared {
+            for o in sh.take_running_orphans(Some(&*lu)) {
+                o.abort();
+            }
+        }
+    }
+
+    /// ABORT TASK for a task this connection does not have: another connection
+    /// of the session may (MC/S), or it waits without allegiance (ErrorRecoveryLevel
+    /// 2). The response code, or `None` when the task's connection was asked and
+    /// the response waits for its answer ([`Connection::remote_aborts`]).
+    fn abort_elsewhere(&mut self, itt: u32, lun: u64, tmf_itt: iscsi_proto::Itt) -> Option<u8> {
+        let sh = self.shared.clone()?;
+        let ask = RemoteAbort {
+            itt,
+            lun,
+            from: (self.cid, self.member),
+            tmf_itt: tmf_itt.0,
+        };
+        match sh.abort_elsewhere(ask) {
+            AbortElsewhere::NoTask => Some(response::NO_TASK),
+            AbortElsewhere::Dropped => Some(response::COMPLETE),
+            AbortElsewhere::Orphan(o) => {
+                o.abort();
+                Some(response::COMPLETE)
+            }
+            AbortElsewhere::Passed(wake) => {
+                if let Some(w) = wake {
+                    w.wake();
+                }
+                None
+            }
+        }
+    }
+
+    /// MC/S: abort the tasks other connections were asked to abort (their answer
+    /// goes back to them), and answer the ABORT TASKs this connection passed on.
+    pub(super) fn remote_aborts(&mut self, sh: &SharedSession) {
+        for a in sh.take_abort_requests(self.cid, self.member) {
+            let here = self.tasks.get(&a.itt).is_some_and(|t| t.lun.lun == a.lun);
+            let aborted = here && self.abort_task(a.itt);
+            if let Some(w) = sh.answer_abort(&a, aborted) {
+                w.wake();
+            }
+        }
+        for (itt, aborted) in sh.take_abort_answers(self.cid, self.member) {
+            self.send_tmf_response(HeldTmf {
+                itt: iscsi_proto::Itt(itt),
+                response: if aborted {
+                    response::COMPLETE
+                } else {
+                    response::NO_TASK
+                },
+                drop_after: false,
+                waiting: Default::default(),
+            });
         }
     }
 

@@ -7,6 +7,7 @@
 mod account;
 mod acl;
 mod alua;
+mod failover;
 mod lun;
 mod params;
 mod portal;
@@ -16,6 +17,7 @@ mod target;
 pub use account::{Account, AccountBinding, Accounts};
 pub use acl::AclEntry;
 pub use alua::{is_alua_key, AluaChange, AluaSettings, ALUA_KEYS};
+pub use failover::{FailoverStep, GatewayWatch, MISSES_BEFORE_GONE};
 pub use lun::{default_product_id, default_scsi_id, default_scsi_sn, Lun, LunBacking};
 pub use params::{
     parse_callback_answer, CallbackError, Redirect, RedirectReason, TargetParams, LIMIT_KEYS,

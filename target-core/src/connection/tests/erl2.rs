@@ -7,9 +7,9 @@ use super::{assert_clean, base};
 use crate::connection::ConnConfig;
 use crate::testkit::cdb::{read10, write10};
 use crate::testkit::fixture::{self, Bind, Fixture};
-use crate::testkit::{drive_all, IoMode, Sim};
+use crate::testkit::{drive_all, IoMode, Offer, Sim};
 use bytes::Bytes;
-use iscsi_proto::pdu::{LogoutResponse, Pdu, TaskMgmtResponse};
+use iscsi_proto::pdu::{DataOut, LogoutResponse, Pdu, TaskMgmtResponse};
 use iscsi_proto::{Itt, Tsih};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -17,6 +17,11 @@ use std::time::Duration;
 /// A session at ErrorRecoveryLevel `erl` (MaxConnections 2) and its first
 /// connection, CID 1; the initiator accepts 512-byte Data-In segments.
 fn session(erl: u8, seed: u64) -> (Sim, Fixture) {
+    session_with(erl, seed, |_| {})
+}
+
+/// [`session`] with more of the initiator's offer changed by `offer`.
+fn session_with(erl: u8, seed: u64, offer: impl FnOnce(&mut Offer)) -> (Sim, Fixture) {
     let fx = fixture::single_target(1024, Bind::All);
     let mut s = Sim::new(
         fx.core.clone(),
@@ -29,6 +34,7 @@ fn session(erl: u8, seed: u64) -> (Sim, Fixture) {
     s.ini.offer.max_connections = 2;
     s.ini.offer.immediate_data = false;
     s.ini.offer.max_recv_data_segment_length = 512;
+    offer(&mut s.ini.offer);
     s.login_ready(fixture::TARGET);
     assert_eq!(
         s.ini.login_key("ErrorRecoveryLevel"),
@@ -178,6 +184,118 @@ fn a_write_whose_connection_died_gets_recovery_r2ts_on_the_new_connection() {
     assert_clean(&b);
 }
 
+/// A Data-Out of `data[off..end)` on burst `ttt`, DataSN `sn`.
+fn data_out(
+    s: &Sim,
+    itt: Itt,
+    ttt: iscsi_proto::Ttt,
+    data: &Bytes,
+    sn: u32,
+    off: usize,
+    end: usize,
+) -> DataOut {
+    DataOut {
+        final_bit: false,
+        lun: iscsi_proto::LunField::from_lun(1),
+        itt,
+        ttt,
+        exp_stat_sn: s.ini.exp_stat_sn,
+        data_sn: sn,
+        buffer_offset: off as u32,
+        data: data.slice(off..end),
+    }
+}
+
+#[test]
+fn a_reassigned_write_is_asked_only_for_the_ranges_that_did_not_arrive() {
+    let (mut a, fx) = session(2, 322);
+    let tsih = a.ini.tsih;
+    let data = pattern(8192, 4);
+    a.ini.auto_data_out = false;
+    let itt = a.ini.write(1, &write10(48, 16), data.clone());
+    a.drive();
+    // One burst of 8192 (MaxBurstLength 256 KiB): the first 3072 bytes arrive in
+    // three PDUs, then a fourth out of sequence (DataSN 4 at 5120: a PDU lost in
+    // between), which is not kept; then the connection dies.
+    let r = a.ini.task(itt).unwrap().r2ts[0].clone();
+    assert_eq!((r.buffer_offset, r.desired_data_transfer_length), (0, 8192));
+    for (sn, off) in [(0u32, 0usize), (1, 1024), (2, 2048), (4, 5120)] {
+        let d = data_out(&a, itt, r.ttt, &data, sn, off, off + 1024);
+        a.send(Pdu::DataOut(d));
+    }
+    a.drive();
+    a.conn.handle_close();
+    let mut b = rejoin(&fx, &a, tsih, 2, 323);
+    b.ini.adopt(itt, a.ini.task(itt).unwrap().clone());
+    assert_eq!(reassign(&mut b, itt), 0);
+    let t = b.ini.task(itt).unwrap();
+    assert_eq!(t.status, Some(0));
+    // One recovery R2T, for exactly what is missing (the out-of-sequence PDU's
+    // bytes are asked for again too).
+    let asked: Vec<(u32, u32)> = t.r2ts[1..]
+        .iter()
+        .map(|r| (r.buffer_offset, r.desired_data_transfer_length))
+        .collect();
+    assert_eq!(asked, vec![(3072, 8192 - 3072)]);
+    let sent: usize = t.data_out.iter().map(|d| d.data.len()).sum();
+    assert_eq!(sent, 8192 - 3072, "only the rest went again");
+    assert_eq!(writes(&b), 1);
+    assert_eq!(fx.store.read_at(48 * 512, 8192), &data[..]);
+    assert_clean(&b);
+}
+
+#[test]
+fn a_reassigned_write_with_a_hole_between_bursts_is_asked_for_each_hole() {
+    // Bursts of 2048, two outstanding: the second burst arrives whole, the
+    // third half, the first not at all; then the connection dies.
+    let (mut a, fx) = session_with(2, 327, |o| {
+        o.max_burst_length = 2048;
+        o.max_outstanding_r2t = 2;
+    });
+    let tsih = a.ini.tsih;
+    let data = pattern(8192, 6);
+    a.ini.auto_data_out = false;
+    let itt = a.ini.write(1, &write10(64, 16), data.clone());
+    a.drive();
+    let bursts = |s: &Sim| -> Vec<(u32, u32)> {
+        s.ini
+            .task(itt)
+            .unwrap()
+            .r2ts
+            .iter()
+            .map(|r| (r.buffer_offset, r.desired_data_transfer_length))
+            .collect()
+    };
+    assert_eq!(bursts(&a), vec![(0, 2048), (2048, 2048)]);
+    let r1 = a.ini.task(itt).unwrap().r2ts[1].clone();
+    for (sn, off) in [(0u32, 0usize), (1, 1024)] {
+        let mut d = data_out(&a, itt, r1.ttt, &data, sn, 2048 + off, 3072 + off);
+        d.final_bit = sn == 1;
+        a.send(Pdu::DataOut(d));
+    }
+    a.drive();
+    assert_eq!(bursts(&a)[2], (4096, 2048));
+    let r2 = a.ini.task(itt).unwrap().r2ts[2].clone();
+    a.send(Pdu::DataOut(data_out(
+        &a, itt, r2.ttt, &data, 0, 4096, 5120,
+    )));
+    a.drive();
+    a.conn.handle_close();
+    let mut b = rejoin(&fx, &a, tsih, 2, 329);
+    b.ini.adopt(itt, a.ini.task(itt).unwrap().clone());
+    assert_eq!(reassign(&mut b, itt), 0);
+    let t = b.ini.task(itt).unwrap();
+    assert_eq!(t.status, Some(0));
+    // The hole before what arrived, then the rest, each within MaxBurstLength.
+    assert_eq!(
+        bursts(&b)[3..].to_vec(),
+        vec![(0, 2048), (5120, 2048), (7168, 1024)]
+    );
+    assert_eq!(writes(&b), 1);
+    assert_eq!(fx.store.read_at(64 * 512, 8192), &data[..]);
+    assert_clean(&b);
+}
+
 #[test]
 fn a_write_in_flight_is_written_again_once_and_answered() {
     let (mut a, fx) = session(2, 325);
@@ -194,6 +312,159 @@ fn a_write_in_flight_is_written_again_once_and_answered() {
     assert_eq!(b.ini.task(itt).unwrap().status, Some(0));
     assert_eq!(writes(&b), 1);
     assert_eq!(fx.store.read_at(40 * 512, 4096), &data[..]);
+}
+
+#[test]
+fn answered_reads_kept_for_reassignment_count_against_the_cap_and_the_oldest_is_shed() {
+    let (mut a, fx) = session(2, 315);
+    let tsih = a.ini.tsih;
+    let sh = fx.core.sessions.shared(tsih).unwrap();
+    let want: Vec<Bytes> = (0..3u8).map(|k| pattern(2048, 20 + k)).collect();
+    let mut itts = Vec::new();
+    for (k, w) in want.iter().enumerate() {
+        fx.store.write_at(k * 4096, w);
+        itts.push(a.ini.read(1, &read10(k as u32 * 8, 4), 2048));
+    }
+    a.drive();
+    // Answered, never acknowledged (no PDU followed): the connection fails. What
+    // it kept for ERL 1 is released; the three reads' data wait for reassignment
+    // and are counted.
+    let mut seen = Vec::new();
+    for itt in &itts {
+        let mut t = a.ini.task(*itt).unwrap().clone();
+        t.data_in.clear();
+        t.data.clear();
+        t.status = None;
+        t.response = None;
+        seen.push(t);
+    }
+    a.conn.handle_close();
+    assert_eq!(sh.orphans(), 3);
+    assert_eq!(sh.retained_bytes(), 3 * 2048);
+    // Other connections of the session hold the rest of the cap.
+    let others = crate::connection::RETAIN_CAP - 3 * 2048;
+    assert!(sh.retain(others, crate::connection::RETAIN_CAP));
+    // The newest read is taken over first: answering it again needs room, so the
+    // oldest answered read (the first) sheds its data.
+    let mut b = rejoin(&fx, &a, tsih, 2, 316);
+    for (itt, t) in itts.iter().zip(&seen) {
+        b.ini.adopt(*itt, t.clone());
+    }
+    assert_eq!(reassign(&mut b, itts[2]), 0);
+    let t = b.ini.task(itts[2]).unwrap();
+    assert_eq!((t.status, &t.data[..]), (Some(0), &want[2][..]));
+    assert!(sh.retained_bytes() <= crate::connection::RETAIN_CAP);
+    // The first one's data is gone: its reassignment ends it with CHECK
+    // CONDITION, ABORTED COMMAND, INTERNAL TARGET FAILURE (the initiator retries).
+    assert_eq!(reassign(&mut b, itts[0]), 0);
+    let t = b.ini.task(itts[0]).unwrap();
+    assert_eq!(t.status, Some(2));
+    let sense = t.sense.unwrap();
+    assert_eq!((sense.key, sense.asc, sense.ascq), (0x0b, 0x44, 0x00));
+    assert!(t.data.is_empty());
+    // The second still has its data.
+    assert_eq!(reassign(&mut b, itts[1]), 0);
+    let t = b.ini.task(itts[1]).unwrap();
+    assert_eq!((t.status, &t.data[..]), (Some(0), &want[1][..]));
+    assert!(sh.retained_bytes() <= crate::connection::RETAIN_CAP);
+    assert_clean(&b);
+    // Acknowledged and the others' share given back.
+    let nop = b.ini.nop_out(Bytes::new());
+    b.send(Pdu::NopOut(nop));
+    let nop = b.ini.nop_out(Bytes::new());
+    b.send(Pdu::NopOut(nop));
+    sh.unretain(others);
+    assert!(b.conn.done.is_empty());
+    // Only the last NOP-In (a 48-byte header, not acknowledged yet) is kept: the
+    // Data-In kept before a status that did not fit went with its acknowledgement.
+    assert_eq!(sh.retained_bytes(), 48);
+}
+
+/// Send task management function `function` on `lun` from `s`; its response code.
+fn tmf(s: &mut Sim, function: u8, lun: u64) -> u8 {
+    let mut t = s.ini.abort_task(lun, Itt::RESERVED);
+    t.function = function;
+    let itt = t.itt;
+    s.send(Pdu::TaskMgmtRequest(t));
+    tmf_response(s, itt).expect("TMF response")
+}
+
+/// A read left running by a failed connection CID `cid` of `a`'s session.
+fn orphan_read(fx: &Fixture, a: &mut Sim, cid: u16, seed: u64) -> Itt {
+    let mut c = rejoin(fx, a, a.ini.tsih, cid, seed);
+    // A reset before left a unit attention for the session.
+    c.clear_unit_attentions();
+    c.io_mode = IoMode::Hold;
+    let itt = c.ini.read(1, &read10(0, 1), 512);
+    c.drive();
+    assert_eq!(c.pending_io(), 1);
+    c.conn.handle_close();
+    // The session's CmdSN and tags went on there.
+    a.ini.cmd_sn = c.ini.cmd_sn;
+    a.ini.next_itt = c.ini.next_itt;
+    itt
+}
+
+#[test]
+fn resets_abort_the_tasks_failed_connections_left() {
+    let (mut a, fx) = session(2, 317);
+    let sh = fx.core.sessions.shared(a.ini.tsih).unwrap();
+    let itt = orphan_read(&fx, &mut a, 2, 318);
+    assert_eq!(sh.orphans(), 1);
+    // A LOGICAL UNIT RESET of another LU leaves it; of its LU, aborts it.
+    assert_eq!(tmf(&mut a, 5, 0), 0);
+    assert_eq!(sh.orphans(), 1);
+    assert_eq!(tmf(&mut a, 5, 1), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    assert_eq!(reassign(&mut a, itt), 1, "the task does not exist any more");
+    // ABORT TASK SET of its LU aborts this session's orphans too.
+    let itt = orphan_read(&fx, &mut a, 3, 319);
+    assert_eq!(sh.orphans(), 1);
+    assert_eq!(tmf(&mut a, 2, 1), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert_eq!(reassign(&mut a, itt), 1);
+    // A TARGET WARM RESET from another session aborts them as well.
+    let itt = orphan_read(&fx, &mut a, 4, 320);
+    assert_eq!(sh.orphans(), 1);
+    let mut other = Sim::new(
+        fx.core.clone(),
+        fixture::peer(),
+        ConnConfig::default(),
+        321,
+        a.now(),
+    );
+    other.ini.name = "iqn.2024-01.com.example:sim.other".into();
+    other.ini.isid = iscsi_proto::Isid([0x80, 0, 0, 0, 0, 9]);
+    other.login_ready(fixture::TARGET);
+    assert_eq!(tmf(&mut other, 6, 0), 0);
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    // The aborted tasks are counted as tgt counts aborts; nothing else changed
+    // for the live connection.
+    assert!(!a.conn.is_closed());
+    assert_clean(&a);
+}
+
+#[test]
+fn abort_task_ends_a_task_waiting_for_reassignment() {
+    let (mut a, fx) = session(2, 324);
+    let sh = fx.core.sessions.shared(a.ini.tsih).unwrap();
+    let itt = orphan_read(&fx, &mut a, 2, 325);
+    assert_eq!(sh.orphans(), 1);
+    // The wrong LUN: not that task.
+    let t = a.ini.abort_task(0, itt);
+    let titt = t.itt;
+    a.send(Pdu::TaskMgmtRequest(t));
+    assert_eq!(tmf_response(&a, titt), Some(1));
+    assert_eq!(sh.orphans(), 1);
+    let t = a.ini.abort_task(1, itt);
+    let titt = t.itt;
+    a.send(Pdu::TaskMgmtRequest(t));
+    assert_eq!(tmf_response(&a, titt), Some(0));
+    assert_eq!(sh.orphans(), 0);
+    assert!(!sh.itt_in_use(itt.0));
+    assert_eq!(reassign(&mut a, itt), 1);
 }
 
 #[test]

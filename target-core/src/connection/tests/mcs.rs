@@ -316,3 +316,88 @@ fn max_connections_limits_joins_and_a_cid_is_reinstated() {
     step_all(&mut sims);
     assert_eq!(sims[2].ini.task(r).unwrap().status, Some(0));
 }
+
+/// The response to TMF `itt` that connection `s` received, if any.
+fn tmf_response(s: &Sim, itt: Itt) -> Option<u8> {
+    s.ini
+        .received_where(|p| match p {
+            Pdu::TaskMgmtResponse(r) if r.itt == itt => Some(r.response),
+            _ => None,
+        })
+        .pop()
+}
+
+#[test]
+fn abort_task_on_one_connection_aborts_a_task_of_another() {
+    let (mut sims, fx) = session(2, 2, 56);
+    let mut sn = sims[0].ini.cmd_sn;
+    for s in sims.iter_mut() {
+        s.io_mode = IoMode::Hold;
+    }
+    on(&mut sims, &mut sn, 1);
+    let b = sims[1].ini.read(1, &read10(1, 1), 512);
+    on(&mut sims, &mut sn, 1);
+    let b2 = sims[1].ini.read(1, &read10(2, 1), 512);
+    step_all(&mut sims);
+    assert_eq!(sims[1].pending_io(), 2);
+    // ABORT TASK on connection 1 for a task of connection 2: connection 2 aborts
+    // it, then connection 1 answers "Function complete".
+    sims[0].ini.cmd_sn = sn;
+    let t = sims[0].ini.abort_task(1, b);
+    let titt = t.itt;
+    sims[0].ini.send(&Pdu::TaskMgmtRequest(t));
+    step_all(&mut sims);
+    assert_eq!(tmf_response(&sims[0], titt), Some(0));
+    // Its storage completion is stray: no response for it, anywhere.
+    sims[1].complete_io(0);
+    step_all(&mut sims);
+    assert_eq!(sims[1].conn.stray_completions(), 1);
+    assert!(sims[1].ini.task(b).is_some_and(|t| !t.done()));
+    // A wrong LUN, or a tag no task has: "Task does not exist"; the other task
+    // of connection 2 goes on and completes.
+    let t = sims[0].ini.abort_task(0, b2);
+    let titt = t.itt;
+    sims[0].ini.send(&Pdu::TaskMgmtRequest(t));
+    let t = sims[0].ini.abort_task(1, Itt(0x7777));
+    let titt2 = t.itt;
+    sims[0].ini.send(&Pdu::TaskMgmtRequest(t));
+    step_all(&mut sims);
+    assert_eq!(tmf_response(&sims[0], titt), Some(1));
+    assert_eq!(tmf_response(&sims[0], titt2), Some(1));
+    sims[1].complete_all_io();
+    step_all(&mut sims);
+    assert_eq!(sims[1].ini.task(b2).unwrap().status, Some(0));
+    // The aborted task's tag is free again on any connection.
+    on(&mut sims, &mut sn, 0);
+    sims[0].io_mode = IoMode::Immediate;
+    sims[0].ini.next_itt = b.0;
+    let again = sims[0].ini.read(1, &read10(3, 1), 512);
+    assert_eq!(again, b);
+    step_all(&mut sims);
+    assert_eq!(sims[0].ini.task(b).unwrap().status, Some(0));
+    assert_clean(&sims[0]);
+    assert_clean(&sims[1]);
+    let _ = fx;
+}
+
+#[test]
+fn abort_task_passed_to_a_connection_that_dies_first_is_still_answered() {
+    let (mut sims, _fx) = session(2, 2, 57);
+    let mut sn = sims[0].ini.cmd_sn;
+    sims[1].io_mode = IoMode::Hold;
+    on(&mut sims, &mut sn, 1);
+    let b = sims[1].ini.read(1, &read10(1, 1), 512);
+    step_all(&mut sims);
+    sims[0].ini.cmd_sn = sn;
+    let t = sims[0].ini.abort_task(1, b);
+    let titt = t.itt;
+    sims[0].ini.send(&Pdu::TaskMgmtRequest(t));
+    // Only connection 1 runs: the request waits for connection 2, which dies
+    // (ErrorRecoveryLevel 0: its task ends with it) before it acts.
+    sims[0].drive();
+    assert_eq!(tmf_response(&sims[0], titt), None);
+    sims[1].conn.handle_close();
+    sims[0].drive();
+    assert_eq!(tmf_response(&sims[0], titt), Some(1));
+    assert_clean(&sims[0]);
+}

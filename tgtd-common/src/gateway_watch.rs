@@ -1,0 +1,112 @@
+//! Implicit ALUA failover between gateways (`target_core::registry::GatewayWatch`):
+//! every [`EVERY`], for each target with ALUA, ask the media of its LUs which
+//! gateways answer ([`BlockStore::live_gateways`]: a Ceph RBD image's gateways
+//! answer on its reservation object's watch channel), let the rule decide, and make
+//! its state changes through [`LocalAdmin`] as `tgtadm --mode target --op update
+//! --name alua_state` would (so each is serialised with the administrator's requests
+//! and announced with ASYMMETRIC ACCESS STATE CHANGED on every nexus).
+//!
+//! A target none of whose LUs is shared between gateways is left alone.
+//!
+//! [`BlockStore::live_gateways`]: scsi_sbc::BlockStore::live_gateways
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use target_core::mgmt::Request;
+use target_core::registry::GatewayWatch;
+
+use crate::mgmt_server::LocalAdmin;
+
+/// How often the gateways are asked. A crashed optimized gateway is replaced
+/// within about this plus the store's wait for answers (two seconds for rbd).
+pub const EVERY: Duration = Duration::from_secs(2);
+
+/// Start the thread (`tgtd-gw-watch`); it runs until the process exits.
+pub fn spawn(admin: LocalAdmin) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("tgtd-gw-watch".into())
+        .spawn(move || {
+            let mut watch = Watch::default();
+            loop {
+                std::thread::sleep(EVERY);
+                check(&admin, &mut watch);
+            }
+        })
+        .map(|_| ())
+}
+
+/// What the thread remembers between rounds.
+#[derive(Debug, Default)]
+pub struct Watch {
+    rule: GatewayWatch,
+    /// The ports that answered last time, per target (logged when they change).
+    answered: BTreeMap<u32, BTreeSet<u16>>,
+}
+
+fn list(ports: &BTreeSet<u16>) -> String {
+    let v: Vec<String> = ports.iter().map(u16::to_string).collect();
+    v.join(",")
+}
+
+/// One round over every target.
+pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
+    for target in admin.core().registry.targets() {
+        let Some(groups) = target.alua() else {
+            watch.rule.forget(target.tid);
+            watch.answered.remove(&target.tid);
+            continue;
+        };
+        let mut alive: Option<BTreeSet<u16>> = None;
+        for lun in target.luns() {
+            let ports = lun
+                .store
+                .as_ref()
+                .and_then(|s| s.live_gateways(groups.local_port));
+            if let Some(ports) = ports {
+                alive.get_or_insert_with(BTreeSet::new).extend(ports);
+            }
+        }
+        let Some(alive) = alive else {
+            continue;
+        };
+        // The answers took time: decide on the configuration as it is now.
+        let Some(groups) = target.alua() else {
+            continue;
+        };
+        if let Some(before) = watch.answered.insert(target.tid, alive.clone()) {
+            if !before.is_subset(&alive) {
+                tracing::warn!(
+                    "tid {}: gateways answering on ports {} (no answer from {})",
+                    target.tid,
+                    list(&alive),
+                    list(&before.difference(&alive).copied().collect())
+                );
+            } else if before != alive {
+                tracing::info!(
+                    "tid {}: gateways answering on ports {}",
+                    target.tid,
+                    list(&alive)
+                );
+            }
+        } else {
+            tracing::info!(
+                "tid {}: gateways answering on ports {}",
+                target.tid,
+                list(&alive)
+            );
+        }
+        for step in watch.rule.observe(target.tid, &groups, &alive) {
+            let value = step.alua_state();
+            let req = Request::TargetUpdate {
+                tid: target.tid,
+                name: "alua_state".into(),
+                value: value.clone(),
+            };
+            match admin.apply(req) {
+                Ok(_) => tracing::warn!("tid {}: port group {value} (failover)", target.tid),
+                Err(e) => tracing::warn!("tid {}: cannot set port group {value}: {e}", target.tid),
+            }
+        }
+    }
+}
