@@ -382,7 +382,9 @@ impl SharedSession {
                 // ABORT TASK: whether the task was found; a task set or reset
                 // is done either way.
                 let done = !gone.is_empty() || !matches!(a.what, Aborts::Task(_));
-                let from = a.from.and_then(|(c, m)| g.conns.get_mut(&c).filter(|s| s.member == m));
+                let from = a
+                    .from
+                    .and_then(|(c, m)| g.conns.get_mut(&c).filter(|s| s.member == m));
                 if let Some(s) = from {
                     s.answers.push((a.tmf_itt, done));
                     wakes.extend(s.wake.clone());

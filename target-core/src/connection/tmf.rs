@@ -2,8 +2,8 @@
 //! aborted (their Data-Out is dropped, their storage results are discarded) before the
 //! response goes out.
 
-use super::{Connection, IoTag};
 use super::timer::Timer;
+use super::{Connection, IoTag};
 use crate::mcs::{AbortElsewhere, Aborts, RemoteAbort, SharedSession};
 use iscsi_proto::pdu::{Pdu, TaskMgmtRequest, TaskMgmtResponse};
 use iscsi_proto::SerialNumber;

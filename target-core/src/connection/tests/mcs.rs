@@ -455,7 +455,10 @@ fn assert_aborted(sims: &mut [Sim], tasks: &[(usize, Itt)]) {
     step_all(sims);
     for (k, itt) in tasks {
         let t = sims[*k].ini.task(*itt).unwrap();
-        assert!(!t.done() && t.data_in.is_empty(), "task {itt:?} on {k} answered");
+        assert!(
+            !t.done() && t.data_in.is_empty(),
+            "task {itt:?} on {k} answered"
+        );
     }
     let stray: u64 = sims.iter().map(|s| s.conn.stray_completions()).sum();
     assert_eq!(stray, tasks.len() as u64);
