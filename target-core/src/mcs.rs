@@ -1023,4 +1023,59 @@ mod tests {
         assert_eq!(s.exp_cmd_sn(), SerialNumber(3));
         assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::NoTask));
     }
+
+    #[test]
+    fn a_task_set_abort_drops_released_commands_and_reaches_every_other_connection() {
+        let (s, m1) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        let (m3, _) = s.join(3);
+        let read = |sn: u32, lun: u64| {
+            Pdu::ScsiCommand(iscsi_proto::pdu::ScsiCommand {
+                immediate: false,
+                final_bit: true,
+                read: true,
+                write: false,
+                attr: iscsi_proto::pdu::TaskAttr::Simple,
+                lun: LunField::from_lun(lun),
+                itt: Itt(0x40 + sn),
+                expected_data_transfer_length: 512,
+                cmd_sn: SerialNumber(sn),
+                exp_stat_sn: SerialNumber(0),
+                cdb: bytes::Bytes::from_static(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+                data: bytes::Bytes::new(),
+            })
+        };
+        // CmdSN 2 (LUN 1) and 3 (LUN 0) released to connection 2, not taken yet.
+        s.order(2, SerialNumber(2), read(2, 1), 128);
+        s.order(2, SerialNumber(3), read(3, 0), 128);
+        s.order(1, SerialNumber(1), nop(1), 128);
+        let a = RemoteAbort {
+            what: Aborts::Lun,
+            lun: 1,
+            from: Some((1, m1)),
+            tmf_itt: 9,
+        };
+        let (asked, _) = s.abort_on_others(a);
+        assert_eq!(asked, 2);
+        assert!(s.poked());
+        // The LUN 1 command never runs; the other one does.
+        let left = Vec::from(s.take_ready(2, m2));
+        assert!(matches!(&left[..], [Pdu::ScsiCommand(c)] if c.cmd_sn == SerialNumber(3)));
+        assert_eq!(s.take_abort_requests(2, m2), vec![a]);
+        assert!(s.poked(), "connection 3 has not taken its request");
+        assert_eq!(s.take_abort_requests(3, m3), vec![a]);
+        assert!(!s.poked());
+        // Each answer reaches the asking connection (none here has a wake).
+        assert!(s.answer_abort(&a, true).is_none());
+        assert!(s.answer_abort(&a, true).is_none());
+        assert_eq!(s.take_abort_answers(1, m1), vec![(9, true), (9, true)]);
+        // A request not taken when its connection leaves is answered by `leave`.
+        s.abort_on_others(a);
+        s.leave(3, m3, clock());
+        assert_eq!(s.take_abort_answers(1, m1), vec![(9, true)]);
+        assert_eq!(s.take_abort_requests(2, m2), vec![a]);
+        // Another session's reset (nobody waits) reaches every connection.
+        let (n, _) = s.abort_on_others(RemoteAbort { from: None, ..a });
+        assert_eq!(n, 2);
+    }
 }
