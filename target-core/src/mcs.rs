@@ -58,24 +58,65 @@ struct Slot {
     /// Why this connection was asked to close, and whether its tasks stay for
     /// recovery (ErrorRecoveryLevel 2: reinstated CID, Logout reason 2).
     close: Option<(String, bool)>,
-    /// ABORT TASKs other connections received for this one's tasks.
+    /// Task management requests other connections (or, for a LOGICAL UNIT
+    /// RESET, other sessions) received for this one's tasks.
     aborts: Vec<RemoteAbort>,
-    /// Answers to ABORT TASKs this connection passed on: (TMF's ITT, aborted).
+    /// Answers to task management requests this connection passed on: (TMF's
+    /// ITT, whether done: for ABORT TASK whether the task was found).
     answers: Vec<(u32, bool)>,
 }
 
-/// An ABORT TASK received on one connection for a task of another (MC/S: a task
-/// management request may come on any connection of the session, RFC 7143
-/// §11.5; the task's own connection aborts it, the asking one answers).
+/// What a [`RemoteAbort`] aborts on the connection it is passed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Aborts {
+    /// ABORT TASK: the task with this tag, if it is of the request's LUN.
+    Task(u32),
+    /// ABORT TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET: every task of the LUN.
+    Lun,
+    /// TARGET WARM RESET, TARGET COLD RESET: every task.
+    All,
+}
+
+/// A task management request received on one connection for tasks of another
+/// (MC/S: a task management request may come on any connection of the session,
+/// RFC 7143 §11.5; the tasks' own connection aborts them, the asking one answers
+/// once every connection asked did). A LOGICAL UNIT RESET reaches the
+/// connections of the target's other sessions the same way, with nobody waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RemoteAbort {
-    /// The task to abort.
-    pub(crate) itt: u32,
+    /// The tasks to abort.
+    pub(crate) what: Aborts,
     /// The LUN the request named (a task of another LU is not aborted).
     pub(crate) lun: u64,
-    /// The connection that asked (its CID and member id), and its TMF's ITT.
-    pub(crate) from: (u16, u64),
+    /// The connection that asked and waits for the answer (its CID and member
+    /// id); `None` for another session's reset, which nobody waits for.
+    pub(crate) from: Option<(u16, u64)>,
+    /// The ITT of the task management request.
     pub(crate) tmf_itt: u32,
+}
+
+impl RemoteAbort {
+    /// Whether orphan `o` (ErrorRecoveryLevel 2) is one of the tasks it aborts.
+    fn takes_orphan(&self, itt: u32, o: &Orphan) -> bool {
+        o.holds_tag()
+            && match self.what {
+                Aborts::Task(t) => t == itt && o.runs_on_lun(self.lun),
+                Aborts::Lun => o.runs_on_lun(self.lun),
+                Aborts::All => true,
+            }
+    }
+
+    /// Whether released, not yet dispatched request `p` is one it aborts.
+    fn takes_request(&self, p: &Pdu) -> bool {
+        let Pdu::ScsiCommand(c) = p else {
+            return false;
+        };
+        match self.what {
+            Aborts::Task(t) => c.itt.0 == t && c.lun.to_lun() == self.lun,
+            Aborts::Lun => c.lun.to_lun() == self.lun,
+            Aborts::All => true,
+        }
+    }
 }
 
 /// Where an ABORT TASK for a task not on the asking connection went.
@@ -175,6 +216,8 @@ pub struct SharedSession {
     /// to, or close requests be left for, a connection by another (a single-connection
     /// session skips those checks on every input).
     joined: AtomicBool,
+    /// Some connection has aborts passed to it (`Slot::aborts`) not taken yet.
+    poked: AtomicBool,
     /// Bytes its connections keep for ErrorRecoveryLevel 1 recovery
     /// (`connection/recovery.rs`), bounded by a cap.
     retained: AtomicUsize,
@@ -217,6 +260,7 @@ impl SharedSession {
             params,
             exp: AtomicU32::new(exp.get()),
             joined: AtomicBool::new(false),
+            poked: AtomicBool::new(false),
             retained: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             advertised: AtomicU64::new(0),
@@ -361,19 +405,27 @@ impl SharedSession {
         let mut aborted = Vec::new();
         if mine {
             let slot = g.conns.remove(&cid).unwrap_or_default();
-            // ABORT TASKs passed to it and not acted on: its tasks ended with it,
-            // or (ErrorRecoveryLevel 2) wait as orphans, which are aborted here.
+            // Aborts passed to it and not acted on: its tasks ended with it, or
+            // (ErrorRecoveryLevel 2) wait as orphans, which are aborted here.
             for a in slot.aborts {
-                let orphan = g
+                let gone: Vec<u32> = g
                     .orphans
-                    .get(&a.itt)
-                    .is_some_and(|o| o.holds_tag() && o.runs_on_lun(a.lun));
-                if orphan {
-                    aborted.extend(g.orphans.remove(&a.itt));
-                    g.itts.remove(&a.itt);
+                    .iter()
+                    .filter(|(itt, o)| a.takes_orphan(**itt, o))
+                    .map(|(itt, _)| *itt)
+                    .collect();
+                for itt in &gone {
+                    aborted.extend(g.orphans.remove(itt));
+                    g.itts.remove(itt);
                 }
-                if let Some(s) = g.conns.get_mut(&a.from.0).filter(|s| s.member == a.from.1) {
-                    s.answers.push((a.tmf_itt, orphan));
+                // ABORT TASK: whether the task was found; a task set or reset
+                // is done either way.
+                let done = !gone.is_empty() || !matches!(a.what, Aborts::Task(_));
+                let from = a
+                    .from
+                    .and_then(|(c, m)| g.conns.get_mut(&c).filter(|s| s.member == m));
+                if let Some(s) = from {
+                    s.answers.push((a.tmf_itt, done));
                     wakes.extend(s.wake.clone());
                 }
             }
@@ -519,28 +571,28 @@ impl SharedSession {
             .map_or(0, Orphan::shed)
     }
 
-    /// ABORT TASK of task `a.itt`, received on connection `a.from` where it does
+    /// ABORT TASK of task `a.what`, received on connection `a.from` where it does
     /// not run (see [`RemoteAbort`]).
     pub(crate) fn abort_elsewhere(&self, a: RemoteAbort) -> AbortElsewhere {
+        let Aborts::Task(itt) = a.what else {
+            return AbortElsewhere::NoTask;
+        };
         let mut g = self.lock();
-        if g.orphans.get(&a.itt).is_some_and(Orphan::holds_tag) {
-            if let Some(o) = g.orphans.remove(&a.itt) {
+        if g.orphans.get(&itt).is_some_and(Orphan::holds_tag) {
+            if let Some(o) = g.orphans.remove(&itt) {
                 if o.runs_on_lun(a.lun) {
-                    g.itts.remove(&a.itt);
+                    g.itts.remove(&itt);
                     return AbortElsewhere::Orphan(o);
                 }
-                g.orphans.insert(a.itt, o);
+                g.orphans.insert(itt, o);
             }
             return AbortElsewhere::NoTask;
         }
-        let Some(owner) = g.itts.get(&a.itt).copied() else {
+        let Some(owner) = g.itts.get(&itt).copied() else {
             // Released in CmdSN order to another connection and not dispatched
             // there yet: it never runs (its CmdSN stays consumed).
             for slot in g.conns.values_mut() {
-                let at = slot.ready.iter().position(|p| {
-                    matches!(p, Pdu::ScsiCommand(c) if c.itt.0 == a.itt && c.lun.to_lun() == a.lun)
-                });
-                if let Some(i) = at {
+                if let Some(i) = slot.ready.iter().position(|p| a.takes_request(p)) {
                     slot.ready.remove(i);
                     self.count_waiting(&g);
                     return AbortElsewhere::Dropped;
@@ -548,35 +600,71 @@ impl SharedSession {
             }
             return AbortElsewhere::NoTask;
         };
-        if owner == a.from.0 {
+        if a.from.is_some_and(|(c, _)| c == owner) {
             return AbortElsewhere::NoTask;
         }
         match g.conns.get_mut(&owner) {
             Some(slot) => {
                 slot.aborts.push(a);
+                self.poked.store(true, Ordering::Release);
                 AbortElsewhere::Passed(slot.wake.clone())
             }
             None => AbortElsewhere::NoTask,
         }
     }
 
-    /// ABORT TASKs other connections passed to `cid` (member `member`).
+    /// A task set function or a reset (`a.what` is [`Aborts::Lun`] or
+    /// [`Aborts::All`]) for every connection of the session but the asking one
+    /// (`a.from`; every connection when `None`, another session's LOGICAL UNIT
+    /// RESET): released commands it covers that no connection dispatched yet are
+    /// dropped (they never run), and the request is passed to each connection.
+    /// Returns how many connections were asked (each answers once, or `leave`
+    /// does for it) and their wakes, to call after the return.
+    pub(crate) fn abort_on_others(&self, a: RemoteAbort) -> (usize, Vec<Arc<dyn Wake>>) {
+        let mut g = self.lock();
+        let mut asked = 0;
+        let mut wakes = Vec::new();
+        for (cid, slot) in g.conns.iter_mut() {
+            slot.ready.retain(|p| !a.takes_request(p));
+            if a.from.is_some_and(|(c, _)| c == *cid) {
+                continue;
+            }
+            slot.aborts.push(a);
+            asked += 1;
+            wakes.extend(slot.wake.clone());
+        }
+        if asked > 0 {
+            self.poked.store(true, Ordering::Release);
+        }
+        (asked, wakes)
+    }
+
+    /// Whether another connection or session left this session's connections
+    /// something to abort (checked by connections of a session no other
+    /// connection joined, which skip the lock otherwise).
+    pub(crate) fn poked(&self) -> bool {
+        self.poked.load(Ordering::Acquire)
+    }
+
+    /// Aborts passed to `cid` (member `member`).
     pub(crate) fn take_abort_requests(&self, cid: u16, member: u64) -> Vec<RemoteAbort> {
         let mut g = self.lock();
-        match g.conns.get_mut(&cid) {
+        let out = match g.conns.get_mut(&cid) {
             Some(s) if s.member == member && !s.aborts.is_empty() => std::mem::take(&mut s.aborts),
             _ => Vec::new(),
+        };
+        if g.conns.values().all(|s| s.aborts.is_empty()) {
+            self.poked.store(false, Ordering::Release);
         }
+        out
     }
 
     /// The task's connection answered a [`RemoteAbort`]: hand the answer to the
-    /// asking connection; its wake (none when it is gone).
+    /// asking connection; its wake (none when it is gone or nobody waits).
     pub(crate) fn answer_abort(&self, a: &RemoteAbort, aborted: bool) -> Option<Arc<dyn Wake>> {
+        let (cid, member) = a.from?;
         let mut g = self.lock();
-        let s = g
-            .conns
-            .get_mut(&a.from.0)
-            .filter(|s| s.member == a.from.1)?;
+        let s = g.conns.get_mut(&cid).filter(|s| s.member == member)?;
         s.answers.push((a.tmf_itt, aborted));
         s.wake.clone()
     }
@@ -994,9 +1082,9 @@ mod tests {
         assert!(s.order(2, SerialNumber(2), cmd, 128).mine.is_empty());
         s.order(1, SerialNumber(1), nop(1), 128);
         let ask = |lun| RemoteAbort {
-            itt: 0x42,
+            what: Aborts::Task(0x42),
             lun,
-            from: (1, m1),
+            from: Some((1, m1)),
             tmf_itt: 7,
         };
         // Another LUN: not that command.
@@ -1005,5 +1093,60 @@ mod tests {
         assert!(s.take_ready(2, m2).is_empty());
         assert_eq!(s.exp_cmd_sn(), SerialNumber(3));
         assert!(matches!(s.abort_elsewhere(ask(1)), AbortElsewhere::NoTask));
+    }
+
+    #[test]
+    fn a_task_set_abort_drops_released_commands_and_reaches_every_other_connection() {
+        let (s, m1) = SharedSession::new(SessionParams::default(), SerialNumber(1), 1);
+        let (m2, _) = s.join(2);
+        let (m3, _) = s.join(3);
+        let read = |sn: u32, lun: u64| {
+            Pdu::ScsiCommand(iscsi_proto::pdu::ScsiCommand {
+                immediate: false,
+                final_bit: true,
+                read: true,
+                write: false,
+                attr: iscsi_proto::pdu::TaskAttr::Simple,
+                lun: LunField::from_lun(lun),
+                itt: Itt(0x40 + sn),
+                expected_data_transfer_length: 512,
+                cmd_sn: SerialNumber(sn),
+                exp_stat_sn: SerialNumber(0),
+                cdb: bytes::Bytes::from_static(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+                data: bytes::Bytes::new(),
+            })
+        };
+        // CmdSN 2 (LUN 1) and 3 (LUN 0) released to connection 2, not taken yet.
+        s.order(2, SerialNumber(2), read(2, 1), 128);
+        s.order(2, SerialNumber(3), read(3, 0), 128);
+        s.order(1, SerialNumber(1), nop(1), 128);
+        let a = RemoteAbort {
+            what: Aborts::Lun,
+            lun: 1,
+            from: Some((1, m1)),
+            tmf_itt: 9,
+        };
+        let (asked, _) = s.abort_on_others(a);
+        assert_eq!(asked, 2);
+        assert!(s.poked());
+        // The LUN 1 command never runs; the other one does.
+        let left = Vec::from(s.take_ready(2, m2));
+        assert!(matches!(&left[..], [Pdu::ScsiCommand(c)] if c.cmd_sn == SerialNumber(3)));
+        assert_eq!(s.take_abort_requests(2, m2), vec![a]);
+        assert!(s.poked(), "connection 3 has not taken its request");
+        assert_eq!(s.take_abort_requests(3, m3), vec![a]);
+        assert!(!s.poked());
+        // Each answer reaches the asking connection (none here has a wake).
+        assert!(s.answer_abort(&a, true).is_none());
+        assert!(s.answer_abort(&a, true).is_none());
+        assert_eq!(s.take_abort_answers(1, m1), vec![(9, true), (9, true)]);
+        // A request not taken when its connection leaves is answered by `leave`.
+        s.abort_on_others(a);
+        s.leave(3, m3, clock());
+        assert_eq!(s.take_abort_answers(1, m1), vec![(9, true)]);
+        assert_eq!(s.take_abort_requests(2, m2), vec![a]);
+        // Another session's reset (nobody waits) reaches every connection.
+        let (n, _) = s.abort_on_others(RemoteAbort { from: None, ..a });
+        assert_eq!(n, 2);
     }
 }

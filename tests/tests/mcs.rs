@@ -250,7 +250,71 @@ fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
     assert_eq!((r.status, r.data), (0, vec![0; 512]));
 }
 
+/// LOGICAL UNIT RESET on CID 0 aborts a write waiting for its data on CID 2 (the
+/// other connection, on the other event loop, aborts it before the response goes
+/// out); the late Data-Out gets no response; the LU serves again.
+fn lu_reset_reaches_a_task_of_another_connection(f: Flavour) {
+    let d = daemon(f);
+    let mut a = lead(&d, 4);
+    let (mut b, st) = join(&d, &a, 2);
+    assert_eq!(st, (0, 0));
+    wait_connections(&d, &["0", "2"]);
+    let n = a.cmd_sn().get();
+    b.set_cmd_sn(n);
+    let cmd = b.command_pdu(1, &write10(11, 1), 512, true);
+    let itt = cmd.itt;
+    b.send(&Pdu::ScsiCommand(cmd)).expect("send");
+    let r2t = match b.recv().expect("recv") {
+        Some(Pdu::R2t(r)) => r,
+        other => panic!("expected an R2T, got {other:?}"),
+    };
+    a.send(&Pdu::TaskMgmtRequest(TaskMgmtRequest {
+        immediate: true,
+        function: 5,
+        lun: LunField::from_lun(1),
+        itt: Itt(0x7101),
+        referenced_task_tag: Itt::RESERVED,
+        cmd_sn: SerialNumber(n + 1),
+        exp_stat_sn: a.exp_stat_sn(),
+        ref_cmd_sn: SerialNumber(0),
+        exp_data_sn: 0,
+    }))
+    .expect("send");
+    match a.recv().expect("recv") {
+        Some(Pdu::TaskMgmtResponse(r)) => {
+            assert_eq!((r.itt, r.response), (Itt(0x7101), 0), "{r:?}")
+        }
+        other => panic!("expected the TMF response, got {other:?}"),
+    }
+    // The aborted write's data goes nowhere: no status for it.
+    b.send(&Pdu::DataOut(DataOut {
+        final_bit: true,
+        lun: LunField::from_lun(1),
+        itt,
+        ttt: r2t.ttt,
+        exp_stat_sn: b.exp_stat_sn(),
+        data_sn: 0,
+        buffer_offset: 0,
+        data: Bytes::from(vec![0x22; 512]),
+    }))
+    .expect("send");
+    // B's next command: the unit attention of the reset (the session's nexus),
+    // then the block, unchanged (the next PDU B gets is that answer, not one
+    // for the aborted write).
+    b.set_cmd_sn(n + 1);
+    let r = b.scsi(1, &read10(11, 1), &[], 512).expect("read");
+    assert_eq!(r.status, 2, "unit attention after the LU reset");
+    assert_eq!(r.sense.get(2).map(|k| k & 0xf), Some(6), "{:?}", r.sense);
+    let r = b.scsi(1, &read10(11, 1), &[], 512).expect("read");
+    assert_eq!((r.status, r.data), (0, vec![0; 512]));
+    // And on A.
+    a.set_cmd_sn(n + 3);
+    let r = a.scsi(1, &read10(11, 1), &[], 512).expect("read");
+    assert_eq!((r.status, r.data), (0, vec![0; 512]));
+}
+
 both_flavours!(
+    lu_reset_reaches_a_task_of_another_connection,
     abort_task_reaches_a_task_of_another_connection,
     two_connections_share_one_session,
     a_dropped_connection_leaves_the_session,

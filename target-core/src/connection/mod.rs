@@ -445,6 +445,9 @@ impl Connection {
         if self.timers.is_expired(Timer::LogoutWait, now) {
             self.close("initiator did not log out when asked");
         }
+        if self.timers.is_expired(Timer::TmfWait, now) {
+            self.tmf_wait_expired(now);
+        }
         self.check_shared_state(now);
         self.check_data_out_timer(now);
     }
@@ -782,7 +785,8 @@ impl Connection {
 
     /// Dispatch requests another connection of the session released for this one.
     fn take_released(&mut self, now: Instant) {
-        let Some(sh) = self.shared.clone().filter(|s| s.joined()) else {
+        // Another session's LOGICAL UNIT RESET pokes a single-connection one.
+        let Some(sh) = self.shared.clone().filter(|s| s.joined() || s.poked()) else {
             return;
         };
         for pdu in sh.take_ready(self.cid, self.member) {

@@ -20,9 +20,12 @@ pub(crate) enum Timer {
     /// ErrorRecoveryLevel > 0: a write task's Data-Out stopped coming (a PDU lost to
     /// a digest error); its missing bursts are asked for again (`recovery.rs`).
     DataOutRecovery = 5,
+    /// A task management response waits for other connections of the session to
+    /// abort their tasks (MC/S, `tmf.rs`); past it, it is answered without them.
+    TmfWait = 6,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone, Copy)]

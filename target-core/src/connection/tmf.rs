@@ -2,10 +2,23 @@
 //! aborted (their Data-Out is dropped, their storage results are discarded) before the
 //! response goes out.
 
+use super::timer::Timer;
 use super::{Connection, IoTag};
-use crate::mcs::{AbortElsewhere, RemoteAbort, SharedSession};
+use crate::mcs::{AbortElsewhere, Aborts, RemoteAbort, SharedSession};
 use iscsi_proto::pdu::{Pdu, TaskMgmtRequest, TaskMgmtResponse};
 use iscsi_proto::SerialNumber;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a task management request waits for the other connections of its
+/// session (MC/S) to abort their tasks of it. A connection that is alive but whose
+/// thread does not get to it in time makes the request answer "Function rejected"
+/// (255): the tasks it had may still answer, so "Function complete" would be
+/// untrue (RFC 7143 §11.5.1: no response for an aborted task after the TMF
+/// response), and the initiator escalates (a reset, then a new session) as it
+/// does for a rejected function. Well under the TMF timeouts of initiators
+/// (open-iscsi's are 15 s and more).
+pub(crate) const REMOTE_TMF_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An aborted command ends with TASK ABORTED: `--op stat` counts it done and as an
 /// error, as tgt's `abort_cmd` does.
@@ -23,6 +36,19 @@ pub(super) struct HeldTmf {
     response: u8,
     drop_after: bool,
     waiting: std::collections::HashSet<IoTag>,
+    /// Connections of the session asked to abort tasks of theirs (MC/S) that have
+    /// not answered yet.
+    remote: usize,
+    /// ABORT TASK passed to the task's connection: its answer decides the response.
+    by_answer: bool,
+    /// Until when `remote` answers are waited for ([`REMOTE_TMF_TIMEOUT`]).
+    deadline: Option<Instant>,
+}
+
+impl HeldTmf {
+    fn ready(&self) -> bool {
+        self.waiting.is_empty() && self.remote == 0
+    }
 }
 
 /// A finished command (MODE SELECT) whose answer waits for the announcement of what
@@ -112,6 +138,8 @@ impl Connection {
         let mut drop_after = false;
         let mut held = Vec::new();
         let mut resume = None;
+        let mut remote = 0;
+        let mut by_answer = false;
         let response = match t.function {
             // ABORT TASK.
             1 => {
@@ -125,7 +153,11 @@ impl Connection {
                     match self.abort_elsewhere(itt, lun, t.itt) {
                         Some(code) => code,
                         // The task's connection answers; the response goes then.
-                        None => return,
+                        None => {
+                            remote = 1;
+                            by_answer = true;
+                            response::NO_TASK
+                        }
                     }
                 }
             }
@@ -144,7 +176,13 @@ impl Connection {
                         self.abort_task(itt);
                     }
                     self.abort_orphans_of(t.function == 5, lun);
+                    // This session's other connections (MC/S) abort theirs; the
+                    // response waits for them.
+                    remote = self.abort_on_others(Aborts::Lun, lun, t.itt);
                     if t.function == 5 {
+                        // Every other session's tasks of the LU (SAM-5: an LU
+                        // reset aborts every task set of the LU).
+                        self.lu_reset_other_sessions(lun);
                         // Unit attentions, reservation release (scsi.rs hook).
                         held = self.scsi_lu_reset(Some(lun));
                     }
@@ -154,6 +192,9 @@ impl Connection {
             // TARGET WARM RESET, TARGET COLD RESET.
             6 | 7 => {
                 drop_after = self.target_reset(t.function == 7, &mut held);
+                // This session's other connections abort theirs before the
+                // response (other sessions act on the reset generation).
+                remote = self.abort_on_others(Aborts::All, 0, t.itt);
                 response::COMPLETE
             }
             // CLEAR ACA: no ACA support.
@@ -171,17 +212,128 @@ impl Connection {
             response,
             drop_after,
             waiting: held.into_iter().collect(),
+            remote,
+            by_answer,
+            deadline: (remote > 0).then(|| self.obs.now + REMOTE_TMF_TIMEOUT),
         };
-        if reply.waiting.is_empty() {
+        if reply.ready() {
             self.send_tmf_response(reply);
             if let Some(r) = resume {
                 // The task goes on on this connection after "Function complete".
                 self.resume(r);
             }
         } else {
-            // The other gateways of a shared medium hear of the reset first.
+            // The other gateways of a shared medium hear of the reset first, and
+            // the session's other connections abort their tasks first.
             self.held_tmfs.push(reply);
+            self.arm_tmf_timer();
         }
+    }
+
+    /// MC/S: pass a task set function or a reset to the session's other
+    /// connections ([`SharedSession::abort_on_others`]); how many must answer.
+    fn abort_on_others(&mut self, what: Aborts, lun: u64, tmf_itt: iscsi_proto::Itt) -> usize {
+        let Some(sh) = self.shared.clone() else {
+            return 0;
+        };
+        let (asked, wakes) = sh.abort_on_others(RemoteAbort {
+            what,
+            lun,
+            from: Some((self.cid, self.member)),
+            tmf_itt: tmf_itt.0,
+        });
+        for w in wakes {
+            w.wake();
+        }
+        asked
+    }
+
+    /// LOGICAL UNIT RESET: the live tasks of LU `lun` in the target's other
+    /// sessions are aborted by their connections at their next input (woken
+    /// now). Nobody waits for them: they are other I_T nexuses, which learn of
+    /// the reset from the unit attention it established.
+    fn lu_reset_other_sessions(&mut self, lun: u64) {
+        let Some(tid) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.target.as_ref())
+            .map(|t| t.tid)
+        else {
+            return;
+        };
+        for sh in self.core.sessions.shared_of_target(tid) {
+            if self.shared.as_ref().is_some_and(|m| Arc::ptr_eq(m, &sh)) {
+                continue;
+            }
+            let (_, wakes) = sh.abort_on_others(RemoteAbort {
+                what: Aborts::Lun,
+                lun,
+                from: None,
+                tmf_itt: 0,
+            });
+            for w in wakes {
+                w.wake();
+            }
+        }
+    }
+
+    /// Arm [`Timer::TmfWait`] at the earliest deadline of a response waiting for
+    /// other connections, or stop it.
+    fn arm_tmf_timer(&mut self) {
+        let next = self
+            .held_tmfs
+            .iter()
+            .filter(|h| h.remote > 0)
+            .filter_map(|h| h.deadline)
+            .min();
+        match next {
+            Some(at) => self.timers.set(Timer::TmfWait, at),
+            None => self.timers.stop(Timer::TmfWait),
+        }
+    }
+
+    /// [`Timer::TmfWait`] fired: requests whose other connections did not all
+    /// answer by `now` are answered "Function rejected" (see
+    /// [`REMOTE_TMF_TIMEOUT`]); a late answer finds nothing to answer.
+    pub(super) fn tmf_wait_expired(&mut self, now: Instant) {
+        for h in self.held_tmfs.iter_mut() {
+            if h.remote > 0 && h.deadline.is_some_and(|d| d <= now) {
+                h.remote = 0;
+                h.response = response::REJECTED;
+            }
+        }
+        self.send_ready_tmfs();
+        self.arm_tmf_timer();
+    }
+
+    /// Send the held responses that wait for nothing more, in the order held.
+    fn send_ready_tmfs(&mut self) {
+        while let Some(i) = self.held_tmfs.iter().position(HeldTmf::ready) {
+            let reply = self.held_tmfs.remove(i);
+            self.send_tmf_response(reply);
+        }
+    }
+
+    /// Another connection answered the request `tmf_itt` this one passed on.
+    fn tmf_answered(&mut self, tmf_itt: u32, done: bool) {
+        let Some(h) = self
+            .held_tmfs
+            .iter_mut()
+            .find(|h| h.itt.0 == tmf_itt && h.remote > 0)
+        else {
+            // Answered "Function rejected" already (its deadline passed).
+            return;
+        };
+        h.remote -= 1;
+        if h.by_answer {
+            h.response = if done {
+                response::COMPLETE
+            } else {
+                response::NO_TASK
+            };
+        }
+        self.send_ready_tmfs();
+        self.arm_tmf_timer();
     }
 
     /// ErrorRecoveryLevel 2: tasks of LU `lun` left by failed connections
@@ -215,9 +367,9 @@ impl Connection {
     fn abort_elsewhere(&mut self, itt: u32, lun: u64, tmf_itt: iscsi_proto::Itt) -> Option<u8> {
         let sh = self.shared.clone()?;
         let ask = RemoteAbort {
-            itt,
+            what: Aborts::Task(itt),
             lun,
-            from: (self.cid, self.member),
+            from: Some((self.cid, self.member)),
             tmf_itt: tmf_itt.0,
         };
         match sh.abort_elsewhere(ask) {
@@ -236,27 +388,39 @@ impl Connection {
         }
     }
 
-    /// MC/S: abort the tasks other connections were asked to abort (their answer
-    /// goes back to them), and answer the ABORT TASKs this connection passed on.
+    /// MC/S: abort the tasks other connections (or sessions) asked this one to
+    /// abort (the answer goes back to the asking connection), and answer the task
+    /// management requests this connection passed on once all answered.
     pub(super) fn remote_aborts(&mut self, sh: &SharedSession) {
         for a in sh.take_abort_requests(self.cid, self.member) {
-            let here = self.tasks.get(&a.itt).is_some_and(|t| t.lun.lun == a.lun);
-            let aborted = here && self.abort_task(a.itt);
-            if let Some(w) = sh.answer_abort(&a, aborted) {
+            let done = match a.what {
+                Aborts::Task(itt) => {
+                    let here = self.tasks.get(&itt).is_some_and(|t| t.lun.lun == a.lun);
+                    here && self.abort_task(itt)
+                }
+                Aborts::Lun => {
+                    let gone: Vec<u32> = self
+                        .tasks
+                        .iter()
+                        .filter(|(_, task)| task.lun.lun == a.lun)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for itt in gone {
+                        self.abort_task(itt);
+                    }
+                    true
+                }
+                Aborts::All => {
+                    self.abort_all_tasks();
+                    true
+                }
+            };
+            if let Some(w) = sh.answer_abort(&a, done) {
                 w.wake();
             }
         }
-        for (itt, aborted) in sh.take_abort_answers(self.cid, self.member) {
-            self.send_tmf_response(HeldTmf {
-                itt: iscsi_proto::Itt(itt),
-                response: if aborted {
-                    response::COMPLETE
-                } else {
-                    response::NO_TASK
-                },
-                drop_after: false,
-                waiting: Default::default(),
-            });
+        for (itt, done) in sh.take_abort_answers(self.cid, self.member) {
+            self.tmf_answered(itt, done);
         }
     }
 
@@ -296,7 +460,7 @@ impl Connection {
             return;
         };
         self.held_tmfs[i].waiting.remove(&tag);
-        if self.held_tmfs[i].waiting.is_empty() {
+        if self.held_tmfs[i].ready() {
             let reply = self.held_tmfs.remove(i);
             self.send_tmf_response(reply);
         }

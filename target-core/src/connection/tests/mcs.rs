@@ -401,3 +401,204 @@ fn abort_task_passed_to_a_connection_that_dies_first_is_still_answered() {
     assert_eq!(tmf_response(&sims[0], titt), Some(1));
     assert_clean(&sims[0]);
 }
+
+/// A task management request with `function` for LUN `lun` from connection `k`;
+/// its ITT.
+fn send_tmf(sims: &mut [Sim], sn: SerialNumber, k: usize, function: u8, lun: u64) -> Itt {
+    sims[k].ini.cmd_sn = sn;
+    let mut t = sims[k].ini.abort_task(lun, Itt::RESERVED);
+    t.function = function;
+    let itt = t.itt;
+    sims[k].ini.send(&Pdu::TaskMgmtRequest(t));
+    itt
+}
+
+/// Tasks held in storage on connections 2..=n (`per` reads each on LUN 1).
+fn held_reads(sims: &mut [Sim], sn: &mut SerialNumber, per: u64) -> Vec<(usize, Itt)> {
+    let mut out = Vec::new();
+    for s in sims.iter_mut() {
+        s.io_mode = IoMode::Hold;
+    }
+    for k in 1..sims.len() {
+        for i in 0..per {
+            on(sims, sn, k);
+            let lba = (k as u64) * 8 + i;
+            out.push((k, sims[k].ini.read(1, &read10(lba as u32, 1), 512)));
+        }
+    }
+    step_all(sims);
+    out
+}
+
+/// A read on connection `k` succeeds (the first may report a unit attention).
+fn read_ok(sims: &mut [Sim], sn: &mut SerialNumber, k: usize) {
+    for _ in 0..2 {
+        on(sims, sn, k);
+        let r = sims[k].ini.read(1, &read10(0, 1), 512);
+        step_all(sims);
+        let t = sims[k].ini.task(r).unwrap();
+        match (t.status, t.sense) {
+            (Some(0), _) => return,
+            (Some(2), Some(s)) if s.key == 6 => continue,
+            other => panic!("read on {k}: {other:?}"),
+        }
+    }
+    panic!("read on {k} kept failing");
+}
+
+/// Every task was aborted: no status and no data for it, its storage
+/// completion stray.
+fn assert_aborted(sims: &mut [Sim], tasks: &[(usize, Itt)]) {
+    for s in sims.iter_mut() {
+        s.complete_all_io();
+    }
+    step_all(sims);
+    for (k, itt) in tasks {
+        let t = sims[*k].ini.task(*itt).unwrap();
+        assert!(
+            !t.done() && t.data_in.is_empty(),
+            "task {itt:?} on {k} answered"
+        );
+    }
+    let stray: u64 = sims.iter().map(|s| s.conn.stray_completions()).sum();
+    assert_eq!(stray, tasks.len() as u64);
+}
+
+#[test]
+fn task_set_functions_and_lu_reset_abort_the_tasks_of_every_connection() {
+    // ABORT TASK SET (2), CLEAR TASK SET (4), LOGICAL UNIT RESET (5) from
+    // connection 1 of a session of 4: the tasks of connections 2..4 end, and the
+    // response goes out only once their connections aborted them.
+    for (seed, function) in [(61, 2u8), (62, 4), (63, 5)] {
+        let (mut sims, _fx) = session(4, 4, seed);
+        let mut sn = sims[0].ini.cmd_sn;
+        let tasks = held_reads(&mut sims, &mut sn, 2);
+        assert_eq!(sims.iter().map(Sim::pending_io).sum::<usize>(), 6);
+        let titt = send_tmf(&mut sims, sn, 0, function, 1);
+        // Only connection 1 runs: the others have not acted, no response yet.
+        sims[0].drive();
+        assert_eq!(tmf_response(&sims[0], titt), None, "function {function}");
+        step_all(&mut sims);
+        assert_eq!(tmf_response(&sims[0], titt), Some(0), "function {function}");
+        for s in &sims[1..] {
+            assert_eq!(s.conn.tasks_in_flight(), 0);
+        }
+        assert_aborted(&mut sims, &tasks);
+        // The LU serves again (after the unit attention of an LU reset).
+        for s in sims.iter_mut() {
+            s.io_mode = IoMode::Immediate;
+        }
+        read_ok(&mut sims, &mut sn, 3);
+        for s in &sims {
+            assert_clean(s);
+        }
+    }
+}
+
+#[test]
+fn lu_reset_aborts_another_session_s_tasks_and_task_set_functions_do_not() {
+    let (mut sims, fx) = session(2, 2, 64);
+    let mut sn = sims[0].ini.cmd_sn;
+    // Another initiator's single-connection session with a task on LUN 1.
+    let mut other = Sim::new(
+        fx.core.clone(),
+        fixture::peer(),
+        ConnConfig::default(),
+        65,
+        base(),
+    );
+    other.ini.name = "iqn.2024-01.com.example:sim.other".into();
+    other.ini.isid = iscsi_proto::Isid([0x80, 0, 0, 0, 0, 9]);
+    other.login_ready(fixture::TARGET);
+    other.io_mode = IoMode::Hold;
+    let theirs = other.ini.read(1, &read10(40, 1), 512);
+    other.drive();
+    let ours = held_reads(&mut sims, &mut sn, 1);
+    // ABORT TASK SET is of this I_T nexus only: the other session's task lives.
+    let t = send_tmf(&mut sims, sn, 0, 2, 1);
+    step_all(&mut sims);
+    other.drive();
+    assert_eq!(tmf_response(&sims[0], t), Some(0));
+    assert_eq!(other.conn.tasks_in_flight(), 1);
+    // LOGICAL UNIT RESET aborts it too, when its connection next runs.
+    let t = send_tmf(&mut sims, sn, 0, 5, 1);
+    step_all(&mut sims);
+    assert_eq!(tmf_response(&sims[0], t), Some(0));
+    other.drive();
+    assert_eq!(other.conn.tasks_in_flight(), 0);
+    other.complete_all_io();
+    other.drive();
+    assert_eq!(other.conn.stray_completions(), 1);
+    assert!(!other.ini.task(theirs).unwrap().done());
+    assert_aborted(&mut sims, &ours);
+    // Its next command reports the reset; then it is served.
+    other.io_mode = IoMode::Immediate;
+    let r = other.ini.read(1, &read10(0, 1), 512);
+    other.drive();
+    assert_eq!(other.ini.task(r).unwrap().sense.map(|s| s.key), Some(6));
+    let r = other.ini.read(1, &read10(0, 1), 512);
+    other.drive();
+    assert_eq!(other.ini.task(r).unwrap().status, Some(0));
+    assert_clean(&other);
+    assert_clean(&sims[0]);
+}
+
+#[test]
+fn target_warm_reset_answers_after_the_session_s_other_connections_aborted() {
+    let (mut sims, _fx) = session(3, 3, 66);
+    let mut sn = sims[0].ini.cmd_sn;
+    let tasks = held_reads(&mut sims, &mut sn, 2);
+    let t = send_tmf(&mut sims, sn, 0, 6, 0);
+    sims[0].drive();
+    assert_eq!(tmf_response(&sims[0], t), None);
+    step_all(&mut sims);
+    assert_eq!(tmf_response(&sims[0], t), Some(0));
+    assert_aborted(&mut sims, &tasks);
+    for s in sims.iter_mut() {
+        s.io_mode = IoMode::Immediate;
+    }
+    read_ok(&mut sims, &mut sn, 2);
+    assert!(sims.iter().all(|s| !s.conn.is_closed()));
+}
+
+#[test]
+fn a_connection_that_never_acts_gets_the_request_rejected_at_the_deadline() {
+    use crate::connection::tmf::REMOTE_TMF_TIMEOUT;
+    for function in [1u8, 2, 5] {
+        let (mut sims, _fx) = session(2, 2, 67 + u64::from(function));
+        let mut sn = sims[0].ini.cmd_sn;
+        let tasks = held_reads(&mut sims, &mut sn, 1);
+        let t = if function == 1 {
+            sims[0].ini.cmd_sn = sn;
+            let t = sims[0].ini.abort_task(1, tasks[0].1);
+            let itt = t.itt;
+            sims[0].ini.send(&Pdu::TaskMgmtRequest(t));
+            itt
+        } else {
+            send_tmf(&mut sims, sn, 0, function, 1)
+        };
+        // Connection 2 is alive but its thread never runs: no answer in time.
+        sims[0].drive();
+        let at = sims[0].conn.poll_timeout().expect("a deadline");
+        assert_eq!(at, sims[0].now() + REMOTE_TMF_TIMEOUT);
+        sims[0].advance(REMOTE_TMF_TIMEOUT - std::time::Duration::from_millis(1));
+        sims[0].drive();
+        assert_eq!(tmf_response(&sims[0], t), None);
+        sims[0].advance(std::time::Duration::from_millis(1));
+        sims[0].drive();
+        // "Function rejected": the task may still answer.
+        assert_eq!(tmf_response(&sims[0], t), Some(255), "function {function}");
+        assert_eq!(sims[0].conn.poll_timeout(), None);
+        // When it runs at last it aborts the task; its late answer sends
+        // nothing more.
+        step_all(&mut sims);
+        assert_eq!(sims[1].conn.tasks_in_flight(), 0);
+        let n = sims[0]
+            .ini
+            .received_where(|p| matches!(p, Pdu::TaskMgmtResponse(_)).then_some(()))
+            .len();
+        assert_eq!(n, 1);
+        assert_aborted(&mut sims, &tasks);
+        assert_clean(&sims[0]);
+    }
+}
