@@ -1,6 +1,6 @@
 //! Implicit ALUA failover between gateways (`target_core::registry::GatewayWatch`):
-//! every [`EVERY`], for each target with ALUA, ask the media of its LUs which
-//! gateways answer ([`BlockStore::live_gateways`]: a Ceph RBD image's gateways
+//! every [`EVERY`], for each target with ALUA, ask the medium of its first shared LU
+//! which gateways answer ([`BlockStore::live_gateways`]: a Ceph RBD image's gateways
 //! answer on its reservation object's watch channel), let the rule decide, and make
 //! its state changes through [`LocalAdmin`] as `tgtadm --mode target --op update
 //! --name alua_state` would (so each is serialised with the administrator's requests
@@ -57,17 +57,16 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
             watch.answered.remove(&target.tid);
             continue;
         };
-        let mut alive: Option<BTreeSet<u16>> = None;
-        for lun in target.luns() {
-            let ports = lun
-                .store
+        // The first LU whose medium answers speaks for the target (its gateways
+        // serve all of its LUs): one question per target and round, so a dead
+        // gateway, which makes each question wait its full timeout, costs a round
+        // one timeout however many LUs the target has.
+        let answer = target.luns().iter().find_map(|lun| {
+            lun.store
                 .as_ref()
-                .and_then(|s| s.live_gateways(groups.local_port));
-            if let Some(ports) = ports {
-                alive.get_or_insert_with(BTreeSet::new).extend(ports);
-            }
-        }
-        let Some(alive) = alive else {
+                .and_then(|s| s.live_gateways(groups.local_port))
+        });
+        let Some(alive) = answer.map(|ports| ports.into_iter().collect::<BTreeSet<u16>>()) else {
             continue;
         };
         // The answers took time: decide on the configuration as it is now.
