@@ -145,7 +145,16 @@ impl Connection {
             target: target.name.clone(),
         };
         let reinstating = self.core.sessions.lookup(&key).is_some();
-        let sessions = target.sessions();
+        // Only sessions that are still live count: one a reinstatement replaced stays
+        // in the target's list until its own connection (maybe on another thread)
+        // has closed, and a login that comes meanwhile must not count it.
+        let live = |s: &crate::registry::SessionInfo| {
+            self.core
+                .sessions
+                .by_tsih(iscsi_proto::Tsih(s.tsih))
+                .is_some_and(|(_, e)| e.sid == s.sid)
+        };
+        let sessions: Vec<_> = target.sessions().into_iter().filter(live).collect();
         let adjust = usize::from(reinstating);
         let all = sessions.len().saturating_sub(adjust);
         let mine = sessions

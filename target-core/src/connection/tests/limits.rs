@@ -115,3 +115,46 @@ fn login_deadline_is_one_limit_hit() {
     assert!(closed(&sim));
     assert_eq!(hits(&sim, Limit::LoginTime), 1);
 }
+
+/// A session replaced by a reinstatement stops counting at once, not when its old
+/// connection (not run here: another thread in a daemon) has closed. CI met this as
+/// a new initiator refused with 0302 right after another one's reinstatement.
+#[test]
+fn a_replaced_session_does_not_count_against_max_sessions() {
+    let fx = fixture::single_target(64, fixture::Bind::All);
+    let t = fx.core.registry.target(1).expect("target 1");
+    assert!(t.set_param("MaxSessions", "2"));
+    assert!(t.set_param("MaxSessionsPerInitiator", "1"));
+    let config = ConnConfig::default();
+    let mut a = Sim::new(fx.core.clone(), fixture::peer(), config.clone(), 1, base());
+    a.ini.name = "iqn.2026-12.org.example:a".into();
+    a.login_normal(fixture::TARGET);
+    // The same initiator port logs in again: a reinstatement, allowed. `a`'s
+    // connection is not run, so its old session is still in the target's list.
+    let mut a2 = Sim::new(fx.core.clone(), fixture::peer(), config.clone(), 2, base());
+    a2.ini.name = a.ini.name.clone();
+    a2.login_normal(fixture::TARGET);
+    assert_eq!(t.sessions().len(), 2, "the replaced one is still listed");
+    // Another initiator: one live session so far, so there is room.
+    let mut b = Sim::new(fx.core.clone(), fixture::peer(), config.clone(), 3, base());
+    b.ini.name = "iqn.2026-12.org.example:b".into();
+    b.ini.isid = Isid([0x80, 0, 0, 0, 0, 7]);
+    b.login_normal(fixture::TARGET);
+    assert_eq!(hits(&b, Limit::TargetSessions), 0);
+    // A third: two live sessions, full.
+    let mut c = Sim::new(fx.core.clone(), fixture::peer(), config, 4, base());
+    c.ini.name = "iqn.2026-12.org.example:c".into();
+    c.ini.isid = Isid([0x80, 0, 0, 0, 0, 8]);
+    let mut keys = c.ini.identity_keys(fixture::TARGET);
+    keys.push(("AuthMethod".into(), "None".into()));
+    let r = c
+        .login_step(Stage::Security, Stage::Operational, true, &keys)
+        .expect("a login response");
+    assert_eq!((r.status_class, r.status_detail), (0, 0));
+    let offer = c.ini.offer.pairs(false);
+    let r = c
+        .login_step(Stage::Operational, Stage::FullFeature, true, &offer)
+        .expect("a login response");
+    assert_eq!((r.status_class, r.status_detail), (3, 2), "full");
+    assert_eq!(hits(&c, Limit::TargetSessions), 1);
+}
