@@ -46,6 +46,36 @@ for pair in "${need[@]}"; do
     fi
 done
 
+# Libraries, not commands: the rbd store loads them at run time.
+for pair in "librbd.so.1 librbd1" "librados.so.2 librados2"; do
+    lib=${pair%% *} pkg=${pair##* }
+    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "$lib"; then
+        case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+    fi
+done
+
+if [ ${#missing[@]} != 0 ]; then
+    command -v apt-get >/dev/null || {
+        echo "install-test-deps: no apt-get here; install these packages by hand: ${missing[*]}" >&2
+        exit 1
+    }
+    echo "install-test-deps: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq >/dev/null
+    if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/install-test-deps.log 2>&1; then
+        cat /tmp/install-test-deps.log >&2
+        echo "install-test-deps: apt-get could not install: ${missing[*]}" >&2
+        exit 1
+    fi
+    # A package that installed but did not bring its command is as bad as a missing one.
+    for pair in "${need[@]}"; do
+        cmd=${pair%% *} pkg=${pair##* }
+        command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || {
+            echo "install-test-deps: package $pkg installed but $cmd is still missing" >&2
+            exit 1
+        }
+    done
+fi
+
 # QEMU's iSCSI driver, unpacked where the tests look (the same version of both
 # packages: the block module must match the binary).
 qemu_dir=${TGTD_TEST_QEMU_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target/test-deps/qemu-iscsi}
@@ -83,39 +113,10 @@ if [ ! -x "$qemu_img" ] || [ -z "$(find "$qemu_dir" -name block-iscsi.so 2>/dev/
     echo "install-test-deps: unpacking QEMU's iSCSI driver into $qemu_dir" >&2
     install_qemu
 fi
-# Its shared libraries come from the system (libiscsi with libiscsi-bin, glib, ...).
+# Its shared libraries come from the system (libiscsi with libiscsi-bin, glib, ...),
+# so this runs after the packages above are in.
 if ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep -q "not found"; then
     echo "install-test-deps: QEMU in $qemu_dir lacks libraries:" >&2
     ldd "$qemu_img" "$(find "$qemu_dir" -name block-iscsi.so | head -n1)" | grep "not found" >&2
     exit 1
 fi
-
-# Libraries, not commands: the rbd store loads them at run time.
-for pair in "librbd.so.1 librbd1" "librados.so.2 librados2"; do
-    lib=${pair%% *} pkg=${pair##* }
-    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "$lib"; then
-        case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
-    fi
-done
-
-[ ${#missing[@]} = 0 ] && exit 0
-
-command -v apt-get >/dev/null || {
-    echo "install-test-deps: no apt-get here; install these packages by hand: ${missing[*]}" >&2
-    exit 1
-}
-echo "install-test-deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq >/dev/null
-if ! $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/install-test-deps.log 2>&1; then
-    cat /tmp/install-test-deps.log >&2
-    echo "install-test-deps: apt-get could not install: ${missing[*]}" >&2
-    exit 1
-fi
-# A package that installed but did not bring its command is as bad as a missing one.
-for pair in "${need[@]}"; do
-    cmd=${pair%% *} pkg=${pair##* }
-    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || {
-        echo "install-test-deps: package $pkg installed but $cmd is still missing" >&2
-        exit 1
-    }
-done
