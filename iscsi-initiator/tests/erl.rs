@@ -81,12 +81,7 @@ impl Run {
     fn settle(&mut self, corrupt: bool) {
         for _ in 0..100_000 {
             let mut progress = false;
-            let mut out = BytesMut::new();
-            while let Some(e) = self.ini.poll_transmit() {
-                out.extend_from_slice(&e.header);
-                out.extend_from_slice(&e.data);
-                out.extend_from_slice(&e.trailer);
-            }
+            let out = self.initiator_out();
             if !out.is_empty() {
                 self.log
                     .extend(frames(out.clone()).into_iter().map(|f| (true, f)));
@@ -94,21 +89,8 @@ impl Run {
                 self.conn.handle_input(&mut out, self.now);
                 progress = true;
             }
-            while let Some(io) = self.conn.poll_io() {
-                let result = io.store.execute(&io.op);
-                let c = IoCompletion {
-                    tag: io.tag,
-                    result,
-                };
-                self.conn.handle_io_completion(c, self.now);
-                progress = true;
-            }
-            let mut back = BytesMut::new();
-            while let Some(t) = self.conn.poll_transmit() {
-                back.extend_from_slice(&t.header);
-                back.extend_from_slice(&t.data);
-                back.extend_from_slice(&t.trailer);
-            }
+            progress |= self.run_io();
+            let back = self.target_out();
             while self.conn.poll_event().is_some() {}
             if !back.is_empty() {
                 self.log
@@ -126,6 +108,43 @@ impl Run {
             }
         }
         panic!("did not settle");
+    }
+
+    /// Everything the initiator has to send, as one byte stream.
+    fn initiator_out(&mut self) -> BytesMut {
+        let mut out = BytesMut::new();
+        while let Some(e) = self.ini.poll_transmit() {
+            out.extend_from_slice(&e.header);
+            out.extend_from_slice(&e.data);
+            out.extend_from_slice(&e.trailer);
+        }
+        out
+    }
+
+    /// Run the target's store operations; whether there were any.
+    fn run_io(&mut self) -> bool {
+        let mut any = false;
+        while let Some(io) = self.conn.poll_io() {
+            let result = io.store.execute(&io.op);
+            let c = IoCompletion {
+                tag: io.tag,
+                result,
+            };
+            self.conn.handle_io_completion(c, self.now);
+            any = true;
+        }
+        any
+    }
+
+    /// Everything the target has to send, as one byte stream.
+    fn target_out(&mut self) -> BytesMut {
+        let mut back = BytesMut::new();
+        while let Some(t) = self.conn.poll_transmit() {
+            back.extend_from_slice(&t.header);
+            back.extend_from_slice(&t.data);
+            back.extend_from_slice(&t.trailer);
+        }
+        back
     }
 
     /// Let time pass: both sides' timers.
@@ -305,29 +324,10 @@ fn level_0_still_fails_on_a_digest_error() {
     let cmd = Command::new(1, &cdb::read10(0, 8), DataDirection::Read(4096));
     run.ini.submit(cmd).unwrap();
     run.down.percent = 100;
-    let mut back = BytesMut::new();
-    let mut out = BytesMut::new();
-    while let Some(e) = run.ini.poll_transmit() {
-        out.extend_from_slice(&e.header);
-        out.extend_from_slice(&e.data);
-        out.extend_from_slice(&e.trailer);
-    }
+    let mut out = run.initiator_out();
     run.conn.handle_input(&mut out, run.now);
-    while let Some(io) = run.conn.poll_io() {
-        let result = io.store.execute(&io.op);
-        run.conn.handle_io_completion(
-            IoCompletion {
-                tag: io.tag,
-                result,
-            },
-            run.now,
-        );
-    }
-    while let Some(t) = run.conn.poll_transmit() {
-        back.extend_from_slice(&t.header);
-        back.extend_from_slice(&t.data);
-        back.extend_from_slice(&t.trailer);
-    }
+    run.run_io();
+    let back = run.target_out();
     let back = run.down.apply(back, true);
     assert!(run.ini.handle_input(&back).is_err());
     assert_eq!(run.ini.state(), State::Failed);
@@ -353,12 +353,7 @@ fn connection_recovery(seed: u64, new_cid: bool, deliver: usize) {
         want.insert(run.ini.submit(cmd).unwrap().0, None);
     }
     // Part of what the initiator sent reaches the target; nothing comes back.
-    let mut out = BytesMut::new();
-    while let Some(e) = run.ini.poll_transmit() {
-        out.extend_from_slice(&e.header);
-        out.extend_from_slice(&e.data);
-        out.extend_from_slice(&e.trailer);
-    }
+    let mut out = run.initiator_out();
     let cut = frames(out)
         .into_iter()
         .take(deliver)
@@ -368,16 +363,7 @@ fn connection_recovery(seed: u64, new_cid: bool, deliver: usize) {
         });
     let mut cut = cut;
     run.conn.handle_input(&mut cut, run.now);
-    while let Some(io) = run.conn.poll_io() {
-        let result = io.store.execute(&io.op);
-        run.conn.handle_io_completion(
-            IoCompletion {
-                tag: io.tag,
-                result,
-            },
-            run.now,
-        );
-    }
+    run.run_io();
     while run.conn.poll_transmit().is_some() {}
     // The connection dies.
     run.conn.handle_close();
@@ -448,29 +434,10 @@ fn read_resumes_from_exp_data_sn(seed: u64, got: &[u32], exp: u32) {
     fx.store.write_at(64 * 512, &want);
     let cmd = Command::new(1, &cdb::read10(64, 16), DataDirection::Read(8192));
     let itt = run.ini.submit(cmd).unwrap();
-    let mut out = BytesMut::new();
-    while let Some(e) = run.ini.poll_transmit() {
-        out.extend_from_slice(&e.header);
-        out.extend_from_slice(&e.data);
-        out.extend_from_slice(&e.trailer);
-    }
+    let mut out = run.initiator_out();
     run.conn.handle_input(&mut out, run.now);
-    while let Some(io) = run.conn.poll_io() {
-        let result = io.store.execute(&io.op);
-        run.conn.handle_io_completion(
-            IoCompletion {
-                tag: io.tag,
-                result,
-            },
-            run.now,
-        );
-    }
-    let mut back = BytesMut::new();
-    while let Some(t) = run.conn.poll_transmit() {
-        back.extend_from_slice(&t.header);
-        back.extend_from_slice(&t.data);
-        back.extend_from_slice(&t.trailer);
-    }
+    run.run_io();
+    let back = run.target_out();
     let sent = frames(back);
     assert_eq!(sent.len(), 8, "eight Data-In of 1024");
     for f in &sent {

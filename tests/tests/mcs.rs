@@ -10,7 +10,7 @@ use bytes::Bytes;
 use integration_tests::client::{read10, write10, Client};
 use integration_tests::{both_flavours, Daemon, Flavour};
 use iscsi_proto::pdu::{DataOut, Pdu, TaskMgmtRequest};
-use iscsi_proto::{Itt, LunField, SerialNumber};
+use iscsi_proto::{Itt, LunField, SerialNumber, Ttt};
 use std::time::{Duration, Instant};
 
 const IQN: &str = "iqn.2026-12.test:mcs";
@@ -191,25 +191,57 @@ fn max_connections_is_a_per_target_limit(f: Flavour) {
     assert_eq!(st, (0x02, 0x06));
 }
 
+/// A session over CID 0 (`a`) and CID 2 (`b`, on the other event loop) and a
+/// one-block WRITE(10) at `lba` sent on `b`, waiting for its data after the R2T.
+struct Waiting {
+    a: Client,
+    b: Client,
+    /// The CmdSN the write took.
+    n: u32,
+    itt: Itt,
+    /// The R2T's transfer tag.
+    ttt: Ttt,
+}
+
+fn write_waiting_on_b(d: &Daemon, lba: u32) -> Waiting {
+    let a = lead(d, 4);
+    let (mut b, st) = join(d, &a, 2);
+    assert_eq!(st, (0, 0));
+    wait_connections(d, &["0", "2"]);
+    let n = a.cmd_sn().get();
+    b.set_cmd_sn(n);
+    let cmd = b.command_pdu(1, &write10(lba, 1), 512, true);
+    let itt = cmd.itt;
+    b.send(&Pdu::ScsiCommand(cmd)).expect("send");
+    let ttt = match b.recv().expect("recv") {
+        Some(Pdu::R2t(r)) => r.ttt,
+        other => panic!("expected an R2T, got {other:?}"),
+    };
+    Waiting { a, b, n, itt, ttt }
+}
+
+/// The R2T's data for a write that was aborted meanwhile (no response comes).
+fn late_data(b: &mut Client, itt: Itt, ttt: Ttt, fill: u8) {
+    b.send(&Pdu::DataOut(DataOut {
+        final_bit: true,
+        lun: LunField::from_lun(1),
+        itt,
+        ttt,
+        exp_stat_sn: b.exp_stat_sn(),
+        data_sn: 0,
+        buffer_offset: 0,
+        data: Bytes::from(vec![fill; 512]),
+    }))
+    .expect("send");
+}
+
 /// ABORT TASK on connection A for a write of connection B (waiting for its data,
 /// on another loop thread): B's connection aborts it, A answers "Function
 /// complete"; B's late Data-Out is dropped without a response and the tag is free
 /// again. A tag no task has: "Task does not exist".
 fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
     let d = daemon(f);
-    let mut a = lead(&d, 4);
-    let (mut b, st) = join(&d, &a, 2);
-    assert_eq!(st, (0, 0));
-    wait_connections(&d, &["0", "2"]);
-    let n = a.cmd_sn().get();
-    b.set_cmd_sn(n);
-    let cmd = b.command_pdu(1, &write10(9, 1), 512, true);
-    let itt = cmd.itt;
-    b.send(&Pdu::ScsiCommand(cmd)).expect("send");
-    let r2t = match b.recv().expect("recv") {
-        Some(Pdu::R2t(r)) => r,
-        other => panic!("expected an R2T, got {other:?}"),
-    };
+    let Waiting { mut a, mut b, n, itt, ttt } = write_waiting_on_b(&d, 9);
     let tmf = |tag: Itt, tmf_itt: u32, a: &Client| TaskMgmtRequest {
         immediate: true,
         function: 1,
@@ -232,17 +264,7 @@ fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
         }
     }
     // The aborted write's data goes nowhere: no status for it.
-    b.send(&Pdu::DataOut(DataOut {
-        final_bit: true,
-        lun: LunField::from_lun(1),
-        itt,
-        ttt: r2t.ttt,
-        exp_stat_sn: b.exp_stat_sn(),
-        data_sn: 0,
-        buffer_offset: 0,
-        data: Bytes::from(vec![0x11; 512]),
-    }))
-    .expect("send");
+    late_data(&mut b, itt, ttt, 0x11);
     // The same tag again on B (free once aborted) reads the block unchanged.
     b.set_cmd_sn(n + 1);
     b.set_itt_base(itt.0 - 1);
@@ -255,19 +277,7 @@ fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
 /// out); the late Data-Out gets no response; the LU serves again.
 fn lu_reset_reaches_a_task_of_another_connection(f: Flavour) {
     let d = daemon(f);
-    let mut a = lead(&d, 4);
-    let (mut b, st) = join(&d, &a, 2);
-    assert_eq!(st, (0, 0));
-    wait_connections(&d, &["0", "2"]);
-    let n = a.cmd_sn().get();
-    b.set_cmd_sn(n);
-    let cmd = b.command_pdu(1, &write10(11, 1), 512, true);
-    let itt = cmd.itt;
-    b.send(&Pdu::ScsiCommand(cmd)).expect("send");
-    let r2t = match b.recv().expect("recv") {
-        Some(Pdu::R2t(r)) => r,
-        other => panic!("expected an R2T, got {other:?}"),
-    };
+    let Waiting { mut a, mut b, n, itt, ttt } = write_waiting_on_b(&d, 11);
     a.send(&Pdu::TaskMgmtRequest(TaskMgmtRequest {
         immediate: true,
         function: 5,
@@ -287,17 +297,7 @@ fn lu_reset_reaches_a_task_of_another_connection(f: Flavour) {
         other => panic!("expected the TMF response, got {other:?}"),
     }
     // The aborted write's data goes nowhere: no status for it.
-    b.send(&Pdu::DataOut(DataOut {
-        final_bit: true,
-        lun: LunField::from_lun(1),
-        itt,
-        ttt: r2t.ttt,
-        exp_stat_sn: b.exp_stat_sn(),
-        data_sn: 0,
-        buffer_offset: 0,
-        data: Bytes::from(vec![0x22; 512]),
-    }))
-    .expect("send");
+    late_data(&mut b, itt, ttt, 0x22);
     // B's next command: the unit attention of the reset (the session's nexus),
     // then the block, unchanged (the next PDU B gets is that answer, not one
     // for the aborted write).

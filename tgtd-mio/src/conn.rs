@@ -16,6 +16,18 @@ use tgtd_common::txqueue::TxQueue;
 const MIN_WINDOW: usize = 16 * 1024;
 const MAX_WINDOW: usize = 256 * 1024;
 
+/// What one read left in the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// The read filled the window: more may wait (the readiness edge is not spent).
+    More,
+    /// The socket's receive queue is empty (a short read or EAGAIN), or the
+    /// connection closed: the next bytes raise a new edge.
+    Drained,
+    /// The peer closed its side.
+    Eof,
+}
+
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) conn: Connection,
@@ -43,14 +55,16 @@ impl Conn {
         }
     }
 
-    /// Read until the socket would block or a read comes back short, feeding the state
-    /// machine. `Ok(false)` on EOF.
-    pub(crate) fn read_ready(&mut self, now: Instant) -> io::Result<bool> {
+    /// One `read(2)` of up to the window, fed to the state machine. The caller
+    /// services the connection (I/O to the store, responses and R2Ts to the socket)
+    /// between reads, so a socket that never runs dry (large Data-Out at depth) does
+    /// not hold back the store writes and the answers of what was already read.
+    pub(crate) fn read_once(&mut self, now: Instant) -> io::Result<ReadOutcome> {
         loop {
             let want = self.window;
             self.rbuf.reserve(want);
             match read_into_spare(&self.stream, &mut self.rbuf, want) {
-                Ok(0) => return Ok(false),
+                Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     if n == want {
                         self.window = (want * 2).min(MAX_WINDOW);
@@ -58,17 +72,18 @@ impl Conn {
                         self.window = (want / 2).max(MIN_WINDOW);
                     }
                     self.conn.handle_input(&mut self.rbuf, now);
-                    if self.conn.is_closed() {
-                        return Ok(true);
-                    }
                     // A short read emptied the socket's receive queue: bytes that
                     // arrive later raise a new edge, so the read that would only
                     // return EAGAIN is skipped (one system call per wake-up).
-                    if n < want {
-                        return Ok(true);
-                    }
+                    return Ok(if n < want || self.conn.is_closed() {
+                        ReadOutcome::Drained
+                    } else {
+                        ReadOutcome::More
+                    });
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadOutcome::Drained)
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

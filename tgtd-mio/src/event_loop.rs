@@ -1,7 +1,7 @@
 //! The mio event loops: accept, read, feed, drain, write, sleep until the next
 //! readiness, deadline or completion.
 
-use crate::conn::Conn;
+use crate::conn::{Conn, ReadOutcome};
 use backends::WorkerPool;
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
@@ -486,7 +486,7 @@ impl Loop {
     }
 
     fn readable(&mut self, token: Token, now: Instant) {
-        let Some(c) = self.conns.get_mut(&token) else {
+        let Some(mut c) = self.conns.get_mut(&token) else {
             return;
         };
         if c.tx.len() >= tgtd_common::limits::TX_PAUSE_BYTES {
@@ -495,9 +495,33 @@ impl Loop {
             c.read_paused = true;
             return;
         }
-        match c.read_ready(now) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => c.conn.handle_close(),
+        // Read until the socket runs dry, servicing the connection after every read
+        // so that what was read goes to the store and its answers go out while the
+        // rest is still arriving.
+        loop {
+            let more = match c.read_once(now) {
+                Ok(ReadOutcome::More) => true,
+                Ok(ReadOutcome::Drained) => false,
+                Ok(ReadOutcome::Eof) | Err(_) => {
+                    c.conn.handle_close();
+                    false
+                }
+            };
+            if !more {
+                break;
+            }
+            self.service_once(token);
+            let Some(next) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if next.conn.is_closed() {
+                break;
+            }
+            if next.tx.len() >= tgtd_common::limits::TX_PAUSE_BYTES {
+                next.read_paused = true;
+                break;
+            }
+            c = next;
         }
         self.service(token);
     }
