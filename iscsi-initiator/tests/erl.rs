@@ -353,7 +353,7 @@ fn connection_recovery(seed: u64, new_cid: bool, deliver: usize) {
         want.insert(run.ini.submit(cmd).unwrap().0, None);
     }
     // Part of what the initiator sent reaches the target; nothing comes back.
-    let mut out = run.initiator_out();
+    let out = run.initiator_out();
     let cut = frames(out)
         .into_iter()
         .take(deliver)

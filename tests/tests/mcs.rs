@@ -241,7 +241,13 @@ fn late_data(b: &mut Client, itt: Itt, ttt: Ttt, fill: u8) {
 /// again. A tag no task has: "Task does not exist".
 fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
     let d = daemon(f);
-    let Waiting { mut a, mut b, n, itt, ttt } = write_waiting_on_b(&d, 9);
+    let Waiting {
+        mut a,
+        mut b,
+        n,
+        itt,
+        ttt,
+    } = write_waiting_on_b(&d, 9);
     let tmf = |tag: Itt, tmf_itt: u32, a: &Client| TaskMgmtRequest {
         immediate: true,
         function: 1,
@@ -277,7 +283,13 @@ fn abort_task_reaches_a_task_of_another_connection(f: Flavour) {
 /// out); the late Data-Out gets no response; the LU serves again.
 fn lu_reset_reaches_a_task_of_another_connection(f: Flavour) {
     let d = daemon(f);
-    let Waiting { mut a, mut b, n, itt, ttt } = write_waiting_on_b(&d, 11);
+    let Waiting {
+        mut a,
+        mut b,
+        n,
+        itt,
+        ttt,
+    } = write_waiting_on_b(&d, 11);
     a.send(&Pdu::TaskMgmtRequest(TaskMgmtRequest {
         immediate: true,
         function: 5,
