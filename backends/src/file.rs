@@ -251,7 +251,7 @@ impl FileStore {
     /// the file is zeroed. Filling 128 KiB with zeros costs about as much as copying
     /// it from the page cache, so this halves the user-space work of a large read.
     fn read_uninit(&self, offset: u64, len: usize) -> Result<Bytes, IoErrorKind> {
-        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        let mut buf: Vec<u8> = crate::recycle::take(len);
         while buf.len() < len {
             let at = offset + buf.len() as u64;
             match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(&mut buf), at) {
@@ -264,7 +264,7 @@ impl FileStore {
         // The allocator may have given more capacity than asked for.
         buf.truncate(len);
         buf.resize(len, 0);
-        Ok(Bytes::from(buf))
+        Ok(crate::recycle::freeze(buf))
     }
 
     fn write_bytes(&self, offset: u64, data: &[u8]) -> Result<(), IoErrorKind> {

@@ -93,6 +93,7 @@ mod open;
 mod pool;
 pub mod pooled;
 pub mod rbd;
+pub mod recycle;
 mod tape;
 pub mod uring;
 

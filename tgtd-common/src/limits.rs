@@ -201,6 +201,8 @@ fn trimmer() {
             *g = false;
         }
         std::thread::sleep(TRIM_SETTLE);
+        // Large read buffers kept for reuse go back to the allocator first.
+        backends::recycle::release();
         // SAFETY: malloc_trim only releases free memory of the allocator's arenas;
         // it takes the arenas' own locks.
         #[cfg(target_env = "gnu")]
