@@ -233,7 +233,9 @@ const MMAP_THRESHOLD: libc::c_int = 1 << 20;
 /// 11-30 MiB with trim and the arena cap, 11.4-11.9 MiB (within 5%) with trim, the
 /// cap and the threshold. Smaller transfers keep the heap's speed (the threshold is
 /// where glibc's dynamic one ends up anyway for a 1 MiB workload); a transfer of
-/// 1 MiB or more pays an `mmap`/`munmap` and its page faults (not measured).
+/// 1 MiB or more pays an `mmap`/`munmap` and its page faults, measured at more
+/// than the copy itself, so large read buffers are recycled
+/// (`backends::recycle`, emptied by the trim thread).
 pub fn tune_allocator(loop_threads: usize) {
     let arenas = (loop_threads + 2).clamp(2, 8) as libc::c_int;
     // SAFETY: mallopt sets allocator parameters; called before other threads run.
