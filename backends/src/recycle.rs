@@ -5,8 +5,8 @@
 //! tune_allocator`). For a stream of large READs that costs, per MiB read, an
 //! `mmap`, 256 page faults that each zero a page, and an `munmap` with its TLB
 //! shootdown: measured on a 1 MiB sequential read at QD4, 256 page faults per
-//! command, and page faults, zeroing and unmapping took about as much CPU as the
-//! copy from the page cache.
+//! command, and page faults, zeroing and unmapping took more CPU than the copy
+//! from the page cache.
 //!
 //! Here a read of at least [`MIN_LEN`] bytes takes a buffer whose pages are already
 //! mapped, if one was given back, and the `Bytes` it becomes gives the buffer back
@@ -98,11 +98,6 @@ pub fn release() {
     // Freed outside the lock.
     let bufs = pool().clear();
     drop(bufs);
-}
-
-/// How many bytes the pool keeps now (tests, metrics).
-pub fn kept_bytes() -> usize {
-    pool().bytes
 }
 
 /// A buffer that goes back to the pool when dropped.

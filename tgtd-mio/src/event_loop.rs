@@ -518,8 +518,13 @@ impl Loop {
                 break;
             }
             if next.tx.len() >= tgtd_common::limits::TX_PAUSE_BYTES {
+                // `service_once` just flushed and could not write it all, so the
+                // socket is registered for writability: that event's `service`
+                // resumes reading. Returning here (not through `service`, which
+                // would resume at once and call back into this function) keeps
+                // a peer that never stops sending from nesting the two calls.
                 next.read_paused = true;
-                break;
+                return;
             }
             c = next;
         }
