@@ -20,10 +20,12 @@ bench_cleanup() {
 
 # start_ours FLAVOUR LU-OPTION...: tgtd-FLAVOUR on a free loopback port with LUN 1
 # made by `tgtadm --op new` with the given options; sets portals[FLAVOUR], pid[FLAVOUR].
+# DAEMON_ARGS (environment) are added to the daemon's command line, e.g. "--busy-poll 0".
 start_ours() {
     local f=$1 log=$work/$1.log sock=$work/$1.sock
     shift
-    "$bin/tgtd-$f" -f --iscsi portal=127.0.0.1:0 --control-socket "$sock" 2>"$log" </dev/null &
+    # shellcheck disable=SC2086 # DAEMON_ARGS is a list of words
+    "$bin/tgtd-$f" -f --iscsi portal=127.0.0.1:0 --control-socket "$sock" ${DAEMON_ARGS:-} 2>"$log" </dev/null &
     bench_pids+=($!)
     pid[$f]=$!
     disown

@@ -16,10 +16,11 @@
 #   SIZE=1G              each LUN's backing file, written in full and cached first
 #   ROUNDS=1             repeat every workload; the median of the rounds is kept
 #   ONLY="a b"           run only these workloads (names as in the table)
+#   DAEMON_ARGS="..."    extra options for our daemons (e.g. "--busy-poll 0")
 # Needs root (tgtd's control socket), jq, iperf3. CPU-heavy and sensitive to other
 # load: numbers are only comparable within one run; the load average is printed.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,20p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,21p' "$0"; exit 0 ;; esac
 secs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/target/release}

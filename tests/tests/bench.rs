@@ -426,7 +426,63 @@ fn chap_one_way_and_mutual(f: Flavour) {
     assert!(r.stderr.contains("CHAP"), "{r:?}");
 }
 
+/// CPU time (user + system, clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("daemon's stat");
+    // The fields after the command name, which ends at the last ')'.
+    let rest = &stat[stat.rfind(')').expect("stat has a comm field") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// `--busy-poll`: with it off, at its default and long, a verify run passes (the
+/// loop's zero-timeout polls lose no readiness or completion), and once the
+/// initiator is done the daemon stops spinning: over two idle seconds it uses
+/// almost no CPU. A bad value is refused with a clear line.
+fn busy_poll_serves_and_goes_idle(f: Flavour) {
+    for extra in [&["--busy-poll", "0"][..], &[], &["--busy-poll", "5000"]] {
+        let d = Daemon::start(f, extra);
+        d.setup_file_target(1, IQN, SIZE);
+        let r = bench(
+            &d,
+            &[
+                "--rw",
+                "mix",
+                "--read-pct",
+                "50",
+                "--verify",
+                "--qd",
+                "1",
+                "--bs",
+                "4k",
+                "--lba-range",
+                "0:2048",
+                "--ops",
+                "2000",
+                "--json",
+            ],
+        );
+        assert_eq!(r.code, 0, "{extra:?}: {r:?}");
+        assert_eq!(json(&r)["verify_mismatches"], 0, "{extra:?}");
+        // Past the spin window (at most 5 ms here) the loops sleep.
+        std::thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(d.pid());
+        std::thread::sleep(Duration::from_secs(2));
+        let used = cpu_ticks(d.pid()) - before;
+        // A loop spinning on would use 200 ticks (100 Hz) per thread.
+        assert!(used <= 10, "{extra:?}: {used} ticks in 2 idle seconds");
+    }
+    let r = run_with_timeout(
+        Command::new(bin(f.binary())).args(["-f", "--busy-poll", "soon"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--busy-poll"), "{r:?}");
+}
+
 both_flavours!(
+    busy_poll_serves_and_goes_idle,
     chap_one_way_and_mutual,
     verify_mixed_run_passes,
     large_reads_verify,

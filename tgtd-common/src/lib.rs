@@ -69,6 +69,9 @@ pub struct Daemon {
     /// Drop a connection whose queued responses have not moved for this long
     /// (stalled reader; `--tx-stall-timeout`).
     pub tx_stall: Option<std::time::Duration>,
+    /// How long an event loop polls without sleeping after its last event
+    /// (`--busy-poll`; zero: never).
+    pub busy_poll: std::time::Duration,
 }
 
 /// How long the daemon waits at exit for its backing stores to close (an RBD image
@@ -237,6 +240,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
             reloader,
             pid_file,
             tx_stall: opts.limits.tx_stall(),
+            busy_poll: std::time::Duration::from_micros(opts.busy_poll_us),
         },
         readiness,
     ))

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// Default iSCSI portal, as tgtd: every IPv4 address, port 3260.
 pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
+/// `--busy-poll`'s default, in microseconds.
+pub const DEFAULT_BUSY_POLL_US: u64 = 50;
 /// The portal `--demo` listens on unless one is given.
 pub const DEMO_PORTAL: &str = "127.0.0.1:3260";
 
@@ -52,6 +54,13 @@ pub struct Options {
     /// Event-loop threads for iSCSI connections (default: one per CPU).
     #[arg(long = "threads")]
     pub threads: Option<usize>,
+    /// After the last socket event or completion, an event loop keeps polling
+    /// without sleeping for this many microseconds (0: sleep at once). A sleeping
+    /// CPU, above all a virtual one, takes tens of microseconds to wake, and a
+    /// request that finds its loop awake skips that: lower single-request latency
+    /// for some CPU while busy. A loop with nothing to do for this long sleeps.
+    #[arg(long = "busy-poll", value_name = "US", default_value_t = DEFAULT_BUSY_POLL_US)]
+    pub busy_poll_us: u64,
     /// Load this targets.conf at start (default: /etc/tgt/targets.conf when it
     /// exists; `-c none` loads nothing).
     #[arg(short = 'c', long = "config", value_name = "FILE")]

@@ -155,6 +155,8 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             grace: d.shutdown_grace,
             drain_deadline: None,
             tx_stall: d.tx_stall,
+            busy_poll: d.busy_poll,
+            last_event: None,
         };
         let done = done_tx.clone();
         let h = std::thread::Builder::new()
@@ -214,6 +216,10 @@ struct Loop {
     drain_deadline: Option<Instant>,
     /// Drop a connection whose write queue has not moved for this long.
     tx_stall: Option<Duration>,
+    /// `--busy-poll`: how long after `last_event` the loop polls without sleeping.
+    busy_poll: Duration,
+    /// When the loop last had something to do (an event or a completion).
+    last_event: Option<Instant>,
 }
 
 impl Loop {
@@ -245,6 +251,13 @@ impl Loop {
                 .chain(self.drain_deadline)
                 .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.spinning() {
+                // Another runnable thread on this CPU (a store worker) goes first.
+                std::thread::yield_now();
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -252,6 +265,9 @@ impl Loop {
                 return Err(e);
             }
             let now = Instant::now();
+            if !events.is_empty() {
+                self.last_event = Some(now);
+            }
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -280,6 +296,15 @@ impl Loop {
             }
         }
         Ok(())
+    }
+
+    /// Whether the next poll should not sleep: the loop had an event less than
+    /// `busy_poll` ago (`--busy-poll`).
+    fn spinning(&self) -> bool {
+        !self.busy_poll.is_zero()
+            && self
+                .last_event
+                .is_some_and(|at| at.elapsed() < self.busy_poll)
     }
 
     /// Shutdown: on the first call after `draining` is set, stop listening and ask

@@ -186,9 +186,13 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         tokio::select! {
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) | Err(_) => conn.handle_close(),
-                Ok(_) => conn.handle_input(&mut rbuf, Instant::now()),
+                Ok(_) => {
+                    crate::busy_poll::touch();
+                    conn.handle_input(&mut rbuf, Instant::now());
+                }
             },
             Some(c) = crx.recv() => {
+                crate::busy_poll::touch();
                 let now = Instant::now();
                 conn.handle_io_completion(c, now);
                 // Completions come in bursts: take every one that is ready.

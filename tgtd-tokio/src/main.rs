@@ -6,6 +6,7 @@
 //! completions and deadlines into the sans-IO `Connection` and writes what it says.
 #![allow(clippy::disallowed_methods)] // an adapter owns clocks and threads
 
+mod busy_poll;
 mod conn;
 
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (rt, loops) = match runtimes(daemon.threads) {
+    let (rt, loops) = match runtimes(daemon.threads, daemon.busy_poll) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("tgtd-tokio: cannot start the runtime: {e}");
@@ -179,8 +180,12 @@ impl Loops {
     }
 }
 
-/// The control runtime and `n` connection loops (at least one).
-fn runtimes(n: usize) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
+/// The control runtime and `n` connection loops (at least one), each polling
+/// without sleeping for `busy_poll` after an event (`--busy-poll`).
+fn runtimes(
+    n: usize,
+    busy_poll: std::time::Duration,
+) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -211,8 +216,11 @@ fn runtimes(n: usize) -> std::io::Result<(tokio::runtime::Runtime, Loops)> {
                         }
                         .ok()
                     });
+                    let spin = busy_poll::run(busy_poll);
+                    tokio::pin!(spin);
                     while !*stopped.borrow_and_update() {
                         tokio::select! {
+                            () = &mut spin => {}
                             r = stopped.changed() => if r.is_err() { break },
                             Some(mut ready) = ring_ready(ring.as_ref()) => {
                                 tgtd_common::ring::reap();
