@@ -381,11 +381,19 @@ impl Workload {
             return Command::new(lun, &c, DataDirection::None);
         }
         if op.read {
-            return Command::new(
+            let cmd = Command::new(
                 lun,
                 &cdb::read16(op.lba, op.blocks),
                 DataDirection::Read(self.io_bytes(op)),
             );
+            // Only --verify and --replay look at what was read: otherwise a read
+            // over several Data-In PDUs is not gathered into one buffer, as a
+            // kernel initiator copies its data once, from the socket to the page.
+            return if self.verify.is_none() && self.replay.is_none() {
+                cmd.discarding_read_data()
+            } else {
+                cmd
+            };
         }
         let mut c = cdb::write16(op.lba, op.blocks);
         if op.fua {

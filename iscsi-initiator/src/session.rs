@@ -56,6 +56,13 @@ pub struct Command {
     pub data: DataDirection,
     /// Task attribute.
     pub attr: TaskAttr,
+    /// Check the read data's Data-In PDUs (order, offsets, length) but keep none
+    /// of it: the completion's `data` is empty. For a load generator that does not
+    /// look at what it reads: a read spread over several Data-In PDUs is then not
+    /// gathered into one buffer (a second copy of every byte). At
+    /// ErrorRecoveryLevel 1 and above the data is kept all the same (recovery
+    /// places it by offset).
+    pub discard_read_data: bool,
 }
 
 impl Command {
@@ -66,7 +73,14 @@ impl Command {
             cdb: Bytes::copy_from_slice(cdb),
             data,
             attr: TaskAttr::Simple,
+            discard_read_data: false,
         }
+    }
+
+    /// This command with [`Command::discard_read_data`] set.
+    pub fn discarding_read_data(mut self) -> Command {
+        self.discard_read_data = true;
+        self
     }
 }
 
@@ -242,6 +256,10 @@ pub(crate) struct ScsiTask {
     /// buffer: when one PDU carries all the data (MaxRecvDataSegmentLength covers the
     /// transfer) it becomes the completion's data without a copy.
     first: Bytes,
+    /// Read data is counted, not kept ([`Command::discard_read_data`]).
+    discard: bool,
+    /// Bytes of read data counted and dropped.
+    discarded: usize,
     pub(crate) next_data_sn: u32,
     next_r2t_sn: u32,
     /// ErrorRecoveryLevel > 0 bookkeeping (`recovery.rs`).
@@ -261,7 +279,7 @@ impl ScsiTask {
 
     /// Bytes of read data received so far.
     fn received(&self) -> usize {
-        self.first.len() + self.data.len()
+        self.first.len() + self.data.len() + self.discarded
     }
 
     /// The read data gathered, for the completion.
@@ -704,6 +722,8 @@ impl Session {
                 write: wdata,
                 data: BytesMut::new(),
                 first: Bytes::new(),
+                discard: cmd.discard_read_data && read && p.error_recovery_level == 0,
+                discarded: 0,
                 next_data_sn: 0,
                 next_r2t_sn: 0,
                 rec: Default::default(),
@@ -1040,7 +1060,9 @@ impl Session {
                 )));
             }
             let whole = d.status_present || received + d.data.len() == t.edtl as usize;
-            if received == 0 && whole {
+            if t.discard {
+                t.discarded += d.data.len();
+            } else if received == 0 && whole {
                 // Kept as the decoder's slice: the caller's read buffer is not held
                 // by a transfer still under way.
                 t.first = d.data;

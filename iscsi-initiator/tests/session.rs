@@ -280,6 +280,39 @@ fn data_in_reassembly_status_and_residuals() {
     assert_eq!((cap.blocks, cap.block_len), (1024, 512));
 }
 
+/// `Command::discard_read_data`: a read over many Data-In PDUs completes with GOOD,
+/// its residual, and no data; the Data-In checks still apply (a read of a kept
+/// command right after gets its data); a short transfer reports its underflow.
+#[test]
+fn discarded_read_data_is_checked_and_dropped() {
+    let mut cfg = config();
+    cfg.max_recv_data_segment_length = 512;
+    let mut p = Pair::new(1024, ConnConfig::default(), cfg);
+    p.feed_chunk = Some(1000);
+    p.login();
+    p.clear_ua();
+    let data = pattern(64 * 512, 9);
+    p.fx.store.write_at(0, &data);
+    let before = p.received.len();
+    let read = |lba, blocks, edtl| {
+        Command::new(1, &cdb::read16(lba, blocks), DataDirection::Read(edtl)).discarding_read_data()
+    };
+    let c = p.run(read(0, 64, 64 * 512));
+    assert_eq!((c.status, c.residual), (0, Residual::None));
+    assert!(c.data.is_empty(), "{} bytes kept", c.data.len());
+    let data_in = p.received[before..]
+        .iter()
+        .filter(|p| matches!(p, Pdu::DataIn(_)))
+        .count();
+    assert_eq!(data_in, 64, "the data came, 512 bytes a PDU");
+    let c = p.run(read(0, 1, 2048));
+    assert_eq!((c.status, c.residual), (0, Residual::Underflow(1536)));
+    assert!(c.data.is_empty());
+    // The same read kept: the data is there.
+    assert_eq!(p.read(0, 64).data, data);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+}
+
 /// Read data through the caller's read buffer (`handle_input_buf`, fed in odd-sized
 /// pieces): reassembled from many Data-In PDUs, or handed over as the one PDU's slice
 /// when a single Data-In carries it all; a recycled buffer is reused for the next
