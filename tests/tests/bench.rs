@@ -21,37 +21,42 @@ fn json(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
 }
 
+/// A mixed random 4 KiB run with verification over the first 2048 blocks, `ops`
+/// commands at depth `qd` per session, with `extra` options: passes (exit 0, every
+/// command done, no mismatch, blocks checked, reads and writes both ran).
+fn mixed_verify_passes(d: &Daemon, qd: &str, ops: u64, extra: &[&str]) {
+    let qd_ops = ops.to_string();
+    let mut args = vec![
+        "--rw",
+        "mix",
+        "--read-pct",
+        "50",
+        "--verify",
+        "--qd",
+        qd,
+        "--bs",
+        "4k",
+        "--lba-range",
+        "0:2048",
+        "--ops",
+        &qd_ops,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let r = bench(d, &args);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    assert_eq!(v["ops"], ops);
+    assert_eq!(v["verify_mismatches"], 0);
+    assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
+}
+
 /// A short mixed random run with verification, two sessions: passes, checks blocks.
 fn verify_mixed_run_passes(f: Flavour) {
     let d = Daemon::start(f, &[]);
     d.setup_file_target(1, IQN, SIZE);
-    let r = bench(
-        &d,
-        &[
-            "--rw",
-            "mix",
-            "--read-pct",
-            "50",
-            "--verify",
-            "--sessions",
-            "2",
-            "--qd",
-            "8",
-            "--bs",
-            "4k",
-            "--lba-range",
-            "0:2048",
-            "--ops",
-            "3000",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    let v = json(&r);
-    assert_eq!(v["ops"], 3000);
-    assert_eq!(v["verify_mismatches"], 0);
-    assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
-    assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
+    mixed_verify_passes(&d, "8", 3000, &["--sessions", "2"]);
 }
 
 /// 1 MiB commands, read data in 256 KiB Data-In PDUs (gathered) and in one 1 MiB PDU
@@ -444,27 +449,7 @@ fn busy_poll_serves_and_goes_idle(f: Flavour) {
     for extra in [&["--busy-poll", "0"][..], &[], &["--busy-poll", "5000"]] {
         let d = Daemon::start(f, extra);
         d.setup_file_target(1, IQN, SIZE);
-        let r = bench(
-            &d,
-            &[
-                "--rw",
-                "mix",
-                "--read-pct",
-                "50",
-                "--verify",
-                "--qd",
-                "1",
-                "--bs",
-                "4k",
-                "--lba-range",
-                "0:2048",
-                "--ops",
-                "2000",
-                "--json",
-            ],
-        );
-        assert_eq!(r.code, 0, "{extra:?}: {r:?}");
-        assert_eq!(json(&r)["verify_mismatches"], 0, "{extra:?}");
+        mixed_verify_passes(&d, "1", 2000, &[]);
         // Past the spin window (at most 5 ms here) the loops sleep.
         std::thread::sleep(Duration::from_millis(200));
         let before = cpu_ticks(d.pid());
