@@ -378,6 +378,27 @@ impl BlockStore for FileStore {
         self.size.load(Ordering::Acquire)
     }
 
+    /// Buffered reads of at least [`crate::mapped::MAPPED_READ_MIN`]: O_DIRECT reads
+    /// do not go through the page cache, so there are no pages to lend.
+    fn reads_for_send(&self, len: u64) -> bool {
+        !self.direct && len >= crate::mapped::MAPPED_READ_MIN
+    }
+
+    /// The file's pages, mapped (`crate::mapped`); a plain read where that cannot
+    /// be done (a range past the end of the file, a page that cannot be read: the
+    /// read then reports it as usual).
+    fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        if self.reads_for_send(len) {
+            let mapped = usize::try_from(len)
+                .ok()
+                .and_then(|n| crate::mapped::map_read(&self.file, offset, n, self.size()));
+            if let Some(b) = mapped {
+                return Ok(b);
+            }
+        }
+        self.execute(&BlockOp::Read { offset, len })
+    }
+
     /// The file's length or the device's size now (after `truncate`, `lvextend`,
     /// `losetup -c`, ...). An empty or unreadable medium keeps the old size.
     fn refresh_size(&self) -> Option<u64> {
@@ -730,6 +751,52 @@ mod tests {
         )
         .unwrap();
         assert!(ro.execute_nowait(&write(0, &[1u8; 4096])).is_none());
+    }
+
+    /// Large buffered reads for a socket are the file's own pages: mapped while the
+    /// bytes live (the mapping shows in /proc/self/maps), equal to what an ordinary
+    /// read gives, and unmapped once dropped. Short reads, O_DIRECT stores and
+    /// ranges past the end of the file are ordinary reads.
+    #[test]
+    fn large_reads_for_send_lend_the_file_pages() {
+        let f = temp_file(4 << 20);
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        s.execute(&write(0, &data)).unwrap();
+        assert!(s.reads_for_send(crate::mapped::MAPPED_READ_MIN));
+        assert!(!s.reads_for_send(crate::mapped::MAPPED_READ_MIN - 1));
+        let name = f.path().to_str().unwrap().to_owned();
+        let mapped = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .contains(&name)
+        };
+        assert!(!mapped());
+        let b = s.read_for_send(4096 + 7, 1 << 20).unwrap();
+        assert!(mapped(), "a 1 MiB read for a socket maps the file");
+        assert_eq!(&b[..], &data[4096 + 7..4096 + 7 + (1 << 20)]);
+        assert_eq!(b, s.execute(&read(4096 + 7, 1 << 20)).unwrap());
+        drop(b);
+        assert!(!mapped(), "unmapped with the last slice");
+        // Past the end of the written data but inside the file: zeros, mapped.
+        let z = s.read_for_send(3 << 20, 1 << 20).unwrap();
+        assert!(z.iter().all(|&x| x == 0));
+        drop(z);
+        // The store thinks the file is longer than it is (truncated behind its
+        // back): an ordinary read, zeros past the end, no SIGBUS.
+        f.as_file().set_len(1 << 20).unwrap();
+        let t = s.read_for_send(1 << 20, 1 << 20).unwrap();
+        assert!(!mapped() && t.iter().all(|&x| x == 0));
+        let direct = FileStore::open(
+            f.path(),
+            &OpenOptions {
+                direct: true,
+                ..OpenOptions::default()
+            },
+        );
+        if let Ok(d) = direct {
+            assert!(!d.reads_for_send(1 << 20), "O_DIRECT has no pages to lend");
+        }
     }
 
     #[test]

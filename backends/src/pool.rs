@@ -65,6 +65,9 @@ struct Job {
     store: Arc<dyn BlockStore>,
     op: BlockOp,
     done: Completion,
+    /// A read whose data only goes to a socket: run as
+    /// [`BlockStore::read_for_send`].
+    for_send: bool,
 }
 
 impl WorkerPool {
@@ -108,8 +111,35 @@ impl WorkerPool {
     /// Queue `op` on `store`; a worker runs `store.execute(&op)` and then calls
     /// `done(result)` on its own thread. Never blocks on I/O.
     pub fn submit(&self, store: Arc<dyn BlockStore>, op: BlockOp, done: Completion) {
+        self.queue(Job {
+            store,
+            op,
+            done,
+            for_send: false,
+        });
+    }
+
+    /// Queue a read of `len` bytes at `offset` whose data nothing will look at but
+    /// the kernel (it goes to a socket as it is): a worker runs
+    /// [`BlockStore::read_for_send`], which may answer with the file's own pages.
+    pub fn submit_read_for_send(
+        &self,
+        store: Arc<dyn BlockStore>,
+        offset: u64,
+        len: u64,
+        done: Completion,
+    ) {
+        self.queue(Job {
+            store,
+            op: BlockOp::Read { offset, len },
+            done,
+            for_send: true,
+        });
+    }
+
+    fn queue(&self, job: Job) {
         let mut queue = self.lock();
-        queue.jobs.push_back(Job { store, op, done });
+        queue.jobs.push_back(job);
         let wake = queue.sleeping > queue.waking;
         if wake {
             queue.waking += 1;
@@ -170,16 +200,26 @@ fn worker(shared: &Shared) {
     }
 }
 
-fn run(Job { store, op, done }: Job) {
-    let result =
-        panic::catch_unwind(AssertUnwindSafe(|| store.execute(&op))).unwrap_or_else(|_| {
-            tracing::error!(
-                ?store,
-                ?op,
-                "backing store panicked; completing with a hardware error"
-            );
-            Err(IoErrorKind::Other)
-        });
+fn run(
+    Job {
+        store,
+        op,
+        done,
+        for_send,
+    }: Job,
+) {
+    let execute = || match op {
+        BlockOp::Read { offset, len } if for_send => store.read_for_send(offset, len),
+        _ => store.execute(&op),
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(execute)).unwrap_or_else(|_| {
+        tracing::error!(
+            ?store,
+            ?op,
+            "backing store panicked; completing with a hardware error"
+        );
+        Err(IoErrorKind::Other)
+    });
     if panic::catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
         tracing::error!(?op, "I/O completion callback panicked; completion lost");
     }
@@ -207,6 +247,9 @@ mod tests {
                 BlockOp::Read { offset, .. } => Ok(Bytes::copy_from_slice(&offset.to_be_bytes())),
                 _ => Ok(Bytes::new()),
             }
+        }
+        fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+            Ok(Bytes::from(format!("send {offset} {len}")))
         }
     }
 
@@ -279,6 +322,23 @@ mod tests {
             assert!(name.unwrap().starts_with("tgtd-io-"));
         }
         assert_eq!(seen, (0..1000).collect::<HashSet<_>>());
+    }
+
+    /// A read submitted for a socket runs as the store's `read_for_send`; a plain
+    /// submit of the same read as `execute`.
+    #[test]
+    fn reads_for_send_run_as_read_for_send() {
+        let pool = WorkerPool::new(2);
+        let store: Arc<dyn BlockStore> = Arc::new(Echo);
+        let (tx, rx) = mpsc::channel();
+        let t = tx.clone();
+        pool.submit_read_for_send(store.clone(), 7, 9, Box::new(move |r| t.send(r).unwrap()));
+        assert_eq!(rx.recv().unwrap(), Ok(Bytes::from("send 7 9")));
+        pool.submit(store, read(7), Box::new(move |r| tx.send(r).unwrap()));
+        assert_eq!(
+            rx.recv().unwrap(),
+            Ok(Bytes::copy_from_slice(&7u64.to_be_bytes()))
+        );
     }
 
     #[test]

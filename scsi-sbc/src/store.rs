@@ -170,6 +170,26 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     fn backend_note(&self) -> Option<String> {
         None
     }
+
+    /// Whether [`BlockStore::read_for_send`] can answer a read of `len` bytes other
+    /// than by copying (a file store maps the file's pages): callers route large
+    /// reads through it only then.
+    fn reads_for_send(&self, len: u64) -> bool {
+        let _ = len;
+        false
+    }
+
+    /// A read whose bytes nothing in this process will look at: they go to the
+    /// kernel as they are (a socket write with no data digest computed over them,
+    /// and not kept to be sent again). A store may then answer with memory that maps
+    /// its medium (the page cache of its file) instead of a copy; such memory must
+    /// only ever be handed to system calls, because touching it from user space
+    /// after the file was truncated under it would raise SIGBUS, where a system
+    /// call gets EFAULT. Blocks like [`BlockStore::execute`]; by default it is
+    /// exactly a [`BlockOp::Read`].
+    fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        self.execute(&BlockOp::Read { offset, len })
+    }
 }
 
 /// A store that wraps another ([`StoreLayer::inner`]) and changes a few of its
@@ -294,6 +314,15 @@ impl<T: StoreLayer> BlockStore for T {
     fn backend_note(&self) -> Option<String> {
         self.inner().backend_note()
     }
+
+    fn reads_for_send(&self, len: u64) -> bool {
+        self.inner().reads_for_send(len)
+    }
+
+    fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        let result = self.inner().read_for_send(offset, len);
+        self.layer_result(&BlockOp::Read { offset, len }, result)
+    }
 }
 
 /// What is called with the result of an operation run off the caller's thread
@@ -401,6 +430,12 @@ mod tests {
         fn shared_reservations(&self) -> Option<&crate::pr_shared::SharedPr> {
             Some(&self.shared)
         }
+        fn reads_for_send(&self, len: u64) -> bool {
+            len > 5
+        }
+        fn read_for_send(&self, _: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+            Ok(Bytes::from(vec![7; len as usize]))
+        }
     }
 
     /// A layer that changes nothing.
@@ -435,6 +470,9 @@ mod tests {
             p.attach_peer("1:1", peer)
         );
         assert_eq!(l.ring_file(), p.ring_file());
+        assert_eq!(l.reads_for_send(6), p.reads_for_send(6));
+        assert_eq!(l.reads_for_send(5), p.reads_for_send(5));
+        assert_eq!(l.read_for_send(0, 3), p.read_for_send(0, 3));
         assert_eq!(l.ring_write_begin(), p.ring_write_begin());
         l.ring_write_done();
         assert_eq!(l.0.ring_done.load(Ordering::Relaxed), 1);

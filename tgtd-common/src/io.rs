@@ -7,6 +7,7 @@
 //! tokio channel).
 
 use backends::{Completion, WorkerPool};
+use scsi_sbc::BlockOp;
 use std::time::Instant;
 use target_core::connection::{Connection, IoCompletion, IoTag};
 
@@ -18,7 +19,17 @@ pub fn dispatch(
     now: Instant,
     mut route: impl FnMut(IoTag) -> Completion,
 ) {
+    let untouched = conn.reads_go_out_untouched();
     while let Some(req) = conn.poll_io() {
+        // A large read whose data only goes to the socket: the store may lend its
+        // file's pages (`backends::mapped`), on a worker (faulting them in may wait
+        // for the disk).
+        if let BlockOp::Read { offset, len } = req.op {
+            if untouched && req.store.reads_for_send(len) && !req.store.takes_own_submissions() {
+                pool.submit_read_for_send(req.store, offset, len, route(req.tag));
+                continue;
+            }
+        }
         match req.store.execute_nowait(&req.op) {
             Some(result) => conn.handle_io_completion(
                 IoCompletion {

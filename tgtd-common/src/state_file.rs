@@ -158,6 +158,15 @@ impl BlockStore for StateFileStore {
     fn configure(&self, key: &str, value: &str) -> Result<(), String> {
         self.inner.configure(key, value)
     }
+
+    // Large reads lend the wrapped store's file pages, as without the state file.
+    fn reads_for_send(&self, len: u64) -> bool {
+        self.inner.reads_for_send(len)
+    }
+
+    fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
+        self.inner.read_for_send(offset, len)
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +202,8 @@ mod tests {
         // Reads still reach the wrapped store.
         let r = s.execute(&BlockOp::Read { offset: 0, len: 8 });
         assert_eq!(r, Ok(Bytes::from_static(&[0; 8])));
+        assert_eq!(s.read_for_send(0, 8), Ok(Bytes::from_static(&[0; 8])));
+        assert!(!s.reads_for_send(1 << 20), "a memory store lends no pages");
         // Empty state forgets the file.
         assert_eq!(s.execute(&save(3, b"")), Ok(Bytes::new()));
         assert_eq!(open(&d).saved_state(), None);

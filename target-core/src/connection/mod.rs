@@ -334,6 +334,16 @@ impl Connection {
         self.stray_completions
     }
 
+    /// Whether the read data this connection sends only ever goes to its socket as
+    /// the store gave it: no data digest is computed over it and, below
+    /// ErrorRecoveryLevel 2, no task is handed to another connection (where a
+    /// digest might be on) to be sent again. An adapter may then have the store lend
+    /// its file's pages for large reads (`BlockStore::read_for_send`), bytes that
+    /// only system calls may touch.
+    pub fn reads_go_out_untouched(&self) -> bool {
+        !self.tx_digests.data && self.error_recovery_level() < 2
+    }
+
     /// Number of tasks in progress.
     pub fn tasks_in_flight(&self) -> usize {
         self.tasks.len()

@@ -20,6 +20,27 @@ fn session(erl: u8, seed: u64) -> (Sim, Fixture) {
     session_with(erl, seed, |_| {})
 }
 
+/// Read data may be lent from the store's pages (`reads_go_out_untouched`) only
+/// where no data digest is summed over it and no task can move to another
+/// connection: below ErrorRecoveryLevel 2, without DataDigest.
+#[test]
+fn reads_go_out_untouched_only_without_digest_below_erl_2() {
+    for (erl, digest, want) in [
+        (0, false, true),
+        (1, false, true),
+        (2, false, false),
+        (0, true, false),
+        (1, true, false),
+    ] {
+        let (s, _fx) = session_with(erl, 60 + u64::from(erl), |o| o.data_digest = digest);
+        assert_eq!(
+            s.conn.reads_go_out_untouched(),
+            want,
+            "ERL {erl}, data digest {digest}"
+        );
+    }
+}
+
 /// [`session`] with more of the initiator's offer changed by `offer`.
 fn session_with(erl: u8, seed: u64, offer: impl FnOnce(&mut Offer)) -> (Sim, Fixture) {
     let fx = fixture::single_target(1024, Bind::All);
