@@ -21,11 +21,12 @@ fn json(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
 }
 
-/// A mixed random 4 KiB run with verification over the first 2048 blocks, `ops`
-/// commands at depth `qd` per session, with `extra` options: passes (exit 0, every
-/// command done, no mismatch, blocks checked, reads and writes both ran).
-fn mixed_verify_passes(d: &Daemon, qd: &str, ops: u64, extra: &[&str]) {
-    let qd_ops = ops.to_string();
+/// A mixed random run of `bs` blocks with verification over the first 2048
+/// sectors, `ops` commands at depth `qd` per session, with `extra` options: passes
+/// (exit 0, every command done, no mismatch, blocks checked, reads and writes both
+/// ran).
+fn mixed_verify_passes(d: &Daemon, bs: &str, qd: &str, ops: u64, extra: &[&str]) {
+    let ops_arg = ops.to_string();
     let mut args = vec![
         "--rw",
         "mix",
@@ -35,11 +36,11 @@ fn mixed_verify_passes(d: &Daemon, qd: &str, ops: u64, extra: &[&str]) {
         "--qd",
         qd,
         "--bs",
-        "4k",
+        bs,
         "--lba-range",
         "0:2048",
         "--ops",
-        &qd_ops,
+        &ops_arg,
         "--json",
     ];
     args.extend_from_slice(extra);
@@ -56,7 +57,7 @@ fn mixed_verify_passes(d: &Daemon, qd: &str, ops: u64, extra: &[&str]) {
 fn verify_mixed_run_passes(f: Flavour) {
     let d = Daemon::start(f, &[]);
     d.setup_file_target(1, IQN, SIZE);
-    mixed_verify_passes(&d, "8", 3000, &["--sessions", "2"]);
+    mixed_verify_passes(&d, "4k", "8", 3000, &["--sessions", "2"]);
 }
 
 /// 1 MiB commands, read data in 256 KiB Data-In PDUs (gathered) and in one 1 MiB PDU
@@ -441,15 +442,19 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// `--busy-poll`: with it off, at its default and long, a verify run passes (the
-/// loop's zero-timeout polls lose no readiness or completion), and once the
+/// `--busy-poll`: with it off, at its default and long, verify runs pass (the
+/// loop's zero-timeout polls lose no readiness or completion, and a worker's
+/// completion wakes a sleeping loop or is found by a spinning one), and once the
 /// initiator is done the daemon stops spinning: over two idle seconds it uses
 /// almost no CPU. A bad value is refused with a clear line.
 fn busy_poll_serves_and_goes_idle(f: Flavour) {
     for extra in [&["--busy-poll", "0"][..], &[], &["--busy-poll", "5000"]] {
         let d = Daemon::start(f, extra);
         d.setup_file_target(1, IQN, SIZE);
-        mixed_verify_passes(&d, "1", 2000, &[]);
+        mixed_verify_passes(&d, "4k", "1", 2000, &[]);
+        // 128 KiB commands go to the store's workers: each completion must reach a
+        // loop that may be asleep (`--busy-poll 0`) or spinning.
+        mixed_verify_passes(&d, "128k", "1", 300, &[]);
         // Past the spin window (at most 5 ms here) the loops sleep.
         std::thread::sleep(Duration::from_millis(200));
         let before = cpu_ticks(d.pid());

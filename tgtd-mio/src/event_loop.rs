@@ -34,6 +34,10 @@ struct Inbox {
     /// A worker has woken the loop and the loop has not taken its completions yet:
     /// later completions only queue (one eventfd write per batch, not per command).
     completion_wake: AtomicBool,
+    /// The loop is in (or about to enter) a poll that may sleep. While it is not
+    /// (busy, or busy-polling), it takes the queued completions on its next turn by
+    /// itself and a worker saves the eventfd write.
+    sleeping: AtomicBool,
     waker: Waker,
 }
 
@@ -61,9 +65,29 @@ impl Inbox {
             .lock()
             .expect("inbox lock")
             .push((token, c));
-        if wake && !self.completion_wake.swap(true, Ordering::SeqCst) {
+        // SeqCst pairs with `may_sleep`: either the loop sees this completion before
+        // it sleeps, or this sees it sleeping and wakes it.
+        if wake
+            && self.sleeping.load(Ordering::SeqCst)
+            && !self.completion_wake.swap(true, Ordering::SeqCst)
+        {
             let _ = self.waker.wake();
         }
+    }
+
+    /// The loop is about to poll with `timeout`: whether it may sleep in it. A poll
+    /// that may sleep is announced (`sleeping`) before the completions are looked
+    /// at, so one queued after the look finds the flag and wakes the loop.
+    fn may_sleep(&self, timeout: Option<Duration>) -> bool {
+        if timeout == Some(Duration::ZERO) {
+            return false;
+        }
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.completions.lock().expect("inbox lock").is_empty() {
+            return true;
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+        false
     }
 
     /// The loop's side: swap the queued completions into `into` (empty; its capacity
@@ -92,6 +116,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             completions: Mutex::new(Vec::new()),
             kicks: Mutex::new(Vec::new()),
             completion_wake: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
             waker,
         });
         inboxes.push(inbox.clone());
@@ -258,7 +283,16 @@ impl Loop {
             } else {
                 timeout
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            // Completions queued while the loop was awake are taken below without
+            // a wake-up; if some wait already, it does not sleep.
+            let timeout = if self.inbox.may_sleep(timeout) {
+                timeout
+            } else {
+                Some(Duration::ZERO)
+            };
+            let polled = self.poll.poll(&mut events, timeout);
+            self.inbox.sleeping.store(false, Ordering::SeqCst);
+            if let Err(e) = polled {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
