@@ -480,35 +480,33 @@ fn busy_poll_serves_and_goes_idle(f: Flavour) {
 fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
     let mut d = Daemon::start(f, &[]);
     let path = d.setup_file_target(1, IQN, SIZE);
-    let blocks = (SIZE / 512).to_string();
-    let range = format!("0:{blocks}");
+    let range = format!("0:{}", SIZE / 512);
+    // 1 MiB commands at depth 4 over the whole LU, then `extra`.
+    let run_1m = |extra: &[&str]| {
+        let mut args = vec!["--bs", "1m", "--qd", "4", "--lba-range", &range, "--json"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
     for digest in [&[][..], &["--data-digest"]] {
-        let mut args = vec![
+        let mut extra = vec![
             "--rw",
             "mix",
             "--read-pct",
             "50",
             "--verify",
-            "--bs",
-            "1m",
-            "--qd",
-            "4",
-            "--lba-range",
-            &range,
             "--ops",
             "300",
-            "--json",
         ];
-        args.extend_from_slice(digest);
-        let r = bench(&d, &args);
+        extra.extend_from_slice(digest);
+        let args = run_1m(&extra);
+        let r = bench(&d, &args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(r.code, 0, "{digest:?}: {r:?}");
         assert_eq!(json(&r)["verify_mismatches"], 0, "{digest:?}");
     }
     let reader = Command::new(bin("iscsi-bench"))
         .arg(d.portal_str())
         .arg(IQN)
-        .args(["--rw", "read", "--bs", "1m", "--qd", "4", "--duration", "3"])
-        .args(["--lba-range", &range, "--json"])
+        .args(run_1m(&["--rw", "read", "--duration", "3"]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -523,22 +521,8 @@ fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
         "the daemon died when its backing file was truncated"
     );
     file.set_len(SIZE).unwrap();
-    let r = bench(
-        &d,
-        &[
-            "--rw",
-            "read",
-            "--bs",
-            "1m",
-            "--qd",
-            "4",
-            "--lba-range",
-            &range,
-            "--ops",
-            "50",
-            "--json",
-        ],
-    );
+    let args = run_1m(&["--rw", "read", "--ops", "50"]);
+    let r = bench(&d, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(r.code, 0, "{r:?}");
 }
 
