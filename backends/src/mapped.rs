@@ -139,8 +139,7 @@ mod tests {
         for (off, n) in [(0usize, 4096usize), (1, 4096), (4095, 2), (100, 3 * 4096)] {
             let b = map_read(f.as_file(), off as u64, n, len).expect("mapped");
             assert_eq!(&b[..], &data[off..off + n], "offset {off} length {n}");
-            // Slices keep the mapping alive after the first handle is gone, and
-            // name their place in the file.
+            // Slices keep the mapping alive after the first handle is gone.
             let tail = b.slice(n / 2..);
             drop(b);
             assert_eq!(&tail[..], &data[off + n / 2..off + n]);

@@ -74,6 +74,17 @@ fn file_with(oflags: &str) {
     // The data is in the file, where another reader sees it.
     let on_disk = std::fs::read(&path).unwrap();
     assert_eq!(on_disk.len() as u64, SIZE);
+    // A large read for a socket is the file's pages when they are in the page
+    // cache (no O_DIRECT), and always the same bytes as a plain read.
+    let s = open_store(BsType::Rdwr, p, &opts(oflags)).unwrap();
+    let direct = oflags.contains("direct");
+    assert_eq!(s.reads_for_send(1 << 20), !direct, "oflags {oflags:?}");
+    let (at, len) = (3 * 4096, 1u64 << 20);
+    assert_eq!(s.read_for_send(at, len).unwrap(), read(&*s, at, len));
+    assert_eq!(
+        &s.read_for_send(at, len).unwrap()[..],
+        &on_disk[at as usize..][..len as usize]
+    );
     let ro = OpenOptions {
         readonly: true,
         ..opts(oflags)
