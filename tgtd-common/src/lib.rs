@@ -4,6 +4,7 @@
 //! Both adapters call [`start`] and then run their own event loops over the returned
 //! [`Daemon`]; nothing protocol-related lives here (that is `target-core`).
 
+pub mod busy_poll;
 pub mod config_file;
 pub mod daemonize;
 pub mod demo;

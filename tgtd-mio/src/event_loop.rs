@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
 use target_core::Core;
+use tgtd_common::busy_poll::Window;
 use tgtd_common::daemonize::Readiness;
 use tgtd_common::{banner, Daemon, PortalChange, PortalHub};
 
@@ -180,8 +181,7 @@ pub(crate) fn run(d: Daemon, readiness: &mut Readiness) -> Result<(), String> {
             grace: d.shutdown_grace,
             drain_deadline: None,
             tx_stall: d.tx_stall,
-            busy_poll: d.busy_poll,
-            last_event: None,
+            spin: Window::new(d.busy_poll),
         };
         let done = done_tx.clone();
         let h = std::thread::Builder::new()
@@ -241,10 +241,9 @@ struct Loop {
     drain_deadline: Option<Instant>,
     /// Drop a connection whose write queue has not moved for this long.
     tx_stall: Option<Duration>,
-    /// `--busy-poll`: how long after `last_event` the loop polls without sleeping.
-    busy_poll: Duration,
-    /// When the loop last had something to do (an event or a completion).
-    last_event: Option<Instant>,
+    /// `--busy-poll`: open for a while after the loop last had something to do (an
+    /// event or a completion); the loop polls without sleeping while it is.
+    spin: Window,
 }
 
 impl Loop {
@@ -276,7 +275,7 @@ impl Loop {
                 .chain(self.drain_deadline)
                 .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
-            let timeout = if self.spinning() {
+            let timeout = if self.spin.is_open(Instant::now()) {
                 // Another runnable thread on this CPU (a store worker) goes first.
                 std::thread::yield_now();
                 Some(Duration::ZERO)
@@ -300,7 +299,7 @@ impl Loop {
             }
             let now = Instant::now();
             if !events.is_empty() {
-                self.last_event = Some(now);
+                self.spin.touch(now);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -330,15 +329,6 @@ impl Loop {
             }
         }
         Ok(())
-    }
-
-    /// Whether the next poll should not sleep: the loop had an event less than
-    /// `busy_poll` ago (`--busy-poll`).
-    fn spinning(&self) -> bool {
-        !self.busy_poll.is_zero()
-            && self
-                .last_event
-                .is_some_and(|at| at.elapsed() < self.busy_poll)
     }
 
     /// Shutdown: on the first call after `draining` is set, stop listening and ask
@@ -487,6 +477,10 @@ impl Loop {
         let mut done = std::mem::take(&mut self.spare_completions);
         self.inbox.take_completions(&mut done);
         let mut touched = std::mem::take(&mut self.touched);
+        if !done.is_empty() {
+            // Taken without a wake-up while the loop was awake: activity all the same.
+            self.spin.touch(now);
+        }
         for (token, c) in done.drain(..) {
             if let Some(conn) = self.conns.get_mut(&token) {
                 conn.conn.handle_io_completion(c, now);

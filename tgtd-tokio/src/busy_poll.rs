@@ -10,17 +10,23 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
+use tgtd_common::busy_poll::Window;
 
 thread_local! {
-    /// When a connection task of this thread last had an event.
-    static LAST_EVENT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// This thread's spin window (`run` sets its length).
+    static WINDOW: Cell<Window> = const { Cell::new(Window::new(Duration::ZERO)) };
     /// The spinner, parked while the loop has been idle past the window.
     static PARKED: RefCell<Option<Waker>> = const { RefCell::new(None) };
 }
 
 /// A connection task of this thread had an event: start (or extend) the spin.
 pub(crate) fn touch() {
-    LAST_EVENT.with(|l| l.set(Some(Instant::now())));
+    let mut w = WINDOW.with(Cell::get);
+    if !w.enabled() {
+        return;
+    }
+    w.touch(Instant::now());
+    WINDOW.with(|c| c.set(w));
     if let Some(w) = PARKED.with(|p| p.borrow_mut().take()) {
         w.wake();
     }
@@ -33,9 +39,9 @@ pub(crate) async fn run(window: Duration) {
     if window.is_zero() {
         return std::future::pending().await;
     }
+    WINDOW.with(|c| c.set(Window::new(window)));
     loop {
-        let recent = LAST_EVENT.with(|l| l.get().is_some_and(|at| at.elapsed() < window));
-        if recent {
+        if WINDOW.with(Cell::get).is_open(Instant::now()) {
             // Another runnable thread on this CPU (a store worker) goes first.
             std::thread::yield_now();
             tokio::task::yield_now().await;
