@@ -218,15 +218,6 @@ fn trimmer() {
 /// (`M_MMAP_THRESHOLD`), so they go back to the system when freed.
 const MMAP_THRESHOLD: libc::c_int = 1 << 20;
 
-/// Free memory an arena keeps at its top before giving it back (`M_TRIM_THRESHOLD`,
-/// glibc's default 128 KiB). At the default every freed 128 KiB READ buffer at the
-/// top of a worker's arena was returned (`madvise(MADV_DONTNEED)` or `brk`) and the
-/// next read faulted its 32 pages in again, zero-filled: 0.27 such system calls per
-/// 128 KiB read on tgtd-mio, none with 8 MiB, and 31% more reads in the same time
-/// (under `strace -c`). What stays is bounded by arenas x this, and `malloc_trim`
-/// (the trim thread, once the connections are gone) still returns all of it.
-const TRIM_THRESHOLD: libc::c_int = 8 << 20;
-
 /// Tune glibc's allocator so memory freed after a burst goes back to the system;
 /// called before any thread starts.
 ///
@@ -236,8 +227,6 @@ const TRIM_THRESHOLD: libc::c_int = 8 << 20;
 /// - Large buffers (1 MiB and more: big READs and WRITEs) are always `mmap`ed. By
 ///   default glibc raises its mmap threshold to the size of the largest buffer
 ///   freed, after which such buffers come from the arenas and stay there.
-/// - Up to [`TRIM_THRESHOLD`] of free memory stays at the top of an arena while the
-///   daemon is busy, instead of going back after every large free.
 ///
 /// Measured with `hostile.rs`' abuse run (tgtd-mio, 2 loops, 2 CPUs): RSS 11 MiB
 /// before; after, 116 MiB with glibc's defaults, 34-73 MiB with `malloc_trim` alone,
@@ -255,7 +244,6 @@ pub fn tune_allocator(loop_threads: usize) {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, arenas);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
     let _ = arenas;
 }
