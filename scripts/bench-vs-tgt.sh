@@ -14,13 +14,14 @@
 #   TGT=1                also Debian's tgtd (0: skip; ratios to tgt are then left out)
 #   TGT_PORT=3299        tgtd's portal port and control port (tgtd -C)
 #   SIZE=1G              each LUN's backing file, written in full and cached first
-#   ROUNDS=1             repeat every workload; the median of the rounds is kept
+#   ROUNDS=1             repeat every workload, each round in another order of the
+#                        targets; the median of the rounds is kept
 #   ONLY="a b"           run only these workloads (names as in the table)
 #   DAEMON_ARGS="..."    extra options for our daemons (e.g. "--busy-poll 0")
 # Needs root (tgtd's control socket), jq, iperf3. CPU-heavy and sensitive to other
 # load: numbers are only comparable within one run; the load average is printed.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,21p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,22p' "$0"; exit 0 ;; esac
 secs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$root/target/release}
@@ -59,7 +60,11 @@ workloads=(
 # Clock ticks of user + system time of a process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+# Median; of an even count, the mean of the middle two (ROUNDS=2: both orders).
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -g |
+        awk '{a[NR]=$1} END{m=int((NR+1)/2); print (NR % 2 ? a[m] : (a[m] + a[m+1]) / 2)}'
+}
 
 # One iscsi-bench run; appends this round's figures to the lists under KEY,NAME.
 run_iscsi() {
@@ -87,17 +92,26 @@ for k in $keys; do
     head -c "$size" /dev/zero >"$work/$k.img"
     cat "$work/$k.img" >/dev/null
 done
+# On disk before the first run: otherwise the kernel writes those gigabytes back
+# during the first workloads, and the first target measured (mio) pays for it.
+sync
 for f in $flavours; do start_ours "$f" --backing-store "$work/$f.img"; done
 [ "$tgt" = 1 ] && start_tgt --backing-store "$work/tgt.img"
 
 iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 5299)
 iperf=""
-for _ in $(seq "$rounds"); do
+# Rotated every round: whoever runs a workload first meets the page cache as the
+# previous workload left it (measured: the first of two daemons on 128K writes ran
+# 11-14% behind the second, whichever daemon it was).
+read -r -a order <<<"$keys"
+for round in $(seq "$rounds"); do
+    shift_by=$(((round - 1) % ${#order[@]}))
+    rotated="${order[*]:shift_by} ${order[*]:0:shift_by}"
     for w in "${workloads[@]}"; do
         read -r name rw pattern bs qd extra <<<"$w"
         if [ -n "${ONLY:-}" ] && ! grep -qw -- "$name" <<<"$ONLY"; then continue; fi
         # shellcheck disable=SC2086 # extra holds options, split on purpose
-        for k in $keys; do
+        for k in $rotated; do
             # tgt refuses a second connection in a session: MC/S rows are ours only.
             [ "$k" = tgt ] && [[ "$extra" == *--connections* ]] && continue
             run_iscsi "$k" "$name" "$rw" "$pattern" "$bs" "$qd" $extra
@@ -115,10 +129,17 @@ for a in iops mbs p50 cpu; do
     declare -n arr=$a
     for i in "${!arr[@]}"; do arr[$i]=$(median <<<"${arr[$i]}"); done
 done
+# IOPS whole, MB/s, p50 and CPU to one decimal (a median of two may end in .5).
+for i in "${!iops[@]}"; do iops[$i]=$(printf '%.0f' "${iops[$i]}"); done
+for a in mbs p50 cpu; do
+    unset -n arr
+    declare -n arr=$a
+    for i in "${!arr[@]}"; do arr[$i]=$(printf '%.1f' "${arr[$i]}"); done
+done
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   runs ${secs}s x $rounds   iperf3 1 MiB writes, 1 stream: $iperf MB/s"
 printf '%-18s' workload
-for k in $keys; do printf '%34s' "$k IOPS / MB/s / p50us / CPUus"; done
+for k in $keys; do printf ' %35s' "$k IOPS / MB/s / p50us / CPUus"; done
 echo
 for w in "${workloads[@]}"; do
     read -r name _ <<<"$w"
@@ -126,9 +147,9 @@ for w in "${workloads[@]}"; do
     printf '%-18s' "$name"
     for k in $keys; do
         if [ -n "${iops[$k,$name]:-}" ]; then
-            printf '%34s' "${iops[$k,$name]} / ${mbs[$k,$name]} / ${p50[$k,$name]} / ${cpu[$k,$name]}"
+            printf ' %35s' "${iops[$k,$name]} / ${mbs[$k,$name]} / ${p50[$k,$name]} / ${cpu[$k,$name]}"
         else
-            printf '%34s' -
+            printf ' %35s' -
         fi
     done
     echo

@@ -8,6 +8,13 @@
 //! command, and page faults, zeroing and unmapping took more CPU than the copy
 //! from the page cache.
 //!
+//! Smaller heap buffers pay a similar toll: a 128 KiB read buffer freed at the top
+//! of an arena is given back to the system (glibc's trim threshold is 128 KiB) and
+//! faulted in again by the next read; 0.27 trims per 128 KiB read were measured.
+//! Raising the trim threshold instead fixed the speed but kept up to that much of
+//! every thread arena's top resident, which `malloc_trim` does not return (RSS after
+//! the abuse run over its bound).
+//!
 //! Here a read of at least [`MIN_LEN`] bytes takes a buffer whose pages are already
 //! mapped, if one was given back, and the `Bytes` it becomes gives the buffer back
 //! when the last reference to it drops (after the socket took the data). At most
@@ -18,8 +25,9 @@
 use bytes::Bytes;
 use std::sync::{Mutex, PoisonError};
 
-/// Reads from this size on use recycled buffers: the allocator's mmap threshold.
-pub const MIN_LEN: usize = 1 << 20;
+/// Reads from this size on use recycled buffers: from half the allocator's trim
+/// threshold, so that 64 and 128 KiB reads (the common large sizes) are kept.
+pub const MIN_LEN: usize = 64 << 10;
 
 /// The most buffer bytes kept for reuse (a QD4 stream of 4 MiB reads, or QD16 of
 /// 1 MiB).
@@ -39,7 +47,8 @@ impl Pool {
     /// all of the spare capacity, and a stream of large reads has one size
     /// (`Vec::with_capacity` gives exactly what was asked for).
     fn take(&mut self, len: usize) -> Option<Vec<u8>> {
-        let i = self.bufs.iter().position(|b| b.capacity() == len)?;
+        // The most recently given back first: its pages are the likeliest in cache.
+        let i = self.bufs.iter().rposition(|b| b.capacity() == len)?;
         let mut buf = self.bufs.swap_remove(i);
         self.bytes -= buf.capacity();
         buf.clear();

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 /// Default iSCSI portal, as tgtd: every IPv4 address, port 3260.
 pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
-/// `--busy-poll`'s default, in microseconds.
-pub const DEFAULT_BUSY_POLL_US: u64 = 50;
+/// `--busy-poll`'s default, in microseconds. At QD32 the initiator takes 100-200 µs
+/// to answer a batch of responses with the next commands; with 50 µs a loop slept
+/// (and paid a wake-up) about once per 40 commands and served 4 KiB reads and writes
+/// 30-50% slower than with 200 (`docs/ARCHITECTURE.md`, busy polling).
+pub const DEFAULT_BUSY_POLL_US: u64 = 200;
 /// The portal `--demo` listens on unless one is given.
 pub const DEMO_PORTAL: &str = "127.0.0.1:3260";
 
