@@ -1,4 +1,5 @@
-//! Recycled buffers for large reads.
+//! Recycled buffers for large reads, and for the Data-Out of large writes (the
+//! daemons install this pool as target-core's `BufferSource`).
 //!
 //! The daemons have glibc map every buffer of 1 MiB or more on its own, so that
 //! memory goes back to the system when it is freed (`tgtd_common::limits::

@@ -1,6 +1,6 @@
 //! `Core`: the state every connection and the management path share.
 
-use crate::hooks::ProgramRunner;
+use crate::hooks::{BufferSource, ProgramRunner};
 use crate::pace::Pacer;
 use crate::registry::Registry;
 use crate::session::SessionTable;
@@ -49,6 +49,8 @@ pub struct Core {
     pacer: OnceLock<Arc<dyn Pacer>>,
     /// Runs `RedirectCallback` programs (set by the daemon).
     runner: OnceLock<Arc<dyn ProgramRunner>>,
+    /// Buffers for Data-Out (set by the daemon; plain vectors without one).
+    buffers: OnceLock<Arc<dyn BufferSource>>,
     /// Monitoring counters (`--metrics`, `system show --json`).
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -78,6 +80,7 @@ impl Core {
             resets: Mutex::new(HashMap::new()),
             pacer: OnceLock::new(),
             runner: OnceLock::new(),
+            buffers: OnceLock::new(),
             metrics: Arc::default(),
         }
     }
@@ -91,6 +94,16 @@ impl Core {
     /// The program runner, when the daemon installed one.
     pub fn runner(&self) -> Option<&Arc<dyn ProgramRunner>> {
         self.runner.get()
+    }
+
+    /// Install the source of Data-Out buffers (once; later calls are ignored).
+    pub fn set_buffers(&self, buffers: Arc<dyn BufferSource>) {
+        let _ = self.buffers.set(buffers);
+    }
+
+    /// The source of Data-Out buffers, when the daemon installed one.
+    pub fn buffers(&self) -> Option<&Arc<dyn BufferSource>> {
+        self.buffers.get()
     }
 
     /// Install the pacer for rate-limited background work (once; later calls are

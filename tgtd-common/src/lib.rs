@@ -174,6 +174,7 @@ pub fn start(opts: &Options) -> Result<(Daemon, daemonize::Readiness), String> {
     readiness.attach(core.clone());
     core.set_pacer(Arc::new(pacer::SleepPacer));
     core.set_runner(Arc::new(runner::CommandRunner));
+    core.set_buffers(Arc::new(limits::RecycledBuffers));
     let hub = Arc::new(PortalHub::default());
     let opener = Arc::new(DaemonOpener {
         hub: hub.clone(),

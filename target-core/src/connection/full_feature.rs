@@ -192,6 +192,7 @@ impl Connection {
             want,
             received: 0,
             buf: None,
+            source: self.core.buffers().cloned(),
             whole: None,
             next_r2t_offset: unsolicited_end.min(want),
             r2t_sn: 0,

@@ -1,11 +1,12 @@
 //! One SCSI task: collecting its data-out (immediate, unsolicited, solicited by R2T)
 //! until it can run.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use iscsi_proto::{LunField, Ttt};
 use scsi_sbc::BlockOp;
 use std::sync::Arc;
 
+use crate::hooks::BufferSource;
 use crate::registry::{DataDir, LuStats, Lun};
 
 /// An R2T we sent and whose data has not fully arrived.
@@ -27,7 +28,10 @@ pub(super) struct DataOutState {
     /// Bytes received so far (within `want`).
     pub(super) received: u32,
     /// The buffer, allocated on the first piece that does not cover everything.
-    pub(super) buf: Option<BytesMut>,
+    pub(super) buf: Option<Vec<u8>>,
+    /// Where `buf` comes from and goes back to (the daemon's [`BufferSource`]);
+    /// a plain vector without one.
+    pub(super) source: Option<Arc<dyn BufferSource>>,
     /// A single piece that covered everything at offset 0 (no copy needed).
     pub(super) whole: Option<Bytes>,
     /// The offset up to which R2Ts have been sent (or unsolicited data covers).
@@ -123,9 +127,11 @@ impl DataOutState {
             self.whole = Some(data.slice(..n as usize));
         } else {
             let want = self.want as usize;
-            let buf = self
-                .buf
-                .get_or_insert_with(|| BytesMut::with_capacity(want));
+            let source = &self.source;
+            let buf = self.buf.get_or_insert_with(|| match source {
+                Some(s) => s.take(want),
+                None => Vec::with_capacity(want),
+            });
             let (offset, end) = (offset as usize, end as usize);
             let piece = &data[..n as usize];
             // Pieces come in order (DataPDUInOrder=Yes), each appended after the
@@ -173,7 +179,10 @@ impl DataOutState {
             .take()
             .map(|mut b| {
                 b.resize(want, 0);
-                b.freeze()
+                match &self.source {
+                    Some(s) => s.freeze(b),
+                    None => Bytes::from(b),
+                }
             })
             .unwrap_or_default()
     }
@@ -244,6 +253,7 @@ mod tests {
             want,
             received: 0,
             buf: None,
+            source: None,
             whole: None,
             next_r2t_offset: 0,
             r2t_sn: 0,
@@ -270,6 +280,57 @@ mod tests {
         let got = st.take();
         assert_eq!(got, data);
         assert_eq!(got.as_ptr(), data.as_ptr());
+    }
+
+    /// A source that counts its calls and hands out buffers with room to spare.
+    #[derive(Debug, Default)]
+    struct Counting {
+        taken: std::sync::atomic::AtomicUsize,
+        frozen: std::sync::atomic::AtomicUsize,
+    }
+
+    impl BufferSource for Counting {
+        fn take(&self, len: usize) -> Vec<u8> {
+            self.taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut v = Vec::with_capacity(len + 64);
+            v.extend_from_slice(&[0xEE; 16]);
+            v.clear(); // stale bytes past the length, as a recycled buffer has
+            v
+        }
+        fn freeze(&self, buf: Vec<u8>) -> Bytes {
+            self.frozen
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Bytes::from(buf)
+        }
+    }
+
+    #[test]
+    fn collected_data_out_uses_the_daemons_buffers() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let src = Arc::new(Counting::default());
+        let whole = piece(3, 24);
+        let mut st = state(24);
+        st.source = Some(src.clone());
+        st.put(0, &whole.slice(0..8));
+        st.put(16, &whole.slice(16..24));
+        st.put(8, &whole.slice(8..16));
+        assert!(st.complete());
+        let ptr = st.buf.as_ref().expect("collected").as_ptr();
+        let got = st.take();
+        assert_eq!(got, whole);
+        assert_eq!(got.as_ptr(), ptr, "the source's buffer, not a copy");
+        assert_eq!((src.taken.load(SeqCst), src.frozen.load(SeqCst)), (1, 1));
+        // A single piece needs no buffer at all.
+        let mut st = state(8);
+        st.source = Some(src.clone());
+        st.put(0, &whole.slice(0..8));
+        assert_eq!(st.take(), whole.slice(0..8));
+        assert_eq!((src.taken.load(SeqCst), src.frozen.load(SeqCst)), (1, 1));
+        // Short data (the initiator sent less than wanted) is zero-filled to `want`.
+        let mut st = state(12);
+        st.source = Some(src.clone());
+        st.put(4, &whole.slice(0..4));
+        assert_eq!(&st.take()[..], &[0, 0, 0, 0, 3, 4, 5, 6, 0, 0, 0, 0]);
     }
 
     #[test]
