@@ -247,7 +247,8 @@ impl Pdu {
         // The arena holds nothing between calls (each call splits off what it wrote).
         debug_assert!(arena.is_empty(), "encode_in arena must be empty");
         arena.clear();
-        let need = BHS_LEN + ahs.len() + 4;
+        // Header, its digest, and the padding and digest of the data.
+        let need = BHS_LEN + ahs.len() + 4 + 7;
         if arena.capacity() - arena.len() < need {
             arena.reserve(need.max(HEADER_ARENA));
         }
@@ -260,11 +261,11 @@ impl Pdu {
         let header = arena.split();
         let pad = pad_len(data.len());
         let trailer = if digests.data && !data.is_empty() {
-            let mut t = BytesMut::with_capacity(7);
-            t.put_slice(&PAD[..pad]);
+            // Carved from the arena too: no allocation per PDU.
+            arena.put_slice(&PAD[..pad]);
             let crc = digest::crc32c_append(digest::crc32c(&data), &PAD[..pad]);
-            t.put_u32_le(crc);
-            t.freeze()
+            arena.put_u32_le(crc);
+            arena.split().freeze()
         } else {
             Bytes::from_static(&PAD[..pad])
         };
