@@ -50,6 +50,7 @@ fuzz_target!(|cmds: Vec<Cmd>| {
             tpgt: 1,
             nexus: Nexus {
                 id: if c.second_nexus { 2 } else { 1 },
+                initiator_port: if c.second_nexus { 2 } else { 1 },
                 initiator: if c.second_nexus { "iqn.b" } else { "iqn.a" },
             },
             peers: &[],

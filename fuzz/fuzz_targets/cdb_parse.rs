@@ -68,6 +68,7 @@ fuzz_target!(|input: Input| {
             tpgt: 1,
             nexus: Nexus {
                 id: if cmd.second_nexus { 2 } else { 1 },
+                initiator_port: if cmd.second_nexus { 2 } else { 1 },
                 initiator: if cmd.second_nexus {
                     "iqn.2024-01.com.example:b"
                 } else {

@@ -87,6 +87,7 @@ fuzz_target!(|input: Input| {
             tpgt: 1,
             nexus: Nexus {
                 id: nexus,
+                initiator_port: nexus,
                 initiator: "iqn.2024-01.com.example:a",
             },
             peers: &[],

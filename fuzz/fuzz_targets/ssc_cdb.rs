@@ -66,6 +66,7 @@ fuzz_target!(|input: Input| {
         tpgt: 1,
         nexus: Nexus {
             id: 1,
+            initiator_port: 1,
             initiator: "iqn.2024-01.com.example:a",
         },
         peers: &[],

@@ -12,6 +12,7 @@ const CTX: LuContext<'static> = LuContext {
     tpgt: 1,
     nexus: Nexus {
         id: 1,
+        initiator_port: 1,
         initiator: "iqn.2001-04.com.example:i1",
     },
     peers: &[],
@@ -21,6 +22,7 @@ const CTX: LuContext<'static> = LuContext {
 const OTHER: LuContext<'static> = LuContext {
     nexus: Nexus {
         id: 2,
+        initiator_port: 2,
         initiator: "iqn.2001-04.com.example:i2",
     },
     ..CTX

@@ -38,6 +38,7 @@ const CTX: LuContext<'static> = LuContext {
     tpgt: 1,
     nexus: Nexus {
         id: 7,
+        initiator_port: 7,
         initiator: "iqn.2026-11.org.example:initiator",
     },
     peers: &[],

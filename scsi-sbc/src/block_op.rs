@@ -98,6 +98,11 @@ pub enum BlockOp {
         /// The relative target port it came through (0 when ALUA is off), kept with
         /// a registration for READ FULL STATUS.
         port: u16,
+        /// The initiator port's id (the nexus id without the target port).
+        initiator_port: u64,
+        /// Every relative target port of the target (empty when ALUA is off): a
+        /// REGISTER with ALL_TG_PT registers the initiator port through each.
+        all_ports: Vec<u16>,
         /// SERVICE ACTION.
         sa: u8,
         /// SCOPE.

@@ -112,11 +112,31 @@ impl LuConfig {
     }
 }
 
+/// The id of the I_T nexus of initiator port `initiator_port` (an id the transport
+/// makes, e.g. from the iSCSI name and ISID) and relative target port `port`: the
+/// initiator port's id continued (FNV-1a 64) over a marker byte no name contains and
+/// the port. Fixed: persisted and cluster-shared reservations are keyed by it, and
+/// PERSISTENT RESERVE OUT with ALL_TG_PT uses it to register the initiator port
+/// through every port of the target.
+pub fn nexus_at_port(initiator_port: u64, port: u16) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    [0xffu8]
+        .into_iter()
+        .chain(port.to_be_bytes())
+        .fold(initiator_port, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(PRIME)
+        })
+}
+
 /// The I_T nexus a command arrived on (SAM-5 4.6.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Nexus<'a> {
     /// Unique while the nexus exists; unit attentions and reservations are keyed by it.
     pub id: u64,
+    /// The initiator port's id: `id` without the target port. Equal to `id` when
+    /// the target names no ports (no ALUA); otherwise `id` is
+    /// [`nexus_at_port`]`(initiator_port, local port)`.
+    pub initiator_port: u64,
     /// The initiator's iSCSI name (TransportID in PERSISTENT RESERVE IN READ FULL
     /// STATUS).
     pub initiator: &'a str,

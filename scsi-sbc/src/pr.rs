@@ -232,10 +232,27 @@ impl Reservations {
         }
     }
 
-    /// PERSISTENT RESERVE OUT (SPC-4 6.14) with its parameter list.
+    /// PERSISTENT RESERVE OUT (SPC-4 6.14) with its parameter list, on a target with
+    /// one port.
     pub fn handle_out(
         &mut self,
         nexus: &Nexus<'_>,
+        sa: u8,
+        scope: u8,
+        typ: u8,
+        param: &[u8],
+    ) -> Result<Uas, PrError> {
+        self.handle_out_at(nexus, &[], sa, scope, typ, param)
+    }
+
+    /// [`Reservations::handle_out`] on a target whose relative target ports are
+    /// `all_ports` (ALUA: one per gateway; empty: one port). A REGISTER with
+    /// ALL_TG_PT then registers the initiator port through each of them: one
+    /// registration per I_T nexus, as if each had registered (SPC-4 5.14.7).
+    pub fn handle_out_at(
+        &mut self,
+        nexus: &Nexus<'_>,
+        all_ports: &[u16],
         sa: u8,
         scope: u8,
         typ: u8,
@@ -261,8 +278,8 @@ impl Reservations {
         match sa {
             // REGISTER, REGISTER AND IGNORE EXISTING KEY.
             0 | 6 => {
-                if flags & 0x0c != 0 {
-                    // SPEC_I_PT / ALL_TG_PT: not supported (SIP_C = ATP_C = 0).
+                if flags & 0x08 != 0 {
+                    // SPEC_I_PT: not supported (SIP_C = 0).
                     return Err(bad_param());
                 }
                 if flags & 0x01 != 0 && !self.ptpl_capable {
@@ -273,17 +290,33 @@ impl Reservations {
                     None if sa == 0 && key != 0 => return conflict(),
                     None if sa_key == 0 => {}
                     None => {
-                        if self.registrations.len() >= MAX_REGISTRATIONS {
+                        // ALL_TG_PT (an unregistered nexus only; ignored when
+                        // changing a key): every port's nexus of this initiator
+                        // port that is not registered yet, this one first.
+                        let mut nexuses = vec![(id, 0u16)];
+                        if flags & 0x04 != 0 {
+                            for &p in all_ports {
+                                let n = crate::lu::nexus_at_port(nexus.initiator_port, p);
+                                if n == id {
+                                    nexuses[0].1 = p;
+                                } else if self.reg(n).is_none() {
+                                    nexuses.push((n, p));
+                                }
+                            }
+                        }
+                        if self.registrations.len() + nexuses.len() > MAX_REGISTRATIONS {
                             return Err(PrError::Check(Sense::illegal_request(
                                 asc::INSUFFICIENT_REGISTRATION_RESOURCES,
                             )));
                         }
-                        self.registrations.push(Registration {
-                            nexus: id,
-                            initiator: nexus.initiator.to_string(),
-                            key: sa_key,
-                            port: 0,
-                        });
+                        for (n, port) in nexuses {
+                            self.registrations.push(Registration {
+                                nexus: n,
+                                initiator: nexus.initiator.to_string(),
+                                key: sa_key,
+                                port,
+                            });
+                        }
                     }
                     Some(k) if sa == 0 && k != key => return conflict(),
                     Some(_) if sa_key == 0 => self.unregister(id, &mut uas),
@@ -492,15 +525,16 @@ impl Reservations {
                 }
                 None => d.extend_from_slice(&0u32.to_be_bytes()),
             },
-            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, PTPL_C when the store keeps
-            // saved state, TMV=1, ALLOW COMMANDS 001b, PTPL_A, every type in the mask.
+            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, ATP_C=1, PTPL_C when the
+            // store keeps saved state, TMV=1, ALLOW COMMANDS 001b, PTPL_A, every type
+            // in the mask.
             2 => {
                 let ptpl_c = u8::from(self.ptpl_capable);
                 let ptpl_a = u8::from(self.aptpl);
                 return Ok(vec![
                     0,
                     8,
-                    0x10 | ptpl_c,
+                    0x10 | 0x04 | ptpl_c,
                     0x80 | 0x10 | ptpl_a,
                     0xea,
                     0x01,

@@ -173,6 +173,7 @@ mod tests {
 
     const N: Nexus<'static> = Nexus {
         id: 0x1234,
+        initiator_port: 0x1234,
         initiator: "iqn.2001-04.com.example:i1",
     };
 
@@ -201,8 +202,8 @@ mod tests {
         assert_eq!(back.registrations, r.registrations);
         assert_eq!(back.holder, r.holder);
         assert_eq!((back.generation, back.aptpl), (1, true));
-        // PTPL_C and PTPL_A in REPORT CAPABILITIES (SPC-4 table 174).
-        assert_eq!(back.read_in(2, 1).unwrap()[2..4], [0x11, 0x91]);
+        // CRH, ATP_C, PTPL_C and PTPL_A in REPORT CAPABILITIES (SPC-4 table 174).
+        assert_eq!(back.read_in(2, 1).unwrap()[2..4], [0x15, 0x91]);
     }
 
     #[test]

@@ -154,6 +154,8 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
         nexus,
         initiator,
         port,
+        initiator_port,
+        all_ports,
         sa,
         scope,
         typ,
@@ -166,9 +168,10 @@ fn run_out(res: &mut Reservations, op: &BlockOp) -> Option<(Result<Uas, PrError>
     let before = res.encode_shared(version);
     let n = Nexus {
         id: *nexus,
+        initiator_port: *initiator_port,
         initiator,
     };
-    let r = res.handle_out(&n, *sa, *scope, *typ, param);
+    let r = res.handle_out_at(&n, all_ports, *sa, *scope, *typ, param);
     if r.is_ok() && matches!(sa, 0 | 6) {
         res.note_port(*nexus, *port);
     }
@@ -421,6 +424,8 @@ mod tests {
             nexus,
             initiator: initiator.into(),
             port: 0,
+            initiator_port: nexus,
+            all_ports: Vec::new(),
             sa,
             scope: 0,
             typ,

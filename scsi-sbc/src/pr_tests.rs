@@ -9,6 +9,7 @@ const C: u64 = 3;
 fn nexus(id: u64) -> Nexus<'static> {
     Nexus {
         id,
+        initiator_port: id,
         initiator: match id {
             A => "iqn.a",
             B => "iqn.b",
@@ -218,4 +219,96 @@ fn transport_ids() {
     t2.extend_from_slice(b"iqn.y,i,0x123\0\0\0");
     assert_eq!(transport_id_name(&t2).as_deref(), Some("iqn.y"));
     assert_eq!(transport_id_name(&[1, 2]), None);
+}
+
+/// REGISTER with ALL_TG_PT (flags byte 20, bit 2): one registration per port of the
+/// target for the same initiator port; ignored when a registered nexus changes its
+/// key; SPEC_I_PT stays refused.
+#[test]
+fn all_tg_pt_registers_every_port() {
+    use crate::lu::nexus_at_port;
+    const IPORT: u64 = 0x5eed;
+    let through = |port: u16| Nexus {
+        id: nexus_at_port(IPORT, port),
+        initiator_port: IPORT,
+        initiator: "iqn.multi",
+    };
+    let with = |key: u64, sa_key: u64, flags: u8| {
+        let mut p = param(key, sa_key);
+        p[20] = flags;
+        p
+    };
+    let ports = [1u16, 2, 3];
+    let mut r = Reservations::default();
+    r.handle_out_at(&through(2), &ports, 0, 0, 0, &with(0, 0xaa, 0x04))
+        .unwrap();
+    let mut regs: Vec<(u64, u16, u64)> = r
+        .registrations
+        .iter()
+        .map(|g| (g.nexus, g.port, g.key))
+        .collect();
+    regs.sort_by_key(|g| g.1);
+    assert_eq!(
+        regs,
+        ports
+            .iter()
+            .map(|&p| (nexus_at_port(IPORT, p), p, 0xaa))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        r.registrations[0].nexus,
+        through(2).id,
+        "its own nexus first"
+    );
+    assert_eq!(r.generation, 1, "one generation for the whole registration");
+    // Through another port the initiator port is registered: it may reserve.
+    r.handle_out_at(&through(3), &ports, 1, 0, WRITE_EXCLUSIVE, &param(0xaa, 0))
+        .unwrap();
+    // READ FULL STATUS: a descriptor per nexus, each naming its port; the holder
+    // is the nexus through port 3.
+    let d = r.read_in(3, 1).unwrap();
+    let mut at = 8;
+    let mut seen = Vec::new();
+    while at < d.len() {
+        let tid_len = u32::from_be_bytes(d[at + 20..at + 24].try_into().unwrap()) as usize;
+        let port = u16::from_be_bytes([d[at + 18], d[at + 19]]);
+        assert_eq!(
+            d[at + 12] & 0x02,
+            0,
+            "ALL_TG_PT 0: one descriptor per nexus"
+        );
+        seen.push((port, d[at + 12] & 0x01));
+        at += 24 + tid_len;
+    }
+    seen.sort();
+    assert_eq!(seen, [(1, 0), (2, 0), (3, 1)]);
+    // A registered nexus changing its key: ALL_TG_PT is ignored, only it changes.
+    r.handle_out_at(&through(1), &ports, 0, 0, 0, &with(0xaa, 0xbb, 0x04))
+        .unwrap();
+    let mut keys: Vec<u64> = r.registrations.iter().map(|g| g.key).collect();
+    keys.sort();
+    assert_eq!(keys, [0xaa, 0xaa, 0xbb]);
+    // A port already registered keeps its key when another registers ALL_TG_PT.
+    let mut r2 = Reservations::default();
+    r2.handle_out_at(&through(1), &ports, 0, 0, 0, &param(0, 0x11))
+        .unwrap();
+    r2.handle_out_at(&through(2), &ports, 0, 0, 0, &with(0, 0x22, 0x04))
+        .unwrap();
+    let mut got: Vec<(u16, u64)> = r2.registrations.iter().map(|g| (g.port, g.key)).collect();
+    got.sort();
+    assert_eq!(got, [(0, 0x11), (2, 0x22), (3, 0x22)]);
+    // A target with one port (no ALUA): ALL_TG_PT registers just this nexus.
+    let mut r3 = Reservations::default();
+    r3.handle_out(&nexus(A), 0, 0, 0, &with(0, 0xa, 0x04))
+        .unwrap();
+    assert_eq!(r3.registrations.len(), 1);
+    // SPEC_I_PT is not supported (SIP_C 0).
+    assert_eq!(
+        r3.handle_out(&nexus(B), 0, 0, 0, &with(0, 0xb, 0x08)),
+        Err(PrError::Check(Sense::illegal_request(
+            asc::INVALID_FIELD_IN_PARAMETER_LIST
+        )))
+    );
+    // REPORT CAPABILITIES: ATP_C set, SIP_C clear.
+    assert_eq!(r3.read_in(2, 1).unwrap()[2] & 0x0c, 0x04);
 }

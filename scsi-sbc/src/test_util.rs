@@ -13,6 +13,7 @@ pub(crate) const CTX: LuContext<'static> = LuContext {
     tpgt: 1,
     nexus: crate::lu::Nexus {
         id: 1,
+        initiator_port: 1,
         initiator: "iqn.2001-04.com.example:i1",
     },
     peers: &[],

@@ -257,6 +257,7 @@ fn results_are_held_per_list_id_up_to_the_reported_limit() {
     let other = LuContext {
         nexus: crate::lu::Nexus {
             id: OTHER,
+            initiator_port: OTHER,
             initiator: "iqn.2001-04.com.example:other",
         },
         ..CTX

@@ -338,6 +338,53 @@ fn same_isid_on_two_gateways_is_two_nexuses(f: Flavour) {
     assert_eq!(full_status(&mut cb), vec![(0xa1, 1)]);
 }
 
+/// PERSISTENT RESERVE OUT REGISTER with ALL_TG_PT through `c`.
+fn register_all_ports(c: &mut Client, key: u64) -> u8 {
+    let mut param = vec![0u8; 24];
+    param[8..16].copy_from_slice(&key.to_be_bytes());
+    param[20] = 0x04;
+    c.scsi(1, &[0x5f, 0, 0, 0, 0, 0, 0, 0, 24, 0], &param, 0)
+        .unwrap()
+        .status
+}
+
+/// REGISTER with ALL_TG_PT through gateway A registers the initiator port through
+/// B as well (one registration per I_T nexus, in the cluster-shared state): READ
+/// FULL STATUS through either shows the key at ports 1 and 2, and the same
+/// initiator port through B reserves with that key without registering there. An
+/// initiator port that never registered stays unregistered.
+fn all_tg_pt_registers_through_every_gateway(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("atp", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, true);
+    let (mut ca, mut cb, mut other) = (login(&a, 9), login(&b, 9), login(&b, 10));
+    for c in [&mut ca, &mut cb, &mut other] {
+        c.clear_unit_attentions().unwrap();
+    }
+    // REPORT CAPABILITIES: ATP_C set, SIP_C clear.
+    let caps = cb
+        .scsi(1, &[0x5e, 2, 0, 0, 0, 0, 0, 0, 8, 0], &[], 8)
+        .unwrap();
+    assert_eq!(caps.data[2] & 0x0c, 0x04, "{caps:?}");
+    assert_eq!(register_all_ports(&mut ca, 0xc3), 0);
+    for c in [&mut ca, &mut cb] {
+        assert_eq!(full_status(c), vec![(0xc3, 1), (0xc3, 2)]);
+    }
+    // Through B, without a REGISTER there: RESERVE (write exclusive) with the key.
+    let mut param = vec![0u8; 24];
+    param[0..8].copy_from_slice(&0xc3u64.to_be_bytes());
+    let r = cb
+        .scsi(1, &[0x5f, 1, 1, 0, 0, 0, 0, 0, 24, 0], &param, 0)
+        .unwrap();
+    assert_eq!(r.status, 0, "RESERVE through B: {r:?}");
+    // Another initiator port through B is not registered: its WRITE conflicts,
+    // the holder's goes through.
+    let w = |c: &mut Client| c.scsi(1, &write10(0, 1), &[0x77; 512], 0).unwrap().status;
+    assert_eq!(w(&mut other), 0x18, "RESERVATION CONFLICT");
+    assert_eq!(w(&mut cb), 0);
+}
+
 /// libiscsi's MultipathIO suite, the first path on gateway A and the second on B,
 /// `SCSI.MultipathIO.Reset` included (a LOGICAL UNIT RESET through one gateway gives
 /// the unit attention on the other's nexus).
@@ -636,6 +683,7 @@ fn failover_without_an_administrator(f: Flavour) {
 }
 
 both_flavours!(
+    all_tg_pt_registers_through_every_gateway,
     failover_without_an_administrator,
     qemu_writes_through_a_reads_through_b,
     alua_through_each_gateway,

@@ -251,6 +251,9 @@ pub struct Connection {
     /// that every command needs two or three times, and that cannot change once the
     /// session is set.
     nexus_id: std::cell::Cell<u64>,
+    /// The initiator port's id (the nexus id without the target port), set with
+    /// `nexus_id`.
+    initiator_port: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -307,6 +310,7 @@ impl Connection {
             timers,
             stray_completions: 0,
             nexus_id: std::cell::Cell::new(0),
+            initiator_port: std::cell::Cell::new(0),
             lu_stats: TagMap::default(),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),

@@ -256,8 +256,9 @@ pub(crate) fn nexus_id_at(initiator: &str, isid: iscsi_proto::Isid, port: Option
     let id = initiator_port_id(initiator, isid);
     match port {
         None => id,
-        // Continue the hash over a marker byte no name contains and the port.
-        Some(p) => fnv(id, [0xff].into_iter().chain(p.to_be_bytes())),
+        // scsi-sbc continues the hash over the port (PERSISTENT RESERVE OUT with
+        // ALL_TG_PT computes the nexuses through the other ports the same way).
+        Some(p) => scsi_sbc::lu::nexus_at_port(id, p),
     }
 }
 
@@ -284,16 +285,25 @@ impl Connection {
                 .as_ref()
                 .and_then(|t| t.alua())
                 .map(|a| a.local_port);
+            self.initiator_port
+                .set(initiator_port_id(&s.initiator, s.isid));
             nexus_id_at(&s.initiator, s.isid, port)
         });
         self.nexus_id.set(id);
         id
     }
 
+    /// This connection's initiator port id (its nexus id without the target port).
+    pub(super) fn initiator_port_id(&self) -> u64 {
+        self.nexus_id();
+        self.initiator_port.get()
+    }
+
     /// This connection's I_T nexus.
     fn nexus(&self) -> Nexus<'_> {
         Nexus {
             id: self.nexus_id(),
+            initiator_port: self.initiator_port_id(),
             initiator: self.initiator_name(),
         }
     }
@@ -351,6 +361,7 @@ impl Connection {
             return;
         };
         let nexus_id = self.nexus_id();
+        let initiator_port = self.initiator_port_id();
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
         };
@@ -391,6 +402,7 @@ impl Connection {
             tpgt: self.config.tpgt,
             nexus: Nexus {
                 id: nexus_id,
+                initiator_port,
                 initiator,
             },
             peers: &peers,
