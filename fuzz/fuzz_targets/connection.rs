@@ -244,10 +244,7 @@ fuzz_target!(|input: Input| {
             Action::Stray(tag) => {
                 let now = sim.now();
                 sim.conn.handle_io_completion(
-                    IoCompletion {
-                        tag: IoTag(tag),
-                        result: Ok(Bytes::new()),
-                    },
+                    IoCompletion::new(IoTag(tag), Ok(Bytes::new())),
                     now,
                 );
             }

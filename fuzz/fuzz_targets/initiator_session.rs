@@ -155,10 +155,7 @@ impl Harness {
             while let Some(io) = self.conn.poll_io() {
                 let result = io.store.execute(&io.op);
                 self.conn.handle_io_completion(
-                    IoCompletion {
-                        tag: io.tag,
-                        result,
-                    },
+                    IoCompletion::new(io.tag, result),
                     self.now,
                 );
             }

@@ -75,13 +75,8 @@ impl Pair {
             }
             while let Some(req) = self.conn.poll_io() {
                 let result = req.store.execute(&req.op);
-                self.conn.handle_io_completion(
-                    IoCompletion {
-                        tag: req.tag,
-                        result,
-                    },
-                    self.now,
-                );
+                self.conn
+                    .handle_io_completion(IoCompletion::new(req.tag, result), self.now);
             }
             while let Some(t) = self.conn.poll_transmit() {
                 let mut back = BytesMut::new();

@@ -126,10 +126,7 @@ impl Run {
         let mut any = false;
         while let Some(io) = self.conn.poll_io() {
             let result = io.store.execute(&io.op);
-            let c = IoCompletion {
-                tag: io.tag,
-                result,
-            };
+            let c = IoCompletion::new(io.tag, result);
             self.conn.handle_io_completion(c, self.now);
             any = true;
         }

@@ -60,13 +60,8 @@ fn drive(links: &mut [Link], now: Instant) {
             }
             while let Some(io) = l.conn.poll_io() {
                 let result = io.store.execute(&io.op);
-                l.conn.handle_io_completion(
-                    IoCompletion {
-                        tag: io.tag,
-                        result,
-                    },
-                    now,
-                );
+                l.conn
+                    .handle_io_completion(IoCompletion::new(io.tag, result), now);
                 progress = true;
             }
             let mut back = BytesMut::new();

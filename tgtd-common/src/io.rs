@@ -12,33 +12,52 @@ use std::time::Instant;
 use target_core::connection::{Connection, IoCompletion, IoTag};
 
 /// Drain `conn`'s I/O requests. `route(tag)` makes the callback that carries a
-/// pool completion back to this connection.
-pub fn dispatch(
+/// completion from a pool worker (or a ring, or an LU's own threads) back to this
+/// connection.
+///
+/// With data digests on, a READ's completion callback first computes the digests of
+/// the Data-In segments the data will be cut into
+/// ([`target_core::connection::DataInLayout::crcs`]), on the
+/// thread that read it while the data is in that CPU's cache; the connection then
+/// sends them without another pass over the data on its loop (measured: the digest
+/// pass was 11% of the loop's time on 128 KiB reads).
+pub fn dispatch<F>(
     conn: &mut Connection,
     pool: &WorkerPool,
     now: Instant,
-    mut route: impl FnMut(IoTag) -> Completion,
-) {
+    mut route: impl FnMut(IoTag) -> F,
+) where
+    F: FnOnce(IoCompletion) + Send + 'static,
+{
     let untouched = conn.reads_go_out_untouched();
+    let layout = conn.data_in_layout();
+    let mut done = |tag: IoTag, op: &BlockOp| -> Completion {
+        let deliver = route(tag);
+        match (op, layout) {
+            (BlockOp::Read { .. }, Some(l)) => Box::new(move |result| {
+                let crcs = result
+                    .as_ref()
+                    .ok()
+                    .filter(|d| !d.is_empty())
+                    .map(|d| l.crcs(d));
+                deliver(IoCompletion { tag, result, crcs })
+            }),
+            _ => Box::new(move |result| deliver(IoCompletion::new(tag, result))),
+        }
+    };
     while let Some(req) = conn.poll_io() {
         // A large read whose data only goes to the socket: the store may lend its
         // file's pages (`backends::mapped`), on a worker (faulting them in may wait
         // for the disk).
         if let BlockOp::Read { offset, len } = req.op {
             if untouched && req.store.reads_for_send(len) && !req.store.takes_own_submissions() {
-                pool.submit_read_for_send(req.store, offset, len, route(req.tag));
+                pool.submit_read_for_send(req.store, offset, len, done(req.tag, &req.op));
                 continue;
             }
         }
         match req.store.execute_nowait(&req.op) {
-            Some(result) => conn.handle_io_completion(
-                IoCompletion {
-                    tag: req.tag,
-                    result,
-                },
-                now,
-            ),
-            None => match crate::ring::try_queue(&req.store, &req.op, route(req.tag)) {
+            Some(result) => conn.handle_io_completion(IoCompletion::new(req.tag, result), now),
+            None => match crate::ring::try_queue(&req.store, &req.op, done(req.tag, &req.op)) {
                 Ok(()) => {}
                 // The LU's own threads (`nr_threads`, rbd), else the daemon's pool.
                 Err(done) if req.store.takes_own_submissions() => {

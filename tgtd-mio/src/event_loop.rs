@@ -608,14 +608,14 @@ impl Loop {
         };
         let inbox = &self.inbox;
         let home = std::thread::current().id();
-        tgtd_common::io::dispatch(&mut c.conn, &self.pool, Instant::now(), |tag| {
+        tgtd_common::io::dispatch(&mut c.conn, &self.pool, Instant::now(), |_tag| {
             let inbox = inbox.clone();
-            Box::new(move |result| {
+            move |c: IoCompletion| {
                 // A worker wakes the loop; a ring completion is reaped on the loop
                 // itself, which takes its inbox right after.
                 let wake = std::thread::current().id() != home;
-                inbox.complete(token, IoCompletion { tag, result }, wake);
-            })
+                inbox.complete(token, c, wake);
+            }
         });
         let flushed = match c.flush(Instant::now()) {
             Ok(done) => done,

@@ -146,11 +146,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut tx = TxQueue::new();
     loop {
         // Drain, in the order the Connection documents.
-        tgtd_common::io::dispatch(&mut conn, &shared.pool, Instant::now(), |tag| {
+        tgtd_common::io::dispatch(&mut conn, &shared.pool, Instant::now(), |_tag| {
             let ctx = ctx.clone();
-            Box::new(move |result| {
-                let _ = ctx.send(IoCompletion { tag, result });
-            })
+            move |c: IoCompletion| {
+                let _ = ctx.send(c);
+            }
         });
         // What this connection queued on the thread's io_uring goes to the kernel.
         tgtd_common::ring::submit();

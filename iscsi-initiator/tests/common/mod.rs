@@ -98,13 +98,8 @@ impl Pair {
         for req in std::mem::take(&mut self.pending_io) {
             let result = req.store.execute(&req.op);
             let now = self.now();
-            self.conn.handle_io_completion(
-                IoCompletion {
-                    tag: req.tag,
-                    result,
-                },
-                now,
-            );
+            self.conn
+                .handle_io_completion(IoCompletion::new(req.tag, result), now);
         }
     }
 

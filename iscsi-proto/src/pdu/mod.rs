@@ -218,6 +218,19 @@ impl Pdu {
     /// runs out) instead of one allocation each. The header shares the arena's
     /// storage until it is dropped.
     pub fn encode_in(&self, digests: Digests, arena: &mut BytesMut) -> EncodedPdu {
+        self.encode_in_with(digests, arena, None)
+    }
+
+    /// [`Pdu::encode_in`] with the data segment's CRC32C (without padding) already
+    /// known: computed where the data was produced, while it was in that CPU's
+    /// cache, so the data digest costs no pass over the data here. Debug builds
+    /// check it.
+    pub fn encode_in_with(
+        &self,
+        digests: Digests,
+        arena: &mut BytesMut,
+        data_crc: Option<u32>,
+    ) -> EncodedPdu {
         let mut bhs = [0u8; BHS_LEN];
         let mut h = BhsMut(&mut bhs);
         let mut ahs = Vec::new();
@@ -263,7 +276,14 @@ impl Pdu {
         let trailer = if digests.data && !data.is_empty() {
             // Carved from the arena too: no allocation per PDU.
             arena.put_slice(&PAD[..pad]);
-            let crc = digest::crc32c_append(digest::crc32c(&data), &PAD[..pad]);
+            let data_crc = match data_crc {
+                Some(c) => {
+                    debug_assert_eq!(c, digest::crc32c(&data), "precomputed data CRC");
+                    c
+                }
+                None => digest::crc32c(&data),
+            };
+            let crc = digest::crc32c_append(data_crc, &PAD[..pad]);
             arena.put_u32_le(crc);
             arena.split().freeze()
         } else {

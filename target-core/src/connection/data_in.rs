@@ -10,6 +10,17 @@ use scsi_sbc::{Outcome, ScsiStatus};
 
 impl Connection {
     pub(super) fn finish_task(&mut self, itt: u32, outcome: Outcome) {
+        self.finish_task_with(itt, outcome, None);
+    }
+
+    /// [`Connection::finish_task`] with the data digests of the outcome's data
+    /// already computed (by the store worker that read it).
+    pub(super) fn finish_task_with(
+        &mut self,
+        itt: u32,
+        outcome: Outcome,
+        crcs: Option<super::SegmentCrcs>,
+    ) {
         let Some(task) = self.tasks.remove(&itt) else {
             return;
         };
@@ -25,13 +36,14 @@ impl Connection {
             outcome.data.len() as u64
         };
         self.count_done(task.metrics.as_ref(), opcode, &outcome, moved, task.started);
-        self.respond(
+        self.respond_with(
             Itt(itt),
             task.lun_field,
             task.edtl,
             task.read,
             out_len,
             outcome,
+            crcs,
         );
     }
 
@@ -59,6 +71,22 @@ impl Connection {
         read: bool,
         out_len: u64,
         outcome: Outcome,
+    ) {
+        self.respond_with(itt, lun, edtl, read, out_len, outcome, None);
+    }
+
+    /// [`Connection::respond`] with the data digests of `outcome.data`'s segments
+    /// computed ahead (used where they were computed for this cut of all of it).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn respond_with(
+        &mut self,
+        itt: Itt,
+        lun: iscsi_proto::LunField,
+        edtl: u32,
+        read: bool,
+        out_len: u64,
+        outcome: Outcome,
+        crcs: Option<super::SegmentCrcs>,
     ) {
         // Resumed after a TASK REASSIGN: Data-In before ExpDataSN arrived already.
         let skip = self.take_resume_from(itt);
@@ -97,13 +125,18 @@ impl Connection {
         let data = outcome.data.slice(..send_len);
         let good = outcome.status == ScsiStatus::Good && outcome.sense.is_none();
         let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
-        let seg = params.max_xmit_data_segment_length.max(512) as usize;
-        let burst = params.max_burst_length.max(512) as usize;
+        let layout = super::DataInLayout {
+            segment: params.max_xmit_data_segment_length.max(512) as usize,
+            burst: params.max_burst_length.max(512) as usize,
+        };
+        let burst = layout.burst;
+        // Precomputed digests fit when they were cut the same way over all of it.
+        let crcs = crcs
+            .filter(|c| c.layout == layout && c.len == data.len() && self.tx_digests.data)
+            .map(|c| c.crcs);
         let mut data_sn = 0u32;
-        let mut off = 0usize;
-        while off < data.len() {
+        for (off, end) in layout.segments(data.len()) {
             let burst_end = ((off / burst) + 1) * burst;
-            let end = (off + seg).min(data.len()).min(burst_end);
             let last = end == data.len();
             let with_status = last && good;
             let stat_sn = if with_status {
@@ -120,7 +153,6 @@ impl Connection {
             let final_bit = last || end == burst_end;
             if data_sn < skip && !with_status {
                 data_sn += 1;
-                off = end;
                 continue;
             }
             // ErrorRecoveryLevel > 0: the end of a burst without status asks for a
@@ -149,9 +181,9 @@ impl Connection {
                 residual_count: if with_status { residual } else { 0 },
                 data: data.slice(off..end),
             });
-            self.send(pdu);
+            let crc = crcs.as_ref().and_then(|c| c.get(data_sn as usize).copied());
+            self.send_with_crc(pdu, crc);
             data_sn += 1;
-            off = end;
         }
         if good && !data.is_empty() {
             return;

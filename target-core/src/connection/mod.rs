@@ -37,7 +37,7 @@ mod tmf;
 
 pub use crate::mcs::Wake;
 pub(crate) use erl2::Orphan;
-pub use io::{IoCompletion, IoRequest, IoTag};
+pub use io::{DataInLayout, IoCompletion, IoRequest, IoTag, SegmentCrcs};
 pub use observe::SessionLabels;
 pub use recovery::{DATA_OUT_TIMEOUT, MAX_ERROR_RECOVERY_LEVEL, RETAIN_CAP};
 pub(crate) use scsi::nexus_lost;
@@ -348,6 +348,21 @@ impl Connection {
         !self.tx_digests.data && self.error_recovery_level() < 2
     }
 
+    /// How this connection cuts read data into Data-In PDUs, when it sends data
+    /// digests: a store worker that reads data for it may then compute the digests
+    /// of those segments ([`DataInLayout::crcs`]) and return them in the
+    /// [`IoCompletion`]. `None` without a data digest (or before full feature phase).
+    pub fn data_in_layout(&self) -> Option<DataInLayout> {
+        if !self.tx_digests.data {
+            return None;
+        }
+        let params = self.session.as_ref()?.params;
+        Some(DataInLayout {
+            segment: params.max_xmit_data_segment_length.max(512) as usize,
+            burst: params.max_burst_length.max(512) as usize,
+        })
+    }
+
     /// Number of tasks in progress.
     pub fn tasks_in_flight(&self) -> usize {
         self.tasks.len()
@@ -423,7 +438,7 @@ impl Connection {
             self.exp_cmd_sn = s.exp_cmd_sn();
         }
         match self.io_tags.remove(&c.tag) {
-            Some(itt) => self.complete_io(itt, c.result),
+            Some(itt) => self.complete_io(itt, c.result, c.crcs),
             None if self.announcing.remove(&c.tag) => self.announced(c.tag),
             None => self.stray_completions += 1,
         }
@@ -605,12 +620,17 @@ impl Connection {
     }
 
     fn send(&mut self, pdu: Pdu) {
+        self.send_with_crc(pdu, None);
+    }
+
+    /// [`Connection::send`] with the data segment's CRC32C already known.
+    fn send_with_crc(&mut self, pdu: Pdu, data_crc: Option<u32>) {
         match &pdu {
             Pdu::DataIn(_) => self.conn_stats.pdu(ConnPdu::DataIn),
             Pdu::ScsiResponse(_) => self.conn_stats.pdu(ConnPdu::Response),
             _ => {}
         }
-        let encoded = pdu.encode_in(self.tx_digests, &mut self.header_arena);
+        let encoded = pdu.encode_in_with(self.tx_digests, &mut self.header_arena, data_crc);
         self.retain_sent(&pdu, &encoded);
         self.conn_stats.sent(encoded.len() as u64);
         self.tx.push_back(encoded);

@@ -495,7 +495,15 @@ impl Connection {
     }
 
     /// A block operation of task `itt` finished.
-    pub(super) fn complete_io(&mut self, itt: u32, result: Result<Bytes, IoErrorKind>) {
+    pub(super) fn complete_io(
+        &mut self,
+        itt: u32,
+        result: Result<Bytes, IoErrorKind>,
+        crcs: Option<super::SegmentCrcs>,
+    ) {
+        // Digests computed over the store's data hold for the outcome's data only
+        // if that is the same bytes (a READ passes them through).
+        let read_at = result.as_ref().ok().map(|d| (d.as_ptr(), d.len()));
         let nexus_id = self.nexus_id();
         let Some(task) = self.tasks.get(&itt) else {
             self.stray_completions += 1;
@@ -515,7 +523,11 @@ impl Connection {
                 result,
             )
         };
-        self.finish_task(itt, outcome);
+        let crcs = crcs.filter(|c| {
+            read_at == Some((outcome.data.as_ptr(), outcome.data.len()))
+                && c.len == outcome.data.len()
+        });
+        self.finish_task_with(itt, outcome, crcs);
     }
 
     /// LOGICAL UNIT RESET of `lun` (or, with `None`, a target reset of every LU):

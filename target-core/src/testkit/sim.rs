@@ -2,9 +2,11 @@
 //! deterministically like quinn-proto's test `Pair`.
 
 use super::{Initiator, Rng};
-use crate::connection::{ConnConfig, ConnEvent, Connection, IoCompletion, IoRequest, PeerInfo};
+use crate::connection::{
+    ConnConfig, ConnEvent, Connection, IoCompletion, IoRequest, PeerInfo, SegmentCrcs,
+};
 use crate::Core;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use iscsi_proto::pdu::{LoginResponse, Pdu, Stage};
 use iscsi_proto::text::Pair;
 use scsi_sbc::BlockOp;
@@ -148,15 +150,31 @@ impl Sim {
         self.pending_io.len()
     }
 
-    /// Run the `i`th pending storage request against its store and report it.
+    /// Run the `i`th pending storage request against its store and report it. With
+    /// data digests on, every other READ (by tag) comes back with its segments'
+    /// digests computed, as the daemons' workers do (`tgtd_common::io::dispatch`),
+    /// so both ways of sending them are exercised.
     pub fn complete_io(&mut self, i: usize) {
+        let precompute = self.pending_io[i].tag.0.is_multiple_of(2);
+        let layout = match (&self.pending_io[i].op, self.conn.data_in_layout()) {
+            (BlockOp::Read { .. }, Some(l)) if precompute => Some(l),
+            _ => None,
+        };
+        self.complete_io_with(i, |d| layout.filter(|_| !d.is_empty()).map(|l| l.crcs(d)));
+    }
+
+    /// Run the `i`th pending storage request and report it, with the data digests
+    /// `crcs` makes of the data it read (for a failed request: none).
+    pub fn complete_io_with(&mut self, i: usize, crcs: impl FnOnce(&Bytes) -> Option<SegmentCrcs>) {
         let req = self.pending_io.remove(i);
         let result = req.store.execute(&req.op);
+        let crcs = result.as_ref().ok().and_then(crcs);
         let now = self.now();
         self.conn.handle_io_completion(
             IoCompletion {
                 tag: req.tag,
                 result,
+                crcs,
             },
             now,
         );
