@@ -36,7 +36,7 @@ impl Connection {
             outcome.data.len() as u64
         };
         self.count_done(task.metrics.as_ref(), opcode, &outcome, moved, task.started);
-        self.respond_with(
+        self.respond(
             Itt(itt),
             task.lun_field,
             task.edtl,
@@ -58,27 +58,15 @@ impl Connection {
             c.read,
             out_len,
             outcome,
+            None,
         );
     }
 
     /// Send Data-In (if any) and status for a finished command, with residuals
-    /// (RFC 7143 §11.4.5).
-    pub(super) fn respond(
-        &mut self,
-        itt: Itt,
-        lun: iscsi_proto::LunField,
-        edtl: u32,
-        read: bool,
-        out_len: u64,
-        outcome: Outcome,
-    ) {
-        self.respond_with(itt, lun, edtl, read, out_len, outcome, None);
-    }
-
-    /// [`Connection::respond`] with the data digests of `outcome.data`'s segments
+    /// (RFC 7143 §11.4.5). `crcs`: the data digests of `outcome.data`'s segments
     /// computed ahead (used where they were computed for this cut of all of it).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn respond_with(
+    pub(super) fn respond(
         &mut self,
         itt: Itt,
         lun: iscsi_proto::LunField,

@@ -324,7 +324,15 @@ impl Connection {
         match orphan.kind {
             Kind::Done(d) => {
                 let d = *d;
-                self.respond(Itt(itt), d.lun_field, d.edtl, d.read, d.out_len, d.outcome);
+                self.respond(
+                    Itt(itt),
+                    d.lun_field,
+                    d.edtl,
+                    d.read,
+                    d.out_len,
+                    d.outcome,
+                    None,
+                );
             }
             Kind::Task(task) => {
                 let mut task = *task;
