@@ -115,6 +115,20 @@ pub struct PortGroups {
 }
 
 impl PortGroups {
+    /// Every relative target port of the target (each group's and this gateway's),
+    /// ascending.
+    pub fn all_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.ports.iter().copied())
+            .chain([self.local_port])
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// The access state of the port commands arrive on. A local group missing from
     /// the list is active/optimized (the configuration builder always lists it).
     pub fn local_state(&self) -> AccessState {

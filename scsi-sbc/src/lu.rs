@@ -119,13 +119,23 @@ impl LuConfig {
 /// PERSISTENT RESERVE OUT with ALL_TG_PT uses it to register the initiator port
 /// through every port of the target.
 pub fn nexus_at_port(initiator_port: u64, port: u16) -> u64 {
+    fnv1a(
+        initiator_port,
+        [0xffu8].into_iter().chain(port.to_be_bytes()),
+    )
+}
+
+/// FNV-1a 64's starting value, for a hash of nothing yet.
+pub const FNV1A_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, continued from `h`: the hash nexus ids are made of (the
+/// transport hashes its initiator port's name into one, [`nexus_at_port`] adds the
+/// target port).
+pub fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    [0xffu8]
+    bytes
         .into_iter()
-        .chain(port.to_be_bytes())
-        .fold(initiator_port, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(PRIME)
-        })
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// The I_T nexus a command arrived on (SAM-5 4.6.8).

@@ -362,7 +362,7 @@ pub(crate) fn plan(
                     initiator: ctx.nexus.initiator.to_string(),
                     port: ctx.alua.map_or(0, |a| a.local_port),
                     initiator_port: ctx.nexus.initiator_port,
-                    all_ports: target_ports(ctx),
+                    all_ports: ctx.alua.map(|pg| pg.all_ports()).unwrap_or_default(),
                     sa,
                     scope,
                     typ,
@@ -370,9 +370,14 @@ pub(crate) fn plan(
                 }));
             }
             let aptpl_before = state.res.aptpl;
-            let r = state
-                .res
-                .handle_out_at(&ctx.nexus, &target_ports(ctx), sa, scope, typ, &data);
+            let r = state.res.handle_out_at(
+                &ctx.nexus,
+                &ctx.alua.map(|pg| pg.all_ports()).unwrap_or_default(),
+                sa,
+                scope,
+                typ,
+                &data,
+            );
             if r.is_ok() && matches!(sa, 0 | 6) {
                 let port = ctx.alua.map_or(0, |a| a.local_port);
                 state.res.note_port(ctx.nexus.id, port);
@@ -579,20 +584,3 @@ pub(crate) fn lba_status(cdb: &[u8], lu: &LuConfig, extents: &Bytes) -> Outcome 
 #[cfg(test)]
 #[path = "sbc_ext_tests.rs"]
 mod tests;
-
-/// Every relative target port of the target, ascending (empty without ALUA: the
-/// target is one port).
-fn target_ports(ctx: &LuContext<'_>) -> Vec<u16> {
-    let Some(pg) = ctx.alua else {
-        return Vec::new();
-    };
-    let mut ports: Vec<u16> = pg
-        .groups
-        .iter()
-        .flat_map(|g| g.ports.iter().copied())
-        .chain([pg.local_port])
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}

@@ -112,11 +112,7 @@ impl Connection {
         };
         let data = outcome.data.slice(..send_len);
         let good = outcome.status == ScsiStatus::Good && outcome.sense.is_none();
-        let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
-        let layout = super::DataInLayout {
-            segment: params.max_xmit_data_segment_length.max(512) as usize,
-            burst: params.max_burst_length.max(512) as usize,
-        };
+        let layout = self.data_in_cut();
         let burst = layout.burst;
         // Precomputed digests fit when they were cut the same way over all of it.
         let crcs = crcs

@@ -353,14 +353,17 @@ impl Connection {
     /// of those segments ([`DataInLayout::crcs`]) and return them in the
     /// [`IoCompletion`]. `None` without a data digest (or before full feature phase).
     pub fn data_in_layout(&self) -> Option<DataInLayout> {
-        if !self.tx_digests.data {
-            return None;
-        }
-        let params = self.session.as_ref()?.params;
-        Some(DataInLayout {
+        (self.tx_digests.data && self.session.is_some()).then(|| self.data_in_cut())
+    }
+
+    /// How read data is cut into Data-In PDUs under the negotiated
+    /// MaxRecvDataSegmentLength and MaxBurstLength (defaults before a session).
+    fn data_in_cut(&self) -> DataInLayout {
+        let params = self.session.as_ref().map(|s| s.params).unwrap_or_default();
+        DataInLayout {
             segment: params.max_xmit_data_segment_length.max(512) as usize,
             burst: params.max_burst_length.max(512) as usize,
-        })
+        }
     }
 
     /// Number of tasks in progress.

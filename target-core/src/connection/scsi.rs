@@ -244,7 +244,10 @@ fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
 /// nexus again). Two different ports colliding is a 2^-64 chance per pair; an
 /// initiator able to pick its name and ISID can impersonate a port anyway.
 pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64 {
-    fnv(FNV_OFFSET, initiator.bytes().chain([0]).chain(isid.0))
+    scsi_sbc::lu::fnv1a(
+        scsi_sbc::lu::FNV1A_OFFSET,
+        initiator.bytes().chain([0]).chain(isid.0),
+    )
 }
 
 /// The I_T nexus id: the initiator port's ([`initiator_port_id`]) and, when the
@@ -260,16 +263,6 @@ pub(crate) fn nexus_id_at(initiator: &str, isid: iscsi_proto::Isid, port: Option
         // ALL_TG_PT computes the nexuses through the other ports the same way).
         Some(p) => scsi_sbc::lu::nexus_at_port(id, p),
     }
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a 64 of `bytes`, from `h`.
-fn fnv(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .into_iter()
-        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 impl Connection {
@@ -523,10 +516,7 @@ impl Connection {
                 result,
             )
         };
-        let crcs = crcs.filter(|c| {
-            read_at == Some((outcome.data.as_ptr(), outcome.data.len()))
-                && c.len == outcome.data.len()
-        });
+        let crcs = crcs.filter(|_| read_at == Some((outcome.data.as_ptr(), outcome.data.len())));
         self.finish_task_with(itt, outcome, crcs);
     }
 
