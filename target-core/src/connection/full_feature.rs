@@ -192,7 +192,13 @@ impl Connection {
             want,
             received: 0,
             buf: None,
-            source: self.core.buffers().cloned(),
+            // Only data that does not all come with the command is collected into a
+            // buffer (a 4 KiB write with immediate data is not: no Arc clone).
+            source: if (c.data.len() as u32) < want {
+                self.core.buffers().cloned()
+            } else {
+                None
+            },
             whole: None,
             next_r2t_offset: unsolicited_end.min(want),
             r2t_sn: 0,
