@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use scsi_sbc::gateway_report::GatewayReport;
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind};
 
 use crate::{BackendError, FaultStore, FileStore, MemoryStore, NullStore};
@@ -268,8 +269,8 @@ impl BlockStore for ReadOnlyStore {
         self.0.shared_reservations()
     }
 
-    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
-        self.0.live_gateways(local_port)
+    fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
+        self.0.live_gateways(me)
     }
 
     fn size_changed(&self) -> bool {

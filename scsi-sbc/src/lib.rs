@@ -23,6 +23,7 @@ pub mod block_op;
 pub mod cdb;
 pub mod cdb_ext;
 pub mod dispatch;
+pub mod gateway_report;
 pub mod inquiry;
 pub mod lu;
 pub mod mode;

@@ -2,6 +2,7 @@
 //! sans-IO target core can hold a store handle without depending on any I/O crate.
 
 use crate::block_op::{BlockOp, IoErrorKind};
+use crate::gateway_report::GatewayReport;
 use bytes::Bytes;
 
 /// A backing store. Implementations do blocking I/O and are called from worker
@@ -152,16 +153,18 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// For a medium several gateways serve (a Ceph RBD image): say that this gateway
-    /// serves it through relative target port `local_port`, ask every gateway of the
-    /// medium for its port, and answer the ports of those that replied in time (this
-    /// one's included), sorted. A crashed gateway does not reply, so its port is
-    /// missing: that is how the survivors see the ALUA active/optimized gateway gone
-    /// (`tgtd-common`'s `gateway_watch`). Blocks for up to a few seconds; never called
-    /// on the data path. `None` (the default): the medium is not shared, or the
-    /// gateways could not be asked now.
-    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
-        let _ = local_port;
+    /// For a medium several gateways serve (a Ceph RBD image): answer every gateway
+    /// of the medium with `me` from now on (this gateway's relative target port and
+    /// its view of the port groups), ask every gateway for its report, and answer
+    /// the reports of those that replied in time (`me` included), sorted by port. A
+    /// crashed gateway does not reply, so its port is missing: that is how the
+    /// survivors see the ALUA active/optimized gateway gone, and the views tell a
+    /// gateway that was away which failovers it missed (`tgtd-common`'s
+    /// `gateway_watch`). Blocks for up to a few seconds; never called on the data
+    /// path. `None` (the default): the medium is not shared, or the gateways could
+    /// not be asked now.
+    fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
+        let _ = me;
         None
     }
 
@@ -307,8 +310,8 @@ impl<T: StoreLayer> BlockStore for T {
         self.inner().shared_reservations()
     }
 
-    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
-        self.inner().live_gateways(local_port)
+    fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
+        self.inner().live_gateways(me)
     }
 
     fn backend_note(&self) -> Option<String> {
@@ -366,8 +369,8 @@ mod tests {
         fn execute_nowait(&self, _: &BlockOp) -> Option<Result<Bytes, IoErrorKind>> {
             Some(Ok(Bytes::from_static(b"now")))
         }
-        fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
-            Some(vec![1, local_port])
+        fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
+            Some(vec![GatewayReport::port_only(1), me.clone()])
         }
         fn physical_block_size(&self) -> Option<u32> {
             Some(4096)
@@ -461,7 +464,8 @@ mod tests {
         assert_eq!(l.saved_state(), p.saved_state());
         assert_eq!(l.refresh_size(), p.refresh_size());
         assert_eq!(l.size_changed(), p.size_changed());
-        assert_eq!(l.live_gateways(3), p.live_gateways(3));
+        let me = GatewayReport::port_only(3);
+        assert_eq!(l.live_gateways(&me), p.live_gateways(&me));
         assert_eq!(l.configure("k", "v"), p.configure("k", "v"));
         assert_eq!(l.medium(), p.medium());
         let peer: Arc<dyn BlockStore> = Arc::new(Probe::default());

@@ -622,7 +622,8 @@ fn writer_survives_sigkill_of_a(f: Flavour) {
 
 /// The active/optimized gateway A killed: B sees it no longer answer, makes its own
 /// group active/optimized and A's unavailable by itself, and announces it once on
-/// each nexus. A started again serves as active/non-optimized.
+/// each nexus. A started again adopts the failover it missed and serves as
+/// active/non-optimized, the same view as B's.
 fn failover_without_an_administrator(f: Flavour) {
     let ceph = cluster();
     let _use = ceph.shared();
@@ -667,8 +668,9 @@ fn failover_without_an_administrator(f: Flavour) {
         show.contains("        Port group 1: unavailable ports 1\n        Port group 2: active/optimized ports 2\n"),
         "{show}"
     );
-    // A back (as its administrator configured it): B lets it serve again, not
-    // preferred.
+    // A back (as its administrator configured it: itself active/optimized): B lets
+    // it serve again, not preferred, and A adopts the failover it missed, so both
+    // gateways report the same states.
     let a = gateway(f, &path, Some("1"));
     wait_log(
         &b,
@@ -677,9 +679,57 @@ fn failover_without_an_administrator(f: Flavour) {
     );
     let r = b1.scsi(1, &read, &[], 4096).unwrap();
     assert_eq!(r.sense_key_asc(), Some((6, 0x2a, 0x06)));
-    let back = [group(1, 1, 2), group(0, 2, 2)].concat();
-    assert_eq!(rtpg(&mut b1, false), [&[0, 0, 0, 24][..], &back].concat());
+    let back = [&[0, 0, 0, 24][..], &group(1, 1, 2), &group(0, 2, 2)].concat();
+    assert_eq!(rtpg(&mut b1, false), back);
+    wait_log(
+        &a,
+        "tid 1: port group 2:active/optimized (as the gateway on port 2 reports)",
+        Duration::from_secs(30),
+    );
+    let mut a1 = login(&a, 3);
+    let start = Instant::now();
+    loop {
+        let r = a1.scsi(1, &[0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &[], 256);
+        let r = r.expect("report target port groups");
+        if r.status == 0 && r.data == back {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "A's view {r:?} never became B's; A's log: {:#?}",
+            a.log_lines()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let show = a.tgtadm_ok(&["--lld", "iscsi", "--mode", "target", "--op", "show"]);
+    assert!(
+        show.contains("        Port group 1: active/non-optimized ports 1\n        Port group 2: active/optimized ports 2\n"),
+        "{show}"
+    );
+    // One view, and it holds: B never took anything from A.
+    std::thread::sleep(failover_round() * 2);
+    assert_eq!(rtpg(&mut a1, false), back);
+    let r = b1.scsi(1, &read, &[], 4096).unwrap();
+    assert_eq!(
+        (r.status, r.data.len()),
+        (0, 4096),
+        "no further change on B"
+    );
+    assert_eq!(rtpg(&mut b1, false), back);
+    assert!(
+        !b.log_lines()
+            .iter()
+            .any(|l| l.contains("as the gateway on port 1 reports")),
+        "{:#?}",
+        b.log_lines()
+    );
     drop(a);
+}
+
+/// How often a gateway asks the others (tgtd-common's `gateway_watch::EVERY`) plus
+/// the longest it waits for their answers.
+fn failover_round() -> Duration {
+    Duration::from_secs(4)
 }
 
 both_flavours!(

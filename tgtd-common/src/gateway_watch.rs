@@ -1,10 +1,12 @@
 //! Implicit ALUA failover between gateways (`target_core::registry::GatewayWatch`):
-//! every [`EVERY`], for each target with ALUA, ask the medium of its first shared LU
-//! which gateways answer ([`BlockStore::live_gateways`]: a Ceph RBD image's gateways
-//! answer on its reservation object's watch channel), let the rule decide, and make
-//! its state changes through [`LocalAdmin`] as `tgtadm --mode target --op update
-//! --name alua_state` would (so each is serialised with the administrator's requests
-//! and announced with ASYMMETRIC ACCESS STATE CHANGED on every nexus).
+//! at start and then every [`EVERY`], for each target with ALUA, ask the medium of
+//! its first shared LU which gateways answer and with which view of the port groups
+//! ([`BlockStore::live_gateways`]: a Ceph RBD image's gateways answer on its
+//! reservation object's watch channel), let the rule decide (a failover, or the
+//! adoption of failovers this gateway missed while it was away), and make its state
+//! changes through [`LocalAdmin`] as `tgtadm --mode target --op update --name
+//! alua_state` would (so each is serialised with the administrator's requests and
+//! announced with ASYMMETRIC ACCESS STATE CHANGED on every nexus).
 //!
 //! A target none of whose LUs is shared between gateways is left alone.
 //!
@@ -29,8 +31,8 @@ pub fn spawn(admin: LocalAdmin) -> std::io::Result<()> {
         .spawn(move || {
             let mut watch = Watch::default();
             loop {
-                std::thread::sleep(EVERY);
                 check(&admin, &mut watch);
+                std::thread::sleep(EVERY);
             }
         })
         .map(|_| ())
@@ -61,14 +63,15 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
         // serve all of its LUs): one question per target and round, so a dead
         // gateway, which makes each question wait its full timeout, costs a round
         // one timeout however many LUs the target has.
-        let answer = target.luns().iter().find_map(|lun| {
-            lun.store
-                .as_ref()
-                .and_then(|s| s.live_gateways(groups.local_port))
-        });
-        let Some(alive) = answer.map(|ports| ports.into_iter().collect::<BTreeSet<u16>>()) else {
+        let me = watch.rule.report(target.tid, &groups);
+        let answer = target
+            .luns()
+            .iter()
+            .find_map(|lun| lun.store.as_ref().and_then(|s| s.live_gateways(&me)));
+        let Some(reports) = answer else {
             continue;
         };
+        let alive: BTreeSet<u16> = reports.iter().map(|r| r.port).collect();
         // The answers took time: decide on the configuration as it is now.
         let Some(groups) = target.alua() else {
             continue;
@@ -95,15 +98,19 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
                 list(&alive)
             );
         }
-        for step in watch.rule.observe(target.tid, &groups, &alive) {
+        for step in watch.rule.observe(target.tid, &groups, &reports) {
             let value = step.alua_state();
+            let why = match step.adopted_from {
+                Some(port) => format!("as the gateway on port {port} reports"),
+                None => "failover".into(),
+            };
             let req = Request::TargetUpdate {
                 tid: target.tid,
                 name: "alua_state".into(),
                 value: value.clone(),
             };
             match admin.apply(req) {
-                Ok(_) => tracing::warn!("tid {}: port group {value} (failover)", target.tid),
+                Ok(_) => tracing::warn!("tid {}: port group {value} ({why})", target.tid),
                 Err(e) => tracing::warn!("tid {}: cannot set port group {value}: {e}", target.tid),
             }
         }

@@ -11,6 +11,7 @@ use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
 use super::ffi::{self, Aio, AioOp, Cluster, Image, SharedObject};
 use crate::BackendError;
+use scsi_sbc::gateway_report::GatewayReport;
 use scsi_sbc::pr_shared::{apply_out, LuEvent, SharedPr, SharedStep};
 
 /// How long an operation may take before it is answered with
@@ -279,26 +280,14 @@ const PR_WATCH_TIMEOUT_S: u32 = 5;
 
 /// The question a gateway asks every gateway of the image on the reservation
 /// object's watch channel ([`BlockStore::live_gateways`]). Each gateway's watch
-/// acknowledges every notification with [`gateway_answer`] (its relative target
-/// port), so the acknowledgements of this one notification name the gateways alive.
+/// acknowledges every notification with its [`GatewayReport`] (relative target port
+/// and view of the port groups), so the acknowledgements of this one notification
+/// name the gateways alive and what each serves.
 const GATEWAY_PROBE: &[u8] = b"tgtd-gw? 1\n";
 
 /// How long [`GATEWAY_PROBE`] waits for the acknowledgements: a live gateway answers
 /// in milliseconds; one that does not within this is taken for gone.
 const GATEWAY_PROBE_TIMEOUT_MS: u64 = 2000;
-
-/// A gateway's acknowledgement: its relative target port.
-fn gateway_answer(port: u16) -> String {
-    format!("tgtd-gw 1\nport {port}\n")
-}
-
-/// The port in a [`gateway_answer`]; `None` for anything else (an empty
-/// acknowledgement from a gateway that was not asked yet, or from an older build).
-fn parse_gateway_answer(ack: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(ack).ok()?;
-    let rest = text.strip_prefix("tgtd-gw 1\nport ")?;
-    rest.strip_suffix('\n')?.parse().ok().filter(|p| *p > 0)
-}
 
 /// The shared reservations and the thread that watches the object again when the
 /// watch is lost (stopped and joined on drop, before the object is closed), on a
@@ -460,21 +449,22 @@ impl SharedReservations {
         Ok(me)
     }
 
-    /// Answer [`GATEWAY_PROBE`] with `port` from now on, send it, and collect the
-    /// ports of the gateways that acknowledged (this one's always included).
-    fn live_gateways(&self, port: u16) -> Result<Vec<u16>, i32> {
-        self.object.set_ack(gateway_answer(port).as_bytes());
+    /// Answer [`GATEWAY_PROBE`] with `me` from now on, send it, and collect the
+    /// reports of the gateways that acknowledged (`me` always included), by port.
+    fn live_gateways(&self, me: &GatewayReport) -> Result<Vec<GatewayReport>, i32> {
+        self.object.set_ack(&me.encode());
         let acks = self
             .object
             .survey(GATEWAY_PROBE, GATEWAY_PROBE_TIMEOUT_MS)?;
-        let mut ports: Vec<u16> = acks
+        let mut reports: Vec<GatewayReport> = acks
             .iter()
-            .filter_map(|a| parse_gateway_answer(a))
-            .chain([port])
+            .filter_map(|a| GatewayReport::parse(a))
+            .filter(|r| r.port != me.port)
+            .chain([me.clone()])
             .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        Ok(ports)
+        reports.sort_by_key(|r| r.port);
+        reports.dedup_by_key(|r| r.port);
+        Ok(reports)
     }
 
     /// PERSISTENT RESERVE OUT on the object: read, apply, write back if nobody wrote
@@ -1018,9 +1008,9 @@ impl BlockStore for RbdStore {
         self.pr.as_ref().map(|p| &*p.pr.shared)
     }
 
-    fn live_gateways(&self, local_port: u16) -> Option<Vec<u16>> {
+    fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
         let pr = self.pr.as_ref()?;
-        match pr.pr.live_gateways(local_port) {
+        match pr.pr.live_gateways(me) {
             Ok(ports) => Some(ports),
             Err(e) => {
                 tracing::warn!(
@@ -1074,26 +1064,6 @@ impl BlockStore for RbdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gateway_answers_carry_the_port() {
-        assert_eq!(parse_gateway_answer(gateway_answer(7).as_bytes()), Some(7));
-        assert_eq!(
-            parse_gateway_answer(gateway_answer(65535).as_bytes()),
-            Some(65535)
-        );
-        for bad in [
-            &b""[..],
-            b"tgtd-gw 1\nport 0\n",
-            b"tgtd-gw 1\nport 70000\n",
-            b"tgtd-gw 2\nport 1\n",
-            b"tgtd-gw 1\nport 1",
-            b"\xff",
-            GATEWAY_PROBE,
-        ] {
-            assert_eq!(parse_gateway_answer(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn options_parse_as_tgt_names_them() {

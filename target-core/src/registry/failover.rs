@@ -5,7 +5,8 @@
 //!
 //! Sans-IO: the daemon asks the medium which gateways answer (a Ceph RBD image's
 //! gateways answer on its reservation object's watch channel,
-//! `BlockStore::live_gateways`) and feeds the relative target ports that did into
+//! `BlockStore::live_gateways`), telling them this gateway's view
+//! ([`GatewayWatch::report`]), and feeds the reports of those that did into
 //! [`GatewayWatch::observe`], which answers the state changes to make, as
 //! `alua_state` values an administrator would give.
 //!
@@ -26,10 +27,25 @@
 //!
 //! Groups an administrator set to standby, unavailable or transitioning are left as
 //! they are, and nothing is promoted while no group was failed over by this watch.
+//!
+//! A gateway that was away missed the failovers (started again, it serves the
+//! states its administrator configured, likely itself active/optimized, while the
+//! survivors prefer another group). So every view carries an *epoch*, the failover
+//! decisions behind it (0: as configured; each round whose rule changed something
+//! adds one), and a gateway that hears a view with a higher epoch than its own
+//! adopts it first: the states every group has there (groups it does not know are
+//! left alone), and that epoch. Of several such views the highest epoch wins, then
+//! the lowest port. A returning gateway's own group, which the survivors marked
+//! unavailable, is adopted as active/non-optimized (it serves; the survivors make
+//! it so as soon as they hear it); other adopted unavailable groups count as failed
+//! over here too. Views of equal epoch are not compared: a state an administrator
+//! set on one gateway stays on that gateway, as before.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use scsi_sbc::alua::{AccessState, PortGroups};
+use scsi_sbc::gateway_report::GatewayReport;
 
 /// Questions in a row a gateway that answered before must miss to count as gone.
 pub const MISSES_BEFORE_GONE: u32 = 3;
@@ -42,6 +58,8 @@ struct TargetWatch {
     seen: BTreeMap<u16, u32>,
     /// Groups this watch made unavailable (and may make active again).
     failed: BTreeSet<u16>,
+    /// Failover decisions behind this gateway's states (see the module doc).
+    epoch: u64,
 }
 
 /// The failover rule's memory, for every target with ALUA (see the module doc).
@@ -57,6 +75,9 @@ pub struct FailoverStep {
     pub group: u16,
     /// Its new state.
     pub state: AccessState,
+    /// `Some(port)`: adopted from the view of the gateway on that relative target
+    /// port (it saw failovers this one missed); `None`: this watch's own rule.
+    pub adopted_from: Option<u16>,
 }
 
 impl FailoverStep {
@@ -72,16 +93,26 @@ impl GatewayWatch {
         GatewayWatch::default()
     }
 
+    /// What this gateway tells the others about target `tid`, whose port groups are
+    /// `groups`: its port, their states and the epoch of that view.
+    pub fn report(&self, tid: u32, groups: &PortGroups) -> GatewayReport {
+        GatewayReport {
+            port: groups.local_port,
+            epoch: self.targets.get(&tid).map_or(0, |w| w.epoch),
+            states: groups.groups.iter().map(|g| (g.id, g.state)).collect(),
+        }
+    }
+
     /// Target `tid` has port groups `groups` (this gateway's view), and the gateways
-    /// on ports `alive` answered now: the state changes to make, in order.
+    /// of `reports` answered now: the state changes to make, in order.
     pub fn observe(
         &mut self,
         tid: u32,
         groups: &PortGroups,
-        alive: &BTreeSet<u16>,
+        reports: &[GatewayReport],
     ) -> Vec<FailoverStep> {
         let w = self.targets.entry(tid).or_default();
-        let mut alive = alive.clone();
+        let mut alive: BTreeSet<u16> = reports.iter().map(|r| r.port).collect();
         alive.insert(groups.local_port);
         for (port, missed) in w.seen.iter_mut() {
             if !alive.contains(port) {
@@ -90,6 +121,13 @@ impl GatewayWatch {
         }
         for &port in &alive {
             w.seen.insert(port, 0);
+        }
+        let newer = reports
+            .iter()
+            .filter(|r| r.port != groups.local_port && r.epoch > w.epoch)
+            .max_by_key(|r| (r.epoch, Reverse(r.port)));
+        if let Some(view) = newer {
+            return w.adopt(groups, view);
         }
         let group_live = |ports: &[u16]| ports.iter().any(|p| alive.contains(p));
         let group_gone = |ports: &[u16]| {
@@ -108,6 +146,7 @@ impl GatewayWatch {
                 steps.push(FailoverStep {
                     group: g.id,
                     state: AccessState::Unavailable,
+                    adopted_from: None,
                 });
                 states.insert(g.id, AccessState::Unavailable);
                 w.failed.insert(g.id);
@@ -130,6 +169,7 @@ impl GatewayWatch {
                 steps.push(FailoverStep {
                     group: id,
                     state: AccessState::ActiveOptimized,
+                    adopted_from: None,
                 });
             }
         }
@@ -142,6 +182,7 @@ impl GatewayWatch {
                     steps.push(FailoverStep {
                         group: g.id,
                         state: AccessState::ActiveNonOptimized,
+                        adopted_from: None,
                     });
                     w.failed.remove(&g.id);
                 }
@@ -149,12 +190,48 @@ impl GatewayWatch {
         }
         // Groups removed from the configuration are forgotten.
         w.failed.retain(|id| states.contains_key(id));
+        if !steps.is_empty() {
+            w.epoch += 1;
+        }
         steps
     }
 
     /// Forget target `tid` (deleted, or ALUA turned off).
     pub fn forget(&mut self, tid: u32) {
         self.targets.remove(&tid);
+    }
+}
+
+impl TargetWatch {
+    /// Take `view`'s states and epoch (see the module doc).
+    fn adopt(&mut self, groups: &PortGroups, view: &GatewayReport) -> Vec<FailoverStep> {
+        self.epoch = view.epoch;
+        let mut steps = Vec::new();
+        for &(id, state) in &view.states {
+            let Some(g) = groups.groups.iter().find(|g| g.id == id) else {
+                continue;
+            };
+            // This gateway's own group, which the others marked unavailable while it
+            // was away, serves (they make it active/non-optimized when they hear it).
+            let state = if state == AccessState::Unavailable && id == groups.local_group {
+                AccessState::ActiveNonOptimized
+            } else {
+                state
+            };
+            if state == AccessState::Unavailable {
+                self.failed.insert(id);
+            } else {
+                self.failed.remove(&id);
+            }
+            if g.state != state {
+                steps.push(FailoverStep {
+                    group: id,
+                    state,
+                    adopted_from: Some(view.port),
+                });
+            }
+        }
+        steps
     }
 }
 
@@ -180,12 +257,17 @@ mod tests {
         }
     }
 
-    fn ports(p: &[u16]) -> BTreeSet<u16> {
-        p.iter().copied().collect()
+    /// Reports of gateways that say nothing but their port (epoch 0).
+    fn ports(p: &[u16]) -> Vec<GatewayReport> {
+        p.iter().map(|&p| GatewayReport::port_only(p)).collect()
     }
 
     fn step(group: u16, state: AccessState) -> FailoverStep {
-        FailoverStep { group, state }
+        FailoverStep {
+            group,
+            state,
+            adopted_from: None,
+        }
     }
 
     /// Only `answering` answer as often as it takes to count the others gone: the
@@ -313,5 +395,157 @@ mod tests {
         assert_eq!(gone(&mut w, 1, &g, &[2]).len(), 2);
         w.forget(1);
         assert_eq!(gone(&mut w, 1, &g, &[2]), vec![], "forgotten");
+    }
+
+    /// `g` with `steps` applied, as the daemon's `alua_state` updates do.
+    fn apply(g: &PortGroups, steps: &[FailoverStep]) -> PortGroups {
+        let mut g = g.clone();
+        for st in steps {
+            if let Some(x) = g.groups.iter_mut().find(|x| x.id == st.group) {
+                x.state = st.state;
+            }
+        }
+        g
+    }
+
+    #[test]
+    fn a_returning_gateway_adopts_the_failovers_it_missed() {
+        let configured = [(1, AO), (2, AN)];
+        let (mut w1, mut w2) = (GatewayWatch::new(), GatewayWatch::new());
+        let mut g2 = groups(2, &configured);
+        let g1 = groups(1, &configured);
+        // Both answer with their views (epoch 0): nothing to adopt.
+        let both = [w1.report(1, &g1), w2.report(1, &g2)];
+        assert_eq!(both[0].epoch, 0);
+        assert_eq!(both[0].states, vec![(1, AO), (2, AN)]);
+        assert_eq!(w1.observe(1, &g1, &both), vec![]);
+        assert_eq!(w2.observe(1, &g2, &both), vec![]);
+        // 1 dies: 2 fails over, and its view is one failover on.
+        for _ in 1..MISSES_BEFORE_GONE {
+            let r = [w2.report(1, &g2)];
+            assert_eq!(w2.observe(1, &g2, &r), vec![]);
+        }
+        let r = [w2.report(1, &g2)];
+        let steps = w2.observe(1, &g2, &r);
+        assert_eq!(steps, vec![step(1, Unavailable), step(2, AO)]);
+        g2 = apply(&g2, &steps);
+        assert_eq!(w2.report(1, &g2).epoch, 1);
+        // 1 starts again as configured (a new watch) and hears 2 before 2 hears it.
+        let mut w1 = GatewayWatch::new();
+        let mut g1 = groups(1, &configured);
+        let r = [w1.report(1, &g1), w2.report(1, &g2)];
+        let steps = w1.observe(1, &g1, &r);
+        let adopted = |group, state| FailoverStep {
+            group,
+            state,
+            adopted_from: Some(2),
+        };
+        // Its own group serves at once, not preferred; 2 stays preferred.
+        assert_eq!(steps, vec![adopted(1, AN), adopted(2, AO)]);
+        assert_eq!(steps[1].alua_state(), "2:active/optimized");
+        g1 = apply(&g1, &steps);
+        assert_eq!(g1.local_state(), AN);
+        // 2 hears 1 and lets its group serve again: the same states, a later epoch.
+        let r = [w1.report(1, &g1), w2.report(1, &g2)];
+        assert_eq!(w1.observe(1, &g1, &r), vec![]);
+        let s2 = w2.observe(1, &g2, &r);
+        assert_eq!(s2, vec![step(1, AN)]);
+        g2 = apply(&g2, &s2);
+        assert_eq!(g1.groups, g2.groups, "one view");
+        // 1 takes that epoch (nothing to change).
+        let r = [w1.report(1, &g1), w2.report(1, &g2)];
+        assert_eq!(w1.observe(1, &g1, &r), vec![]);
+        assert_eq!(w2.observe(1, &g2, &r), vec![]);
+        // Steady: same epoch, same states, nothing more.
+        for _ in 0..3 {
+            let r = [w1.report(1, &g1), w2.report(1, &g2)];
+            assert_eq!(r[0].epoch, r[1].epoch);
+            assert_eq!(w1.observe(1, &g1, &r), vec![]);
+            assert_eq!(w2.observe(1, &g2, &r), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_returning_gateway_that_hears_the_later_view_adopts_it_directly() {
+        // 2 already let group 1 serve again (epoch 2) when 1's first answer comes.
+        let mut w1 = GatewayWatch::new();
+        let g1 = groups(1, &[(1, AO), (2, AN)]);
+        let view = GatewayReport {
+            port: 2,
+            epoch: 2,
+            states: vec![(1, AN), (2, AO)],
+        };
+        let steps = w1.observe(1, &g1, std::slice::from_ref(&view));
+        assert_eq!(
+            steps.iter().map(|s| s.alua_state()).collect::<Vec<_>>(),
+            ["1:active/non-optimized", "2:active/optimized"]
+        );
+        let g1 = apply(&g1, &steps);
+        assert_eq!(w1.report(1, &g1).epoch, 2);
+        assert_eq!(w1.observe(1, &g1, &[view]), vec![], "adopted once");
+    }
+
+    #[test]
+    fn the_highest_epoch_then_the_lowest_port_is_adopted_and_nothing_else() {
+        let g = groups(1, &[(1, AO), (2, AN), (3, AN)]);
+        // The view of the gateway on `port`, `epoch` failovers on, `optimized` preferred.
+        let view = |port, epoch, optimized| GatewayReport {
+            port,
+            epoch,
+            states: [1, 2, 3]
+                .map(|id| (id, if id == optimized { AO } else { AN }))
+                .to_vec(),
+        };
+        let mut w = GatewayWatch::new();
+        let steps = w.observe(1, &g, &[view(3, 4, 3), view(2, 4, 2), view(4, 3, 2)]);
+        assert!(steps.iter().all(|s| s.adopted_from == Some(2)), "{steps:?}");
+        assert!(steps.contains(&FailoverStep {
+            group: 2,
+            state: AO,
+            adopted_from: Some(2)
+        }));
+        // Equal epochs are not compared; its own port's view is never adopted.
+        let mut w = GatewayWatch::new();
+        let g = groups(1, &[(1, AO), (2, AN)]);
+        assert_eq!(w.observe(1, &g, &[view(2, 0, 2), view(1, 9, 2)]), vec![]);
+        // A view naming groups this gateway does not have changes only the known ones.
+        let unknown = GatewayReport {
+            port: 2,
+            epoch: 1,
+            states: vec![(7, AO), (2, AO)],
+        };
+        assert_eq!(
+            w.observe(1, &g, &[unknown]),
+            vec![FailoverStep {
+                group: 2,
+                state: AO,
+                adopted_from: Some(2)
+            }]
+        );
+        // Forgetting the target forgets its epoch.
+        w.forget(1);
+        assert_eq!(w.report(1, &g).epoch, 0);
+    }
+
+    #[test]
+    fn another_group_adopted_unavailable_serves_again_when_it_answers() {
+        // Gateway 3 was away while 1 failed over to 2; 1 is still gone.
+        let mut w3 = GatewayWatch::new();
+        let g3 = groups(3, &[(1, AO), (2, AN), (3, AN)]);
+        let view = GatewayReport {
+            port: 2,
+            epoch: 1,
+            states: vec![(1, Unavailable), (2, AO), (3, AN)],
+        };
+        let steps = w3.observe(1, &g3, std::slice::from_ref(&view));
+        assert_eq!(
+            steps.iter().map(|s| s.alua_state()).collect::<Vec<_>>(),
+            ["1:unavailable", "2:active/optimized"]
+        );
+        let g3 = apply(&g3, &steps);
+        assert_eq!(w3.observe(1, &g3, std::slice::from_ref(&view)), vec![]);
+        // 1 answers again: 3 lets it serve, as 2 does.
+        let back = [GatewayReport::port_only(1), view];
+        assert_eq!(w3.observe(1, &g3, &back), vec![step(1, AN)]);
     }
 }

@@ -1,0 +1,177 @@
+//! What one gateway of a shared medium tells the others about a target's ALUA port
+//! groups ([`crate::BlockStore::live_gateways`]): its relative target port, the
+//! access state it reports for every group, and the *epoch* of that view.
+//!
+//! Why the states travel: the gateways decide failovers each by itself (the same
+//! rule on the same answers), but a gateway that was down missed them. Started
+//! again, it would serve the states its administrator configured (itself
+//! active/optimized) while the survivors report another group optimized: two
+//! gateways of one logical unit answering REPORT TARGET PORT GROUPS differently.
+//! The epoch counts the failover decisions behind a view (0: as configured), so a
+//! gateway that hears a view with a higher epoch than its own knows it missed
+//! something and adopts that view (`target_core::registry::GatewayWatch`).
+//!
+//! The text form, one acknowledgement of the survey on the medium's watch channel:
+//!
+//! ```text
+//! tgtd-gw 2
+//! port 2
+//! epoch 1
+//! group 1 unavailable
+//! group 2 active/optimized
+//! ```
+//!
+//! The first version (`tgtd-gw 1`, port only) is still read, as epoch 0 with no
+//! states, so gateways of the previous build keep counting as alive during an
+//! upgrade.
+
+use crate::alua::AccessState;
+
+/// One gateway's answer (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayReport {
+    /// The gateway's relative target port (1..=65535).
+    pub port: u16,
+    /// Failover decisions behind `states` (0: as its administrator configured).
+    pub epoch: u64,
+    /// Every port group's access state, as this gateway serves them, by group id.
+    pub states: Vec<(u16, AccessState)>,
+}
+
+/// The longest answer [`GatewayReport::parse`] reads: far more than any real
+/// configuration needs, and a bound on what a stray payload costs.
+pub const MAX_REPORT_LEN: usize = 64 * 1024;
+
+impl GatewayReport {
+    /// A report of port `port` alone (no states, epoch 0).
+    pub fn port_only(port: u16) -> GatewayReport {
+        GatewayReport {
+            port,
+            epoch: 0,
+            states: Vec::new(),
+        }
+    }
+
+    /// The text form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut s = format!("tgtd-gw 2\nport {}\nepoch {}\n", self.port, self.epoch);
+        for (group, state) in &self.states {
+            s.push_str(&format!("group {group} {}\n", state.name()));
+        }
+        s.into_bytes()
+    }
+
+    /// Read a text form; `None` for anything else (an empty acknowledgement from a
+    /// gateway that was not asked yet, a foreign payload, a malformed line).
+    pub fn parse(bytes: &[u8]) -> Option<GatewayReport> {
+        if bytes.len() > MAX_REPORT_LEN {
+            return None;
+        }
+        let text = std::str::from_utf8(bytes).ok()?;
+        let body = text.strip_suffix('\n')?;
+        let mut lines = body.split('\n');
+        let version = lines.next()?;
+        let port = lines
+            .next()?
+            .strip_prefix("port ")?
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)?;
+        match version {
+            "tgtd-gw 1" => lines.next().is_none().then(|| Self::port_only(port)),
+            "tgtd-gw 2" => {
+                let epoch = lines.next()?.strip_prefix("epoch ")?.parse().ok()?;
+                let mut states: Vec<(u16, AccessState)> = Vec::new();
+                for line in lines {
+                    let (group, state) = line.strip_prefix("group ")?.split_once(' ')?;
+                    let group: u16 = group.parse().ok().filter(|g| *g > 0)?;
+                    let state = AccessState::ALL.into_iter().find(|s| s.name() == state)?;
+                    if states.iter().any(|(g, _)| *g == group) {
+                        return None;
+                    }
+                    states.push((group, state));
+                }
+                Some(GatewayReport {
+                    port,
+                    epoch,
+                    states,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AccessState::{ActiveNonOptimized as AN, ActiveOptimized as AO, Unavailable};
+
+    #[test]
+    fn reports_read_back_as_written() {
+        let r = GatewayReport {
+            port: 2,
+            epoch: 7,
+            states: vec![(1, Unavailable), (2, AO), (3, AN)],
+        };
+        assert_eq!(
+            String::from_utf8(r.encode()).unwrap(),
+            "tgtd-gw 2\nport 2\nepoch 7\ngroup 1 unavailable\ngroup 2 active/optimized\n\
+             group 3 active/non-optimized\n"
+        );
+        assert_eq!(GatewayReport::parse(&r.encode()), Some(r));
+        for port in [1, 65535] {
+            let r = GatewayReport::port_only(port);
+            assert_eq!(GatewayReport::parse(&r.encode()), Some(r));
+        }
+        for state in AccessState::ALL {
+            let r = GatewayReport {
+                port: 9,
+                epoch: u64::MAX,
+                states: vec![(65535, state)],
+            };
+            assert_eq!(GatewayReport::parse(&r.encode()), Some(r));
+        }
+    }
+
+    #[test]
+    fn the_first_version_is_read_as_epoch_zero() {
+        assert_eq!(
+            GatewayReport::parse(b"tgtd-gw 1\nport 7\n"),
+            Some(GatewayReport::port_only(7))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_a_report() {
+        for bad in [
+            &b""[..],
+            b"tgtd-gw 1\nport 0\n",
+            b"tgtd-gw 1\nport 70000\n",
+            b"tgtd-gw 1\nport 1",
+            b"tgtd-gw 1\nport 1\nepoch 1\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\n",
+            b"tgtd-gw 2\nport 1\n",
+            b"tgtd-gw 2\nport 1\nepoch -1\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ngroup 0 standby\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ngroup 1 ao\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ngroup 1 standby\ngroup 1 standby\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ngroup 1 standby\n\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ngroup 1\n",
+            b"\xff",
+            b"tgtd-gw? 1\n",
+        ] {
+            assert_eq!(GatewayReport::parse(bad), None, "{bad:?}");
+        }
+        let mut long = GatewayReport::port_only(1).encode();
+        long.resize(MAX_REPORT_LEN + 1, b'\n');
+        assert_eq!(GatewayReport::parse(&long), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = GatewayReport::parse(&bytes);
+        }
+    }
+}
