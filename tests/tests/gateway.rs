@@ -412,6 +412,83 @@ fn multipath_io_across_gateways(f: Flavour) {
     );
 }
 
+/// COMPARE AND WRITE(16) of `blocks` 512-byte blocks at `lba`: `old` then `new`.
+fn caw16(lba: u64, blocks: u8) -> Vec<u8> {
+    let mut cdb = vec![0x89, 0];
+    cdb.extend_from_slice(&lba.to_be_bytes());
+    cdb.extend_from_slice(&[0, 0, 0, blocks, 0, 0]);
+    cdb
+}
+
+/// Two initiators swap the same two blocks through two gateways at once, round
+/// after round, each from the value both last read to its own: a COMPARE AND WRITE
+/// longer than the one sector librbd compares and writes atomically must still be
+/// atomic across gateways, so in every round exactly one wins and the other gets
+/// MISCOMPARE (VMware's ATS on a 4096-byte-block LU is such a command).
+fn multi_sector_compare_and_write_is_atomic_across_gateways(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let path = ceph.create_image_with_features(&image("caw", f), 16 * MIB, "layering");
+    let (a, b) = gateways(f, &path, false);
+    let block = |who: u8, round: u32| -> Vec<u8> {
+        let mut v = vec![who; 1024];
+        v[..4].copy_from_slice(&round.to_be_bytes());
+        v
+    };
+    let mut ca = login(&a, 1);
+    let w = ca.scsi(1, &write10(8, 2), &block(0, 0), 0).expect("write");
+    assert_eq!(w.status, 0);
+    let rounds = 60u32;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    // Each side: in round r, swap whatever it saw win round r-1 for its own value.
+    let side = |d: &Daemon, who: u8, isid: u8| {
+        let mut c = login(d, isid);
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            let mut wins = Vec::new();
+            let mut last = vec![0u8; 1024];
+            last[..4].copy_from_slice(&0u32.to_be_bytes());
+            for round in 1..=rounds {
+                let mut data = last.clone();
+                let mine = {
+                    let mut v = vec![who; 1024];
+                    v[..4].copy_from_slice(&round.to_be_bytes());
+                    v
+                };
+                data.extend_from_slice(&mine);
+                barrier.wait();
+                let r = c
+                    .scsi(1, &caw16(8, 2), &data, 0)
+                    .expect("compare and write");
+                match (r.status, r.sense_key_asc()) {
+                    (0, _) => wins.push(round),
+                    (2, Some((0x0e, 0x1d, 0))) => {}
+                    other => panic!("round {round}: {other:?} {r:?}"),
+                }
+                barrier.wait();
+                let r = c.scsi(1, &read10(8, 2), &[], 1024).expect("read");
+                assert_eq!(r.status, 0);
+                last = r.data;
+                barrier.wait();
+            }
+            wins
+        })
+    };
+    let (ta, tb) = (side(&a, 0xaa, 2), side(&b, 0xbb, 3));
+    let (wa, wb) = (ta.join().expect("A side"), tb.join().expect("B side"));
+    for round in 1..=rounds {
+        let n = wa.contains(&round) as u8 + wb.contains(&round) as u8;
+        assert_eq!(
+            n, 1,
+            "round {round}: {n} winners (A won {wa:?}, B won {wb:?})"
+        );
+    }
+    eprintln!("A won {} rounds, B {}", wa.len(), wb.len());
+    let r = ca.scsi(1, &read10(8, 2), &[], 1024).expect("read");
+    let last = if wa.contains(&rounds) { 0xaa } else { 0xbb };
+    assert_eq!(r.data, block(last, rounds));
+}
+
 /// A block pattern that differs per (chunk, round).
 fn pattern(chunk: u64, round: u64, len: usize) -> Vec<u8> {
     (0..len)
@@ -771,5 +848,6 @@ both_flavours!(
     written_on_a_read_on_b,
     interleaved_writes_with_exclusive_lock,
     writer_survives_sigkill_of_a,
-    writer_survives_sigkill_of_the_lock_owner
+    writer_survives_sigkill_of_the_lock_owner,
+    multi_sector_compare_and_write_is_atomic_across_gateways
 );

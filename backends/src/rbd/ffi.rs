@@ -71,6 +71,17 @@ struct Api {
     rados_notify_ack:
         unsafe extern "C" fn(IoctxT, *const c_char, u64, u64, *const c_char, c_int) -> c_int,
     rados_buffer_free: unsafe extern "C" fn(*mut c_char),
+    rados_lock_exclusive: unsafe extern "C" fn(
+        IoctxT,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *mut libc::timeval,
+        u8,
+    ) -> c_int,
+    rados_unlock:
+        unsafe extern "C" fn(IoctxT, *const c_char, *const c_char, *const c_char) -> c_int,
     rbd_open: unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
     rbd_open_read_only:
         unsafe extern "C" fn(IoctxT, *const c_char, *mut ImageT, *const c_char) -> c_int,
@@ -182,6 +193,8 @@ fn load() -> Result<Api, LoadError> {
         rados_notify2: sym!(rados, RADOS, rados_notify2),
         rados_notify_ack: sym!(rados, RADOS, rados_notify_ack),
         rados_buffer_free: sym!(rados, RADOS, rados_buffer_free),
+        rados_lock_exclusive: sym!(rados, RADOS, rados_lock_exclusive),
+        rados_unlock: sym!(rados, RADOS, rados_unlock),
         rbd_open: sym!(rbd, RBD, rbd_open),
         rbd_open_read_only: sym!(rbd, RBD, rbd_open_read_only),
         rbd_close: sym!(rbd, RBD, rbd_close),
@@ -513,6 +526,57 @@ impl SharedObject {
         match parse_notify_reply(&reply) {
             Some(acks) => Ok(acks.into_iter().map(|(_, _, p)| p).collect()),
             None => Err(-libc::EBADMSG),
+        }
+    }
+
+    /// Take the advisory exclusive lock `name` on object `oid` of this object's pool
+    /// (created empty if missing) as `cookie`, for at most `duration` (the OSD lets
+    /// it go after that, so a gateway that dies holding it does not hold it for
+    /// ever). `-EBUSY`: another holder has it.
+    pub(crate) fn lock_exclusive(
+        &self,
+        oid: &str,
+        name: &str,
+        cookie: &str,
+        duration: std::time::Duration,
+    ) -> Result<(), i32> {
+        let (c_oid, c_name, c_cookie) = (cstr(oid)?, cstr(name)?, cstr(cookie)?);
+        let desc = c"tgtd COMPARE AND WRITE";
+        let mut tv = libc::timeval {
+            tv_sec: libc::time_t::try_from(duration.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_usec: libc::suseconds_t::from(duration.subsec_micros() as i32),
+        };
+        // SAFETY: a live ioctx; NUL-terminated strings and `tv` outlive the call
+        // (librados copies them into the op it waits for).
+        let r = unsafe {
+            (self.api.rados_lock_exclusive)(
+                self.io,
+                c_oid.as_ptr(),
+                c_name.as_ptr(),
+                c_cookie.as_ptr(),
+                desc.as_ptr(),
+                &mut tv,
+                0,
+            )
+        };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Release what [`SharedObject::lock_exclusive`] took.
+    pub(crate) fn unlock(&self, oid: &str, name: &str, cookie: &str) -> Result<(), i32> {
+        let (c_oid, c_name, c_cookie) = (cstr(oid)?, cstr(name)?, cstr(cookie)?);
+        // SAFETY: a live ioctx and NUL-terminated strings that outlive the call.
+        let r = unsafe {
+            (self.api.rados_unlock)(self.io, c_oid.as_ptr(), c_name.as_ptr(), c_cookie.as_ptr())
+        };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(())
         }
     }
 

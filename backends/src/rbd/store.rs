@@ -266,6 +266,38 @@ struct SharedReservations {
     /// One read-modify-write of the object at a time from this gateway (the object's
     /// version, read back after the read, is per I/O context).
     rmw: Mutex<()>,
+    /// The object whose advisory lock [`CAW_LOCK`] makes COMPARE AND WRITE of more
+    /// than librbd's one sector atomic between gateways (`tgtd-caw.<image id>`).
+    caw_oid: String,
+    /// This gateway's lock cookies: a prefix unique to the store, then a count.
+    caw_cookie: (u64, AtomicU64),
+}
+
+/// The advisory lock (a RADOS class lock) every gateway of an image takes around a
+/// COMPARE AND WRITE that librbd cannot do in one call: read, compare and write then
+/// run as one against every other such command, through any gateway.
+const CAW_LOCK: &str = "tgtd-caw";
+
+/// A held [`CAW_LOCK`]; released when dropped.
+struct CawGuard<'a> {
+    owner: &'a SharedReservations,
+    cookie: String,
+    label: &'a str,
+}
+
+impl Drop for CawGuard<'_> {
+    fn drop(&mut self) {
+        let o = self.owner;
+        if let Err(e) = o.object.unlock(&o.caw_oid, CAW_LOCK, &self.cookie) {
+            // It expires by itself after the duration it was taken for.
+            tracing::warn!(
+                "rbd {}: cannot release {}: {}",
+                self.label,
+                o.caw_oid,
+                errno_text(e)
+            );
+        }
+    }
 }
 
 /// How often a PERSISTENT RESERVE OUT is tried again when another gateway changed
@@ -436,6 +468,8 @@ impl SharedReservations {
             object,
             shared,
             rmw: Mutex::new(()),
+            caw_oid: format!("tgtd-caw.{id}"),
+            caw_cookie: (gateway_origin(), AtomicU64::new(0)),
         };
         let (state, _) = me
             .object
@@ -447,6 +481,49 @@ impl SharedReservations {
                 .map_err(|e| format!("{pool}/{oid}: {e}"))?;
         }
         Ok(me)
+    }
+
+    /// Take [`CAW_LOCK`], waiting while another gateway holds it, for at most
+    /// `timeout` (also how long the OSD keeps it for a gateway that dies holding it).
+    fn caw_lock<'a>(
+        &'a self,
+        timeout: Duration,
+        label: &'a str,
+    ) -> Result<CawGuard<'a>, IoErrorKind> {
+        let (prefix, count) = &self.caw_cookie;
+        let cookie = format!("{prefix:016x}.{}", count.fetch_add(1, Ordering::Relaxed));
+        let until = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match self
+                .object
+                .lock_exclusive(&self.caw_oid, CAW_LOCK, &cookie, timeout)
+            {
+                Ok(()) => {
+                    return Ok(CawGuard {
+                        owner: self,
+                        cookie,
+                        label,
+                    })
+                }
+                Err(e) if e == -libc::EBUSY => {
+                    if Instant::now() + pause > until {
+                        tracing::warn!("rbd {label}: {} held past {timeout:?}", self.caw_oid);
+                        return Err(IoErrorKind::TimedOut);
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "rbd {label}: cannot lock {}: {}",
+                        self.caw_oid,
+                        errno_text(e)
+                    );
+                    return Err(map_errno(e as isize, true));
+                }
+            }
+        }
     }
 
     /// Answer [`GATEWAY_PROBE`] with `me` from now on, send it, and collect the
@@ -955,7 +1032,9 @@ impl BlockStore for RbdStore {
                 }
             }
             // More than librbd compares at once: atomic against this gateway's
-            // writes (not another gateway's; see docs/ARCHITECTURE.md).
+            // writes, and against every gateway's COMPARE AND WRITE of this kind
+            // (the cluster lock; not against another gateway's plain writes, see
+            // docs/ARCHITECTURE.md).
             BlockOp::CompareAndWrite {
                 offset,
                 compare,
@@ -963,6 +1042,10 @@ impl BlockStore for RbdStore {
                 ..
             } => {
                 let _g = self.exclusive()?;
+                let _cluster = match &self.pr {
+                    Some(p) => Some(p.pr.caw_lock(self.timeout, &self.label)?),
+                    None => None,
+                };
                 let have = self.read(*offset, compare.len() as u64)?;
                 if let Some(at) = first_difference(&have, compare) {
                     return Err(IoErrorKind::Miscompare { offset: at });
