@@ -94,6 +94,10 @@ struct Conn {
     inflight: HashMap<u32, (Op, Instant)>,
     capacity: Option<Capacity>,
     eof: bool,
+    /// A readiness event said the target closed its side (EPOLLRDHUP): its end of
+    /// file may sit behind data a short read returns, and no later edge announces
+    /// it, so reads go on until end of file or EAGAIN.
+    peer_closed: bool,
     /// What was read and not yet decoded: the session splits whole PDUs off it and
     /// keeps their data as slices of it (`Session::handle_input_buf`).
     rbuf: BytesMut,
@@ -127,6 +131,7 @@ impl Conn {
             inflight: HashMap::new(),
             capacity: None,
             eof: false,
+            peer_closed: false,
             rbuf: BytesMut::with_capacity(READ_BUFFER),
             lowat: 1,
         }
@@ -164,6 +169,7 @@ impl Conn {
         self.sess = Session::recover(dead, cid, now);
         self.stream = stream;
         self.eof = false;
+        self.peer_closed = false;
         // A partial PDU of the dead connection is not the start of the new one's.
         self.rbuf.clear();
         self.lowat = 1;
@@ -230,8 +236,9 @@ impl Conn {
                         .handle_input_buf(&mut self.rbuf)
                         .map_err(|e| e.to_string())?;
                     // A short read emptied the socket: the next bytes raise a new
-                    // edge, so the read that would only say EAGAIN is skipped.
-                    if n < window {
+                    // edge, so the read that would only say EAGAIN is skipped
+                    // (not once the target closed: see `peer_closed`).
+                    if n < window && !self.peer_closed {
                         break;
                     }
                 }
@@ -519,6 +526,7 @@ fn setup(
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.peer_closed |= ev.is_read_closed() || ev.is_error();
                 c.fill()
                     .map_err(|e| SetupError::Target(format!("login to {}: {e}", args.target)))?;
             }
@@ -735,6 +743,7 @@ fn measure(
                 continue;
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.peer_closed |= ev.is_read_closed() || ev.is_error();
                 if let Err(e) = c.fill() {
                     if c.recoverable() {
                         c.failed(&poll, Instant::now());

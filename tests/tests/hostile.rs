@@ -11,7 +11,7 @@ use integration_tests::{both_flavours, Daemon, Flavour};
 use iscsi_proto::pdu::{DataOut, Digests, Pdu, ScsiCommand, Stage, TaskAttr};
 use iscsi_proto::{Itt, LunField, SerialNumber, Ttt};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 const IQN: &str = "iqn.2026-12.org.example:hostile";
@@ -1290,7 +1290,50 @@ fn raises_open_file_limit(f: Flavour) {
     assert_eq!(got, (hard.clone(), hard), "soft limit not raised");
 }
 
+/// A command and the initiator's FIN arrive in one segment (TCP_CORK held the
+/// command back until `shutdown`): one readiness edge announces both, the read
+/// that returns the command is short, and the end of file behind it raises no
+/// further edge. The daemon must still see it and close the connection, not keep a
+/// half-closed connection (and its session) open until a timeout.
+fn half_close_behind_a_command_is_seen(f: Flavour) {
+    let d = daemon(f, &[]);
+    for round in 0..5u32 {
+        let mut c = logged_in(&d);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(c.stream());
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a pointer to an int of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "TCP_CORK");
+        let read = command(
+            &mut c,
+            1 + round,
+            &read10(0, 1),
+            512,
+            false,
+            true,
+            false,
+            Bytes::new(),
+        );
+        c.send(&read).expect("send");
+        c.stream().shutdown(Shutdown::Write).expect("shutdown");
+        assert!(
+            closed_within(&mut c, 5000),
+            "round {round}: the daemon kept a half-closed connection open"
+        );
+    }
+    serves(&d, 0);
+}
+
 both_flavours!(
+    half_close_behind_a_command_is_seen,
     raises_open_file_limit,
     huge_segment_claims,
     malformed_pdus,

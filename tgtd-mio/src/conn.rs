@@ -39,6 +39,10 @@ pub(crate) struct Conn {
     pub(crate) stall: StallWatch,
     /// Reading stopped because too much waits to be written (`TX_PAUSE_BYTES`).
     pub(crate) read_paused: bool,
+    /// A readiness event said the peer closed its side (EPOLLRDHUP). Its FIN may
+    /// sit behind data a short read returns, and no later edge will announce it:
+    /// from then on reads go on until end of file or EAGAIN.
+    pub(crate) peer_closed: bool,
 }
 
 impl Conn {
@@ -52,6 +56,7 @@ impl Conn {
             window: MIN_WINDOW,
             stall: StallWatch::default(),
             read_paused: false,
+            peer_closed: false,
         }
     }
 
@@ -74,8 +79,10 @@ impl Conn {
                     self.conn.handle_input(&mut self.rbuf, now);
                     // A short read emptied the socket's receive queue: bytes that
                     // arrive later raise a new edge, so the read that would only
-                    // return EAGAIN is skipped (one system call per wake-up).
-                    return Ok(if n < want || self.conn.is_closed() {
+                    // return EAGAIN is skipped (one system call per wake-up). Not
+                    // once the peer closed: its end of file raises no new edge.
+                    let emptied = n < want && !self.peer_closed;
+                    return Ok(if emptied || self.conn.is_closed() {
                         ReadOutcome::Drained
                     } else {
                         ReadOutcome::More

@@ -313,6 +313,11 @@ impl Loop {
                     }
                     t => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            if ev.is_read_closed() || ev.is_error() {
+                                if let Some(c) = self.conns.get_mut(&t) {
+                                    c.peer_closed = true;
+                                }
+                            }
                             self.readable(t, now);
                         }
                         if ev.is_writable() {
