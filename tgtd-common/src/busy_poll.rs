@@ -6,11 +6,19 @@
 
 use std::time::{Duration, Instant};
 
+/// One spin turn in this many gives the CPU away (`sched_yield`), so that a store
+/// worker that became runnable on the loop's CPU runs within a few microseconds.
+/// Not every turn: the yield was the largest part of a turn (a pass through the
+/// scheduler), and the shorter a turn, the sooner the next request is seen.
+pub const YIELD_EVERY: u32 = 8;
+
 /// The spin window of one loop: open for `length` after the last [`Window::touch`].
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     length: Duration,
     last_event: Option<Instant>,
+    /// Turns spun since the last yield.
+    turns: u32,
 }
 
 impl Window {
@@ -19,6 +27,7 @@ impl Window {
         Window {
             length,
             last_event: None,
+            turns: 0,
         }
     }
 
@@ -32,6 +41,18 @@ impl Window {
     pub fn touch(&mut self, now: Instant) {
         if self.enabled() {
             self.last_event = Some(now);
+        }
+    }
+
+    /// A spin turn is about to poll: whether it should first give the CPU to
+    /// another runnable thread (one turn in [`YIELD_EVERY`]).
+    pub fn turn_yields(&mut self) -> bool {
+        self.turns += 1;
+        if self.turns >= YIELD_EVERY {
+            self.turns = 0;
+            true
+        } else {
+            false
         }
     }
 
@@ -61,6 +82,8 @@ mod tests {
         w.touch(t0 + us(40));
         assert!(w.is_open(t0 + us(80)), "a later event extends it");
         assert!(!w.is_open(t0 + us(90)));
+        let yields = (0..3 * YIELD_EVERY).filter(|_| w.turn_yields()).count();
+        assert_eq!(yields, 3, "one turn in YIELD_EVERY yields");
         let mut off = Window::new(Duration::ZERO);
         off.touch(t0);
         assert!(

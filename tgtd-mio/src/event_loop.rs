@@ -276,8 +276,11 @@ impl Loop {
                 .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             let timeout = if self.spin.is_open(Instant::now()) {
-                // Another runnable thread on this CPU (a store worker) goes first.
-                std::thread::yield_now();
+                // Now and then another runnable thread on this CPU (a store worker)
+                // goes first.
+                if self.spin.turn_yields() {
+                    std::thread::yield_now();
+                }
                 Some(Duration::ZERO)
             } else {
                 timeout

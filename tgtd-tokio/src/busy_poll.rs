@@ -41,9 +41,14 @@ pub(crate) async fn run(window: Duration) {
     }
     WINDOW.with(|c| c.set(Window::new(window)));
     loop {
-        if WINDOW.with(Cell::get).is_open(Instant::now()) {
-            // Another runnable thread on this CPU (a store worker) goes first.
-            std::thread::yield_now();
+        let mut w = WINDOW.with(Cell::get);
+        if w.is_open(Instant::now()) {
+            // Now and then another runnable thread on this CPU (a store worker)
+            // goes first.
+            if w.turn_yields() {
+                std::thread::yield_now();
+            }
+            WINDOW.with(|c| c.set(w));
             tokio::task::yield_now().await;
         } else {
             // Idle past the window: sleep until the next event's `touch`.

@@ -144,9 +144,24 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     }
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut tx = TxQueue::new();
+    // One timer for the connection's deadlines, moved only when the deadline moves,
+    // and one kick future, made again only after it fired: a new `Sleep` and
+    // `Notified` per turn each registered (a lock) and removed (another) an entry
+    // in the runtime's timer wheel or the Notify's waiter list, twice per command.
+    let timer = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    let kicked = kick.notified();
+    tokio::pin!(kicked);
     loop {
+        let now = Instant::now();
+        // A deadline passed while the socket kept the loop busy (the select below
+        // polls the timer only when neither finished I/O nor the socket is ready).
+        if conn.poll_timeout().is_some_and(|at| at <= now) {
+            conn.handle_timeout(now);
+        }
         // Drain, in the order the Connection documents.
-        tgtd_common::io::dispatch(&mut conn, &shared.pool, Instant::now(), |_tag| {
+        tgtd_common::io::dispatch(&mut conn, &shared.pool, now, |_tag| {
             let ctx = ctx.clone();
             move |c: IoCompletion| {
                 let _ = ctx.send(c);
@@ -180,17 +195,20 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
         let deadline = conn.poll_timeout();
+        if deadline != armed {
+            if let Some(at) = deadline {
+                timer.as_mut().reset(at.into());
+            }
+            armed = deadline;
+        }
         if rbuf.capacity() - rbuf.len() < READ_RESERVE / 4 {
             rbuf.reserve(READ_RESERVE);
         }
+        let mut rekick = false;
         tokio::select! {
-            r = rd.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => conn.handle_close(),
-                Ok(_) => {
-                    crate::busy_poll::touch();
-                    conn.handle_input(&mut rbuf, Instant::now());
-                }
-            },
+            // A fixed order (no random start): finished I/O first (bounded by what
+            // is in flight, so the socket is never starved), then the socket.
+            biased;
             Some(c) = crx.recv() => {
                 crate::busy_poll::touch();
                 let now = Instant::now();
@@ -200,22 +218,33 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     conn.handle_io_completion(c, now);
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() => conn.handle_timeout(Instant::now()),
+            r = rd.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => conn.handle_close(),
+                Ok(_) => {
+                    crate::busy_poll::touch();
+                    conn.handle_input(&mut rbuf, Instant::now());
+                }
+            },
+            () = &mut timer, if armed.is_some() => {
+                // Elapsed: armed again (maybe at the same instant) next turn.
+                armed = None;
+                conn.handle_timeout(Instant::now());
+            }
             // Shutdown: an Async Message asks for logout; the connection ends when
             // the initiator logs out (or the daemon's grace runs out).
             Ok(()) = draining.changed() => conn.request_logout(Instant::now()),
             // Another connection of the session released requests for this one or
             // asked it to close (MC/S).
-            _ = kick.notified() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
+            () = &mut kicked => {
+                rekick = true;
+                conn.handle_input(&mut BytesMut::new(), Instant::now());
+            }
             // Admin hook: an empty input makes the connection re-check its session.
             Ok(()) = admin.changed() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at.into()).await;
+        if rekick {
+            kicked.set(kick.notified());
+        }
     }
 }
 

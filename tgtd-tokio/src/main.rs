@@ -216,11 +216,13 @@ fn runtimes(
                         }
                         .ok()
                     });
-                    let spin = busy_poll::run(busy_poll);
-                    tokio::pin!(spin);
+                    // The spinner is a task of its own: each of its turns yields to
+                    // the runtime, and only it is polled again, not this future's
+                    // other branches (a lock each in the watch and the ring's
+                    // readiness per turn, which lengthened every turn).
+                    let spin = tokio::spawn(busy_poll::run(busy_poll));
                     while !*stopped.borrow_and_update() {
                         tokio::select! {
-                            () = &mut spin => {}
                             r = stopped.changed() => if r.is_err() { break },
                             Some(mut ready) = ring_ready(ring.as_ref()) => {
                                 tgtd_common::ring::reap();
@@ -228,6 +230,7 @@ fn runtimes(
                             }
                         }
                     }
+                    spin.abort();
                 });
                 rt.shutdown_timeout(std::time::Duration::from_millis(200));
                 tgtd_common::ring::close_thread();
