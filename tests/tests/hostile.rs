@@ -152,6 +152,12 @@ fn command(
     })
 }
 
+/// READ(10) of LBA 0, one block, as task `itt` (`immediate`: with the I bit).
+fn read_first_block(c: &mut Client, itt: u32, immediate: bool) -> Pdu {
+    let cdb = read10(0, 1);
+    command(c, itt, &cdb, 512, false, true, immediate, Bytes::new())
+}
+
 fn data_out(c: &Client, itt: u32, ttt: Ttt, offset: u32, data_sn: u32, len: usize) -> Pdu {
     Pdu::DataOut(DataOut {
         final_bit: true,
@@ -1011,32 +1017,14 @@ fn cmd_window_tracks_capacity(f: Flavour) {
     );
     // Past MaxCmdSN: silently dropped (RFC 7143 §4.2.2.1).
     let dropped_sn = c.cmd_sn();
-    let p = command(
-        &mut c,
-        900,
-        &read10(0, 1),
-        512,
-        false,
-        true,
-        false,
-        Bytes::new(),
-    );
+    let p = read_first_block(&mut c, 900, false);
     c.send(&p).unwrap();
     assert!(
         recv_within(&mut c, 300).is_err(),
         "a command past MaxCmdSN was answered"
     );
     // Immediate, with the task set full.
-    let p = command(
-        &mut c,
-        901,
-        &read10(0, 1),
-        512,
-        false,
-        true,
-        true,
-        Bytes::new(),
-    );
+    let p = read_first_block(&mut c, 901, true);
     c.send(&p).unwrap();
     match recv_within(&mut c, 3000).unwrap() {
         Some(Pdu::ScsiResponse(r)) => assert_eq!(r.status, 0x28, "TASK SET FULL"),
@@ -1312,16 +1300,7 @@ fn half_close_behind_a_command_is_seen(f: Flavour) {
             )
         };
         assert_eq!(r, 0, "TCP_CORK");
-        let read = command(
-            &mut c,
-            1 + round,
-            &read10(0, 1),
-            512,
-            false,
-            true,
-            false,
-            Bytes::new(),
-        );
+        let read = read_first_block(&mut c, 1 + round, false);
         c.send(&read).expect("send");
         c.stream().shutdown(Shutdown::Write).expect("shutdown");
         assert!(
