@@ -3,7 +3,7 @@
 use backends::WorkerPool;
 use bytes::BytesMut;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use target_core::connection::{ConnConfig, Connection, IoCompletion, PeerInfo, Wake};
@@ -107,12 +107,19 @@ fn hand_over(stream: TcpStream, shared: Arc<Shared>) {
 }
 
 /// How a connection task is woken from another thread (`Connection::set_waker`):
-/// `notify_one` keeps a permit, so a wake before the task waits is not lost.
-struct Kick(Arc<Notify>);
+/// `notify_one` keeps a permit, so a wake before the task waits is not lost, and
+/// `pending` lets the task see a wake at the top of a turn without polling the
+/// Notify (its select is biased: a socket that is always readable would otherwise
+/// keep the kick branch from being polled).
+struct Kick {
+    notify: Notify,
+    pending: AtomicBool,
+}
 
 impl Wake for Kick {
     fn wake(&self) {
-        self.0.notify_one();
+        self.pending.store(true, Ordering::Release);
+        self.notify.notify_one();
     }
 }
 
@@ -133,8 +140,11 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         shared.config.clone(),
         Instant::now(),
     );
-    let kick = Arc::new(Notify::new());
-    conn.set_waker(Arc::new(Kick(kick.clone())));
+    let kick = Arc::new(Kick {
+        notify: Notify::new(),
+        pending: AtomicBool::new(false),
+    });
+    conn.set_waker(kick.clone());
     let _live = shared.live.enter();
     let mut admin = shared.admin.subscribe();
     let mut draining = shared.draining.subscribe();
@@ -151,14 +161,26 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let timer = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
-    let kicked = kick.notified();
+    let kicked = kick.notify.notified();
     tokio::pin!(kicked);
     loop {
         let now = Instant::now();
-        // A deadline passed while the socket kept the loop busy (the select below
-        // polls the timer only when neither finished I/O nor the socket is ready).
+        // What the biased select below polls only when neither finished I/O nor
+        // the socket is ready, looked at here every turn (cheap loads), so that a
+        // socket that is always readable does not hold them back: a deadline that
+        // passed, a kick, a shutdown, a management change.
         if conn.poll_timeout().is_some_and(|at| at <= now) {
             conn.handle_timeout(now);
+        }
+        if kick.pending.swap(false, Ordering::AcqRel) {
+            conn.handle_input(&mut BytesMut::new(), now);
+        }
+        if draining.has_changed().unwrap_or(false) && *draining.borrow_and_update() {
+            conn.request_logout(now);
+        }
+        if admin.has_changed().unwrap_or(false) {
+            admin.borrow_and_update();
+            conn.handle_input(&mut BytesMut::new(), now);
         }
         // Drain, in the order the Connection documents.
         tgtd_common::io::dispatch(&mut conn, &shared.pool, now, |_tag| {
@@ -237,13 +259,14 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             // asked it to close (MC/S).
             () = &mut kicked => {
                 rekick = true;
+                kick.pending.store(false, Ordering::Release);
                 conn.handle_input(&mut BytesMut::new(), Instant::now());
             }
             // Admin hook: an empty input makes the connection re-check its session.
             Ok(()) = admin.changed() => conn.handle_input(&mut BytesMut::new(), Instant::now()),
         }
         if rekick {
-            kicked.set(kick.notified());
+            kicked.set(kick.notify.notified());
         }
     }
 }
