@@ -125,6 +125,14 @@ pub fn nexus_at_port(initiator_port: u64, port: u16) -> u64 {
     )
 }
 
+/// An initiator port's id: FNV-1a 64 of its iSCSI name, a NUL and its ISID. The
+/// transport keys every nexus by it (target-core), and PERSISTENT RESERVE OUT with
+/// SPEC_I_PT computes it from a TransportID the same way, so the registration it
+/// makes is found when that port logs in.
+pub fn initiator_port_id(initiator: &str, isid: [u8; 6]) -> u64 {
+    fnv1a(FNV1A_OFFSET, initiator.bytes().chain([0]).chain(isid))
+}
+
 /// FNV-1a 64's starting value, for a hash of nothing yet.
 pub const FNV1A_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 

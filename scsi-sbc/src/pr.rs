@@ -258,30 +258,41 @@ impl Reservations {
         typ: u8,
         param: &[u8],
     ) -> Result<Uas, PrError> {
-        // REGISTER AND MOVE has its own layout; everything else is 24 bytes.
-        if sa != 7 && param.len() != 24 {
-            return Err(PrError::Check(Sense::illegal_request(
-                asc::PARAMETER_LIST_LENGTH_ERROR,
-            )));
-        }
+        let length_error =
+            || PrError::Check(Sense::illegal_request(asc::PARAMETER_LIST_LENGTH_ERROR));
         if param.len() < 24 {
-            return Err(PrError::Check(Sense::illegal_request(
-                asc::PARAMETER_LIST_LENGTH_ERROR,
-            )));
+            return Err(length_error());
+        }
+        let flags = param[20];
+        // REGISTER AND MOVE has its own layout, a REGISTER with SPEC_I_PT carries
+        // TransportIDs after the 24 bytes; everything else is 24 bytes.
+        let spec_i_pt = matches!(sa, 0 | 6) && flags & 0x08 != 0;
+        if sa != 7 && !spec_i_pt && param.len() != 24 {
+            return Err(length_error());
         }
         let key = u64::from_be_bytes(param[0..8].try_into().unwrap_or([0; 8]));
         let sa_key = u64::from_be_bytes(param[8..16].try_into().unwrap_or([0; 8]));
-        let flags = param[20];
         let id = nexus.id;
         let mut uas = Uas::new();
         let reg_key = self.reg(id).map(|r| r.key);
         match sa {
             // REGISTER, REGISTER AND IGNORE EXISTING KEY.
             0 | 6 => {
-                if flags & 0x08 != 0 {
-                    // SPEC_I_PT: not supported (SIP_C = 0).
-                    return Err(bad_param());
-                }
+                // SPEC_I_PT: only a REGISTER of an I_T nexus not registered yet may
+                // name other initiator ports (SPC-4 6.15.3).
+                let specified = if spec_i_pt {
+                    if sa != 0 || reg_key.is_some() {
+                        return Err(bad_param());
+                    }
+                    let tpdl = param.get(24..28).ok_or_else(length_error)?;
+                    let tpdl = u32::from_be_bytes(tpdl.try_into().unwrap_or([0; 4])) as usize;
+                    if param.len() != 28 + tpdl {
+                        return Err(length_error());
+                    }
+                    transport_id_ports(&param[28..]).ok_or_else(bad_param)?
+                } else {
+                    Vec::new()
+                };
                 if flags & 0x01 != 0 && !self.ptpl_capable {
                     // SPC-4 6.15.3: APTPL=1 without persist through power loss support.
                     return Err(bad_param());
@@ -293,14 +304,38 @@ impl Reservations {
                         // ALL_TG_PT (an unregistered nexus only; ignored when
                         // changing a key): every port's nexus of this initiator
                         // port that is not registered yet, this one first.
-                        let mut nexuses = vec![(id, 0u16)];
-                        if flags & 0x04 != 0 {
+                        let all_tg_pt = flags & 0x04 != 0;
+                        let local = all_ports
+                            .iter()
+                            .copied()
+                            .find(|&p| crate::lu::nexus_at_port(nexus.initiator_port, p) == id);
+                        let mut nexuses = vec![(id, local.unwrap_or(0), nexus.initiator)];
+                        if all_tg_pt {
                             for &p in all_ports {
                                 let n = crate::lu::nexus_at_port(nexus.initiator_port, p);
-                                if n == id {
-                                    nexuses[0].1 = p;
-                                } else if self.reg(n).is_none() {
-                                    nexuses.push((n, p));
+                                if n != id && self.reg(n).is_none() {
+                                    nexuses.push((n, p, nexus.initiator));
+                                }
+                            }
+                        }
+                        // SPEC_I_PT: each named initiator port through this target
+                        // port (or, with ALL_TG_PT, every port). One already
+                        // registered fails the whole command, which changes nothing.
+                        for (name, iport) in &specified {
+                            let through: Vec<Option<u16>> = match (all_tg_pt, local) {
+                                (true, _) if !all_ports.is_empty() => {
+                                    all_ports.iter().map(|&p| Some(p)).collect()
+                                }
+                                (_, Some(p)) => vec![Some(p)],
+                                _ => vec![None],
+                            };
+                            for p in through {
+                                let n = p.map_or(*iport, |p| crate::lu::nexus_at_port(*iport, p));
+                                if self.reg(n).is_some() {
+                                    return Err(bad_param());
+                                }
+                                if !nexuses.iter().any(|(m, _, _)| *m == n) {
+                                    nexuses.push((n, p.unwrap_or(0), name.as_str()));
                                 }
                             }
                         }
@@ -309,10 +344,10 @@ impl Reservations {
                                 asc::INSUFFICIENT_REGISTRATION_RESOURCES,
                             )));
                         }
-                        for (n, port) in nexuses {
+                        for (n, port, initiator) in nexuses {
                             self.registrations.push(Registration {
                                 nexus: n,
-                                initiator: nexus.initiator.to_string(),
+                                initiator: initiator.to_string(),
                                 key: sa_key,
                                 port,
                             });
@@ -525,16 +560,16 @@ impl Reservations {
                 }
                 None => d.extend_from_slice(&0u32.to_be_bytes()),
             },
-            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, ATP_C=1, PTPL_C when the
-            // store keeps saved state, TMV=1, ALLOW COMMANDS 001b, PTPL_A, every type
-            // in the mask.
+            // REPORT CAPABILITIES (SPC-4 table 174): CRH=1, SIP_C=1, ATP_C=1,
+            // PTPL_C when the store keeps saved state, TMV=1, ALLOW COMMANDS 001b,
+            // PTPL_A, every type in the mask.
             2 => {
                 let ptpl_c = u8::from(self.ptpl_capable);
                 let ptpl_a = u8::from(self.aptpl);
                 return Ok(vec![
                     0,
                     8,
-                    0x10 | 0x04 | ptpl_c,
+                    0x10 | 0x08 | 0x04 | ptpl_c,
                     0x80 | 0x10 | ptpl_a,
                     0xea,
                     0x01,
@@ -594,6 +629,38 @@ fn transport_id_name(tid: &[u8]) -> Option<String> {
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     let s = std::str::from_utf8(&name[..end]).ok()?;
     Some(s.split(",i,").next().unwrap_or(s).to_string())
+}
+
+/// The initiator ports a SPEC_I_PT list names, as (iSCSI name, initiator port id),
+/// in order; `None` if one is not an iSCSI TransportID of format 01b (name and ISID:
+/// format 00b names an initiator device, not a port, so it cannot say which I_T
+/// nexus to register), or the list does not parse.
+fn transport_id_ports(mut list: &[u8]) -> Option<Vec<(String, u64)>> {
+    let mut ports = Vec::new();
+    while !list.is_empty() {
+        let head = list.get(..4)?;
+        let len = 4 + usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let tid = list.get(..len)?;
+        if tid[0] != 0x45 {
+            return None;
+        }
+        let text = &tid[4..];
+        let end = text.iter().position(|&b| b == 0)?;
+        let text = std::str::from_utf8(&text[..end]).ok()?;
+        let (name, isid) = text
+            .split_once(",i,0x")
+            .or_else(|| text.split_once(",i,0X"))?;
+        if name.is_empty() || isid.len() != 12 {
+            return None;
+        }
+        let mut id = [0u8; 6];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(isid.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        ports.push((name.to_string(), crate::lu::initiator_port_id(name, id)));
+        list = &list[len..];
+    }
+    Some(ports)
 }
 
 #[cfg(test)]

@@ -202,8 +202,9 @@ mod tests {
         assert_eq!(back.registrations, r.registrations);
         assert_eq!(back.holder, r.holder);
         assert_eq!((back.generation, back.aptpl), (1, true));
-        // CRH, ATP_C, PTPL_C and PTPL_A in REPORT CAPABILITIES (SPC-4 table 174).
-        assert_eq!(back.read_in(2, 1).unwrap()[2..4], [0x15, 0x91]);
+        // CRH, SIP_C, ATP_C, PTPL_C and PTPL_A in REPORT CAPABILITIES (SPC-4
+        // table 174).
+        assert_eq!(back.read_in(2, 1).unwrap()[2..4], [0x1d, 0x91]);
     }
 
     #[test]

@@ -296,19 +296,205 @@ fn all_tg_pt_registers_every_port() {
         .unwrap();
     let mut got: Vec<(u16, u64)> = r2.registrations.iter().map(|g| (g.port, g.key)).collect();
     got.sort();
-    assert_eq!(got, [(0, 0x11), (2, 0x22), (3, 0x22)]);
+    assert_eq!(got, [(1, 0x11), (2, 0x22), (3, 0x22)]);
     // A target with one port (no ALUA): ALL_TG_PT registers just this nexus.
     let mut r3 = Reservations::default();
     r3.handle_out(&nexus(A), 0, 0, 0, &with(0, 0xa, 0x04))
         .unwrap();
     assert_eq!(r3.registrations.len(), 1);
-    // SPEC_I_PT is not supported (SIP_C 0).
+    // REPORT CAPABILITIES: ATP_C and SIP_C set.
+    assert_eq!(r3.read_in(2, 1).unwrap()[2] & 0x0c, 0x0c);
+}
+
+/// An iSCSI TransportID of format 01b: `name,i,0x` and the ISID in hex, NUL
+/// terminated, padded to a multiple of 4.
+fn port_tid(name: &str, isid: [u8; 6]) -> Vec<u8> {
+    let hex: String = isid.iter().map(|b| format!("{b:02x}")).collect();
+    let mut text = format!("{name},i,0x{hex}").into_bytes();
+    text.push(0);
+    text.resize(text.len().div_ceil(4) * 4, 0);
+    let mut t = vec![0x45, 0];
+    t.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    t.extend_from_slice(&text);
+    t
+}
+
+/// A REGISTER parameter list with SPEC_I_PT (and `flags`) naming `tids`.
+fn spec_i_pt(sa_key: u64, flags: u8, tids: &[Vec<u8>]) -> Vec<u8> {
+    let mut p = param(0, sa_key);
+    p[20] = 0x08 | flags;
+    let list: Vec<u8> = tids.concat();
+    p.extend_from_slice(&(list.len() as u32).to_be_bytes());
+    p.extend_from_slice(&list);
+    p
+}
+
+fn bad_param_sense() -> Result<Uas, PrError> {
+    Err(PrError::Check(Sense::illegal_request(
+        asc::INVALID_FIELD_IN_PARAMETER_LIST,
+    )))
+}
+
+#[test]
+fn spec_i_pt_registers_the_named_initiator_ports() {
+    use crate::lu::initiator_port_id;
+    let isid = [0x40, 0, 0x01, 0x37, 0, 0x02];
+    let other = initiator_port_id("iqn.b", isid);
+    let mut r = Reservations::default();
+    r.handle_out(
+        &nexus(A),
+        0,
+        0,
+        0,
+        &spec_i_pt(0x77, 0, &[port_tid("iqn.b", isid)]),
+    )
+    .unwrap();
+    let regs: Vec<(u64, &str, u64)> = r
+        .registrations
+        .iter()
+        .map(|g| (g.nexus, g.initiator.as_str(), g.key))
+        .collect();
+    assert_eq!(regs, [(A, "iqn.a", 0x77), (other, "iqn.b", 0x77)]);
+    assert_eq!(r.generation, 1);
+    // The named port, once it logs in, is a registrant: it may reserve with the key.
+    let b = Nexus {
+        id: other,
+        initiator_port: other,
+        initiator: "iqn.b",
+    };
+    r.handle_out(&b, 1, 0, WRITE_EXCLUSIVE, &param(0x77, 0))
+        .unwrap();
+    assert!(r.is_holder(other));
+    // The TransportID in READ FULL STATUS names the initiator.
+    let full = r.read_in(3, 1).unwrap();
+    assert!(full.windows(5).any(|w| w == b"iqn.b"));
+}
+
+#[test]
+fn spec_i_pt_with_all_tg_pt_registers_every_port_of_each() {
+    use crate::lu::{initiator_port_id, nexus_at_port};
+    const IPORT: u64 = 0x5eed;
+    let me = Nexus {
+        id: nexus_at_port(IPORT, 2),
+        initiator_port: IPORT,
+        initiator: "iqn.a",
+    };
+    let isid = [0, 0, 0, 0, 0, 9];
+    let other = initiator_port_id("iqn.c", isid);
+    let ports = [1u16, 2];
+    // Without ALL_TG_PT: the named port through this port (2) only.
+    let mut r = Reservations::default();
+    r.handle_out_at(
+        &me,
+        &ports,
+        0,
+        0,
+        0,
+        &spec_i_pt(5, 0, &[port_tid("iqn.c", isid)]),
+    )
+    .unwrap();
+    let mut got: Vec<(u64, u16)> = r.registrations.iter().map(|g| (g.nexus, g.port)).collect();
+    got.sort();
+    let mut want = vec![(me.id, 2), (nexus_at_port(other, 2), 2)];
+    want.sort();
+    assert_eq!(got, want);
+    // With ALL_TG_PT: both ports of this initiator port and of the named one.
+    let mut r = Reservations::default();
+    r.handle_out_at(
+        &me,
+        &ports,
+        0,
+        0,
+        0,
+        &spec_i_pt(5, 0x04, &[port_tid("iqn.c", isid)]),
+    )
+    .unwrap();
+    let mut got: Vec<(u64, u16)> = r.registrations.iter().map(|g| (g.nexus, g.port)).collect();
+    got.sort();
+    let mut want: Vec<(u64, u16)> = ports
+        .iter()
+        .flat_map(|&p| [(nexus_at_port(IPORT, p), p), (nexus_at_port(other, p), p)])
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn spec_i_pt_refusals_change_nothing() {
+    use crate::lu::initiator_port_id;
+    let isid = [1, 2, 3, 4, 5, 6];
+    let tid = port_tid("iqn.b", isid);
+    let mut r = Reservations::default();
+    // Format 00b (a device, not a port), another protocol, a malformed ISID.
+    let mut device = tid.clone();
+    device[0] = 0x05;
+    let mut fc = tid.clone();
+    fc[0] = 0x40;
+    // An ISID of 4 hex digits instead of 12.
+    let text = b"iqn.b,i,0x1234\0\0";
+    let mut short_isid = vec![0x45, 0];
+    short_isid.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    short_isid.extend_from_slice(text);
+    for bad in [device, fc, short_isid] {
+        assert_eq!(
+            r.handle_out(
+                &nexus(A),
+                0,
+                0,
+                0,
+                &spec_i_pt(9, 0, std::slice::from_ref(&bad))
+            ),
+            bad_param_sense(),
+            "{bad:?}"
+        );
+    }
+    // The TransportID length disagrees with the list: PARAMETER LIST LENGTH ERROR.
+    let mut p = spec_i_pt(9, 0, std::slice::from_ref(&tid));
+    p.push(0);
     assert_eq!(
-        r3.handle_out(&nexus(B), 0, 0, 0, &with(0, 0xb, 0x08)),
+        r.handle_out(&nexus(A), 0, 0, 0, &p),
         Err(PrError::Check(Sense::illegal_request(
-            asc::INVALID_FIELD_IN_PARAMETER_LIST
+            asc::PARAMETER_LIST_LENGTH_ERROR
         )))
     );
-    // REPORT CAPABILITIES: ATP_C set, SIP_C clear.
-    assert_eq!(r3.read_in(2, 1).unwrap()[2] & 0x0c, 0x04);
+    // Not with REGISTER AND IGNORE EXISTING KEY, nor from a registered nexus.
+    assert_eq!(
+        r.handle_out(
+            &nexus(A),
+            6,
+            0,
+            0,
+            &spec_i_pt(9, 0, std::slice::from_ref(&tid))
+        ),
+        bad_param_sense()
+    );
+    assert!(
+        r.registrations.is_empty(),
+        "nothing registered by a refusal"
+    );
+    r.handle_out(&nexus(C), 0, 0, 0, &param(0, 3)).unwrap();
+    assert_eq!(
+        r.handle_out(
+            &nexus(C),
+            0,
+            0,
+            0,
+            &spec_i_pt(3, 0, std::slice::from_ref(&tid))
+        ),
+        bad_param_sense()
+    );
+    // A named port already registered fails the whole command.
+    let b = initiator_port_id("iqn.b", isid);
+    let nb = Nexus {
+        id: b,
+        initiator_port: b,
+        initiator: "iqn.b",
+    };
+    r.handle_out(&nb, 0, 0, 0, &param(0, 4)).unwrap();
+    assert_eq!(
+        r.handle_out(&nexus(A), 0, 0, 0, &spec_i_pt(9, 0, &[tid])),
+        bad_param_sense()
+    );
+    assert_eq!(r.registrations.len(), 2, "A was not registered either");
+    assert!(r.reg(A).is_none());
 }

@@ -208,7 +208,7 @@ fn aptpl_survives_every_gateway(f: Flavour) {
     assert_eq!(keys(&mut other), vec![0xa1]);
     assert_eq!(reservation(&mut other), Some((0xa1, EXCLUSIVE_ACCESS)));
     // REPORT CAPABILITIES: CRH, ATP_C, PTPL_C and PTPL_A.
-    assert_eq!(pr_in(&mut other, 2)[2..4], [0x15, 0x91]);
+    assert_eq!(pr_in(&mut other, 2)[2..4], [0x1d, 0x91]);
     assert_eq!(read(&mut other).status, CONFLICT, "exclusive access holds");
     // The same initiator port through A is the holder again.
     let mut holder = nexus(&a, 1);

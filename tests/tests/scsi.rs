@@ -5,7 +5,7 @@
 //! LUN changes, offline LUNs) and persistent reservations kept across a restart.
 #![allow(clippy::disallowed_methods)]
 
-use integration_tests::client::{Client, ScsiResult};
+use integration_tests::client::{Client, ScsiResult, INITIATOR};
 use integration_tests::conformance::Conformance;
 use integration_tests::{both_flavours, conformance_with, Daemon, Flavour, TempDir};
 use std::path::Path;
@@ -453,6 +453,80 @@ fn aptpl_survives_restart(f: Flavour) {
     assert_eq!(prout(&mut c, 0, 0, 0xabc, 0, false).status, 0, "unregister");
 }
 
+/// REGISTER with SPEC_I_PT through one session names another initiator port (the
+/// same initiator with another ISID, as a TransportID of format 01b): that port,
+/// once it logs in, is registered without registering itself (the daemon keys its
+/// nexus exactly as the TransportID says) and may reserve with the key; READ FULL
+/// STATUS lists both. A TransportID of format 00b (no ISID) is refused and changes
+/// nothing.
+fn spec_i_pt_registers_another_initiator_port(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, 1 << 20);
+    let mut a = login(&d, IQN);
+    let _ = tur(&mut a, 1);
+    // REPORT CAPABILITIES: SIP_C.
+    assert_eq!(prin(&mut a, 2)[2] & 0x08, 0x08, "SIP_C");
+    let other_isid = [0x80, 0x12, 0x34, 0x56, 0x78, 0x9a];
+    let tid = |format: u8| {
+        let text = match format {
+            1 => format!("{INITIATOR},i,0x80123456789a"),
+            _ => INITIATOR.to_string(),
+        };
+        let mut t = text.into_bytes();
+        t.push(0);
+        t.resize(t.len().div_ceil(4) * 4, 0);
+        let mut id = vec![(format << 6) | 0x05, 0];
+        id.extend_from_slice(&(t.len() as u16).to_be_bytes());
+        id.extend_from_slice(&t);
+        id
+    };
+    let register = |c: &mut Client, tid: Vec<u8>| {
+        let mut p = vec![0u8; 24];
+        p[8..16].copy_from_slice(&0x5151u64.to_be_bytes());
+        p[20] = 0x08;
+        p.extend_from_slice(&(tid.len() as u32).to_be_bytes());
+        p.extend_from_slice(&tid);
+        let len = p.len() as u32;
+        let mut cdb = vec![0x5f, 0, 0, 0, 0];
+        cdb.extend_from_slice(&len.to_be_bytes());
+        cdb.push(0);
+        c.scsi(1, &cdb, &p, 0).expect("PERSISTENT RESERVE OUT")
+    };
+    let r = register(&mut a, tid(0));
+    assert_eq!(
+        check(&r),
+        Some((5, 0x26, 0)),
+        "format 00b: INVALID FIELD IN PARAMETER LIST"
+    );
+    assert_eq!(&prin(&mut a, 0)[4..8], &[0, 0, 0, 0], "nothing registered");
+    let r = register(&mut a, tid(1));
+    assert_eq!(check(&r), None, "{r:?}");
+    let keys = prin(&mut a, 0);
+    assert_eq!(&keys[4..8], &[0, 0, 0, 16], "two registrations");
+    // The named port logs in and reserves with the key, never having registered.
+    let mut b = Client::connect(d.portal).expect("connect");
+    b.isid = iscsi_proto::Isid(other_isid);
+    assert_eq!(b.login(Some(IQN)).expect("login"), (0, 0));
+    let _ = tur(&mut b, 1);
+    assert_eq!(
+        prout(&mut b, 1, 1, 0x5151, 0, false).status,
+        0,
+        "RESERVE by the named port"
+    );
+    let res = prin(&mut a, 1);
+    assert_eq!(&res[8..16], &0x5151u64.to_be_bytes());
+    // A third port of the same initiator is not registered: its RESERVE conflicts.
+    let mut c = Client::connect(d.portal).expect("connect");
+    c.isid = iscsi_proto::Isid([0x80, 0, 0, 0, 0, 0x33]);
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    let _ = tur(&mut c, 1);
+    assert_eq!(
+        prout(&mut c, 1, 1, 0x5151, 0, false).status,
+        0x18,
+        "RESERVATION CONFLICT"
+    );
+}
+
 both_flavours!(
     power_on_unit_attention_per_new_session,
     scsi_conformance,
@@ -464,5 +538,6 @@ both_flavours!(
     online_changes,
     extended_copy_between_luns,
     extended_copy_refused_by_reservation,
-    aptpl_survives_restart
+    aptpl_survives_restart,
+    spec_i_pt_registers_another_initiator_port
 );

@@ -244,10 +244,7 @@ fn lock(lun: &Lun) -> MutexGuard<'_, LuState> {
 /// nexus again). Two different ports colliding is a 2^-64 chance per pair; an
 /// initiator able to pick its name and ISID can impersonate a port anyway.
 pub(crate) fn initiator_port_id(initiator: &str, isid: iscsi_proto::Isid) -> u64 {
-    scsi_sbc::lu::fnv1a(
-        scsi_sbc::lu::FNV1A_OFFSET,
-        initiator.bytes().chain([0]).chain(isid.0),
-    )
+    scsi_sbc::lu::initiator_port_id(initiator, isid.0)
 }
 
 /// The I_T nexus id: the initiator port's ([`initiator_port_id`]) and, when the
