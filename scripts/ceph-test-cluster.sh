@@ -123,6 +123,19 @@ EOF
         echo $! >"$dir/watch.pid"
     fi
     c() { timeout 60 ceph -c "$conf" "$@"; }
+    # A command a young cluster may refuse for a moment (EPERM, EAGAIN while maps
+    # settle): tried up to five times, and on the last failure its error is shown
+    # (under `set -e` a silenced failure ended the script with no word of why).
+    settle() {
+        local err=$dir/settle.err
+        for _ in 1 2 3 4 5; do
+            if c "$@" >/dev/null 2>"$err"; then return 0; fi
+            sleep 1
+        done
+        echo "ceph-test-cluster: 'ceph $*' failed:" >&2
+        cat "$err" >&2
+        exit 1
+    }
     # A monitor that has just forked can answer its first commands with EPERM
     # ("problem getting command descriptions from mon.") until it has formed its
     # one-member quorum: wait until it answers before giving it work.
@@ -150,9 +163,9 @@ EOF
         tail -5 "$dir/osd-mkfs.log" >&2
         exit 1
     }
-    c osd crush add-bucket node0 host >/dev/null 2>&1
-    c osd crush move node0 root=default >/dev/null 2>&1
-    c osd crush add osd.0 1.0 host=node0 >/dev/null 2>&1
+    settle osd crush add-bucket node0 host
+    settle osd crush move node0 root=default
+    settle osd crush add osd.0 1.0 host=node0
     # A fresh monitor sometimes answers the OSD's first registration with EPERM
     # ("wrong fsid") while the map that created osd.0 settles; starting again works.
     started=""
@@ -179,7 +192,7 @@ EOF
         echo "ceph-test-cluster: the OSD did not come up; see $dir/osd.0.log" >&2
         exit 1
     }
-    c osd pool create rbd 8 8 >/dev/null 2>&1
+    settle osd pool create rbd 8 8
     c osd pool set rbd size 1 --yes-i-really-mean-it >/dev/null 2>&1 || true
     timeout 60 rbd -c "$conf" pool init rbd
     echo "CEPH_CONF=$conf"
