@@ -87,7 +87,7 @@ mod error;
 pub mod fault;
 mod file;
 mod logged;
-mod mapped;
+pub mod mapped;
 mod memory;
 mod null;
 mod open;
