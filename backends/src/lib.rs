@@ -87,7 +87,7 @@ mod error;
 pub mod fault;
 mod file;
 mod logged;
-pub mod mapped;
+mod mapped;
 mod memory;
 mod null;
 mod open;

@@ -7,12 +7,6 @@
 //! socket); the mapping is undone when the last slice of it is dropped, after the
 //! write.
 //!
-//! The socket write can do better still: every mapping is listed with the file and
-//! offset it shows ([`lent_file`]), so the connection's write queue sends such a
-//! buffer with `sendfile(2)` (`tgtd_common::txqueue`), which hands the page-cache
-//! pages to TCP by reference: no copy at all in the daemon (the mapping still faults
-//! the pages in on the worker, so the loop's `sendfile` never waits for the disk).
-//!
 //! Only the kernel may read such bytes. A file truncated under a mapping makes an
 //! access to the pages past its new end fail: from a system call with EFAULT (the
 //! connection's write fails and it is closed), from user space with SIGBUS, which
@@ -24,11 +18,8 @@
 
 use bytes::Bytes;
 use rustix::mm::{madvise, mmap, munmap, Advice, MapFlags, ProtFlags};
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 /// The kernel has no `MADV_POPULATE_READ` (before Linux 5.14): no mapped reads, and
 /// no `mmap` and `munmap` spent finding that out again for every read.
@@ -48,34 +39,6 @@ struct Mapping {
     map_len: usize,
     /// Where the read starts in the mapping (the offset's distance from its page).
     skip: usize,
-    /// The file, for [`lent_file`] (a descriptor of our own: the store may close
-    /// its file, e.g. on `logicalunit delete`, while the data is still queued).
-    file: OwnedFd,
-}
-
-/// Every live mapping's address range, with its descriptor and the file offset of
-/// its first byte: `start -> (end, fd, offset)`. Entries are added before a
-/// mapping is handed out and removed before it is unmapped.
-type Registry = BTreeMap<usize, (usize, i32, u64)>;
-
-static LENT: Mutex<Registry> = Mutex::new(BTreeMap::new());
-
-/// The file behind `buf` and the offset of its first byte, when `buf` lies in the
-/// pages a large read lent ([`map_read`]); `None` for any other memory. The
-/// descriptor lives as long as the mapping, which `buf` keeps alive (a slice of the
-/// `Bytes` that owns it), hence the borrow.
-pub fn lent_file(buf: &[u8]) -> Option<(BorrowedFd<'_>, u64)> {
-    let at = buf.as_ptr() as usize;
-    let lent = LENT.lock().unwrap_or_else(PoisonError::into_inner);
-    let (&start, &(end, fd, offset)) = lent.range(..=at).next_back()?;
-    if at.checked_add(buf.len())? > end || buf.is_empty() {
-        return None;
-    }
-    // SAFETY: `fd` is the `OwnedFd` of the mapping that holds `buf`'s bytes; that
-    // mapping (and the descriptor) is dropped only after its registry entry is
-    // removed, and not before `buf`'s owner is gone, which outlives the borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    Some((fd, offset + (at - start) as u64))
 }
 
 // SAFETY: the mapping is read-only and owned by this value alone; the pointer is
@@ -102,10 +65,6 @@ impl AsRef<[u8]> for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        let start = self.base as usize + self.skip;
-        LENT.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&start);
         // SAFETY: `base` and `map_len` are exactly what `mmap` returned and mapped,
         // and no slice of the mapping outlives its owner, this value.
         if let Err(e) = unsafe { munmap(self.base, self.map_len) } {
@@ -141,30 +100,16 @@ pub(crate) fn map_read(file: &File, offset: u64, len: usize, file_len: u64) -> O
         )
     }
     .ok()?;
-    let Ok(fd) = file.as_fd().try_clone_to_owned() else {
-        // SAFETY: `base` and `map_len` are what `mmap` just returned; nothing else
-        // refers to the mapping yet.
-        let _ = unsafe { munmap(base, map_len) };
-        return None;
-    };
     let mapping = Mapping {
         base,
         map_len,
         skip,
-        file: fd,
     };
     // SAFETY: the range is the mapping just made; populating only faults its pages
     // in (reading them from disk if needed) and fails, with no signal, where a page
     // cannot be had (EFAULT past the end of the file, EIO, ENOMEM).
     match unsafe { madvise(base, map_len, Advice::LinuxPopulateRead) } {
-        Ok(()) => {
-            use std::os::fd::AsRawFd;
-            let start = base as usize + skip;
-            LENT.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(start, (start + len, mapping.file.as_raw_fd(), offset));
-            Some(Bytes::from_owner(mapping))
-        }
+        Ok(()) => Some(Bytes::from_owner(mapping)),
         Err(rustix::io::Errno::INVAL) => {
             UNSUPPORTED.store(true, Ordering::Relaxed);
             None
@@ -199,28 +144,6 @@ mod tests {
             drop(b);
             assert_eq!(&tail[..], &data[off + n / 2..off + n]);
         }
-    }
-
-    #[test]
-    fn lent_bytes_name_their_file_and_offset() {
-        let data: Vec<u8> = (0..4 * 4096).map(|i| (i * 13 % 251) as u8).collect();
-        let f = file_with(&data);
-        let b = map_read(f.as_file(), 4097, 8000, data.len() as u64).expect("mapped");
-        let (fd, off) = lent_file(&b).expect("lent");
-        assert_eq!(off, 4097);
-        let mut first = [0u8; 16];
-        rustix::io::pread(fd, &mut first, off).unwrap();
-        assert_eq!(first[..], data[4097..4097 + 16]);
-        // A slice further in: the offset moves with it.
-        assert_eq!(lent_file(&b[100..200]).map(|(_, o)| o), Some(4197));
-        // Not lent: ordinary memory, a range running past the mapping.
-        assert!(lent_file(&data[..]).is_none());
-        assert!(lent_file(&[0u8; 8]).is_none());
-        let ptr = b.as_ptr();
-        drop(b);
-        // Unmapped: the range is gone from the registry.
-        let gone = LENT.lock().unwrap().contains_key(&(ptr as usize));
-        assert!(!gone);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 use target_core::connection::Connection;
 use tgtd_common::limits::StallWatch;
@@ -99,7 +99,7 @@ impl Conn {
     pub(crate) fn flush(&mut self, now: Instant) -> io::Result<bool> {
         self.tx.fill_from(&mut self.conn);
         let before = self.tx.len();
-        let r = self.tx.write_to_socket(self.stream.as_fd());
+        let r = self.tx.write_to(&mut self.stream);
         self.stall
             .update(self.tx.len() < before, self.tx.is_empty(), now);
         r

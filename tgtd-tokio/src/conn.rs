@@ -2,7 +2,7 @@
 
 use backends::WorkerPool;
 use bytes::BytesMut;
-use std::os::fd::AsFd;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -271,37 +271,28 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Write the whole queue (lent file pages with `sendfile`, see
-/// `TxQueue::write_to_socket`); `TimedOut` when the socket stayed unwritable for
-/// `stall`.
+/// Write the whole queue; `TimedOut` when one write made no progress for `stall`.
 async fn write_all(
     wr: &mut OwnedWriteHalf,
     tx: &mut TxQueue,
     stall: Option<std::time::Duration>,
 ) -> std::io::Result<()> {
-    let sock = wr.as_ref();
-    loop {
-        if tx.is_empty() {
-            return Ok(());
-        }
-        let wrote = sock.try_io(tokio::io::Interest::WRITABLE, || {
-            match tx.write_to_socket(sock.as_fd()) {
-                Ok(true) => Ok(()),
-                // The queue is not empty: tokio clears the readiness and we wait.
-                Ok(false) => Err(std::io::ErrorKind::WouldBlock.into()),
-                Err(e) => Err(e),
+    while !tx.is_empty() {
+        let n = {
+            let mut iov = [IoSlice::new(&[]); 64];
+            let k = tx.iovecs(&mut iov);
+            let write = wr.write_vectored(&iov[..k]);
+            match stall {
+                Some(limit) => tokio::time::timeout(limit, write)
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                None => write.await?,
             }
-        });
-        match wrote {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
-        match stall {
-            Some(limit) => tokio::time::timeout(limit, sock.writable())
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
-            None => sock.writable().await?,
-        }
+        tx.advance(n);
     }
+    Ok(())
 }
