@@ -622,13 +622,19 @@ fn transport_id(name: &str) -> Vec<u8> {
 /// The initiator name of an iSCSI TransportID (format 00b or 01b: name up to the
 /// first NUL or ",i,0x").
 fn transport_id_name(tid: &[u8]) -> Option<String> {
+    let s = transport_id_text(tid)?;
+    Some(s.split(",i,").next().unwrap_or(s).to_string())
+}
+
+/// The text of an iSCSI TransportID (protocol 5): the name, with `,i,0xISID` in
+/// format 01b, up to its NUL.
+fn transport_id_text(tid: &[u8]) -> Option<&str> {
     if tid.len() < 4 || tid[0] & 0x0f != 0x05 {
         return None;
     }
-    let name = tid.get(4..)?;
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    let s = std::str::from_utf8(&name[..end]).ok()?;
-    Some(s.split(",i,").next().unwrap_or(s).to_string())
+    let text = tid.get(4..)?;
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    std::str::from_utf8(&text[..end]).ok()
 }
 
 /// The initiator ports a SPEC_I_PT list names, as (iSCSI name, initiator port id),
@@ -641,12 +647,11 @@ fn transport_id_ports(mut list: &[u8]) -> Option<Vec<(String, u64)>> {
         let head = list.get(..4)?;
         let len = 4 + usize::from(u16::from_be_bytes([head[2], head[3]]));
         let tid = list.get(..len)?;
-        if tid[0] != 0x45 {
+        // Format 01b only (bits 7:6 of byte 0).
+        if tid[0] >> 6 != 1 {
             return None;
         }
-        let text = &tid[4..];
-        let end = text.iter().position(|&b| b == 0)?;
-        let text = std::str::from_utf8(&text[..end]).ok()?;
+        let text = transport_id_text(tid)?;
         let (name, isid) = text
             .split_once(",i,0x")
             .or_else(|| text.split_once(",i,0X"))?;

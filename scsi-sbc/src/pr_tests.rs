@@ -382,35 +382,29 @@ fn spec_i_pt_with_all_tg_pt_registers_every_port_of_each() {
     let isid = [0, 0, 0, 0, 0, 9];
     let other = initiator_port_id("iqn.c", isid);
     let ports = [1u16, 2];
+    // Registrations made by a SPEC_I_PT REGISTER with `flags` through `me`, sorted.
+    let register_through = |flags: u8| {
+        let mut r = Reservations::default();
+        r.handle_out_at(
+            &me,
+            &ports,
+            0,
+            0,
+            0,
+            &spec_i_pt(5, flags, &[port_tid("iqn.c", isid)]),
+        )
+        .unwrap();
+        let mut got: Vec<(u64, u16)> = r.registrations.iter().map(|g| (g.nexus, g.port)).collect();
+        got.sort();
+        got
+    };
     // Without ALL_TG_PT: the named port through this port (2) only.
-    let mut r = Reservations::default();
-    r.handle_out_at(
-        &me,
-        &ports,
-        0,
-        0,
-        0,
-        &spec_i_pt(5, 0, &[port_tid("iqn.c", isid)]),
-    )
-    .unwrap();
-    let mut got: Vec<(u64, u16)> = r.registrations.iter().map(|g| (g.nexus, g.port)).collect();
-    got.sort();
+    let got = register_through(0);
     let mut want = vec![(me.id, 2), (nexus_at_port(other, 2), 2)];
     want.sort();
     assert_eq!(got, want);
     // With ALL_TG_PT: both ports of this initiator port and of the named one.
-    let mut r = Reservations::default();
-    r.handle_out_at(
-        &me,
-        &ports,
-        0,
-        0,
-        0,
-        &spec_i_pt(5, 0x04, &[port_tid("iqn.c", isid)]),
-    )
-    .unwrap();
-    let mut got: Vec<(u64, u16)> = r.registrations.iter().map(|g| (g.nexus, g.port)).collect();
-    got.sort();
+    let got = register_through(0x04);
     let mut want: Vec<(u64, u16)> = ports
         .iter()
         .flat_map(|&p| [(nexus_at_port(IPORT, p), p), (nexus_at_port(other, p), p)])

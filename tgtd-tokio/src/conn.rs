@@ -172,7 +172,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         if conn.poll_timeout().is_some_and(|at| at <= now) {
             conn.handle_timeout(now);
         }
-        if kick.pending.swap(false, Ordering::AcqRel) {
+        // A plain load first: the swap (a locked instruction) only after a kick.
+        if kick.pending.load(Ordering::Acquire) && kick.pending.swap(false, Ordering::AcqRel) {
             conn.handle_input(&mut BytesMut::new(), now);
         }
         if draining.has_changed().unwrap_or(false) && *draining.borrow_and_update() {
