@@ -94,10 +94,6 @@ bluestore_cache_autotune = false
 bluestore_cache_size = 134217728
 osd_op_num_shards = 2
 osd_op_num_threads_per_shard = 1
-# As Ceph's iSCSI gateway guide sets it: a crashed gateway's watch on an image
-# header is dropped after 15 s (default 30), so another gateway can break the
-# exclusive lock it held well inside the initiators' command timeouts.
-osd_client_watch_timeout = 15
 EOF
     monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$port]" "$dir/monmap" >/dev/null
     ceph-mon -c "$conf" -i a --mkfs --monmap "$dir/monmap" >"$dir/mon-mkfs.log" 2>&1 || {

@@ -79,6 +79,7 @@ impl ErrorLog {
             IoErrorKind::ReadOnly => "write refused (read-only)",
             IoErrorKind::Other => "internal failure",
             IoErrorKind::TimedOut => "timed out",
+            IoErrorKind::Fenced => "fenced off the medium",
             // A miscompare is an answer, not a failure of the store.
             IoErrorKind::Miscompare { .. } => return None,
         };

@@ -273,6 +273,14 @@ impl BlockStore for ReadOnlyStore {
         self.0.live_gateways(me)
     }
 
+    fn lock_client(&self) -> Option<String> {
+        self.0.lock_client()
+    }
+
+    fn break_lock_of(&self, clients: &[String]) -> Result<Option<String>, String> {
+        self.0.break_lock_of(clients)
+    }
+
     fn size_changed(&self) -> bool {
         self.0.size_changed()
     }

@@ -217,6 +217,12 @@ pub enum IoErrorKind {
     ReadOnly,
     /// Anything else (HARDWARE ERROR).
     Other,
+    /// This gateway was fenced off a medium that other gateways serve too (a Ceph
+    /// client blocklisted when another gateway broke its lock, taking it for dead):
+    /// NOT READY, LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE, so a
+    /// multipath initiator retries on another gateway's path while this one
+    /// reconnects.
+    Fenced,
     /// The store did not answer in time (a network store whose cluster is
     /// unreachable): ABORTED COMMAND, TIMEOUT ON LOGICAL UNIT, which initiators retry.
     TimedOut,

@@ -450,6 +450,7 @@ pub(crate) fn io_error_sense(kind: IoErrorKind) -> Sense {
         ),
         IoErrorKind::ReadOnly => Sense::write_protected(),
         IoErrorKind::Other => Sense::new(SenseKey::HardwareError, asc::INTERNAL_TARGET_FAILURE),
+        IoErrorKind::Fenced => Sense::new(SenseKey::NotReady, asc::NOT_ACCESSIBLE_UNAVAILABLE),
         IoErrorKind::TimedOut => Sense::new(SenseKey::AbortedCommand, asc::TIMEOUT_ON_LOGICAL_UNIT),
         IoErrorKind::Miscompare { offset } => Sense {
             info: Some(offset),

@@ -125,6 +125,7 @@ fn complete_maps_results() {
         (IoErrorKind::ReadOnly, SenseKey::DataProtect, 0x27, 0x00),
         (IoErrorKind::Other, SenseKey::HardwareError, 0x44, 0x00),
         (IoErrorKind::TimedOut, SenseKey::AbortedCommand, 0x3e, 0x02),
+        (IoErrorKind::Fenced, SenseKey::NotReady, 0x04, 0x0c),
     ];
     for (kind, key, asc, ascq) in cases {
         let o = complete(&read, Err(kind));

@@ -21,9 +21,28 @@
 //! group 2 active/optimized
 //! ```
 //!
-//! The first version (`tgtd-gw 1`, port only) is still read, as epoch 0 with no
-//! states, so gateways of the previous build keep counting as alive during an
-//! upgrade.
+//! A gateway whose LUs hold a lock in the medium (a Ceph RBD image with librbd's
+//! exclusive-lock) also names the clients it holds them by, so that when it dies
+//! the survivors can break its locks at once instead of waiting for the cluster to
+//! notice (`BlockStore::break_lock_of`). That is the third version; it names one
+//! client per line, and a reader skips lines whose first word it does not know,
+//! so a later version can add lines without the gateways of this one counting its
+//! answers as silence:
+//!
+//! ```text
+//! tgtd-gw 3
+//! port 2
+//! epoch 1
+//! group 1 unavailable
+//! group 2 active/optimized
+//! client 127.0.0.1:0/3512345
+//! ```
+//!
+//! A report without clients is written as the second version, which the previous
+//! build reads; the first version (`tgtd-gw 1`, port only) is still read, as epoch
+//! 0 with no states, so gateways of older builds keep counting as alive during an
+//! upgrade. (A build that reads only versions 1 and 2 takes a version 3 answer for
+//! silence: upgrade the gateways of an image with exclusive-lock together.)
 
 use crate::alua::AccessState;
 
@@ -36,7 +55,19 @@ pub struct GatewayReport {
     pub epoch: u64,
     /// Every port group's access state, as this gateway serves them, by group id.
     pub states: Vec<(u16, AccessState)>,
+    /// The names this gateway's clients hold locks in the medium by (see the module
+    /// doc); each [`is_client_name`].
+    pub clients: Vec<String>,
 }
+
+/// Whether `name` can travel as a `client` line: 1 to [`MAX_CLIENT_LEN`] printable
+/// ASCII characters without spaces.
+pub fn is_client_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_CLIENT_LEN && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The longest client name a report carries.
+pub const MAX_CLIENT_LEN: usize = 256;
 
 /// The longest answer [`GatewayReport::parse`] reads: far more than any real
 /// configuration needs, and a bound on what a stray payload costs.
@@ -49,14 +80,24 @@ impl GatewayReport {
             port,
             epoch: 0,
             states: Vec::new(),
+            clients: Vec::new(),
         }
     }
 
-    /// The text form.
+    /// The text form: version 2 without clients, else version 3. Client names that
+    /// are not [`is_client_name`] are left out.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!("tgtd-gw 2\nport {}\nepoch {}\n", self.port, self.epoch);
+        let clients: Vec<&String> = self.clients.iter().filter(|c| is_client_name(c)).collect();
+        let version = if clients.is_empty() { 2 } else { 3 };
+        let mut s = format!(
+            "tgtd-gw {version}\nport {}\nepoch {}\n",
+            self.port, self.epoch
+        );
         for (group, state) in &self.states {
             s.push_str(&format!("group {group} {}\n", state.name()));
+        }
+        for client in clients {
+            s.push_str(&format!("client {client}\n"));
         }
         s.into_bytes()
     }
@@ -79,22 +120,37 @@ impl GatewayReport {
             .filter(|p| *p > 0)?;
         match version {
             "tgtd-gw 1" => lines.next().is_none().then(|| Self::port_only(port)),
-            "tgtd-gw 2" => {
+            "tgtd-gw 2" | "tgtd-gw 3" => {
+                let later = version == "tgtd-gw 3";
                 let epoch = lines.next()?.strip_prefix("epoch ")?.parse().ok()?;
                 let mut states: Vec<(u16, AccessState)> = Vec::new();
+                let mut clients = Vec::new();
                 for line in lines {
-                    let (group, state) = line.strip_prefix("group ")?.split_once(' ')?;
-                    let group: u16 = group.parse().ok().filter(|g| *g > 0)?;
-                    let state = AccessState::ALL.into_iter().find(|s| s.name() == state)?;
-                    if states.iter().any(|(g, _)| *g == group) {
-                        return None;
+                    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+                    match word {
+                        "group" => {
+                            let (group, state) = rest.split_once(' ')?;
+                            let group: u16 = group.parse().ok().filter(|g| *g > 0)?;
+                            let state = AccessState::ALL.into_iter().find(|s| s.name() == state)?;
+                            if states.iter().any(|(g, _)| *g == group) {
+                                return None;
+                            }
+                            states.push((group, state));
+                        }
+                        "client" if later && is_client_name(rest) => clients.push(rest.to_owned()),
+                        // A later version's line (not a malformed one of ours).
+                        _ if later
+                            && word != "client"
+                            && !word.is_empty()
+                            && word.bytes().all(|b| b.is_ascii_lowercase()) => {}
+                        _ => return None,
                     }
-                    states.push((group, state));
                 }
                 Some(GatewayReport {
                     port,
                     epoch,
                     states,
+                    clients,
                 })
             }
             _ => None,
@@ -113,6 +169,7 @@ mod tests {
             port: 2,
             epoch: 7,
             states: vec![(1, Unavailable), (2, AO), (3, AN)],
+            clients: Vec::new(),
         };
         assert_eq!(
             String::from_utf8(r.encode()).unwrap(),
@@ -129,9 +186,43 @@ mod tests {
                 port: 9,
                 epoch: u64::MAX,
                 states: vec![(65535, state)],
+                clients: Vec::new(),
             };
             assert_eq!(GatewayReport::parse(&r.encode()), Some(r));
         }
+    }
+
+    #[test]
+    fn clients_travel_in_the_third_version() {
+        let r = GatewayReport {
+            port: 1,
+            epoch: 2,
+            states: vec![(1, AO)],
+            clients: vec!["127.0.0.1:0/3512345".into(), "[v2:10.0.0.1:0/1]".into()],
+        };
+        let text = r.encode();
+        assert_eq!(
+            String::from_utf8(text.clone()).unwrap(),
+            "tgtd-gw 3\nport 1\nepoch 2\ngroup 1 active/optimized\n\
+             client 127.0.0.1:0/3512345\nclient [v2:10.0.0.1:0/1]\n"
+        );
+        assert_eq!(GatewayReport::parse(&text), Some(r));
+        // Names that cannot travel are left out; with none left it is version 2.
+        let odd = GatewayReport {
+            port: 1,
+            epoch: 0,
+            states: Vec::new(),
+            clients: vec![String::new(), "a b".into(), "x".repeat(MAX_CLIENT_LEN + 1)],
+        };
+        assert_eq!(odd.encode(), b"tgtd-gw 2\nport 1\nepoch 0\n");
+        // Lines of a later version are skipped.
+        assert_eq!(
+            GatewayReport::parse(b"tgtd-gw 3\nport 4\nepoch 0\nclient a\nlease 9 x\n"),
+            Some(GatewayReport {
+                clients: vec!["a".into()],
+                ..GatewayReport::port_only(4)
+            })
+        );
     }
 
     #[test]
@@ -150,7 +241,14 @@ mod tests {
             b"tgtd-gw 1\nport 70000\n",
             b"tgtd-gw 1\nport 1",
             b"tgtd-gw 1\nport 1\nepoch 1\n",
-            b"tgtd-gw 3\nport 1\nepoch 1\n",
+            b"tgtd-gw 4\nport 1\nepoch 1\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\nclient a\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\nclient\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\nclient a b\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\nclient \n",
+            b"tgtd-gw 3\nport 1\nepoch 1\n\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\nGroup 1 standby\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\ngroup 1 ao\n",
             b"tgtd-gw 2\nport 1\n",
             b"tgtd-gw 2\nport 1\nepoch -1\n",
             b"tgtd-gw 2\nport 1\nepoch 1\ngroup 0 standby\n",

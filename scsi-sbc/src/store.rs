@@ -168,6 +168,29 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// For a medium whose writer holds a lock in it (a Ceph RBD image with librbd's
+    /// exclusive-lock): the name this gateway's client holds it by, which this
+    /// gateway's report tells the others ([`GatewayReport::clients`]) so that they
+    /// can [`BlockStore::break_lock_of`] it if this gateway dies. `None` (the
+    /// default): there is no such lock.
+    fn lock_client(&self) -> Option<String> {
+        None
+    }
+
+    /// The gateway that reported `clients` is gone (it stopped answering
+    /// [`BlockStore::live_gateways`]): if one of them holds the medium's lock, break
+    /// it, fencing that client off the medium, so that writes through this gateway
+    /// need not wait until the cluster notices the death by itself (for RBD, the
+    /// OSD's watch timeout: 30 s by default, as long as initiators wait for a
+    /// command). Only clients a gateway named as its own are ever broken, never a
+    /// live gateway's. Answers the owner whose lock was broken, `Ok(None)` when none
+    /// of `clients` held it (the default), or what failed. Blocks; never called on
+    /// the data path.
+    fn break_lock_of(&self, clients: &[String]) -> Result<Option<String>, String> {
+        let _ = clients;
+        Ok(None)
+    }
+
     /// A note `tgtadm --op show` adds to the backing store type, e.g. why an `aio`
     /// store runs on the thread pool.
     fn backend_note(&self) -> Option<String> {
@@ -314,6 +337,14 @@ impl<T: StoreLayer> BlockStore for T {
         self.inner().live_gateways(me)
     }
 
+    fn lock_client(&self) -> Option<String> {
+        self.inner().lock_client()
+    }
+
+    fn break_lock_of(&self, clients: &[String]) -> Result<Option<String>, String> {
+        self.inner().break_lock_of(clients)
+    }
+
     fn backend_note(&self) -> Option<String> {
         self.inner().backend_note()
     }
@@ -371,6 +402,12 @@ mod tests {
         }
         fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
             Some(vec![GatewayReport::port_only(1), me.clone()])
+        }
+        fn lock_client(&self) -> Option<String> {
+            Some("me".into())
+        }
+        fn break_lock_of(&self, clients: &[String]) -> Result<Option<String>, String> {
+            Ok(clients.first().cloned())
         }
         fn physical_block_size(&self) -> Option<u32> {
             Some(4096)
@@ -466,6 +503,9 @@ mod tests {
         assert_eq!(l.size_changed(), p.size_changed());
         let me = GatewayReport::port_only(3);
         assert_eq!(l.live_gateways(&me), p.live_gateways(&me));
+        assert_eq!(l.lock_client(), p.lock_client());
+        let gone = ["them".to_owned()];
+        assert_eq!(l.break_lock_of(&gone), p.break_lock_of(&gone));
         assert_eq!(l.configure("k", "v"), p.configure("k", "v"));
         assert_eq!(l.medium(), p.medium());
         let peer: Arc<dyn BlockStore> = Arc::new(Probe::default());

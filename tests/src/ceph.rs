@@ -139,6 +139,24 @@ impl Ceph {
         )
     }
 
+    /// Run the `ceph` tool on this cluster (e.g. `osd blocklist add`).
+    pub fn ceph(&self, args: &[&str]) -> Run {
+        run_with_timeout(
+            Command::new("ceph").arg("-c").arg(&self.conf).args(args),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// The address of the client holding image `path`'s exclusive lock, from `rbd
+    /// lock ls` (`None`: nobody holds it).
+    pub fn lock_owner(&self, path: &str) -> Option<String> {
+        let out = self.rbd_ok(&["lock", "ls", "--format", "json", path]);
+        out.split("\"address\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_owned)
+    }
+
     /// The id of image `path` (`POOL/IMAGE`), from `rbd info`.
     pub fn image_id(&self, path: &str) -> String {
         let info = self.rbd_ok(&["info", "--format", "json", path]);

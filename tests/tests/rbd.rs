@@ -682,7 +682,80 @@ fn sigterm_hands_the_image_back(f: Flavour) {
     );
 }
 
+/// The cluster fences the gateway's client off the image (`ceph osd blocklist add`,
+/// what librbd on another gateway does when it breaks our lock, taking us for dead):
+/// the commands that meet the fence end with NOT READY, LOGICAL UNIT NOT ACCESSIBLE,
+/// TARGET PORT IN UNAVAILABLE STATE (a multipath initiator retries them on another
+/// path), and the store connects again as a new client by itself and serves again,
+/// holding the lock under its new address; nothing acknowledged is lost.
+fn fenced_gateway_connects_again(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let d = Daemon::start(f, &[]);
+    let path = rbd_target(&d, "fenced", 16 * MIB, "");
+    let mut c = Client::connect(d.portal).expect("connect");
+    assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
+    c.clear_unit_attentions().expect("clear");
+    let write = |c: &mut Client, lba: u32, fill: u8| {
+        c.scsi(
+            1,
+            &integration_tests::client::write10(lba, 8),
+            &[fill; 4096],
+            0,
+        )
+        .expect("write")
+    };
+    let w = write(&mut c, 8, 0x11);
+    assert_eq!(w.status, 0, "{w:?}");
+    let old = ceph
+        .lock_owner(&path)
+        .expect("the writing gateway holds the lock");
+    let r = ceph.ceph(&["osd", "blocklist", "add", &old]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Write block 16 again and again: refused while fenced, then served again.
+    let start = Instant::now();
+    let (mut refused, mut last_good) = (0, None);
+    for fill in 1..=255u8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not served again: {:#?}",
+            d.log_lines()
+        );
+        let w = write(&mut c, 16, fill);
+        if w.status == 0 {
+            last_good = Some(fill);
+            if refused > 0 {
+                break;
+            }
+        } else {
+            assert_eq!(w.sense_key_asc(), Some((0x2, 0x04, 0x0c)), "{w:?}");
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused > 0, "the fence was never met");
+    let fill = last_good.expect("a write after the fence");
+    let took = start.elapsed();
+    eprintln!("fenced: {refused} commands refused, served again after {took:?}");
+    for (lba, want) in [(8u32, 0x11u8), (16, fill)] {
+        let r = c.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
+        assert_eq!(r.status, 0, "{r:?}");
+        assert!(r.data.iter().all(|&b| b == want), "block {lba}");
+    }
+    let new = ceph.lock_owner(&path).expect("the lock is held again");
+    assert_ne!(new, old, "held by the new client");
+    assert!(
+        d.log_lines()
+            .iter()
+            .any(|l| l.contains("connected again as client")),
+        "{:#?}",
+        d.log_lines()
+    );
+    let _ = ceph.ceph(&["osd", "blocklist", "rm", &old]);
+}
+
 both_flavours!(
+    fenced_gateway_connects_again,
     conformance_on_rbd,
     sigterm_hands_the_image_back,
     open_errors,

@@ -8,9 +8,22 @@
 //! alua_state` would (so each is serialised with the administrator's requests and
 //! announced with ASYMMETRIC ACCESS STATE CHANGED on every nexus).
 //!
+//! A gateway that counts as gone (the rule's [`MISSES_BEFORE_GONE`]) may still hold
+//! locks in the media (librbd's exclusive lock on an image it wrote), which keeps
+//! writes through the survivors waiting until the cluster drops the dead client
+//! (for Ceph, the OSD's `osd_client_watch_timeout`: 30 s by default). Each report
+//! names the lock clients of its gateway ([`BlockStore::lock_client`] of every LU),
+//! so the survivors break the locks those clients hold on every LU of the target
+//! ([`BlockStore::break_lock_of`], which fences the dead client) as soon as it
+//! counts as gone. A lock held by any client a gateway did not name as its own is
+//! left to the cluster.
+//!
 //! A target none of whose LUs is shared between gateways is left alone.
 //!
 //! [`BlockStore::live_gateways`]: scsi_sbc::BlockStore::live_gateways
+//! [`BlockStore::lock_client`]: scsi_sbc::BlockStore::lock_client
+//! [`BlockStore::break_lock_of`]: scsi_sbc::BlockStore::break_lock_of
+//! [`MISSES_BEFORE_GONE`]: target_core::registry::MISSES_BEFORE_GONE
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -63,9 +76,13 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
         // serve all of its LUs): one question per target and round, so a dead
         // gateway, which makes each question wait its full timeout, costs a round
         // one timeout however many LUs the target has.
-        let me = watch.rule.report(target.tid, &groups);
-        let answer = target
-            .luns()
+        let luns = target.luns();
+        let mut me = watch.rule.report(target.tid, &groups);
+        me.clients = luns
+            .iter()
+            .filter_map(|lun| lun.store.as_ref().and_then(|s| s.lock_client()))
+            .collect();
+        let answer = luns
             .iter()
             .find_map(|lun| lun.store.as_ref().and_then(|s| s.live_gateways(&me)));
         let Some(reports) = answer else {
@@ -114,5 +131,44 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
                 Err(e) => tracing::warn!("tid {}: cannot set port group {value}: {e}", target.tid),
             }
         }
+        for (port, clients) in watch.rule.to_fence(target.tid) {
+            if fence(&target.luns(), target.tid, port, &clients) {
+                watch.rule.fenced(target.tid, port);
+            }
+        }
     }
+}
+
+/// Break, on every LU in `luns`, a lock held by one of `clients` (those of the gone
+/// gateway on relative port `port`). True when nothing failed (then the gateway is
+/// not asked about again); a failure is logged and tried again next round.
+fn fence(
+    luns: &[std::sync::Arc<target_core::registry::Lun>],
+    tid: u32,
+    port: u16,
+    clients: &[String],
+) -> bool {
+    let mut done = true;
+    for lun in luns {
+        let Some(store) = lun.store.as_ref() else {
+            continue;
+        };
+        match store.break_lock_of(clients) {
+            Ok(Some(owner)) => tracing::warn!(
+                "tid {tid} lun {}: broke the lock of the gone gateway on port {port} \
+                 (client {owner}, now fenced off the medium)",
+                lun.lun
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "tid {tid} lun {}: cannot break the lock of the gone gateway on port \
+                     {port}: {e}",
+                    lun.lun
+                );
+                done = false;
+            }
+        }
+    }
+    done
 }

@@ -110,6 +110,12 @@ struct Api {
     ) -> c_int,
     rbd_update_watch: unsafe extern "C" fn(ImageT, *mut u64, UpdateCallback, *mut c_void) -> c_int,
     rbd_update_unwatch: unsafe extern "C" fn(ImageT, u64) -> c_int,
+    rados_getaddrs: unsafe extern "C" fn(RadosT, *mut *mut c_char) -> c_int,
+    rbd_get_features: unsafe extern "C" fn(ImageT, *mut u64) -> c_int,
+    rbd_lock_get_owners:
+        unsafe extern "C" fn(ImageT, *mut c_int, *mut *mut c_char, *mut usize) -> c_int,
+    rbd_lock_get_owners_cleanup: unsafe extern "C" fn(*mut *mut c_char, usize),
+    rbd_lock_break: unsafe extern "C" fn(ImageT, c_int, *const c_char) -> c_int,
     /// Keeps the code the pointers above point into mapped (never dropped: the
     /// static holding `Api` lives until the process exits).
     _libs: [Library; 2],
@@ -211,6 +217,11 @@ fn load() -> Result<Api, LoadError> {
         rbd_aio_compare_and_write: sym!(rbd, RBD, rbd_aio_compare_and_write),
         rbd_update_watch: sym!(rbd, RBD, rbd_update_watch),
         rbd_update_unwatch: sym!(rbd, RBD, rbd_update_unwatch),
+        rados_getaddrs: sym!(rados, RADOS, rados_getaddrs),
+        rbd_get_features: sym!(rbd, RBD, rbd_get_features),
+        rbd_lock_get_owners: sym!(rbd, RBD, rbd_lock_get_owners),
+        rbd_lock_get_owners_cleanup: sym!(rbd, RBD, rbd_lock_get_owners_cleanup),
+        rbd_lock_break: sym!(rbd, RBD, rbd_lock_break),
         _libs: [rados, rbd],
     })
 }
@@ -280,6 +291,29 @@ impl Cluster {
             return Err(("connect to", r));
         }
         Ok(me)
+    }
+
+    /// This client's addresses as the cluster knows it (`rados_getaddrs`), the
+    /// text librbd names a lock owner by, e.g. `127.0.0.1:0/3512345` (or a
+    /// bracketed list of them with `v1:`/`v2:` prefixes).
+    pub(crate) fn addrs(&self) -> Result<String, i32> {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        // SAFETY: a connected handle and a valid out-pointer.
+        let r = unsafe { (self.api.rados_getaddrs)(self.handle, &mut out) };
+        if r < 0 {
+            return Err(r);
+        }
+        if out.is_null() {
+            return Err(-libc::EINVAL);
+        }
+        // SAFETY: librados returned a NUL-terminated string it allocated with
+        // `strdup`; it is read once and freed with `free`, as its header says.
+        let text = unsafe {
+            let text = CStr::from_ptr(out).to_string_lossy().into_owned();
+            libc::free(out.cast());
+            text
+        };
+        Ok(text)
     }
 
     /// An I/O context on `pool`.
@@ -823,6 +857,77 @@ impl Image {
         }
         let id = CStr::from_bytes_until_nul(&buf).map_err(|_| -libc::EINVAL)?;
         Ok(id.to_string_lossy().into_owned())
+    }
+
+    /// The image's feature bits (`RBD_FEATURE_*`).
+    pub(crate) fn features(&self) -> Result<u64, i32> {
+        let mut features = 0u64;
+        // SAFETY: a live image and a valid out-pointer.
+        let r = unsafe { (self.api.rbd_get_features)(self.handle, &mut features) };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(features)
+        }
+    }
+
+    /// Who holds the image's exclusive lock (librbd's managed lock): the owners'
+    /// client addresses, none when it is free (`-ENOENT` from librbd), `-EINVAL`
+    /// for an image without the exclusive-lock feature.
+    pub(crate) fn exclusive_lock_owners(&self) -> Result<Vec<String>, i32> {
+        let mut max = 4usize;
+        loop {
+            let mut owners: Vec<*mut c_char> = vec![std::ptr::null_mut(); max];
+            let mut mode: c_int = 0;
+            let mut count = max;
+            // SAFETY: a live image; `owners` has `count` writable slots and librbd
+            // writes at most that many (else -ERANGE with the count it needs).
+            let r = unsafe {
+                (self.api.rbd_lock_get_owners)(
+                    self.handle,
+                    &mut mode,
+                    owners.as_mut_ptr(),
+                    &mut count,
+                )
+            };
+            if r == -libc::ENOENT {
+                return Ok(Vec::new());
+            }
+            if r == -libc::ERANGE && count > max && count <= 1024 {
+                max = count;
+                continue;
+            }
+            if r < 0 {
+                return Err(r);
+            }
+            let count = count.min(max);
+            let names = owners[..count]
+                .iter()
+                .filter(|p| !p.is_null())
+                // SAFETY: librbd filled the first `count` slots with NUL-terminated
+                // strings, valid until the cleanup below.
+                .map(|p| unsafe { CStr::from_ptr(*p) }.to_string_lossy().into_owned())
+                .collect();
+            // SAFETY: the slots librbd filled, released once.
+            unsafe { (self.api.rbd_lock_get_owners_cleanup)(owners.as_mut_ptr(), count) };
+            return Ok(names);
+        }
+    }
+
+    /// Break the exclusive lock held by `owner` (an address from
+    /// [`Image::exclusive_lock_owners`]). librbd blocklists that client first
+    /// (`rbd_blocklist_on_break_lock`, on by default), so it cannot write after
+    /// losing the lock; `-EBUSY` if the lock is no longer `owner`'s.
+    pub(crate) fn break_exclusive_lock(&self, owner: &str) -> Result<(), i32> {
+        let c_owner = cstr(owner)?;
+        // SAFETY: a live image and a NUL-terminated owner; 0 is
+        // RBD_LOCK_MODE_EXCLUSIVE.
+        let r = unsafe { (self.api.rbd_lock_break)(self.handle, 0, c_owner.as_ptr()) };
+        if r < 0 {
+            Err(r)
+        } else {
+            Ok(())
+        }
     }
 
     /// Call `f` whenever the image header changes (until the image is closed).

@@ -9,11 +9,15 @@
 //!   and complete on librbd's own callback thread through the same completion closure
 //!   a worker would call; the rest (VERIFY, ORWRITE, EXTENDED COPY, GET LBA STATUS)
 //!   runs on a worker, made of the same asynchronous calls waited for.
+//! - [`conn`] holds the image and its cluster handle, and connects again when the
+//!   cluster fenced this gateway off (blocklisted its client after another gateway
+//!   broke its exclusive lock, taking it for dead).
 //! - An operation not answered within the LU's timeout (`--bsopts timeout=S`, 30 s
 //!   by default) completes with [`IoErrorKind::TimedOut`](scsi_sbc::IoErrorKind):
 //!   ABORTED COMMAND, which initiators retry. librbd still owns its buffers until it
 //!   answers; the late answer is dropped.
 
+mod conn;
 mod ffi;
 mod store;
 

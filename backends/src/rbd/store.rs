@@ -9,7 +9,8 @@ use bytes::{Bytes, BytesMut};
 use scsi_sbc::block_op::{encode_extents, first_difference, Extent};
 use scsi_sbc::{BlockOp, BlockStore, IoErrorKind, OpDone};
 
-use super::ffi::{self, Aio, AioOp, Cluster, Image, SharedObject};
+use super::conn::{self, Endpoint, Medic};
+use super::ffi::{self, Aio, AioOp, Cluster, SharedObject};
 use crate::BackendError;
 use scsi_sbc::gateway_report::GatewayReport;
 use scsi_sbc::pr_shared::{apply_out, LuEvent, SharedPr, SharedStep};
@@ -110,7 +111,7 @@ fn parse_image_path(path: &str) -> Result<(&str, &str, Option<&str>), BackendErr
 }
 
 /// `strerror` of a negative errno, for messages.
-fn errno_text(neg: i32) -> String {
+pub(crate) fn errno_text(neg: i32) -> String {
     std::io::Error::from_raw_os_error(-neg).to_string()
 }
 
@@ -223,12 +224,11 @@ impl Watchdog {
 
 /// A Ceph RBD image as an LU's medium (see the [module doc](super)).
 pub struct RbdStore {
-    // Declared first: dropped (closed, waiting for operations in flight) before
-    // the cluster handle it came from is shut down.
-    image: Image,
-    // Also dropped (its watch removed) before the cluster handle.
+    // Declared first: stopped before the connection it may replace is dropped.
+    _medic: Medic,
+    /// The image and its cluster handle (replaced when the cluster fenced us off).
+    conn: conn::Shared,
     pr: Option<PrShare>,
-    _cluster: Cluster,
     label: String,
     readonly: bool,
     size: AtomicU64,
@@ -241,9 +241,19 @@ pub struct RbdStore {
     /// read-modify-writes that librbd cannot do in one call (COMPARE AND WRITE of
     /// more than one sector, ORWRITE), as `compound` does for files.
     rmw: RwLock<()>,
+    /// What operations in flight tell the store.
+    flags: Arc<OpFlags>,
+}
+
+/// What operations in flight tell the store.
+#[derive(Debug, Default)]
+struct OpFlags {
     /// Writes queued on librbd and not yet answered by it: a read-modify-write with
     /// the lock waits for them to drain.
-    writes_in_flight: Arc<AtomicUsize>,
+    writes_in_flight: AtomicUsize,
+    /// An operation failed with `ESHUTDOWN`: the cluster blocklisted our client (see
+    /// [`conn`]); the medic connects again.
+    fenced: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RbdStore {
@@ -403,6 +413,36 @@ fn heal(pr: &SharedReservations, stop: &AtomicBool, label: &str) {
             ),
         }
     }
+}
+
+/// librbd's exclusive-lock feature bit (`RBD_FEATURE_EXCLUSIVE_LOCK`).
+const RBD_FEATURE_EXCLUSIVE_LOCK: u64 = 1 << 2;
+
+/// The addresses in a librados address text: `127.0.0.1:0/35123`,
+/// `v1:127.0.0.1:0/35123` or a bracketed list `[v2:...,v1:...]`, each without
+/// its protocol prefix (librados names a client with the prefixes, librbd a lock
+/// owner without them).
+fn client_addresses(text: &str) -> Vec<&str> {
+    text.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|a| {
+            let a = a.trim();
+            ["v1:", "v2:", "any:", "legacy:"]
+                .iter()
+                .find_map(|p| a.strip_prefix(p))
+                .unwrap_or(a)
+        })
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// Whether two librados address texts name the same client (an address in
+/// common: IP, port and the client instance's nonce).
+pub(crate) fn same_client(a: &str, b: &str) -> bool {
+    let theirs = client_addresses(b);
+    client_addresses(a).iter().any(|x| theirs.contains(x))
 }
 
 /// A mark unique among the gateways of an image (process id, start time and the
@@ -628,65 +668,33 @@ impl RbdStore {
             // whole objects.
             ("rbd_skip_partial_discard", "false"),
         ];
-        let cluster = Cluster::connect(&opts.cluster, &opts.name, &opts.conf, &settings).map_err(
-            |(step, e)| BackendError::RbdCluster {
-                cluster: opts.cluster.clone(),
-                name: opts.name.clone(),
-                conf: opts.conf.clone(),
-                step,
-                why: errno_text(e),
-            },
-        )?;
-        let io = cluster.ioctx(pool).map_err(|e| {
-            if e == -libc::ENOENT {
-                BackendError::RbdMissing {
-                    what: format!("pool '{pool}'"),
-                }
-            } else {
-                BackendError::RbdImage {
-                    path: path.to_owned(),
-                    why: errno_text(e),
-                }
-            }
-        })?;
-        let mut image = io.open(image_name, snap, readonly).map_err(|e| {
-            if e == -libc::ENOENT {
-                BackendError::RbdMissing {
-                    what: match snap {
-                        Some(s) => format!("image '{pool}/{image_name}' or its snapshot '{s}'"),
-                        None => format!("image '{pool}/{image_name}'"),
-                    },
-                }
-            } else {
-                BackendError::RbdImage {
-                    path: path.to_owned(),
-                    why: errno_text(e),
-                }
-            }
-        })?;
-        drop(io);
+        let changed = Arc::new(AtomicBool::new(false));
+        let endpoint = Endpoint {
+            opts: opts.clone(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            pool: pool.to_owned(),
+            image: image_name.to_owned(),
+            snap: snap.map(str::to_owned),
+            readonly,
+            path: path.to_owned(),
+            changed: changed.clone(),
+        };
+        let connection = endpoint.connect()?;
         let size_err = |e: i32| BackendError::RbdImage {
             path: path.to_owned(),
             why: format!("cannot read its size: {}", errno_text(e)),
         };
-        let size = image.size().map_err(size_err)?;
+        let size = connection.image.size().map_err(size_err)?;
         if size == 0 {
             return Err(BackendError::Empty {
                 path: path.to_owned(),
             });
         }
-        let id = image.id().unwrap_or_default();
-        let changed = Arc::new(AtomicBool::new(false));
-        let flag = changed.clone();
+        let id = connection.image.id().unwrap_or_default();
         let label = path.to_owned();
-        let log_label = label.clone();
-        if let Err(e) = image.watch_updates(Box::new(move || {
-            flag.store(true, Ordering::Release);
-            tracing::info!("rbd {log_label}: image header changed (resize?)");
-        })) {
-            // Not fatal: `logicalunit update` still reads the size again.
-            tracing::warn!("rbd {label}: no update watch: {}", errno_text(e));
-        }
         let watchdog = Watchdog::start(&label)?;
         // A snapshot is a medium of its own, read-only: its reservations stay local.
         // The reservation object's own handle: librados' `rados_osd_op_timeout` bounds
@@ -710,10 +718,13 @@ impl RbdStore {
             },
             _ => None,
         };
+        let conn = Arc::new(RwLock::new(connection));
+        let flags = Arc::new(OpFlags::default());
+        let medic = Medic::start(conn.clone(), flags.fenced.clone(), endpoint)?;
         Ok(RbdStore {
-            image,
+            _medic: medic,
+            conn,
             pr,
-            _cluster: cluster,
             label,
             readonly: readonly || snap.is_some(),
             size: AtomicU64::new(size),
@@ -722,7 +733,7 @@ impl RbdStore {
             watchdog,
             changed,
             rmw: RwLock::new(()),
-            writes_in_flight: Arc::new(AtomicUsize::new(0)),
+            flags,
         })
     }
 
@@ -743,23 +754,27 @@ impl RbdStore {
         let s = slot.clone();
         // Counted until librbd answers (not until a timeout does: the write may
         // still land).
-        let counted = (!matches!(op, AioOp::Read { .. } | AioOp::Flush))
-            .then(|| self.writes_in_flight.clone());
-        if let Some(n) = &counted {
-            n.fetch_add(1, Ordering::AcqRel);
+        let counted = !matches!(op, AioOp::Read { .. } | AioOp::Flush);
+        let flags = self.flags.clone();
+        if counted {
+            flags.writes_in_flight.fetch_add(1, Ordering::AcqRel);
         }
         let aio = Box::new(Aio {
             op,
             done: Box::new(move |op, ret| {
-                if let Some(n) = counted {
-                    n.fetch_sub(1, Ordering::AcqRel);
+                if counted {
+                    flags.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
+                if ret == -(libc::ESHUTDOWN as isize) {
+                    flags.fenced.store(true, Ordering::Release);
                 }
                 if let Some(result) = finish(op, ret) {
                     s.finish(result);
                 }
             }),
         });
-        if let Err((aio, e)) = self.image.submit(aio) {
+        let conn = conn::current(&self.conn);
+        if let Err((aio, e)) = conn.image.submit(aio) {
             let Aio { op, done } = *aio;
             done(op, e as isize);
         }
@@ -938,7 +953,7 @@ impl RbdStore {
     fn exclusive(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>, IoErrorKind> {
         let guard = self.rmw.write().unwrap_or_else(PoisonError::into_inner);
         let until = Instant::now() + self.timeout;
-        while self.writes_in_flight.load(Ordering::Acquire) > 0 {
+        while self.flags.writes_in_flight.load(Ordering::Acquire) > 0 {
             if Instant::now() > until {
                 return Err(IoErrorKind::TimedOut);
             }
@@ -988,8 +1003,9 @@ fn map_errno(ret: isize, write: bool) -> IoErrorKind {
         libc::ENOSPC | libc::EDQUOT => IoErrorKind::NoSpace,
         libc::EROFS => IoErrorKind::ReadOnly,
         libc::ETIMEDOUT => IoErrorKind::TimedOut,
-        // Blocklisted (Ceph's EBLOCKLISTED is ESHUTDOWN): not a medium error.
-        libc::ESHUTDOWN => IoErrorKind::Other,
+        // Blocklisted (Ceph's EBLOCKLISTED is ESHUTDOWN): fenced off the image,
+        // not a medium error; the medic connects again (see `conn`).
+        libc::ESHUTDOWN => IoErrorKind::Fenced,
         _ if write => IoErrorKind::WriteError,
         _ => IoErrorKind::ReadError,
     }
@@ -1091,6 +1107,61 @@ impl BlockStore for RbdStore {
         self.pr.as_ref().map(|p| &*p.pr.shared)
     }
 
+    /// The image's librbd client address, when the image has exclusive-lock and
+    /// this gateway may write it (asked each time: the feature can be turned on and
+    /// off while the image is open).
+    fn lock_client(&self) -> Option<String> {
+        if self.readonly {
+            return None;
+        }
+        let conn = conn::current(&self.conn);
+        let features = conn.image.features().ok()?;
+        if features & RBD_FEATURE_EXCLUSIVE_LOCK == 0 {
+            return None;
+        }
+        match conn.cluster.addrs() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(
+                    "rbd {}: cannot read our client address: {}",
+                    self.label,
+                    errno_text(e)
+                );
+                None
+            }
+        }
+    }
+
+    /// Break the image's exclusive lock if one of `clients` (a gone gateway's
+    /// [`BlockStore::lock_client`] names) holds it; librbd blocklists that client.
+    fn break_lock_of(&self, clients: &[String]) -> Result<Option<String>, String> {
+        if self.readonly || clients.is_empty() {
+            return Ok(None);
+        }
+        let conn = conn::current(&self.conn);
+        let owners = match conn.image.exclusive_lock_owners() {
+            Ok(o) => o,
+            // No exclusive-lock feature (any more): nothing to break.
+            Err(e) if e == -libc::EINVAL => return Ok(None),
+            Err(e) => return Err(format!("cannot read the lock owner: {}", errno_text(e))),
+        };
+        let Some(owner) = owners
+            .into_iter()
+            .find(|o| clients.iter().any(|c| same_client(c, o)))
+        else {
+            return Ok(None);
+        };
+        match conn.image.break_exclusive_lock(&owner) {
+            Ok(()) => Ok(Some(owner)),
+            // Released or taken over meanwhile: no longer the gone gateway's.
+            Err(e) if e == -libc::EBUSY || e == -libc::ENOENT => Ok(None),
+            Err(e) => Err(format!(
+                "cannot break the lock of {owner}: {}",
+                errno_text(e)
+            )),
+        }
+    }
+
     fn live_gateways(&self, me: &GatewayReport) -> Option<Vec<GatewayReport>> {
         let pr = self.pr.as_ref()?;
         match pr.pr.live_gateways(me) {
@@ -1127,7 +1198,7 @@ impl BlockStore for RbdStore {
 
     fn refresh_size(&self) -> Option<u64> {
         self.changed.store(false, Ordering::Release);
-        match self.image.size() {
+        match conn::current(&self.conn).image.size() {
             Ok(size) => {
                 self.size.store(size, Ordering::Release);
                 Some(size)
@@ -1164,6 +1235,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn client_addresses_match_with_or_without_their_protocol() {
+        assert_eq!(
+            client_addresses("[v2:127.0.0.1:0/17,v1:127.0.0.1:0/17]"),
+            ["127.0.0.1:0/17", "127.0.0.1:0/17"]
+        );
+        assert!(same_client("127.0.0.1:0/17", "v1:127.0.0.1:0/17"));
+        assert!(same_client(
+            "[v2:10.0.0.2:0/9,v1:127.0.0.1:0/17]",
+            "127.0.0.1:0/17"
+        ));
+        // Another instance on the same host: another nonce.
+        assert!(!same_client("127.0.0.1:0/17", "127.0.0.1:0/18"));
+        assert!(!same_client("", "127.0.0.1:0/18"));
+        assert!(!same_client("[]", "[]"));
     }
 
     #[test]

@@ -60,6 +60,10 @@ struct TargetWatch {
     failed: BTreeSet<u16>,
     /// Failover decisions behind this gateway's states (see the module doc).
     epoch: u64,
+    /// The lock clients each other gateway named in its last report.
+    clients: BTreeMap<u16, Vec<String>>,
+    /// Gone ports whose locks were broken (until they answer again).
+    fenced: BTreeSet<u16>,
 }
 
 /// The failover rule's memory, for every target with ALUA (see the module doc).
@@ -94,12 +98,14 @@ impl GatewayWatch {
     }
 
     /// What this gateway tells the others about target `tid`, whose port groups are
-    /// `groups`: its port, their states and the epoch of that view.
+    /// `groups`: its port, their states and the epoch of that view (the caller adds
+    /// its lock clients, which only the media know).
     pub fn report(&self, tid: u32, groups: &PortGroups) -> GatewayReport {
         GatewayReport {
             port: groups.local_port,
             epoch: self.targets.get(&tid).map_or(0, |w| w.epoch),
             states: groups.groups.iter().map(|g| (g.id, g.state)).collect(),
+            clients: Vec::new(),
         }
     }
 
@@ -121,6 +127,14 @@ impl GatewayWatch {
         }
         for &port in &alive {
             w.seen.insert(port, 0);
+            w.fenced.remove(&port);
+        }
+        for r in reports.iter().filter(|r| r.port != groups.local_port) {
+            if r.clients.is_empty() {
+                w.clients.remove(&r.port);
+            } else {
+                w.clients.insert(r.port, r.clients.clone());
+            }
         }
         let newer = reports
             .iter()
@@ -194,6 +208,33 @@ impl GatewayWatch {
             w.epoch += 1;
         }
         steps
+    }
+
+    /// The gone gateways of target `tid` whose locks in the medium to break
+    /// (`BlockStore::break_lock_of`): each port that counts as gone (the same
+    /// [`MISSES_BEFORE_GONE`] rule as a failover, so a gateway that was slow once is
+    /// not fenced) and named lock clients in its last report, until
+    /// [`GatewayWatch::fenced`] says its locks are broken or it answers again.
+    pub fn to_fence(&self, tid: u32) -> Vec<(u16, Vec<String>)> {
+        let Some(w) = self.targets.get(&tid) else {
+            return Vec::new();
+        };
+        w.clients
+            .iter()
+            .filter(|(port, _)| {
+                !w.fenced.contains(port)
+                    && w.seen.get(port).is_some_and(|m| *m >= MISSES_BEFORE_GONE)
+            })
+            .map(|(port, c)| (*port, c.clone()))
+            .collect()
+    }
+
+    /// The locks of the gone gateway on `port` of target `tid` are broken (or held
+    /// by nobody it named): not asked again until it answers again.
+    pub fn fenced(&mut self, tid: u32, port: u16) {
+        if let Some(w) = self.targets.get_mut(&tid) {
+            w.fenced.insert(port);
+        }
     }
 
     /// Forget target `tid` (deleted, or ALUA turned off).
@@ -282,6 +323,50 @@ mod tests {
             assert_eq!(w.observe(tid, g, &ports(answering)), vec![]);
         }
         w.observe(tid, g, &ports(answering))
+    }
+
+    #[test]
+    fn a_gone_gateway_is_fenced_by_the_clients_it_named_once() {
+        let mut w = GatewayWatch::new();
+        let g = groups(2, &[(1, AO), (2, AN), (3, AN)]);
+        let named = |port: u16, c: &[&str]| GatewayReport {
+            clients: c.iter().map(|s| s.to_string()).collect(),
+            ..GatewayReport::port_only(port)
+        };
+        let all = [named(1, &["a1", "a2"]), named(3, &[])];
+        w.observe(1, &g, &all);
+        assert_eq!(w.to_fence(1), vec![], "nobody gone");
+        // Gateway 1 stops answering: not fenced before it counts as gone.
+        for _ in 1..MISSES_BEFORE_GONE {
+            w.observe(1, &g, &all[1..]);
+            assert_eq!(w.to_fence(1), vec![]);
+        }
+        w.observe(1, &g, &all[1..]);
+        let due = vec![(1, vec!["a1".to_string(), "a2".to_string()])];
+        assert_eq!(w.to_fence(1), due);
+        assert_eq!(w.to_fence(1), due, "asked again until fenced");
+        w.fenced(1, 1);
+        w.observe(1, &g, &all[1..]);
+        assert_eq!(w.to_fence(1), vec![]);
+        // Gateway 3, which named no client, goes too: nothing to break.
+        for _ in 0..MISSES_BEFORE_GONE {
+            w.observe(1, &g, &[]);
+        }
+        assert_eq!(w.to_fence(1), vec![]);
+        // Gateway 1 back with a new client, gone again: its new client is fenced.
+        w.observe(1, &g, &[named(1, &["a3"])]);
+        for _ in 0..MISSES_BEFORE_GONE {
+            w.observe(1, &g, &[]);
+        }
+        assert_eq!(w.to_fence(1), vec![(1, vec!["a3".to_string()])]);
+        // This gateway's own clients are never fenced, nor another target's.
+        let mut me = GatewayWatch::new();
+        me.observe(1, &g, &[named(2, &["mine"])]);
+        for _ in 0..MISSES_BEFORE_GONE {
+            me.observe(1, &g, &[]);
+        }
+        assert_eq!(me.to_fence(1), vec![]);
+        assert_eq!(w.to_fence(2), vec![]);
     }
 
     #[test]
@@ -474,6 +559,7 @@ mod tests {
             port: 2,
             epoch: 2,
             states: vec![(1, AN), (2, AO)],
+            clients: Vec::new(),
         };
         let steps = w1.observe(1, &g1, std::slice::from_ref(&view));
         assert_eq!(
@@ -495,6 +581,7 @@ mod tests {
             states: [1, 2, 3]
                 .map(|id| (id, if id == optimized { AO } else { AN }))
                 .to_vec(),
+            clients: Vec::new(),
         };
         let mut w = GatewayWatch::new();
         let steps = w.observe(1, &g, &[view(3, 4, 3), view(2, 4, 2), view(4, 3, 2)]);
@@ -513,6 +600,7 @@ mod tests {
             port: 2,
             epoch: 1,
             states: vec![(7, AO), (2, AO)],
+            clients: Vec::new(),
         };
         assert_eq!(
             w.observe(1, &g, &[unknown]),
@@ -536,6 +624,7 @@ mod tests {
             port: 2,
             epoch: 1,
             states: vec![(1, Unavailable), (2, AO), (3, AN)],
+            clients: Vec::new(),
         };
         let steps = w3.observe(1, &g3, std::slice::from_ref(&view));
         assert_eq!(
