@@ -139,12 +139,23 @@ impl Ceph {
         )
     }
 
-    /// Run the `ceph` tool on this cluster (e.g. `osd blocklist add`).
+    /// Run the `ceph` tool on this cluster (e.g. `osd blocklist add`); a failure is
+    /// tried again up to four times, a second apart (a monitor command can be
+    /// refused with EPERM while the tool's first exchange with the monitor races
+    /// another client's, seen with tests running in parallel).
     pub fn ceph(&self, args: &[&str]) -> Run {
-        run_with_timeout(
-            Command::new("ceph").arg("-c").arg(&self.conf).args(args),
-            Duration::from_secs(120),
-        )
+        let mut tries = 0;
+        loop {
+            let r = run_with_timeout(
+                Command::new("ceph").arg("-c").arg(&self.conf).args(args),
+                Duration::from_secs(120),
+            );
+            tries += 1;
+            if r.code == 0 || tries == 5 {
+                return r;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// The address of the client holding image `path`'s exclusive lock, from `rbd
