@@ -162,12 +162,56 @@ impl Drop for Medic {
     }
 }
 
+/// How soon the medic may connect again: at once after a quiet spell, but a client
+/// fenced again soon after connecting (an administrator's blocklist of the whole
+/// host, say) must not turn into a reconnection for every failed command. The
+/// pause doubles from [`FIRST_PAUSE`] to [`MAX_PAUSE`] while reconnections come
+/// less than [`QUIET`] apart.
+#[derive(Debug, Default)]
+struct Backoff {
+    last: Option<Instant>,
+    pause: Duration,
+}
+
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const MAX_PAUSE: Duration = Duration::from_secs(30);
+const QUIET: Duration = Duration::from_secs(10);
+
+impl Backoff {
+    /// A reconnection is wanted at `now`: the earliest time to make it.
+    fn not_before(&mut self, now: Instant) -> Instant {
+        let Some(last) = self.last else {
+            return now;
+        };
+        if now.saturating_duration_since(last) >= QUIET + self.pause {
+            self.pause = Duration::ZERO;
+            return now;
+        }
+        self.pause = (self.pause * 2).clamp(FIRST_PAUSE, MAX_PAUSE);
+        last + self.pause
+    }
+
+    /// A reconnection was made at `now`.
+    fn connected(&mut self, now: Instant) {
+        self.last = Some(now);
+    }
+}
+
 fn run(conn: &Shared, fenced: &AtomicBool, endpoint: &Endpoint, stop: &AtomicBool) {
     let label = &endpoint.path;
     let mut next_try = Instant::now();
+    let mut backoff = Backoff::default();
+    let mut waiting = false;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(LOOK_EVERY);
-        if !fenced.load(Ordering::Acquire) || Instant::now() < next_try {
+        if !fenced.load(Ordering::Acquire) {
+            continue;
+        }
+        if !waiting {
+            waiting = true;
+            next_try = next_try.max(backoff.not_before(Instant::now()));
+        }
+        if Instant::now() < next_try {
             continue;
         }
         let old_addr = current(conn).cluster.addrs().unwrap_or_default();
@@ -178,6 +222,8 @@ fn run(conn: &Shared, fenced: &AtomicBool, endpoint: &Endpoint, stop: &AtomicBoo
                 // connection after this sets it again, and costs one more
                 // (harmless) reconnection.
                 fenced.store(false, Ordering::Release);
+                waiting = false;
+                backoff.connected(Instant::now());
                 // `try_write`, not `write`: a waiting writer would hold back every
                 // reader (librbd submissions on the event loops) behind a reader
                 // that blocks for long (`break_lock_of` talks to the cluster).
@@ -229,5 +275,36 @@ fn release_old_lock(conn: &Shared, old_addr: &str, label: &str) {
                 errno_text(e)
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnections_close_together_back_off() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = Backoff::default();
+        assert_eq!(b.not_before(t0), t0, "the first at once");
+        b.connected(t0);
+        // Fenced again 0.5 s later: 1 s after the last, then 2, 4 ... 30.
+        assert_eq!(b.not_before(t0 + s(0)), t0 + s(1));
+        b.connected(t0 + s(1));
+        assert_eq!(b.not_before(t0 + s(1)), t0 + s(1) + s(2));
+        b.connected(t0 + s(3));
+        let mut at = t0 + s(3);
+        for want in [4, 8, 16, 30, 30] {
+            let next = b.not_before(at);
+            assert_eq!(next, at + s(want));
+            b.connected(next);
+            at = next;
+        }
+        // After a quiet spell (QUIET past the pause), at once again.
+        let later = at + QUIET + MAX_PAUSE;
+        assert_eq!(b.not_before(later), later);
+        b.connected(later);
+        assert_eq!(b.not_before(later), later + FIRST_PAUSE);
     }
 }
