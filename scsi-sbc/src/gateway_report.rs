@@ -35,8 +35,14 @@
 //! epoch 1
 //! group 1 unavailable
 //! group 2 active/optimized
+//! instance 3b9f2c0e11a4d7f0
 //! client 127.0.0.1:0/3512345
 //! ```
+//!
+//! The `instance` names the gateway process: a gateway restarted so fast that it
+//! never missed a question (a service manager restarts it in a second) still
+//! shows the others, by its new instance, that the clients its previous instance
+//! named are dead and their locks can be broken.
 //!
 //! A report without clients is written as the second version, which the previous
 //! build reads; the first version (`tgtd-gw 1`, port only) is still read, as epoch
@@ -58,6 +64,9 @@ pub struct GatewayReport {
     /// The names this gateway's clients hold locks in the medium by (see the module
     /// doc); each [`is_client_name`].
     pub clients: Vec<String>,
+    /// The gateway process (see the module doc; [`is_client_name`]); sent with
+    /// the clients only.
+    pub instance: Option<String>,
 }
 
 /// Whether `name` can travel as a `client` line: 1 to [`MAX_CLIENT_LEN`] printable
@@ -81,6 +90,7 @@ impl GatewayReport {
             epoch: 0,
             states: Vec::new(),
             clients: Vec::new(),
+            instance: None,
         }
     }
 
@@ -95,6 +105,13 @@ impl GatewayReport {
         );
         for (group, state) in &self.states {
             s.push_str(&format!("group {group} {}\n", state.name()));
+        }
+        if let Some(i) = self
+            .instance
+            .as_ref()
+            .filter(|i| version == 3 && is_client_name(i))
+        {
+            s.push_str(&format!("instance {i}\n"));
         }
         for client in clients {
             s.push_str(&format!("client {client}\n"));
@@ -125,6 +142,7 @@ impl GatewayReport {
                 let epoch = lines.next()?.strip_prefix("epoch ")?.parse().ok()?;
                 let mut states: Vec<(u16, AccessState)> = Vec::new();
                 let mut clients = Vec::new();
+                let mut instance = None;
                 for line in lines {
                     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
                     match word {
@@ -138,9 +156,13 @@ impl GatewayReport {
                             states.push((group, state));
                         }
                         "client" if later && is_client_name(rest) => clients.push(rest.to_owned()),
+                        "instance" if later && instance.is_none() && is_client_name(rest) => {
+                            instance = Some(rest.to_owned())
+                        }
                         // A later version's line (not a malformed one of ours).
                         _ if later
                             && word != "client"
+                            && word != "instance"
                             && !word.is_empty()
                             && word.bytes().all(|b| b.is_ascii_lowercase()) => {}
                         _ => return None,
@@ -150,6 +172,8 @@ impl GatewayReport {
                     port,
                     epoch,
                     states,
+                    // Without clients it has nothing to say (and is not written).
+                    instance: if clients.is_empty() { None } else { instance },
                     clients,
                 })
             }
@@ -170,6 +194,7 @@ mod tests {
             epoch: 7,
             states: vec![(1, Unavailable), (2, AO), (3, AN)],
             clients: Vec::new(),
+            instance: None,
         };
         assert_eq!(
             String::from_utf8(r.encode()).unwrap(),
@@ -187,6 +212,7 @@ mod tests {
                 epoch: u64::MAX,
                 states: vec![(65535, state)],
                 clients: Vec::new(),
+                instance: None,
             };
             assert_eq!(GatewayReport::parse(&r.encode()), Some(r));
         }
@@ -199,11 +225,12 @@ mod tests {
             epoch: 2,
             states: vec![(1, AO)],
             clients: vec!["127.0.0.1:0/3512345".into(), "[v2:10.0.0.1:0/1]".into()],
+            instance: Some("3b9f".into()),
         };
         let text = r.encode();
         assert_eq!(
             String::from_utf8(text.clone()).unwrap(),
-            "tgtd-gw 3\nport 1\nepoch 2\ngroup 1 active/optimized\n\
+            "tgtd-gw 3\nport 1\nepoch 2\ngroup 1 active/optimized\ninstance 3b9f\n\
              client 127.0.0.1:0/3512345\nclient [v2:10.0.0.1:0/1]\n"
         );
         assert_eq!(GatewayReport::parse(&text), Some(r));
@@ -213,6 +240,7 @@ mod tests {
             epoch: 0,
             states: Vec::new(),
             clients: vec![String::new(), "a b".into(), "x".repeat(MAX_CLIENT_LEN + 1)],
+            instance: Some("i".into()),
         };
         assert_eq!(odd.encode(), b"tgtd-gw 2\nport 1\nepoch 0\n");
         // Lines of a later version are skipped.
@@ -247,6 +275,9 @@ mod tests {
             b"tgtd-gw 3\nport 1\nepoch 1\nclient a b\n",
             b"tgtd-gw 3\nport 1\nepoch 1\nclient \n",
             b"tgtd-gw 3\nport 1\nepoch 1\n\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\ninstance a\ninstance b\n",
+            b"tgtd-gw 3\nport 1\nepoch 1\ninstance\n",
+            b"tgtd-gw 2\nport 1\nepoch 1\ninstance a\n",
             b"tgtd-gw 3\nport 1\nepoch 1\nGroup 1 standby\n",
             b"tgtd-gw 3\nport 1\nepoch 1\ngroup 1 ao\n",
             b"tgtd-gw 2\nport 1\n",

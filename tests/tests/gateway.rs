@@ -687,7 +687,7 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
     assert!(took < Duration::from_secs(25), "{took:?}");
     wait_log(
         &b,
-        "broke the lock of the gone gateway on port 1",
+        "broke the lock of a dead gateway process on port 1",
         Duration::from_secs(5),
     );
     assert_ne!(ceph.lock_owner(&path), Some(owner.clone()), "B holds it");
@@ -706,6 +706,68 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
             assert_eq!(r.status, 0, "{r:?}");
             assert!(r.data == block(fill), "block {lba}");
         }
+    }
+    let _ = ceph.ceph(&["osd", "blocklist", "rm", &owner]);
+}
+
+/// Gateway A, holding the exclusive lock, killed and started again at once (as a
+/// service manager does): it answers the next question, so it never counts as
+/// gone, but its report names a new process, so B breaks the lock A's previous
+/// process held instead of waiting for the OSD to drop that client's watch (30 s).
+fn a_restarted_lock_owner_is_fenced(f: Flavour) {
+    let ceph = cluster();
+    let _use = ceph.shared();
+    let features = "layering,exclusive-lock,object-map,fast-diff";
+    let path = ceph.create_image_with_features(&image("restart", f), 16 * MIB, features);
+    let (mut a, b) = gateways(f, &path, true);
+    for d in [&a, &b] {
+        wait_log(
+            d,
+            "tid 1: gateways answering on ports 1,2",
+            Duration::from_secs(30),
+        );
+    }
+    let mut ca = login(&a, 1);
+    let r = ca.scsi(1, &write10(0, 8), &[0xa1; 4096], 0).expect("write");
+    assert_eq!(r.status, 0, "{r:?}");
+    let owner = ceph.lock_owner(&path).expect("A holds the lock");
+    drop(ca);
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.wait_exit(Duration::from_secs(10)), Some(-1), "killed");
+    let a2 = gateway(f, &path, Some("1"));
+    let mut cb = login(&b, 2);
+    cb.stream()
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    let start = Instant::now();
+    loop {
+        let r = cb.scsi(1, &write10(8, 8), &[0xb1; 4096], 0).expect("write");
+        if r.status == 0 {
+            break;
+        }
+        assert_eq!(r.sense_key_asc().map(|s| s.0), Some(6), "{r:?}");
+    }
+    let took = start.elapsed();
+    eprintln!("restart: B's first write took {took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    wait_log(
+        &b,
+        "broke the lock of a dead gateway process on port 1",
+        Duration::from_secs(5),
+    );
+    assert!(
+        !b.log_lines().iter().any(|l| l.contains("(failover)")),
+        "A never counted as gone: {:#?}",
+        b.log_lines()
+    );
+    let mut c2 = login(&a2, 1);
+    for (lba, fill) in [(0u32, 0xa1u8), (8, 0xb1)] {
+        let mut r = c2.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
+        while r.status == 2 && r.sense_key_asc().map(|s| s.0) == Some(6) {
+            r = c2.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
+        }
+        assert_eq!(r.status, 0, "{r:?}");
+        assert!(r.data.iter().all(|&x| x == fill), "block {lba}");
     }
     let _ = ceph.ceph(&["osd", "blocklist", "rm", &owner]);
 }
@@ -809,7 +871,7 @@ fn writer_survives_sigkill(f: Flavour, tag: &str, features: &str) -> Duration {
     let lines = b.log_lines();
     let broke = lines
         .iter()
-        .find(|l| l.contains("broke the lock of the gone gateway on port 1"));
+        .find(|l| l.contains("broke the lock of a dead gateway process on port 1"));
     eprintln!("{tag}: {broke:?}");
     let broke = broke.is_some();
     // Only a lock A held is broken, and only with exclusive-lock is there one.
@@ -942,5 +1004,6 @@ both_flavours!(
     writer_survives_sigkill_of_a,
     writer_survives_sigkill_of_the_lock_owner,
     a_frozen_lock_owner_is_fenced_and_serves_again,
+    a_restarted_lock_owner_is_fenced,
     multi_sector_compare_and_write_is_atomic_across_gateways
 );

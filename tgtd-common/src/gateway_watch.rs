@@ -15,8 +15,9 @@
 //! names the lock clients of its gateway ([`BlockStore::lock_client`] of every LU),
 //! so the survivors break the locks those clients hold on every LU of the target
 //! ([`BlockStore::break_lock_of`], which fences the dead client) as soon as it
-//! counts as gone. A lock held by any client a gateway did not name as its own is
-//! left to the cluster.
+//! counts as gone, or as soon as its port answers with a new process (a restart
+//! between two questions: the reports carry a process instance). A lock held by any
+//! client a gateway did not name as its own is left to the cluster.
 //!
 //! A target none of whose LUs is shared between gateways is left alone.
 //!
@@ -24,6 +25,8 @@
 //! [`BlockStore::lock_client`]: scsi_sbc::BlockStore::lock_client
 //! [`BlockStore::break_lock_of`]: scsi_sbc::BlockStore::break_lock_of
 //! [`MISSES_BEFORE_GONE`]: target_core::registry::MISSES_BEFORE_GONE
+
+#![allow(clippy::disallowed_methods)] // the watch owns its thread, and the wall clock names this process (`Watch::new`)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -42,7 +45,7 @@ pub fn spawn(admin: LocalAdmin) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("tgtd-gw-watch".into())
         .spawn(move || {
-            let mut watch = Watch::default();
+            let mut watch = Watch::new();
             loop {
                 check(&admin, &mut watch);
                 std::thread::sleep(EVERY);
@@ -52,11 +55,34 @@ pub fn spawn(admin: LocalAdmin) -> std::io::Result<()> {
 }
 
 /// What the thread remembers between rounds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Watch {
     rule: GatewayWatch,
+    /// This process among the gateways (`GatewayReport::instance`): its id and the
+    /// time it started, so a restarted gateway is told from its previous process.
+    instance: String,
     /// The ports that answered last time, per target (logged when they change).
     answered: BTreeMap<u32, BTreeSet<u16>>,
+}
+
+impl Watch {
+    /// A watch for this process, which has seen nothing yet.
+    pub fn new() -> Watch {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Watch {
+            rule: GatewayWatch::new(),
+            instance: format!("{:x}.{started:x}", std::process::id()),
+            answered: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Watch {
+    fn default() -> Watch {
+        Watch::new()
+    }
 }
 
 fn list(ports: &BTreeSet<u16>) -> String {
@@ -82,6 +108,7 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
             .iter()
             .filter_map(|lun| lun.store.as_ref().and_then(|s| s.lock_client()))
             .collect();
+        me.instance = Some(watch.instance.clone());
         let answer = luns
             .iter()
             .find_map(|lun| lun.store.as_ref().and_then(|s| s.live_gateways(&me)));
@@ -139,8 +166,8 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
     }
 }
 
-/// Break, on every LU in `luns`, a lock held by one of `clients` (those of the gone
-/// gateway on relative port `port`). True when nothing failed (then the gateway is
+/// Break, on every LU in `luns`, a lock held by one of `clients` (dead clients of
+/// the gateway on relative port `port`: it is gone, or was restarted). True when nothing failed (then the gateway is
 /// not asked about again); a failure is logged and tried again next round.
 fn fence(
     luns: &[std::sync::Arc<target_core::registry::Lun>],
@@ -155,7 +182,7 @@ fn fence(
         };
         match store.break_lock_of(clients) {
             Ok(Some(owner)) => tracing::warn!(
-                "tid {tid} lun {}: broke the lock of the gone gateway on port {port} \
+                "tid {tid} lun {}: broke the lock of a dead gateway process on port {port} \
                  (client {owner}, now fenced off the medium)",
                 lun.lun
             ),

@@ -60,10 +60,24 @@ struct TargetWatch {
     failed: BTreeSet<u16>,
     /// Failover decisions behind this gateway's states (see the module doc).
     epoch: u64,
-    /// The lock clients each other gateway named in its last report.
-    clients: BTreeMap<u16, Vec<String>>,
+    /// The process and lock clients each other gateway named last.
+    known: BTreeMap<u16, Named>,
+    /// Clients of gateway processes that were replaced on their port (a restart):
+    /// dead, their locks to break.
+    retired: BTreeMap<u16, Vec<String>>,
     /// Gone ports whose locks were broken (until they answer again).
     fenced: BTreeSet<u16>,
+}
+
+/// What a gateway named in its last report with clients.
+#[derive(Debug, Default, Clone)]
+struct Named {
+    instance: Option<String>,
+    clients: Vec<String>,
+    /// Every instance seen on this port: one that comes back is not a restart but
+    /// two processes answering for one port (a configuration error), and retires
+    /// nothing.
+    instances: BTreeSet<String>,
 }
 
 /// The failover rule's memory, for every target with ALUA (see the module doc).
@@ -106,6 +120,7 @@ impl GatewayWatch {
             epoch: self.targets.get(&tid).map_or(0, |w| w.epoch),
             states: groups.groups.iter().map(|g| (g.id, g.state)).collect(),
             clients: Vec::new(),
+            instance: None,
         }
     }
 
@@ -130,11 +145,23 @@ impl GatewayWatch {
             w.fenced.remove(&port);
         }
         for r in reports.iter().filter(|r| r.port != groups.local_port) {
+            // A report without clients (or of an older build) says nothing about
+            // them: what was named before is kept.
             if r.clients.is_empty() {
-                w.clients.remove(&r.port);
-            } else {
-                w.clients.insert(r.port, r.clients.clone());
+                continue;
             }
+            let named = w.known.entry(r.port).or_default();
+            if let (Some(before), Some(now)) = (&named.instance, &r.instance) {
+                if before != now && !named.instances.contains(now) {
+                    let dead = std::mem::take(&mut named.clients);
+                    w.retired.entry(r.port).or_default().extend(dead);
+                }
+            }
+            if let Some(now) = &r.instance {
+                named.instances.insert(now.clone());
+            }
+            named.instance = r.instance.clone();
+            named.clients = r.clients.clone();
         }
         let newer = reports
             .iter()
@@ -210,30 +237,43 @@ impl GatewayWatch {
         steps
     }
 
-    /// The gone gateways of target `tid` whose locks in the medium to break
-    /// (`BlockStore::break_lock_of`): each port that counts as gone (the same
-    /// [`MISSES_BEFORE_GONE`] rule as a failover, so a gateway that was slow once is
-    /// not fenced) and named lock clients in its last report, until
-    /// [`GatewayWatch::fenced`] says its locks are broken or it answers again.
+    /// The dead lock clients of target `tid`'s gateways, by port, whose locks in the
+    /// medium to break (`BlockStore::break_lock_of`): those a port that counts as
+    /// gone named in its last report (the same [`MISSES_BEFORE_GONE`] rule as a
+    /// failover, so a gateway that was slow once is not fenced), and those of a
+    /// gateway process replaced on its port by a new one (a restart, told by a new
+    /// instance: it need not have missed a question). Handed out until
+    /// [`GatewayWatch::fenced`] says they are broken (a gone port's again once it
+    /// has answered again).
     pub fn to_fence(&self, tid: u32) -> Vec<(u16, Vec<String>)> {
         let Some(w) = self.targets.get(&tid) else {
             return Vec::new();
         };
-        w.clients
-            .iter()
-            .filter(|(port, _)| {
-                !w.fenced.contains(port)
-                    && w.seen.get(port).is_some_and(|m| *m >= MISSES_BEFORE_GONE)
+        let ports: BTreeSet<u16> = w.known.keys().chain(w.retired.keys()).copied().collect();
+        ports
+            .into_iter()
+            .filter_map(|port| {
+                let mut dead = w.retired.get(&port).cloned().unwrap_or_default();
+                let gone = w.seen.get(&port).is_some_and(|m| *m >= MISSES_BEFORE_GONE);
+                if gone && !w.fenced.contains(&port) {
+                    if let Some(named) = w.known.get(&port) {
+                        dead.extend(named.clients.iter().cloned());
+                    }
+                }
+                (!dead.is_empty()).then_some((port, dead))
             })
-            .map(|(port, c)| (*port, c.clone()))
             .collect()
     }
 
-    /// The locks of the gone gateway on `port` of target `tid` are broken (or held
-    /// by nobody it named): not asked again until it answers again.
+    /// The clients [`GatewayWatch::to_fence`] handed out for `port` of target `tid`
+    /// no longer hold locks (broken, or held by none of them): not handed out
+    /// again (a gone port's until it answers again).
     pub fn fenced(&mut self, tid: u32, port: u16) {
         if let Some(w) = self.targets.get_mut(&tid) {
-            w.fenced.insert(port);
+            w.retired.remove(&port);
+            if w.seen.get(&port).is_some_and(|m| *m >= MISSES_BEFORE_GONE) {
+                w.fenced.insert(port);
+            }
         }
     }
 
@@ -331,6 +371,7 @@ mod tests {
         let g = groups(2, &[(1, AO), (2, AN), (3, AN)]);
         let named = |port: u16, c: &[&str]| GatewayReport {
             clients: c.iter().map(|s| s.to_string()).collect(),
+            instance: Some(format!("{port}")),
             ..GatewayReport::port_only(port)
         };
         let all = [named(1, &["a1", "a2"]), named(3, &[])];
@@ -367,6 +408,46 @@ mod tests {
         }
         assert_eq!(me.to_fence(1), vec![]);
         assert_eq!(w.to_fence(2), vec![]);
+    }
+
+    #[test]
+    fn a_restarted_gateway_retires_the_clients_of_its_previous_process() {
+        let mut w = GatewayWatch::new();
+        let g = groups(2, &[(1, AO), (2, AN)]);
+        let named = |instance: &str, c: &[&str]| GatewayReport {
+            clients: c.iter().map(|s| s.to_string()).collect(),
+            instance: Some(instance.into()),
+            ..GatewayReport::port_only(1)
+        };
+        w.observe(1, &g, &[named("p1", &["a1"])]);
+        assert_eq!(w.to_fence(1), vec![]);
+        // Restarted between two questions: never missed one, yet a1 is dead.
+        w.observe(1, &g, &[GatewayReport::port_only(1)]);
+        assert_eq!(
+            w.to_fence(1),
+            vec![],
+            "a report without clients says nothing"
+        );
+        w.observe(1, &g, &[named("p2", &["b1"])]);
+        assert_eq!(w.to_fence(1), vec![(1, vec!["a1".to_string()])]);
+        w.fenced(1, 1);
+        assert_eq!(w.to_fence(1), vec![]);
+        // Its new process's clients are not touched while it answers.
+        w.observe(1, &g, &[named("p2", &["b1", "b2"])]);
+        assert_eq!(w.to_fence(1), vec![]);
+        // A process seen before coming back is two gateways on one port: nothing.
+        w.observe(1, &g, &[named("p1", &["a1"])]);
+        w.observe(1, &g, &[named("p2", &["b1"])]);
+        assert_eq!(w.to_fence(1), vec![]);
+        // Restarted and then gone: both the old clients and the new ones.
+        w.observe(1, &g, &[named("p3", &["c1"])]);
+        for _ in 0..MISSES_BEFORE_GONE {
+            w.observe(1, &g, &[]);
+        }
+        assert_eq!(
+            w.to_fence(1),
+            vec![(1, vec!["b1".to_string(), "c1".to_string()])]
+        );
     }
 
     #[test]
@@ -560,6 +641,7 @@ mod tests {
             epoch: 2,
             states: vec![(1, AN), (2, AO)],
             clients: Vec::new(),
+            instance: None,
         };
         let steps = w1.observe(1, &g1, std::slice::from_ref(&view));
         assert_eq!(
@@ -582,6 +664,7 @@ mod tests {
                 .map(|id| (id, if id == optimized { AO } else { AN }))
                 .to_vec(),
             clients: Vec::new(),
+            instance: None,
         };
         let mut w = GatewayWatch::new();
         let steps = w.observe(1, &g, &[view(3, 4, 3), view(2, 4, 2), view(4, 3, 2)]);
@@ -601,6 +684,7 @@ mod tests {
             epoch: 1,
             states: vec![(7, AO), (2, AO)],
             clients: Vec::new(),
+            instance: None,
         };
         assert_eq!(
             w.observe(1, &g, &[unknown]),
@@ -625,6 +709,7 @@ mod tests {
             epoch: 1,
             states: vec![(1, Unavailable), (2, AO), (3, AN)],
             clients: Vec::new(),
+            instance: None,
         };
         let steps = w3.observe(1, &g3, std::slice::from_ref(&view));
         assert_eq!(
