@@ -711,9 +711,10 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
 }
 
 /// Gateway A, holding the exclusive lock, killed and started again at once (as a
-/// service manager does): it answers the next question, so it never counts as
-/// gone, but its report names a new process, so B breaks the lock A's previous
-/// process held instead of waiting for the OSD to drop that client's watch (30 s).
+/// service manager does): it usually answers before it counts as gone, but its
+/// report names a new process, so B breaks the lock A's previous process held
+/// instead of waiting for the OSD to drop that client's watch (30 s). (The rule
+/// itself is unit-tested in target-core's `failover.rs`.)
 fn a_restarted_lock_owner_is_fenced(f: Flavour) {
     let ceph = cluster();
     let _use = ceph.shared();
@@ -755,11 +756,12 @@ fn a_restarted_lock_owner_is_fenced(f: Flavour) {
         "broke the lock of a dead gateway process on port 1",
         Duration::from_secs(5),
     );
-    assert!(
-        !b.log_lines().iter().any(|l| l.contains("(failover)")),
-        "A never counted as gone: {:#?}",
-        b.log_lines()
-    );
+    // Whether A answered again before it counted as gone (then the lock was broken
+    // as its previous process's, else as a gone gateway's) depends on how fast the
+    // new A started: on a loaded machine it can miss three questions. Either way
+    // the write did not wait for the OSD's 30 s.
+    let failed_over = b.log_lines().iter().any(|l| l.contains("(failover)"));
+    eprintln!("restart: B failed over meanwhile: {failed_over}");
     let mut c2 = login(&a2, 1);
     for (lba, fill) in [(0u32, 0xa1u8), (8, 0xb1)] {
         let mut r = c2.scsi(1, &read10(lba, 8), &[], 4096).expect("read");

@@ -139,11 +139,12 @@ impl Medic {
     ) -> Result<Medic, BackendError> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let path = endpoint.path.clone();
         let thread = std::thread::Builder::new()
             .name("tgtd-rbd-medic".into())
             .spawn(move || run(&conn, &fenced, &endpoint, &s))
             .map_err(|e| BackendError::RbdImage {
-                path: String::new(),
+                path,
                 why: format!("cannot start a thread: {e}"),
             })?;
         Ok(Medic {
