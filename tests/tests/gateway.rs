@@ -15,7 +15,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use integration_tests::ceph::cluster;
-use integration_tests::client::{read10, write10, Client};
+use integration_tests::client::{read10, write10, Client, ScsiResult};
 use integration_tests::conformance::Conformance;
 use integration_tests::{both_flavours, Daemon, Flavour};
 use std::time::{Duration, Instant};
@@ -75,6 +75,30 @@ fn wait_log(d: &Daemon, text: &str, limit: Duration) {
             d.log_lines()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait until each of two ALUA gateways has heard the other (at most 30 s).
+fn both_answering(a: &Daemon, b: &Daemon) {
+    for d in [a, b] {
+        wait_log(
+            d,
+            "tid 1: gateways answering on ports 1,2",
+            Duration::from_secs(30),
+        );
+    }
+}
+
+/// READ(10) of 8 blocks at `lba`, sent again while it meets unit attentions (as an
+/// initiator does); the answer, required GOOD.
+fn read_past_unit_attentions(c: &mut Client, lba: u32) -> ScsiResult {
+    loop {
+        let r = c.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
+        if r.status == 2 && r.sense_key_asc().map(|s| s.0) == Some(6) {
+            continue;
+        }
+        assert_eq!(r.status, 0, "{r:?}");
+        return r;
     }
 }
 
@@ -648,13 +672,7 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
     let features = "layering,exclusive-lock,object-map,fast-diff";
     let path = ceph.create_image_with_features(&image("frozen", f), 16 * MIB, features);
     let (a, b) = gateways(f, &path, true);
-    for d in [&a, &b] {
-        wait_log(
-            d,
-            "tid 1: gateways answering on ports 1,2",
-            Duration::from_secs(30),
-        );
-    }
+    both_answering(&a, &b);
     let block = |fill: u8| vec![fill; 4096];
     // Writes until one is GOOD, retrying unit attentions and `allowed` senses.
     let write_until_good = |c: &mut Client, lba: u32, fill: u8, allowed: &[(u8, u8, u8)]| {
@@ -699,11 +717,7 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
     wait_log(&a, "connected again as client", Duration::from_secs(5));
     for (lba, fill) in [(0u32, 0xa1u8), (8, 0xb1), (16, 0xa2)] {
         for c in [&mut ca, &mut cb] {
-            let mut r = c.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
-            while r.status == 2 && r.sense_key_asc().map(|s| s.0) == Some(6) {
-                r = c.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
-            }
-            assert_eq!(r.status, 0, "{r:?}");
+            let r = read_past_unit_attentions(c, lba);
             assert!(r.data == block(fill), "block {lba}");
         }
     }
@@ -721,13 +735,7 @@ fn a_restarted_lock_owner_is_fenced(f: Flavour) {
     let features = "layering,exclusive-lock,object-map,fast-diff";
     let path = ceph.create_image_with_features(&image("restart", f), 16 * MIB, features);
     let (mut a, b) = gateways(f, &path, true);
-    for d in [&a, &b] {
-        wait_log(
-            d,
-            "tid 1: gateways answering on ports 1,2",
-            Duration::from_secs(30),
-        );
-    }
+    both_answering(&a, &b);
     let mut ca = login(&a, 1);
     let r = ca.scsi(1, &write10(0, 8), &[0xa1; 4096], 0).expect("write");
     assert_eq!(r.status, 0, "{r:?}");
@@ -764,11 +772,7 @@ fn a_restarted_lock_owner_is_fenced(f: Flavour) {
     eprintln!("restart: B failed over meanwhile: {failed_over}");
     let mut c2 = login(&a2, 1);
     for (lba, fill) in [(0u32, 0xa1u8), (8, 0xb1)] {
-        let mut r = c2.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
-        while r.status == 2 && r.sense_key_asc().map(|s| s.0) == Some(6) {
-            r = c2.scsi(1, &read10(lba, 8), &[], 4096).expect("read");
-        }
-        assert_eq!(r.status, 0, "{r:?}");
+        let r = read_past_unit_attentions(&mut c2, lba);
         assert!(r.data.iter().all(|&x| x == fill), "block {lba}");
     }
     let _ = ceph.ceph(&["osd", "blocklist", "rm", &owner]);
@@ -782,13 +786,7 @@ fn writer_survives_sigkill(f: Flavour, tag: &str, features: &str) -> Duration {
     let path = ceph.create_image_with_features(&image(tag, f), 64 * MIB, features);
     let (mut a, b) = gateways(f, &path, true);
     // Each has heard the other (and, with exclusive-lock, its lock client).
-    for d in [&a, &b] {
-        wait_log(
-            d,
-            "tid 1: gateways answering on ports 1,2",
-            Duration::from_secs(30),
-        );
-    }
+    both_answering(&a, &b);
     let a_portal = a.portal;
     let chunks = 96u64;
     let len = 256 * 1024usize;
@@ -891,13 +889,7 @@ fn failover_without_an_administrator(f: Flavour) {
     let path = ceph.create_image_with_features(&image("failover", f), 16 * MIB, "layering");
     let (mut a, b) = gateways(f, &path, true);
     // Each has heard the other before anything is gone.
-    for d in [&a, &b] {
-        wait_log(
-            d,
-            "tid 1: gateways answering on ports 1,2",
-            Duration::from_secs(30),
-        );
-    }
+    both_answering(&a, &b);
     let (mut b1, mut b2) = (login(&b, 1), login(&b, 2));
     let start = [group(0, 1, 0), group(1, 2, 0)].concat();
     assert_eq!(rtpg(&mut b1, false), [&[0, 0, 0, 24][..], &start].concat());

@@ -773,8 +773,10 @@ impl RbdStore {
                 }
             }),
         });
-        let conn = conn::current(&self.conn);
-        if let Err((aio, e)) = conn.image.submit(aio) {
+        let refused = conn::current(&self.conn).image.submit(aio);
+        // The connection's guard is gone before the completion runs (it may start
+        // the next operation).
+        if let Err((aio, e)) = refused {
             let Aio { op, done } = *aio;
             done(op, e as isize);
         }
