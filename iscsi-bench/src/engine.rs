@@ -20,6 +20,9 @@ use std::io::{IoSlice, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// `--busy-poll`: a `sched_yield` every this many turns without events.
+const SPIN_YIELD_EVERY: u32 = 8;
+
 /// How long commands still in flight when the run ends may take to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -48,6 +51,9 @@ pub struct Outcome {
     pub recovery: (u64, u64),
     /// Connections replaced after a failure (ErrorRecoveryLevel 2).
     pub reconnects: u64,
+    /// Waits for socket events that could sleep (a poll with a timeout) before the
+    /// run ended; none with `--busy-poll`.
+    pub event_waits: u64,
     /// The LU.
     pub capacity: Capacity,
     /// First LBA of the range.
@@ -604,6 +610,8 @@ fn measure(
     let mut logout_deadline: Option<Instant> = None;
     let mut elapsed = Duration::ZERO;
     let mut reconnects = 0u64;
+    let mut event_waits = 0u64;
+    let mut idle_spins = 0u32;
     loop {
         let now = Instant::now();
         if !stopping && (work.exhausted() || duration.is_some_and(|d| now - start >= d)) {
@@ -732,6 +740,19 @@ fn measure(
         if let (Some(d), false) = (duration, stopping) {
             wait = wait.min((start + d).saturating_duration_since(now));
         }
+        if args.busy_poll && !stopping {
+            wait = Duration::ZERO;
+            // Now and then another thread that wants this CPU (a target's, when they
+            // share the machine) goes first.
+            if events.is_empty() {
+                idle_spins = idle_spins.wrapping_add(1);
+                if idle_spins % SPIN_YIELD_EVERY == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        } else if !stopping {
+            event_waits += 1;
+        }
         match poll.poll(&mut events, Some(wait)) {
             // A signal (a terminal resize, a stop and continue) is no event: go round.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
@@ -769,6 +790,7 @@ fn measure(
     Ok(Outcome {
         recovery,
         reconnects,
+        event_waits,
         elapsed,
         stats,
         mismatches,

@@ -183,6 +183,11 @@ pub struct Args {
     /// Seconds to wait for the connection and the login.
     #[arg(long, default_value_t = 10.0)]
     pub connect_timeout: f64,
+    /// Poll the sockets without sleeping while the run lasts (as fio's `hipri` or
+    /// SPDK's perf do): the latencies then leave out this tool's own wake-ups, which
+    /// on a virtual machine cost more than a target's whole answer. Takes a CPU.
+    #[arg(long)]
+    pub busy_poll: bool,
 }
 
 /// A size in bytes: digits with an optional k/m/g (binary) suffix.

@@ -282,6 +282,8 @@ struct Report<'a> {
     commands_retried: u64,
     snacks_sent: u64,
     connections_recovered: u64,
+    busy_poll: bool,
+    event_waits: u64,
     duration_s: f64,
     ops: u64,
     reads: u64,
@@ -371,6 +373,8 @@ fn report<'a>(args: &'a Args, o: &'a Outcome) -> Report<'a> {
         commands_retried: o.recovery.0,
         snacks_sent: o.recovery.1,
         connections_recovered: o.reconnects,
+        busy_poll: args.busy_poll,
+        event_waits: o.event_waits,
         duration_s: o.elapsed.as_secs_f64(),
         ops,
         reads: s.reads,
@@ -463,6 +467,12 @@ fn text(r: &Report<'_>) -> String {
         r.first_burst_length,
         r.target_max_recv_data_segment_length
     );
+    if r.busy_poll {
+        let _ = writeln!(
+            t,
+            "  busy polling: latencies leave out this tool's wake-ups"
+        );
+    }
     if r.error_recovery_level > 0 {
         let _ = writeln!(
             t,

@@ -24,8 +24,14 @@ fn json(r: &Run) -> serde_json::Value {
 /// A mixed random run of `bs` blocks with verification over the first 2048
 /// sectors, `ops` commands at depth `qd` per session, with `extra` options: passes
 /// (exit 0, every command done, no mismatch, blocks checked, reads and writes both
-/// ran).
-fn mixed_verify_passes(d: &Daemon, bs: &str, qd: &str, ops: u64, extra: &[&str]) {
+/// ran). Returns the report.
+fn mixed_verify_passes(
+    d: &Daemon,
+    bs: &str,
+    qd: &str,
+    ops: u64,
+    extra: &[&str],
+) -> serde_json::Value {
     let ops_arg = ops.to_string();
     let mut args = vec![
         "--rw",
@@ -51,6 +57,7 @@ fn mixed_verify_passes(d: &Daemon, bs: &str, qd: &str, ops: u64, extra: &[&str])
     assert_eq!(v["verify_mismatches"], 0);
     assert!(v["verify_blocks_checked"].as_u64().unwrap() > 0, "{v}");
     assert!(v["reads"].as_u64().unwrap() > 0 && v["writes"].as_u64().unwrap() > 0);
+    v
 }
 
 /// A short mixed random run with verification, two sessions: passes, checks blocks.
@@ -471,6 +478,33 @@ fn busy_poll_serves_and_goes_idle(f: Flavour) {
     assert!(r.stderr.contains("--busy-poll"), "{r:?}");
 }
 
+/// iscsi-bench's own `--busy-poll`: a verify run with it passes on 4 KiB and 128 KiB
+/// commands and its loop never waited for events while the run lasted (every turn
+/// polled with a zero timeout); without it, the same run waits (at depth 1 every
+/// response is waited for). The report says which it was, in JSON and in text.
+fn bench_busy_poll_never_waits(f: Flavour) {
+    let d = Daemon::start(f, &[]);
+    d.setup_file_target(1, IQN, SIZE);
+    for bs in ["4k", "128k"] {
+        let v = mixed_verify_passes(&d, bs, "1", 1000, &["--busy-poll"]);
+        assert_eq!(v["busy_poll"], true, "{v}");
+        assert_eq!(v["event_waits"], 0, "{v}");
+        let v = mixed_verify_passes(&d, bs, "1", 1000, &[]);
+        assert_eq!(v["busy_poll"], false, "{v}");
+        assert!(v["event_waits"].as_u64().unwrap() > 0, "{v}");
+    }
+    let r = bench(&d, &["--busy-poll", "--ops", "200", "--qd", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("busy polling: latencies leave out this tool's wake-ups"),
+        "{r:?}"
+    );
+    let r = bench(&d, &["--ops", "200", "--qd", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("busy polling"), "{r:?}");
+}
+
 /// Large reads lend the backing file's pages (`backends/src/mapped.rs`): 1 MiB
 /// blocks written and read back with --verify are intact, with and without a data
 /// digest (with one the read is an ordinary copy). A backing file truncated under
@@ -528,6 +562,7 @@ fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
 
 both_flavours!(
     busy_poll_serves_and_goes_idle,
+    bench_busy_poll_never_waits,
     mapped_reads_verify_and_survive_truncation,
     chap_one_way_and_mutual,
     verify_mixed_run_passes,
