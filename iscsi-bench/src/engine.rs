@@ -746,7 +746,7 @@ fn measure(
             // share the machine) goes first.
             if events.is_empty() {
                 idle_spins = idle_spins.wrapping_add(1);
-                if idle_spins % SPIN_YIELD_EVERY == 0 {
+                if idle_spins.is_multiple_of(SPIN_YIELD_EVERY) {
                     std::thread::yield_now();
                 }
             }
