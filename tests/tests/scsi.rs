@@ -200,6 +200,7 @@ fn online_changes(f: Flavour) {
         "the new LUN was just powered on"
     );
     assert_eq!(check(&tur(&mut c, 2)), None, "LUN 2: reported once");
+    assert_eq!(report_luns(&mut c), [0, 1, 2], "the new LUN is listed");
 
     // Grow the file, then `logicalunit update` re-reads its size.
     std::fs::OpenOptions::new()
@@ -242,6 +243,21 @@ fn online_changes(f: Flavour) {
     assert_eq!(check(&tur(&mut c, 1)), None);
     lu_op(&d, "delete", 1, 2, &[]);
     assert_eq!(check(&tur(&mut c, 1)), Some((6, 0x3f, 0x0e)));
+    assert_eq!(report_luns(&mut c), [0, 1], "the deleted LUN is gone");
+}
+
+/// REPORT LUNS (all LUNs) on LUN 0: the LUN numbers listed (single-level, peripheral
+/// addressing, as tgt reports them).
+fn report_luns(c: &mut Client) -> Vec<u64> {
+    let r = c
+        .scsi(0, &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], &[], 4096)
+        .expect("REPORT LUNS");
+    assert_eq!(r.status, 0, "{r:?}");
+    let len = u32::from_be_bytes(r.data[0..4].try_into().unwrap()) as usize;
+    r.data[8..8 + len]
+        .chunks(8)
+        .map(|e| u64::from(u16::from_be_bytes([e[0], e[1]]) & 0x3fff))
+        .collect()
 }
 
 /// The NAA designator (DEVICE IDENTIFICATION VPD page, association LU) of `lun`, as

@@ -36,7 +36,7 @@ impl Connection {
         }
         // Write data still to come: solicit it only within the buffer cap.
         let to_solicit = st.next_r2t_offset < st.want || !st.gaps.is_empty();
-        if st.outstanding.is_empty() && to_solicit && task.reserved == 0 {
+        if st.outstanding.is_empty() && to_solicit && task.reserved.is_none() {
             let need = u64::from(st.want);
             if !self.reserve_buffer(itt, need) {
                 return;

@@ -224,7 +224,7 @@ impl Connection {
             stats: None,
             started: self.obs.now,
             metrics,
-            reserved: 0,
+            reserved: task::Reserved::NONE,
             io_store: None,
         };
         let itt = c.itt.0;

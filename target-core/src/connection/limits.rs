@@ -227,12 +227,6 @@ impl Connection {
         self.limit_hit(Limit::CommandWindow, &detail);
     }
 
-    /// Bytes this connection holds for tasks: write data being collected and read
-    /// data being fetched.
-    fn buffered(&self) -> u64 {
-        self.tasks.values().map(|t| t.reserved).sum()
-    }
-
     /// May task `itt` take `need` more bytes of buffer now? When it may, they are
     /// counted against it until it ends; otherwise it waits (first come, first
     /// served). A task is always allowed when nothing else holds buffer, so one
@@ -240,18 +234,16 @@ impl Connection {
     pub(super) fn reserve_buffer(&mut self, itt: u32, need: u64) -> bool {
         match self.tasks.get(&itt) {
             None => return false,
-            Some(task) if task.reserved > 0 || need == 0 => return true,
+            Some(task) if !task.reserved.is_none() || need == 0 => return true,
             Some(_) => {}
         }
-        // A walk over every task: only when this one takes buffer.
-        let used = self.buffered();
+        // Bytes this connection holds for tasks: write data being collected and
+        // read data being fetched.
+        let used = self.tasks.reserved();
         let cap = self.config.max_buffered_bytes;
         let first_in_line = self.limits.waiting.front().is_none_or(|&w| w == itt);
-        let Some(task) = self.tasks.get_mut(&itt) else {
-            return false;
-        };
         if first_in_line && (used == 0 || used + need <= cap) {
-            task.reserved = need;
+            self.tasks.reserve(itt, need);
             if self.limits.waiting.front() == Some(&itt) {
                 self.limits.waiting.pop_front();
             }
@@ -270,10 +262,9 @@ impl Connection {
                 self.limits.waiting.clear();
                 return;
             }
-            let waiting = self
-                .tasks
-                .get(&itt)
-                .is_some_and(|t| t.reserved == 0 && matches!(t.state, TaskState::Collecting(_)));
+            let waiting = self.tasks.get(&itt).is_some_and(|t| {
+                t.reserved.is_none() && matches!(t.state, TaskState::Collecting(_))
+            });
             if !waiting {
                 self.limits.waiting.pop_front();
                 continue;

@@ -218,7 +218,7 @@ pub struct Connection {
     orphaned: bool,
     /// Live tasks by ITT, and running block operations by I/O tag: touched several
     /// times per command, so hashed cheaply (`crate::taghash`).
-    tasks: TagMap<u32, task::Task>,
+    tasks: task::Tasks,
     io_tags: TagMap<IoTag, u32>,
     /// Announcements to the other gateways of a shared medium in flight
     /// ([`scsi_sbc::BlockOp::LuEvent`]); their completions end no task.
@@ -238,6 +238,10 @@ pub struct Connection {
     /// This session's I/O counters per LUN, taken from the target once
     /// (`--op stat`).
     lu_stats: TagMap<u64, Arc<crate::registry::LuStats>>,
+    /// The target's LUN numbers and the `lun_generation` they were taken at: every
+    /// command's context carries them, and a copy of our own saves a lock and two
+    /// atomic counts on a line every connection of the target shares, per command.
+    lun_list: (u64, Arc<[u64]>),
     /// Octets and PDUs this connection carried (`--mode connection --op stat`).
     conn_stats: Arc<ConnStats>,
     /// Where outgoing PDU headers are encoded ([`Pdu::encode_in`]): one allocation
@@ -296,7 +300,7 @@ impl Connection {
             done: TagMap::default(),
             resume_from: TagMap::default(),
             orphaned: false,
-            tasks: TagMap::default(),
+            tasks: task::Tasks::default(),
             io_tags: TagMap::default(),
             announcing: Default::default(),
             held_tmfs: Vec::new(),
@@ -312,6 +316,7 @@ impl Connection {
             nexus_id: std::cell::Cell::new(0),
             initiator_port: std::cell::Cell::new(0),
             lu_stats: TagMap::default(),
+            lun_list: (u64::MAX, Arc::from(&[][..])),
             conn_stats: Arc::default(),
             header_arena: BytesMut::new(),
             obs,

@@ -584,7 +584,7 @@ impl Connection {
         }
         let mut next: Option<Instant> = None;
         let mut due = Vec::new();
-        for (itt, task) in &self.tasks {
+        for (itt, task) in self.tasks.iter() {
             let TaskState::Collecting(st) = &task.state else {
                 continue;
             };

@@ -310,6 +310,16 @@ impl Connection {
         Some(stats)
     }
 
+    /// Bring [`Connection::lun_list`] up to date with `target`'s LUNs.
+    fn refresh_lun_list(&mut self, target: &Target) {
+        // The list is set before the generation moves: a list read after an older
+        // generation is at worst taken again next time.
+        let generation = target.lun_generation();
+        if self.lun_list.0 != generation {
+            self.lun_list = (generation, target.lun_list());
+        }
+    }
+
     /// Find the LU a command addresses and check its CDB. `Err` is the answer to send
     /// at once (no data is solicited for it).
     pub(super) fn scsi_prepare(
@@ -330,11 +340,11 @@ impl Connection {
             None if opcode == 0x12 => return Err(Outcome::good(absent_lun_inquiry(&c.cdb))),
             None => return Err(Outcome::check(LUN_NOT_SUPPORTED)),
         };
-        let luns = target.lun_list();
+        self.refresh_lun_list(target);
         let alua = target.alua();
         let ctx = LuContext {
             lun: lun.lun,
-            luns: &luns,
+            luns: &self.lun_list.1,
             target_name: &target.name,
             tpgt: self.config.tpgt,
             nexus: self.nexus(),
@@ -365,6 +375,7 @@ impl Connection {
             }
             stats
         };
+        self.refresh_lun_list(&target);
         let Some(task) = self.tasks.get_mut(&itt) else {
             return;
         };
@@ -372,7 +383,7 @@ impl Connection {
         // Borrowed from the session field by field (no copy of the name per command:
         // `task` borrows only `self.tasks`).
         let initiator = self.session.as_ref().map_or("", |s| s.initiator.as_str());
-        let luns = target.lun_list();
+        let luns = &self.lun_list.1;
         // EXTENDED COPY may name the target's other LUs: only then are they looked up.
         let peer_luns: Vec<Arc<Lun>> = if task.cdb.first() == Some(&EXTENDED_COPY) {
             luns.iter()
@@ -387,7 +398,7 @@ impl Connection {
         let alua = target.alua();
         let ctx = LuContext {
             lun: task.lun.lun,
-            luns: &luns,
+            luns,
             target_name: &target.name,
             tpgt: self.config.tpgt,
             nexus: Nexus {

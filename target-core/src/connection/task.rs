@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::hooks::BufferSource;
 use crate::registry::{DataDir, LuStats, Lun};
+use crate::taghash::TagMap;
 
 /// An R2T we sent and whose data has not fully arrived.
 #[derive(Debug, Clone, Copy)]
@@ -216,11 +217,108 @@ pub(super) struct Task {
     /// The LU's monitoring counters, looked up once when the task is created.
     pub(super) metrics: Option<std::sync::Arc<crate::metrics::LuMetrics>>,
     /// Buffer bytes counted against the connection's cap for this task
-    /// (`limits.rs`): write data to collect, or read data to fetch.
-    pub(super) reserved: u64,
+    /// (`limits.rs`): write data to collect, or read data to fetch. Set only by
+    /// [`Tasks::reserve`], which keeps the table's total.
+    pub(super) reserved: Reserved,
     /// The store its block operation went to, so that a TASK REASSIGN can run it
     /// again (ErrorRecoveryLevel 2, `erl2.rs`).
     pub(super) io_store: Option<Arc<dyn scsi_sbc::BlockStore>>,
+}
+
+/// A task's buffer bytes ([`Task::reserved`]): made non-zero only here, by
+/// [`Tasks::reserve`], so the table's running total cannot miss a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Reserved(u64);
+
+impl Reserved {
+    /// None yet (a new task).
+    pub(super) const NONE: Reserved = Reserved(0);
+
+    pub(super) fn bytes(self) -> u64 {
+        self.0
+    }
+
+    pub(super) fn is_none(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// A connection's tasks by ITT, with the buffer bytes they hold summed as tasks
+/// arrive, reserve and leave (also when a TASK REASSIGN moves one between
+/// connections): the buffer cap is checked for every read and write without a walk
+/// over the whole queue.
+#[derive(Debug, Default)]
+pub(super) struct Tasks {
+    map: TagMap<u32, Task>,
+    reserved: u64,
+}
+
+impl Tasks {
+    pub(super) fn get(&self, itt: &u32) -> Option<&Task> {
+        self.map.get(itt)
+    }
+
+    pub(super) fn get_mut(&mut self, itt: &u32) -> Option<&mut Task> {
+        self.map.get_mut(itt)
+    }
+
+    pub(super) fn contains_key(&self, itt: &u32) -> bool {
+        self.map.contains_key(itt)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&u32, &Task)> {
+        self.map.iter()
+    }
+
+    /// Add `task` (its reservation counts from now on); a task it replaces is
+    /// returned and no longer counted.
+    pub(super) fn insert(&mut self, itt: u32, task: Task) -> Option<Task> {
+        self.reserved += task.reserved.bytes();
+        let old = self.map.insert(itt, task);
+        if let Some(o) = &old {
+            self.reserved -= o.reserved.bytes();
+        }
+        old
+    }
+
+    pub(super) fn remove(&mut self, itt: &u32) -> Option<Task> {
+        let task = self.map.remove(itt)?;
+        self.reserved -= task.reserved.bytes();
+        Some(task)
+    }
+
+    /// Every task, taken out.
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = (u32, Task)> + '_ {
+        self.reserved = 0;
+        self.map.drain()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.reserved = 0;
+        self.map.clear();
+    }
+
+    /// Bytes all tasks hold.
+    pub(super) fn reserved(&self) -> u64 {
+        debug_assert_eq!(
+            self.reserved,
+            self.map.values().map(|t| t.reserved.bytes()).sum::<u64>()
+        );
+        self.reserved
+    }
+
+    /// Count `need` bytes against task `itt`, which holds none yet.
+    pub(super) fn reserve(&mut self, itt: u32, need: u64) {
+        if let Some(t) = self.map.get_mut(&itt) {
+            debug_assert!(t.reserved.is_none());
+            self.reserved = self.reserved - t.reserved.bytes() + need;
+            t.reserved = Reserved(need);
+        }
+    }
 }
 
 impl Task {
