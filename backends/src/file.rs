@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rustix::fs::{FallocateFlags, SeekFrom as RawSeek};
 use rustix::io::ReadWriteFlags;
 use scsi_sbc::block_op::Extent;
@@ -498,14 +498,27 @@ impl BlockStore for FileStore {
                 .store(misses.wrapping_add(1), Ordering::Relaxed);
             None
         };
-        let mut buf = BytesMut::zeroed(len as usize);
+        let small = len as usize == crate::recycle::SMALL_LEN;
+        let mut buf = if small {
+            crate::recycle::small::take()
+        } else {
+            vec![0; len as usize]
+        };
         let mut bufs = [io::IoSliceMut::new(&mut buf)];
-        match rustix::io::preadv2(&self.file, &mut bufs, offset, ReadWriteFlags::NOWAIT) {
+        let read = rustix::io::preadv2(&self.file, &mut bufs, offset, ReadWriteFlags::NOWAIT);
+        if small && !matches!(read, Ok(n) if n as u64 == len) {
+            crate::recycle::small::give(std::mem::take(&mut buf));
+        }
+        match read {
             Ok(n) if n as u64 == len => {
                 if misses != 0 {
                     self.nowait_misses.store(0, Ordering::Relaxed);
                 }
-                Some(Ok(buf.freeze()))
+                Some(Ok(if small {
+                    crate::recycle::small::freeze(buf)
+                } else {
+                    Bytes::from(buf)
+                }))
             }
             // Partly cached, or past the end of a short file: the worker path decides.
             Ok(_) => miss(),
