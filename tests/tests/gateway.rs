@@ -102,6 +102,35 @@ fn read_past_unit_attentions(c: &mut Client, lba: u32) -> ScsiResult {
     }
 }
 
+/// WRITE(10) of 8 blocks of `fill` at `lba`, sent again while it meets unit
+/// attentions or one of the `allowed` senses (those after a 50 ms pause), until
+/// GOOD (required within 40 s): how long that took and how many `allowed` refusals
+/// came first.
+fn write_until_good(
+    c: &mut Client,
+    lba: u32,
+    fill: u8,
+    allowed: &[(u8, u8, u8)],
+) -> (Duration, u32) {
+    let start = Instant::now();
+    let mut refused = 0;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(40), "never GOOD");
+        let r = c
+            .scsi(1, &write10(lba, 8), &[fill; 4096], 0)
+            .expect("write");
+        if r.status == 0 {
+            return (start.elapsed(), refused);
+        }
+        let sense = r.sense_key_asc().expect("sense");
+        if sense.0 != 6 {
+            assert!(allowed.contains(&sense), "{r:?}");
+            refused += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 fn login(d: &Daemon, isid_tail: u8) -> Client {
     let mut c = Client::connect(d.portal).expect("connect");
     c.isid.0[5] = isid_tail;
@@ -674,24 +703,6 @@ fn a_frozen_lock_owner_is_fenced_and_serves_again(f: Flavour) {
     let (a, b) = gateways(f, &path, true);
     both_answering(&a, &b);
     let block = |fill: u8| vec![fill; 4096];
-    // Writes until one is GOOD, retrying unit attentions and `allowed` senses.
-    let write_until_good = |c: &mut Client, lba: u32, fill: u8, allowed: &[(u8, u8, u8)]| {
-        let start = Instant::now();
-        let mut refused = 0;
-        loop {
-            assert!(start.elapsed() < Duration::from_secs(40), "never GOOD");
-            let r = c.scsi(1, &write10(lba, 8), &block(fill), 0).expect("write");
-            if r.status == 0 {
-                return (start.elapsed(), refused);
-            }
-            let sense = r.sense_key_asc().expect("sense");
-            if sense.0 != 6 {
-                assert!(allowed.contains(&sense), "{r:?}");
-                refused += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
     let mut ca = login(&a, 1);
     write_until_good(&mut ca, 0, 0xa1, &[]);
     let owner = ceph.lock_owner(&path).expect("A holds the lock");
@@ -748,15 +759,7 @@ fn a_restarted_lock_owner_is_fenced(f: Flavour) {
     cb.stream()
         .set_read_timeout(Some(Duration::from_secs(40)))
         .expect("timeout");
-    let start = Instant::now();
-    loop {
-        let r = cb.scsi(1, &write10(8, 8), &[0xb1; 4096], 0).expect("write");
-        if r.status == 0 {
-            break;
-        }
-        assert_eq!(r.sense_key_asc().map(|s| s.0), Some(6), "{r:?}");
-    }
-    let took = start.elapsed();
+    let (took, _) = write_until_good(&mut cb, 8, 0xb1, &[]);
     eprintln!("restart: B's first write took {took:?}");
     assert!(took < Duration::from_secs(15), "{took:?}");
     wait_log(

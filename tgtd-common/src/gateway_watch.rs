@@ -167,8 +167,9 @@ pub fn check(admin: &LocalAdmin, watch: &mut Watch) {
 }
 
 /// Break, on every LU in `luns`, a lock held by one of `clients` (dead clients of
-/// the gateway on relative port `port`: it is gone, or was restarted). True when nothing failed (then the gateway is
-/// not asked about again); a failure is logged and tried again next round.
+/// the gateway on relative port `port`: it is gone, or was restarted). True when
+/// nothing failed (then the gateway is not asked about again); a failure is logged
+/// and tried again next round.
 fn fence(
     luns: &[std::sync::Arc<target_core::registry::Lun>],
     tid: u32,
