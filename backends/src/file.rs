@@ -65,6 +65,10 @@ pub struct FileStore {
     aio_fallback: Option<String>,
     /// Ring writes in flight (they do not take `rmw`; see `compound`).
     ring_writes: AtomicUsize,
+    /// The whole file mapped, for small reads lent from the page cache
+    /// ([`BlockStore::read_lent`]): made at the first such read (`Some(None)`: the
+    /// kernel refused, not asked again), made again after the size changed.
+    lent: RwLock<Option<Option<std::sync::Arc<crate::mapped::FileMap>>>>,
 }
 
 impl FileStore {
@@ -183,6 +187,7 @@ impl FileStore {
             ring: false,
             aio_fallback: None,
             ring_writes: AtomicUsize::new(0),
+            lent: RwLock::new(None),
         })
     }
 
@@ -404,6 +409,7 @@ impl BlockStore for FileStore {
     fn refresh_size(&self) -> Option<u64> {
         let now = self.current_size().ok().filter(|n| *n > 0)?;
         self.size.store(now, Ordering::Release);
+        *self.lent.write().unwrap_or_else(|e| e.into_inner()) = None;
         Some(now)
     }
 
@@ -413,6 +419,33 @@ impl BlockStore for FileStore {
 
     fn physical_block_size(&self) -> Option<u32> {
         self.physical_block
+    }
+
+    /// From the whole file mapped (`crate::mapped::FileMap`), when the pages are in
+    /// the page cache. Not for O_DIRECT stores (their reads skip the page cache, and
+    /// their writes would not be seen in it), and not while reads keep missing the
+    /// cache (the same back-off as [`BlockStore::execute_nowait`], which then counts
+    /// the miss).
+    fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
+        if self.direct || len > crate::INLINE_MAX {
+            return None;
+        }
+        let misses = self.nowait_misses.load(Ordering::Relaxed);
+        if misses >= NOWAIT_MISS_LIMIT && !misses.is_multiple_of(NOWAIT_PROBE_EVERY) {
+            return None;
+        }
+        let made = self.lent.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let map = match made {
+            Some(map) => map?,
+            None => {
+                let mut slot = self.lent.write().unwrap_or_else(|e| e.into_inner());
+                let map = slot
+                    .get_or_insert_with(|| crate::mapped::FileMap::new(&self.file, self.size()))
+                    .clone();
+                map?
+            }
+        };
+        map.lend(offset, len).map(Ok)
     }
 
     fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
@@ -802,6 +835,69 @@ mod tests {
         assert!(!mapped() && t.iter().all(|&x| x == 0));
         // O_DIRECT stores lend nothing: backends/tests/contract.rs (a file system
         // that takes O_DIRECT is needed, and /tmp may be tmpfs).
+    }
+
+    /// Small reads for a socket are lent from the whole file mapped, once their
+    /// pages are in the page cache: the same bytes as a plain read, a later write
+    /// seen, nothing lent from pages that are not cached (the read then goes the
+    /// usual way, which caches them), the mapping made again after a resize and
+    /// undone with the store and its last slice.
+    #[test]
+    fn small_reads_are_lent_from_cached_pages() {
+        // Next to the test binary, not in /tmp: pages of a tmpfs file cannot be
+        // dropped from the cache.
+        let dir = std::env::current_exe().unwrap();
+        let f = tempfile::NamedTempFile::new_in(dir.parent().unwrap()).unwrap();
+        f.as_file().set_len((4 << 20) + 100).unwrap();
+        let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let s = FileStore::open(f.path(), &OpenOptions::default()).unwrap();
+        s.execute(&write(0, &data)).unwrap();
+        let name = f.path().to_str().unwrap().to_owned();
+        let mapped = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .contains(&name)
+        };
+        let lent = |at: u64, len: u64| s.read_lent(at, len).map(Result::unwrap);
+        let a = lent(4096, 4096).expect("cached: lent");
+        assert!(mapped());
+        assert_eq!(&a[..], &data[4096..8192]);
+        // Across a page boundary and a window boundary (1 MiB), unaligned.
+        assert_eq!(&lent(4095, 2).unwrap()[..], &data[4095..4097]);
+        // (The page after 1 MiB is a hole that no one read yet: cached by the plain
+        // read first.)
+        let plain = s.execute(&read((1 << 20) - 512, 1024)).unwrap();
+        assert_eq!(lent((1 << 20) - 512, 1024).unwrap(), plain);
+        // A write after the read is what a later read lends (same pages).
+        s.execute(&write(4096, &[9u8; 4096])).unwrap();
+        assert_eq!(lent(4096, 4096).unwrap(), vec![9u8; 4096]);
+        // Not lent: empty, longer than inline reads, the part-page tail of the file.
+        assert!(lent(0, 0).is_none());
+        assert!(lent(0, crate::INLINE_MAX + 4096).is_none());
+        assert!(lent(4 << 20, 100).is_none());
+        // Pages dropped from the cache are not lent until a plain read caches them.
+        let cold = 3 << 20;
+        s.execute(&write(cold, &data[..8192])).unwrap();
+        f.as_file().sync_data().unwrap();
+        rustix::fs::fadvise(f.as_file(), cold, None, rustix::fs::Advice::DontNeed).unwrap();
+        assert!(lent(cold, 4096).is_none(), "not in the page cache");
+        assert_eq!(s.execute(&read(cold, 4096)).unwrap(), &data[..4096]);
+        assert_eq!(lent(cold, 4096).unwrap(), &data[..4096]);
+        // While reads keep missing the cache the store does not ask.
+        s.nowait_misses
+            .store(NOWAIT_MISS_LIMIT + 1, Ordering::Relaxed);
+        assert!(lent(4096, 4096).is_none(), "backing off");
+        s.nowait_misses.store(0, Ordering::Relaxed);
+        // Grown: the new range is lent after the size is read again.
+        f.as_file().set_len(8 << 20).unwrap();
+        assert_eq!(s.refresh_size(), Some(8 << 20));
+        s.execute(&write(6 << 20, &data[..4096])).unwrap();
+        assert_eq!(lent(6 << 20, 4096).unwrap(), &data[..4096]);
+        drop(s);
+        assert!(mapped(), "a lent slice keeps the mapping");
+        assert_eq!(&a[..], &[9u8; 4096][..]);
+        drop(a);
+        assert!(!mapped(), "unmapped with the store and the last slice");
     }
 
     #[test]

@@ -85,6 +85,17 @@ fn file_with(oflags: &str) {
         &s.read_for_send(at, len).unwrap()[..],
         &on_disk[at as usize..][..len as usize]
     );
+    // A small read lent from the page cache (on the loop, for a socket): never for
+    // O_DIRECT (its writes bypass the cache), else the same bytes once cached.
+    let (at, len) = (5 * 4096 + 512, 4096);
+    let cached = read(&*s, at, len);
+    match s.read_lent(at, len) {
+        Some(lent) => {
+            assert!(!direct, "oflags {oflags:?}: O_DIRECT lends nothing");
+            assert_eq!(lent.unwrap(), cached);
+        }
+        None => assert!(direct, "oflags {oflags:?}: a cached read is lent"),
+    }
     let ro = OpenOptions {
         readonly: true,
         ..opts(oflags)

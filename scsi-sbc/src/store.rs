@@ -216,6 +216,15 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
         self.execute(&BlockOp::Read { offset, len })
     }
+
+    /// A small read answered at once, on the caller's thread, with memory that maps
+    /// the store's medium (as [`BlockStore::read_for_send`], so under the same rule:
+    /// only system calls may touch the bytes), when that needs no wait for a disk;
+    /// `None` when the store cannot (the caller then goes on as for any read).
+    fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
+        let _ = (offset, len);
+        None
+    }
 }
 
 /// A store that wraps another ([`StoreLayer::inner`]) and changes a few of its
@@ -356,6 +365,11 @@ impl<T: StoreLayer> BlockStore for T {
     fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
         let result = self.inner().read_for_send(offset, len);
         self.layer_result(&BlockOp::Read { offset, len }, result)
+    }
+
+    fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
+        let result = self.inner().read_lent(offset, len)?;
+        Some(self.layer_result(&BlockOp::Read { offset, len }, result))
     }
 }
 

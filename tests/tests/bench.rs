@@ -505,8 +505,9 @@ fn bench_busy_poll_never_waits(f: Flavour) {
     assert!(!r.stdout.contains("busy polling"), "{r:?}");
 }
 
-/// Large reads lend the backing file's pages (`backends/src/mapped.rs`): 1 MiB
-/// blocks written and read back with --verify are intact, with and without a data
+/// Reads lend the backing file's pages (`backends/src/mapped.rs`): 1 MiB reads
+/// (mapped per read, on a worker) and 4 KiB reads (lent on the loop from the whole
+/// file mapped) of blocks written with --verify are intact, with and without a data
 /// digest (with one the read is an ordinary copy). A backing file truncated under
 /// the daemon while such reads run costs at most the connection, never the daemon
 /// (a mapping's pages vanish; a system call that meets them fails with EFAULT where
@@ -515,49 +516,51 @@ fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
     let mut d = Daemon::start(f, &[]);
     let path = d.setup_file_target(1, IQN, SIZE);
     let range = format!("0:{}", SIZE / 512);
-    // 1 MiB commands at depth 4 over the whole LU, then `extra`.
-    let run_1m = |extra: &[&str]| {
-        let mut args = vec!["--bs", "1m", "--qd", "4", "--lba-range", &range, "--json"];
-        args.extend_from_slice(extra);
-        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
-    };
-    for digest in [&[][..], &["--data-digest"]] {
-        let mut extra = vec![
-            "--rw",
-            "mix",
-            "--read-pct",
-            "50",
-            "--verify",
-            "--ops",
-            "300",
-        ];
-        extra.extend_from_slice(digest);
-        let args = run_1m(&extra);
+    for (bs, qd) in [("1m", "4"), ("4k", "16")] {
+        // Commands of `bs` at depth `qd` over the whole LU, then `extra`.
+        let run = |extra: &[&str]| {
+            let mut args = vec!["--bs", bs, "--qd", qd, "--lba-range", &range, "--json"];
+            args.extend_from_slice(extra);
+            args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+        };
+        for digest in [&[][..], &["--data-digest"]] {
+            let mut extra = vec![
+                "--rw",
+                "mix",
+                "--read-pct",
+                "50",
+                "--verify",
+                "--ops",
+                "300",
+            ];
+            extra.extend_from_slice(digest);
+            let args = run(&extra);
+            let r = bench(&d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(r.code, 0, "{bs} {digest:?}: {r:?}");
+            assert_eq!(json(&r)["verify_mismatches"], 0, "{bs} {digest:?}");
+        }
+        let reader = Command::new(bin("iscsi-bench"))
+            .arg(d.portal_str())
+            .arg(IQN)
+            .args(run(&["--rw", "read", "--duration", "3"]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        // Whether the reader saw zeros, an error or a dropped connection, it ends.
+        let _ = integration_tests::wait_with_timeout(reader, Duration::from_secs(30), "reader");
+        assert!(
+            d.alive(),
+            "the daemon died when its backing file was truncated under {bs} reads"
+        );
+        file.set_len(SIZE).unwrap();
+        let args = run(&["--rw", "read", "--ops", "50"]);
         let r = bench(&d, &args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(r.code, 0, "{digest:?}: {r:?}");
-        assert_eq!(json(&r)["verify_mismatches"], 0, "{digest:?}");
+        assert_eq!(r.code, 0, "{bs}: {r:?}");
     }
-    let reader = Command::new(bin("iscsi-bench"))
-        .arg(d.portal_str())
-        .arg(IQN)
-        .args(run_1m(&["--rw", "read", "--duration", "3"]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(0).unwrap();
-    // Whether the reader saw zeros, an error or a dropped connection, it ends.
-    let _ = integration_tests::wait_with_timeout(reader, Duration::from_secs(30), "reader");
-    assert!(
-        d.alive(),
-        "the daemon died when its backing file was truncated"
-    );
-    file.set_len(SIZE).unwrap();
-    let args = run_1m(&["--rw", "read", "--ops", "50"]);
-    let r = bench(&d, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(r.code, 0, "{r:?}");
 }
 
 both_flavours!(

@@ -55,6 +55,14 @@ pub fn dispatch<F>(
                 continue;
             }
         }
+        if let BlockOp::Read { offset, len } = req.op {
+            if untouched && len <= backends::INLINE_MAX {
+                if let Some(result) = req.store.read_lent(offset, len) {
+                    conn.handle_io_completion(IoCompletion::new(req.tag, result), now);
+                    continue;
+                }
+            }
+        }
         match req.store.execute_nowait(&req.op) {
             Some(result) => conn.handle_io_completion(IoCompletion::new(req.tag, result), now),
             None => match crate::ring::try_queue(&req.store, &req.op, done(req.tag, &req.op)) {

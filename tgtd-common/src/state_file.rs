@@ -167,6 +167,10 @@ impl BlockStore for StateFileStore {
     fn read_for_send(&self, offset: u64, len: u64) -> Result<Bytes, IoErrorKind> {
         self.inner.read_for_send(offset, len)
     }
+
+    fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
+        self.inner.read_lent(offset, len)
+    }
 }
 
 #[cfg(test)]
