@@ -427,7 +427,7 @@ impl BlockStore for FileStore {
     /// cache (the same back-off as [`BlockStore::execute_nowait`], which then counts
     /// the miss).
     fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
-        if self.direct || len > crate::INLINE_MAX {
+        if self.direct || len > LEND_MAX {
             return None;
         }
         let misses = self.nowait_misses.load(Ordering::Relaxed);
@@ -628,6 +628,9 @@ thread_local! {
 
 /// Inline-read misses in a row before [`FileStore`] mostly stops trying.
 const NOWAIT_MISS_LIMIT: u32 = 8;
+
+/// Longest read lent from the whole-file mapping.
+const LEND_MAX: u64 = 16 << 20;
 
 /// While mostly not trying, one read in this many still probes the page cache.
 const NOWAIT_PROBE_EVERY: u32 = 16;
@@ -871,9 +874,14 @@ mod tests {
         // A write after the read is what a later read lends (same pages).
         s.execute(&write(4096, &[9u8; 4096])).unwrap();
         assert_eq!(lent(4096, 4096).unwrap(), vec![9u8; 4096]);
-        // Not lent: empty, longer than inline reads, the part-page tail of the file.
+        // Long reads too, across windows, up to LEND_MAX.
+        let long = lent(8192, (1 << 20) - 8192 + 512).unwrap();
+        assert_eq!(&long[..(1 << 20) - 8192], &data[8192..]);
+        assert_eq!(&long[(1 << 20) - 8192..], &[0u8; 512][..]);
+        drop(long);
+        // Not lent: empty, longer than LEND_MAX, the part-page tail of the file.
         assert!(lent(0, 0).is_none());
-        assert!(lent(0, crate::INLINE_MAX + 4096).is_none());
+        assert!(lent(0, LEND_MAX + 4096).is_none());
         assert!(lent(4 << 20, 100).is_none());
         // Pages dropped from the cache are not lent until a plain read caches them.
         let cold = 3 << 20;

@@ -243,27 +243,26 @@ impl FileMap {
         let page = rustix::param::page_size();
         let first = offset / page;
         let last = (offset + len - 1) / page;
-        let window = first / WINDOW_PAGES;
-        if last / WINDOW_PAGES != window {
-            // Across two windows (an unaligned read): ask for its own pages.
-            return self.ask(first, last + 1 - first, |v| v.iter().all(|b| b & 1 == 1));
-        }
         let epoch =
             u32::try_from(self.born.elapsed().as_secs() / TRUST_SECS + 1).unwrap_or(u32::MAX);
-        let mark = self.windows[window].load(Ordering::Relaxed);
-        if mark == epoch << 1 | 1 {
-            return true;
-        }
-        if mark == epoch << 1 {
-            // Not all resident when last looked at in this period: this read's pages.
-            return self.ask(first, last + 1 - first, |v| v.iter().all(|b| b & 1 == 1));
-        }
-        let start = window * WINDOW_PAGES;
-        let pages = WINDOW_PAGES.min(self.len / page - start);
-        self.ask(start, pages, |v| {
-            let all = v.iter().all(|b| b & 1 == 1);
-            self.windows[window].store(epoch << 1 | u32::from(all), Ordering::Relaxed);
-            v[first - start..=last - start].iter().all(|b| b & 1 == 1)
+        let all = |v: &[u8]| v.iter().all(|b| b & 1 == 1);
+        (first / WINDOW_PAGES..=last / WINDOW_PAGES).all(|window| {
+            let start = window * WINDOW_PAGES;
+            // This read's pages in the window.
+            let (from, to) = (first.max(start), last.min(start + WINDOW_PAGES - 1));
+            let mark = self.windows[window].load(Ordering::Relaxed);
+            if mark == epoch << 1 | 1 {
+                true
+            } else if mark == epoch << 1 {
+                // Not all resident when last looked at in this period.
+                self.ask(from, to + 1 - from, all)
+            } else {
+                let pages = WINDOW_PAGES.min(self.len / page - start);
+                self.ask(start, pages, |v| {
+                    self.windows[window].store(epoch << 1 | u32::from(all(v)), Ordering::Relaxed);
+                    all(&v[from - start..=to - start])
+                })
+            }
         })
     }
 

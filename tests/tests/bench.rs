@@ -505,9 +505,9 @@ fn bench_busy_poll_never_waits(f: Flavour) {
     assert!(!r.stdout.contains("busy polling"), "{r:?}");
 }
 
-/// Reads lend the backing file's pages (`backends/src/mapped.rs`): 1 MiB reads
-/// (mapped per read, on a worker) and 4 KiB reads (lent on the loop from the whole
-/// file mapped) of blocks written with --verify are intact, with and without a data
+/// Reads lend the backing file's pages (`backends/src/mapped.rs`: from the whole
+/// file mapped when cached, else 1 MiB reads mapped per read on a worker): 1 MiB
+/// and 4 KiB reads of blocks written with --verify are intact, with and without a data
 /// digest (with one the read is an ordinary copy). A backing file truncated under
 /// the daemon while such reads run costs at most the connection, never the daemon
 /// (a mapping's pages vanish; a system call that meets them fails with EFAULT where

@@ -197,15 +197,33 @@ fn sense_of(p: &Pdu) -> Option<(u8, u8, u8)> {
     (s.len() >= 14).then(|| (s[2] & 0x0f, s[12], s[13]))
 }
 
-/// The daemon's resident set, KiB.
+/// The daemon's resident set, KiB, without its read-only shared file mappings.
+/// Reads lent from the page cache (`backends/src/mapped.rs`) map the backing file
+/// (`r--s` in smaps; nothing else in the daemon maps a file shared), and VmRSS
+/// counts the cached pages those reads touched; they are the kernel's page cache
+/// (shared with every reader of the file, dropped under memory pressure like any
+/// cached page), not memory the daemon allocated or could leak.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
+    let rss: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
+        .expect("VmRSS");
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let mut shared = false;
+    let mut lent = 0u64;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            shared = second == "r--s";
+        } else if shared && first == "Rss:" {
+            lent += second.parse::<u64>().expect("Rss");
+        }
+    }
+    rss.saturating_sub(lent)
 }
 
 /// Descriptors `pid` has open.

@@ -46,19 +46,18 @@ pub fn dispatch<F>(
         }
     };
     while let Some(req) = conn.poll_io() {
-        // A large read whose data only goes to the socket: the store may lend its
-        // file's pages (`backends::mapped`), on a worker (faulting them in may wait
-        // for the disk).
         if let BlockOp::Read { offset, len } = req.op {
-            if untouched && req.store.reads_for_send(len) && !req.store.takes_own_submissions() {
-                pool.submit_read_for_send(req.store, offset, len, done(req.tag, &req.op));
-                continue;
-            }
-        }
-        if let BlockOp::Read { offset, len } = req.op {
-            if untouched && len <= backends::INLINE_MAX {
+            if untouched {
+                // Data that only goes to the socket, all in the page cache: lent
+                // from the store's file mapping, on this thread.
                 if let Some(result) = req.store.read_lent(offset, len) {
                     conn.handle_io_completion(IoCompletion::new(req.tag, result), now);
+                    continue;
+                }
+                // A large one: the store may map its file's pages on a worker
+                // (`backends::mapped`; faulting them in may wait for the disk).
+                if req.store.reads_for_send(len) && !req.store.takes_own_submissions() {
+                    pool.submit_read_for_send(req.store, offset, len, done(req.tag, &req.op));
                     continue;
                 }
             }
