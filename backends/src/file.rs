@@ -69,6 +69,11 @@ pub struct FileStore {
     /// ([`BlockStore::read_lent`]): made at the first such read (`Some(None)`: the
     /// kernel refused, not asked again), made again after the size changed.
     lent: RwLock<Option<Option<std::sync::Arc<crate::mapped::FileMap>>>>,
+    /// `mincore` tells whether this file's pages are in the page cache: since Linux
+    /// 5.0 only to a process that owns the file, may write it or is privileged;
+    /// to others it reports only pages already in their own page tables, so no read
+    /// would ever be lent and each would pay the question.
+    residency_known: bool,
 }
 
 impl FileStore {
@@ -135,6 +140,11 @@ impl FileStore {
             source,
         })?;
         let kind = meta.file_type();
+        let residency_known = {
+            use std::os::unix::fs::MetadataExt;
+            let euid = rustix::process::geteuid();
+            !readonly || euid.is_root() || meta.uid() == euid.as_raw()
+        };
         let physical_block = if kind.is_block_device() {
             rustix::fs::ioctl_blkpbszget(&file).ok()
         } else {
@@ -188,6 +198,7 @@ impl FileStore {
             aio_fallback: None,
             ring_writes: AtomicUsize::new(0),
             lent: RwLock::new(None),
+            residency_known,
         })
     }
 
@@ -432,6 +443,9 @@ impl BlockStore for FileStore {
         }
         let misses = self.nowait_misses.load(Ordering::Relaxed);
         if misses >= NOWAIT_MISS_LIMIT && !misses.is_multiple_of(NOWAIT_PROBE_EVERY) {
+            return None;
+        }
+        if !self.residency_known {
             return None;
         }
         let made = self.lent.read().unwrap_or_else(|e| e.into_inner()).clone();

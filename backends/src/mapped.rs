@@ -175,6 +175,17 @@ impl Drop for FileMap {
     }
 }
 
+/// `n` window marks, all 0, from zeroed memory: the allocator hands a large
+/// zeroed block out as fresh pages that take memory only once touched, so the
+/// marks of a 16 TiB device (64 MiB) cost what the windows in use cost.
+fn zeroed_marks(n: usize) -> Box<[AtomicU32]> {
+    let zeroed: Box<[u32]> = vec![0u32; n].into_boxed_slice();
+    // SAFETY: `AtomicU32` has the same size, alignment and bit validity as `u32`,
+    // so a boxed slice of one is a boxed slice of the other; the box is moved, not
+    // copied, and freed with the same layout.
+    unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [AtomicU32]) }
+}
+
 /// A slice of a [`FileMap`]: the owner of a lent read's `Bytes`.
 struct Lent {
     map: Arc<FileMap>,
@@ -214,7 +225,7 @@ impl FileMap {
         Some(Arc::new(FileMap {
             base,
             len,
-            windows: (0..windows).map(|_| AtomicU32::new(0)).collect(),
+            windows: zeroed_marks(windows),
             born: std::time::Instant::now(),
         }))
     }

@@ -256,6 +256,13 @@ fn block_device() {
             matches!(again, Err(backends::BackendError::Busy { .. })),
             "{again:?}"
         );
+        // Cached reads of the device are lent from its mapping, as for a file.
+        let cached = read(&*store, 8192, 4096);
+        let lent = store.read_lent(8192, 4096).map(Result::unwrap);
+        assert_eq!(lent.is_some(), oflags.is_empty(), "oflags {oflags:?}");
+        if let Some(lent) = lent {
+            assert_eq!(lent, cached);
+        }
         contract(store, Keeps::Data);
     }
 }
