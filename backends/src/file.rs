@@ -459,7 +459,12 @@ impl BlockStore for FileStore {
                 map?
             }
         };
-        map.lend(offset, len).map(Ok)
+        let lent = map.lend(offset, len)?;
+        // A hit ends a back-off, as a hit of `execute_nowait` does.
+        if misses != 0 {
+            self.nowait_misses.store(0, Ordering::Relaxed);
+        }
+        Some(Ok(lent))
     }
 
     fn ring_file(&self) -> Option<scsi_sbc::RingFile> {
@@ -905,11 +910,14 @@ mod tests {
         assert!(lent(cold, 4096).is_none(), "not in the page cache");
         assert_eq!(s.execute(&read(cold, 4096)).unwrap(), &data[..4096]);
         assert_eq!(lent(cold, 4096).unwrap(), &data[..4096]);
-        // While reads keep missing the cache the store does not ask.
+        // While reads keep missing the cache the store does not ask, but for a
+        // probe now and then; a probe that hits ends the back-off.
         s.nowait_misses
             .store(NOWAIT_MISS_LIMIT + 1, Ordering::Relaxed);
         assert!(lent(4096, 4096).is_none(), "backing off");
-        s.nowait_misses.store(0, Ordering::Relaxed);
+        s.nowait_misses.store(NOWAIT_PROBE_EVERY, Ordering::Relaxed);
+        assert!(lent(4096, 4096).is_some(), "a probe");
+        assert_eq!(s.nowait_misses.load(Ordering::Relaxed), 0, "a hit resets");
         // Grown: the new range is lent after the size is read again.
         f.as_file().set_len(8 << 20).unwrap();
         assert_eq!(s.refresh_size(), Some(8 << 20));

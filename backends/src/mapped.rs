@@ -1,19 +1,24 @@
-//! Large reads answered with the file's own pages ([`BlockStore::read_for_send`]):
-//! the range is mapped read-only and shared, its pages are faulted in on the worker
-//! (`MADV_POPULATE_READ`: a page not in the cache is read from disk there, and a
-//! read error is seen there), and the mapping becomes the read's [`Bytes`]. The
-//! socket write then copies straight from the page cache, so a 1 MiB read costs one
-//! copy in the daemon instead of two (`pread` into a buffer, then the buffer into the
-//! socket); the mapping is undone when the last slice of it is dropped, after the
-//! write.
+//! Reads answered with the file's own pages, so that the socket write copies
+//! straight from the page cache: one copy in the daemon instead of two (a read into
+//! a buffer, then the buffer into the socket). Two ways:
+//!
+//! - [`FileMap`] ([`BlockStore::read_lent`]): the whole file mapped once, and a read
+//!   whose pages are all in the page cache is a slice of it, lent on the event-loop
+//!   thread with no system call.
+//! - [`map_read`] ([`BlockStore::read_for_send`]), for large reads that are not all
+//!   cached: the range is mapped read-only and shared on a worker, its pages faulted
+//!   in there (`MADV_POPULATE_READ`: a page not in the cache is read from disk there,
+//!   and a read error is seen there), and the mapping becomes the read's [`Bytes`],
+//!   undone when the last slice of it is dropped, after the write.
 //!
 //! Only the kernel may read such bytes. A file truncated under a mapping makes an
 //! access to the pages past its new end fail: from a system call with EFAULT (the
 //! connection's write fails and it is closed), from user space with SIGBUS, which
-//! would end the daemon. Hence `read_for_send` only for data no one in the process
-//! reads (no data digest, not kept for a resend), and the caller's checks.
+//! would end the daemon. Hence both only for data no one in the process reads (no
+//! data digest, not kept for a resend), and the caller's checks.
 //!
 //! [`BlockStore::read_for_send`]: scsi_sbc::BlockStore::read_for_send
+//! [`BlockStore::read_lent`]: scsi_sbc::BlockStore::read_lent
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
@@ -132,10 +137,11 @@ const WINDOW_PAGES: usize = 256;
 /// loop thread, once).
 const TRUST_SECS: u64 = 2;
 
-/// A read-only shared mapping of a whole file, from which small reads are lent
+/// A read-only shared mapping of a whole file, from which cached reads are lent
 /// ([`FileMap::lend`]): the socket write copies their bytes straight out of the page
 /// cache, with no `preadv2` into a buffer first (measured on 4 KiB random reads at
-/// QD32: the `preadv2` was 43% of the event loop's time). Unmapped when the store
+/// QD32: the `preadv2` was 43% of the event loop's time) and, for reads above
+/// 64 KiB, no worker. Unmapped when the store
 /// and the last lent slice have let go of it.
 ///
 /// A lent read must not make the event loop wait for the disk, so its pages must

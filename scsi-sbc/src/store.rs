@@ -217,10 +217,11 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
         self.execute(&BlockOp::Read { offset, len })
     }
 
-    /// A small read answered at once, on the caller's thread, with memory that maps
-    /// the store's medium (as [`BlockStore::read_for_send`], so under the same rule:
-    /// only system calls may touch the bytes), when that needs no wait for a disk;
-    /// `None` when the store cannot (the caller then goes on as for any read).
+    /// A read answered at once, on the caller's thread (an event loop), with memory
+    /// that maps the store's medium (as [`BlockStore::read_for_send`], so under the
+    /// same rule: only system calls may touch the bytes), when that needs no wait
+    /// for a disk (the file store: its pages are in the page cache); `None` when the
+    /// store cannot (the caller then goes on as for any read).
     fn read_lent(&self, offset: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
         let _ = (offset, len);
         None
@@ -490,6 +491,9 @@ mod tests {
         fn read_for_send(&self, _: u64, len: u64) -> Result<Bytes, IoErrorKind> {
             Ok(Bytes::from(vec![7; len as usize]))
         }
+        fn read_lent(&self, _: u64, len: u64) -> Option<Result<Bytes, IoErrorKind>> {
+            Some(Ok(Bytes::from(vec![8; len as usize])))
+        }
     }
 
     /// A layer that changes nothing.
@@ -531,6 +535,7 @@ mod tests {
         assert_eq!(l.reads_for_send(6), p.reads_for_send(6));
         assert_eq!(l.reads_for_send(5), p.reads_for_send(5));
         assert_eq!(l.read_for_send(0, 3), p.read_for_send(0, 3));
+        assert_eq!(l.read_lent(0, 2), p.read_lent(0, 2));
         assert_eq!(l.ring_write_begin(), p.ring_write_begin());
         l.ring_write_done();
         assert_eq!(l.0.ring_done.load(Ordering::Relaxed), 1);
