@@ -79,6 +79,26 @@ impl Drop for Mapping {
     }
 }
 
+/// A new read-only shared mapping of `len` bytes of `file` from `offset` (a page
+/// boundary), at an address of the kernel's choosing; `None` if refused. The caller
+/// owns it and unmaps it.
+fn map_shared(file: &File, offset: u64, len: usize) -> Option<*mut std::ffi::c_void> {
+    // SAFETY: no fixed address, so nothing of ours is replaced; read-only and shared,
+    // of a file the caller holds open. The pointer goes to the caller, who owns the
+    // mapping from here (`Mapping`, `FileMap`: unmapped once, in their `drop`).
+    unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ,
+            MapFlags::SHARED,
+            file,
+            offset,
+        )
+    }
+    .ok()
+}
+
 /// `len` bytes of `file` at `offset` as a mapping of its pages, faulted in. `None`
 /// when that cannot be done (the range is not all inside the file, the kernel has
 /// no `MADV_POPULATE_READ`, a page could not be read): the caller reads the usual
@@ -92,20 +112,7 @@ pub(crate) fn map_read(file: &File, offset: u64, len: usize, file_len: u64) -> O
     let start = offset - offset % page;
     let skip = (offset - start) as usize;
     let map_len = skip + len;
-    // SAFETY: a new private-address mapping (no fixed address) of a file we hold
-    // open, read-only and shared: nothing of ours is overwritten, and the pointer is
-    // owned by the `Mapping` built right below (or unmapped here).
-    let base = unsafe {
-        mmap(
-            std::ptr::null_mut(),
-            map_len,
-            ProtFlags::READ,
-            MapFlags::SHARED,
-            file,
-            start,
-        )
-    }
-    .ok()?;
+    let base = map_shared(file, start, map_len)?;
     let mapping = Mapping {
         base,
         map_len,
@@ -215,19 +222,7 @@ impl FileMap {
         let page = rustix::param::page_size() as u64;
         let len = usize::try_from(len - len % page).ok().filter(|n| *n > 0)?;
         let windows = (len / page as usize).div_ceil(WINDOW_PAGES);
-        // SAFETY: a new mapping at an address of the kernel's choosing, read-only
-        // and shared, of a file we hold open; owned by the value built below.
-        let base = unsafe {
-            mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ,
-                MapFlags::SHARED,
-                file,
-                0,
-            )
-        }
-        .ok()?;
+        let base = map_shared(file, 0, len)?;
         Some(Arc::new(FileMap {
             base,
             len,
