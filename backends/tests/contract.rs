@@ -206,7 +206,14 @@ fn aio_with(oflags: &str) {
         "an aio store offers its file to the ring"
     );
     assert_eq!(store.backend_note(), None);
-    contract(Arc::new(RingDriven(store)), Keeps::Data);
+    contract(Arc::new(RingDriven(store.clone())), Keeps::Data);
+    // What the ring wrote is in the page cache: lent, but not by an O_DIRECT store.
+    let cached = read(&*store, 4096, 4096);
+    let lent = store.read_lent(4096, 4096).map(Result::unwrap);
+    assert_eq!(lent.is_some(), !oflags.contains("direct"), "oflags {oflags:?}");
+    if let Some(lent) = lent {
+        assert_eq!(lent, cached);
+    }
 }
 
 #[test]
