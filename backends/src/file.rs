@@ -448,18 +448,21 @@ impl BlockStore for FileStore {
         if !self.residency_known {
             return None;
         }
-        let made = self.lent.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let map = match made {
-            Some(map) => map?,
+        // Lent under the read lock (no clone of the map's `Arc` but the slice's own);
+        // the first read makes the map under the write lock.
+        let made = match &*self.lent.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(made) => Some(made.as_ref()?.lend(offset, len)?),
+            None => None,
+        };
+        let lent = match made {
+            Some(lent) => lent,
             None => {
                 let mut slot = self.lent.write().unwrap_or_else(|e| e.into_inner());
                 let map = slot
-                    .get_or_insert_with(|| crate::mapped::FileMap::new(&self.file, self.size()))
-                    .clone();
-                map?
+                    .get_or_insert_with(|| crate::mapped::FileMap::new(&self.file, self.size()));
+                map.as_ref()?.lend(offset, len)?
             }
         };
-        let lent = map.lend(offset, len)?;
         // A hit ends a back-off, as a hit of `execute_nowait` does.
         if misses != 0 {
             self.nowait_misses.store(0, Ordering::Relaxed);

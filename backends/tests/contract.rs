@@ -210,7 +210,11 @@ fn aio_with(oflags: &str) {
     // What the ring wrote is in the page cache: lent, but not by an O_DIRECT store.
     let cached = read(&*store, 4096, 4096);
     let lent = store.read_lent(4096, 4096).map(Result::unwrap);
-    assert_eq!(lent.is_some(), !oflags.contains("direct"), "oflags {oflags:?}");
+    assert_eq!(
+        lent.is_some(),
+        !oflags.contains("direct"),
+        "oflags {oflags:?}"
+    );
     if let Some(lent) = lent {
         assert_eq!(lent, cached);
     }
