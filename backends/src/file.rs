@@ -65,8 +65,8 @@ pub struct FileStore {
     aio_fallback: Option<String>,
     /// Ring writes in flight (they do not take `rmw`; see `compound`).
     ring_writes: AtomicUsize,
-    /// The whole file mapped, for small reads lent from the page cache
-    /// ([`BlockStore::read_lent`]): made at the first such read (`Some(None)`: the
+    /// The whole file mapped, for reads lent from the page cache
+    /// ([`BlockStore::read_lent`], up to [`LEND_MAX`]): made at the first such read (`Some(None)`: the
     /// kernel refused, not asked again), made again after the size changed.
     lent: RwLock<Option<Option<std::sync::Arc<crate::mapped::FileMap>>>>,
     /// `mincore` tells whether this file's pages are in the page cache: since Linux
@@ -862,13 +862,13 @@ mod tests {
         // that takes O_DIRECT is needed, and /tmp may be tmpfs).
     }
 
-    /// Small reads for a socket are lent from the whole file mapped, once their
-    /// pages are in the page cache: the same bytes as a plain read, a later write
+    /// Reads for a socket are lent from the whole file mapped, once their pages are
+    /// in the page cache: the same bytes as a plain read, a later write
     /// seen, nothing lent from pages that are not cached (the read then goes the
     /// usual way, which caches them), the mapping made again after a resize and
     /// undone with the store and its last slice.
     #[test]
-    fn small_reads_are_lent_from_cached_pages() {
+    fn cached_reads_are_lent_from_the_file_mapping() {
         // Next to the test binary, not in /tmp: pages of a tmpfs file cannot be
         // dropped from the cache.
         let dir = std::env::current_exe().unwrap();
