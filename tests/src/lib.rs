@@ -395,6 +395,27 @@ impl Daemon {
         self.child.id()
     }
 
+    /// KiB resident in the daemon's read-only shared file mappings (`r--s` in
+    /// smaps), only those of `file` when given: the backing files' page-cache pages
+    /// that reads lent from a mapping touched (`backends/src/mapped.rs`). Nothing
+    /// else in the daemon maps a file shared.
+    pub fn lent_rss_kib(&self, file: Option<&str>) -> u64 {
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid())).expect("smaps");
+        let mut ours = false;
+        let mut kib = 0;
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                // A mapping's header: range, permissions, offset, device, inode, path.
+                ours = second == "r--s" && file.is_none_or(|f| line.ends_with(f));
+            } else if ours && first == "Rss:" {
+                kib += second.parse::<u64>().expect("Rss");
+            }
+        }
+        kib
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -539,6 +539,13 @@ fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
             assert_eq!(r.code, 0, "{bs} {digest:?}: {r:?}");
             assert_eq!(json(&r)["verify_mismatches"], 0, "{bs} {digest:?}");
         }
+        // The reads were lent: the daemon holds the backing file mapped read-only
+        // and shared, and the pages the reads touched are resident in it.
+        let name = path.to_str().unwrap();
+        assert!(
+            d.lent_rss_kib(Some(name)) > 0,
+            "{bs}: no resident shared mapping of {name}"
+        );
         let reader = Command::new(bin("iscsi-bench"))
             .arg(d.portal_str())
             .arg(IQN)

@@ -38,7 +38,7 @@ fn serves(d: &Daemon, lba: u32) {
     assert_eq!(r.status, 0);
     assert!(r.data == data, "read back differs");
     assert!(c.logout().expect("logout"));
-    let rss = rss_kib(d.pid());
+    let rss = rss_kib(d);
     assert!(
         rss < RSS_BOUND_KIB,
         "daemon RSS {rss} KiB after a hostile case"
@@ -198,32 +198,19 @@ fn sense_of(p: &Pdu) -> Option<(u8, u8, u8)> {
 }
 
 /// The daemon's resident set, KiB, without its read-only shared file mappings.
-/// Reads lent from the page cache (`backends/src/mapped.rs`) map the backing file
-/// (`r--s` in smaps; nothing else in the daemon maps a file shared), and VmRSS
-/// counts the cached pages those reads touched; they are the kernel's page cache
-/// (shared with every reader of the file, dropped under memory pressure like any
-/// cached page), not memory the daemon allocated or could leak.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+/// Reads lent from the page cache (`backends/src/mapped.rs`) map the backing file,
+/// and VmRSS counts the cached pages those reads touched; they are the kernel's page
+/// cache (shared with every reader of the file, dropped under memory pressure like
+/// any cached page), not memory the daemon allocated or could leak.
+fn rss_kib(d: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).expect("status");
     let rss: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("VmRSS");
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
-    let mut shared = false;
-    let mut lent = 0u64;
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            shared = second == "r--s";
-        } else if shared && first == "Rss:" {
-            lent += second.parse::<u64>().expect("Rss");
-        }
-    }
-    rss.saturating_sub(lent)
+    rss.saturating_sub(d.lent_rss_kib(None))
 }
 
 /// Descriptors `pid` has open.
@@ -253,7 +240,7 @@ fn raise_nofile() {
 /// is dropped at once (nothing of that size is read or allocated) with one line.
 fn huge_segment_claims(f: Flavour) {
     let d = daemon(f, &[]);
-    let rss_before = rss_kib(d.pid());
+    let rss_before = rss_kib(&d);
     // After login: a SCSI command whose header says 16 MiB follow.
     let mut c = logged_in(&d);
     let peer = c.local_addr();
@@ -289,7 +276,7 @@ fn huge_segment_claims(f: Flavour) {
         let _ = s.write_all(&hdr);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let rss_after = rss_kib(d.pid());
+    let rss_after = rss_kib(&d);
     assert!(
         rss_after < rss_before + 8 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"
@@ -1117,7 +1104,7 @@ fn memory_returns_after_abuse(f: Flavour) {
         serves(&d, 400 + i * 16);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let before = rss_kib(d.pid());
+    let before = rss_kib(&d);
     let fds_before = open_fds(d.pid());
     for round in 0..2 {
         let mut held = Vec::new();
@@ -1192,7 +1179,7 @@ fn memory_returns_after_abuse(f: Flavour) {
     std::thread::sleep(Duration::from_millis(2500));
     serves(&d, 480);
     std::thread::sleep(Duration::from_millis(1500));
-    let after = rss_kib(d.pid());
+    let after = rss_kib(&d);
     let fds = open_fds(d.pid());
     eprintln!(
         "{}: RSS before {before} KiB, after abuse {after} KiB ({fds} descriptors open)",
@@ -1223,11 +1210,11 @@ fn thousand_idle_sessions(f: Flavour) {
     assert_eq!(first.login_only(Some(IQN)).expect("login"), (0, 0));
     sessions.push(first);
     std::thread::sleep(Duration::from_millis(200));
-    let base = rss_kib(d.pid());
+    let base = rss_kib(&d);
     for i in 1..1000u32 {
         if i == 257 {
             std::thread::sleep(Duration::from_millis(200));
-            let per = (rss_kib(d.pid()).saturating_sub(base)) / 256;
+            let per = (rss_kib(&d).saturating_sub(base)) / 256;
             eprintln!("{}: RSS per idle session {per} KiB", f.binary());
             assert!(per <= 64, "{per} KiB of RSS per idle session");
         }
@@ -1241,7 +1228,7 @@ fn thousand_idle_sessions(f: Flavour) {
         sessions.push(c);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let rss = rss_kib(d.pid());
+    let rss = rss_kib(&d);
     eprintln!("{}: RSS with 1000 idle sessions {rss} KiB", f.binary());
     assert!(rss < 64 * 1024, "RSS {rss} KiB with 1000 sessions");
     serves(&d, 500);
