@@ -144,6 +144,12 @@ const WINDOW_PAGES: usize = 256;
 /// loop thread, once).
 const TRUST_SECS: u64 = 2;
 
+/// [`TRUST_SECS`] periods in which no window is trusted after one that was all
+/// in the page cache is found not to be any more: the kernel is dropping this
+/// file's pages (memory pressure, a `drop_caches`, an UNMAP that punched a hole),
+/// so for the next 30 s every read asks `mincore` for its own pages.
+const DISTRUST_PERIODS: u32 = 15;
+
 /// A read-only shared mapping of a whole file, from which cached reads are lent
 /// ([`FileMap::lend`]): the socket write copies their bytes straight out of the page
 /// cache, with no `preadv2` into a buffer first (measured on 4 KiB random reads at
@@ -156,7 +162,8 @@ const TRUST_SECS: u64 = 2;
 /// system call that took back half of the gain; instead the file is watched in
 /// windows of [`WINDOW_PAGES`] pages: one `mincore` of a whole window, and a window
 /// found all resident is trusted for [`TRUST_SECS`]. Reads in a window that is not
-/// all resident ask for their own pages.
+/// all resident ask for their own pages, and so does every read for
+/// [`DISTRUST_PERIODS`] after a window that was all resident is found not to be.
 pub(crate) struct FileMap {
     base: *mut std::ffi::c_void,
     len: usize,
@@ -164,6 +171,8 @@ pub(crate) struct FileMap {
     /// [`TRUST_SECS`] periods since `born` from 1 (0: never looked at). A mark of
     /// another period is out of date.
     windows: Box<[AtomicU32]>,
+    /// The period up to which no window is trusted ([`DISTRUST_PERIODS`]).
+    distrust_until: AtomicU32,
     born: std::time::Instant,
 }
 
@@ -227,6 +236,7 @@ impl FileMap {
             base,
             len,
             windows: zeroed_marks(windows),
+            distrust_until: AtomicU32::new(0),
             born: std::time::Instant::now(),
         }))
     }
@@ -255,27 +265,38 @@ impl FileMap {
         let page = rustix::param::page_size();
         let first = offset / page;
         let last = (offset + len - 1) / page;
-        let epoch =
-            u32::try_from(self.born.elapsed().as_secs() / TRUST_SECS + 1).unwrap_or(u32::MAX);
+        let epoch = self.epoch();
+        let trusting = self.distrust_until.load(Ordering::Relaxed) < epoch;
         let all = |v: &[u8]| v.iter().all(|b| b & 1 == 1);
         (first / WINDOW_PAGES..=last / WINDOW_PAGES).all(|window| {
             let start = window * WINDOW_PAGES;
             // This read's pages in the window.
             let (from, to) = (first.max(start), last.min(start + WINDOW_PAGES - 1));
             let mark = self.windows[window].load(Ordering::Relaxed);
-            if mark == epoch << 1 | 1 {
+            if mark == epoch << 1 | 1 && trusting {
                 true
-            } else if mark == epoch << 1 {
-                // Not all resident when last looked at in this period.
+            } else if mark >> 1 == epoch {
+                // Looked at in this period: not all resident, or not trusted now.
                 self.ask(from, to + 1 - from, all)
             } else {
                 let pages = WINDOW_PAGES.min(self.len / page - start);
                 self.ask(start, pages, |v| {
-                    self.windows[window].store(epoch << 1 | u32::from(all(v)), Ordering::Relaxed);
+                    let now_all = all(v);
+                    if mark & 1 == 1 && !now_all {
+                        // All cached when last looked at, and no longer.
+                        self.distrust_until
+                            .fetch_max(epoch + DISTRUST_PERIODS, Ordering::Relaxed);
+                    }
+                    self.windows[window].store(epoch << 1 | u32::from(now_all), Ordering::Relaxed);
                     all(&v[from - start..=to - start])
                 })
             }
         })
+    }
+
+    /// The [`TRUST_SECS`] period we are in, numbered from 1.
+    fn epoch(&self) -> u32 {
+        u32::try_from(self.born.elapsed().as_secs() / TRUST_SECS + 1).unwrap_or(u32::MAX >> 1)
     }
 
     /// `mincore` of `pages` pages from page `first` (at most [`WINDOW_PAGES`]), the
@@ -325,6 +346,63 @@ mod tests {
             drop(b);
             assert_eq!(&tail[..], &data[off + n / 2..off + n]);
         }
+    }
+
+    /// A window found all cached is trusted for its period; once a window that was
+    /// all cached is found not to be, no window is trusted for a while: a read of a
+    /// page dropped from the cache is refused even in a window marked all cached.
+    #[test]
+    fn lends_cached_pages_and_stops_trusting_when_they_are_dropped() {
+        use std::os::unix::fs::FileExt;
+        // Next to the test binary, not in /tmp: tmpfs pages cannot be dropped.
+        let dir = std::env::current_exe().unwrap();
+        let mut f = tempfile::NamedTempFile::new_in(dir.parent().unwrap()).unwrap();
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 249) as u8).collect();
+        f.write_all(&data).unwrap();
+        f.as_file().sync_data().unwrap();
+        let drop_all = || {
+            rustix::fs::fadvise(f.as_file(), 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        };
+        let cache = |from: usize, len: usize| {
+            let mut buf = vec![0u8; len];
+            f.as_file().read_exact_at(&mut buf, from as u64).unwrap();
+        };
+        let page = |n: usize| n * 4096;
+        let map = FileMap::new(f.as_file(), data.len() as u64).unwrap();
+        // (Lent bytes are not looked at until the end: reading them maps their pages
+        // into this process, and mapped pages are not dropped from the cache.)
+        assert!(map.lend(100, 4000).is_some());
+        drop_all();
+        // Window 2 looked at for the first time: not cached, not lent.
+        assert!(map.lend(page(600) as u64, 4096).is_none());
+        // Window 0 is trusted in this period: its pages are lent although dropped
+        // (the risk the trust takes: the socket write would read them back). Only
+        // if this is still the first period (a stalled machine may have moved on).
+        let trusted = map.lend(page(5) as u64, 4096).is_some();
+        assert!(trusted || map.epoch() > 1, "trusted in its period");
+        // The next period: window 0 looked at again is no longer all cached, and
+        // from then on no window is trusted.
+        cache(page(200), 4096);
+        while map.epoch() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if trusted {
+            assert_eq!(map.distrust_until.load(Ordering::Relaxed), 0);
+        }
+        let lent = map
+            .lend(page(200) as u64, 4096)
+            .expect("page 200 is cached");
+        assert!(map.distrust_until.load(Ordering::Relaxed) > map.epoch());
+        // Window 1 all cached and marked so, but not trusted: each read asks.
+        cache(1 << 20, 1 << 20);
+        assert!(map.lend(page(300) as u64, 4096).is_some());
+        assert_eq!(map.windows[1].load(Ordering::Relaxed), map.epoch() << 1 | 1);
+        drop_all();
+        assert!(
+            map.lend(page(301) as u64, 4096).is_none(),
+            "asked, not trusted"
+        );
+        assert_eq!(&lent[..], &data[page(200)..page(201)]);
     }
 
     #[test]
