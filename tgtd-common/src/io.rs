@@ -1,7 +1,8 @@
 //! Handing a connection's storage requests to their stores, the same way in both
-//! adapters: a request its store can answer at once (a small cached read, a RAM store;
-//! [`scsi_sbc::BlockStore::execute_nowait`]) completes right here on the event-loop
-//! thread; a plain read, write or flush of an `aio` store goes on this thread's
+//! adapters: a request its store can answer at once (a cached read lent from the
+//! file's mapping, [`scsi_sbc::BlockStore::read_lent`]; a small cached read, a RAM
+//! store, [`scsi_sbc::BlockStore::execute_nowait`]) completes right here on the
+//! event-loop thread; a plain read, write or flush of an `aio` store goes on this thread's
 //! io_uring ([`crate::ring`]); anything else goes to the worker pool. Ring and pool
 //! completions come back through the adapter's own route (a mio queue and waker, a
 //! tokio channel).
