@@ -66,8 +66,9 @@ pub struct FileStore {
     /// Ring writes in flight (they do not take `rmw`; see `compound`).
     ring_writes: AtomicUsize,
     /// The whole file mapped, for reads lent from the page cache
-    /// ([`BlockStore::read_lent`], up to [`LEND_MAX`]): made at the first such read (`Some(None)`: the
-    /// kernel refused, not asked again), made again after the size changed.
+    /// ([`BlockStore::read_lent`], up to [`LEND_MAX`]): made at the first such read
+    /// (`Some(None)`: the kernel refused, not asked again), made again after the size
+    /// changed.
     lent: RwLock<Option<Option<std::sync::Arc<crate::mapped::FileMap>>>>,
     /// `mincore` tells whether this file's pages are in the page cache: since Linux
     /// 5.0 only to a process that owns the file, may write it or is privileged;

@@ -97,7 +97,10 @@ pub fn take(len: usize) -> Vec<u8> {
 /// drops.
 pub fn freeze(buf: Vec<u8>) -> Bytes {
     if buf.capacity() >= MIN_LEN && buf.capacity() <= MAX_KEPT_LEN {
-        Bytes::from_owner(Recycled(buf))
+        Bytes::from_owner(GoesHome {
+            buf,
+            home: |buf| drop(pool().give(buf)),
+        })
     } else {
         Bytes::from(buf)
     }
@@ -139,36 +142,22 @@ pub mod small {
     /// `buf` (from [`take`], filled) as `Bytes`; back to this thread's list (the
     /// one where the last reference drops) when done.
     pub fn freeze(buf: Vec<u8>) -> Bytes {
-        Bytes::from_owner(Kept(buf))
+        Bytes::from_owner(super::GoesHome { buf, home: give })
     }
 
-    /// Give `buf` back without using it.
+    /// Give `buf` back without using it (kept if this thread's list has room and it
+    /// is a [`SMALL_LEN`] buffer, else freed).
     pub fn give(buf: Vec<u8>) {
-        drop(Kept(buf));
-    }
-
-    struct Kept(Vec<u8>);
-
-    impl AsRef<[u8]> for Kept {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
+        if buf.len() != SMALL_LEN {
+            return;
         }
-    }
-
-    impl Drop for Kept {
-        fn drop(&mut self) {
-            let buf = std::mem::take(&mut self.0);
-            if buf.len() != SMALL_LEN {
-                return;
+        // A thread whose locals are gone (exiting) frees it instead.
+        let _ = FREE.try_with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < KEEP {
+                f.push(buf);
             }
-            // A thread whose locals are gone (exiting) frees it instead.
-            let _ = FREE.try_with(|f| {
-                let mut f = f.borrow_mut();
-                if f.len() < KEEP {
-                    f.push(buf);
-                }
-            });
-        }
+        });
     }
 
     #[cfg(test)]
@@ -215,21 +204,23 @@ pub fn release() {
     drop(bufs);
 }
 
-/// A buffer that goes back to the pool when dropped.
-struct Recycled(Vec<u8>);
+/// The owner of a buffer lent out as `Bytes`: when the last reference drops, the
+/// buffer goes to `home` (the shared pool, which frees one over its budget outside
+/// its lock; or a thread's list of 4 KiB buffers, [`small`]).
+struct GoesHome {
+    buf: Vec<u8>,
+    home: fn(Vec<u8>),
+}
 
-impl AsRef<[u8]> for Recycled {
+impl AsRef<[u8]> for GoesHome {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.buf
     }
 }
 
-impl Drop for Recycled {
+impl Drop for GoesHome {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        // Over the budget it is freed here, outside the lock.
-        let rejected = pool().give(buf);
-        drop(rejected);
+        (self.home)(std::mem::take(&mut self.buf));
     }
 }
 
