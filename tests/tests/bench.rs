@@ -478,6 +478,63 @@ fn busy_poll_serves_and_goes_idle(f: Flavour) {
     assert!(r.stderr.contains("--busy-poll"), "{r:?}");
 }
 
+/// A loop whose requests wait on a slow store does not spin between their
+/// completions (`tgtd_common::busy_poll::SLOW_IO`). Here every operation takes
+/// 20 ms on one of the test daemon's 4 workers and the spin window is 20 ms, so a
+/// completion arrives well inside the window of the one before: a loop that spun
+/// after each would never sleep (without the rule: 197-202 ticks in 2 s, a whole
+/// CPU). Resting in `epoll_wait` until the next completion, the daemon used 7-8
+/// ticks for its ~400 operations, and the run still verifies.
+fn busy_poll_rests_while_the_store_is_slow(f: Flavour) {
+    let d = Daemon::start(f, &["--busy-poll", "20000"]);
+    d.new_target(1, IQN);
+    let file = d.sparse_file("slow.img", SIZE);
+    let r = d.lu_new(
+        1,
+        1,
+        file.to_str().unwrap(),
+        &[
+            "--bstype",
+            "fault",
+            "--bsopts",
+            "inner=rdwr;rules=any:delay=20ms",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    d.tgtadm_ok(&[
+        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
+    ]);
+    let before = cpu_ticks(d.pid());
+    let r = bench(
+        &d,
+        &[
+            "--qd",
+            "8",
+            "--bs",
+            "4k",
+            "--rw",
+            "mix",
+            "--lba-range",
+            "0:2048",
+            "--duration",
+            "2",
+            "--verify",
+            "--json",
+        ],
+    );
+    let used = cpu_ticks(d.pid()) - before;
+    let v = json(&r);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(v["errors_total"], 0, "{v}");
+    let ops = v["ops"].as_u64().unwrap();
+    // 4 workers, 20 ms each: 200 operations a second.
+    assert!(ops > 200, "the slow LU served only {ops} operations: {v}");
+    assert!(
+        used < 60,
+        "{used} CPU ticks (100 Hz) in a 2 s run of {ops} operations on a 20 ms store"
+    );
+}
+
 /// iscsi-bench's own `--busy-poll`: a verify run with it passes on 4 KiB and 128 KiB
 /// commands and its loop never waited for events while the run lasted (every turn
 /// polled with a zero timeout); without it, the same run waits (at depth 1 every
@@ -572,6 +629,7 @@ fn mapped_reads_verify_and_survive_truncation(f: Flavour) {
 
 both_flavours!(
     busy_poll_serves_and_goes_idle,
+    busy_poll_rests_while_the_store_is_slow,
     bench_busy_poll_never_waits,
     mapped_reads_verify_and_survive_truncation,
     chap_one_way_and_mutual,

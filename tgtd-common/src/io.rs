@@ -32,8 +32,11 @@ pub fn dispatch<F>(
 {
     let untouched = conn.reads_go_out_untouched();
     let layout = conn.data_in_layout();
+    // Made only for operations that leave this thread; each counts as in flight
+    // (`busy_poll::OffThread`, whether the loop may spin) until its callback runs.
     let mut done = |tag: IoTag, op: &BlockOp| -> Completion {
         let deliver = route(tag);
+        let off_thread = crate::busy_poll::OffThread::start();
         match (op, layout) {
             (BlockOp::Read { .. }, Some(l)) => Box::new(move |result| {
                 let crcs = result
@@ -41,9 +44,13 @@ pub fn dispatch<F>(
                     .ok()
                     .filter(|d| !d.is_empty())
                     .map(|d| l.crcs(d));
+                drop(off_thread);
                 deliver(IoCompletion { tag, result, crcs })
             }),
-            _ => Box::new(move |result| deliver(IoCompletion::new(tag, result))),
+            _ => Box::new(move |result| {
+                drop(off_thread);
+                deliver(IoCompletion::new(tag, result))
+            }),
         }
     };
     while let Some(req) = conn.poll_io() {
