@@ -312,6 +312,27 @@ impl Daemon {
         ]);
     }
 
+    /// Create tid `tid` named `iqn` with LUN 1 a fault store (`--bstype fault`, rules
+    /// `rules`, see `backends::fault`) over a sparse file of `size` bytes, bound to
+    /// ALL; returns the file's path.
+    pub fn setup_fault_target(&self, tid: u32, iqn: &str, size: u64, rules: &str) -> PathBuf {
+        let file = self.sparse_file(&format!("fault-{tid}.img"), size);
+        self.new_target(tid, iqn);
+        let bsopts = format!("inner=rdwr;rules={rules}");
+        let r = self.lu_new(
+            tid,
+            1,
+            file.to_str().expect("utf-8 path"),
+            &["--bstype", "fault", "--bsopts", &bsopts],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        let tid_s = tid.to_string();
+        self.tgtadm_ok(&[
+            "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", &tid_s, "-I", "ALL",
+        ]);
+        file
+    }
+
     /// Create tid `tid` named `iqn` with LUN 1 on a sparse file of `size` bytes, bound
     /// to ALL; returns the file's path.
     pub fn setup_file_target(&self, tid: u32, iqn: &str, size: u64) -> PathBuf {

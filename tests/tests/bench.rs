@@ -487,23 +487,7 @@ fn busy_poll_serves_and_goes_idle(f: Flavour) {
 /// ticks for its ~400 operations, and the run still verifies.
 fn busy_poll_rests_while_the_store_is_slow(f: Flavour) {
     let d = Daemon::start(f, &["--busy-poll", "20000"]);
-    d.new_target(1, IQN);
-    let file = d.sparse_file("slow.img", SIZE);
-    let r = d.lu_new(
-        1,
-        1,
-        file.to_str().unwrap(),
-        &[
-            "--bstype",
-            "fault",
-            "--bsopts",
-            "inner=rdwr;rules=any:delay=20ms",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    d.tgtadm_ok(&[
-        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ]);
+    d.setup_fault_target(1, IQN, SIZE, "any:delay=20ms");
     let before = cpu_ticks(d.pid());
     let r = bench(
         &d,

@@ -165,21 +165,8 @@ fn fault_range_errors_only_there(f: Flavour) {
     let t0 = Instant::now();
     let secs = load_secs();
     let d = Daemon::start(f, &[]);
-    d.new_target(1, IQN);
-    let file = d.sparse_file("fault.img", LU_SIZE);
-    let rules = format!(
-        "inner=rdwr;rules=read:eio@{FAULT_FIRST}-{FAULT_LAST}+write:eio@{FAULT_FIRST}-{FAULT_LAST}"
-    );
-    let r = d.lu_new(
-        1,
-        1,
-        file.to_str().unwrap(),
-        &["--bstype", "fault", "--bsopts", &rules],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    d.tgtadm_ok(&[
-        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ]);
+    let rules = format!("read:eio@{FAULT_FIRST}-{FAULT_LAST}+write:eio@{FAULT_FIRST}-{FAULT_LAST}");
+    d.setup_fault_target(1, IQN, LU_SIZE, &rules);
     let mut args = load_args(secs, 70);
     args.extend([
         "--expect-errors".to_string(),

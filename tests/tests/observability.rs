@@ -561,23 +561,7 @@ fn metrics_show_store_trouble(f: Flavour) {
     use iscsi_proto::pdu::Pdu;
     let d = Daemon::start(f, &["-c", "none", "--metrics", "127.0.0.1:0"]);
     let addr = metrics_addr(&d);
-    d.new_target(1, IQN);
-    let img = d.sparse_file("fault.img", 4 << 20);
-    let r = d.lu_new(
-        1,
-        1,
-        img.to_str().unwrap(),
-        &[
-            "--bstype",
-            "fault",
-            "--bsopts",
-            "inner=rdwr;rules=read:eio@100-107",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    d.tgtadm_ok(&[
-        "--lld", "iscsi", "--mode", "target", "--op", "bind", "--tid", "1", "-I", "ALL",
-    ]);
+    d.setup_fault_target(1, IQN, 4 << 20, "read:eio@100-107");
     let mut c = Client::connect(d.portal).expect("connect");
     assert_eq!(c.login(Some(IQN)).expect("login"), (0, 0));
     let r = c.scsi(1, &read10(100, 8), &[], 4096).expect("read");
