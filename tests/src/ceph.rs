@@ -199,6 +199,45 @@ impl Ceph {
     pub fn osd_pid(&self) -> i32 {
         read_pid(&self.dir.join("osd.pid"))
     }
+
+    /// Stop the OSD (SIGSTOP) and return once every one of its threads is stopped:
+    /// `kill` returns when the signal is sent, and a thread busy on the other CPU of
+    /// a loaded machine can still answer a request that arrives in the meantime (a
+    /// read sent right after `kill` was once served).
+    pub fn freeze_osd(&self) {
+        let osd = self.osd_pid();
+        // SAFETY: signalling the OSD this binary's cluster started.
+        assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(osd) {
+            assert!(
+                std::time::Instant::now() < until,
+                "OSD {osd} not stopped after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Let a frozen OSD go on (SIGCONT).
+    pub fn thaw_osd(&self) {
+        // SAFETY: signalling the OSD this binary's cluster started.
+        assert_eq!(unsafe { libc::kill(self.osd_pid(), libc::SIGCONT) }, 0);
+    }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in its stat line).
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which ends at the last ')'.
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                .is_some_and(|state| state == "T")
+        })
+    })
 }
 
 fn read_pid(path: &Path) -> i32 {

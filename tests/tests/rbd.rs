@@ -231,17 +231,14 @@ fn an_unanswered_operation_times_out() {
         })
     };
     assert_eq!(write(1), Ok(Bytes::new()));
-    let osd = ceph.osd_pid();
-    // SAFETY: signalling the OSD this binary's cluster started.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    ceph.freeze_osd();
     let t0 = Instant::now();
     let r = store.execute(&BlockOp::Read {
         offset: 0,
         len: 4096,
     });
     let took = t0.elapsed();
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    ceph.thaw_osd();
     assert_eq!(r.map(|b| b.len()), Err(IoErrorKind::TimedOut));
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
@@ -489,13 +486,11 @@ fn timeout_is_a_retryable_sense(f: Flavour) {
     assert_eq!(w.status, 0, "{w:?}");
 
     let _alone = ceph.exclusive();
-    let osd = ceph.osd_pid();
     let mut other = Client::connect(d.portal).expect("connect");
     other.isid.0[5] = 9;
     assert_eq!(other.login(Some(IQN)).expect("login"), (0, 0));
     other.clear_unit_attentions().expect("clear");
-    // SAFETY: signalling the OSD this binary's cluster started.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    ceph.freeze_osd();
     let t0 = Instant::now();
     let reader = std::thread::spawn(move || {
         let r = c.scsi(1, &read10(0, 1), &[], 512).expect("read");
@@ -508,8 +503,7 @@ fn timeout_is_a_retryable_sense(f: Flavour) {
     assert_eq!(r.status, 0);
     assert!(t1.elapsed() < Duration::from_secs(1), "{:?}", t1.elapsed());
     let (r, took, mut c) = reader.join().expect("reader");
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    ceph.thaw_osd();
     assert_eq!(r.status, 2, "{r:?}");
     assert_eq!(r.sense_key_asc(), Some((0xb, 0x3e, 0x02)), "{r:?}");
     assert!(

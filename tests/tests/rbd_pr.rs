@@ -352,14 +352,11 @@ fn an_osd_outage_ends_a_pr_out_with_a_retryable_sense(f: Flavour) {
     assert_eq!(pr_out(&mut c, 0, 0, 0, 0xa1, false).status, 0);
 
     let _alone = ceph.exclusive();
-    let osd = ceph.osd_pid();
-    // SAFETY: signalling the OSD this binary's cluster started.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGSTOP) }, 0);
+    ceph.freeze_osd();
     let t0 = std::time::Instant::now();
     let r = pr_out(&mut c, 0, 0, 0xa1, 0xa2, false);
     let took = t0.elapsed();
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(osd, libc::SIGCONT) }, 0);
+    ceph.thaw_osd();
     assert_eq!(
         (r.status, r.sense_key_asc()),
         (CHECK, Some((0xb, 0x3e, 0x02))),
