@@ -231,12 +231,8 @@ fn all_threads_stopped(pid: i32) -> bool {
         return false;
     };
     tasks.flatten().all(|t| {
-        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
-            // The state follows the command name, which ends at the last ')'.
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())
-                .is_some_and(|state| state == "T")
-        })
+        crate::proc_stat_fields(&t.path().join("stat").to_string_lossy())
+            .is_some_and(|f| f.first().is_some_and(|state| state == "T"))
     })
 }
 

@@ -56,6 +56,15 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The fields of a `/proc/.../stat` line after the command name (which ends at the
+/// last ')', and may hold spaces): index 0 is the state (field 3 of the line), 11
+/// and 12 utime and stime (fields 14 and 15). `None` if the file cannot be read.
+pub fn proc_stat_fields(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// A binary of the workspace; panics with the fix when it has not been built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);

@@ -3,7 +3,9 @@
 //! and unreachable portals exit 2 with one line.
 #![allow(clippy::disallowed_methods)]
 
-use integration_tests::{bin, both_flavours, run_with_timeout, Daemon, Flavour, Run};
+use integration_tests::{
+    bin, both_flavours, proc_stat_fields, run_with_timeout, Daemon, Flavour, Run,
+};
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 use std::time::Duration;
@@ -441,11 +443,7 @@ fn chap_one_way_and_mutual(f: Flavour) {
 
 /// CPU time (user + system, clock ticks) the process has used so far.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("daemon's stat");
-    // The fields after the command name, which ends at the last ')'.
-    let rest = &stat[stat.rfind(')').expect("stat has a comm field") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let f = proc_stat_fields(&format!("/proc/{pid}/stat")).expect("daemon's stat");
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
